@@ -1,0 +1,172 @@
+//! Write Weir gateway filters in Rust.
+//!
+//! A filter is a type that implements [`Filter`] and is exported with [`export_filter!`]:
+//!
+//! ```ignore
+//! use weir_plugin_sdk::{export_filter, Filter, Phase, Request, RequestDecision, Response};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Config { header: String }
+//!
+//! struct RequireHeader { header: String }
+//!
+//! impl Filter for RequireHeader {
+//!     type Config = Config;
+//!     const NAME: &'static str = "require-header";
+//!     const VERSION: &'static str = "1.0.0";
+//!     const PHASES: &'static [Phase] = &[Phase::RequestHeaders];
+//!
+//!     fn new(config: Config) -> Result<Self, String> {
+//!         Ok(Self { header: config.header.to_ascii_lowercase() })
+//!     }
+//!
+//!     fn on_request(&self, request: &Request) -> RequestDecision {
+//!         match request.header(&self.header) {
+//!             Some(_) => RequestDecision::proceed(),
+//!             None => RequestDecision::Respond(Response::json(400, r#"{"error":"missing_header"}"#)),
+//!         }
+//!     }
+//! }
+//!
+//! export_filter!(RequireHeader);
+//! ```
+//!
+//! Build it with `cargo build --release --target wasm32-wasip2`; the output is a component
+//! that the gateway loads from its plugins directory.
+
+mod request;
+mod response;
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "filter-plugin",
+        path: "../wit",
+        pub_export_macro: true,
+        default_bindings_module: "weir_plugin_sdk::bindings",
+        export_macro_name: "export_guest",
+    });
+}
+
+pub use bindings::weir::gateway::types::{FilterInfo, Header, HostError, Phase, Variable};
+pub use request::{Request, RequestChanges, RequestDecision};
+pub use response::{Response, ResponseChanges, ResponseDecision, ResponseView};
+
+/// The host interfaces a filter may call. Each must be granted to the plugin in the
+/// gateway config; an ungranted call returns [`HostError::AccessDenied`] (or traps, for
+/// `log` and `clock`, which have no error result).
+pub mod host {
+    pub use crate::bindings::weir::gateway::{clock, http, kv, limits, log, secrets};
+}
+
+/// A gateway filter. One value is created per Wasm instance by [`Filter::new`] from the
+/// filter's config, and then serves many requests, one at a time.
+pub trait Filter: Sized + 'static {
+    /// The filter's config, deserialised from the JSON in the gateway config.
+    type Config: serde::de::DeserializeOwned;
+    /// Short, stable name shown in logs, metrics and the admin API.
+    const NAME: &'static str;
+    /// The filter's version.
+    const VERSION: &'static str;
+    /// The phases the gateway should call this filter in.
+    const PHASES: &'static [Phase];
+
+    /// The phases for this configured filter; by default [`Filter::PHASES`]. Override it to
+    /// skip phases the config leaves unused: each skipped phase is a call saved per request.
+    fn phases(&self) -> Vec<Phase> {
+        Self::PHASES.to_vec()
+    }
+
+    /// Builds the filter from its config. An error refuses the plugin with that message.
+    fn new(config: Self::Config) -> Result<Self, String>;
+
+    /// Called for each request when [`Phase::RequestHeaders`] or [`Phase::RequestBody`] is
+    /// declared. The default lets the request through unchanged.
+    fn on_request(&self, _request: &Request) -> RequestDecision {
+        RequestDecision::proceed()
+    }
+
+    /// Called for each response when [`Phase::ResponseHeaders`] or [`Phase::ResponseBody`]
+    /// is declared. The default lets the response through unchanged.
+    fn on_response(&self, _request: &Request, _response: &ResponseView) -> ResponseDecision {
+        ResponseDecision::proceed()
+    }
+}
+
+/// Parses a filter's JSON config; `{}` stands for no config.
+#[doc(hidden)]
+pub fn parse_config<C: serde::de::DeserializeOwned>(json: &str) -> Result<C, String> {
+    let json = if json.trim().is_empty() { "{}" } else { json };
+    serde_json::from_str(json).map_err(|e| format!("invalid config: {e}"))
+}
+
+/// The metadata export, shared by every filter type: the configured filter's phases once
+/// `configure` has run, the declared ones before.
+#[doc(hidden)]
+pub fn filter_info<F: Filter>(configured: Option<&F>) -> FilterInfo {
+    FilterInfo {
+        name: F::NAME.to_string(),
+        version: F::VERSION.to_string(),
+        phases: configured.map_or_else(|| F::PHASES.to_vec(), F::phases),
+    }
+}
+
+/// Exports a [`Filter`] implementation as the component's `filter` interface.
+#[macro_export]
+macro_rules! export_filter {
+    ($filter:ty) => {
+        const _: () = {
+            use $crate::bindings::exports::weir::gateway::filter::Guest;
+            use $crate::bindings::weir::gateway::types as wit;
+
+            ::std::thread_local! {
+                static FILTER: ::std::cell::RefCell<::std::option::Option<$filter>> =
+                    const { ::std::cell::RefCell::new(None) };
+            }
+
+            struct Export;
+
+            impl Guest for Export {
+                fn metadata() -> wit::FilterInfo {
+                    FILTER.with(|slot| $crate::filter_info::<$filter>(slot.borrow().as_ref()))
+                }
+
+                fn configure(config: String) -> Result<(), String> {
+                    let config = $crate::parse_config(&config)?;
+                    let filter = <$filter as $crate::Filter>::new(config)?;
+                    FILTER.with(|slot| *slot.borrow_mut() = Some(filter));
+                    Ok(())
+                }
+
+                fn on_request(request: wit::Request) -> wit::RequestAction {
+                    let request = $crate::Request::from(request);
+                    FILTER.with(|slot| match slot.borrow().as_ref() {
+                        Some(filter) => $crate::Filter::on_request(filter, &request).into(),
+                        None => $crate::RequestDecision::not_configured().into(),
+                    })
+                }
+
+                fn on_response(
+                    request: wit::RequestSummary,
+                    response: wit::Response,
+                ) -> wit::ResponseAction {
+                    let request = $crate::Request::from(request);
+                    let response = $crate::ResponseView::from(response);
+                    FILTER.with(|slot| match slot.borrow().as_ref() {
+                        Some(filter) => {
+                            $crate::Filter::on_response(filter, &request, &response).into()
+                        }
+                        None => $crate::ResponseDecision::proceed().into(),
+                    })
+                }
+            }
+
+            $crate::bindings::export_guest!(Export with_types_in $crate::bindings);
+        };
+    };
+}
+
+/// Finds a header by (case-insensitive) name in a header list.
+pub(crate) fn find_header<'a>(headers: &'a [Header], name: &str) -> Option<&'a Header> {
+    headers.iter().find(|h| h.name.eq_ignore_ascii_case(name))
+}

@@ -1,0 +1,170 @@
+//! The response side: responses a filter produces, the upstream's response as a filter
+//! sees it, and the changes a filter returns.
+
+use crate::bindings::weir::gateway::types as wit;
+use crate::request::header;
+use crate::{Header, find_header};
+
+/// A response a filter answers with.
+#[derive(Debug, Clone)]
+pub struct Response {
+    status: u16,
+    headers: Vec<Header>,
+    body: Option<Vec<u8>>,
+}
+
+impl Response {
+    /// An empty response with this status.
+    pub fn new(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// A JSON response with this status and body.
+    pub fn json(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        Self::new(status)
+            .header("content-type", "application/json")
+            .body(body)
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push(header(name, value));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+}
+
+impl From<Response> for wit::Response {
+    fn from(r: Response) -> Self {
+        wit::Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+/// The response as a filter sees it in `on_response`.
+#[derive(Debug, Clone)]
+pub struct ResponseView {
+    inner: wit::Response,
+}
+
+impl ResponseView {
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.inner.status
+    }
+
+    /// The first value of a header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.inner.headers, name).and_then(|h| std::str::from_utf8(&h.value).ok())
+    }
+
+    /// All headers, in order.
+    pub fn headers(&self) -> &[Header] {
+        &self.inner.headers
+    }
+
+    /// The body, when the filter declared [`crate::Phase::ResponseBody`].
+    pub fn body(&self) -> Option<&[u8]> {
+        self.inner.body.as_deref()
+    }
+}
+
+impl From<wit::Response> for ResponseView {
+    fn from(inner: wit::Response) -> Self {
+        Self { inner }
+    }
+}
+
+/// Changes to the response, built with chained calls.
+#[derive(Debug, Clone)]
+pub struct ResponseChanges {
+    inner: wit::ResponseMutations,
+}
+
+impl Default for ResponseChanges {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ResponseChanges {
+    /// No changes.
+    pub fn new() -> Self {
+        Self {
+            inner: wit::ResponseMutations {
+                status: None,
+                remove_headers: Vec::new(),
+                set_headers: Vec::new(),
+                append_headers: Vec::new(),
+                body: None,
+            },
+        }
+    }
+
+    /// Changes the status code.
+    pub fn set_status(mut self, status: u16) -> Self {
+        self.inner.status = Some(status);
+        self
+    }
+
+    /// Sets a header, replacing existing values.
+    pub fn set_header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
+        self.inner.set_headers.push(header(name, value));
+        self
+    }
+
+    /// Adds a header value next to existing ones.
+    pub fn append_header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
+        self.inner.append_headers.push(header(name, value));
+        self
+    }
+
+    /// Removes a header.
+    pub fn remove_header(mut self, name: &str) -> Self {
+        self.inner.remove_headers.push(name.to_ascii_lowercase());
+        self
+    }
+
+    /// Replaces the body.
+    pub fn set_body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.inner.body = Some(body.into());
+        self
+    }
+}
+
+/// What a filter decides about a response.
+#[derive(Debug, Clone)]
+pub enum ResponseDecision {
+    /// Send it on with these changes.
+    Continue(ResponseChanges),
+    /// Send this response instead.
+    Replace(Response),
+}
+
+impl ResponseDecision {
+    /// Send it on unchanged.
+    pub fn proceed() -> Self {
+        Self::Continue(ResponseChanges::new())
+    }
+}
+
+impl From<ResponseDecision> for wit::ResponseAction {
+    fn from(decision: ResponseDecision) -> Self {
+        match decision {
+            ResponseDecision::Continue(changes) => wit::ResponseAction::Continue(changes.inner),
+            ResponseDecision::Replace(response) => wit::ResponseAction::Replace(response.into()),
+        }
+    }
+}
