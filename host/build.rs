@@ -1,0 +1,79 @@
+//! Builds the bundled plugins under `plugins/` as `wasm32-wasip2` components and places them
+//! in `target/plugins/`, the plugins directory of the example config, so that `cargo run`
+//! needs no manual step. Set `WEIR_SKIP_PLUGIN_BUILD=1` to skip (e.g. when packaging).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=WEIR_SKIP_PLUGIN_BUILD");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    for dir in ["plugins", "plugin-sdk", "wit"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+    if std::env::var_os("WEIR_SKIP_PLUGIN_BUILD").is_some() {
+        return;
+    }
+    let bundled = bundled_plugins(&root.join("plugins"));
+    let target_dir = root.join("target");
+    let built = build_guests(&root, &target_dir, &bundled);
+    let plugins_dir = target_dir.join("plugins");
+    std::fs::create_dir_all(&plugins_dir).expect("create target/plugins");
+    for name in &bundled {
+        let file = format!("{}.wasm", name.replace('-', "_"));
+        let from = built.join(&file);
+        // Copy then rename, so a running gateway watching the directory never sees half a file.
+        let to = plugins_dir.join(format!("{name}.wasm"));
+        let tmp = plugins_dir.join(format!(".{name}.wasm.tmp"));
+        std::fs::copy(&from, &tmp).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+        std::fs::rename(&tmp, &to).unwrap_or_else(|e| panic!("rename to {}: {e}", to.display()));
+    }
+}
+
+/// The crates directly under `plugins/` (each a bundled filter).
+fn bundled_plugins(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read plugins/")
+        .flatten()
+        .filter(|e| e.path().join("Cargo.toml").exists())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Runs `cargo build --release --target wasm32-wasip2` on the guest workspace for these
+/// packages; returns the directory holding the `.wasm` files.
+pub fn build_guests(root: &Path, target_dir: &Path, packages: &[String]) -> PathBuf {
+    let guest_target = target_dir.join("guest");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root.join("plugins"))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&guest_target);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    // The outer build's flags and wrappers are for the host, not for the guests.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_MAKEFLAGS"
+            || key.starts_with("RUSTC")
+            || key == "RUSTFLAGS"
+        {
+            cmd.env_remove(&key);
+        }
+    }
+    let status = cmd.status().expect("run cargo for the guest plugins");
+    assert!(
+        status.success(),
+        "building the plugins for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)"
+    );
+    guest_target.join("wasm32-wasip2").join("release")
+}

@@ -1,0 +1,528 @@
+//! The gateway config: one TOML file. Every limit, timeout and size has a documented
+//! default here (see `docs/configuration.md`); none is buried in the request path.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listeners, admin address, plugins directory.
+    pub server: ServerConfig,
+    /// Defaults and limits of the plugin runtime.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    /// Named upstreams.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Routes, matched in order; the first match wins.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// Named secrets that plugins may be granted.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretConfig>,
+    /// The directory the config file lives in; relative paths resolve against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// Listeners and process-wide settings. Changing `listen` or `admin` needs a restart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Addresses to serve HTTP/1.1 and HTTP/2 (h2c) on.
+    pub listen: Vec<SocketAddr>,
+    /// The admin listener's address (default `127.0.0.1:9901`).
+    #[serde(default = "defaults::admin")]
+    pub admin: SocketAddr,
+    /// The directory of `.wasm` filter plugins, watched for changes.
+    pub plugins_dir: PathBuf,
+    /// Where compiled plugins are cached (default `<plugins_dir>/.cache`).
+    pub cache_dir: Option<PathBuf>,
+    /// Also serve the built-in echo upstream at this address (for demos and benchmarks).
+    pub demo_upstream: Option<SocketAddr>,
+    /// How long in-flight requests may take to finish after SIGTERM (default 30 s).
+    #[serde(default = "defaults::shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
+    /// Keep a client's `x-request-id` when it sends one (default true).
+    #[serde(default = "defaults::yes")]
+    pub trust_request_id: bool,
+    /// Watch the config file and the plugins directory and reload on change (default true).
+    #[serde(default = "defaults::yes")]
+    pub watch: bool,
+}
+
+/// Defaults for filters and limits of the Wasm runtime.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Default wall-clock budget of one filter call, host calls included (default 20 ms).
+    #[serde(default = "defaults::deadline_ms")]
+    pub deadline_ms: u64,
+    /// Default linear-memory cap of one filter instance (default 32 MiB).
+    #[serde(default = "defaults::memory_mib")]
+    pub memory_mib: u64,
+    /// Default largest body buffered for a filter that asked for it (default 1 MiB).
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Warm instances kept per configured filter (default 64).
+    #[serde(default = "defaults::pool_max_idle")]
+    pub pool_max_idle: usize,
+    /// Instance slots of the pooling allocator, shared by all filters (default 1000).
+    #[serde(default = "defaults::max_instances")]
+    pub max_instances: u32,
+    /// The largest memory cap any filter may ask for (default 512 MiB).
+    #[serde(default = "defaults::max_memory_mib")]
+    pub max_memory_mib: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            deadline_ms: defaults::deadline_ms(),
+            memory_mib: defaults::memory_mib(),
+            max_body_bytes: defaults::max_body_bytes(),
+            pool_max_idle: defaults::pool_max_idle(),
+            max_instances: defaults::max_instances(),
+            max_memory_mib: defaults::max_memory_mib(),
+        }
+    }
+}
+
+/// A named upstream: targets and how to pick one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// The targets, `ip:port` or `host:port` (resolved when the config loads).
+    pub targets: Vec<TargetConfig>,
+    /// The load-balancing policy (default round robin).
+    #[serde(default)]
+    pub policy: LbPolicy,
+    /// For `consistent_hash`: what to hash (default the client IP).
+    #[serde(default)]
+    pub hash_on: HashOn,
+    /// HTTP/1.1 or HTTP/2 with prior knowledge (h2c) to the targets (default http1).
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+    /// Connect timeout (default 1 s).
+    #[serde(default = "defaults::connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Time to the response headers (default 30 s); a route may override it.
+    #[serde(default = "defaults::request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Idle keep-alive connections kept per target (default 256).
+    #[serde(default = "defaults::pool_idle_per_target")]
+    pub pool_idle_per_target: usize,
+    /// How long an idle connection is kept (default 90 s).
+    #[serde(default = "defaults::pool_idle_timeout_ms")]
+    pub pool_idle_timeout_ms: u64,
+    /// Active health checks; none when absent.
+    pub health_check: Option<HealthCheckConfig>,
+    /// Passive ejection of targets that fail in a row.
+    #[serde(default)]
+    pub passive: PassiveConfig,
+}
+
+/// One target of an upstream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum TargetConfig {
+    /// Just an address, weight 1.
+    Address(String),
+    /// An address with a weight.
+    Weighted {
+        /// `host:port`.
+        address: String,
+        /// Relative weight (default 1).
+        #[serde(default = "defaults::weight")]
+        weight: u32,
+    },
+}
+
+impl TargetConfig {
+    /// The address as written.
+    pub fn address(&self) -> &str {
+        match self {
+            Self::Address(a) | Self::Weighted { address: a, .. } => a,
+        }
+    }
+
+    /// The weight.
+    pub fn weight(&self) -> u32 {
+        match self {
+            Self::Address(_) => 1,
+            Self::Weighted { weight, .. } => *weight,
+        }
+    }
+}
+
+/// Load-balancing policies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LbPolicy {
+    /// Each target in turn.
+    #[default]
+    RoundRobin,
+    /// Each target in turn, as often as its weight says (smooth, nginx-style).
+    WeightedRoundRobin,
+    /// The target with the fewest requests in flight.
+    LeastConnections,
+    /// A random target, weighted.
+    Random,
+    /// The same key always goes to the same target while it is healthy.
+    ConsistentHash,
+}
+
+/// What `consistent_hash` hashes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HashOn {
+    /// The client's IP address.
+    #[default]
+    ClientIp,
+    /// The value of a request header (the client IP when absent).
+    Header(String),
+    /// The value of a cookie (the client IP when absent).
+    Cookie(String),
+}
+
+/// Protocol spoken to the upstream's targets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 with keep-alive.
+    #[default]
+    Http1,
+    /// HTTP/2 over cleartext with prior knowledge.
+    H2c,
+}
+
+/// Active health checks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    /// The path to GET (default `/health`).
+    #[serde(default = "defaults::health_path")]
+    pub path: String,
+    /// Time between checks (default 2 s).
+    #[serde(default = "defaults::health_interval_ms")]
+    pub interval_ms: u64,
+    /// Timeout of one check (default 1 s).
+    #[serde(default = "defaults::connect_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Successes in a row that make an unhealthy target healthy (default 2).
+    #[serde(default = "defaults::healthy_threshold")]
+    pub healthy_threshold: u32,
+    /// Failures in a row that make a healthy target unhealthy (default 3).
+    #[serde(default = "defaults::unhealthy_threshold")]
+    pub unhealthy_threshold: u32,
+}
+
+/// Passive ejection: a target that fails this many requests in a row (connect errors,
+/// timeouts, 5xx when `on_5xx`) is taken out for `ejection_ms`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassiveConfig {
+    /// Failures in a row that eject a target (default 5; 0 turns ejection off).
+    #[serde(default = "defaults::consecutive_failures")]
+    pub consecutive_failures: u32,
+    /// How long an ejected target stays out (default 10 s).
+    #[serde(default = "defaults::ejection_ms")]
+    pub ejection_ms: u64,
+    /// Count 5xx answers as failures (default true).
+    #[serde(default = "defaults::yes")]
+    pub on_5xx: bool,
+}
+
+impl Default for PassiveConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: defaults::consecutive_failures(),
+            ejection_ms: defaults::ejection_ms(),
+            on_5xx: true,
+        }
+    }
+}
+
+/// A route: what it matches, where it goes, which filters run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// A unique name, used in logs, metrics and by filters.
+    pub name: String,
+    /// What requests the route takes.
+    #[serde(default, rename = "match")]
+    pub matches: MatchConfig,
+    /// The upstream that serves it.
+    pub upstream: String,
+    /// Overrides the upstream's request timeout.
+    pub timeout_ms: Option<u64>,
+    /// The filter chain, in order.
+    #[serde(default)]
+    pub filters: Vec<FilterConfig>,
+}
+
+/// Match conditions; all given conditions must hold.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    /// The host (without port); `*.example.com` matches any subdomain.
+    pub host: Option<String>,
+    /// A path prefix (`/api` matches `/api` and `/api/...`, not `/apix`).
+    pub path_prefix: Option<String>,
+    /// An exact path.
+    pub path: Option<String>,
+    /// Allowed methods.
+    pub methods: Option<Vec<String>>,
+    /// Headers that must be present with exactly these values.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// One filter in a route's chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// The plugin file in the plugins directory (`headers.wasm`).
+    pub plugin: String,
+    /// The filter's config, handed to `configure` as JSON.
+    #[serde(default)]
+    pub config: Option<toml::Value>,
+    /// Host interfaces granted: `log`, `clock`, `kv`, `limits`, `secrets:<name>`,
+    /// `http:<upstream>`.
+    #[serde(default)]
+    pub grants: Vec<String>,
+    /// What a failure of this filter does to the request (default fail closed).
+    #[serde(default)]
+    pub failure: FailurePolicy,
+    /// Overrides the runtime's default deadline.
+    pub deadline_ms: Option<u64>,
+    /// Overrides the runtime's default memory cap.
+    pub memory_mib: Option<u64>,
+    /// Overrides the runtime's default body buffer limit.
+    pub max_body_bytes: Option<usize>,
+}
+
+/// What happens to a request when its filter traps, runs out of time or memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailurePolicy {
+    /// Answer 500 (trap) or 503 (deadline) with the request id.
+    #[default]
+    FailClosed,
+    /// Go on as if the filter had said continue.
+    FailOpen,
+}
+
+/// Where a secret's value comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum SecretConfig {
+    /// Written in the config.
+    Value(String),
+    /// Read from this environment variable when the config loads.
+    Env(String),
+}
+
+impl Config {
+    /// Reads, parses and validates a config file. Errors name the file and the reason.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        Self::parse(&text, base_dir).with_context(|| format!("invalid config {}", path.display()))
+    }
+
+    /// A config with no listener, route or upstream (the state before the first load).
+    pub fn empty() -> Self {
+        Self {
+            server: ServerConfig {
+                listen: Vec::new(),
+                admin: defaults::admin(),
+                plugins_dir: PathBuf::new(),
+                cache_dir: None,
+                demo_upstream: None,
+                shutdown_grace_ms: defaults::shutdown_grace_ms(),
+                trust_request_id: true,
+                watch: false,
+            },
+            runtime: RuntimeConfig::default(),
+            upstreams: BTreeMap::new(),
+            routes: Vec::new(),
+            secrets: BTreeMap::new(),
+            base_dir: PathBuf::new(),
+        }
+    }
+
+    /// Parses and validates config text; relative paths resolve against `base_dir`.
+    pub fn parse(text: &str, base_dir: PathBuf) -> anyhow::Result<Self> {
+        let mut config: Config = toml::from_str(text)?;
+        config.base_dir = base_dir;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The plugins directory, resolved.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.base_dir.join(&self.server.plugins_dir)
+    }
+
+    /// The compiled-plugin cache directory, resolved.
+    pub fn cache_dir(&self) -> PathBuf {
+        match &self.server.cache_dir {
+            Some(dir) => self.base_dir.join(dir),
+            None => self.plugins_dir().join(".cache"),
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.server.listen.is_empty() {
+            bail!("server.listen needs at least one address");
+        }
+        for (name, upstream) in &self.upstreams {
+            if upstream.targets.is_empty() {
+                bail!("upstream {name:?} has no targets");
+            }
+            if upstream.targets.iter().all(|t| t.weight() == 0) {
+                bail!("upstream {name:?}: all target weights are 0");
+            }
+        }
+        let mut names = BTreeSet::new();
+        for route in &self.routes {
+            if !names.insert(route.name.as_str()) {
+                bail!("route name {:?} is used twice", route.name);
+            }
+            if !self.upstreams.contains_key(&route.upstream) {
+                bail!(
+                    "route {:?}: unknown upstream {:?}",
+                    route.name,
+                    route.upstream
+                );
+            }
+            if route.matches.path.is_some() && route.matches.path_prefix.is_some() {
+                bail!("route {:?}: give path or path_prefix, not both", route.name);
+            }
+            for path in [&route.matches.path, &route.matches.path_prefix]
+                .into_iter()
+                .flatten()
+            {
+                if !path.starts_with('/') {
+                    bail!("route {:?}: path {path:?} must start with /", route.name);
+                }
+            }
+            for filter in &route.filters {
+                self.validate_filter(&route.name, filter)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_filter(&self, route: &str, filter: &FilterConfig) -> anyhow::Result<()> {
+        let plugin = &filter.plugin;
+        if plugin.contains('/') || plugin.contains('\\') || !plugin.ends_with(".wasm") {
+            bail!("route {route:?}: plugin {plugin:?} must be a .wasm file name in plugins_dir");
+        }
+        if filter.memory_mib.unwrap_or(self.runtime.memory_mib) > self.runtime.max_memory_mib {
+            bail!(
+                "route {route:?}: plugin {plugin:?} asks for more memory than runtime.max_memory_mib"
+            );
+        }
+        for grant in &filter.grants {
+            match grant.split_once(':') {
+                None if ["log", "clock", "kv", "limits"].contains(&grant.as_str()) => {}
+                Some(("secrets", name)) if self.secrets.contains_key(name) => {}
+                Some(("http", name)) if self.upstreams.contains_key(name) => {}
+                Some(("secrets" | "http", name)) => {
+                    bail!(
+                        "route {route:?}: plugin {plugin:?}: grant {grant:?} names unknown {name:?}"
+                    )
+                }
+                _ => bail!(
+                    "route {route:?}: plugin {plugin:?}: unknown grant {grant:?} \
+                     (log, clock, kv, limits, secrets:<name>, http:<upstream>)"
+                ),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Converts milliseconds from the config.
+pub fn millis(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+mod defaults {
+    use std::net::SocketAddr;
+
+    pub fn admin() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9901))
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn shutdown_grace_ms() -> u64 {
+        30_000
+    }
+    pub fn deadline_ms() -> u64 {
+        20
+    }
+    pub fn memory_mib() -> u64 {
+        32
+    }
+    pub fn max_body_bytes() -> usize {
+        1 << 20
+    }
+    pub fn pool_max_idle() -> usize {
+        64
+    }
+    pub fn max_instances() -> u32 {
+        1000
+    }
+    pub fn max_memory_mib() -> u64 {
+        512
+    }
+    pub fn weight() -> u32 {
+        1
+    }
+    pub fn connect_timeout_ms() -> u64 {
+        1_000
+    }
+    pub fn request_timeout_ms() -> u64 {
+        30_000
+    }
+    pub fn pool_idle_per_target() -> usize {
+        256
+    }
+    pub fn pool_idle_timeout_ms() -> u64 {
+        90_000
+    }
+    pub fn health_path() -> String {
+        "/health".to_string()
+    }
+    pub fn health_interval_ms() -> u64 {
+        2_000
+    }
+    pub fn healthy_threshold() -> u32 {
+        2
+    }
+    pub fn unhealthy_threshold() -> u32 {
+        3
+    }
+    pub fn consecutive_failures() -> u32 {
+        5
+    }
+    pub fn ejection_ms() -> u64 {
+        10_000
+    }
+}

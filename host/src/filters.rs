@@ -1,0 +1,365 @@
+//! Running a route's filter chain: the request side in chain order, the response side in
+//! reverse. Requests are marshalled into the guest only for filters that asked for the
+//! phase, and bodies are buffered only for filters that asked for them.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, Either, Limited};
+use hyper::body::Incoming;
+
+use crate::config::FailurePolicy;
+use crate::error::{ErrorKind, GatewayError};
+use crate::metrics::Decision;
+use crate::plugin::FilterSlot;
+use crate::plugin::bindings::{
+    Header, Request as WitRequest, RequestAction, RequestMutations, RequestSummary,
+    Response as WitResponse, ResponseAction, ResponseMutations, Variable,
+};
+use crate::plugin::{FailureKind, FilterFailure};
+use crate::proxy::{ProxyBody, full_body};
+use crate::snapshot::Route;
+
+/// A request on its way through the chain.
+pub struct Exchange {
+    /// Method, URI, headers.
+    pub parts: http::request::Parts,
+    /// The body: still streaming from the client, or buffered.
+    pub body: ProxyBody,
+    /// Variables set by filters so far.
+    pub variables: Vec<Variable>,
+    /// An upstream chosen by a filter.
+    pub upstream: Option<String>,
+    /// The client's address, `ip:port`.
+    pub client: String,
+    /// The request id.
+    pub request_id: String,
+    /// The authority the client addressed.
+    pub authority: Option<String>,
+}
+
+/// What the request side of the chain decided.
+pub enum RequestOutcome {
+    /// Go on to the upstream.
+    Continue,
+    /// Filter number `index` answered; filters before it see the response.
+    Respond {
+        /// The answer.
+        response: Response<ProxyBody>,
+        /// The index of the filter that answered.
+        index: usize,
+    },
+}
+
+/// Runs `on-request` of each filter of the route that asked for it, in order.
+pub async fn on_request(route: &Route, ex: &mut Exchange) -> Result<RequestOutcome, GatewayError> {
+    for (index, slot) in route.filters.iter().enumerate() {
+        if !slot.phases.request {
+            continue;
+        }
+        let body = if slot.phases.request_body {
+            Some(buffer_request(ex, slot.settings.max_body).await?)
+        } else {
+            None
+        };
+        let request = wit_request(ex, route, body);
+        let started = Instant::now();
+        match slot.on_request(&request).await {
+            Ok(RequestAction::Continue(changes)) => {
+                slot.metrics
+                    .record_call(started.elapsed(), Decision::Continue);
+                if let Err(failure) = apply_request(ex, changes) {
+                    fail(slot, failure, &ex.request_id)?;
+                }
+            }
+            Ok(RequestAction::Respond(answer)) => {
+                slot.metrics
+                    .record_call(started.elapsed(), Decision::Respond);
+                match http_response(answer) {
+                    Ok(response) => return Ok(RequestOutcome::Respond { response, index }),
+                    Err(failure) => fail(slot, failure, &ex.request_id)?,
+                }
+            }
+            Err(failure) => fail(slot, failure, &ex.request_id)?,
+        }
+    }
+    Ok(RequestOutcome::Continue)
+}
+
+/// Runs `on-response` of the first `upto` filters of the route that asked for it, in
+/// reverse order.
+pub async fn on_response(
+    route: &Route,
+    upto: usize,
+    ex: &Exchange,
+    mut response: Response<ProxyBody>,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let chain = &route.filters[..upto];
+    if !chain.iter().any(|slot| slot.phases.response) {
+        return Ok(response);
+    }
+    let summary = RequestSummary {
+        method: ex.parts.method.to_string(),
+        path: path_and_query(&ex.parts),
+        authority: ex.authority.clone(),
+        client_addr: ex.client.clone(),
+        route: route.name.clone(),
+        request_id: ex.request_id.clone(),
+        variables: ex.variables.clone(),
+    };
+    for slot in chain.iter().rev() {
+        if !slot.phases.response {
+            continue;
+        }
+        let body = if slot.phases.response_body {
+            let (parts, body) = response.into_parts();
+            let bytes = collect(body, slot.settings.max_body, ErrorKind::UpstreamFailed).await?;
+            response = Response::from_parts(parts, full_body(bytes.clone()));
+            Some(bytes.to_vec())
+        } else {
+            None
+        };
+        let view = WitResponse {
+            status: response.status().as_u16(),
+            headers: wit_headers(response.headers()),
+            body,
+        };
+        let started = Instant::now();
+        match slot.on_response(&summary, &view).await {
+            Ok(ResponseAction::Continue(changes)) => {
+                slot.metrics
+                    .record_call(started.elapsed(), Decision::Continue);
+                if let Err(failure) = apply_response(&mut response, changes) {
+                    fail(slot, failure, &ex.request_id)?;
+                }
+            }
+            Ok(ResponseAction::Replace(answer)) => {
+                slot.metrics
+                    .record_call(started.elapsed(), Decision::Respond);
+                match http_response(answer) {
+                    Ok(replacement) => response = replacement,
+                    Err(failure) => fail(slot, failure, &ex.request_id)?,
+                }
+            }
+            Err(failure) => fail(slot, failure, &ex.request_id)?,
+        }
+    }
+    Ok(response)
+}
+
+/// Applies a filter's failure policy: fail-open logs and goes on, fail-closed ends the
+/// request.
+fn fail(slot: &FilterSlot, failure: FilterFailure, request_id: &str) -> Result<(), GatewayError> {
+    let plugin = slot.plugin.info.name.as_str();
+    tracing::warn!(plugin, request_id, kind = failure.kind.label(), reason = %failure.message, policy = ?slot.settings.failure, "filter failed");
+    match slot.settings.failure {
+        FailurePolicy::FailOpen => Ok(()),
+        FailurePolicy::FailClosed => {
+            let kind = match failure.kind {
+                FailureKind::Deadline => ErrorKind::PluginTimeout,
+                _ => ErrorKind::PluginFailed,
+            };
+            Err(GatewayError::new(
+                kind,
+                format!("filter {plugin} failed: {}", failure.kind.label()),
+            ))
+        }
+    }
+}
+
+/// Buffers the request body (once) up to `max`; 413 beyond it.
+async fn buffer_request(ex: &mut Exchange, max: usize) -> Result<Vec<u8>, GatewayError> {
+    let declared = ex
+        .parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large(max));
+    }
+    let body = std::mem::replace(&mut ex.body, full_body(Bytes::new()));
+    let bytes = collect(body, max, ErrorKind::BadRequest).await?;
+    ex.body = full_body(bytes.clone());
+    Ok(bytes.to_vec())
+}
+
+/// Reads a body into memory, up to `max` bytes.
+async fn collect(body: ProxyBody, max: usize, on_error: ErrorKind) -> Result<Bytes, GatewayError> {
+    match body {
+        Either::Right(full) => {
+            let bytes = full
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            if bytes.len() > max {
+                Err(too_large(max))
+            } else {
+                Ok(bytes)
+            }
+        }
+        Either::Left(incoming) => collect_incoming(incoming, max, on_error).await,
+    }
+}
+
+async fn collect_incoming(
+    body: Incoming,
+    max: usize,
+    on_error: ErrorKind,
+) -> Result<Bytes, GatewayError> {
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(max)),
+        Err(e) => Err(GatewayError::new(on_error, format!("reading body: {e}"))),
+    }
+}
+
+fn too_large(max: usize) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::BodyTooLarge,
+        format!("body larger than the {max} bytes a filter may buffer"),
+    )
+}
+
+fn wit_request(ex: &Exchange, route: &Route, body: Option<Vec<u8>>) -> WitRequest {
+    WitRequest {
+        method: ex.parts.method.to_string(),
+        path: path_and_query(&ex.parts),
+        authority: ex.authority.clone(),
+        scheme: "http".to_string(),
+        headers: wit_headers(&ex.parts.headers),
+        body,
+        client_addr: ex.client.clone(),
+        route: route.name.clone(),
+        request_id: ex.request_id.clone(),
+        variables: ex.variables.clone(),
+    }
+}
+
+fn path_and_query(parts: &http::request::Parts) -> String {
+    parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string()
+}
+
+fn wit_headers(headers: &HeaderMap) -> Vec<Header> {
+    headers
+        .iter()
+        .map(|(name, value)| Header {
+            name: name.as_str().to_string(),
+            value: value.as_bytes().to_vec(),
+        })
+        .collect()
+}
+
+/// A filter produced something the gateway cannot send.
+fn invalid(what: String) -> FilterFailure {
+    FilterFailure {
+        kind: FailureKind::Trap,
+        message: what,
+    }
+}
+
+/// Applies header removals, sets and appends, in that order.
+fn edit_headers(
+    headers: &mut HeaderMap,
+    remove: &[String],
+    set: Vec<Header>,
+    append: Vec<Header>,
+) -> Result<(), FilterFailure> {
+    let parse = |h: Header| -> Result<(HeaderName, HeaderValue), FilterFailure> {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| invalid(format!("invalid header name {:?}", h.name)))?;
+        let value = HeaderValue::from_bytes(&h.value)
+            .map_err(|_| invalid(format!("invalid value for header {name}")))?;
+        Ok((name, value))
+    };
+    for name in remove {
+        headers.remove(name.as_str());
+    }
+    for h in set {
+        let (name, value) = parse(h)?;
+        headers.insert(name, value);
+    }
+    for h in append {
+        let (name, value) = parse(h)?;
+        headers.append(name, value);
+    }
+    Ok(())
+}
+
+/// Drops the length headers of a message whose body is replaced: the new length follows
+/// from the new body.
+fn strip_length(headers: &mut HeaderMap) {
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::TRANSFER_ENCODING);
+}
+
+fn apply_request(ex: &mut Exchange, m: RequestMutations) -> Result<(), FilterFailure> {
+    edit_headers(
+        &mut ex.parts.headers,
+        &m.remove_headers,
+        m.set_headers,
+        m.append_headers,
+    )?;
+    if let Some(path) = m.path {
+        if !path.starts_with('/') {
+            return Err(invalid(format!(
+                "rewritten path {path:?} must start with /"
+            )));
+        }
+        let pq = PathAndQuery::try_from(path.as_str())
+            .map_err(|_| invalid(format!("invalid rewritten path {path:?}")))?;
+        let mut uri = std::mem::take(&mut ex.parts.uri).into_parts();
+        uri.path_and_query = Some(pq);
+        ex.parts.uri = http::Uri::from_parts(uri)
+            .map_err(|e| invalid(format!("invalid rewritten path: {e}")))?;
+    }
+    if let Some(body) = m.body {
+        strip_length(&mut ex.parts.headers);
+        ex.body = full_body(Bytes::from(body));
+    }
+    if let Some(upstream) = m.upstream {
+        ex.upstream = Some(upstream);
+    }
+    ex.variables.extend(m.variables);
+    Ok(())
+}
+
+fn apply_response(
+    response: &mut Response<ProxyBody>,
+    m: ResponseMutations,
+) -> Result<(), FilterFailure> {
+    if let Some(status) = m.status {
+        *response.status_mut() = StatusCode::from_u16(status)
+            .map_err(|_| invalid(format!("invalid status {status}")))?;
+    }
+    edit_headers(
+        response.headers_mut(),
+        &m.remove_headers,
+        m.set_headers,
+        m.append_headers,
+    )?;
+    if let Some(body) = m.body {
+        strip_length(response.headers_mut());
+        *response.body_mut() = full_body(Bytes::from(body));
+    }
+    Ok(())
+}
+
+/// A response a filter produced, as an HTTP response.
+fn http_response(r: WitResponse) -> Result<Response<ProxyBody>, FilterFailure> {
+    let status = StatusCode::from_u16(r.status)
+        .map_err(|_| invalid(format!("invalid status {}", r.status)))?;
+    let mut response = Response::new(full_body(Bytes::from(r.body.unwrap_or_default())));
+    *response.status_mut() = status;
+    edit_headers(response.headers_mut(), &[], Vec::new(), r.headers)?;
+    strip_length(response.headers_mut());
+    Ok(response)
+}

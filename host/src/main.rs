@@ -1,0 +1,74 @@
+//! The `weir` command: `weir [run] [CONFIG]` serves (default `weir.toml`);
+//! `weir check CONFIG` validates a config and its plugins and exits.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const USAGE: &str = "usage: weir [run] [CONFIG]   serve (default config: weir.toml)
+       weir check CONFIG      validate a config and its plugins, then exit";
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, config) = match args.as_slice() {
+        [] => ("run", "weir.toml"),
+        [flag] if flag == "-h" || flag == "--help" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        [cmd] if cmd == "run" => ("run", "weir.toml"),
+        [cmd, path] if cmd == "run" || cmd == "check" => (cmd.as_str(), path.as_str()),
+        [path] => ("run", path.as_str()),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = PathBuf::from(config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("weir: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match command {
+            "check" => weir::Gateway::start(&config)
+                .await
+                .map(|_| println!("{}: ok", config.display())),
+            _ => serve(&config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weir: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves until SIGTERM or Ctrl-C, then drains.
+async fn serve(config: &std::path::Path) -> anyhow::Result<()> {
+    let running = weir::server::start(config).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: draining"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: draining"),
+    }
+    running.shutdown().await;
+    Ok(())
+}

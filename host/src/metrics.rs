@@ -1,0 +1,221 @@
+//! Metrics: lock-free counters and fixed-bucket histograms, looked up once per snapshot
+//! (never per request), rendered in the Prometheus text format.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use dashmap::DashMap;
+
+use crate::plugin::FailureKind;
+
+/// Histogram bucket bounds, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0,
+];
+
+/// A latency histogram.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|&b| secs <= b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_ns
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+}
+
+/// Per-route request counts by status, and latency.
+#[derive(Debug)]
+pub struct RouteMetrics {
+    by_status: Box<[AtomicU64]>,
+    latency: Histogram,
+}
+
+impl Default for RouteMetrics {
+    fn default() -> Self {
+        Self {
+            by_status: (100..600).map(|_| AtomicU64::new(0)).collect(),
+            latency: Histogram::default(),
+        }
+    }
+}
+
+impl RouteMetrics {
+    /// Records a finished request.
+    pub fn record(&self, status: u16, elapsed: Duration) {
+        if let Some(c) = self.by_status.get(usize::from(status).wrapping_sub(100)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        self.latency.observe(elapsed);
+    }
+}
+
+/// Per-filter call counts, times, decisions and failures.
+#[derive(Debug, Default)]
+pub struct FilterMetrics {
+    calls: Histogram,
+    continued: AtomicU64,
+    responded: AtomicU64,
+    failures: [AtomicU64; 4],
+}
+
+/// What a filter decided, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub enum Decision {
+    /// It let the request or response go on.
+    Continue,
+    /// It answered or replaced the response.
+    Respond,
+}
+
+impl FilterMetrics {
+    /// Records a successful call.
+    pub fn record_call(&self, elapsed: Duration, decision: Decision) {
+        self.calls.observe(elapsed);
+        match decision {
+            Decision::Continue => &self.continued,
+            Decision::Respond => &self.responded,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a failed call.
+    pub fn record_failure(&self, kind: FailureKind) {
+        self.failures[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// All metrics of the process; survives reloads.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    routes: DashMap<String, Arc<RouteMetrics>>,
+    filters: DashMap<(String, String), Arc<FilterMetrics>>,
+    reloads_ok: AtomicU64,
+    reloads_refused: AtomicU64,
+}
+
+impl Metrics {
+    /// The metrics of a route (`""` for requests that matched none).
+    pub fn route(&self, route: &str) -> Arc<RouteMetrics> {
+        self.routes.entry(route.to_string()).or_default().clone()
+    }
+
+    /// The metrics of a plugin on a route.
+    pub fn filter(&self, route: &str, plugin: &str) -> Arc<FilterMetrics> {
+        self.filters
+            .entry((route.to_string(), plugin.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    /// Counts a reload attempt.
+    pub fn record_reload(&self, ok: bool) {
+        if ok {
+            &self.reloads_ok
+        } else {
+            &self.reloads_refused
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Renders every metric in the Prometheus text format; `extra` appends gauges that are
+    /// read from the live snapshot.
+    pub fn render(&self, extra: impl FnOnce(&mut String)) -> String {
+        let mut out = String::with_capacity(16 << 10);
+        out.push_str("# HELP weir_requests_total Requests by route and status.\n# TYPE weir_requests_total counter\n");
+        for entry in self.routes.iter() {
+            for (i, c) in entry.by_status.iter().enumerate() {
+                let n = c.load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "weir_requests_total{{route=\"{}\",status=\"{}\"}} {n}",
+                        entry.key(),
+                        i + 100
+                    );
+                }
+            }
+        }
+        out.push_str("# HELP weir_request_duration_seconds Time from request to response headers.\n# TYPE weir_request_duration_seconds histogram\n");
+        for entry in self.routes.iter() {
+            entry.latency.render(
+                &mut out,
+                "weir_request_duration_seconds",
+                &format!("route=\"{}\"", entry.key()),
+            );
+        }
+        out.push_str("# HELP weir_filter_call_duration_seconds Time of one filter call.\n# TYPE weir_filter_call_duration_seconds histogram\n");
+        for entry in self.filters.iter() {
+            let (route, plugin) = entry.key();
+            entry.calls.render(
+                &mut out,
+                "weir_filter_call_duration_seconds",
+                &format!("route=\"{route}\",plugin=\"{plugin}\""),
+            );
+        }
+        out.push_str("# HELP weir_filter_decisions_total Filter decisions.\n# TYPE weir_filter_decisions_total counter\n");
+        out.push_str("# HELP weir_plugin_failures_total Failed filter calls by kind (deadline, memory, trap, instantiate).\n# TYPE weir_plugin_failures_total counter\n");
+        for entry in self.filters.iter() {
+            let (route, plugin) = entry.key();
+            let m = entry.value();
+            for (decision, c) in [("continue", &m.continued), ("respond", &m.responded)] {
+                let _ = writeln!(
+                    out,
+                    "weir_filter_decisions_total{{route=\"{route}\",plugin=\"{plugin}\",decision=\"{decision}\"}} {}",
+                    c.load(Ordering::Relaxed)
+                );
+            }
+            for kind in [
+                FailureKind::Deadline,
+                FailureKind::Memory,
+                FailureKind::Trap,
+                FailureKind::Instantiate,
+            ] {
+                let n = m.failures[kind as usize].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "weir_plugin_failures_total{{route=\"{route}\",plugin=\"{plugin}\",kind=\"{}\"}} {n}",
+                    kind.label()
+                );
+            }
+        }
+        out.push_str("# HELP weir_reloads_total Reload attempts by result.\n# TYPE weir_reloads_total counter\n");
+        let _ = writeln!(
+            out,
+            "weir_reloads_total{{result=\"ok\"}} {}",
+            self.reloads_ok.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "weir_reloads_total{{result=\"refused\"}} {}",
+            self.reloads_refused.load(Ordering::Relaxed)
+        );
+        extra(&mut out);
+        out
+    }
+}

@@ -1,0 +1,79 @@
+//! The process's one `wasmtime::Engine`: component model, epoch interruption, the pooling
+//! allocator; a ticker thread that advances the epoch every millisecond; and the linker
+//! that every plugin is instantiated against.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+
+use super::bindings::FilterPlugin;
+use super::imports::HostState;
+use crate::config::RuntimeConfig;
+
+/// How often the epoch advances: the granularity of deadlines and of yielding to the
+/// reactor while a plugin runs.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// The engine, the linker and the on-disk cache directory, shared by all snapshots.
+pub struct PluginRuntime {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Arc<Linker<HostState>>,
+    pub(crate) cache_dir: std::path::PathBuf,
+}
+
+impl PluginRuntime {
+    /// Builds the engine and linker and starts the epoch ticker.
+    pub fn new(runtime: &RuntimeConfig, cache_dir: std::path::PathBuf) -> anyhow::Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        let slots = runtime.max_instances;
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(4))
+            .total_memories(slots.saturating_mul(2))
+            .total_tables(slots.saturating_mul(2))
+            .total_stacks(slots)
+            .max_memory_size((runtime.max_memory_mib << 20) as usize)
+            .max_memories_per_module(1)
+            .max_tables_per_module(2)
+            .table_elements(200_000)
+            .max_core_instance_size(8 << 20)
+            .max_component_instance_size(1 << 20)
+            // Keep a little of each slot's memory resident so reused slots start warm.
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(64 << 10)
+            .async_stack_keep_resident(64 << 10);
+
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .cranelift_opt_level(OptLevel::Speed)
+            .memory_reservation(runtime.max_memory_mib << 20)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+
+        let mut linker = Linker::new(&engine);
+        // Rust-std guests import wasi:cli/io/clocks/random even when they do no I/O; they
+        // get a context with no preopens, no environment, no arguments and no network.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        FilterPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("weir-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })?;
+
+        Ok(Self {
+            engine,
+            linker: Arc::new(linker),
+            cache_dir,
+        })
+    }
+}

@@ -1,0 +1,133 @@
+//! The host side of the plugin contract: the per-store state and one module per host
+//! interface. Each interface checks the plugin's grant first and denies by default.
+
+mod clock;
+mod http;
+mod kv;
+mod limits;
+mod log;
+mod secrets;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::weir::gateway::types;
+use crate::state::StateBackend;
+use crate::upstream::Upstream;
+
+/// What one configured filter may call, parsed from its `grants`.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    log: bool,
+    clock: bool,
+    kv: bool,
+    limits: bool,
+    secrets: BTreeSet<String>,
+    http: BTreeSet<String>,
+}
+
+impl Grants {
+    /// Parses grant strings (already validated with the config).
+    pub fn parse(grants: &[String]) -> Self {
+        let mut g = Self::default();
+        for grant in grants {
+            match grant.split_once(':') {
+                Some(("secrets", name)) => {
+                    g.secrets.insert(name.to_string());
+                }
+                Some(("http", name)) => {
+                    g.http.insert(name.to_string());
+                }
+                _ => match grant.as_str() {
+                    "log" => g.log = true,
+                    "clock" => g.clock = true,
+                    "kv" => g.kv = true,
+                    "limits" => g.limits = true,
+                    _ => {}
+                },
+            }
+        }
+        g
+    }
+}
+
+/// What the host interfaces serve from: shared state, secrets, upstreams.
+pub struct HostServices {
+    /// The `kv`/`limits` backend.
+    pub state: Arc<dyn StateBackend>,
+    /// Secret values by name.
+    pub secrets: BTreeMap<String, Vec<u8>>,
+    /// Upstreams by name, for `http`.
+    pub upstreams: BTreeMap<String, Arc<Upstream>>,
+}
+
+/// Who is calling: one configured filter.
+pub(crate) struct Caller {
+    /// The plugin's name, for logs and key namespaces.
+    pub plugin: String,
+    pub grants: Grants,
+    pub services: Arc<HostServices>,
+}
+
+/// The data of one instance's store.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    pub(crate) caller: Arc<Caller>,
+    /// The request being served, for log lines.
+    pub(crate) request_id: String,
+    /// When the current call must end; checked on every epoch tick.
+    pub(crate) deadline: Instant,
+}
+
+impl HostState {
+    /// A store's data with no ambient authority and `memory_bytes` of linear memory.
+    pub(crate) fn new(caller: Arc<Caller>, memory_bytes: usize) -> Self {
+        Self {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+            caller,
+            request_id: String::new(),
+            deadline: Instant::now(),
+        }
+    }
+
+    /// `key` in the calling plugin's namespace.
+    fn namespaced(&self, key: &str) -> String {
+        format!("{}:{key}", self.caller.plugin)
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+/// Maps a backend error into the WIT error.
+fn state_error(e: crate::state::StateError) -> types::HostError {
+    match e {
+        crate::state::StateError::Unavailable(m) => types::HostError::Unavailable(m),
+        crate::state::StateError::Invalid(m) => types::HostError::Invalid(m),
+    }
+}
+
+/// Milliseconds from the WIT into a duration.
+fn ttl(ms: Option<u64>) -> Option<std::time::Duration> {
+    ms.map(std::time::Duration::from_millis)
+}

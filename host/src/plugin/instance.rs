@@ -1,0 +1,388 @@
+//! Configured filters and their warm instance pools, and calling into a plugin under a
+//! deadline and a memory cap. An instance that traps or runs out of time is dropped,
+//! never reused.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use super::bindings::{
+    FilterInfo, FilterPlugin, FilterPluginPre, Phase, Request, RequestAction, RequestSummary,
+    Response, ResponseAction,
+};
+use super::engine::PluginRuntime;
+use super::imports::{Caller, Grants, HostServices, HostState};
+use super::loader::{LoadedPlugin, PluginInfo, phase_name};
+use crate::config::FailurePolicy;
+use crate::metrics::FilterMetrics;
+
+/// The phases a configured filter takes part in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Phases {
+    /// `on-request` is called.
+    pub request: bool,
+    /// The request body is buffered for it.
+    pub request_body: bool,
+    /// `on-response` is called.
+    pub response: bool,
+    /// The response body is buffered for it.
+    pub response_body: bool,
+}
+
+impl Phases {
+    fn from_wit(phases: &[Phase]) -> Self {
+        let has = |p| phases.contains(&p);
+        Self {
+            request: has(Phase::RequestHeaders) || has(Phase::RequestBody),
+            request_body: has(Phase::RequestBody),
+            response: has(Phase::ResponseHeaders) || has(Phase::ResponseBody),
+            response_body: has(Phase::ResponseBody),
+        }
+    }
+}
+
+/// Why a filter call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The call ran past its deadline and was stopped.
+    Deadline,
+    /// The instance tried to grow its memory past its cap.
+    Memory,
+    /// The plugin trapped (a panic, an abort, a bad host call).
+    Trap,
+    /// A fresh instance could not be created or configured.
+    Instantiate,
+}
+
+impl FailureKind {
+    /// A label for metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Deadline => "deadline",
+            Self::Memory => "memory",
+            Self::Trap => "trap",
+            Self::Instantiate => "instantiate",
+        }
+    }
+}
+
+/// A failed filter call.
+#[derive(Debug, Clone)]
+pub struct FilterFailure {
+    /// What went wrong.
+    pub kind: FailureKind,
+    /// The runtime's message.
+    pub message: String,
+}
+
+/// Per-filter settings from the config, defaults applied.
+#[derive(Debug, Clone)]
+pub struct FilterSettings {
+    /// The JSON handed to `configure`.
+    pub config_json: String,
+    /// What the filter may call.
+    pub grants: Grants,
+    /// What a failure does.
+    pub failure: FailurePolicy,
+    /// The wall-clock budget of one call.
+    pub deadline: Duration,
+    /// The linear-memory cap of one instance.
+    pub memory_bytes: usize,
+    /// The largest body buffered for it.
+    pub max_body: usize,
+    /// Warm instances kept.
+    pub max_idle: usize,
+}
+
+/// An instance with its store, ready for a call.
+struct Warm {
+    store: Store<HostState>,
+    plugin: FilterPlugin,
+}
+
+/// One filter of one route: a plugin, its config, and a pool of configured instances.
+pub struct FilterSlot {
+    /// The plugin.
+    pub plugin: Arc<LoadedPlugin>,
+    /// The phases the configured filter asked for.
+    pub phases: Phases,
+    /// The settings.
+    pub settings: FilterSettings,
+    /// Call counts and times.
+    pub metrics: Arc<FilterMetrics>,
+    caller: Arc<Caller>,
+    idle: Mutex<Vec<Warm>>,
+}
+
+/// One call into the guest's `filter` export.
+enum Call<'r> {
+    Metadata,
+    Configure(&'r str),
+    OnRequest(&'r Request),
+    OnResponse(&'r RequestSummary, &'r Response),
+}
+
+/// What a [`Call`] returned.
+enum Returned {
+    Metadata(FilterInfo),
+    Configure(Result<(), String>),
+    OnRequest(RequestAction),
+    OnResponse(ResponseAction),
+}
+
+impl FilterSlot {
+    /// Configures the plugin with `settings` on a first instance, which is kept warm. An
+    /// error here refuses the snapshot.
+    pub async fn new(
+        plugin: Arc<LoadedPlugin>,
+        settings: FilterSettings,
+        services: Arc<HostServices>,
+        metrics: Arc<FilterMetrics>,
+    ) -> anyhow::Result<Self> {
+        let caller = Arc::new(Caller {
+            plugin: plugin.info.name.clone(),
+            grants: settings.grants.clone(),
+            services,
+        });
+        let mut slot = Self {
+            plugin,
+            phases: Phases::default(),
+            settings,
+            metrics,
+            caller,
+            idle: Mutex::new(Vec::new()),
+        };
+        let mut warm = slot
+            .instantiate()
+            .await
+            .map_err(|f| anyhow::anyhow!(f.message))?;
+        let info = match call(
+            &mut warm,
+            "(configure)",
+            slot.settings.deadline,
+            Call::Metadata,
+        )
+        .await
+        {
+            Ok(Returned::Metadata(info)) => info,
+            Ok(_) => unreachable!("metadata returns metadata"),
+            Err(f) => anyhow::bail!("metadata after configure: {}", f.message),
+        };
+        slot.phases = Phases::from_wit(&info.phases);
+        slot.release(warm);
+        Ok(slot)
+    }
+
+    /// Calls `on-request`.
+    pub async fn on_request(&self, request: &Request) -> Result<RequestAction, FilterFailure> {
+        let mut warm = self.checkout().await?;
+        let result = call(
+            &mut warm,
+            &request.request_id,
+            self.settings.deadline,
+            Call::OnRequest(request),
+        )
+        .await;
+        self.finish(warm, result).map(|returned| match returned {
+            Returned::OnRequest(action) => action,
+            _ => unreachable!("on-request returns a request action"),
+        })
+    }
+
+    /// Calls `on-response`.
+    pub async fn on_response(
+        &self,
+        summary: &RequestSummary,
+        response: &Response,
+    ) -> Result<ResponseAction, FilterFailure> {
+        let mut warm = self.checkout().await?;
+        let call_kind = Call::OnResponse(summary, response);
+        let result = call(
+            &mut warm,
+            &summary.request_id,
+            self.settings.deadline,
+            call_kind,
+        )
+        .await;
+        self.finish(warm, result).map(|returned| match returned {
+            Returned::OnResponse(action) => action,
+            _ => unreachable!("on-response returns a response action"),
+        })
+    }
+
+    /// Warm instances waiting in the pool.
+    pub fn idle_instances(&self) -> usize {
+        self.idle.lock().map_or(0, |idle| idle.len())
+    }
+
+    /// Returns the instance to the pool after a good call; drops it after a failed one.
+    fn finish<R>(&self, warm: Warm, result: Result<R, FilterFailure>) -> Result<R, FilterFailure> {
+        match &result {
+            Ok(_) => self.release(warm),
+            Err(failure) => {
+                self.metrics.record_failure(failure.kind);
+                drop(warm);
+            }
+        }
+        result
+    }
+
+    async fn checkout(&self) -> Result<Warm, FilterFailure> {
+        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match pooled {
+            Some(warm) => Ok(warm),
+            None => self.instantiate().await,
+        }
+    }
+
+    fn release(&self, warm: Warm) {
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < self.settings.max_idle {
+                idle.push(warm);
+            }
+        }
+    }
+
+    /// A new instance, configured.
+    async fn instantiate(&self) -> Result<Warm, FilterFailure> {
+        let instantiate_failure = |e: anyhow::Error| FilterFailure {
+            kind: FailureKind::Instantiate,
+            message: format!("{e:#}"),
+        };
+        let mut warm = new_instance(
+            &self.plugin.pre,
+            self.caller.clone(),
+            self.settings.memory_bytes,
+        )
+        .await
+        .map_err(instantiate_failure)?;
+        let config = Call::Configure(&self.settings.config_json);
+        match call(&mut warm, "(configure)", self.settings.deadline, config).await? {
+            Returned::Configure(Ok(())) => Ok(warm),
+            Returned::Configure(Err(message)) => Err(FilterFailure {
+                kind: FailureKind::Instantiate,
+                message: format!("configure refused the config: {message}"),
+            }),
+            _ => unreachable!("configure returns a result"),
+        }
+    }
+}
+
+impl PluginRuntime {
+    /// Reads a plugin's metadata from a throwaway, unconfigured instance with no grants.
+    pub(crate) async fn read_metadata(
+        &self,
+        pre: &FilterPluginPre<HostState>,
+    ) -> anyhow::Result<PluginInfo> {
+        let services = Arc::new(HostServices {
+            state: crate::state::LocalBackend::new(),
+            secrets: Default::default(),
+            upstreams: Default::default(),
+        });
+        let caller = Arc::new(Caller {
+            plugin: "(loading)".into(),
+            grants: Grants::default(),
+            services,
+        });
+        let mut warm = new_instance(pre, caller, 64 << 20)
+            .await
+            .map_err(anyhow::Error::from)
+            .context("cannot instantiate")?;
+        let info = match call(
+            &mut warm,
+            "(metadata)",
+            Duration::from_secs(1),
+            Call::Metadata,
+        )
+        .await
+        {
+            Ok(Returned::Metadata(info)) => info,
+            Ok(_) => unreachable!("metadata returns metadata"),
+            Err(f) => anyhow::bail!("metadata failed: {}", f.message),
+        };
+        Ok(PluginInfo {
+            name: info.name,
+            version: info.version,
+            phases: info.phases.into_iter().map(phase_name).collect(),
+        })
+    }
+}
+
+/// A fresh store and instance with a memory cap and an epoch callback that yields to the
+/// reactor every tick and traps once the call's deadline has passed.
+async fn new_instance(
+    pre: &FilterPluginPre<HostState>,
+    caller: Arc<Caller>,
+    memory_bytes: usize,
+) -> anyhow::Result<Warm> {
+    let mut store = Store::new(pre.engine(), HostState::new(caller, memory_bytes));
+    store.limiter(|state| &mut state.limits);
+    store.epoch_deadline_callback(|ctx| {
+        if Instant::now() >= ctx.data().deadline {
+            Err(Trap::Interrupt.into())
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    store.data_mut().deadline = Instant::now() + Duration::from_secs(1);
+    store.set_epoch_deadline(1);
+    let plugin = pre.instantiate_async(&mut store).await?;
+    Ok(Warm { store, plugin })
+}
+
+/// Calls into the instance with a deadline. The epoch callback stops Wasm that runs past
+/// it; the timeout stops a call stuck in a host call. Either way the caller must drop the
+/// instance on error.
+async fn call(
+    warm: &mut Warm,
+    request_id: &str,
+    deadline: Duration,
+    call: Call<'_>,
+) -> Result<Returned, FilterFailure> {
+    let data = warm.store.data_mut();
+    data.deadline = Instant::now() + deadline;
+    data.request_id.clear();
+    data.request_id.push_str(request_id);
+    warm.store.set_epoch_deadline(1);
+    match tokio::time::timeout(deadline, invoke(warm, call)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(classify(error, deadline)),
+        Err(_) => Err(FilterFailure {
+            kind: FailureKind::Deadline,
+            message: format!("stopped after its {} ms deadline", deadline.as_millis()),
+        }),
+    }
+}
+
+async fn invoke(warm: &mut Warm, call: Call<'_>) -> wasmtime::Result<Returned> {
+    let filter = warm.plugin.weir_gateway_filter();
+    let store = &mut warm.store;
+    Ok(match call {
+        Call::Metadata => Returned::Metadata(filter.call_metadata(store).await?),
+        Call::Configure(config) => Returned::Configure(filter.call_configure(store, config).await?),
+        Call::OnRequest(request) => {
+            Returned::OnRequest(filter.call_on_request(store, request).await?)
+        }
+        Call::OnResponse(summary, response) => {
+            Returned::OnResponse(filter.call_on_response(store, summary, response).await?)
+        }
+    })
+}
+
+fn classify(error: wasmtime::Error, deadline: Duration) -> FilterFailure {
+    let message = format!("{error:#}");
+    let kind = if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        FailureKind::Deadline
+    } else if message.contains("growing memory") {
+        FailureKind::Memory
+    } else {
+        FailureKind::Trap
+    };
+    let message = match kind {
+        FailureKind::Deadline => format!("stopped after its {} ms deadline", deadline.as_millis()),
+        _ => message,
+    };
+    FilterFailure { kind, message }
+}

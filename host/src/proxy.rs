@@ -1,0 +1,182 @@
+//! The life of one request, top to bottom: route → request filters → upstream → response
+//! filters → log. Errors become responses in one place (`GatewayError::into_response`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, Version};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+use crate::config::{HashOn, UpstreamProtocol};
+use crate::error::{ErrorKind, GatewayError};
+use crate::filters::{self, Exchange, RequestOutcome};
+use crate::gateway::Gateway;
+use crate::headers::{REQUEST_ID, add_forwarded, remove_hop_by_hop};
+use crate::router::request_host;
+use crate::snapshot::{Route, Snapshot};
+
+/// The body of requests to upstreams and responses to clients: streamed from the peer, or
+/// produced in full by the gateway or a filter.
+pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+/// A body the gateway produced in full.
+pub fn full_body(bytes: Bytes) -> ProxyBody {
+    Either::Right(Full::new(bytes))
+}
+
+impl Gateway {
+    /// Serves one request from `client`. Never fails: every error is a response.
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<ProxyBody> {
+        let started = Instant::now();
+        // One snapshot for the whole request, however many reloads happen meanwhile.
+        let snapshot = self.snapshot.load_full();
+        let request_id = self
+            .request_ids
+            .assign(request.headers(), snapshot.config.server.trust_request_id);
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+
+        // Route.
+        let Some(route) = snapshot.router.find(&request).map(|i| &snapshot.routes[i]) else {
+            let response = GatewayError::new(ErrorKind::NoRoute, format!("no route for {path}"))
+                .into_response(&request_id);
+            self.metrics
+                .route("")
+                .record(response.status().as_u16(), started.elapsed());
+            return response;
+        };
+
+        let response = match proxy(&snapshot, route, request, client, request_id.clone()).await {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::warn!(request_id, route = %route.name, error = %error, "request failed");
+                error.into_response(&request_id)
+            }
+        };
+        let status = response.status().as_u16();
+        let elapsed = started.elapsed();
+        route.metrics.record(status, elapsed);
+        tracing::debug!(target: "weir::access", request_id, route = %route.name, %method, path, status, micros = elapsed.as_micros() as u64);
+        response
+    }
+}
+
+async fn proxy(
+    snapshot: &Snapshot,
+    route: &Route,
+    request: Request<Incoming>,
+    client: SocketAddr,
+    request_id: String,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    // Header hygiene: hop-by-hop out, forwarding headers and the request id in.
+    let authority = request_host(&request).map(str::to_string);
+    let (mut parts, body) = request.into_parts();
+    remove_hop_by_hop(&mut parts.headers);
+    add_forwarded(&mut parts.headers, client, authority.as_deref());
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        parts.headers.insert(REQUEST_ID.clone(), id);
+    }
+    let mut ex = Exchange {
+        parts,
+        body: Either::Left(body),
+        variables: Vec::new(),
+        upstream: None,
+        client: client.to_string(),
+        request_id,
+        authority,
+    };
+
+    // Request filters, in chain order; one may answer at once.
+    if let RequestOutcome::Respond { response, index } = filters::on_request(route, &mut ex).await?
+    {
+        return filters::on_response(route, index, &ex, response).await;
+    }
+
+    // Upstream: the route's, or one a filter chose; a target by the upstream's policy.
+    let upstream = match &ex.upstream {
+        None => &route.upstream,
+        Some(name) => snapshot.upstreams.get(name).ok_or_else(|| {
+            GatewayError::new(
+                ErrorKind::UnknownUpstream,
+                format!("a filter chose unknown upstream {name:?}"),
+            )
+        })?,
+    };
+    let target = upstream.pick(&hash_key(&route.hash_on, &ex))?;
+    let upstream_request = upstream_request(&mut ex, upstream.protocol());
+    let sent = upstream
+        .send(&target, upstream_request, route.timeout)
+        .await?;
+    let (mut parts, body) = sent.response.into_parts();
+    remove_hop_by_hop(&mut parts.headers);
+    let response = Response::from_parts(parts, Either::Left(body));
+
+    // Response filters, in reverse chain order.
+    let response = filters::on_response(route, route.filters.len(), &ex, response).await?;
+    drop(sent.in_flight);
+    Ok(response)
+}
+
+/// Moves the (filtered) request into the form the upstream's protocol wants.
+fn upstream_request(ex: &mut Exchange, protocol: UpstreamProtocol) -> Request<ProxyBody> {
+    let mut parts = ex.parts.clone();
+    let body = std::mem::replace(&mut ex.body, full_body(Bytes::new()));
+    match protocol {
+        UpstreamProtocol::Http1 => {
+            parts.version = Version::HTTP_11;
+            // HTTP/2 clients send `:authority`, HTTP/1.1 upstreams need `Host`.
+            if !parts.headers.contains_key(header::HOST) {
+                if let Some(value) = ex
+                    .authority
+                    .as_deref()
+                    .and_then(|a| HeaderValue::from_str(a).ok())
+                {
+                    parts.headers.insert(header::HOST, value);
+                }
+            }
+        }
+        UpstreamProtocol::H2c => parts.version = Version::HTTP_2,
+    }
+    Request::from_parts(parts, body)
+}
+
+/// The consistent-hash key of a request.
+fn hash_key(on: &HashOn, ex: &Exchange) -> Vec<u8> {
+    let client_ip = || {
+        ex.client
+            .rsplit_once(':')
+            .map_or(ex.client.as_str(), |(ip, _)| ip)
+            .as_bytes()
+            .to_vec()
+    };
+    match on {
+        HashOn::ClientIp => client_ip(),
+        HashOn::Header(name) => ex
+            .parts
+            .headers
+            .get(name.as_str())
+            .map_or_else(client_ip, |v| v.as_bytes().to_vec()),
+        HashOn::Cookie(name) => {
+            cookie(&ex.parts.headers, name).map_or_else(client_ip, |v| v.as_bytes().to_vec())
+        }
+    }
+}
+
+fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}

@@ -1,0 +1,188 @@
+//! Listeners: HTTP/1.1 and HTTP/2 (h2c, by prior knowledge or preface) on the gateway
+//! addresses, the admin listener, and the optional demo upstream. Shutdown stops accepting,
+//! lets in-flight requests finish within the grace period, then closes what is left.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::millis;
+use crate::gateway::Gateway;
+use crate::proxy::ProxyBody;
+
+/// How long a client may take to send the request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A started gateway: its bound addresses, and the handle to stop it.
+pub struct Running {
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+    /// The addresses the proxy listens on (ports resolved when the config said 0).
+    pub listen: Vec<SocketAddr>,
+    /// The admin listener's address.
+    pub admin: SocketAddr,
+    /// The demo upstream's address, when configured.
+    pub demo: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl Running {
+    /// Stops accepting, drains in-flight requests (up to the grace period) and returns when
+    /// every listener is closed.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        tracing::info!("gateway stopped");
+    }
+}
+
+/// Loads the config, builds the first snapshot, binds every listener and starts serving.
+pub async fn start(config_path: &Path) -> anyhow::Result<Running> {
+    let gateway = Gateway::start(config_path).await?;
+    let snapshot = gateway.snapshot();
+    let server = &snapshot.config.server;
+    let grace = millis(server.shutdown_grace_ms);
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    let demo = match server.demo_upstream {
+        Some(addr) => {
+            let listener = bind(addr).await?;
+            let addr = listener.local_addr()?;
+            tasks.push(tokio::spawn(accept_loop(
+                listener,
+                crate::demo::handle,
+                stopped.clone(),
+                grace,
+            )));
+            tracing::info!(%addr, "demo upstream listening");
+            Some(addr)
+        }
+        None => None,
+    };
+
+    let listener = bind(server.admin).await?;
+    let admin = listener.local_addr()?;
+    let admin_gateway = gateway.clone();
+    let admin_handler =
+        move |request, _client| crate::admin::handle(admin_gateway.clone(), request);
+    tasks.push(tokio::spawn(accept_loop(
+        listener,
+        admin_handler,
+        stopped.clone(),
+        grace,
+    )));
+    tracing::info!(%admin, "admin listening");
+
+    let mut listen = Vec::new();
+    for addr in &server.listen {
+        let listener = bind(*addr).await?;
+        let addr = listener.local_addr()?;
+        let proxy_gateway = gateway.clone();
+        let handler = move |request, client| proxy_gateway.clone().handle(request, client);
+        tasks.push(tokio::spawn(accept_loop(
+            listener,
+            handler,
+            stopped.clone(),
+            grace,
+        )));
+        tracing::info!(%addr, "gateway listening (HTTP/1.1, h2c)");
+        listen.push(addr);
+    }
+
+    let watcher = if server.watch {
+        Some(crate::reload::watch(gateway.clone())?)
+    } else {
+        None
+    };
+    Ok(Running {
+        gateway,
+        listen,
+        admin,
+        demo,
+        stop,
+        tasks,
+        _watcher: watcher,
+    })
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+}
+
+/// Accepts connections until `stop` flips, serving each with `handler`; then drains.
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    handler: F,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) where
+    F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, client) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let handler = handler.clone();
+                let service = service_fn(move |request| {
+                    let response = handler(request, client);
+                    async move { Ok::<_, Infallible>(response.await) }
+                });
+                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(%client, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "grace period over; closing the connections left"
+        );
+    }
+}

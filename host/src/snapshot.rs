@@ -1,0 +1,197 @@
+//! A snapshot: one validated, immutable view of the config and the plugins. Requests take
+//! the current one once and finish on it, however many reloads happen meanwhile.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::config::{Config, FilterConfig, HashOn, SecretConfig, millis};
+use crate::metrics::{Metrics, RouteMetrics};
+use crate::plugin::{FilterSettings, FilterSlot, Grants, HostServices, LoadedPlugin};
+use crate::router::Router;
+use crate::state::StateBackend;
+use crate::upstream::Upstream;
+use crate::upstream::health::HealthRegistry;
+
+/// A route, ready to serve.
+pub struct Route {
+    /// The route's name.
+    pub name: String,
+    /// Its upstream.
+    pub upstream: Arc<Upstream>,
+    /// What consistent hashing hashes on this route's upstream.
+    pub hash_on: HashOn,
+    /// Time to the upstream's response headers.
+    pub timeout: Duration,
+    /// The filter chain, in order.
+    pub filters: Vec<Arc<FilterSlot>>,
+    /// Requests and latency.
+    pub metrics: Arc<RouteMetrics>,
+}
+
+/// Everything a request needs, immutable.
+pub struct Snapshot {
+    /// Increases by one with every snapshot swapped in.
+    pub generation: u64,
+    /// The config it was built from.
+    pub config: Arc<Config>,
+    /// The compiled route matcher.
+    pub router: Router,
+    /// The routes, in the router's order.
+    pub routes: Vec<Route>,
+    /// The upstreams by name.
+    pub upstreams: BTreeMap<String, Arc<Upstream>>,
+    /// The plugin files it uses, by file name.
+    pub plugins: BTreeMap<String, Arc<LoadedPlugin>>,
+    /// When it was built.
+    pub created_at: SystemTime,
+}
+
+/// Why a snapshot could not be built, with the plugin file to blame if there is one.
+#[derive(Debug)]
+pub struct SnapshotError {
+    /// The plugin file at fault.
+    pub plugin_file: Option<String>,
+    /// The reason.
+    pub message: String,
+}
+
+impl std::fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The long-lived parts a snapshot is built with.
+pub struct BuildContext<'a> {
+    /// Plugin files that loaded, by file name; failures by file name.
+    pub plugins: &'a BTreeMap<String, Result<Arc<LoadedPlugin>, String>>,
+    /// Target health kept across snapshots.
+    pub health: &'a HealthRegistry,
+    /// Metrics kept across snapshots.
+    pub metrics: &'a Metrics,
+    /// The `kv`/`limits` backend.
+    pub state: Arc<dyn StateBackend>,
+}
+
+impl Snapshot {
+    /// The snapshot before the first load: no routes.
+    pub(crate) fn empty() -> Self {
+        Self {
+            generation: 0,
+            config: Arc::new(Config::empty()),
+            router: Router::default(),
+            routes: Vec::new(),
+            upstreams: BTreeMap::new(),
+            plugins: BTreeMap::new(),
+            created_at: SystemTime::now(),
+        }
+    }
+
+    /// Builds and validates a snapshot: resolves upstreams, configures every filter of
+    /// every route on a first instance. Nothing is shared with the live snapshot but
+    /// compiled plugins, health and metrics.
+    pub async fn build(
+        config: Config,
+        generation: u64,
+        cx: BuildContext<'_>,
+    ) -> Result<Self, SnapshotError> {
+        let fail = |message: String| SnapshotError {
+            plugin_file: None,
+            message,
+        };
+        let router = Router::new(&config.routes).map_err(|e| fail(format!("{e:#}")))?;
+
+        let mut upstreams = BTreeMap::new();
+        for (name, upstream) in &config.upstreams {
+            let built = Upstream::new(name, upstream, cx.health)
+                .await
+                .map_err(|e| fail(format!("{e:#}")))?;
+            upstreams.insert(name.clone(), Arc::new(built));
+        }
+        let secrets = config
+            .secrets
+            .iter()
+            .map(|(name, secret)| Ok((name.clone(), secret_value(name, secret)?)))
+            .collect::<Result<BTreeMap<_, _>, String>>()
+            .map_err(fail)?;
+        let services = Arc::new(HostServices {
+            state: cx.state.clone(),
+            secrets,
+            upstreams: upstreams.clone(),
+        });
+
+        let mut routes = Vec::with_capacity(config.routes.len());
+        let mut used = BTreeMap::new();
+        for route in &config.routes {
+            let upstream = upstreams[&route.upstream].clone();
+            let mut filters = Vec::with_capacity(route.filters.len());
+            for filter in &route.filters {
+                let refuse = |message: String| SnapshotError {
+                    plugin_file: Some(filter.plugin.clone()),
+                    message: format!(
+                        "route {:?}: plugin {}: {message}",
+                        route.name, filter.plugin
+                    ),
+                };
+                let plugin = match cx.plugins.get(&filter.plugin) {
+                    Some(Ok(plugin)) => plugin.clone(),
+                    Some(Err(reason)) => return Err(refuse(reason.clone())),
+                    None => return Err(refuse("no such file in plugins_dir".into())),
+                };
+                let settings = filter_settings(&config, filter).map_err(refuse)?;
+                let metrics = cx.metrics.filter(&route.name, &plugin.info.name);
+                let slot = FilterSlot::new(plugin.clone(), settings, services.clone(), metrics)
+                    .await
+                    .map_err(|e| refuse(format!("{e:#}")))?;
+                used.insert(filter.plugin.clone(), plugin);
+                filters.push(Arc::new(slot));
+            }
+            let hash_on = config.upstreams[&route.upstream].hash_on.clone();
+            routes.push(Route {
+                name: route.name.clone(),
+                timeout: route.timeout_ms.map_or(upstream.request_timeout, millis),
+                upstream,
+                hash_on,
+                filters,
+                metrics: cx.metrics.route(&route.name),
+            });
+        }
+        Ok(Self {
+            generation,
+            config: Arc::new(config),
+            router,
+            routes,
+            upstreams,
+            plugins: used,
+            created_at: SystemTime::now(),
+        })
+    }
+}
+
+fn filter_settings(config: &Config, filter: &FilterConfig) -> Result<FilterSettings, String> {
+    let rt = &config.runtime;
+    let config_json = match &filter.config {
+        Some(value) => serde_json::to_string(value)
+            .map_err(|e| format!("config is not JSON-compatible: {e}"))?,
+        None => "{}".to_string(),
+    };
+    Ok(FilterSettings {
+        config_json,
+        grants: Grants::parse(&filter.grants),
+        failure: filter.failure,
+        deadline: millis(filter.deadline_ms.unwrap_or(rt.deadline_ms).max(1)),
+        memory_bytes: (filter.memory_mib.unwrap_or(rt.memory_mib) << 20) as usize,
+        max_body: filter.max_body_bytes.unwrap_or(rt.max_body_bytes),
+        max_idle: rt.pool_max_idle,
+    })
+}
+
+fn secret_value(name: &str, secret: &SecretConfig) -> Result<Vec<u8>, String> {
+    match secret {
+        SecretConfig::Value(v) => Ok(v.clone().into_bytes()),
+        SecretConfig::Env(var) => std::env::var(var)
+            .map(String::into_bytes)
+            .map_err(|_| format!("secret {name:?}: environment variable {var} is not set")),
+    }
+}

@@ -1,0 +1,254 @@
+//! Upstreams: named sets of targets behind one keep-alive connection pool, a load-balancing
+//! policy, and health state.
+
+mod balancer;
+pub mod health;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use balancer::Balancer;
+pub use balancer::fnv1a;
+use health::{HealthRegistry, InFlight, TargetHealth, now_ms};
+
+use crate::config::{
+    HealthCheckConfig, LbPolicy, PassiveConfig, UpstreamConfig, UpstreamProtocol, millis,
+};
+use crate::error::{ErrorKind, GatewayError};
+use crate::proxy::{ProxyBody, full_body};
+
+/// One target of an upstream.
+#[derive(Debug)]
+pub struct Target {
+    /// The resolved address.
+    pub addr: SocketAddr,
+    /// The relative weight.
+    pub weight: u32,
+    /// `ip:port`, for request URIs.
+    authority: String,
+    /// Live health, shared across snapshots.
+    pub health: Arc<TargetHealth>,
+}
+
+/// A named upstream.
+pub struct Upstream {
+    /// The name from the config.
+    pub name: String,
+    /// The targets, in config order.
+    pub targets: Vec<Arc<Target>>,
+    /// The policy name, for the admin API.
+    pub policy: LbPolicy,
+    balancer: Balancer,
+    client: Client<HttpConnector, ProxyBody>,
+    /// Time to the response headers.
+    pub request_timeout: Duration,
+    protocol: UpstreamProtocol,
+    passive: PassiveConfig,
+    /// Active health check settings.
+    pub health_check: Option<HealthCheckConfig>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("name", &self.name)
+            .field("targets", &self.targets)
+            .finish()
+    }
+}
+
+/// A response from an upstream, with the target's in-flight mark held until it is dropped.
+pub struct UpstreamResponse {
+    /// The response.
+    pub response: Response<Incoming>,
+    /// Keeps the target's in-flight count until the response is handed on.
+    pub in_flight: InFlight,
+}
+
+impl Upstream {
+    /// Builds an upstream, resolving target addresses now (never per request).
+    pub async fn new(
+        name: &str,
+        config: &UpstreamConfig,
+        registry: &HealthRegistry,
+    ) -> anyhow::Result<Self> {
+        let mut targets = Vec::with_capacity(config.targets.len());
+        for target in &config.targets {
+            let addr = resolve(target.address()).await.map_err(|e| {
+                anyhow::anyhow!("upstream {name:?}: target {:?}: {e}", target.address())
+            })?;
+            targets.push(Arc::new(Target {
+                addr,
+                weight: target.weight(),
+                authority: addr.to_string(),
+                health: registry.get(name, addr),
+            }));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(millis(config.connect_timeout_ms)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(millis(config.pool_idle_timeout_ms))
+            .pool_max_idle_per_host(config.pool_idle_per_target)
+            .http2_only(config.protocol == UpstreamProtocol::H2c)
+            .build(connector);
+        Ok(Self {
+            name: name.to_string(),
+            balancer: Balancer::new(config.policy, &targets),
+            targets,
+            policy: config.policy,
+            client,
+            request_timeout: millis(config.request_timeout_ms),
+            protocol: config.protocol,
+            passive: config.passive.clone(),
+            health_check: config.health_check.clone(),
+        })
+    }
+
+    /// The protocol spoken to the targets.
+    pub fn protocol(&self) -> UpstreamProtocol {
+        self.protocol
+    }
+
+    /// Picks a target by the policy; `hash_key` feeds consistent hashing.
+    pub fn pick(&self, hash_key: &[u8]) -> Result<Arc<Target>, GatewayError> {
+        self.balancer
+            .pick(&self.targets, hash_key, now_ms())
+            .map(|i| self.targets[i].clone())
+            .ok_or_else(|| {
+                GatewayError::new(
+                    ErrorKind::NoHealthyTarget,
+                    format!("no healthy target in upstream {:?}", self.name),
+                )
+            })
+    }
+
+    /// Sends a request to a target and waits up to `timeout` for the response headers.
+    /// The outcome feeds passive ejection.
+    pub async fn send(
+        &self,
+        target: &Target,
+        mut request: Request<ProxyBody>,
+        timeout: Duration,
+    ) -> Result<UpstreamResponse, GatewayError> {
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        *request.uri_mut() = Uri::builder()
+            .scheme("http")
+            .authority(target.authority.as_str())
+            .path_and_query(path)
+            .build()
+            .map_err(|e| {
+                GatewayError::new(ErrorKind::BadRequest, format!("bad request target: {e}"))
+            })?;
+        let in_flight = target.health.start();
+        let result = tokio::time::timeout(timeout, self.client.request(request)).await;
+        let outcome = match result {
+            Err(_) => Err(GatewayError::new(
+                ErrorKind::UpstreamTimeout,
+                format!(
+                    "upstream {:?} did not answer within {} ms",
+                    self.name,
+                    timeout.as_millis()
+                ),
+            )),
+            Ok(Err(e)) => Err(GatewayError::new(
+                ErrorKind::UpstreamFailed,
+                format!("upstream {:?}: {}", self.name, describe(&e)),
+            )),
+            Ok(Ok(response)) => Ok(response),
+        };
+        let ok = match &outcome {
+            Ok(r) => !(self.passive.on_5xx && r.status().is_server_error()),
+            Err(_) => false,
+        };
+        target.health.record(ok, &self.passive);
+        outcome.map(|response| UpstreamResponse {
+            response,
+            in_flight,
+        })
+    }
+
+    /// Sends a request to the next available target and reads the whole response, with a
+    /// cap on the body size (for plugins' outbound calls).
+    pub async fn call(
+        &self,
+        request: Request<ProxyBody>,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<Response<Bytes>, GatewayError> {
+        let target = self.pick(b"")?;
+        let UpstreamResponse { response, .. } = self.send(&target, request, timeout).await?;
+        let (parts, body) = response.into_parts();
+        let body = http_body_util::Limited::new(body, max_body)
+            .collect()
+            .await
+            .map_err(|e| {
+                GatewayError::new(ErrorKind::UpstreamFailed, format!("reading body: {e}"))
+            })?
+            .to_bytes();
+        Ok(Response::from_parts(parts, body))
+    }
+
+    /// One active health check: GET `path`, 2xx or 3xx within `timeout` is healthy.
+    async fn probe(&self, target: &Target, path: &str, timeout: Duration) -> bool {
+        let Ok(uri) = Uri::builder()
+            .scheme("http")
+            .authority(target.authority.as_str())
+            .path_and_query(path)
+            .build()
+        else {
+            return false;
+        };
+        let Ok(request) = Request::get(uri).body(full_body(Bytes::new())) else {
+            return false;
+        };
+        match tokio::time::timeout(timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => {
+                let ok = response.status().is_success() || response.status().is_redirection();
+                // Drain so the connection goes back to the pool.
+                let _ = response.into_body().collect().await;
+                ok
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Resolves `host:port` once.
+async fn resolve(address: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(addr) = address.parse() {
+        return Ok(addr);
+    }
+    tokio::net::lookup_host(address)
+        .await?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("resolves to no address"))
+}
+
+/// A client error with its causes, without the request.
+fn describe(error: &hyper_util::client::legacy::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Spawns the active health checks of these upstreams.
+pub fn spawn_health_checks<'a>(upstreams: impl Iterator<Item = &'a Arc<Upstream>>) {
+    for upstream in upstreams {
+        health::spawn_checks(upstream);
+    }
+}
