@@ -3,7 +3,10 @@
 //! needs no manual step. Set `WEIR_SKIP_PLUGIN_BUILD=1` to skip (e.g. when packaging).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+#[path = "build_guests.rs"]
+mod build_guests;
+use build_guests::build_guests;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=WEIR_SKIP_PLUGIN_BUILD");
@@ -42,38 +45,3 @@ fn bundled_plugins(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Runs `cargo build --release --target wasm32-wasip2` on the guest workspace for these
-/// packages; returns the directory holding the `.wasm` files.
-pub fn build_guests(root: &Path, target_dir: &Path, packages: &[String]) -> PathBuf {
-    let guest_target = target_dir.join("guest");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root.join("plugins"))
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--target-dir",
-        ])
-        .arg(&guest_target);
-    for p in packages {
-        cmd.args(["-p", p]);
-    }
-    // The outer build's flags and wrappers are for the host, not for the guests.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy().into_owned();
-        if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_MAKEFLAGS"
-            || key.starts_with("RUSTC")
-            || key == "RUSTFLAGS"
-        {
-            cmd.env_remove(&key);
-        }
-    }
-    let status = cmd.status().expect("run cargo for the guest plugins");
-    assert!(
-        status.success(),
-        "building the plugins for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)"
-    );
-    guest_target.join("wasm32-wasip2").join("release")
-}

@@ -1,1 +1,15 @@
+//! Weir's integration tests, organised by feature. Each test starts real servers on free
+//! ports: the gateway (in this process, over real sockets), upstreams, and plugins built
+//! from source by `build.rs`.
 
+mod admin;
+mod balancing;
+mod failures;
+mod filters;
+mod hygiene;
+mod polyglot;
+mod protocols;
+mod reload;
+mod routing;
+mod shutdown;
+mod upstream_errors;

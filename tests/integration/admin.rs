@@ -1,0 +1,38 @@
+//! The admin API: routes, upstreams and metrics reflect the live snapshot and traffic.
+
+use weir_tests::plugins::HEADERS;
+use weir_tests::{TestClient, TestGateway, TestUpstream};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_reports_routes_upstreams_and_metrics() {
+    let up = TestUpstream::start("up").await;
+    let config = format!(
+        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"api\"\nupstream = \"u\"\n\
+         [[routes.filters]]\nplugin = \"headers.wasm\"\nconfig = {{ response = {{ set = {{ x-a = \"1\" }} }} }}\n",
+        up.addr
+    );
+    let gw = TestGateway::start(&config, &[("headers.wasm", HEADERS)]).await;
+    let client = TestClient::default();
+    for _ in 0..3 {
+        assert_eq!(client.get(&gw.url("/")).await.status, 200);
+    }
+    let routes = client.get(&gw.admin_url("/routes")).await.json();
+    assert_eq!(routes["routes"][0]["name"], "api");
+    let filter = &routes["routes"][0]["filters"][0];
+    assert_eq!(filter["name"], "headers");
+    assert_eq!(filter["phases"]["request"], false, "no request edits configured: not called");
+    assert_eq!(filter["phases"]["response"], true);
+
+    let upstreams = client.get(&gw.admin_url("/upstreams")).await.json();
+    assert_eq!(upstreams["upstreams"][0]["targets"][0]["requests"], 3);
+    assert_eq!(upstreams["upstreams"][0]["targets"][0]["healthy"], true);
+
+    let metrics = client.get(&gw.admin_url("/metrics")).await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(text.contains("weir_requests_total{route=\"api\",status=\"200\"} 3"), "{text}");
+    assert!(text.contains("weir_filter_decisions_total{route=\"api\",plugin=\"headers\",decision=\"continue\"} 3"), "{text}");
+    assert!(text.contains("weir_request_duration_seconds_count{route=\"api\"} 3"), "{text}");
+    assert!(text.contains(&format!("weir_upstream_target_healthy{{upstream=\"u\",target=\"{}\"}} 1", up.addr)), "{text}");
+    assert_eq!(client.get(&gw.admin_url("/nope")).await.status, 404);
+    gw.shutdown().await;
+}

@@ -1,0 +1,51 @@
+//! A filter written in Python, built from source with componentize-py by this test, runs
+//! in the same host through the same WIT world. The test fails (never skips) when the
+//! tool is missing: `.ci/run` installs it.
+
+use std::process::Command;
+
+use weir_tests::plugins::{PYTHON_PLUGIN_DIR, WIT_DIR};
+use weir_tests::{TempDir, TestClient, TestGateway, TestUpstream, get};
+
+fn build_python_plugin(out: &std::path::Path) {
+    let status = Command::new("componentize-py")
+        .args(["-d", WIT_DIR, "-w", "filter-plugin", "componentize", "app", "-o"])
+        .arg(out)
+        .current_dir(PYTHON_PLUGIN_DIR)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .status()
+        .expect("componentize-py must be installed (pip install componentize-py); .ci/run installs it");
+    assert!(status.success(), "componentize-py failed to build the Python filter");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_filter_runs_through_the_same_world() {
+    let build = TempDir::new();
+    let wasm = build.path().join("py-greeter.wasm");
+    build_python_plugin(&wasm);
+
+    let up = TestUpstream::start("up").await;
+    let config = format!(
+        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n\
+         [[routes.filters]]\nplugin = \"py-greeter.wasm\"\nconfig = {{ greeting = \"hi from py\" }}\n\
+         memory_mib = 64\ndeadline_ms = 1000\n",
+        up.addr
+    );
+    let wasm_path = wasm.to_string_lossy().into_owned();
+    let gw = TestGateway::start(&config, &[("py-greeter.wasm", wasm_path.as_str())]).await;
+    let client = TestClient::default();
+
+    let r = client.get(&gw.url("/py")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["headers"]["x-python-greeting"][0], "hi from py");
+    assert_eq!(r.header("x-python"), Some("1"));
+
+    let r = client.send(get(&gw.url("/py"), &[("x-block", "yes")])).await;
+    assert_eq!(r.status, 418);
+    assert_eq!(r.json()["error"], "blocked_by_python");
+    assert_eq!(up.hits(), 1);
+
+    let status = gw.plugin_status(&client).await;
+    assert_eq!(status["py-greeter.wasm"]["name"], "py-greeter");
+    gw.shutdown().await;
+}

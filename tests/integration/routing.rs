@@ -1,0 +1,72 @@
+//! Routing by host, path prefix, exact path, method and header; 404 when nothing matches.
+
+use weir_tests::{TestClient, TestGateway, TestUpstream, get, request};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_by_host_path_method_and_header() {
+    let (a, b, c, d) = (
+        TestUpstream::start("a").await,
+        TestUpstream::start("b").await,
+        TestUpstream::start("c").await,
+        TestUpstream::start("d").await,
+    );
+    let config = format!(
+        r#"
+[upstreams.a]
+targets = ["{}"]
+[upstreams.b]
+targets = ["{}"]
+[upstreams.c]
+targets = ["{}"]
+[upstreams.d]
+targets = ["{}"]
+
+[[routes]]
+name = "canary"
+upstream = "d"
+match = {{ path_prefix = "/api", headers = {{ x-env = "canary" }} }}
+
+[[routes]]
+name = "api-host"
+upstream = "a"
+match = {{ host = "api.example.com", path_prefix = "/api" }}
+
+[[routes]]
+name = "exact-post"
+upstream = "b"
+match = {{ path = "/submit", methods = ["POST"] }}
+
+[[routes]]
+name = "wild"
+upstream = "c"
+match = {{ host = "*.example.org" }}
+"#,
+        a.addr, b.addr, c.addr, d.addr
+    );
+    let gw = TestGateway::start(&config, &[]).await;
+    let client = TestClient::default();
+    let upstream_of = |r: weir_tests::Reply| r.header("x-upstream").map(str::to_string);
+
+    let r = client.send(get(&gw.url("/api/users"), &[("host", "api.example.com")])).await;
+    assert_eq!(upstream_of(r).as_deref(), Some("a"));
+    let r = client.send(get(&gw.url("/api/users"), &[("host", "api.example.com"), ("x-env", "canary")])).await;
+    assert_eq!(upstream_of(r).as_deref(), Some("d"), "earlier route with a header match wins");
+    let r = client.send(request("POST", &gw.url("/submit"), &[], "x")).await;
+    assert_eq!(upstream_of(r).as_deref(), Some("b"));
+    let r = client.send(get(&gw.url("/x"), &[("host", "shop.example.org:8080")])).await;
+    assert_eq!(upstream_of(r).as_deref(), Some("c"));
+
+    // GET on a POST-only route, a prefix that is not at a segment boundary, another host:
+    // nothing matches.
+    for req in [
+        get(&gw.url("/submit"), &[]),
+        get(&gw.url("/apix"), &[("host", "api.example.com")]),
+        get(&gw.url("/api/users"), &[("host", "example.org")]),
+    ] {
+        let r = client.send(req).await;
+        assert_eq!(r.status, 404);
+        assert_eq!(r.json()["error"], "no_route");
+        assert!(r.json()["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+    }
+    gw.shutdown().await;
+}

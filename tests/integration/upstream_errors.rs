@@ -1,0 +1,85 @@
+//! Upstream failures map to the right status: down → 502, no healthy target → 503, slow →
+//! 504; passive ejection and active health checks take bad targets out.
+
+use std::time::Duration;
+
+use weir_tests::{Mode, TestClient, TestGateway, TestUpstream, eventually};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_down_is_502() {
+    // A port that was free a moment ago: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config = format!(
+        "[upstreams.u]\ntargets = [\"{closed}\"]\npassive = {{ consecutive_failures = 0 }}\n\
+         [[routes]]\nname = \"r\"\nupstream = \"u\"\n"
+    );
+    let gw = TestGateway::start(&config, &[]).await;
+    let r = TestClient::default().get(&gw.url("/")).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["error"], "upstream_failed");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_upstream_is_504() {
+    let up = TestUpstream::start("slow").await;
+    up.set_delay(Duration::from_secs(3));
+    let config = format!(
+        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\ntimeout_ms = 200\n",
+        up.addr
+    );
+    let gw = TestGateway::start(&config, &[]).await;
+    let r = TestClient::default().get(&gw.url("/")).await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.json()["error"], "upstream_timeout");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_health_checks_give_503_and_recovery_restores() {
+    let up = TestUpstream::start("up").await;
+    let config = format!(
+        "[upstreams.u]\ntargets = [\"{}\"]\n\
+         health_check = {{ path = \"/health\", interval_ms = 50, unhealthy_threshold = 2, healthy_threshold = 2 }}\n\
+         [[routes]]\nname = \"r\"\nupstream = \"u\"\n",
+        up.addr
+    );
+    let gw = TestGateway::start(&config, &[]).await;
+    let client = TestClient::default();
+    assert_eq!(client.get(&gw.url("/")).await.status, 200);
+    up.set_mode(Mode::Failing);
+    assert!(eventually(Duration::from_secs(10), || async { client.get(&gw.url("/")).await.status == 503 }).await);
+    let r = client.get(&gw.url("/")).await;
+    assert_eq!(r.json()["error"], "no_healthy_upstream");
+    let upstreams = client.get(&gw.admin_url("/upstreams")).await.json();
+    assert_eq!(upstreams["upstreams"][0]["targets"][0]["healthy"], false);
+    up.set_mode(Mode::Healthy);
+    assert!(eventually(Duration::from_secs(10), || async { client.get(&gw.url("/")).await.status == 200 }).await);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passive_ejection_moves_traffic_to_the_good_target() {
+    let good = TestUpstream::start("good").await;
+    let bad = TestUpstream::start("bad").await;
+    bad.set_mode(Mode::Failing);
+    let config = format!(
+        "[upstreams.u]\ntargets = [\"{}\", \"{}\"]\npassive = {{ consecutive_failures = 2, ejection_ms = 60000 }}\n\
+         [[routes]]\nname = \"r\"\nupstream = \"u\"\n",
+        good.addr, bad.addr
+    );
+    let gw = TestGateway::start(&config, &[]).await;
+    let client = TestClient::default();
+    for _ in 0..4 {
+        client.get(&gw.url("/")).await;
+    }
+    let bad_before = bad.hits();
+    assert_eq!(bad_before, 2, "ejected after two failures in a row");
+    for _ in 0..10 {
+        assert_eq!(client.get(&gw.url("/")).await.status, 200);
+    }
+    assert_eq!(bad.hits(), bad_before, "no traffic to the ejected target");
+    let upstreams = client.get(&gw.admin_url("/upstreams")).await.json();
+    assert_eq!(upstreams["upstreams"][0]["targets"][1]["ejected"], true);
+    gw.shutdown().await;
+}
