@@ -44,4 +44,3 @@ fn bundled_plugins(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
-

@@ -21,9 +21,15 @@ fn main() {
         let path = built.join(format!("{}.wasm", name.replace('-', "_")));
         assert!(path.exists(), "{} was not built", path.display());
         let ident = name.replace('-', "_").to_uppercase();
-        consts.push_str(&format!("/// `{name}` built as a component.\npub const {ident}: &str = {:?};\n", path.display().to_string()));
+        consts.push_str(&format!(
+            "/// `{name}` built as a component.\npub const {ident}: &str = {:?};\n",
+            path.display().to_string()
+        ));
     }
-    consts.push_str(&format!("/// The WIT directory.\npub const WIT_DIR: &str = {:?};\n", root.join("wit").display().to_string()));
+    consts.push_str(&format!(
+        "/// The WIT directory.\npub const WIT_DIR: &str = {:?};\n",
+        root.join("wit").display().to_string()
+    ));
     consts.push_str(&format!("/// The Python test plugin's source directory.\npub const PYTHON_PLUGIN_DIR: &str = {:?};\n", root.join("tests/plugins/python").display().to_string()));
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("plugins.rs");
     std::fs::write(out, consts).expect("write plugins.rs");

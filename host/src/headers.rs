@@ -80,12 +80,9 @@ impl Default for RequestIds {
 impl RequestIds {
     /// The client's id when trusted and well-formed, otherwise a new one.
     pub fn assign(&self, headers: &HeaderMap, trust_client: bool) -> String {
-        if trust_client {
-            if let Some(id) = headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()) {
-                if !id.is_empty() && id.len() <= 128 {
-                    return id.to_string();
-                }
-            }
+        let client_id = headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok());
+        if let Some(id) = client_id.filter(|id| trust_client && !id.is_empty() && id.len() <= 128) {
+            return id.to_string();
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         format!("{:08x}{:012x}", self.prefix, n)

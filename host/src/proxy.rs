@@ -133,14 +133,12 @@ fn upstream_request(ex: &mut Exchange, protocol: UpstreamProtocol) -> Request<Pr
         UpstreamProtocol::Http1 => {
             parts.version = Version::HTTP_11;
             // HTTP/2 clients send `:authority`, HTTP/1.1 upstreams need `Host`.
-            if !parts.headers.contains_key(header::HOST) {
-                if let Some(value) = ex
-                    .authority
-                    .as_deref()
-                    .and_then(|a| HeaderValue::from_str(a).ok())
-                {
-                    parts.headers.insert(header::HOST, value);
-                }
+            let host = ex
+                .authority
+                .as_deref()
+                .and_then(|a| HeaderValue::from_str(a).ok());
+            if let Some(value) = host.filter(|_| !parts.headers.contains_key(header::HOST)) {
+                parts.headers.insert(header::HOST, value);
             }
         }
         UpstreamProtocol::H2c => parts.version = Version::HTTP_2,

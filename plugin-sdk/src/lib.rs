@@ -161,7 +161,7 @@ macro_rules! export_filter {
                 }
             }
 
-            $crate::bindings::export_guest!(Export with_types_in $crate::bindings);
+    $crate::bindings::export_guest!(Export with_types_in $crate::bindings);
         };
     };
 }

@@ -20,7 +20,10 @@ async fn admin_reports_routes_upstreams_and_metrics() {
     assert_eq!(routes["routes"][0]["name"], "api");
     let filter = &routes["routes"][0]["filters"][0];
     assert_eq!(filter["name"], "headers");
-    assert_eq!(filter["phases"]["request"], false, "no request edits configured: not called");
+    assert_eq!(
+        filter["phases"]["request"], false,
+        "no request edits configured: not called"
+    );
     assert_eq!(filter["phases"]["response"], true);
 
     let upstreams = client.get(&gw.admin_url("/upstreams")).await.json();
@@ -29,10 +32,27 @@ async fn admin_reports_routes_upstreams_and_metrics() {
 
     let metrics = client.get(&gw.admin_url("/metrics")).await;
     let text = String::from_utf8_lossy(&metrics.body);
-    assert!(text.contains("weir_requests_total{route=\"api\",status=\"200\"} 3"), "{text}");
-    assert!(text.contains("weir_filter_decisions_total{route=\"api\",plugin=\"headers\",decision=\"continue\"} 3"), "{text}");
-    assert!(text.contains("weir_request_duration_seconds_count{route=\"api\"} 3"), "{text}");
-    assert!(text.contains(&format!("weir_upstream_target_healthy{{upstream=\"u\",target=\"{}\"}} 1", up.addr)), "{text}");
+    assert!(
+        text.contains("weir_requests_total{route=\"api\",status=\"200\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "weir_filter_decisions_total{route=\"api\",plugin=\"headers\",decision=\"continue\"} 3"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("weir_request_duration_seconds_count{route=\"api\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "weir_upstream_target_healthy{{upstream=\"u\",target=\"{}\"}} 1",
+            up.addr
+        )),
+        "{text}"
+    );
     assert_eq!(client.get(&gw.admin_url("/nope")).await.status, 404);
     gw.shutdown().await;
 }

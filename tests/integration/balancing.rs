@@ -6,7 +6,11 @@ use std::time::Duration;
 use weir_tests::{TestClient, TestGateway, TestUpstream, get};
 
 async fn three() -> [TestUpstream; 3] {
-    [TestUpstream::start("u0").await, TestUpstream::start("u1").await, TestUpstream::start("u2").await]
+    [
+        TestUpstream::start("u0").await,
+        TestUpstream::start("u1").await,
+        TestUpstream::start("u2").await,
+    ]
 }
 
 fn config(policy: &str, targets: &str, extra: &str) -> String {
@@ -22,7 +26,9 @@ async fn count(gw: &TestGateway, n: usize, headers: &[(&str, &str)]) -> BTreeMap
     for _ in 0..n {
         let r = client.send(get(&gw.url("/"), headers)).await;
         assert_eq!(r.status, 200);
-        *seen.entry(r.header("x-upstream").unwrap_or("?").to_string()).or_default() += 1;
+        *seen
+            .entry(r.header("x-upstream").unwrap_or("?").to_string())
+            .or_default() += 1;
     }
     seen
 }
@@ -30,10 +36,18 @@ async fn count(gw: &TestGateway, n: usize, headers: &[(&str, &str)]) -> BTreeMap
 #[tokio::test(flavor = "multi_thread")]
 async fn round_robin_is_even() {
     let u = three().await;
-    let targets = u.iter().map(|u| format!("\"{}\"", u.addr)).collect::<Vec<_>>().join(",");
+    let targets = u
+        .iter()
+        .map(|u| format!("\"{}\"", u.addr))
+        .collect::<Vec<_>>()
+        .join(",");
     let gw = TestGateway::start(&config("round_robin", &targets, ""), &[]).await;
     let seen = count(&gw, 30, &[]).await;
-    assert_eq!(seen.values().copied().collect::<Vec<_>>(), vec![10, 10, 10], "{seen:?}");
+    assert_eq!(
+        seen.values().copied().collect::<Vec<_>>(),
+        vec![10, 10, 10],
+        "{seen:?}"
+    );
     gw.shutdown().await;
 }
 
@@ -46,7 +60,11 @@ async fn weighted_round_robin_follows_weights() {
     );
     let gw = TestGateway::start(&config("weighted_round_robin", &targets, ""), &[]).await;
     let seen = count(&gw, 100, &[]).await;
-    assert_eq!((seen["u0"], seen["u1"], seen["u2"]), (50, 30, 20), "{seen:?}");
+    assert_eq!(
+        (seen["u0"], seen["u1"], seen["u2"]),
+        (50, 30, 20),
+        "{seen:?}"
+    );
     gw.shutdown().await;
 }
 
@@ -96,8 +114,20 @@ async fn least_connections_avoids_the_busy_target() {
 #[tokio::test(flavor = "multi_thread")]
 async fn consistent_hash_keeps_keys_on_one_target() {
     let u = three().await;
-    let targets = u.iter().map(|u| format!("\"{}\"", u.addr)).collect::<Vec<_>>().join(",");
-    let gw = TestGateway::start(&config("consistent_hash", &targets, "hash_on = { header = \"x-user\" }"), &[]).await;
+    let targets = u
+        .iter()
+        .map(|u| format!("\"{}\"", u.addr))
+        .collect::<Vec<_>>()
+        .join(",");
+    let gw = TestGateway::start(
+        &config(
+            "consistent_hash",
+            &targets,
+            "hash_on = { header = \"x-user\" }",
+        ),
+        &[],
+    )
+    .await;
     let mut used = std::collections::BTreeSet::new();
     for user in 0..30 {
         let user = format!("user-{user}");
@@ -105,6 +135,10 @@ async fn consistent_hash_keeps_keys_on_one_target() {
         assert_eq!(seen.len(), 1, "{user} was spread over {seen:?}");
         used.extend(seen.into_keys());
     }
-    assert_eq!(used.len(), 3, "30 keys should reach all three targets: {used:?}");
+    assert_eq!(
+        used.len(),
+        3,
+        "30 keys should reach all three targets: {used:?}"
+    );
     gw.shutdown().await;
 }

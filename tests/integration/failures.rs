@@ -25,7 +25,10 @@ async fn attack_while_serving(gw: &TestGateway, attacks: usize) -> Vec<weir_test
             let client = TestClient::default();
             for _ in 0..40 {
                 let r = client.get(&url).await;
-                assert_eq!(r.status, 200, "an ordinary request failed during the attack");
+                assert_eq!(
+                    r.status, 200,
+                    "an ordinary request failed during the attack"
+                );
             }
         }
     });
@@ -39,9 +42,13 @@ async fn attack_while_serving(gw: &TestGateway, attacks: usize) -> Vec<weir_test
 }
 
 async fn failures_metric(gw: &TestGateway, kind: &str) -> u64 {
-    let text = TestClient::default().get(&gw.admin_url("/metrics")).await.body;
+    let text = TestClient::default()
+        .get(&gw.admin_url("/metrics"))
+        .await
+        .body;
     let text = String::from_utf8_lossy(&text);
-    let needle = format!("weir_plugin_failures_total{{route=\"r\",plugin=\"hostile\",kind=\"{kind}\"}} ");
+    let needle =
+        format!("weir_plugin_failures_total{{route=\"r\",plugin=\"hostile\",kind=\"{kind}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&needle))
         .and_then(|n| n.trim().parse().ok())
@@ -112,7 +119,10 @@ async fn configure_error_refuses_startup_with_the_reason() {
          [[routes.filters]]\nplugin = \"hostile.wasm\"\nconfig = {{ mode = \"refuse\" }}\n",
         up.addr
     );
-    let error = TestGateway::try_start(&config, &[("hostile.wasm", HOSTILE)]).await.err().expect("refused");
+    let error = TestGateway::try_start(&config, &[("hostile.wasm", HOSTILE)])
+        .await
+        .err()
+        .expect("refused");
     let message = format!("{error:#}");
     assert!(message.contains("hostile.wasm"), "{message}");
     assert!(message.contains("refusing mode \"refuse\""), "{message}");

@@ -38,7 +38,11 @@ config = { response = { set = { x-outer = "1" } } }
 plugin = "tester.wasm"
 config = { deny_if_header = "x-deny" }
 "#;
-    let gw = TestGateway::start(&route_with(&up, filters), &[("tester.wasm", TESTER), ("headers.wasm", HEADERS)]).await;
+    let gw = TestGateway::start(
+        &route_with(&up, filters),
+        &[("tester.wasm", TESTER), ("headers.wasm", HEADERS)],
+    )
+    .await;
     let client = TestClient::default();
     let r = client.send(get(&gw.url("/"), &[("x-deny", "1")])).await;
     assert_eq!(r.status, 403);
@@ -69,13 +73,25 @@ remove = ["x-upstream"]
 "#;
     let gw = TestGateway::start(&route_with(&up, filters), &[("headers.wasm", HEADERS)]).await;
     let r = TestClient::default()
-        .send(get(&gw.url("/"), &[("cookie", "s=1"), ("x-env", "dev"), ("x-tag", "a"), ("x-once", "mine")]))
+        .send(get(
+            &gw.url("/"),
+            &[
+                ("cookie", "s=1"),
+                ("x-env", "dev"),
+                ("x-tag", "a"),
+                ("x-once", "mine"),
+            ],
+        ))
         .await;
     let seen = &r.json()["headers"];
     assert!(seen.get("cookie").is_none());
     assert_eq!(seen["x-env"], serde_json::json!(["prod"]));
     assert_eq!(seen["x-tag"], serde_json::json!(["a", "b"]));
-    assert_eq!(seen["x-once"], serde_json::json!(["mine"]), "add keeps an existing value");
+    assert_eq!(
+        seen["x-once"],
+        serde_json::json!(["mine"]),
+        "add keeps an existing value"
+    );
     assert_eq!(r.header("x-served-by"), Some("weir"));
     assert!(r.header("x-upstream").is_none());
     gw.shutdown().await;
@@ -110,10 +126,14 @@ async fn body_is_buffered_for_filters_that_ask_and_capped() {
     let filters = "[[routes.filters]]\nplugin = \"tester.wasm\"\nconfig = { uppercase_body = true }\nmax_body_bytes = 1024\n";
     let gw = TestGateway::start(&route_with(&up, filters), &[("tester.wasm", TESTER)]).await;
     let client = TestClient::default();
-    let r = client.send(request("POST", &gw.url("/"), &[], "make me loud")).await;
+    let r = client
+        .send(request("POST", &gw.url("/"), &[], "make me loud"))
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["body"], "MAKE ME LOUD");
-    let r = client.send(request("POST", &gw.url("/"), &[], vec![b'a'; 4096])).await;
+    let r = client
+        .send(request("POST", &gw.url("/"), &[], vec![b'a'; 4096]))
+        .await;
     assert_eq!(r.status, 413);
     assert_eq!(r.json()["error"], "body_too_large");
     assert_eq!(up.hits(), 1);

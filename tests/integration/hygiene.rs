@@ -6,7 +6,10 @@ use weir_tests::{TestClient, TestGateway, TestUpstream, get};
 #[tokio::test(flavor = "multi_thread")]
 async fn hop_by_hop_removed_and_forwarding_headers_added() {
     let up = TestUpstream::start("up").await;
-    let config = format!("[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n", up.addr);
+    let config = format!(
+        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
+        up.addr
+    );
     let gw = TestGateway::start(&config, &[]).await;
     let client = TestClient::default();
 
@@ -27,21 +30,31 @@ async fn hop_by_hop_removed_and_forwarding_headers_added() {
     assert_eq!(r.status, 200);
     let seen = &r.json()["headers"];
     for gone in ["x-private", "keep-alive", "proxy-authorization"] {
-        assert!(seen.get(gone).is_none(), "{gone} reached the upstream: {seen}");
+        assert!(
+            seen.get(gone).is_none(),
+            "{gone} reached the upstream: {seen}"
+        );
     }
     assert_eq!(seen["x-kept"][0], "yes");
     assert_eq!(seen["x-forwarded-for"][0], "10.1.2.3, 127.0.0.1");
     assert_eq!(seen["x-forwarded-proto"][0], "http");
     assert_eq!(seen["x-forwarded-host"][0], "shop.example");
-    assert_eq!(seen["host"][0], "shop.example", "the original Host goes upstream");
-    let id = seen["x-request-id"][0].as_str().expect("request id sent upstream");
+    assert_eq!(
+        seen["host"][0], "shop.example",
+        "the original Host goes upstream"
+    );
+    let id = seen["x-request-id"][0]
+        .as_str()
+        .expect("request id sent upstream");
     assert!(!id.is_empty());
     assert_eq!(r.json()["path"], "/h?q=1");
     // The upstream's own hop-by-hop headers stop at the gateway too.
     assert!(r.header("keep-alive").is_none());
 
     // A client's request id is kept.
-    let r = client.send(get(&gw.url("/"), &[("x-request-id", "trace-42")])).await;
+    let r = client
+        .send(get(&gw.url("/"), &[("x-request-id", "trace-42")]))
+        .await;
     assert_eq!(r.json()["headers"]["x-request-id"][0], "trace-42");
     gw.shutdown().await;
 }

@@ -1,21 +1,63 @@
 //! A filter written in Python, built from source with componentize-py by this test, runs
-//! in the same host through the same WIT world. The test fails (never skips) when the
-//! tool is missing: `.ci/run` installs it.
+//! in the same host through the same WIT world. componentize-py comes from `PATH`, or is
+//! installed from PyPI into `target/pytools`; the test fails (never skips) when it cannot
+//! build the plugin.
 
+use std::path::PathBuf;
 use std::process::Command;
 
-use weir_tests::plugins::{PYTHON_PLUGIN_DIR, WIT_DIR};
+use weir_tests::plugins::{PYTHON_PLUGIN_DIR, TARGET_DIR, WIT_DIR};
 use weir_tests::{TempDir, TestClient, TestGateway, TestUpstream, get};
 
+/// The pinned componentize-py, for when none is on `PATH`.
+const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
+/// A command that runs componentize-py.
+fn componentize_py() -> Command {
+    let on_path = Command::new("componentize-py").arg("--version").output();
+    if on_path.is_ok_and(|o| o.status.success()) {
+        return Command::new("componentize-py");
+    }
+    let tools = PathBuf::from(TARGET_DIR).join("pytools");
+    if !tools.join("componentize_py").exists() {
+        let status = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--target"])
+            .arg(&tools)
+            .arg(COMPONENTIZE_PY)
+            .status()
+            .expect("python3 with pip is needed to install componentize-py");
+        assert!(status.success(), "pip could not install {COMPONENTIZE_PY}");
+    }
+    let mut cmd = Command::new("python3");
+    cmd.env("PYTHONPATH", &tools).args([
+        "-c",
+        "import sys; from componentize_py import script; sys.argv[0] = 'componentize-py'; sys.exit(script())",
+    ]);
+    cmd
+}
+
 fn build_python_plugin(out: &std::path::Path) {
-    let status = Command::new("componentize-py")
-        .args(["-d", WIT_DIR, "-w", "filter-plugin", "componentize", "app", "-o"])
+    let status = componentize_py()
+        .args([
+            "-d",
+            WIT_DIR,
+            "-w",
+            "filter-plugin",
+            "componentize",
+            "app",
+            "-o",
+        ])
         .arg(out)
         .current_dir(PYTHON_PLUGIN_DIR)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .status()
-        .expect("componentize-py must be installed (pip install componentize-py); .ci/run installs it");
-    assert!(status.success(), "componentize-py failed to build the Python filter");
+        .expect(
+            "componentize-py must be installed (pip install componentize-py); .ci/run installs it",
+        );
+    assert!(
+        status.success(),
+        "componentize-py failed to build the Python filter"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -40,7 +82,9 @@ async fn python_filter_runs_through_the_same_world() {
     assert_eq!(r.json()["headers"]["x-python-greeting"][0], "hi from py");
     assert_eq!(r.header("x-python"), Some("1"));
 
-    let r = client.send(get(&gw.url("/py"), &[("x-block", "yes")])).await;
+    let r = client
+        .send(get(&gw.url("/py"), &[("x-block", "yes")]))
+        .await;
     assert_eq!(r.status, 418);
     assert_eq!(r.json()["error"], "blocked_by_python");
     assert_eq!(up.hits(), 1);

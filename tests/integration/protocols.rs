@@ -17,7 +17,10 @@ async fn h2c_downstream_and_upstream() {
         let r = client.get(&gw.url("/h1")).await;
         assert_eq!(r.status, 200);
         assert_eq!(r.json()["version"], "HTTP/1.1");
-        assert!(r.json()["headers"]["host"][0].as_str().is_some(), "an HTTP/1.1 upstream gets a Host");
+        assert!(
+            r.json()["headers"]["host"][0].as_str().is_some(),
+            "an HTTP/1.1 upstream gets a Host"
+        );
         let r = client.get(&gw.url("/h2")).await;
         assert_eq!(r.status, 200);
         assert_eq!(r.json()["version"], "HTTP/2.0");

@@ -21,7 +21,11 @@ fn config(upstream: &TestUpstream, filter_config: &str) -> String {
 }
 
 async fn version(client: &TestClient, gw: &TestGateway) -> Option<String> {
-    client.get(&gw.url("/")).await.header("x-tester-version").map(str::to_string)
+    client
+        .get(&gw.url("/"))
+        .await
+        .header("x-tester-version")
+        .map(str::to_string)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -50,7 +54,12 @@ async fn plugin_swapped_under_load_without_a_failed_request() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     gw.install_plugin("filter.wasm", TESTER_V2);
     let client = TestClient::default();
-    assert!(eventually(WAIT, || async { version(&client, &gw).await.as_deref() == Some("2.0.0") }).await);
+    assert!(
+        eventually(WAIT, || async {
+            version(&client, &gw).await.as_deref() == Some("2.0.0")
+        })
+        .await
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::Relaxed);
 
@@ -61,8 +70,14 @@ async fn plugin_swapped_under_load_without_a_failed_request() {
         failures += f;
         total += t;
     }
-    assert_eq!(failures, 0, "{failures} of {total} requests failed during the swap");
-    assert_eq!(versions, BTreeSet::from(["1.0.0".to_string(), "2.0.0".to_string()]));
+    assert_eq!(
+        failures, 0,
+        "{failures} of {total} requests failed during the swap"
+    );
+    assert_eq!(
+        versions,
+        BTreeSet::from(["1.0.0".to_string(), "2.0.0".to_string()])
+    );
     let status = gw.plugin_status(&client).await;
     assert_eq!(status["filter.wasm"]["version"], "2.0.0");
     assert_eq!(status["filter.wasm"]["generation"], 2);
@@ -78,17 +93,28 @@ async fn broken_plugin_is_refused_and_the_old_one_keeps_serving() {
     assert_eq!(version(&client, &gw).await.as_deref(), Some("1.0.0"));
 
     // Garbage over the live plugin.
-    write_atomic(&gw.plugins_dir.join("filter.wasm"), b"\0asm this is not a component");
+    write_atomic(
+        &gw.plugins_dir.join("filter.wasm"),
+        b"\0asm this is not a component",
+    );
     assert!(
         eventually(WAIT, || async {
-            gw.plugin_status(&client).await["filter.wasm"]["last_error"].as_str().is_some()
+            gw.plugin_status(&client).await["filter.wasm"]["last_error"]
+                .as_str()
+                .is_some()
         })
         .await
     );
     let status = gw.plugin_status(&client).await;
-    let reason = status["filter.wasm"]["last_error"].as_str().unwrap().to_string();
+    let reason = status["filter.wasm"]["last_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(reason.contains("component"), "{reason}");
-    assert_eq!(status["filter.wasm"]["version"], "1.0.0", "the serving version is still shown");
+    assert_eq!(
+        status["filter.wasm"]["version"], "1.0.0",
+        "the serving version is still shown"
+    );
     assert_eq!(version(&client, &gw).await.as_deref(), Some("1.0.0"));
     assert_eq!(gw.generation(), 1);
 
@@ -96,14 +122,22 @@ async fn broken_plugin_is_refused_and_the_old_one_keeps_serving() {
     write_atomic(&gw.plugins_dir.join("stray.wasm"), b"not wasm at all");
     assert!(
         eventually(WAIT, || async {
-            gw.plugin_status(&client).await.get("stray.wasm").is_some_and(|s| s["state"] == "refused")
+            gw.plugin_status(&client)
+                .await
+                .get("stray.wasm")
+                .is_some_and(|s| s["state"] == "refused")
         })
         .await
     );
 
     // Fixing the file is picked up on its next change.
     gw.install_plugin("filter.wasm", TESTER_V2);
-    assert!(eventually(WAIT, || async { version(&client, &gw).await.as_deref() == Some("2.0.0") }).await);
+    assert!(
+        eventually(WAIT, || async {
+            version(&client, &gw).await.as_deref() == Some("2.0.0")
+        })
+        .await
+    );
     let status = gw.plugin_status(&client).await;
     assert!(status["filter.wasm"]["last_error"].is_null());
     gw.shutdown().await;
@@ -118,10 +152,19 @@ async fn config_reload_applies_and_bad_config_is_refused() {
     )
     .await;
     let client = TestClient::default();
-    let color = || async { client.get(&gw.url("/")).await.header("x-color").map(str::to_string) };
+    let color = || async {
+        client
+            .get(&gw.url("/"))
+            .await
+            .header("x-color")
+            .map(str::to_string)
+    };
     assert_eq!(color().await.as_deref(), Some("blue"));
 
-    gw.write_config(&config(&up, "{ response = { set = { x-color = \"green\" } } }"));
+    gw.write_config(&config(
+        &up,
+        "{ response = { set = { x-color = \"green\" } } }",
+    ));
     assert!(eventually(WAIT, || async { color().await.as_deref() == Some("green") }).await);
     let generation = gw.generation();
 
@@ -135,7 +178,13 @@ async fn config_reload_applies_and_bad_config_is_refused() {
         .await
     );
     let status = client.get(&gw.admin_url("/status")).await.json();
-    assert!(status["reload"]["error"].as_str().unwrap().contains("weir.toml"), "{status}");
+    assert!(
+        status["reload"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("weir.toml"),
+        "{status}"
+    );
     assert_eq!(color().await.as_deref(), Some("green"));
 
     // A config the plugin refuses (unknown field): refused with the plugin named.
@@ -143,14 +192,20 @@ async fn config_reload_applies_and_bad_config_is_refused() {
     assert!(
         eventually(WAIT, || async {
             let status = client.get(&gw.admin_url("/status")).await.json();
-            status["reload"]["error"].as_str().is_some_and(|e| e.contains("filter.wasm") && e.contains("nonsense"))
+            status["reload"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("filter.wasm") && e.contains("nonsense"))
         })
         .await
     );
     assert_eq!(gw.generation(), generation);
     assert_eq!(color().await.as_deref(), Some("green"));
-    let metrics = String::from_utf8_lossy(&client.get(&gw.admin_url("/metrics")).await.body).into_owned();
-    assert!(metrics.contains("weir_reloads_total{result=\"refused\"} 2"), "{metrics}");
+    let metrics =
+        String::from_utf8_lossy(&client.get(&gw.admin_url("/metrics")).await.body).into_owned();
+    assert!(
+        metrics.contains("weir_reloads_total{result=\"refused\"} 2"),
+        "{metrics}"
+    );
     gw.shutdown().await;
 }
 
@@ -162,9 +217,18 @@ async fn replaced_plugins_leave_no_compiled_artifacts_behind() {
     let cache = gw.plugins_dir.join(".cache");
     let artifacts = || std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0);
     assert_eq!(artifacts(), 1);
-    for (source, v) in [(TESTER_V2, "2.0.0"), (TESTER, "1.0.0"), (TESTER_V2, "2.0.0")] {
+    for (source, v) in [
+        (TESTER_V2, "2.0.0"),
+        (TESTER, "1.0.0"),
+        (TESTER_V2, "2.0.0"),
+    ] {
         gw.install_plugin("filter.wasm", source);
-        assert!(eventually(WAIT, || async { version(&client, &gw).await.as_deref() == Some(v) }).await);
+        assert!(
+            eventually(WAIT, || async {
+                version(&client, &gw).await.as_deref() == Some(v)
+            })
+            .await
+        );
         assert_eq!(artifacts(), 1, "one plugin, one cached artifact");
     }
     gw.shutdown().await;

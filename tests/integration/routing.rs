@@ -47,13 +47,28 @@ match = {{ host = "*.example.org" }}
     let client = TestClient::default();
     let upstream_of = |r: weir_tests::Reply| r.header("x-upstream").map(str::to_string);
 
-    let r = client.send(get(&gw.url("/api/users"), &[("host", "api.example.com")])).await;
+    let r = client
+        .send(get(&gw.url("/api/users"), &[("host", "api.example.com")]))
+        .await;
     assert_eq!(upstream_of(r).as_deref(), Some("a"));
-    let r = client.send(get(&gw.url("/api/users"), &[("host", "api.example.com"), ("x-env", "canary")])).await;
-    assert_eq!(upstream_of(r).as_deref(), Some("d"), "earlier route with a header match wins");
-    let r = client.send(request("POST", &gw.url("/submit"), &[], "x")).await;
+    let r = client
+        .send(get(
+            &gw.url("/api/users"),
+            &[("host", "api.example.com"), ("x-env", "canary")],
+        ))
+        .await;
+    assert_eq!(
+        upstream_of(r).as_deref(),
+        Some("d"),
+        "earlier route with a header match wins"
+    );
+    let r = client
+        .send(request("POST", &gw.url("/submit"), &[], "x"))
+        .await;
     assert_eq!(upstream_of(r).as_deref(), Some("b"));
-    let r = client.send(get(&gw.url("/x"), &[("host", "shop.example.org:8080")])).await;
+    let r = client
+        .send(get(&gw.url("/x"), &[("host", "shop.example.org:8080")]))
+        .await;
     assert_eq!(upstream_of(r).as_deref(), Some("c"));
 
     // GET on a POST-only route, a prefix that is not at a segment boundary, another host:
@@ -66,7 +81,11 @@ match = {{ host = "*.example.org" }}
         let r = client.send(req).await;
         assert_eq!(r.status, 404);
         assert_eq!(r.json()["error"], "no_route");
-        assert!(r.json()["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+        assert!(
+            r.json()["request_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty())
+        );
     }
     gw.shutdown().await;
 }

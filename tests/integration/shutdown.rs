@@ -8,7 +8,10 @@ use weir_tests::{TestClient, TestGateway, TestUpstream};
 async fn shutdown_drains_in_flight_requests() {
     let up = TestUpstream::start("slow").await;
     up.set_delay(Duration::from_millis(600));
-    let config = format!("[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n", up.addr);
+    let config = format!(
+        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
+        up.addr
+    );
     let gw = TestGateway::start(&config, &[]).await;
     let url = gw.url("/");
     let in_flight: Vec<_> = (0..5)
@@ -22,7 +25,14 @@ async fn shutdown_drains_in_flight_requests() {
     let addr = gw.addr;
     gw.shutdown().await;
     for request in in_flight {
-        assert_eq!(request.await.unwrap(), 200, "an in-flight request was dropped");
+        assert_eq!(
+            request.await.unwrap(),
+            200,
+            "an in-flight request was dropped"
+        );
     }
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still accepting after shutdown");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown"
+    );
 }

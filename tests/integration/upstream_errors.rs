@@ -8,7 +8,10 @@ use weir_tests::{Mode, TestClient, TestGateway, TestUpstream, eventually};
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_down_is_502() {
     // A port that was free a moment ago: nothing listens there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let config = format!(
         "[upstreams.u]\ntargets = [\"{closed}\"]\npassive = {{ consecutive_failures = 0 }}\n\
          [[routes]]\nname = \"r\"\nupstream = \"u\"\n"
@@ -48,13 +51,23 @@ async fn failing_health_checks_give_503_and_recovery_restores() {
     let client = TestClient::default();
     assert_eq!(client.get(&gw.url("/")).await.status, 200);
     up.set_mode(Mode::Failing);
-    assert!(eventually(Duration::from_secs(10), || async { client.get(&gw.url("/")).await.status == 503 }).await);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            client.get(&gw.url("/")).await.status == 503
+        })
+        .await
+    );
     let r = client.get(&gw.url("/")).await;
     assert_eq!(r.json()["error"], "no_healthy_upstream");
     let upstreams = client.get(&gw.admin_url("/upstreams")).await.json();
     assert_eq!(upstreams["upstreams"][0]["targets"][0]["healthy"], false);
     up.set_mode(Mode::Healthy);
-    assert!(eventually(Duration::from_secs(10), || async { client.get(&gw.url("/")).await.status == 200 }).await);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            client.get(&gw.url("/")).await.status == 200
+        })
+        .await
+    );
     gw.shutdown().await;
 }
 

@@ -94,15 +94,24 @@ pub struct TestUpstream {
 impl TestUpstream {
     /// Starts one on a free port.
     pub async fn start(name: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
         let addr = listener.local_addr().expect("local addr");
         let hits = Arc::new(AtomicUsize::new(0));
         let mode = Arc::new(AtomicU64::new(Mode::Healthy as u64));
         let delay_ms = Arc::new(AtomicU64::new(0));
-        let (h, m, d, n) = (hits.clone(), mode.clone(), delay_ms.clone(), name.to_string());
+        let (h, m, d, n) = (
+            hits.clone(),
+            mode.clone(),
+            delay_ms.clone(),
+            name.to_string(),
+        );
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let (h, m, d, n) = (h.clone(), m.clone(), d.clone(), n.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
@@ -115,7 +124,14 @@ impl TestUpstream {
                 });
             }
         });
-        Self { addr, name: name.to_string(), hits, mode, delay_ms, task }
+        Self {
+            addr,
+            name: name.to_string(),
+            hits,
+            mode,
+            delay_ms,
+            task,
+        }
     }
 
     /// Requests served (health checks excluded).
@@ -130,7 +146,8 @@ impl TestUpstream {
 
     /// Delays every answer (health checks excluded).
     pub fn set_delay(&self, delay: Duration) {
-        self.delay_ms.store(delay.as_millis() as u64, Ordering::Relaxed);
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::Relaxed);
     }
 }
 
@@ -149,8 +166,15 @@ async fn upstream_reply(
 ) -> Response<Full<Bytes>> {
     let failing = mode.load(Ordering::Relaxed) == Mode::Failing as u64;
     if req.uri().path() == "/health" {
-        let status = if failing { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK };
-        return Response::builder().status(status).body(Full::new(Bytes::from_static(b"ok"))).unwrap();
+        let status = if failing {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::OK
+        };
+        return Response::builder()
+            .status(status)
+            .body(Full::new(Bytes::from_static(b"ok")))
+            .unwrap();
     }
     hits.fetch_add(1, Ordering::Relaxed);
     let delay = delay_ms.load(Ordering::Relaxed);
@@ -158,10 +182,17 @@ async fn upstream_reply(
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in &parts.headers {
-        headers.entry(k.to_string()).or_default().push(String::from_utf8_lossy(v.as_bytes()).into());
+        headers
+            .entry(k.to_string())
+            .or_default()
+            .push(String::from_utf8_lossy(v.as_bytes()).into());
     }
     let json = serde_json::json!({
         "upstream": name,
@@ -171,7 +202,11 @@ async fn upstream_reply(
         "headers": headers,
         "body": String::from_utf8_lossy(&body),
     });
-    let status = if failing { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK };
+    let status = if failing {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
     Response::builder()
         .status(status)
         .header("x-upstream", name)
@@ -214,7 +249,9 @@ pub struct TestGateway {
 impl TestGateway {
     /// Writes `base_config() + config`, installs `plugins` (file name, built path) and starts.
     pub async fn start(config: &str, plugins: &[(&str, &str)]) -> Self {
-        Self::try_start(config, plugins).await.expect("gateway starts")
+        Self::try_start(config, plugins)
+            .await
+            .expect("gateway starts")
     }
 
     /// Like `start`, but returns the startup error.
@@ -250,7 +287,10 @@ impl TestGateway {
 
     /// Replaces the config (atomically) with `base_config() + config`.
     pub fn write_config(&self, config: &str) {
-        write_atomic(&self.config_path, format!("{}{config}", base_config()).as_bytes());
+        write_atomic(
+            &self.config_path,
+            format!("{}{config}", base_config()).as_bytes(),
+        );
     }
 
     /// Installs a plugin file (atomically).
@@ -267,13 +307,20 @@ impl TestGateway {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|p| (p["file"].as_str().unwrap_or_default().to_string(), p.clone()))
+            .map(|p| {
+                (
+                    p["file"].as_str().unwrap_or_default().to_string(),
+                    p.clone(),
+                )
+            })
             .collect()
     }
 
     /// The live generation.
     pub fn generation(&self) -> u64 {
-        self.running.as_ref().map_or(0, |r| r.gateway.snapshot().generation)
+        self.running
+            .as_ref()
+            .map_or(0, |r| r.gateway.snapshot().generation)
     }
 
     /// Shuts down gracefully.
@@ -322,18 +369,26 @@ impl Default for TestClient {
 impl TestClient {
     /// HTTP/1.1.
     pub fn http1() -> Self {
-        Self { client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()) }
+        Self {
+            client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
+        }
     }
 
     /// HTTP/2 over cleartext (h2c, prior knowledge).
     pub fn h2c() -> Self {
-        Self { client: Client::builder(TokioExecutor::new()).http2_only(true).build(HttpConnector::new()) }
+        Self {
+            client: Client::builder(TokioExecutor::new())
+                .http2_only(true)
+                .build(HttpConnector::new()),
+        }
     }
 
     /// Sends a request and reads the whole response. Panics on a transport error: a test
     /// that expects a response must get one.
     pub async fn send(&self, request: Request<Full<Bytes>>) -> Reply {
-        self.try_send(request).await.expect("request failed at the transport level")
+        self.try_send(request)
+            .await
+            .expect("request failed at the transport level")
     }
 
     /// Sends a request; transport errors are returned.
@@ -341,7 +396,11 @@ impl TestClient {
         let response = self.client.request(request).await?;
         let (parts, body) = response.into_parts();
         let body = body.collect().await?.to_bytes();
-        Ok(Reply { status: parts.status, headers: parts.headers, body })
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
     }
 
     /// `GET url`.
@@ -356,7 +415,12 @@ pub fn get(url: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
 }
 
 /// A request with a method, headers and body.
-pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Request<Full<Bytes>> {
+pub fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Request<Full<Bytes>> {
     let mut builder = Request::builder().method(method).uri(url);
     for (k, v) in headers {
         builder = builder.header(*k, *v);

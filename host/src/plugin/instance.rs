@@ -238,10 +238,10 @@ impl FilterSlot {
     }
 
     fn release(&self, warm: Warm) {
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < self.settings.max_idle {
-                idle.push(warm);
-            }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < self.settings.max_idle
+        {
+            idle.push(warm);
         }
     }
 
@@ -288,7 +288,6 @@ impl PluginRuntime {
         });
         let mut warm = new_instance(pre, caller, 64 << 20)
             .await
-            .map_err(anyhow::Error::from)
             .context("cannot instantiate")?;
         let info = match call(
             &mut warm,

@@ -32,7 +32,10 @@ struct Edits {
 
 impl Edits {
     fn is_empty(&self) -> bool {
-        self.remove.is_empty() && self.set.is_empty() && self.append.is_empty() && self.add.is_empty()
+        self.remove.is_empty()
+            && self.set.is_empty()
+            && self.append.is_empty()
+            && self.add.is_empty()
     }
 }
 
@@ -57,9 +60,15 @@ impl Filter for Headers {
     const PHASES: &'static [Phase] = &[Phase::RequestHeaders, Phase::ResponseHeaders];
 
     fn new(config: Config) -> Result<Self, String> {
-        let names = [&config.request, &config.response].into_iter().flat_map(|e| {
-            e.remove.iter().chain(e.set.keys()).chain(e.append.keys()).chain(e.add.keys())
-        });
+        let names = [&config.request, &config.response]
+            .into_iter()
+            .flat_map(|e| {
+                e.remove
+                    .iter()
+                    .chain(e.set.keys())
+                    .chain(e.append.keys())
+                    .chain(e.add.keys())
+            });
         for name in names {
             if name.is_empty() || !name.bytes().all(is_token_char) {
                 return Err(format!("invalid header name {name:?}"));

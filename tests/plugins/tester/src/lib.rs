@@ -58,13 +58,13 @@ impl Filter for Tester {
         if self.config.log {
             log::log(log::Level::Info, &format!("tester saw {}", request.path()));
         }
-        if let Some(name) = &self.config.deny_if_header {
-            if request.header(name).is_some() {
-                return RequestDecision::Respond(
-                    Response::json(403, r#"{"error":"denied_by_tester"}"#)
-                        .header("x-tester-version", Self::VERSION),
-                );
-            }
+        if let Some(name) = &self.config.deny_if_header
+            && request.header(name).is_some()
+        {
+            return RequestDecision::Respond(
+                Response::json(403, r#"{"error":"denied_by_tester"}"#)
+                    .header("x-tester-version", Self::VERSION),
+            );
         }
         let mut changes = RequestChanges::new().set_variable("tester.seen", request.path());
         for (name, value) in &self.config.set_request_headers {
