@@ -11,6 +11,11 @@ use build_guests::build_guests;
 fn main() {
     println!("cargo:rerun-if-env-changed=WEIR_SKIP_PLUGIN_BUILD");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    println!("cargo:rerun-if-changed=build.rs");
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("host/build_guests.rs").display()
+    );
     for dir in ["plugins", "plugin-sdk", "wit"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }

@@ -50,7 +50,10 @@ fn ensure_wasm_target() {
     let Ok(installed) = installed else {
         return; // No rustup: the toolchain is managed some other way.
     };
-    if String::from_utf8_lossy(&installed.stdout).lines().any(|t| t.trim() == "wasm32-wasip2") {
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|t| t.trim() == "wasm32-wasip2")
+    {
         return;
     }
     let status = Command::new("rustup")

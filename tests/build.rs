@@ -11,6 +11,11 @@ const PLUGINS: [&str; 4] = ["tester", "tester-v2", "hostile", "headers"];
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    println!("cargo:rerun-if-changed=build.rs");
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("host/build_guests.rs").display()
+    );
     for dir in ["plugins", "plugin-sdk", "wit", "tests/plugins"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
@@ -30,7 +35,18 @@ fn main() {
         "/// The WIT directory.\npub const WIT_DIR: &str = {:?};\n",
         root.join("wit").display().to_string()
     ));
-    consts.push_str(&format!("/// The Python test plugin's source directory.\npub const PYTHON_PLUGIN_DIR: &str = {:?};\n", root.join("tests/plugins/python").display().to_string()));
+    let dirs = [
+        ("The workspace's target directory.", "TARGET_DIR", "target"),
+        (
+            "The Python test plugin's source.",
+            "PYTHON_PLUGIN_DIR",
+            "tests/plugins/python",
+        ),
+    ];
+    for (doc, ident, dir) in dirs {
+        let path = root.join(dir).display().to_string();
+        consts.push_str(&format!("/// {doc}\npub const {ident}: &str = {path:?};\n"));
+    }
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("plugins.rs");
     std::fs::write(out, consts).expect("write plugins.rs");
 }
