@@ -1,5 +1,6 @@
 //! The `weir` command: `weir [run] [CONFIG]` serves (default `weir.toml`);
-//! `weir check CONFIG` validates a config and its plugins and exits.
+//! `weir check CONFIG` validates a config and its plugins and exits;
+//! `weir demo-upstream ADDR` serves only the built-in echo upstream (for benchmarks).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,8 +10,9 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage: weir [run] [CONFIG]   serve (default config: weir.toml)
-       weir check CONFIG      validate a config and its plugins, then exit";
+const USAGE: &str = "usage: weir [run] [CONFIG]         serve (default config: weir.toml)
+       weir check CONFIG            validate a config and its plugins, then exit
+       weir demo-upstream ADDR      serve only the built-in echo upstream";
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -26,7 +28,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         [cmd] if cmd == "run" => ("run", "weir.toml"),
-        [cmd, path] if cmd == "run" || cmd == "check" => (cmd.as_str(), path.as_str()),
+        [cmd, arg] if cmd == "run" || cmd == "check" || cmd == "demo-upstream" => {
+            (cmd.as_str(), arg.as_str())
+        }
         [path] => ("run", path.as_str()),
         _ => {
             eprintln!("{USAGE}");
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
             "check" => weir::Gateway::start(&config)
                 .await
                 .map(|_| println!("{}: ok", config.display())),
+            "demo-upstream" => demo_upstream(&config.to_string_lossy()).await,
             _ => serve(&config).await,
         }
     });
@@ -61,14 +66,31 @@ fn main() -> ExitCode {
     }
 }
 
-/// Serves until SIGTERM or Ctrl-C, then drains.
-async fn serve(config: &std::path::Path) -> anyhow::Result<()> {
-    let running = weir::server::start(config).await?;
+/// Serves the demo upstream alone until SIGTERM or Ctrl-C.
+async fn demo_upstream(addr: &str) -> anyhow::Result<()> {
+    let addr = addr
+        .parse()
+        .map_err(|e| anyhow::anyhow!("bad address {addr:?}: {e}"))?;
+    let demo = weir::server::start_demo(addr).await?;
+    wait_for_signal().await?;
+    demo.shutdown().await;
+    Ok(())
+}
+
+/// Waits for SIGTERM or Ctrl-C.
+async fn wait_for_signal() -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: draining"),
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: draining"),
     }
+    Ok(())
+}
+
+/// Serves until SIGTERM or Ctrl-C, then drains.
+async fn serve(config: &std::path::Path) -> anyhow::Result<()> {
+    let running = weir::server::start(config).await?;
+    wait_for_signal().await?;
     running.shutdown().await;
     Ok(())
 }

@@ -123,6 +123,34 @@ pub async fn start(config_path: &Path) -> anyhow::Result<Running> {
     })
 }
 
+/// A running demo upstream alone.
+pub struct RunningDemo {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl RunningDemo {
+    /// Stops it.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Serves only the built-in demo upstream at `addr`.
+pub async fn start_demo(addr: SocketAddr) -> anyhow::Result<RunningDemo> {
+    let listener = bind(addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "demo upstream listening");
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(
+        listener,
+        crate::demo::handle,
+        stopped,
+        Duration::from_secs(5),
+    ));
+    Ok(RunningDemo { stop, task })
+}
+
 async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
