@@ -1,0 +1,119 @@
+//! Micro-benchmark of one filter call: the bundled `headers` filter's `on-request` through
+//! a warm pooled instance (the hot path), against a fresh instance per call (instantiate +
+//! configure + call, what isolation per request would cost).
+//!
+//! `cargo bench -p weir --bench filter_call` prints the figures and writes them into
+//! `docs/benchmarks.md` between the `micro` markers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weir::config::{FailurePolicy, RuntimeConfig};
+use weir::metrics::FilterMetrics;
+use weir::plugin::bindings::{Header, Request};
+use weir::plugin::{FilterSettings, FilterSlot, Grants, HostServices, PluginRuntime};
+use weir::state::LocalBackend;
+
+fn request() -> Request {
+    let header = |n: &str, v: &str| Header { name: n.into(), value: v.as_bytes().to_vec() };
+    Request {
+        method: "GET".into(),
+        path: "/users/42?full=1".into(),
+        authority: Some("api.example.com".into()),
+        scheme: "http".into(),
+        headers: vec![
+            header("host", "api.example.com"),
+            header("user-agent", "bench/1.0"),
+            header("accept", "*/*"),
+            header("x-request-id", "0123456789abcdef"),
+            header("cookie", "session=abc"),
+        ],
+        body: None,
+        client_addr: "127.0.0.1:50000".into(),
+        route: "bench".into(),
+        request_id: "0123456789abcdef".into(),
+        variables: Vec::new(),
+    }
+}
+
+async fn slot(runtime: &PluginRuntime, max_idle: usize) -> FilterSlot {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bytes = std::fs::read(root.join("target/plugins/headers.wasm")).expect("headers.wasm is built by host/build.rs");
+    let plugin = runtime.load("headers.wasm", bytes).await.expect("load headers.wasm");
+    let settings = FilterSettings {
+        config_json: r#"{"request":{"set":{"x-gateway":"weir"},"remove":["cookie"]}}"#.into(),
+        grants: Grants::parse(&[]),
+        failure: FailurePolicy::FailClosed,
+        deadline: Duration::from_millis(20),
+        memory_bytes: 32 << 20,
+        max_body: 1 << 20,
+        max_idle,
+    };
+    let services = Arc::new(HostServices {
+        state: LocalBackend::new(),
+        secrets: Default::default(),
+        upstreams: Default::default(),
+    });
+    FilterSlot::new(plugin, settings, services, Arc::new(FilterMetrics::default())).await.expect("configure")
+}
+
+/// Mean nanoseconds per call over `n` calls, after a warm-up.
+async fn measure(slot: &FilterSlot, n: u32) -> f64 {
+    let request = request();
+    for _ in 0..n / 10 {
+        slot.on_request(&request).await.expect("call");
+    }
+    let started = Instant::now();
+    for _ in 0..n {
+        slot.on_request(&request).await.expect("call");
+    }
+    started.elapsed().as_nanos() as f64 / f64::from(n)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let cache = std::env::temp_dir().join(format!("weir-bench-cache-{}", std::process::id()));
+    let (warm, fresh) = rt.block_on(async {
+        let runtime = PluginRuntime::new(&RuntimeConfig::default(), cache.clone()).expect("engine");
+        let warm = measure(&slot(&runtime, 64).await, 200_000).await;
+        let fresh = measure(&slot(&runtime, 0).await, 5_000).await;
+        (warm, fresh)
+    });
+    let _ = std::fs::remove_dir_all(&cache);
+    let table = format!(
+        "| instance strategy | ns per `on-request` call |\n| --- | ---: |\n\
+         | warm pooled instance (kept) | {warm:.0} |\n\
+         | fresh instance per call (instantiate + configure + call) | {fresh:.0} |\n"
+    );
+    println!("{table}");
+    let section = format!(
+        "## One filter call\n\n`cargo bench -p weir --bench filter_call`, {}: the `headers` filter's \
+         `on-request` (sets one header, removes one; a 5-header request), called through \
+         `FilterSlot` as the proxy does (marshalling, deadline, pool).\n\n{table}\n\
+         The gateway keeps warm instances: a filter's global state survives between requests \
+         on the same instance (plugins must not keep per-request state in globals).\n",
+        std::env::var("BENCH_DATE").unwrap_or_else(|_| "run on the machine described above".into())
+    );
+    doc::replace_section("micro", &section);
+}
+
+/// Writes a section of `docs/benchmarks.md` between `<!-- NAME:begin -->` and
+/// `<!-- NAME:end -->`, appending the markers when they are missing.
+mod doc {
+    use std::path::PathBuf;
+
+    pub fn replace_section(name: &str, body: &str) {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
+        let (begin, end) = (format!("<!-- {name}:begin -->"), format!("<!-- {name}:end -->"));
+        let block = format!("{begin}\n{body}{end}");
+        let text = match (text.find(&begin), text.find(&end)) {
+            (Some(b), Some(e)) if b < e => format!("{}{block}{}", &text[..b], &text[e + end.len()..]),
+            _ => format!("{}\n{block}\n", text.trim_end()),
+        };
+        if let Err(e) = std::fs::write(&path, text) {
+            eprintln!("cannot write {}: {e}", path.display());
+        }
+    }
+}

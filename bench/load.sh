@@ -1,0 +1,325 @@
+#!/usr/bin/env bash
+# Load benchmark: wrk against the demo upstream (reference), nginx as a reverse proxy,
+# weir passthrough and weir + the headers filter, all on loopback on this machine.
+#
+#   bench/load.sh                               # defaults: DURATION=10s CONNECTIONS="64 256"
+#   SKIP_BUILD=1 DURATION=30s CONNECTIONS="32 128 512" bench/load.sh
+#
+# Writes the results between <!-- load:begin --> and <!-- load:end --> in
+# docs/benchmarks.md (creating the file if needed) and prints them.
+# The nginx and weir configs are generated into a temp dir (KEEP_TMP=1 keeps it).
+
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-64 256}
+THREADS=${THREADS:-2}
+WARMUP=${WARMUP:-2s}
+SKIP_BUILD=${SKIP_BUILD:-0}
+KEEP_TMP=${KEEP_TMP:-0}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WEIR="$ROOT/target/release/weir"
+PLUGINS="$ROOT/target/plugins"
+DOC="$ROOT/docs/benchmarks.md"
+COMMAND="DURATION=$DURATION CONNECTIONS=\"$CONNECTIONS\" bench/load.sh"
+START_SECONDS=$SECONDS
+
+log() { printf '[load] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/weir-bench.XXXXXX")
+PIDS=()
+
+cleanup() {
+    local status=$?
+    set +e
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null
+    done
+    for pid in "${PIDS[@]}"; do
+        # Give each process up to 5 s to exit, then kill it.
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    if [[ $status -ne 0 ]]; then
+        for f in "$TMP"/*.log; do
+            [[ -s $f ]] || continue
+            log "--- tail of $f"
+            tail -n 20 "$f" >&2
+        done
+    fi
+    if [[ $KEEP_TMP == 1 || $status -ne 0 ]]; then
+        log "temp files kept in $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- tools ------------------------------------------------------------------------------
+
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
+    log "installing nginx and wrk"
+    SUDO=; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+    $SUDO apt-get update
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y nginx wrk
+fi
+for tool in curl python3 nginx wrk; do
+    command -v "$tool" >/dev/null || die "$tool is missing"
+done
+
+if [[ $SKIP_BUILD != 1 ]]; then
+    log "building weir (release)"
+    (cd "$ROOT" && cargo build --release -p weir)
+fi
+[[ -x $WEIR ]] || die "$WEIR not found (build it, or unset SKIP_BUILD)"
+[[ -f $PLUGINS/headers.wasm ]] || die "$PLUGINS/headers.wasm not found"
+
+# --- ports ------------------------------------------------------------------------------
+
+# Four distinct free ports, picked by the kernel (all sockets held open until all are bound).
+read -r UPSTREAM_PORT NGINX_PORT WEIR_PORT ADMIN_PORT < <(python3 - <<'EOF'
+import socket
+socks = []
+for _ in range(4):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+)
+
+# --- configs ----------------------------------------------------------------------------
+
+mkdir -p "$TMP/nginx/logs" "$TMP/nginx/tmp"
+cat > "$TMP/nginx/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes auto;
+worker_rlimit_nofile 65536;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx.log warn;
+
+events {
+    worker_connections 16384;
+    multi_accept on;
+}
+
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx/tmp/body;
+    proxy_temp_path $TMP/nginx/tmp/proxy;
+    fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
+    uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
+    scgi_temp_path $TMP/nginx/tmp/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+
+    upstream up {
+        server 127.0.0.1:$UPSTREAM_PORT;
+        keepalive 256;
+        keepalive_requests 1000000;
+    }
+
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+
+cat > "$TMP/weir-bench.toml" <<EOF
+[server]
+listen = ["127.0.0.1:$WEIR_PORT"]
+admin = "127.0.0.1:$ADMIN_PORT"
+plugins_dir = "$PLUGINS"
+watch = false
+
+[upstreams.up]
+targets = ["127.0.0.1:$UPSTREAM_PORT"]
+
+# Requests with "x-bench: filtered" go through the headers filter ...
+[[routes]]
+name = "headers"
+upstream = "up"
+match = { headers = { "x-bench" = "filtered" } }
+
+[[routes.filters]]
+plugin = "headers.wasm"
+config.request = { set = { "x-gateway" = "weir" } }
+config.response = { set = { "x-served-by" = "weir" } }
+
+# ... all others are proxied with no filter.
+[[routes]]
+name = "passthrough"
+upstream = "up"
+EOF
+
+# --- servers ----------------------------------------------------------------------------
+
+# wait_for NAME PID URL [curl args...]: until URL answers 200, the process dies, or 60 s.
+wait_for() {
+    local name=$1 pid=$2 url=$3; shift 3
+    for _ in $(seq 600); do
+        kill -0 "$pid" 2>/dev/null || die "$name exited during startup"
+        if [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$@" "$url" || true) == 200 ]]; then
+            log "$name is up ($url)"
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "$name did not answer $url within 60 s"
+}
+
+RUST_LOG=${RUST_LOG:-warn} "$WEIR" demo-upstream "127.0.0.1:$UPSTREAM_PORT" > "$TMP/upstream.log" 2>&1 &
+PIDS+=($!)
+wait_for upstream "$!" "http://127.0.0.1:$UPSTREAM_PORT/hello"
+
+nginx -e "$TMP/nginx.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" > "$TMP/nginx-stdout.log" 2>&1 &
+PIDS+=($!)
+wait_for nginx "$!" "http://127.0.0.1:$NGINX_PORT/hello"
+
+RUST_LOG=${RUST_LOG:-warn} "$WEIR" run "$TMP/weir-bench.toml" > "$TMP/weir.log" 2>&1 &
+PIDS+=($!)
+wait_for weir "$!" "http://127.0.0.1:$WEIR_PORT/hello"
+
+# Check the routes do what the table says: the filter sets x-served-by, passthrough doesn't.
+curl -sf -D - -o /dev/null -H 'x-bench: filtered' "http://127.0.0.1:$WEIR_PORT/hello" \
+    | grep -qi '^x-served-by: weir' || die "weir + headers filter: no x-served-by header"
+if curl -sf -D - -o /dev/null "http://127.0.0.1:$WEIR_PORT/hello" | grep -qi '^x-served-by:'; then
+    die "weir passthrough: x-served-by is set, the request went through the filter"
+fi
+
+# --- load -------------------------------------------------------------------------------
+
+TARGETS=(
+    "upstream (direct, reference)|http://127.0.0.1:$UPSTREAM_PORT/hello|"
+    "nginx (reverse proxy)|http://127.0.0.1:$NGINX_PORT/hello|"
+    "weir passthrough|http://127.0.0.1:$WEIR_PORT/hello|"
+    "weir + headers filter|http://127.0.0.1:$WEIR_PORT/hello|x-bench: filtered"
+)
+
+# to_ms VALUE: wrk's "812.00us" / "1.23ms" / "2.00s" / "1.50m" in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/)      { sub(/us$/, "", v); x = v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); x = v }
+        else if (v ~ /s$/)  { sub(/s$/, "", v);  x = v * 1000 }
+        else if (v ~ /m$/)  { sub(/m$/, "", v);  x = v * 60000 }
+        else if (v ~ /h$/)  { sub(/h$/, "", v);  x = v * 3600000 }
+        else { x = -1 }
+        printf "%.2f", x
+    }'
+}
+
+# run_wrk OUT CONNS DURATION URL [HEADER]
+run_wrk() {
+    local out=$1 conns=$2 duration=$3 url=$4 header=${5:-}
+    local args=(-t"$THREADS" -c"$conns" -d"$duration" --latency)
+    [[ -n $header ]] && args+=(-H "$header")
+    wrk "${args[@]}" "$url" > "$out" 2>&1 || die "wrk failed: $(cat "$out")"
+}
+
+SECTION="$TMP/section.md"
+ODD=()
+{
+    echo "Run on $(date -u '+%Y-%m-%d %H:%M:%S UTC'), on $(nproc) cores ($(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM."
+    echo
+    echo "Command: \`$COMMAND\`, that is \`wrk -t$THREADS -c<connections> -d$DURATION --latency <url>\` per"
+    echo "target after a $WARMUP warm-up run, \`GET /hello\` (34-byte text body from \`weir demo-upstream\`)."
+    echo "The filtered rows add \`-H 'x-bench: filtered'\`, which routes to the \`headers.wasm\` filter"
+    echo "(sets one request header and one response header). nginx: \`worker_processes auto\`,"
+    echo "upstream \`keepalive 256\`, HTTP/1.1 to the upstream, no access log. weir: release build,"
+    echo "default runtime (multi-threaded tokio on all cores), \`RUST_LOG=warn\`."
+    echo
+    echo "wrk, nginx, weir and the upstream all share the same $(nproc) cores over loopback, so the"
+    echo "numbers compare the proxies with each other on this machine; they are not absolute capacity."
+    echo "The upstream row is wrk against the upstream with no proxy, for reference."
+} > "$SECTION"
+
+for conns in $CONNECTIONS; do
+    declare -A RPS=() P50=() P99=() ERR=()
+    for entry in "${TARGETS[@]}"; do
+        IFS='|' read -r name url header <<< "$entry"
+        log "c=$conns: $name (warm-up $WARMUP, then $DURATION)"
+        run_wrk "$TMP/warmup.txt" "$conns" "$WARMUP" "$url" "$header"
+        out="$TMP/wrk-c$conns-$(echo "$name" | tr -c 'a-z0-9' '-').txt"
+        run_wrk "$out" "$conns" "$DURATION" "$url" "$header"
+        RPS[$name]=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+        P50[$name]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
+        P99[$name]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+        non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
+        socket=$(grep -o 'Socket errors:.*' "$out" | sed 's/^Socket errors: *//' || true)
+        errors=()
+        [[ -n $non2xx ]] && errors+=("non-2xx/3xx $non2xx")
+        [[ -n $socket ]] && errors+=("socket: $socket")
+        if [[ ${#errors[@]} -gt 0 ]]; then
+            ERR[$name]=$(IFS=';'; echo "${errors[*]}" | sed 's/;/; /g')
+            ODD+=("c=$conns $name: ${ERR[$name]}")
+        else
+            ERR[$name]=none
+        fi
+        [[ -n ${RPS[$name]} ]] || die "could not parse wrk output: $(cat "$out")"
+    done
+    nginx_rps=${RPS["nginx (reverse proxy)"]}
+    {
+        echo
+        echo "### $conns connections"
+        echo
+        echo "| target | req/s | p50 (ms) | p99 (ms) | req/s vs nginx | errors |"
+        echo "|---|---:|---:|---:|---:|---|"
+        for entry in "${TARGETS[@]}"; do
+            IFS='|' read -r name _ _ <<< "$entry"
+            ratio=$(awk -v a="${RPS[$name]}" -v b="$nginx_rps" 'BEGIN { printf "%.2f×", a / b }')
+            rps=$(awk -v a="${RPS[$name]}" 'BEGIN { printf "%.0f", a }')
+            echo "| $name | $rps | ${P50[$name]} | ${P99[$name]} | $ratio | ${ERR[$name]} |"
+        done
+    } >> "$SECTION"
+    unset RPS P50 P99 ERR
+done
+
+{
+    echo
+    if [[ ${#ODD[@]} -gt 0 ]]; then
+        echo "wrk reported errors (the \"errors\" column: non-2xx/3xx responses, socket errors):"
+        for line in "${ODD[@]}"; do echo "- $line"; done
+    else
+        echo "No non-2xx/3xx responses and no socket errors in any run."
+    fi
+    echo
+    echo "The whole script took $((SECONDS - START_SECONDS)) s."
+} >> "$SECTION"
+
+# --- docs/benchmarks.md -----------------------------------------------------------------
+
+mkdir -p "$(dirname "$DOC")"
+python3 - "$DOC" "$SECTION" <<'EOF'
+import os, sys
+doc, section = sys.argv[1], open(sys.argv[2]).read().strip("\n")
+begin, end = "<!-- load:begin -->", "<!-- load:end -->"
+block = f"{begin}\n{section}\n{end}"
+if os.path.exists(doc):
+    text = open(doc).read()
+    i, j = text.find(begin), text.find(end)
+    if i != -1 and j > i:
+        text = text[:i] + block + text[j + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n## Load\n\n" + block + "\n"
+else:
+    text = ("# Benchmarks\n\n"
+            "Measured with the scripts in `bench/`; rerun them to refresh the sections below.\n\n"
+            "## Load (`bench/load.sh`)\n\n" + block + "\n")
+open(doc, "w").write(text)
+EOF
+log "wrote $DOC"
+
+cat "$SECTION"
