@@ -16,7 +16,10 @@ use weir::plugin::{FilterSettings, FilterSlot, Grants, HostServices, PluginRunti
 use weir::state::LocalBackend;
 
 fn request() -> Request {
-    let header = |n: &str, v: &str| Header { name: n.into(), value: v.as_bytes().to_vec() };
+    let header = |n: &str, v: &str| Header {
+        name: n.into(),
+        value: v.as_bytes().to_vec(),
+    };
     Request {
         method: "GET".into(),
         path: "/users/42?full=1".into(),
@@ -39,8 +42,12 @@ fn request() -> Request {
 
 async fn slot(runtime: &PluginRuntime, max_idle: usize) -> FilterSlot {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let bytes = std::fs::read(root.join("target/plugins/headers.wasm")).expect("headers.wasm is built by host/build.rs");
-    let plugin = runtime.load("headers.wasm", bytes).await.expect("load headers.wasm");
+    let bytes = std::fs::read(root.join("target/plugins/headers.wasm"))
+        .expect("headers.wasm is built by host/build.rs");
+    let plugin = runtime
+        .load("headers.wasm", bytes)
+        .await
+        .expect("load headers.wasm");
     let settings = FilterSettings {
         config_json: r#"{"request":{"set":{"x-gateway":"weir"},"remove":["cookie"]}}"#.into(),
         grants: Grants::parse(&[]),
@@ -55,7 +62,14 @@ async fn slot(runtime: &PluginRuntime, max_idle: usize) -> FilterSlot {
         secrets: Default::default(),
         upstreams: Default::default(),
     });
-    FilterSlot::new(plugin, settings, services, Arc::new(FilterMetrics::default())).await.expect("configure")
+    FilterSlot::new(
+        plugin,
+        settings,
+        services,
+        Arc::new(FilterMetrics::default()),
+    )
+    .await
+    .expect("configure")
 }
 
 /// Mean nanoseconds per call over `n` calls, after a warm-up.
@@ -72,7 +86,10 @@ async fn measure(slot: &FilterSlot, n: u32) -> f64 {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let cache = std::env::temp_dir().join(format!("weir-bench-cache-{}", std::process::id()));
     let (warm, fresh) = rt.block_on(async {
         let runtime = PluginRuntime::new(&RuntimeConfig::default(), cache.clone()).expect("engine");
@@ -106,10 +123,15 @@ mod doc {
     pub fn replace_section(name: &str, body: &str) {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
-        let (begin, end) = (format!("<!-- {name}:begin -->"), format!("<!-- {name}:end -->"));
+        let (begin, end) = (
+            format!("<!-- {name}:begin -->"),
+            format!("<!-- {name}:end -->"),
+        );
         let block = format!("{begin}\n{body}{end}");
         let text = match (text.find(&begin), text.find(&end)) {
-            (Some(b), Some(e)) if b < e => format!("{}{block}{}", &text[..b], &text[e + end.len()..]),
+            (Some(b), Some(e)) if b < e => {
+                format!("{}{block}{}", &text[..b], &text[e + end.len()..])
+            }
             _ => format!("{}\n{block}\n", text.trim_end()),
         };
         if let Err(e) = std::fs::write(&path, text) {

@@ -101,12 +101,11 @@ cat > "$TMP/nginx/nginx.conf" <<EOF
 daemon off;
 master_process on;
 worker_processes auto;
-worker_rlimit_nofile 65536;
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx.log warn;
 
 events {
-    worker_connections 16384;
+    worker_connections 4096;
     multi_accept on;
 }
 
@@ -231,8 +230,15 @@ run_wrk() {
 
 SECTION="$TMP/section.md"
 ODD=()
+if REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null); then
+    if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+        REV="$REV (with uncommitted changes)"
+    fi
+else
+    REV=${BENCH_REV:-unknown}
+fi
 {
-    echo "Run on $(date -u '+%Y-%m-%d %H:%M:%S UTC'), on $(nproc) cores ($(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM."
+    echo "Weir commit $REV. Run on $(date -u '+%Y-%m-%d %H:%M:%S UTC'), on $(nproc) cores ($(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM."
     echo
     echo "Command: \`$COMMAND\`, that is \`wrk -t$THREADS -c<connections> -d$DURATION --latency <url>\` per"
     echo "target after a $WARMUP warm-up run, \`GET /hello\` (34-byte text body from \`weir demo-upstream\`)."
@@ -287,13 +293,24 @@ for conns in $CONNECTIONS; do
     unset RPS P50 P99 ERR
 done
 
+# Anything the servers logged at warn or above during the run is worth a look.
+for f in upstream weir nginx; do
+    [[ -f $TMP/$f.log ]] || continue
+    # (tracing colours its output even into a file; strip the escapes.)
+    sed -i 's/\x1b\[[0-9;]*m//g' "$TMP/$f.log"
+    n=$(grep -ciE 'warn|error|emerg|crit|alert' "$TMP/$f.log" || true)
+    if [[ ${n:-0} -gt 0 ]]; then
+        ODD+=("$f logged $n warning/error lines, e.g.: \`$(grep -m1 -iE 'warn|error|emerg|crit|alert' "$TMP/$f.log" | cut -c1-300)\`")
+    fi
+done
+
 {
     echo
     if [[ ${#ODD[@]} -gt 0 ]]; then
-        echo "wrk reported errors (the \"errors\" column: non-2xx/3xx responses, socket errors):"
+        echo "Errors seen (wrk's non-2xx/3xx responses and socket errors, server logs):"
         for line in "${ODD[@]}"; do echo "- $line"; done
     else
-        echo "No non-2xx/3xx responses and no socket errors in any run."
+        echo "No non-2xx/3xx responses, no socket errors, and no warnings in the server logs."
     fi
     echo
     echo "The whole script took $((SECONDS - START_SECONDS)) s."

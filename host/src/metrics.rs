@@ -179,24 +179,27 @@ impl Metrics {
             );
         }
         out.push_str("# HELP weir_filter_decisions_total Filter decisions.\n# TYPE weir_filter_decisions_total counter\n");
-        out.push_str("# HELP weir_plugin_failures_total Failed filter calls by kind (deadline, memory, trap, instantiate).\n# TYPE weir_plugin_failures_total counter\n");
         for entry in self.filters.iter() {
             let (route, plugin) = entry.key();
             let m = entry.value();
             for (decision, c) in [("continue", &m.continued), ("respond", &m.responded)] {
+                let n = c.load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
-                    "weir_filter_decisions_total{{route=\"{route}\",plugin=\"{plugin}\",decision=\"{decision}\"}} {}",
-                    c.load(Ordering::Relaxed)
+                    "weir_filter_decisions_total{{route=\"{route}\",plugin=\"{plugin}\",decision=\"{decision}\"}} {n}"
                 );
             }
+        }
+        out.push_str("# HELP weir_plugin_failures_total Failed filter calls by kind (deadline, memory, trap, instantiate).\n# TYPE weir_plugin_failures_total counter\n");
+        for entry in self.filters.iter() {
+            let (route, plugin) = entry.key();
             for kind in [
                 FailureKind::Deadline,
                 FailureKind::Memory,
                 FailureKind::Trap,
                 FailureKind::Instantiate,
             ] {
-                let n = m.failures[kind as usize].load(Ordering::Relaxed);
+                let n = entry.value().failures[kind as usize].load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
                     "weir_plugin_failures_total{{route=\"{route}\",plugin=\"{plugin}\",kind=\"{}\"}} {n}",

@@ -110,7 +110,7 @@ async fn proxy(
             )
         })?,
     };
-    let target = upstream.pick(&hash_key(&route.hash_on, &ex))?;
+    let target = upstream.pick(|| hash_key(&route.hash_on, &ex))?;
     let upstream_request = upstream_request(&mut ex, upstream.protocol());
     let sent = upstream
         .send(&target, upstream_request, route.timeout)
@@ -127,7 +127,11 @@ async fn proxy(
 
 /// Moves the (filtered) request into the form the upstream's protocol wants.
 fn upstream_request(ex: &mut Exchange, protocol: UpstreamProtocol) -> Request<ProxyBody> {
-    let mut parts = ex.parts.clone();
+    // The response filters still need the method and URI; everything else moves out.
+    let mut kept = Request::new(()).into_parts().0;
+    kept.method = ex.parts.method.clone();
+    kept.uri = ex.parts.uri.clone();
+    let mut parts = std::mem::replace(&mut ex.parts, kept);
     let body = std::mem::replace(&mut ex.body, full_body(Bytes::new()));
     match protocol {
         UpstreamProtocol::Http1 => {

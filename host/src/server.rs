@@ -64,47 +64,28 @@ pub async fn start(config_path: &Path) -> anyhow::Result<Running> {
 
     let demo = match server.demo_upstream {
         Some(addr) => {
-            let listener = bind(addr).await?;
-            let addr = listener.local_addr()?;
-            tasks.push(tokio::spawn(accept_loop(
-                listener,
-                crate::demo::handle,
-                stopped.clone(),
-                grace,
-            )));
-            tracing::info!(%addr, "demo upstream listening");
+            let (addr, task) =
+                listen(addr, "demo upstream", crate::demo::handle, &stopped, grace).await?;
+            tasks.push(task);
             Some(addr)
         }
         None => None,
     };
 
-    let listener = bind(server.admin).await?;
-    let admin = listener.local_addr()?;
     let admin_gateway = gateway.clone();
     let admin_handler =
         move |request, _client| crate::admin::handle(admin_gateway.clone(), request);
-    tasks.push(tokio::spawn(accept_loop(
-        listener,
-        admin_handler,
-        stopped.clone(),
-        grace,
-    )));
-    tracing::info!(%admin, "admin listening");
+    let (admin, task) = listen(server.admin, "admin", admin_handler, &stopped, grace).await?;
+    tasks.push(task);
 
-    let mut listen = Vec::new();
+    let mut addrs = Vec::new();
     for addr in &server.listen {
-        let listener = bind(*addr).await?;
-        let addr = listener.local_addr()?;
         let proxy_gateway = gateway.clone();
         let handler = move |request, client| proxy_gateway.clone().handle(request, client);
-        tasks.push(tokio::spawn(accept_loop(
-            listener,
-            handler,
-            stopped.clone(),
-            grace,
-        )));
-        tracing::info!(%addr, "gateway listening (HTTP/1.1, h2c)");
-        listen.push(addr);
+        let (addr, task) =
+            listen(*addr, "gateway (HTTP/1.1, h2c)", handler, &stopped, grace).await?;
+        tasks.push(task);
+        addrs.push(addr);
     }
 
     let watcher = if server.watch {
@@ -114,7 +95,7 @@ pub async fn start(config_path: &Path) -> anyhow::Result<Running> {
     };
     Ok(Running {
         gateway,
-        listen,
+        listen: addrs,
         admin,
         demo,
         stop,
@@ -139,22 +120,32 @@ impl RunningDemo {
 
 /// Serves only the built-in demo upstream at `addr`.
 pub async fn start_demo(addr: SocketAddr) -> anyhow::Result<RunningDemo> {
-    let listener = bind(addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "demo upstream listening");
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(
-        listener,
-        crate::demo::handle,
-        stopped,
-        Duration::from_secs(5),
-    ));
+    let grace = Duration::from_secs(5);
+    let (_, task) = listen(addr, "demo upstream", crate::demo::handle, &stopped, grace).await?;
     Ok(RunningDemo { stop, task })
 }
 
-async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
+/// Binds `addr` and serves it with `handler` until `stopped` flips; returns the bound
+/// address (the port resolved when it was 0) and the serving task.
+async fn listen<F, Fut>(
+    addr: SocketAddr,
+    what: &str,
+    handler: F,
+    stopped: &watch::Receiver<bool>,
+    grace: Duration,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)>
+where
+    F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
+{
+    let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({what}): {e}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "{what} listening");
+    let task = tokio::spawn(accept_loop(listener, handler, stopped.clone(), grace));
+    Ok((addr, task))
 }
 
 /// Accepts connections until `stop` flips, serving each with `handler`; then drains.

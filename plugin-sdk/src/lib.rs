@@ -3,7 +3,7 @@
 //! A filter is a type that implements [`Filter`] and is exported with [`export_filter!`]:
 //!
 //! ```ignore
-//! use weir_plugin_sdk::{export_filter, Filter, Phase, Request, RequestDecision, Response};
+//! use weir_plugin_sdk::prelude::*;
 //!
 //! #[derive(serde::Deserialize)]
 //! struct Config { header: String }
@@ -163,6 +163,47 @@ macro_rules! export_filter {
 
     $crate::bindings::export_guest!(Export with_types_in $crate::bindings);
         };
+    };
+}
+
+/// The header lists of a set of changes: names to remove, headers to set, to append.
+#[doc(hidden)]
+pub type HeaderLists<'a> = (
+    &'a mut Vec<String>,
+    &'a mut Vec<Header>,
+    &'a mut Vec<Header>,
+);
+
+/// Header edits, the same on [`RequestChanges`] and [`ResponseChanges`]. Applied by the
+/// gateway in the order: remove, set, append.
+pub trait HeaderChanges: Sized {
+    #[doc(hidden)]
+    fn header_lists(&mut self) -> HeaderLists<'_>;
+
+    /// Sets a header, replacing existing values.
+    fn set_header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
+        self.header_lists().1.push(request::header(name, value));
+        self
+    }
+
+    /// Adds a header value next to existing ones.
+    fn append_header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
+        self.header_lists().2.push(request::header(name, value));
+        self
+    }
+
+    /// Removes a header.
+    fn remove_header(mut self, name: &str) -> Self {
+        self.header_lists().0.push(name.to_ascii_lowercase());
+        self
+    }
+}
+
+/// Everything a filter usually needs: `use weir_plugin_sdk::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Filter, HeaderChanges, Phase, Request, RequestChanges, RequestDecision, Response,
+        ResponseChanges, ResponseDecision, ResponseView, export_filter,
     };
 }
 

@@ -1,7 +1,7 @@
 //! The request side: a read-only view of the request, and the changes a filter returns.
 
 use crate::bindings::weir::gateway::types as wit;
-use crate::{Header, Response, Variable, find_header};
+use crate::{Header, HeaderChanges, HeaderLists, Response, Variable, find_header};
 
 /// The request as a filter sees it. In `on_response` the headers and body are empty: only
 /// the summary (method, path, route, client, id, variables) is known.
@@ -142,24 +142,6 @@ impl RequestChanges {
         }
     }
 
-    /// Sets a header, replacing existing values.
-    pub fn set_header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
-        self.inner.set_headers.push(header(name, value));
-        self
-    }
-
-    /// Adds a header value next to existing ones.
-    pub fn append_header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
-        self.inner.append_headers.push(header(name, value));
-        self
-    }
-
-    /// Removes a header.
-    pub fn remove_header(mut self, name: &str) -> Self {
-        self.inner.remove_headers.push(name.to_ascii_lowercase());
-        self
-    }
-
     /// Rewrites the path and query sent upstream.
     pub fn set_path(mut self, path: impl Into<String>) -> Self {
         self.inner.path = Some(path.into());
@@ -185,6 +167,17 @@ impl RequestChanges {
             value: value.into(),
         });
         self
+    }
+}
+
+impl HeaderChanges for RequestChanges {
+    fn header_lists(&mut self) -> HeaderLists<'_> {
+        let m = &mut self.inner;
+        (
+            &mut m.remove_headers,
+            &mut m.set_headers,
+            &mut m.append_headers,
+        )
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::bindings::weir::gateway::types as wit;
 use crate::request::header;
-use crate::{Header, find_header};
+use crate::{Header, HeaderChanges, HeaderLists, find_header};
 
 /// A response a filter answers with.
 #[derive(Debug, Clone)]
@@ -119,28 +119,21 @@ impl ResponseChanges {
         self
     }
 
-    /// Sets a header, replacing existing values.
-    pub fn set_header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
-        self.inner.set_headers.push(header(name, value));
-        self
-    }
-
-    /// Adds a header value next to existing ones.
-    pub fn append_header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
-        self.inner.append_headers.push(header(name, value));
-        self
-    }
-
-    /// Removes a header.
-    pub fn remove_header(mut self, name: &str) -> Self {
-        self.inner.remove_headers.push(name.to_ascii_lowercase());
-        self
-    }
-
     /// Replaces the body.
     pub fn set_body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.inner.body = Some(body.into());
         self
+    }
+}
+
+impl HeaderChanges for ResponseChanges {
+    fn header_lists(&mut self) -> HeaderLists<'_> {
+        let m = &mut self.inner;
+        (
+            &mut m.remove_headers,
+            &mut m.set_headers,
+            &mut m.append_headers,
+        )
     }
 }
 

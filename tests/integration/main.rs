@@ -8,6 +8,7 @@ mod failures;
 mod filters;
 mod hygiene;
 mod polyglot;
+mod process;
 mod protocols;
 mod reload;
 mod routing;

@@ -3,7 +3,7 @@
 //! never reused.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -277,7 +277,8 @@ impl PluginRuntime {
         pre: &FilterPluginPre<HostState>,
     ) -> anyhow::Result<PluginInfo> {
         let services = Arc::new(HostServices {
-            state: crate::state::LocalBackend::new(),
+            // Nothing is granted: the backend is never called, so it needs no sweeper.
+            state: Arc::new(crate::state::LocalBackend::default()),
             secrets: Default::default(),
             upstreams: Default::default(),
         });
@@ -309,8 +310,9 @@ impl PluginRuntime {
     }
 }
 
-/// A fresh store and instance with a memory cap and an epoch callback that yields to the
-/// reactor every tick and traps once the call's deadline has passed.
+/// A fresh store and instance with a memory cap and an epoch callback that, every tick,
+/// traps when the call's execution budget is spent and otherwise yields to the reactor, so
+/// that a busy plugin never holds a worker thread for long.
 async fn new_instance(
     pre: &FilterPluginPre<HostState>,
     caller: Arc<Caller>,
@@ -319,21 +321,27 @@ async fn new_instance(
     let mut store = Store::new(pre.engine(), HostState::new(caller, memory_bytes));
     store.limiter(|state| &mut state.limits);
     store.epoch_deadline_callback(|ctx| {
-        if Instant::now() >= ctx.data().deadline {
-            Err(Trap::Interrupt.into())
-        } else {
-            Ok(UpdateDeadline::Yield(1))
+        let budget = ctx.data().budget.clone();
+        if budget.spent() {
+            return Err(Trap::Interrupt.into());
         }
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                budget.resumed();
+            }),
+        ))
     });
-    store.data_mut().deadline = Instant::now() + Duration::from_secs(1);
+    store.data().budget.start(Duration::from_secs(1));
     store.set_epoch_deadline(1);
     let plugin = pre.instantiate_async(&mut store).await?;
     Ok(Warm { store, plugin })
 }
 
-/// Calls into the instance with a deadline. The epoch callback stops Wasm that runs past
-/// it; the timeout stops a call stuck in a host call. Either way the caller must drop the
-/// instance on error.
+/// Calls into the instance with a deadline. The epoch callback stops Wasm that has run for
+/// longer than the deadline; the wall-clock stop (ten deadlines, at least a second) ends a
+/// call stuck in a host call. Either way the caller must drop the instance on error.
 async fn call(
     warm: &mut Warm,
     request_id: &str,
@@ -341,11 +349,12 @@ async fn call(
     call: Call<'_>,
 ) -> Result<Returned, FilterFailure> {
     let data = warm.store.data_mut();
-    data.deadline = Instant::now() + deadline;
+    data.budget.start(deadline);
     data.request_id.clear();
     data.request_id.push_str(request_id);
     warm.store.set_epoch_deadline(1);
-    match tokio::time::timeout(deadline, invoke(warm, call)).await {
+    let wall_clock_stop = deadline.saturating_mul(10).max(Duration::from_secs(1));
+    match tokio::time::timeout(wall_clock_stop, invoke(warm, call)).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(classify(error, deadline)),
         Err(_) => Err(FilterFailure {

@@ -47,12 +47,12 @@ impl Balancer {
         }
     }
 
-    /// Picks a target index; `hash_key` is used by consistent hashing. `None` when no
-    /// target is available.
+    /// Picks a target index; `hash_key` is asked for only by consistent hashing. `None`
+    /// when no target is available.
     pub fn pick(
         &self,
         targets: &[std::sync::Arc<Target>],
-        hash_key: &[u8],
+        hash_key: impl FnOnce() -> Vec<u8>,
         now_ms: u64,
     ) -> Option<usize> {
         let n = targets.len();
@@ -105,7 +105,7 @@ impl Balancer {
                 if ring.is_empty() {
                     return None;
                 }
-                let h = fnv1a(hash_key);
+                let h = fnv1a(&hash_key());
                 let start = ring.partition_point(|&(p, _)| p < h);
                 (0..ring.len())
                     .map(|k| ring[(start + k) % ring.len()].1)

@@ -119,8 +119,8 @@ impl Upstream {
         self.protocol
     }
 
-    /// Picks a target by the policy; `hash_key` feeds consistent hashing.
-    pub fn pick(&self, hash_key: &[u8]) -> Result<Arc<Target>, GatewayError> {
+    /// Picks a target by the policy; `hash_key` is called only for consistent hashing.
+    pub fn pick(&self, hash_key: impl FnOnce() -> Vec<u8>) -> Result<Arc<Target>, GatewayError> {
         self.balancer
             .pick(&self.targets, hash_key, now_ms())
             .map(|i| self.targets[i].clone())
@@ -185,7 +185,7 @@ impl Upstream {
         timeout: Duration,
         max_body: usize,
     ) -> Result<Response<Bytes>, GatewayError> {
-        let target = self.pick(b"")?;
+        let target = self.pick(Vec::new)?;
         let UpstreamResponse { response, .. } = self.send(&target, request, timeout).await?;
         let (parts, body) = response.into_parts();
         let body = http_body_util::Limited::new(body, max_body)

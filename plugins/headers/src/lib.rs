@@ -11,10 +11,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use weir_plugin_sdk::{
-    Filter, Phase, Request, RequestChanges, RequestDecision, ResponseChanges, ResponseDecision,
-    ResponseView, export_filter,
-};
+use weir_plugin_sdk::prelude::*;
 
 /// The changes for one direction.
 #[derive(Debug, Default, Deserialize)]
@@ -31,6 +28,23 @@ struct Edits {
 }
 
 impl Edits {
+    /// Adds these edits to `changes`; `present` tells whether a header is already there.
+    fn apply<C: HeaderChanges>(&self, mut changes: C, present: impl Fn(&str) -> bool) -> C {
+        for name in &self.remove {
+            changes = changes.remove_header(name);
+        }
+        for (name, value) in &self.set {
+            changes = changes.set_header(name, value.as_bytes());
+        }
+        for (name, value) in &self.append {
+            changes = changes.append_header(name, value.as_bytes());
+        }
+        for (name, value) in self.add.iter().filter(|(name, _)| !present(name)) {
+            changes = changes.set_header(name, value.as_bytes());
+        }
+        changes
+    }
+
     fn is_empty(&self) -> bool {
         self.remove.is_empty()
             && self.set.is_empty()
@@ -89,43 +103,13 @@ impl Filter for Headers {
     }
 
     fn on_request(&self, request: &Request) -> RequestDecision {
-        let edits = &self.config.request;
-        let mut changes = RequestChanges::new();
-        for name in &edits.remove {
-            changes = changes.remove_header(name);
-        }
-        for (name, value) in &edits.set {
-            changes = changes.set_header(name, value.as_bytes());
-        }
-        for (name, value) in &edits.append {
-            changes = changes.append_header(name, value.as_bytes());
-        }
-        for (name, value) in &edits.add {
-            if request.header_bytes(name).is_none() {
-                changes = changes.set_header(name, value.as_bytes());
-            }
-        }
-        RequestDecision::Continue(changes)
+        let present = |name: &str| request.header_bytes(name).is_some();
+        RequestDecision::Continue(self.config.request.apply(RequestChanges::new(), present))
     }
 
     fn on_response(&self, _request: &Request, response: &ResponseView) -> ResponseDecision {
-        let edits = &self.config.response;
-        let mut changes = ResponseChanges::new();
-        for name in &edits.remove {
-            changes = changes.remove_header(name);
-        }
-        for (name, value) in &edits.set {
-            changes = changes.set_header(name, value.as_bytes());
-        }
-        for (name, value) in &edits.append {
-            changes = changes.append_header(name, value.as_bytes());
-        }
-        for (name, value) in &edits.add {
-            if response.header(name).is_none() {
-                changes = changes.set_header(name, value.as_bytes());
-            }
-        }
-        ResponseDecision::Continue(changes)
+        let present = |name: &str| response.header(name).is_some();
+        ResponseDecision::Continue(self.config.response.apply(ResponseChanges::new(), present))
     }
 }
 

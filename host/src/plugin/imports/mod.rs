@@ -10,7 +10,8 @@ mod secrets;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
@@ -82,8 +83,45 @@ pub struct HostState {
     pub(crate) caller: Arc<Caller>,
     /// The request being served, for log lines.
     pub(crate) request_id: String,
-    /// When the current call must end; checked on every epoch tick.
-    pub(crate) deadline: Instant,
+    /// The current call's execution budget; checked on every epoch tick.
+    pub(crate) budget: Arc<CallBudget>,
+}
+
+/// Measures how long a call has been running, leaving out the time it spent queued behind
+/// other tasks after yielding: under load a call must not be failed for waiting its turn.
+#[derive(Debug, Default)]
+pub(crate) struct CallBudget {
+    limit_ns: AtomicU64,
+    used_ns: AtomicU64,
+    resumed_at_ns: AtomicU64,
+}
+
+impl CallBudget {
+    /// Starts a call with `limit` of execution time.
+    pub(crate) fn start(&self, limit: Duration) {
+        self.limit_ns
+            .store(limit.as_nanos() as u64, Ordering::Relaxed);
+        self.used_ns.store(0, Ordering::Relaxed);
+        self.resumed_at_ns.store(clock_ns(), Ordering::Relaxed);
+    }
+
+    /// Adds the time since the last resume; true when the budget is spent.
+    pub(crate) fn spent(&self) -> bool {
+        let ran = clock_ns().saturating_sub(self.resumed_at_ns.load(Ordering::Relaxed));
+        let used = self.used_ns.fetch_add(ran, Ordering::Relaxed) + ran;
+        used >= self.limit_ns.load(Ordering::Relaxed)
+    }
+
+    /// Marks the call as running again after a yield.
+    pub(crate) fn resumed(&self) {
+        self.resumed_at_ns.store(clock_ns(), Ordering::Relaxed);
+    }
+}
+
+/// Nanoseconds on a monotonic clock.
+fn clock_ns() -> u64 {
+    static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    START.elapsed().as_nanos() as u64
 }
 
 impl HostState {
@@ -98,7 +136,7 @@ impl HostState {
                 .build(),
             caller,
             request_id: String::new(),
-            deadline: Instant::now(),
+            budget: Arc::default(),
         }
     }
 

@@ -6,10 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use weir_plugin_sdk::host::{kv, log};
-use weir_plugin_sdk::{
-    Filter, Phase, Request, RequestChanges, RequestDecision, Response, ResponseChanges,
-    ResponseDecision, ResponseView, export_filter,
-};
+use weir_plugin_sdk::prelude::*;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,0 +1,92 @@
+//! The `weir` binary as a process: SIGTERM drains in-flight requests and exits 0; a bad
+//! config is refused at startup with the file and the reason.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use weir_tests::{TempDir, TestClient, TestUpstream, base_config, eventually};
+
+const WEIR: &str = env!("CARGO_BIN_EXE_weir-under-test");
+
+/// A free port (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_in_flight_requests_then_exits() {
+    let up = TestUpstream::start("slow").await;
+    let dir = TempDir::new();
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    let port = free_port();
+    let config = base_config().replace("127.0.0.1:0\"]", &format!("127.0.0.1:{port}\"]"))
+        + &format!(
+            "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
+            up.addr
+        );
+    let config_path = dir.path().join("weir.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let mut child = Command::new(WEIR)
+        .arg(&config_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start weir");
+    let url = format!("http://127.0.0.1:{port}/");
+    let client = TestClient::default();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            client.try_send(weir_tests::get(&url, &[])).await.is_ok()
+        })
+        .await
+    );
+    up.set_delay(Duration::from_millis(800));
+
+    let in_flight: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { TestClient::default().get(&url).await.status })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for request in in_flight {
+        assert_eq!(
+            request.await.unwrap(),
+            200,
+            "an in-flight request was dropped on SIGTERM"
+        );
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "weir exited with {status}");
+}
+
+#[test]
+fn bad_config_is_refused_at_startup_naming_the_file() {
+    let dir = TempDir::new();
+    let config_path = dir.path().join("broken.toml");
+    std::fs::write(&config_path, "[server]\nlisten = [\"127.0.0.1:0\"]\nplugins_dir = \".\"\n[[routes]]\nname = \"r\"\nupstream = \"nope\"\n").unwrap();
+    let output = Command::new(WEIR)
+        .args(["check"])
+        .arg(&config_path)
+        .output()
+        .expect("run weir");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("broken.toml"), "{stderr}");
+    assert!(stderr.contains("unknown upstream \"nope\""), "{stderr}");
+}
