@@ -15,7 +15,7 @@ const MAX_ECHO_BODY: usize = 64 << 10;
 /// Serves one request of the demo upstream.
 pub async fn handle(
     request: Request<Incoming>,
-    _client: std::net::SocketAddr,
+    _client: crate::headers::Peer,
 ) -> Response<ProxyBody> {
     match request.uri().path() {
         "/hello" => text(Bytes::from_static(b"hello from the weir demo upstream\n")),

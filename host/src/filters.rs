@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 
 use crate::config::FailurePolicy;
 use crate::error::{ErrorKind, GatewayError};
+use crate::headers::Peer;
 use crate::metrics::Decision;
 use crate::plugin::FilterSlot;
 use crate::plugin::bindings::{
@@ -33,8 +34,8 @@ pub struct Exchange {
     pub variables: Vec<Variable>,
     /// An upstream chosen by a filter.
     pub upstream: Option<String>,
-    /// The client's address, `ip:port`.
-    pub client: String,
+    /// The client.
+    pub client: Peer,
     /// The request id.
     pub request_id: String,
     /// The authority the client addressed.
@@ -105,7 +106,7 @@ pub async fn on_response(
         method: ex.parts.method.to_string(),
         path: path_and_query(&ex.parts),
         authority: ex.authority.clone(),
-        client_addr: ex.client.clone(),
+        client_addr: ex.client.addr.to_string(),
         route: route.name.clone(),
         request_id: ex.request_id.clone(),
         variables: ex.variables.clone(),
@@ -233,7 +234,7 @@ fn wit_request(ex: &Exchange, route: &Route, body: Option<Vec<u8>>) -> WitReques
         scheme: "http".to_string(),
         headers: wit_headers(&ex.parts.headers),
         body,
-        client_addr: ex.client.clone(),
+        client_addr: ex.client.addr.to_string(),
         route: route.name.clone(),
         request_id: ex.request_id.clone(),
         variables: ex.variables.clone(),

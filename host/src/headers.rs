@@ -45,14 +45,36 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
+/// The client of a connection, with what the proxy path needs of it computed once per
+/// connection rather than per request.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The TCP peer.
+    pub addr: SocketAddr,
+    /// Its IP address as a header value, for `X-Forwarded-For`.
+    pub ip: HeaderValue,
+}
+
+impl Peer {
+    /// Describes a newly accepted connection's peer.
+    pub fn new(addr: SocketAddr) -> Self {
+        let ip = HeaderValue::from_str(&addr.ip().to_string())
+            .unwrap_or(HeaderValue::from_static("unknown"));
+        Self { addr, ip }
+    }
+}
+
 /// Adds `X-Forwarded-For` (appending the client to any existing list), `-Proto` and `-Host`.
-pub fn add_forwarded(headers: &mut HeaderMap, client: SocketAddr, host: Option<&str>) {
-    let ip = client.ip().to_string();
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {ip}"),
-        _ => ip,
+pub fn add_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<&str>) {
+    let existing = headers
+        .get(&X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty());
+    let forwarded_for = match existing {
+        None => Some(peer.ip.clone()),
+        Some(list) => HeaderValue::from_str(&format!("{list}, {}", peer.addr.ip())).ok(),
     };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+    if let Some(value) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
@@ -115,7 +137,7 @@ mod tests {
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         add_forwarded(
             &mut h,
-            "127.0.0.9:5000".parse().unwrap(),
+            &Peer::new("127.0.0.9:5000".parse().unwrap()),
             Some("example.com"),
         );
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.9");

@@ -1,7 +1,6 @@
 //! The life of one request, top to bottom: route → request filters → upstream → response
 //! filters → log. Errors become responses in one place (`GatewayError::into_response`).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +14,7 @@ use crate::config::{HashOn, UpstreamProtocol};
 use crate::error::{ErrorKind, GatewayError};
 use crate::filters::{self, Exchange, RequestOutcome};
 use crate::gateway::Gateway;
-use crate::headers::{REQUEST_ID, add_forwarded, remove_hop_by_hop};
+use crate::headers::{Peer, REQUEST_ID, add_forwarded, remove_hop_by_hop};
 use crate::router::request_host;
 use crate::snapshot::{Route, Snapshot};
 
@@ -33,7 +32,7 @@ impl Gateway {
     pub async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
-        client: SocketAddr,
+        client: Peer,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
         // One snapshot for the whole request, however many reloads happen meanwhile.
@@ -42,12 +41,13 @@ impl Gateway {
             .request_ids
             .assign(request.headers(), snapshot.config.server.trust_request_id);
         let method = request.method().clone();
-        let path = request.uri().path().to_string();
+        let uri = request.uri().clone();
 
         // Route.
         let Some(route) = snapshot.router.find(&request).map(|i| &snapshot.routes[i]) else {
-            let response = GatewayError::new(ErrorKind::NoRoute, format!("no route for {path}"))
-                .into_response(&request_id);
+            let response =
+                GatewayError::new(ErrorKind::NoRoute, format!("no route for {}", uri.path()))
+                    .into_response(&request_id);
             self.metrics
                 .route("")
                 .record(response.status().as_u16(), started.elapsed());
@@ -64,7 +64,7 @@ impl Gateway {
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
         route.metrics.record(status, elapsed);
-        tracing::debug!(target: "weir::access", request_id, route = %route.name, %method, path, status, micros = elapsed.as_micros() as u64);
+        tracing::debug!(target: "weir::access", request_id, route = %route.name, %method, %uri, status, micros = elapsed.as_micros() as u64);
         response
     }
 }
@@ -73,14 +73,14 @@ async fn proxy(
     snapshot: &Snapshot,
     route: &Route,
     request: Request<Incoming>,
-    client: SocketAddr,
+    client: Peer,
     request_id: String,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     // Header hygiene: hop-by-hop out, forwarding headers and the request id in.
     let authority = request_host(&request).map(str::to_string);
     let (mut parts, body) = request.into_parts();
     remove_hop_by_hop(&mut parts.headers);
-    add_forwarded(&mut parts.headers, client, authority.as_deref());
+    add_forwarded(&mut parts.headers, &client, authority.as_deref());
     if let Ok(id) = HeaderValue::from_str(&request_id) {
         parts.headers.insert(REQUEST_ID.clone(), id);
     }
@@ -89,7 +89,7 @@ async fn proxy(
         body: Either::Left(body),
         variables: Vec::new(),
         upstream: None,
-        client: client.to_string(),
+        client,
         request_id,
         authority,
     };
@@ -152,13 +152,7 @@ fn upstream_request(ex: &mut Exchange, protocol: UpstreamProtocol) -> Request<Pr
 
 /// The consistent-hash key of a request.
 fn hash_key(on: &HashOn, ex: &Exchange) -> Vec<u8> {
-    let client_ip = || {
-        ex.client
-            .rsplit_once(':')
-            .map_or(ex.client.as_str(), |(ip, _)| ip)
-            .as_bytes()
-            .to_vec()
-    };
+    let client_ip = || ex.client.ip.as_bytes().to_vec();
     match on {
         HashOn::ClientIp => client_ip(),
         HashOn::Header(name) => ex

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::millis;
 use crate::gateway::Gateway;
+use crate::headers::Peer;
 use crate::proxy::ProxyBody;
 
 /// How long a client may take to send the request headers.
@@ -136,7 +137,7 @@ async fn listen<F, Fut>(
     grace: Duration,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)>
 where
-    F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
 {
     let listener = TcpListener::bind(addr)
@@ -155,7 +156,7 @@ async fn accept_loop<F, Fut>(
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) where
-    F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
@@ -179,8 +180,9 @@ async fn accept_loop<F, Fut>(
                 };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
+                let peer = Peer::new(client);
                 let service = service_fn(move |request| {
-                    let response = handler(request, client);
+                    let response = handler(request, peer.clone());
                     async move { Ok::<_, Infallible>(response.await) }
                 });
                 let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
