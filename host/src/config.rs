@@ -56,6 +56,18 @@ pub struct ServerConfig {
     /// Watch the config file and the plugins directory and reload on change (default true).
     #[serde(default = "defaults::yes")]
     pub watch: bool,
+    /// Proxy worker threads, each with its own runtime, listener (`SO_REUSEPORT`) and
+    /// upstream connections (default: one per core).
+    pub workers: Option<usize>,
+}
+
+impl ServerConfig {
+    /// The number of proxy worker threads.
+    pub fn workers(&self) -> usize {
+        self.workers
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
 }
 
 /// Defaults for filters and limits of the Wasm runtime.
@@ -355,6 +367,7 @@ impl Config {
                 shutdown_grace_ms: defaults::shutdown_grace_ms(),
                 trust_request_id: true,
                 watch: false,
+                workers: None,
             },
             runtime: RuntimeConfig::default(),
             upstreams: BTreeMap::new(),

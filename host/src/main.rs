@@ -38,7 +38,9 @@ fn main() -> ExitCode {
         }
     };
     let config = PathBuf::from(config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // The control runtime: startup, admin API, health checks, reloads. The proxy itself runs
+    // on per-core worker threads with runtimes of their own (see `server`).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

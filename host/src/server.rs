@@ -1,6 +1,11 @@
 //! Listeners: HTTP/1.1 and HTTP/2 (h2c, by prior knowledge or preface) on the gateway
 //! addresses, the admin listener, and the optional demo upstream. Shutdown stops accepting,
 //! lets in-flight requests finish within the grace period, then closes what is left.
+//!
+//! The proxy runs thread-per-core: each worker thread has its own current-thread runtime,
+//! its own `SO_REUSEPORT` listener on every gateway address, and its own upstream
+//! connections, so a request never crosses threads. The admin listener, health checks and
+//! reloads run on the caller's runtime.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,7 +20,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -23,6 +28,9 @@ use crate::config::millis;
 use crate::gateway::Gateway;
 use crate::headers::Peer;
 use crate::proxy::ProxyBody;
+
+/// The accept backlog of each worker's listener.
+const LISTEN_BACKLOG: u32 = 1024;
 
 /// How long a client may take to send the request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,6 +47,7 @@ pub struct Running {
     pub demo: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    workers: Vec<std::thread::JoinHandle<()>>,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
@@ -50,8 +59,24 @@ impl Running {
         for task in self.tasks {
             let _ = task.await;
         }
+        let workers = self.workers;
+        let _ = tokio::task::spawn_blocking(move || {
+            for worker in workers {
+                let _ = worker.join();
+            }
+        })
+        .await;
         tracing::info!("gateway stopped");
     }
+}
+
+thread_local! {
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The proxy worker running this code: `1..=workers` on worker threads, `0` elsewhere.
+pub fn worker_index() -> usize {
+    WORKER.get()
 }
 
 /// Loads the config, builds the first snapshot, binds every listener and starts serving.
@@ -79,15 +104,10 @@ pub async fn start(config_path: &Path) -> anyhow::Result<Running> {
     let (admin, task) = listen(server.admin, "admin", admin_handler, &stopped, grace).await?;
     tasks.push(task);
 
-    let mut addrs = Vec::new();
-    for addr in &server.listen {
-        let proxy_gateway = gateway.clone();
-        let handler = move |request, client| proxy_gateway.clone().handle(request, client);
-        let (addr, task) =
-            listen(*addr, "gateway (HTTP/1.1, h2c)", handler, &stopped, grace).await?;
-        tasks.push(task);
-        addrs.push(addr);
-    }
+    let proxy_gateway = gateway.clone();
+    let handler = move |request, client| proxy_gateway.clone().handle(request, client);
+    let (addrs, workers) =
+        serve_per_core(&server.listen, server.workers(), handler, &stopped, grace)?;
 
     let watcher = if server.watch {
         Some(crate::reload::watch(gateway.clone())?)
@@ -101,6 +121,7 @@ pub async fn start(config_path: &Path) -> anyhow::Result<Running> {
         demo,
         stop,
         tasks,
+        workers,
         _watcher: watcher,
     })
 }
@@ -147,6 +168,97 @@ where
     tracing::info!(%addr, "{what} listening");
     let task = tokio::spawn(accept_loop(listener, handler, stopped.clone(), grace));
     Ok((addr, task))
+}
+
+/// Starts `count` worker threads, each serving every address in `addrs` through its own
+/// `SO_REUSEPORT` listener. Every socket is bound here, so errors surface before serving;
+/// a port 0 is resolved by the first worker's socket and shared by the others.
+fn serve_per_core<F, Fut>(
+    addrs: &[SocketAddr],
+    count: usize,
+    handler: F,
+    stopped: &watch::Receiver<bool>,
+    grace: Duration,
+) -> anyhow::Result<(Vec<SocketAddr>, Vec<std::thread::JoinHandle<()>>)>
+where
+    F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
+{
+    let mut bound: Vec<SocketAddr> = addrs.to_vec();
+    let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..count).map(|_| Vec::new()).collect();
+    for listeners in &mut per_worker {
+        for addr in &mut bound {
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket.set_reuseport(true)?;
+            socket.set_reuseaddr(true)?;
+            socket
+                .bind(*addr)
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (gateway): {e}"))?;
+            *addr = socket.local_addr()?;
+            listeners.push(socket.listen(LISTEN_BACKLOG)?.into_std()?);
+        }
+    }
+    for addr in &bound {
+        tracing::info!(%addr, workers = count, "gateway listening (HTTP/1.1, h2c)");
+    }
+    let mut threads = Vec::with_capacity(count);
+    for (index, listeners) in per_worker.into_iter().enumerate() {
+        let (handler, stopped) = (handler.clone(), stopped.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("weir-worker-{}", index + 1))
+            .spawn(move || run_worker(index + 1, listeners, handler, stopped, grace))?;
+        threads.push(thread);
+    }
+    Ok((bound, threads))
+}
+
+/// One worker thread: a current-thread runtime serving its listeners until `stopped`.
+fn run_worker<F, Fut>(
+    index: usize,
+    listeners: Vec<std::net::TcpListener>,
+    handler: F,
+    stopped: watch::Receiver<bool>,
+    grace: Duration,
+) where
+    F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
+{
+    WORKER.set(index);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(worker = index, error = %e, "worker runtime failed to start");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let mut loops = Vec::new();
+        for listener in listeners {
+            match TcpListener::from_std(listener) {
+                Ok(listener) => {
+                    loops.push(tokio::spawn(accept_loop(
+                        listener,
+                        handler.clone(),
+                        stopped.clone(),
+                        grace,
+                    )));
+                }
+                Err(e) => {
+                    tracing::error!(worker = index, error = %e, "worker cannot use its listener")
+                }
+            }
+        }
+        for serving in loops {
+            let _ = serving.await;
+        }
+    });
 }
 
 /// Accepts connections until `stop` flips, serving each with `handler`; then drains.

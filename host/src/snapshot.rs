@@ -104,7 +104,7 @@ impl Snapshot {
 
         let mut upstreams = BTreeMap::new();
         for (name, upstream) in &config.upstreams {
-            let built = Upstream::new(name, upstream, cx.health)
+            let built = Upstream::new(name, upstream, cx.health, config.server.workers())
                 .await
                 .map_err(|e| fail(format!("{e:#}")))?;
             upstreams.insert(name.clone(), Arc::new(built));

@@ -48,7 +48,9 @@ pub struct Upstream {
     /// The policy name, for the admin API.
     pub policy: LbPolicy,
     balancer: Balancer,
-    client: Client<HttpConnector, ProxyBody>,
+    /// One client (and so one connection pool) per worker thread, plus one for the control
+    /// thread (health checks), so that a connection is only ever driven by one thread.
+    clients: Box<[Client<HttpConnector, ProxyBody>]>,
     /// Time to the response headers.
     pub request_timeout: Duration,
     protocol: UpstreamProtocol,
@@ -80,6 +82,7 @@ impl Upstream {
         name: &str,
         config: &UpstreamConfig,
         registry: &HealthRegistry,
+        workers: usize,
     ) -> anyhow::Result<Self> {
         let mut targets = Vec::with_capacity(config.targets.len());
         for target in &config.targets {
@@ -96,22 +99,30 @@ impl Upstream {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(millis(config.connect_timeout_ms)));
-        let client = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .pool_idle_timeout(millis(config.pool_idle_timeout_ms))
             .pool_max_idle_per_host(config.pool_idle_per_target)
-            .http2_only(config.protocol == UpstreamProtocol::H2c)
-            .build(connector);
+            .http2_only(config.protocol == UpstreamProtocol::H2c);
+        let clients = (0..=workers)
+            .map(|_| builder.build(connector.clone()))
+            .collect();
         Ok(Self {
             name: name.to_string(),
             balancer: Balancer::new(config.policy, &targets),
             targets,
             policy: config.policy,
-            client,
+            clients,
             request_timeout: millis(config.request_timeout_ms),
             protocol: config.protocol,
             passive: config.passive.clone(),
             health_check: config.health_check.clone(),
         })
+    }
+
+    /// The client of the worker thread running this code.
+    fn client(&self) -> &Client<HttpConnector, ProxyBody> {
+        &self.clients[crate::server::worker_index() % self.clients.len()]
     }
 
     /// The protocol spoken to the targets.
@@ -150,7 +161,7 @@ impl Upstream {
                 GatewayError::new(ErrorKind::BadRequest, format!("bad request target: {e}"))
             })?;
         let in_flight = target.health.start();
-        let result = tokio::time::timeout(timeout, self.client.request(request)).await;
+        let result = tokio::time::timeout(timeout, self.client().request(request)).await;
         let outcome = match result {
             Err(_) => Err(GatewayError::new(
                 ErrorKind::UpstreamTimeout,
@@ -211,7 +222,7 @@ impl Upstream {
         let Ok(request) = Request::get(uri).body(full_body(Bytes::new())) else {
             return false;
         };
-        match tokio::time::timeout(timeout, self.client.request(request)).await {
+        match tokio::time::timeout(timeout, self.client().request(request)).await {
             Ok(Ok(response)) => {
                 let ok = response.status().is_success() || response.status().is_redirection();
                 // Drain so the connection goes back to the pool.
