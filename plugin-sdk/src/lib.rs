@@ -34,6 +34,23 @@
 //! Build it with `cargo build --release --target wasm32-wasip2`; the output is a component
 //! that the gateway loads from its plugins directory.
 
+/// Implements [`HeaderChanges`] for a wrapper of a generated mutations record (both have
+/// the same three header lists).
+macro_rules! impl_header_changes {
+    ($ty:ty) => {
+        impl crate::HeaderChanges for $ty {
+            fn header_lists(&mut self) -> crate::HeaderLists<'_> {
+                let m = &mut self.inner;
+                (
+                    &mut m.remove_headers,
+                    &mut m.set_headers,
+                    &mut m.append_headers,
+                )
+            }
+        }
+    };
+}
+
 mod request;
 mod response;
 

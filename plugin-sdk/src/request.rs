@@ -1,7 +1,7 @@
 //! The request side: a read-only view of the request, and the changes a filter returns.
 
 use crate::bindings::weir::gateway::types as wit;
-use crate::{Header, HeaderChanges, HeaderLists, Response, Variable, find_header};
+use crate::{Header, Response, Variable, find_header};
 
 /// The request as a filter sees it. In `on_response` the headers and body are empty: only
 /// the summary (method, path, route, client, id, variables) is known.
@@ -170,16 +170,7 @@ impl RequestChanges {
     }
 }
 
-impl HeaderChanges for RequestChanges {
-    fn header_lists(&mut self) -> HeaderLists<'_> {
-        let m = &mut self.inner;
-        (
-            &mut m.remove_headers,
-            &mut m.set_headers,
-            &mut m.append_headers,
-        )
-    }
-}
+impl_header_changes!(RequestChanges);
 
 /// What a filter decides about a request.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 
 use crate::bindings::weir::gateway::types as wit;
 use crate::request::header;
-use crate::{Header, HeaderChanges, HeaderLists, find_header};
+use crate::{Header, find_header};
 
 /// A response a filter answers with.
 #[derive(Debug, Clone)]
@@ -126,16 +126,7 @@ impl ResponseChanges {
     }
 }
 
-impl HeaderChanges for ResponseChanges {
-    fn header_lists(&mut self) -> HeaderLists<'_> {
-        let m = &mut self.inner;
-        (
-            &mut m.remove_headers,
-            &mut m.set_headers,
-            &mut m.append_headers,
-        )
-    }
-}
+impl_header_changes!(ResponseChanges);
 
 /// What a filter decides about a response.
 #[derive(Debug, Clone)]

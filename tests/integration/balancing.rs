@@ -13,6 +13,15 @@ async fn three() -> [TestUpstream; 3] {
     ]
 }
 
+/// The three upstreams as weighted targets.
+fn weighted(u: &[TestUpstream; 3], weights: [u32; 3]) -> String {
+    u.iter()
+        .zip(weights)
+        .map(|(u, w)| format!("{{ address = \"{}\", weight = {w} }}", u.addr))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn config(policy: &str, targets: &str, extra: &str) -> String {
     format!(
         "[upstreams.pool]\ntargets = [{targets}]\npolicy = \"{policy}\"\n{extra}\n\
@@ -54,10 +63,7 @@ async fn round_robin_is_even() {
 #[tokio::test(flavor = "multi_thread")]
 async fn weighted_round_robin_follows_weights() {
     let u = three().await;
-    let targets = format!(
-        "{{ address = \"{}\", weight = 5 }}, {{ address = \"{}\", weight = 3 }}, {{ address = \"{}\", weight = 2 }}",
-        u[0].addr, u[1].addr, u[2].addr
-    );
+    let targets = weighted(&u, [5, 3, 2]);
     let gw = TestGateway::start(&config("weighted_round_robin", &targets, ""), &[]).await;
     let seen = count(&gw, 100, &[]).await;
     assert_eq!(
@@ -71,10 +77,7 @@ async fn weighted_round_robin_follows_weights() {
 #[tokio::test(flavor = "multi_thread")]
 async fn random_spreads_by_weight() {
     let u = three().await;
-    let targets = format!(
-        "{{ address = \"{}\", weight = 2 }}, {{ address = \"{}\", weight = 1 }}, {{ address = \"{}\", weight = 1 }}",
-        u[0].addr, u[1].addr, u[2].addr
-    );
+    let targets = weighted(&u, [2, 1, 1]);
     let gw = TestGateway::start(&config("random", &targets, ""), &[]).await;
     let seen = count(&gw, 800, &[]).await;
     // Expected 400/200/200; the bounds are > 6 standard deviations wide.
