@@ -7,7 +7,7 @@ use std::path::PathBuf;
 mod build_guests;
 
 /// Test plugins and bundled plugins the tests load, by crate name.
-const PLUGINS: [&str; 4] = ["tester", "tester-v2", "hostile", "headers"];
+const PLUGINS: [&str; 5] = ["tester", "tester-v2", "hostile", "probe", "headers"];
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");

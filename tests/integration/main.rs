@@ -6,6 +6,7 @@ mod admin;
 mod balancing;
 mod failures;
 mod filters;
+mod host_interfaces;
 mod hygiene;
 mod polyglot;
 mod process;

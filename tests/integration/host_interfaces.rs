@@ -1,0 +1,153 @@
+//! The host interfaces a filter may import — `secrets`, `http`, `limits`, `clock` — work
+//! when granted and are denied otherwise.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use weir_tests::plugins::PROBE;
+use weir_tests::{TestClient, TestGateway, TestUpstream};
+
+/// A gateway with one route per probe config: `/<name>` → probe with `config` and `grants`.
+async fn gateway(
+    upstream: &TestUpstream,
+    aux: &TestUpstream,
+    routes: &[(&str, &str, &str)],
+) -> TestGateway {
+    let mut config = format!(
+        "[secrets]\ntoken = {{ value = \"s3cr3t\" }}\n\
+         [upstreams.main]\ntargets = [\"{}\"]\n[upstreams.aux]\ntargets = [\"{}\"]\n",
+        upstream.addr, aux.addr
+    );
+    for (name, probe_config, grants) in routes {
+        config.push_str(&format!(
+            "[[routes]]\nname = \"{name}\"\nupstream = \"main\"\nmatch = {{ path_prefix = \"/{name}\" }}\n\
+             [[routes.filters]]\nplugin = \"probe.wasm\"\nconfig = {probe_config}\ngrants = {grants}\ndeadline_ms = 3000\n"
+        ));
+    }
+    TestGateway::start(&config, &[("probe.wasm", PROBE)]).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_and_http_only_when_granted() {
+    let (main, aux) = (
+        TestUpstream::start("main").await,
+        TestUpstream::start("aux").await,
+    );
+    let gw = gateway(
+        &main,
+        &aux,
+        &[
+            (
+                "granted",
+                "{ secret = \"token\", fetch = \"aux\" }",
+                "[\"secrets:token\", \"http:aux\"]",
+            ),
+            ("denied", "{ secret = \"token\", fetch = \"aux\" }", "[]"),
+            (
+                "other",
+                "{ secret = \"token\", fetch = \"main\" }",
+                "[\"http:aux\"]",
+            ),
+        ],
+    )
+    .await;
+    let client = TestClient::default();
+
+    let r = client.get(&gw.url("/granted")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-probe-secret"), Some("s3cr3t"));
+    assert_eq!(r.header("x-probe-fetch"), Some("200"));
+    assert_eq!(
+        aux.hits(),
+        1,
+        "the plugin's outbound call reached the upstream"
+    );
+
+    let r = client.get(&gw.url("/denied")).await;
+    assert_eq!(r.header("x-probe-secret"), Some("HostError::AccessDenied"));
+    assert_eq!(r.header("x-probe-fetch"), Some("HostError::AccessDenied"));
+    // A grant for one upstream does not open another.
+    let r = client.get(&gw.url("/other")).await;
+    assert_eq!(r.header("x-probe-fetch"), Some("HostError::AccessDenied"));
+    assert_eq!(aux.hits(), 1);
+    assert_eq!(main.hits(), 3, "only the proxied requests reached main");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limits_allow_exactly_the_budget() {
+    let (main, aux) = (
+        TestUpstream::start("main").await,
+        TestUpstream::start("aux").await,
+    );
+    let gw = gateway(
+        &main,
+        &aux,
+        &[
+            ("limited", "{ limit = 3 }", "[\"limits\"]"),
+            ("nogrant", "{ limit = 3 }", "[]"),
+        ],
+    )
+    .await;
+    let client = TestClient::default();
+    for left in ["2", "1", "0"] {
+        let r = client.get(&gw.url("/limited")).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-probe-remaining"), Some(left));
+    }
+    let r = client.get(&gw.url("/limited")).await;
+    assert_eq!(r.status, 429);
+    let retry_after: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("retry-after");
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+    assert_eq!(main.hits(), 3);
+
+    let r = client.get(&gw.url("/nogrant")).await;
+    assert_eq!(
+        r.header("x-probe-remaining"),
+        Some("HostError::AccessDenied")
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clock_reads_time_when_granted_and_traps_otherwise() {
+    let (main, aux) = (
+        TestUpstream::start("main").await,
+        TestUpstream::start("aux").await,
+    );
+    let gw = gateway(
+        &main,
+        &aux,
+        &[
+            ("clock", "{ clock = true }", "[\"clock\"]"),
+            ("noclock", "{ clock = true }", "[]"),
+        ],
+    )
+    .await;
+    let client = TestClient::default();
+    let now = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    let before = now();
+    let r = client.get(&gw.url("/clock")).await;
+    let after = now();
+    let seen: u64 = r
+        .header("x-probe-now")
+        .and_then(|v| v.parse().ok())
+        .expect("x-probe-now");
+    assert!(
+        (before..=after).contains(&seen),
+        "{before} <= {seen} <= {after}"
+    );
+
+    // `clock` has no error result: an ungranted call traps, and the failure policy applies.
+    let r = client.get(&gw.url("/noclock")).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json()["error"], "filter_failed");
+    gw.shutdown().await;
+}
