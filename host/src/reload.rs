@@ -97,11 +97,13 @@ impl Gateway {
                 return Err(e.message);
             }
         };
+        // Statuses first, so that anyone who sees the new snapshot serving also sees it in
+        // the admin API.
+        self.record_swap(&snapshot, &plugins);
+        self.metrics.record_reload(true);
         self.generation.store(generation, Ordering::Relaxed);
         self.snapshot.store(snapshot.clone());
         spawn_health_checks(snapshot.upstreams.values());
-        self.record_swap(&snapshot, &plugins);
-        self.metrics.record_reload(true);
         tracing::info!(
             generation,
             routes = snapshot.routes.len(),
@@ -147,8 +149,8 @@ impl Gateway {
         loaded
     }
 
-    /// After a swap: statuses follow the live snapshot; compiled plugins and cached
-    /// artifacts of files that are gone are released.
+    /// On a swap: statuses follow the new snapshot; compiled plugins and cached artifacts of
+    /// files that are gone are released (the live snapshot keeps what it uses in memory).
     fn record_swap(
         &self,
         snapshot: &Snapshot,

@@ -6,12 +6,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use weir_tests::plugins::PROBE;
 use weir_tests::{TestClient, TestGateway, TestUpstream};
 
-/// A gateway with one route per probe config: `/<name>` → probe with `config` and `grants`.
-async fn gateway(
-    upstream: &TestUpstream,
-    aux: &TestUpstream,
-    routes: &[(&str, &str, &str)],
-) -> TestGateway {
+/// Upstreams `main` and `aux`, and a gateway with one route per probe config:
+/// `/<name>` → probe with `config` and `grants`, proxied to `main`.
+async fn setup(routes: &[(&str, &str, &str)]) -> (TestUpstream, TestUpstream, TestGateway) {
+    let (upstream, aux) = (
+        TestUpstream::start("main").await,
+        TestUpstream::start("aux").await,
+    );
     let mut config = format!(
         "[secrets]\ntoken = {{ value = \"s3cr3t\" }}\n\
          [upstreams.main]\ntargets = [\"{}\"]\n[upstreams.aux]\ntargets = [\"{}\"]\n",
@@ -23,32 +24,25 @@ async fn gateway(
              [[routes.filters]]\nplugin = \"probe.wasm\"\nconfig = {probe_config}\ngrants = {grants}\ndeadline_ms = 3000\n"
         ));
     }
-    TestGateway::start(&config, &[("probe.wasm", PROBE)]).await
+    let gw = TestGateway::start(&config, &[("probe.wasm", PROBE)]).await;
+    (upstream, aux, gw)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_and_http_only_when_granted() {
-    let (main, aux) = (
-        TestUpstream::start("main").await,
-        TestUpstream::start("aux").await,
-    );
-    let gw = gateway(
-        &main,
-        &aux,
-        &[
-            (
-                "granted",
-                "{ secret = \"token\", fetch = \"aux\" }",
-                "[\"secrets:token\", \"http:aux\"]",
-            ),
-            ("denied", "{ secret = \"token\", fetch = \"aux\" }", "[]"),
-            (
-                "other",
-                "{ secret = \"token\", fetch = \"main\" }",
-                "[\"http:aux\"]",
-            ),
-        ],
-    )
+    let (main, aux, gw) = setup(&[
+        (
+            "granted",
+            "{ secret = \"token\", fetch = \"aux\" }",
+            "[\"secrets:token\", \"http:aux\"]",
+        ),
+        ("denied", "{ secret = \"token\", fetch = \"aux\" }", "[]"),
+        (
+            "other",
+            "{ secret = \"token\", fetch = \"main\" }",
+            "[\"http:aux\"]",
+        ),
+    ])
     .await;
     let client = TestClient::default();
 
@@ -75,18 +69,10 @@ async fn secrets_and_http_only_when_granted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn limits_allow_exactly_the_budget() {
-    let (main, aux) = (
-        TestUpstream::start("main").await,
-        TestUpstream::start("aux").await,
-    );
-    let gw = gateway(
-        &main,
-        &aux,
-        &[
-            ("limited", "{ limit = 3 }", "[\"limits\"]"),
-            ("nogrant", "{ limit = 3 }", "[]"),
-        ],
-    )
+    let (main, _aux, gw) = setup(&[
+        ("limited", "{ limit = 3 }", "[\"limits\"]"),
+        ("nogrant", "{ limit = 3 }", "[]"),
+    ])
     .await;
     let client = TestClient::default();
     for left in ["2", "1", "0"] {
@@ -113,18 +99,10 @@ async fn limits_allow_exactly_the_budget() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn clock_reads_time_when_granted_and_traps_otherwise() {
-    let (main, aux) = (
-        TestUpstream::start("main").await,
-        TestUpstream::start("aux").await,
-    );
-    let gw = gateway(
-        &main,
-        &aux,
-        &[
-            ("clock", "{ clock = true }", "[\"clock\"]"),
-            ("noclock", "{ clock = true }", "[]"),
-        ],
-    )
+    let (_main, _aux, gw) = setup(&[
+        ("clock", "{ clock = true }", "[\"clock\"]"),
+        ("noclock", "{ clock = true }", "[]"),
+    ])
     .await;
     let client = TestClient::default();
     let now = || {

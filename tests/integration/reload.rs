@@ -229,7 +229,13 @@ async fn replaced_plugins_leave_no_compiled_artifacts_behind() {
             })
             .await
         );
-        assert_eq!(artifacts(), 1, "one plugin, one cached artifact");
+        // Pruning follows the swap: wait for it, then the count must be exactly one.
+        let pruned = eventually(WAIT, || async { artifacts() == 1 }).await;
+        assert!(
+            pruned,
+            "one plugin, one cached artifact; found {}",
+            artifacts()
+        );
     }
     gw.shutdown().await;
 }
