@@ -27,7 +27,7 @@ const HOP_BY_HOP: [&HeaderName; 8] = [
 ];
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
-/// `Upgrade` goes too: upgrades are not proxied yet.
+/// `Upgrade` goes too; an upgrade the gateway passes through puts it back (`upgrade.rs`).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)

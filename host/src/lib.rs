@@ -17,6 +17,7 @@ pub mod router; // routes compiled into a matcher
 pub mod server; // listeners, HTTP/1.1 and h2c, graceful shutdown
 pub mod snapshot; // one immutable, validated view of config + plugins
 pub mod state; // kv and rate-limit backends behind one trait
+pub mod upgrade; // upgrades (WebSocket) spliced through
 pub mod upstream; // upstream pools, load balancing, health
 
 pub use gateway::Gateway;

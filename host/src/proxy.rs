@@ -17,6 +17,7 @@ use crate::gateway::Gateway;
 use crate::headers::{Peer, REQUEST_ID, add_forwarded, remove_hop_by_hop};
 use crate::router::request_host;
 use crate::snapshot::{Route, Snapshot};
+use crate::upgrade::Upgrade;
 
 /// The body of requests to upstreams and responses to clients: streamed from the peer, or
 /// produced in full by the gateway or a filter.
@@ -72,10 +73,13 @@ impl Gateway {
 async fn proxy(
     snapshot: &Snapshot,
     route: &Route,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
     client: Peer,
     request_id: String,
 ) -> Result<Response<ProxyBody>, GatewayError> {
+    // An upgrade (WebSocket) the client asks for, set aside before the hygiene.
+    let upgrade = Upgrade::take(&mut request);
+
     // Header hygiene: hop-by-hop out, forwarding headers and the request id in.
     let authority = request_host(&request).map(str::to_string);
     let (mut parts, body) = request.into_parts();
@@ -111,12 +115,19 @@ async fn proxy(
         })?,
     };
     let target = upstream.pick(|| hash_key(&route.hash_on, &ex))?;
-    let upstream_request = upstream_request(&mut ex, upstream.protocol());
-    let sent = upstream
+    let mut upstream_request = upstream_request(&mut ex, upstream.protocol());
+    let upgrade = upgrade.filter(|_| upstream.protocol() == UpstreamProtocol::Http1);
+    if let Some(upgrade) = &upgrade {
+        upgrade.restore(upstream_request.headers_mut());
+    }
+    let mut sent = upstream
         .send(&target, upstream_request, route.timeout)
         .await?;
-    let (mut parts, body) = sent.response.into_parts();
-    remove_hop_by_hop(&mut parts.headers);
+    remove_hop_by_hop(sent.response.headers_mut());
+    if let Some(upgrade) = upgrade {
+        upgrade.splice(&mut sent.response);
+    }
+    let (parts, body) = sent.response.into_parts();
     let response = Response::from_parts(parts, Either::Left(body));
 
     // Response filters, in reverse chain order.

@@ -19,7 +19,6 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -261,7 +260,9 @@ fn run_worker<F, Fut>(
     });
 }
 
-/// Accepts connections until `stop` flips, serving each with `handler`; then drains.
+/// Accepts connections until `stop` flips, serving each with `handler` (upgrades such as
+/// WebSocket included); then asks every connection to finish gracefully and waits for
+/// them, up to `grace`.
 async fn accept_loop<F, Fut>(
     listener: TcpListener,
     handler: F,
@@ -271,13 +272,14 @@ async fn accept_loop<F, Fut>(
     F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
 {
-    let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     builder.http2().timer(TokioTimer::new());
+    // Every connection task holds a clone of `open`; when all are gone, `drained` resolves.
+    let (drained, open) = watch::channel(());
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -297,22 +299,30 @@ async fn accept_loop<F, Fut>(
                     let response = handler(request, peer.clone());
                     async move { Ok::<_, Infallible>(response.await) }
                 });
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let (mut stop, open) = (stop.clone(), open.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = connection.await {
+                    let mut connection = std::pin::pin!(connection);
+                    let result = tokio::select! {
+                        result = connection.as_mut() => result,
+                        _ = stop.changed() => {
+                            connection.as_mut().graceful_shutdown();
+                            connection.await
+                        }
+                    };
+                    if let Err(e) = result {
                         tracing::debug!(%client, error = %e, "connection ended with an error");
                     }
+                    drop(open);
                 });
             }
             _ = stop.changed() => break,
         }
     }
-    drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    drop((listener, open));
+    if tokio::time::timeout(grace, drained.closed()).await.is_err() {
         tracing::warn!(
             grace_ms = grace.as_millis() as u64,
             "grace period over; closing the connections left"

@@ -14,4 +14,5 @@ mod protocols;
 mod reload;
 mod routing;
 mod shutdown;
+mod upgrade;
 mod upstream_errors;
