@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::json;
+use subtle::ConstantTimeEq;
 
 use crate::gateway::Gateway;
 use crate::proxy::{ProxyBody, full_body};
@@ -15,6 +16,17 @@ use crate::upstream::health::now_ms;
 
 /// Serves one admin request.
 pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Response<ProxyBody> {
+    if !authorized(&gateway, &request) {
+        let mut response = json_response(
+            StatusCode::UNAUTHORIZED,
+            &json!({ "error": "unauthorized" }),
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"weir-admin\""),
+        );
+        return response;
+    }
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/plugins") => json_response(
             StatusCode::OK,
@@ -35,6 +47,24 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Respon
         },
         _ => json_response(StatusCode::NOT_FOUND, &json!({ "error": "not_found" })),
     }
+}
+
+/// Whether the request carries the admin token, when one is configured (compared in
+/// constant time).
+fn authorized(gateway: &Gateway, request: &Request<Incoming>) -> bool {
+    let snapshot = gateway.snapshot();
+    let Some(token) = &snapshot.config.server.admin_token else {
+        return true;
+    };
+    let Ok(expected) = token.resolve("server.admin_token") else {
+        return false;
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .unwrap_or_default();
+    presented.len() == expected.len() && bool::from(presented.ct_eq(&expected))
 }
 
 fn routes(gateway: &Gateway) -> serde_json::Value {

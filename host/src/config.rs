@@ -41,6 +41,8 @@ pub struct ServerConfig {
     /// The admin listener's address (default `127.0.0.1:9901`).
     #[serde(default = "defaults::admin")]
     pub admin: SocketAddr,
+    /// A bearer token the admin API requires; mandatory when `admin` is not loopback.
+    pub admin_token: Option<SecretConfig>,
     /// The directory of `.wasm` filter plugins, watched for changes.
     pub plugins_dir: PathBuf,
     /// Where compiled plugins are cached (default `<plugins_dir>/.cache`).
@@ -342,6 +344,18 @@ pub enum SecretConfig {
     Env(String),
 }
 
+impl SecretConfig {
+    /// The value; `what` names the secret in the error.
+    pub fn resolve(&self, what: &str) -> Result<Vec<u8>, String> {
+        match self {
+            Self::Value(v) => Ok(v.clone().into_bytes()),
+            Self::Env(var) => std::env::var(var)
+                .map(String::into_bytes)
+                .map_err(|_| format!("{what}: environment variable {var} is not set")),
+        }
+    }
+}
+
 impl Config {
     /// Reads, parses and validates a config file. Errors name the file and the reason.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
@@ -361,6 +375,7 @@ impl Config {
             server: ServerConfig {
                 listen: Vec::new(),
                 admin: defaults::admin(),
+                admin_token: None,
                 plugins_dir: PathBuf::new(),
                 cache_dir: None,
                 demo_upstream: None,
@@ -401,6 +416,18 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         if self.server.listen.is_empty() {
             bail!("server.listen needs at least one address");
+        }
+        match &self.server.admin_token {
+            None if !self.server.admin.ip().is_loopback() => bail!(
+                "server.admin {} is not a loopback address: set server.admin_token",
+                self.server.admin
+            ),
+            Some(token) => {
+                token
+                    .resolve("server.admin_token")
+                    .map_err(anyhow::Error::msg)?;
+            }
+            None => {}
         }
         for (name, upstream) in &self.upstreams {
             if upstream.targets.is_empty() {
@@ -537,5 +564,28 @@ mod defaults {
     }
     pub fn ejection_ms() -> u64 {
         10_000
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(server_extra: &str) -> anyhow::Result<Config> {
+        let text =
+            format!("[server]\nlisten = [\"127.0.0.1:1\"]\nplugins_dir = \".\"\n{server_extra}");
+        Config::parse(&text, ".".into())
+    }
+
+    #[test]
+    fn admin_off_loopback_needs_a_token() {
+        let refused = parse("admin = \"0.0.0.0:9901\"\n").unwrap_err();
+        assert!(refused.to_string().contains("admin_token"), "{refused}");
+        assert!(parse("admin = \"0.0.0.0:9901\"\nadmin_token = { value = \"t\" }\n").is_ok());
+        let missing = parse("admin_token = { env = \"WEIR_TEST_SURELY_UNSET\" }\n").unwrap_err();
+        assert!(
+            missing.to_string().contains("WEIR_TEST_SURELY_UNSET"),
+            "{missing}"
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::config::{Config, FilterConfig, HashOn, SecretConfig, millis};
+use crate::config::{Config, FilterConfig, HashOn, millis};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::plugin::{FilterSettings, FilterSlot, Grants, HostServices, LoadedPlugin};
 use crate::router::Router;
@@ -112,7 +112,7 @@ impl Snapshot {
         let secrets = config
             .secrets
             .iter()
-            .map(|(name, secret)| Ok((name.clone(), secret_value(name, secret)?)))
+            .map(|(name, secret)| Ok((name.clone(), secret.resolve(&format!("secret {name:?}"))?)))
             .collect::<Result<BTreeMap<_, _>, String>>()
             .map_err(fail)?;
         let services = Arc::new(HostServices {
@@ -185,13 +185,4 @@ fn filter_settings(config: &Config, filter: &FilterConfig) -> Result<FilterSetti
         max_body: filter.max_body_bytes.unwrap_or(rt.max_body_bytes),
         max_idle: rt.pool_max_idle,
     })
-}
-
-fn secret_value(name: &str, secret: &SecretConfig) -> Result<Vec<u8>, String> {
-    match secret {
-        SecretConfig::Value(v) => Ok(v.clone().into_bytes()),
-        SecretConfig::Env(var) => std::env::var(var)
-            .map(String::into_bytes)
-            .map_err(|_| format!("secret {name:?}: environment variable {var} is not set")),
-    }
 }

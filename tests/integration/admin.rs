@@ -56,3 +56,40 @@ async fn admin_reports_routes_upstreams_and_metrics() {
     assert_eq!(client.get(&gw.admin_url("/nope")).await.status, 404);
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_token_is_required_when_configured() {
+    let up = TestUpstream::start("up").await;
+    // `[server]` is the base config's first table: a key appended to it goes in there.
+    let config = format!(
+        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
+        up.addr
+    );
+    let gw =
+        TestGateway::start_with_server("admin_token = { value = \"let-me-in\" }\n", &config, &[])
+            .await;
+    let client = TestClient::default();
+    let r = client.get(&gw.admin_url("/plugins")).await;
+    assert_eq!(r.status, 401);
+    assert!(
+        r.header("www-authenticate")
+            .is_some_and(|v| v.starts_with("Bearer"))
+    );
+    let wrong = client
+        .send(weir_tests::get(
+            &gw.admin_url("/plugins"),
+            &[("authorization", "Bearer let-me-out")],
+        ))
+        .await;
+    assert_eq!(wrong.status, 401);
+    let right = client
+        .send(weir_tests::get(
+            &gw.admin_url("/plugins"),
+            &[("authorization", "Bearer let-me-in")],
+        ))
+        .await;
+    assert_eq!(right.status, 200);
+    // The proxy itself is not affected.
+    assert_eq!(client.get(&gw.url("/")).await.status, 200);
+    gw.shutdown().await;
+}

@@ -219,15 +219,22 @@ async fn upstream_reply(
 
 /// The config every test gateway starts from; tests append upstreams and routes.
 pub fn base_config() -> String {
-    "[server]\n\
-     listen = [\"127.0.0.1:0\"]\n\
-     admin = \"127.0.0.1:0\"\n\
-     plugins_dir = \"plugins\"\n\
-     shutdown_grace_ms = 5000\n\
-     [runtime]\n\
-     max_instances = 200\n\
-     max_memory_mib = 128\n"
-        .to_string()
+    base_config_with("")
+}
+
+/// The base config with more `[server]` keys.
+pub fn base_config_with(server_extra: &str) -> String {
+    format!(
+        "[server]\n\
+         listen = [\"127.0.0.1:0\"]\n\
+         admin = \"127.0.0.1:0\"\n\
+         plugins_dir = \"plugins\"\n\
+         shutdown_grace_ms = 5000\n\
+         {server_extra}\
+         [runtime]\n\
+         max_instances = 200\n\
+         max_memory_mib = 128\n"
+    )
 }
 
 /// A gateway running in this process on free ports, with its own config file and plugins
@@ -254,8 +261,27 @@ impl TestGateway {
             .expect("gateway starts")
     }
 
+    /// Like `start`, with more `[server]` keys.
+    pub async fn start_with_server(
+        server_extra: &str,
+        config: &str,
+        plugins: &[(&str, &str)],
+    ) -> Self {
+        Self::try_start_with(
+            &format!("{}{config}", base_config_with(server_extra)),
+            plugins,
+        )
+        .await
+        .expect("gateway starts")
+    }
+
     /// Like `start`, but returns the startup error.
     pub async fn try_start(config: &str, plugins: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::try_start_with(&format!("{}{config}", base_config()), plugins).await
+    }
+
+    /// Starts with this whole config text.
+    async fn try_start_with(full_config: &str, plugins: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dir = TempDir::new();
         let plugins_dir = dir.path().join("plugins");
         std::fs::create_dir_all(&plugins_dir)?;
@@ -263,7 +289,7 @@ impl TestGateway {
             std::fs::copy(source, plugins_dir.join(file))?;
         }
         let config_path = dir.path().join("weir.toml");
-        std::fs::write(&config_path, format!("{}{config}", base_config()))?;
+        std::fs::write(&config_path, full_config)?;
         let running = weir::server::start(&config_path).await?;
         Ok(Self {
             addr: running.listen[0],
