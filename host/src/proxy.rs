@@ -11,7 +11,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use crate::config::{HashOn, UpstreamProtocol};
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorKind, ErrorSource, GatewayError};
 use crate::filters::{self, Exchange, RequestOutcome};
 use crate::gateway::Gateway;
 use crate::headers::{Peer, REQUEST_ID, add_forwarded, remove_hop_by_hop};
@@ -58,7 +58,14 @@ impl Gateway {
         let response = match proxy(&snapshot, route, request, client, request_id.clone()).await {
             Ok(response) => response,
             Err(error) => {
-                tracing::warn!(request_id, route = %route.name, error = %error, "request failed");
+                let source = error.kind.source();
+                // A client's mistake is routine; the gateway's, a plugin's or an upstream's
+                // is worth an operator's attention.
+                if source == ErrorSource::Client {
+                    tracing::debug!(request_id, route = %route.name, ?source, error = %error, "request refused");
+                } else {
+                    tracing::warn!(request_id, route = %route.name, ?source, error = %error, "request failed");
+                }
                 error.into_response(&request_id)
             }
         };
