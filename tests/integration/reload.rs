@@ -130,6 +130,23 @@ async fn broken_plugin_is_refused_and_the_old_one_keeps_serving() {
         .await
     );
 
+    // A core module (an empty one is 8 bytes) is not a component: refused, and said so.
+    write_atomic(&gw.plugins_dir.join("core.wasm"), b"\0asm\x01\0\0\0");
+    assert!(
+        eventually(WAIT, || async {
+            gw.plugin_status(&client)
+                .await
+                .get("core.wasm")
+                .is_some_and(|s| {
+                    s["state"] == "refused"
+                        && s["last_error"]
+                            .as_str()
+                            .is_some_and(|e| e.contains("core Wasm module, not a component"))
+                })
+        })
+        .await
+    );
+
     // Fixing the file is picked up on its next change.
     gw.install_plugin("filter.wasm", TESTER_V2);
     assert!(
