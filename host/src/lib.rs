@@ -1,20 +1,20 @@
 //! Weir: a programmable API gateway whose every filter is a sandboxed Wasm component.
 //!
-//! The life of one request is [`proxy::Gateway::handle`]; everything else serves it.
+//! The life of one request is [`Gateway::handle`] (in `proxy.rs`); everything else serves it.
 
 pub mod admin; // the admin listener: plugins, routes, upstreams, metrics
 pub mod config; // the TOML config: types, defaults, validation
 pub mod demo; // the built-in demo upstream (an echo service)
 pub mod error; // one error type and the one place it becomes a response
-pub mod filters;
-pub mod gateway; // the live snapshot and the long-lived services // running a route's filter chain over a request and its response
+pub mod filters; // running a route's filter chain over a request and its response
+pub mod gateway; // the live snapshot and the long-lived services
 pub mod headers; // hop-by-hop removal, X-Forwarded-*, request ids
 pub mod metrics; // lock-free counters and histograms, Prometheus text
 pub mod plugin; // the Wasm runtime: engine, loading, instance pools, host imports
 pub mod proxy; // the life of a request, top to bottom
 pub mod reload; // watching files and swapping snapshots
 pub mod router; // routes compiled into a matcher
-pub mod server; // listeners, HTTP/1.1 and h2c, graceful shutdown
+pub mod server; // listeners, per-core workers, HTTP/1.1 and h2c, graceful shutdown
 pub mod snapshot; // one immutable, validated view of config + plugins
 pub mod state; // kv and rate-limit backends behind one trait
 pub mod upgrade; // upgrades (WebSocket) spliced through
