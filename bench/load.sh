@@ -245,7 +245,7 @@ fi
     echo "The filtered rows add \`-H 'x-bench: filtered'\`, which routes to the \`headers.wasm\` filter"
     echo "(sets one request header and one response header). nginx: \`worker_processes auto\`,"
     echo "upstream \`keepalive 256\`, HTTP/1.1 to the upstream, no access log. weir: release build,"
-    echo "default runtime (multi-threaded tokio on all cores), \`RUST_LOG=warn\`."
+    echo "default settings (one proxy worker thread per core), \`RUST_LOG=warn\`."
     echo
     echo "wrk, nginx, weir and the upstream all share the same $(nproc) cores over loopback, so the"
     echo "numbers compare the proxies with each other on this machine; they are not absolute capacity."

@@ -87,14 +87,10 @@ async fn proxy(
     // An upgrade (WebSocket) the client asks for, set aside before the hygiene.
     let upgrade = Upgrade::take(&mut request);
 
-    // Header hygiene: hop-by-hop out, forwarding headers and the request id in.
+    // Header hygiene: hop-by-hop headers reach neither a filter nor the upstream.
     let authority = request_host(&request).map(str::to_string);
     let (mut parts, body) = request.into_parts();
     remove_hop_by_hop(&mut parts.headers);
-    add_forwarded(&mut parts.headers, &client, authority.as_deref());
-    if let Ok(id) = HeaderValue::from_str(&request_id) {
-        parts.headers.insert(REQUEST_ID.clone(), id);
-    }
     let mut ex = Exchange {
         parts,
         body: Either::Left(body),
@@ -105,7 +101,8 @@ async fn proxy(
         authority,
     };
 
-    // Request filters, in chain order; one may answer at once.
+    // Request filters, in chain order; one may answer at once. They see the client's own
+    // `X-Forwarded-For` (what trusted-proxy logic needs); the gateway's come after them.
     if let RequestOutcome::Respond { response, index } = filters::on_request(route, &mut ex).await?
     {
         return filters::on_response(route, index, &ex, response).await;
@@ -143,7 +140,8 @@ async fn proxy(
     Ok(response)
 }
 
-/// Moves the (filtered) request into the form the upstream's protocol wants.
+/// Moves the (filtered) request into the form the upstream's protocol wants, with the
+/// forwarding headers and the request id.
 fn upstream_request(ex: &mut Exchange, protocol: UpstreamProtocol) -> Request<ProxyBody> {
     // The response filters still need the method and URI; everything else moves out.
     let mut kept = Request::new(()).into_parts().0;
@@ -151,6 +149,10 @@ fn upstream_request(ex: &mut Exchange, protocol: UpstreamProtocol) -> Request<Pr
     kept.uri = ex.parts.uri.clone();
     let mut parts = std::mem::replace(&mut ex.parts, kept);
     let body = std::mem::replace(&mut ex.body, full_body(Bytes::new()));
+    add_forwarded(&mut parts.headers, &ex.client, ex.authority.as_deref());
+    if let Ok(id) = HeaderValue::from_str(&ex.request_id) {
+        parts.headers.insert(REQUEST_ID.clone(), id);
+    }
     match protocol {
         UpstreamProtocol::Http1 => {
             parts.version = Version::HTTP_11;
