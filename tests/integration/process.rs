@@ -45,6 +45,7 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
         .await
     );
     up.set_delay(Duration::from_millis(800));
+    let served_before = up.hits();
 
     let in_flight: Vec<_> = (0..4)
         .map(|_| {
@@ -52,15 +53,19 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
             tokio::spawn(async move { TestClient::default().get(&url).await.status })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = child.id().to_string();
+    // All four are in flight (the upstream holds each for 800 ms) before the signal.
     assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
+        eventually(Duration::from_secs(10), || async {
+            up.hits() == served_before + 4
+        })
+        .await
     );
+    let pid = child.id().to_string();
+    // The shell's `kill` builtin: no dependency on a separate kill binary.
+    let signalled = Command::new("sh")
+        .args(["-c", "kill -TERM \"$0\"", &pid])
+        .status();
+    assert!(signalled.is_ok_and(|s| s.success()));
     for request in in_flight {
         assert_eq!(
             request.await.unwrap(),
