@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use weir_tests::{TestClient, TestGateway, TestUpstream};
+use weir_tests::{TestClient, TestGateway, TestUpstream, eventually};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_drains_in_flight_requests() {
@@ -20,8 +20,13 @@ async fn shutdown_drains_in_flight_requests() {
             tokio::spawn(async move { TestClient::default().get(&url).await.status })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(up.hits(), 5, "all five are in flight");
+    // The upstream holds each request for 600 ms: wait until all five are there.
+    let all_in_flight = eventually(Duration::from_secs(10), || async { up.hits() == 5 }).await;
+    assert!(
+        all_in_flight,
+        "only {} of five reached the upstream",
+        up.hits()
+    );
     let addr = gw.addr;
     gw.shutdown().await;
     for request in in_flight {
