@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::uri::Authority;
 use http::{Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -33,8 +34,8 @@ pub struct Target {
     pub addr: SocketAddr,
     /// The relative weight.
     pub weight: u32,
-    /// `ip:port`, for request URIs.
-    authority: String,
+    /// `ip:port` for request URIs, parsed once when the config loads.
+    authority: Authority,
     /// Live health, shared across snapshots.
     pub health: Arc<TargetHealth>,
 }
@@ -92,7 +93,8 @@ impl Upstream {
             targets.push(Arc::new(Target {
                 addr,
                 weight: target.weight(),
-                authority: addr.to_string(),
+                authority: Authority::try_from(addr.to_string())
+                    .map_err(|e| anyhow::anyhow!("upstream {name:?}: target {addr}: {e}"))?,
                 health: registry.get(name, addr),
             }));
         }
@@ -154,7 +156,7 @@ impl Upstream {
         let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
         *request.uri_mut() = Uri::builder()
             .scheme("http")
-            .authority(target.authority.as_str())
+            .authority(target.authority.clone())
             .path_and_query(path)
             .build()
             .map_err(|e| {
@@ -213,7 +215,7 @@ impl Upstream {
     async fn probe(&self, target: &Target, path: &str, timeout: Duration) -> bool {
         let Ok(uri) = Uri::builder()
             .scheme("http")
-            .authority(target.authority.as_str())
+            .authority(target.authority.clone())
             .path_and_query(path)
             .build()
         else {
