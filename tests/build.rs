@@ -7,7 +7,16 @@ use std::path::PathBuf;
 mod build_guests;
 
 /// Test plugins and bundled plugins the tests load, by crate name.
-const PLUGINS: [&str; 5] = ["tester", "tester-v2", "hostile", "probe", "headers"];
+const PLUGINS: [&str; 8] = [
+    "tester",
+    "tester-v2",
+    "hostile",
+    "probe",
+    "headers",
+    "auth",
+    "hmac-signature",
+    "rate-limit",
+];
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -3,14 +3,17 @@
 //! from source by `build.rs`.
 
 mod admin;
+mod auth;
 mod balancing;
 mod failures;
 mod filters;
 mod host_interfaces;
+mod hmac_signature;
 mod hygiene;
 mod polyglot;
 mod process;
 mod protocols;
+mod rate_limit;
 mod reload;
 mod routing;
 mod shutdown;
