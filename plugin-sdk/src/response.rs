@@ -30,6 +30,20 @@ impl Response {
             .body(body)
     }
 
+    /// An error response in the gateway's own shape, so that clients parse one format:
+    /// `{"error": code, "message": message, "request_id": id}` with `content-type:
+    /// application/json` and the code also in `x-weir-error`. `code` is a stable,
+    /// machine-readable identifier (`invalid_api_key`); `message` is for people and must not
+    /// leak secrets.
+    pub fn error(status: u16, code: &str, message: &str, request: &crate::Request) -> Self {
+        let body = serde_json::json!({
+            "error": code,
+            "message": message,
+            "request_id": request.request_id(),
+        });
+        Self::json(status, body.to_string()).header("x-weir-error", code)
+    }
+
     /// Adds a header.
     pub fn header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
         self.headers.push(header(name, value));
