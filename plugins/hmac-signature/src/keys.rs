@@ -1,0 +1,51 @@
+//! A key id to its HMAC key, through the `secrets` host interface.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use weir_plugin_sdk::HostError;
+use weir_plugin_sdk::host::secrets;
+
+use crate::config::{KeySource, SecretEncoding};
+use crate::rejection::Rejection;
+
+/// The longest key id tried against `secret_pattern`.
+const MAX_PATTERN_KEY_ID: usize = 128;
+
+impl KeySource {
+    /// The key for `key_id`: from its secret in `keys`, else from the secret named by
+    /// `secret_pattern`.
+    pub fn key(&self, key_id: &str) -> Result<Vec<u8>, Rejection> {
+        let (name, listed) = match (self.names.get(key_id), &self.pattern) {
+            (Some(name), _) => (name.clone(), true),
+            (None, Some((prefix, suffix))) if pattern_safe(key_id) => {
+                (format!("{prefix}{key_id}{suffix}"), false)
+            }
+            _ => return Err(Rejection::UnknownKey),
+        };
+        let secret = match secrets::get(&name) {
+            Ok(Some(secret)) => secret,
+            // A listed key whose secret is missing or not granted is a config mistake;
+            // through the pattern, it only means that no such key exists.
+            Ok(None) | Err(HostError::AccessDenied) if !listed => {
+                return Err(Rejection::UnknownKey);
+            }
+            Ok(None) | Err(_) => return Err(Rejection::KeyUnavailable),
+        };
+        match self.encoding {
+            SecretEncoding::Raw => Ok(secret),
+            SecretEncoding::Base64 => STANDARD
+                .decode(secret.trim_ascii())
+                .map_err(|_| Rejection::KeyUnavailable),
+        }
+    }
+}
+
+/// Whether a key id may be put into a secret name: short, and only letters, digits, `.`,
+/// `_` and `-`.
+fn pattern_safe(key_id: &str) -> bool {
+    !key_id.is_empty()
+        && key_id.len() <= MAX_PATTERN_KEY_ID
+        && key_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
