@@ -1,0 +1,219 @@
+//! JWT bearer tokens (RFC 7519) signed as a JWS (RFC 7515): HS256/384/512, RS256/384/512,
+//! PS256/384/512, ES256/384 and EdDSA. The signature is checked by `jsonwebtoken`; the
+//! claims by [`claims`], with the gateway's clock.
+
+mod claims;
+mod keys;
+
+use jsonwebtoken::{Algorithm, Validation, decode, decode_header, errors::ErrorKind};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use weir_plugin_sdk::host::clock;
+
+use crate::failure::Failure;
+use crate::identity::Identity;
+use claims::ClaimRules;
+use keys::{KeyEntry, KeySet, RemoteJwks, RemoteJwksConfig};
+
+/// `jwt` in the filter config.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    #[serde(default)]
+    keys: Vec<KeyEntry>,
+    /// An inline JWKS document: a table, or its JSON text.
+    #[serde(default)]
+    jwks: Option<Value>,
+    #[serde(default)]
+    jwks_url: Option<RemoteJwksConfig>,
+    /// Accepted algorithms; all supported ones when absent.
+    #[serde(default)]
+    algorithms: Option<Vec<String>>,
+    #[serde(default)]
+    issuer: OneOrMany,
+    #[serde(default)]
+    audience: OneOrMany,
+    #[serde(default = "default_leeway_s")]
+    leeway_s: u64,
+    #[serde(default = "default_required_claims")]
+    required_claims: Vec<String>,
+    /// The claim that names the consumer.
+    #[serde(default = "default_consumer_claim")]
+    consumer_claim: String,
+    /// A claim with the consumer's display name, if any.
+    #[serde(default)]
+    username_claim: Option<String>,
+}
+
+fn default_leeway_s() -> u64 {
+    60
+}
+
+fn default_required_claims() -> Vec<String> {
+    vec!["exp".into()]
+}
+
+fn default_consumer_claim() -> String {
+    "sub".into()
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::None => Vec::new(),
+            Self::One(one) => vec![one],
+            Self::Many(many) => many,
+        }
+    }
+}
+
+/// Every algorithm this filter verifies.
+const SUPPORTED: [Algorithm; 12] = [
+    Algorithm::HS256,
+    Algorithm::HS384,
+    Algorithm::HS512,
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// A configured JWT verifier.
+pub struct Jwt {
+    keys: KeySet,
+    algorithms: Vec<Algorithm>,
+    rules: ClaimRules,
+    consumer_claim: String,
+    username_claim: Option<String>,
+}
+
+impl Jwt {
+    /// Loads the keys (and the secrets they name) and checks the rest of the config.
+    pub fn new(config: JwtConfig) -> Result<Self, String> {
+        let mut fixed = config
+            .keys
+            .into_iter()
+            .map(keys::from_entry)
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(jwks) = config.jwks {
+            let document = match jwks {
+                Value::String(text) => text.into_bytes(),
+                table => table.to_string().into_bytes(),
+            };
+            fixed.extend(keys::from_jwks(&document, true).map_err(|e| format!("jwt.jwks: {e}"))?);
+        }
+        let remote = config.jwks_url.map(RemoteJwks::new).transpose()?;
+        let algorithms = match config.algorithms {
+            None => SUPPORTED.to_vec(),
+            Some(names) => names
+                .iter()
+                .map(|name| {
+                    name.parse::<Algorithm>()
+                        .map_err(|_| format!("jwt.algorithms: unknown algorithm {name:?}"))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        if config.consumer_claim.is_empty() {
+            return Err("jwt.consumer_claim must not be empty".into());
+        }
+        Ok(Self {
+            keys: KeySet::new(fixed, remote)?,
+            algorithms,
+            rules: ClaimRules {
+                issuers: config.issuer.into_vec(),
+                audiences: config.audience.into_vec(),
+                leeway_s: config.leeway_s,
+                required: config.required_claims,
+            },
+            consumer_claim: config.consumer_claim,
+            username_claim: config.username_claim,
+        })
+    }
+
+    /// The consumer of a valid `token`.
+    pub fn verify(&self, token: &str) -> Result<Identity, Failure> {
+        let header =
+            decode_header(token).map_err(|_| Failure::InvalidToken("the token is malformed"))?;
+        // RFC 8725 §3.1: only the algorithms configured here, never `none` (which
+        // `jsonwebtoken` cannot even parse).
+        if !self.algorithms.contains(&header.alg) {
+            return Err(Failure::InvalidToken(
+                "the token's algorithm is not accepted",
+            ));
+        }
+        let now_ms = clock::now_ms();
+        let candidates = self
+            .keys
+            .candidates(header.kid.as_deref(), header.alg, now_ms)?;
+        if candidates.is_empty() {
+            return Err(Failure::InvalidToken("no key is known for the token"));
+        }
+        let claims = verified_claims(token, header.alg, &candidates)?;
+        self.rules.check(&claims, now_ms as f64 / 1000.0)?;
+        self.identity(&claims)
+    }
+
+    fn identity(&self, claims: &Map<String, Value>) -> Result<Identity, Failure> {
+        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_string);
+        let id = text(&self.consumer_claim)
+            .filter(|id| !id.is_empty())
+            .ok_or(Failure::InvalidToken("the token names no consumer"))?;
+        Ok(Identity {
+            id,
+            username: self.username_claim.as_deref().and_then(text),
+            scope: scope(claims),
+        })
+    }
+}
+
+/// The claims of `token` once one of `candidates` verifies its signature.
+fn verified_claims(
+    token: &str,
+    alg: Algorithm,
+    candidates: &[std::rc::Rc<keys::VerifyingKey>],
+) -> Result<Map<String, Value>, Failure> {
+    let mut validation = Validation::new(alg);
+    // The claims are checked by `ClaimRules` with the gateway's clock.
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    for candidate in candidates {
+        match decode::<Map<String, Value>>(token, &candidate.key, &validation) {
+            Ok(data) => return Ok(data.claims),
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
+            Err(_) => return Err(Failure::InvalidToken("the token is malformed")),
+        }
+    }
+    Err(Failure::InvalidToken("the signature is not valid"))
+}
+
+/// The granted scopes: `scope` (RFC 8693 §4.2, space-separated) or `scp` (a list).
+fn scope(claims: &Map<String, Value>) -> Option<String> {
+    match claims.get("scope").or_else(|| claims.get("scp"))? {
+        Value::String(scope) => Some(scope.clone()),
+        Value::Array(items) => Some(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        _ => None,
+    }
+}
