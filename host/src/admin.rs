@@ -35,7 +35,9 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Respon
         (&Method::GET, "/routes") => json_response(StatusCode::OK, &routes(&gateway)),
         (&Method::GET, "/upstreams") => json_response(StatusCode::OK, &upstreams(&gateway)),
         (&Method::GET, "/status") => {
-            json_response(StatusCode::OK, &json!({ "reload": gateway.last_reload() }))
+            let status =
+                json!({ "reload": gateway.last_reload(), "state": gateway.state.status() });
+            json_response(StatusCode::OK, &status)
         }
         (&Method::GET, "/metrics") => metrics(&gateway),
         (&Method::POST, "/reload") => match gateway.reload().await {
@@ -154,6 +156,9 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
                 let _ = writeln!(out, "weir_upstream_in_flight{{upstream=\"{}\",target=\"{}\"}} {}", u.name, t.addr, t.health.in_flight());
             }
         }
+        let state = gateway.state.status();
+        let _ = writeln!(out, "# HELP weir_state_backend_up 1 when the state backend answers.\n# TYPE weir_state_backend_up gauge\nweir_state_backend_up{{backend=\"{}\"}} {}", state.backend, u8::from(state.healthy));
+        let _ = writeln!(out, "# HELP weir_state_backend_outages_total Times the state backend became unreachable.\n# TYPE weir_state_backend_outages_total counter\nweir_state_backend_outages_total{{backend=\"{}\"}} {}", state.backend, state.outages);
         let _ = writeln!(out, "# HELP weir_snapshot_generation The live snapshot.\n# TYPE weir_snapshot_generation gauge\nweir_snapshot_generation {}", snapshot.generation);
     });
     let mut response = Response::new(full_body(Bytes::from(text)));

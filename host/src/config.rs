@@ -27,6 +27,9 @@ pub struct Config {
     /// Named secrets that plugins may be granted.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretConfig>,
+    /// Where plugin state (`kv`, `limits`) lives. Changing it needs a restart.
+    #[serde(default)]
+    pub state: StateConfig,
     /// The directory the config file lives in; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -107,6 +110,62 @@ impl Default for RuntimeConfig {
             max_memory_mib: defaults::max_memory_mib(),
         }
     }
+}
+
+/// Where plugin state lives: in the process (the default), or in Redis so that several
+/// gateway instances share rate-limit budgets, replay nonces and other `kv` data.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// `local` (embedded, the default) or `redis`.
+    #[serde(default)]
+    pub backend: StateBackendKind,
+    /// The Redis server, required when `backend = "redis"`.
+    pub redis: Option<RedisConfig>,
+}
+
+/// The state backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateBackendKind {
+    /// In this process: lock-free per key, nothing to install.
+    #[default]
+    Local,
+    /// A Redis server shared by all gateway instances.
+    Redis,
+}
+
+/// How to reach Redis and what to do when it cannot be reached.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]`; a secret (`{ env = "REDIS_URL" }`) keeps a
+    /// password out of the file.
+    pub url: SecretConfig,
+    /// Connect and response timeout of one call (default 100 ms).
+    #[serde(default = "defaults::redis_timeout_ms")]
+    pub timeout_ms: u64,
+    /// What plugins get while Redis is unreachable (default `local`).
+    #[serde(default)]
+    pub on_unavailable: Unavailable,
+    /// Prefix of every key the gateway writes (default `weir:`), to share a server safely.
+    #[serde(default = "defaults::redis_key_prefix")]
+    pub key_prefix: String,
+    /// How often an unreachable Redis is probed for recovery (default 500 ms).
+    #[serde(default = "defaults::redis_probe_interval_ms")]
+    pub probe_interval_ms: u64,
+}
+
+/// The policy while the shared backend is down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unavailable {
+    /// Serve `kv` and `limits` from the embedded backend of this instance: limits hold per
+    /// instance instead of globally until Redis is back.
+    #[default]
+    Local,
+    /// Fail the call with `unavailable`; the plugin decides (the rate-limit filter answers 503).
+    Reject,
 }
 
 /// A named upstream: targets and how to pick one.
@@ -335,7 +394,7 @@ pub enum FailurePolicy {
 }
 
 /// Where a secret's value comes from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum SecretConfig {
     /// Written in the config.
@@ -388,6 +447,7 @@ impl Config {
             upstreams: BTreeMap::new(),
             routes: Vec::new(),
             secrets: BTreeMap::new(),
+            state: StateConfig::default(),
             base_dir: PathBuf::new(),
         }
     }
@@ -428,6 +488,22 @@ impl Config {
                     .map_err(anyhow::Error::msg)?;
             }
             None => {}
+        }
+        match (self.state.backend, &self.state.redis) {
+            (StateBackendKind::Redis, None) => {
+                bail!("state.backend = \"redis\" needs a [state.redis] table with a url")
+            }
+            (_, Some(redis)) => {
+                let url = redis
+                    .url
+                    .resolve("state.redis.url")
+                    .map_err(anyhow::Error::msg)?;
+                let url = String::from_utf8(url).context("state.redis.url is not UTF-8")?;
+                if !url.starts_with("redis://") && !url.starts_with("redis+unix://") {
+                    bail!("state.redis.url must start with redis:// (TLS is not supported yet)");
+                }
+            }
+            (StateBackendKind::Local, None) => {}
         }
         for (name, upstream) in &self.upstreams {
             if upstream.targets.is_empty() {
@@ -531,6 +607,15 @@ mod defaults {
     }
     pub fn max_memory_mib() -> u64 {
         512
+    }
+    pub fn redis_timeout_ms() -> u64 {
+        100
+    }
+    pub fn redis_key_prefix() -> String {
+        "weir:".to_string()
+    }
+    pub fn redis_probe_interval_ms() -> u64 {
+        500
     }
     pub fn weight() -> u32 {
         1

@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::plugin::{LoadedPlugin, PluginRuntime};
 use crate::reload::{PluginStatus, ReloadStatus};
 use crate::snapshot::Snapshot;
-use crate::state::{LocalBackend, StateBackend};
+use crate::state::StateBackend;
 use crate::upstream::health::HealthRegistry;
 
 /// A running gateway's state. Cheap to share: handlers hold an `Arc<Gateway>`.
@@ -46,7 +46,7 @@ impl Gateway {
     pub async fn start(config_path: &Path) -> anyhow::Result<Arc<Self>> {
         let config = Config::load(config_path)?;
         let runtime = PluginRuntime::new(&config.runtime, config.cache_dir())?;
-        let state: Arc<dyn StateBackend> = LocalBackend::new();
+        let state = crate::state::start(&config.state).await?;
         let gateway = Self {
             snapshot: ArcSwap::from_pointee(crate::snapshot::Snapshot::empty()),
             config_path: config_path.to_path_buf(),

@@ -82,6 +82,9 @@ impl Gateway {
         if live.generation > 0 && live.config.server.listen != config.server.listen {
             tracing::warn!("server.listen changed: the new addresses take effect after a restart");
         }
+        if live.generation > 0 && live.config.state != config.state {
+            tracing::warn!("[state] changed: the new state backend takes effect after a restart");
+        }
         let plugins = self.load_plugin_files(&config.plugins_dir()).await;
         let generation = self.generation.load(Ordering::Relaxed) + 1;
         let cx = BuildContext {

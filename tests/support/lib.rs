@@ -19,6 +19,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
+pub mod redis;
+
 /// Paths of the plugins built by `build.rs`.
 pub mod plugins {
     include!(concat!(env!("OUT_DIR"), "/plugins.rs"));

@@ -2,15 +2,52 @@
 //! one trait, so that an embedded backend (the default) and a networked one (Redis, for
 //! several gateway instances) are interchangeable.
 
+mod failover;
 mod limiter;
 mod local;
+mod redis;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Serialize;
+
+use crate::config::{StateBackendKind, StateConfig};
+
+pub use failover::FailoverBackend;
 pub use limiter::{Algorithm, RateDecision, RatePolicy};
 pub use local::LocalBackend;
+
+/// The backend a config asks for. Redis being unreachable at startup is not an error (its
+/// outage policy applies until it answers); a malformed URL is.
+pub async fn start(config: &StateConfig) -> anyhow::Result<Arc<dyn StateBackend>> {
+    Ok(match (config.backend, &config.redis) {
+        (StateBackendKind::Redis, Some(redis)) => FailoverBackend::start(redis).await?,
+        (StateBackendKind::Redis, None) => {
+            anyhow::bail!("state.backend = \"redis\" needs [state.redis]")
+        }
+        (StateBackendKind::Local, _) => LocalBackend::new(),
+    })
+}
+
+/// What the admin API shows about the state backend.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendStatus {
+    /// The configured backend: `local` or `redis`.
+    pub backend: &'static str,
+    /// Whether it answers.
+    pub healthy: bool,
+    /// What serves plugin calls now: `local`, `redis`, `local_fallback` or `rejecting`.
+    pub serving: &'static str,
+    /// When `healthy` last changed (ms since the Unix epoch).
+    pub since_ms: u64,
+    /// How many times it became unreachable since the gateway started.
+    pub outages: u64,
+    /// The last error seen, if any.
+    pub last_error: Option<String>,
+}
 
 /// Why a state call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,4 +95,15 @@ pub trait StateBackend: Send + Sync + 'static {
     ) -> StateFuture<'a, RateDecision>;
     /// The backend's name for the admin API (`local`, `redis`).
     fn name(&self) -> &'static str;
+    /// Its health for the admin API; an embedded backend is always healthy.
+    fn status(&self) -> BackendStatus {
+        BackendStatus {
+            backend: self.name(),
+            healthy: true,
+            serving: self.name(),
+            since_ms: 0,
+            outages: 0,
+            last_error: None,
+        }
+    }
 }
