@@ -87,7 +87,7 @@ async fn gateway(
 }
 
 /// The request headers the upstream saw (from its echo), first value each.
-fn upstream_header<'a>(reply: &'a Reply, name: &str) -> Option<String> {
+fn upstream_header(reply: &Reply, name: &str) -> Option<String> {
     reply.json()["headers"][name][0]
         .as_str()
         .map(str::to_string)
@@ -386,6 +386,12 @@ async fn jwt_bad_tokens_are_refused() {
     let public_pem = fixture("rsa1.pub");
     let confusion_key = EncodingKey::from_secret(public_pem.as_bytes());
     let alg_none_header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
+    let critical = {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("rsa1".into());
+        header.crit = Some(vec!["exp".into()]);
+        encode(&header, &claims("alice"), &rsa).expect("sign")
+    };
 
     let expired = bearer_error("the token has expired");
     let cases: Vec<(&str, String, &str, String)> = vec![
@@ -455,6 +461,12 @@ async fn jwt_bad_tokens_are_refused() {
             sign(Algorithm::HS256, None, &confusion_key, &claims("alice")),
             "invalid_token",
             bearer_error("the signature is not valid"),
+        ),
+        (
+            "critical header parameter",
+            critical,
+            "invalid_token",
+            bearer_error("the token has critical header parameters"),
         ),
         (
             "garbage",

@@ -156,6 +156,12 @@ impl Jwt {
                 "the token's algorithm is not accepted",
             ));
         }
+        // RFC 7515 §4.1.11: no header extension is understood here, so none may be critical.
+        if header.crit.is_some() {
+            return Err(Failure::InvalidToken(
+                "the token has critical header parameters",
+            ));
+        }
         let now_ms = clock::now_ms();
         let candidates = self
             .keys
