@@ -4,6 +4,17 @@
 
 use weir_plugin_sdk::Request;
 
+/// The derived components this filter computes (RFC 9421 §2.2); `derived` knows each.
+pub const DERIVED: &[&str] = &[
+    "@method",
+    "@target-uri",
+    "@authority",
+    "@scheme",
+    "@request-target",
+    "@path",
+    "@query",
+];
+
 /// The canonical value of a field (RFC 9421 §2.1): every instance's value with leading and
 /// trailing whitespace removed, in order, joined with `", "`; `None` when absent.
 pub fn field(request: &Request, name: &str) -> Option<Vec<u8>> {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::components::DERIVED;
 use crate::mac::Algorithm;
 
 /// The config as written in the gateway config.
@@ -159,17 +160,6 @@ pub struct Settings {
 /// The largest skew window: a hundred years, far past any real use, so that test vectors
 /// from years ago can be checked, while TTL arithmetic stays far from overflow.
 const MAX_SKEW_SECS: u64 = 100 * 366 * 24 * 3600;
-
-/// The derived components this filter can compute (RFC 9421 §2.2).
-pub const DERIVED: &[&str] = &[
-    "@method",
-    "@target-uri",
-    "@authority",
-    "@scheme",
-    "@request-target",
-    "@path",
-    "@query",
-];
 
 impl TryFrom<Config> for Settings {
     type Error = String;

@@ -4,8 +4,7 @@
 use sfv::{BareItem, Dictionary, InnerList, ItemSerializer, ListEntry, ListSerializer, Parser};
 use weir_plugin_sdk::Request;
 
-use crate::components;
-use crate::config::DERIVED;
+use crate::components::{self, DERIVED};
 use crate::rejection::Rejection;
 use crate::signed::{Format, Signed};
 
