@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark: wrk against the demo upstream (reference), nginx as a reverse proxy,
-# weir passthrough and weir + the headers filter, all on loopback on this machine.
+# weir passthrough, weir + the headers filter, and weir + the security chain (auth API key,
+# hmac-signature, rate-limit on the local backend), all on loopback on this machine.
 #
 #   bench/load.sh                               # defaults: DURATION=10s CONNECTIONS="64 256"
 #   SKIP_BUILD=1 DURATION=30s CONNECTIONS="32 128 512" bench/load.sh
@@ -69,7 +70,7 @@ if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
     $SUDO apt-get update
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y nginx wrk
 fi
-for tool in curl python3 nginx wrk; do
+for tool in curl python3 nginx wrk openssl sha256sum; do
     command -v "$tool" >/dev/null || die "$tool is missing"
 done
 
@@ -78,7 +79,9 @@ if [[ $SKIP_BUILD != 1 ]]; then
     (cd "$ROOT" && cargo build --release -p weir)
 fi
 [[ -x $WEIR ]] || die "$WEIR not found (build it, or unset SKIP_BUILD)"
-[[ -f $PLUGINS/headers.wasm ]] || die "$PLUGINS/headers.wasm not found"
+for plugin in headers auth hmac-signature rate-limit; do
+    [[ -f $PLUGINS/$plugin.wasm ]] || die "$PLUGINS/$plugin.wasm not found"
+done
 
 # --- ports ------------------------------------------------------------------------------
 
@@ -136,6 +139,8 @@ http {
 }
 EOF
 
+BENCH_API_KEY=bench-api-key
+BENCH_HMAC_KEY=bench-hmac-secret
 cat > "$TMP/weir-bench.toml" <<EOF
 [server]
 listen = ["127.0.0.1:$WEIR_PORT"]
@@ -156,6 +161,31 @@ match = { headers = { "x-bench" = "filtered" } }
 plugin = "headers.wasm"
 config.request = { set = { "x-gateway" = "weir" } }
 config.response = { set = { "x-served-by" = "weir" } }
+
+# ... "x-bench: chain" through auth (API key) + hmac-signature (RFC 9421) + rate-limit ...
+[[routes]]
+name = "chain"
+upstream = "up"
+match = { headers = { "x-bench" = "chain" } }
+
+[[routes.filters]]
+plugin = "auth.wasm"
+config.api_key = { keys = [{ consumer = "bench", sha256 = "$(printf '%s' "$BENCH_API_KEY" | sha256sum | cut -d' ' -f1)" }] }
+
+[[routes.filters]]
+plugin = "hmac-signature.wasm"
+grants = ["secrets:bench_hmac", "clock"]
+# wrk repeats one signed request: no replay protection, a skew window longer than the run.
+config = { keys = { bench = "bench_hmac" }, content_digest = "off", replay_protection = false, clock_skew_secs = 86400 }
+
+[[routes.filters]]
+plugin = "rate-limit.wasm"
+grants = ["limits"]
+# Keyed by the consumer auth set; high enough never to refuse during the run.
+config = { limits = [{ limit = 1000000000, window = "1s" }], key = ["consumer"] }
+
+[secrets]
+bench_hmac = { value = "$BENCH_HMAC_KEY" }
 
 # ... all others are proxied with no filter.
 [[routes]]
@@ -198,6 +228,24 @@ if curl -sf -D - -o /dev/null "http://127.0.0.1:$WEIR_PORT/hello" | grep -qi '^x
     die "weir passthrough: x-served-by is set, the request went through the filter"
 fi
 
+# The chain's request: an API key, and an RFC 9421 signature over method, authority and path
+# (made once with openssl; the route does not check replays, so wrk may repeat it).
+sign_get() {
+    local authority=$1 path=$2 nl=$'\n' params base
+    params="(\"@method\" \"@authority\" \"@path\");created=$(date +%s);keyid=\"bench\";alg=\"hmac-sha256\""
+    base="\"@method\": GET$nl\"@authority\": $authority$nl\"@path\": $path$nl\"@signature-params\": $params"
+    printf 'Signature-Input: sig1=%s^Signature: sig1=:%s:' "$params" \
+        "$(printf '%s' "$base" | openssl dgst -sha256 -hmac "$BENCH_HMAC_KEY" -binary | openssl base64 -A)"
+}
+CHAIN_HEADERS="x-bench: chain^x-api-key: $BENCH_API_KEY^$(sign_get "127.0.0.1:$WEIR_PORT" /hello)"
+chain_args=()
+IFS='^' read -ra chain_parts <<< "$CHAIN_HEADERS"
+for h in "${chain_parts[@]}"; do chain_args+=(-H "$h"); done
+curl -sf -D - -o /dev/null "${chain_args[@]}" "http://127.0.0.1:$WEIR_PORT/hello" \
+    | grep -qi '^ratelimit:' || die "weir + chain: the request did not pass all three filters"
+[[ $(curl -s -o /dev/null -w '%{http_code}' -H 'x-bench: chain' "http://127.0.0.1:$WEIR_PORT/hello") == 401 ]] \
+    || die "weir + chain: an unauthenticated request was not refused"
+
 # --- load -------------------------------------------------------------------------------
 
 TARGETS=(
@@ -205,6 +253,7 @@ TARGETS=(
     "nginx (reverse proxy)|http://127.0.0.1:$NGINX_PORT/hello|"
     "weir passthrough|http://127.0.0.1:$WEIR_PORT/hello|"
     "weir + headers filter|http://127.0.0.1:$WEIR_PORT/hello|x-bench: filtered"
+    "weir + auth, hmac-signature, rate-limit|http://127.0.0.1:$WEIR_PORT/hello|$CHAIN_HEADERS"
 )
 
 # to_ms VALUE: wrk's "812.00us" / "1.23ms" / "2.00s" / "1.50m" in milliseconds.
@@ -220,11 +269,14 @@ to_ms() {
     }'
 }
 
-# run_wrk OUT CONNS DURATION URL [HEADER]
+# run_wrk OUT CONNS DURATION URL [HEADERS] (HEADERS separated by ^)
 run_wrk() {
-    local out=$1 conns=$2 duration=$3 url=$4 header=${5:-}
+    local out=$1 conns=$2 duration=$3 url=$4 headers=${5:-} h
     local args=(-t"$THREADS" -c"$conns" -d"$duration" --latency)
-    [[ -n $header ]] && args+=(-H "$header")
+    if [[ -n $headers ]]; then
+        IFS='^' read -ra hs <<< "$headers"
+        for h in "${hs[@]}"; do args+=(-H "$h"); done
+    fi
     wrk "${args[@]}" "$url" > "$out" 2>&1 || die "wrk failed: $(cat "$out")"
 }
 
@@ -243,7 +295,11 @@ fi
     echo "Command: \`$COMMAND\`, that is \`wrk -t$THREADS -c<connections> -d$DURATION --latency <url>\` per"
     echo "target after a $WARMUP warm-up run, \`GET /hello\` (34-byte text body from \`weir demo-upstream\`)."
     echo "The filtered rows add \`-H 'x-bench: filtered'\`, which routes to the \`headers.wasm\` filter"
-    echo "(sets one request header and one response header). nginx: \`worker_processes auto\`,"
+    echo "(sets one request header and one response header). The chain rows send \`x-bench: chain\`,"
+    echo "an API key and an RFC 9421 signature (hmac-sha256 over \`@method\`, \`@authority\`, \`@path\`):"
+    echo "\`auth.wasm\` (API key, SHA-256 + constant-time compare) → \`hmac-signature.wasm\` (replay"
+    echo "check off, since wrk repeats one request; no body) → \`rate-limit.wasm\` (token bucket keyed by"
+    echo "consumer, embedded backend, RateLimit fields on the response). nginx: \`worker_processes auto\`,"
     echo "upstream \`keepalive 256\`, HTTP/1.1 to the upstream, no access log. weir: release build,"
     echo "default settings (one proxy worker thread per core), \`RUST_LOG=warn\`."
     echo
@@ -277,17 +333,19 @@ for conns in $CONNECTIONS; do
         [[ -n ${RPS[$name]} ]] || die "could not parse wrk output: $(cat "$out")"
     done
     nginx_rps=${RPS["nginx (reverse proxy)"]}
+    pass_rps=${RPS["weir passthrough"]}
     {
         echo
         echo "### $conns connections"
         echo
-        echo "| target | req/s | p50 (ms) | p99 (ms) | req/s vs nginx | errors |"
-        echo "|---|---:|---:|---:|---:|---|"
+        echo "| target | req/s | p50 (ms) | p99 (ms) | req/s vs nginx | vs passthrough | errors |"
+        echo "|---|---:|---:|---:|---:|---:|---|"
         for entry in "${TARGETS[@]}"; do
             IFS='|' read -r name _ _ <<< "$entry"
             ratio=$(awk -v a="${RPS[$name]}" -v b="$nginx_rps" 'BEGIN { printf "%.2f×", a / b }')
+            vs_pass=$(awk -v a="${RPS[$name]}" -v b="$pass_rps" 'BEGIN { printf "%.2f×", a / b }')
             rps=$(awk -v a="${RPS[$name]}" 'BEGIN { printf "%.0f", a }')
-            echo "| $name | $rps | ${P50[$name]} | ${P99[$name]} | $ratio | ${ERR[$name]} |"
+            echo "| $name | $rps | ${P50[$name]} | ${P99[$name]} | $ratio | $vs_pass | ${ERR[$name]} |"
         done
     } >> "$SECTION"
     unset RPS P50 P99 ERR
