@@ -1,6 +1,7 @@
 //! Running a route's filter chain: the request side in chain order, the response side in
-//! reverse. Requests are marshalled into the guest only for filters that asked for the
-//! phase, and bodies are buffered only for filters that asked for them.
+//! reverse. A filter is called only in the phases it asked for; the request (and response)
+//! is lent to it as a handle for the call, so it pays only for the parts it reads, and
+//! bodies are buffered only for filters that asked for them.
 
 use std::time::Instant;
 
@@ -17,10 +18,10 @@ use crate::headers::Peer;
 use crate::metrics::Decision;
 use crate::plugin::FilterSlot;
 use crate::plugin::bindings::{
-    Header, Request as WitRequest, RequestAction, RequestMutations, RequestSummary,
-    Response as WitResponse, ResponseAction, ResponseMutations, Variable,
+    Header, RequestAction, RequestMutations, Response as WitResponse, ResponseAction,
+    ResponseMutations, Variable,
 };
-use crate::plugin::{FailureKind, FilterFailure};
+use crate::plugin::{FailureKind, FilterFailure, RequestView, ResponseView};
 use crate::proxy::{ProxyBody, full_body};
 use crate::snapshot::Route;
 
@@ -66,9 +67,10 @@ pub async fn on_request(route: &Route, ex: &mut Exchange) -> Result<RequestOutco
         } else {
             None
         };
-        let request = wit_request(ex, route, body);
         let started = Instant::now();
-        match slot.on_request(&request).await {
+        let (request, outcome) = slot.on_request(lend(ex, route, body)).await;
+        give_back(ex, request);
+        match outcome {
             Ok(RequestAction::Continue(changes)) => {
                 slot.metrics
                     .record_call(started.elapsed(), Decision::Continue);
@@ -95,41 +97,30 @@ pub async fn on_request(route: &Route, ex: &mut Exchange) -> Result<RequestOutco
 pub async fn on_response(
     route: &Route,
     upto: usize,
-    ex: &Exchange,
+    ex: &mut Exchange,
     mut response: Response<ProxyBody>,
 ) -> Result<Response<ProxyBody>, GatewayError> {
-    let chain = &route.filters[..upto];
-    if !chain.iter().any(|slot| slot.phases.response) {
-        return Ok(response);
-    }
-    let summary = RequestSummary {
-        method: ex.parts.method.to_string(),
-        path: path_and_query(&ex.parts),
-        authority: ex.authority.clone(),
-        client_addr: ex.client.addr.to_string(),
-        route: route.name.clone(),
-        request_id: ex.request_id.clone(),
-        variables: ex.variables.clone(),
-    };
-    for slot in chain.iter().rev() {
+    for slot in route.filters[..upto].iter().rev() {
         if !slot.phases.response {
             continue;
         }
-        let body = if slot.phases.response_body {
-            let (parts, body) = response.into_parts();
+        let (parts, mut body) = response.into_parts();
+        let buffered = if slot.phases.response_body {
             let bytes = collect(body, slot.settings.max_body, ErrorKind::UpstreamFailed).await?;
-            response = Response::from_parts(parts, full_body(bytes.clone()));
-            Some(bytes.to_vec())
+            body = full_body(bytes.clone());
+            Some(bytes)
         } else {
             None
         };
-        let view = WitResponse {
-            status: response.status().as_u16(),
-            headers: wit_headers(response.headers()),
-            body,
+        let view = ResponseView {
+            parts,
+            body: buffered,
         };
         let started = Instant::now();
-        match slot.on_response(&summary, &view).await {
+        let (request, view, outcome) = slot.on_response(lend(ex, route, None), view).await;
+        give_back(ex, request);
+        response = Response::from_parts(view.parts, body);
+        match outcome {
             Ok(ResponseAction::Continue(changes)) => {
                 slot.metrics
                     .record_call(started.elapsed(), Decision::Continue);
@@ -149,6 +140,27 @@ pub async fn on_response(
         }
     }
     Ok(response)
+}
+
+/// Moves the request's parts out of the exchange into a view for one filter call (no copy).
+fn lend(ex: &mut Exchange, route: &Route, body: Option<Bytes>) -> RequestView {
+    RequestView {
+        parts: std::mem::replace(&mut ex.parts, http::Request::new(()).into_parts().0),
+        body,
+        authority: ex.authority.take(),
+        client: ex.client.addr,
+        route: route.name.clone(),
+        request_id: std::mem::take(&mut ex.request_id),
+        variables: std::mem::take(&mut ex.variables),
+    }
+}
+
+/// Moves the parts back after the call.
+fn give_back(ex: &mut Exchange, view: RequestView) {
+    ex.parts = view.parts;
+    ex.authority = view.authority;
+    ex.request_id = view.request_id;
+    ex.variables = view.variables;
 }
 
 /// Applies a filter's failure policy: fail-open logs and goes on, fail-closed ends the
@@ -172,7 +184,7 @@ fn fail(slot: &FilterSlot, failure: FilterFailure, request_id: &str) -> Result<(
 }
 
 /// Buffers the request body (once) up to `max`; 413 beyond it.
-async fn buffer_request(ex: &mut Exchange, max: usize) -> Result<Vec<u8>, GatewayError> {
+async fn buffer_request(ex: &mut Exchange, max: usize) -> Result<Bytes, GatewayError> {
     let declared = ex
         .parts
         .headers
@@ -185,7 +197,7 @@ async fn buffer_request(ex: &mut Exchange, max: usize) -> Result<Vec<u8>, Gatewa
     let body = std::mem::replace(&mut ex.body, full_body(Bytes::new()));
     let bytes = collect(body, max, ErrorKind::BadRequest).await?;
     ex.body = full_body(bytes.clone());
-    Ok(bytes.to_vec())
+    Ok(bytes)
 }
 
 /// Reads a body into memory, up to `max` bytes.
@@ -224,39 +236,6 @@ fn too_large(max: usize) -> GatewayError {
         ErrorKind::BodyTooLarge,
         format!("body larger than the {max} bytes a filter may buffer"),
     )
-}
-
-fn wit_request(ex: &Exchange, route: &Route, body: Option<Vec<u8>>) -> WitRequest {
-    WitRequest {
-        method: ex.parts.method.to_string(),
-        path: path_and_query(&ex.parts),
-        authority: ex.authority.clone(),
-        scheme: "http".to_string(),
-        headers: wit_headers(&ex.parts.headers),
-        body,
-        client_addr: ex.client.addr.to_string(),
-        route: route.name.clone(),
-        request_id: ex.request_id.clone(),
-        variables: ex.variables.clone(),
-    }
-}
-
-fn path_and_query(parts: &http::request::Parts) -> String {
-    parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string()
-}
-
-fn wit_headers(headers: &HeaderMap) -> Vec<Header> {
-    headers
-        .iter()
-        .map(|(name, value)| Header {
-            name: name.as_str().to_string(),
-            value: value.as_bytes().to_vec(),
-        })
-        .collect()
 }
 
 /// A filter produced something the gateway cannot send.

@@ -105,7 +105,7 @@ async fn proxy(
     // `X-Forwarded-For` (what trusted-proxy logic needs); the gateway's come after them.
     if let RequestOutcome::Respond { response, index } = filters::on_request(route, &mut ex).await?
     {
-        return filters::on_response(route, index, &ex, response).await;
+        return filters::on_response(route, index, &mut ex, response).await;
     }
 
     // Upstream: the route's, or one a filter chose; a target by the upstream's policy.
@@ -135,7 +135,7 @@ async fn proxy(
     let response = Response::from_parts(parts, Either::Left(body));
 
     // Response filters, in reverse chain order.
-    let response = filters::on_response(route, route.filters.len(), &ex, response).await?;
+    let response = filters::on_response(route, route.filters.len(), &mut ex, response).await?;
     drop(sent.in_flight);
     Ok(response)
 }

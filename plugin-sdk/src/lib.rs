@@ -20,7 +20,7 @@
 //!         Ok(Self { header: config.header.to_ascii_lowercase() })
 //!     }
 //!
-//!     fn on_request(&self, request: &Request) -> RequestDecision {
+//!     fn on_request(&self, request: &Request<'_>) -> RequestDecision {
 //!         match request.header(&self.header) {
 //!             Some(_) => RequestDecision::proceed(),
 //!             None => RequestDecision::Respond(Response::json(400, r#"{"error":"missing_header"}"#)),
@@ -99,13 +99,17 @@ pub trait Filter: Sized + 'static {
 
     /// Called for each request when [`Phase::RequestHeaders`] or [`Phase::RequestBody`] is
     /// declared. The default lets the request through unchanged.
-    fn on_request(&self, _request: &Request) -> RequestDecision {
+    fn on_request(&self, _request: &Request<'_>) -> RequestDecision {
         RequestDecision::proceed()
     }
 
     /// Called for each response when [`Phase::ResponseHeaders`] or [`Phase::ResponseBody`]
     /// is declared. The default lets the response through unchanged.
-    fn on_response(&self, _request: &Request, _response: &ResponseView) -> ResponseDecision {
+    fn on_response(
+        &self,
+        _request: &Request<'_>,
+        _response: &ResponseView<'_>,
+    ) -> ResponseDecision {
         ResponseDecision::proceed()
     }
 }
@@ -155,8 +159,8 @@ macro_rules! export_filter {
                     Ok(())
                 }
 
-                fn on_request(request: wit::Request) -> wit::RequestAction {
-                    let request = $crate::Request::from(request);
+                fn on_request(request: &wit::Request) -> wit::RequestAction {
+                    let request = $crate::Request::new(request);
                     FILTER.with(|slot| match slot.borrow().as_ref() {
                         Some(filter) => $crate::Filter::on_request(filter, &request).into(),
                         None => $crate::RequestDecision::not_configured().into(),
@@ -164,11 +168,11 @@ macro_rules! export_filter {
                 }
 
                 fn on_response(
-                    request: wit::RequestSummary,
-                    response: wit::Response,
+                    request: &wit::Request,
+                    response: &wit::ResponseView,
                 ) -> wit::ResponseAction {
-                    let request = $crate::Request::from(request);
-                    let response = $crate::ResponseView::from(response);
+                    let request = $crate::Request::new(request);
+                    let response = $crate::ResponseView::new(response);
                     FILTER.with(|slot| match slot.borrow().as_ref() {
                         Some(filter) => {
                             $crate::Filter::on_response(filter, &request, &response).into()
@@ -222,9 +226,4 @@ pub mod prelude {
         Filter, HeaderChanges, Phase, Request, RequestChanges, RequestDecision, Response,
         ResponseChanges, ResponseDecision, ResponseView, export_filter,
     };
-}
-
-/// Finds a header by (case-insensitive) name in a header list.
-pub(crate) fn find_header<'a>(headers: &'a [Header], name: &str) -> Option<&'a Header> {
-    headers.iter().find(|h| h.name.eq_ignore_ascii_case(name))
 }

@@ -1,115 +1,135 @@
-//! The request side: a read-only view of the request, and the changes a filter returns.
+//! The request side: a view of the request that reads from the gateway on demand, and the
+//! changes a filter returns.
+
+use std::cell::OnceCell;
 
 use crate::bindings::weir::gateway::types as wit;
-use crate::{Header, Response, Variable, find_header};
+use crate::{Header, Response, Variable};
 
-/// The request as a filter sees it. In `on_response` the headers and body are empty: only
-/// the summary (method, path, route, client, id, variables) is known.
-#[derive(Debug, Clone)]
-pub struct Request {
-    inner: wit::Request,
+/// The request as a filter sees it: a handle lent by the gateway for the call. Each part is
+/// fetched from the gateway when first asked for, so a filter pays only for what it reads;
+/// the scalar parts are then kept for the rest of the call. In `on_response` the headers and
+/// body are gone (they went upstream); the method, path, route, client, id and variables
+/// remain.
+pub struct Request<'a> {
+    handle: &'a wit::Request,
+    method: OnceCell<String>,
+    path: OnceCell<String>,
+    authority: OnceCell<Option<String>>,
+    scheme: OnceCell<String>,
+    client_addr: OnceCell<String>,
+    route: OnceCell<String>,
+    request_id: OnceCell<String>,
+    body: OnceCell<Option<Vec<u8>>>,
 }
 
-impl Request {
+impl<'a> Request<'a> {
+    #[doc(hidden)]
+    pub fn new(handle: &'a wit::Request) -> Self {
+        Self {
+            handle,
+            method: OnceCell::new(),
+            path: OnceCell::new(),
+            authority: OnceCell::new(),
+            scheme: OnceCell::new(),
+            client_addr: OnceCell::new(),
+            route: OnceCell::new(),
+            request_id: OnceCell::new(),
+            body: OnceCell::new(),
+        }
+    }
+
     /// The method, upper-case.
     pub fn method(&self) -> &str {
-        &self.inner.method
+        self.method.get_or_init(|| self.handle.method())
     }
 
     /// The path and query (`/a/b?x=1`).
     pub fn path(&self) -> &str {
-        &self.inner.path
+        self.path.get_or_init(|| self.handle.path())
     }
 
     /// The path without the query.
     pub fn path_only(&self) -> &str {
-        self.inner.path.split('?').next().unwrap_or_default()
+        self.path().split('?').next().unwrap_or_default()
     }
 
     /// The query string without `?`, if any.
     pub fn query(&self) -> Option<&str> {
-        self.inner.path.split_once('?').map(|(_, q)| q)
+        self.path().split_once('?').map(|(_, q)| q)
     }
 
     /// The authority the client addressed (`Host` or `:authority`).
     pub fn authority(&self) -> Option<&str> {
-        self.inner.authority.as_deref()
+        self.authority
+            .get_or_init(|| self.handle.authority())
+            .as_deref()
     }
 
     /// `http` or `https`.
     pub fn scheme(&self) -> &str {
-        &self.inner.scheme
+        self.scheme.get_or_init(|| self.handle.scheme())
     }
 
-    /// The first value of a header as text, if present and valid UTF-8.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    /// The first value of a header (case-insensitive name) as text, if present and UTF-8.
+    pub fn header(&self, name: &str) -> Option<String> {
         self.header_bytes(name)
-            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| String::from_utf8(v).ok())
     }
 
     /// The first value of a header as bytes.
-    pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
-        find_header(&self.inner.headers, name).map(|h| h.value.as_slice())
+    pub fn header_bytes(&self, name: &str) -> Option<Vec<u8>> {
+        self.handle.header(name)
     }
 
-    /// All headers, in order.
-    pub fn headers(&self) -> &[Header] {
-        &self.inner.headers
+    /// Every value of a header, in order (for headers sent on several lines).
+    pub fn header_all(&self, name: &str) -> Vec<Vec<u8>> {
+        self.handle.header_all(name)
+    }
+
+    /// All headers, in order (fetches them all: prefer [`Request::header`]).
+    pub fn headers(&self) -> Vec<Header> {
+        self.handle.headers()
     }
 
     /// The body, when the filter declared [`crate::Phase::RequestBody`].
     pub fn body(&self) -> Option<&[u8]> {
-        self.inner.body.as_deref()
+        self.body.get_or_init(|| self.handle.body()).as_deref()
     }
 
     /// The client's address, `ip:port`.
     pub fn client_addr(&self) -> &str {
-        &self.inner.client_addr
+        self.client_addr.get_or_init(|| self.handle.client_addr())
     }
 
     /// The route that matched.
     pub fn route(&self) -> &str {
-        &self.inner.route
+        self.route.get_or_init(|| self.handle.route())
     }
 
     /// The gateway's id for this request.
     pub fn request_id(&self) -> &str {
-        &self.inner.request_id
+        self.request_id.get_or_init(|| self.handle.request_id())
     }
 
     /// A variable set by an earlier filter (the last one set wins).
-    pub fn variable(&self, key: &str) -> Option<&str> {
-        self.inner
-            .variables
-            .iter()
-            .rev()
-            .find(|v| v.key == key)
-            .map(|v| v.value.as_str())
+    pub fn variable(&self, key: &str) -> Option<String> {
+        self.handle.variable(key)
+    }
+
+    /// Every variable set by earlier filters, in order.
+    pub fn variables(&self) -> Vec<Variable> {
+        self.handle.variables()
     }
 }
 
-impl From<wit::Request> for Request {
-    fn from(inner: wit::Request) -> Self {
-        Self { inner }
-    }
-}
-
-impl From<wit::RequestSummary> for Request {
-    fn from(s: wit::RequestSummary) -> Self {
-        Self {
-            inner: wit::Request {
-                method: s.method,
-                path: s.path,
-                authority: s.authority,
-                scheme: String::new(),
-                headers: Vec::new(),
-                body: None,
-                client_addr: s.client_addr,
-                route: s.route,
-                request_id: s.request_id,
-                variables: s.variables,
-            },
-        }
+impl std::fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method())
+            .field("path", &self.path())
+            .field("route", &self.route())
+            .finish_non_exhaustive()
     }
 }
 

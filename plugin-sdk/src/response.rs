@@ -1,9 +1,11 @@
 //! The response side: responses a filter produces, the upstream's response as a filter
 //! sees it, and the changes a filter returns.
 
+use std::cell::OnceCell;
+
+use crate::Header;
 use crate::bindings::weir::gateway::types as wit;
 use crate::request::header;
-use crate::{Header, find_header};
 
 /// A response a filter answers with.
 #[derive(Debug, Clone)]
@@ -67,37 +69,62 @@ impl From<Response> for wit::Response {
     }
 }
 
-/// The response as a filter sees it in `on_response`.
-#[derive(Debug, Clone)]
-pub struct ResponseView {
-    inner: wit::Response,
+/// The response as a filter sees it in `on_response`: a handle lent by the gateway for the
+/// call, read on demand like [`crate::Request`].
+pub struct ResponseView<'a> {
+    handle: &'a wit::ResponseView,
+    status: OnceCell<u16>,
+    body: OnceCell<Option<Vec<u8>>>,
 }
 
-impl ResponseView {
+impl<'a> ResponseView<'a> {
+    #[doc(hidden)]
+    pub fn new(handle: &'a wit::ResponseView) -> Self {
+        Self {
+            handle,
+            status: OnceCell::new(),
+            body: OnceCell::new(),
+        }
+    }
+
     /// The status code.
     pub fn status(&self) -> u16 {
-        self.inner.status
+        *self.status.get_or_init(|| self.handle.status())
     }
 
-    /// The first value of a header as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        find_header(&self.inner.headers, name).and_then(|h| std::str::from_utf8(&h.value).ok())
+    /// The first value of a header (case-insensitive name) as text, if present and UTF-8.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.handle
+            .header(name)
+            .and_then(|v| String::from_utf8(v).ok())
     }
 
-    /// All headers, in order.
-    pub fn headers(&self) -> &[Header] {
-        &self.inner.headers
+    /// The first value of a header as bytes.
+    pub fn header_bytes(&self, name: &str) -> Option<Vec<u8>> {
+        self.handle.header(name)
+    }
+
+    /// Every value of a header, in order.
+    pub fn header_all(&self, name: &str) -> Vec<Vec<u8>> {
+        self.handle.header_all(name)
+    }
+
+    /// All headers, in order (fetches them all: prefer [`ResponseView::header`]).
+    pub fn headers(&self) -> Vec<Header> {
+        self.handle.headers()
     }
 
     /// The body, when the filter declared [`crate::Phase::ResponseBody`].
     pub fn body(&self) -> Option<&[u8]> {
-        self.inner.body.as_deref()
+        self.body.get_or_init(|| self.handle.body()).as_deref()
     }
 }
 
-impl From<wit::Response> for ResponseView {
-    fn from(inner: wit::Response) -> Self {
-        Self { inner }
+impl std::fmt::Debug for ResponseView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseView")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
     }
 }
 

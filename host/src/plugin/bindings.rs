@@ -5,11 +5,20 @@
 wasmtime::component::bindgen!({
     world: "filter-plugin",
     path: "../wit",
-    imports: { default: async | trappable },
+    // The request and response handles' methods only read memory: plain calls. The other
+    // imports may wait on the network (state backend, upstreams): async.
+    imports: {
+        "weir:gateway/types": trappable,
+        default: async | trappable,
+    },
     exports: { default: async },
+    with: {
+        "weir:gateway/types.request": crate::plugin::view::RequestView,
+        "weir:gateway/types.response-view": crate::plugin::view::ResponseView,
+    },
 });
 
 pub use weir::gateway::types::{
-    FilterInfo, Header, HostError, Phase, Request, RequestAction, RequestMutations, RequestSummary,
-    Response, ResponseAction, ResponseMutations, Variable,
+    FilterInfo, Header, HostError, Phase, RequestAction, RequestMutations, Response,
+    ResponseAction, ResponseMutations, Variable,
 };

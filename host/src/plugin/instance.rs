@@ -8,13 +8,15 @@ use std::time::Duration;
 use anyhow::Context;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
+use wasmtime::component::Resource;
+
 use super::bindings::{
-    FilterInfo, FilterPlugin, FilterPluginPre, Phase, Request, RequestAction, RequestSummary,
-    Response, ResponseAction,
+    FilterInfo, FilterPlugin, FilterPluginPre, Phase, RequestAction, ResponseAction,
 };
 use super::engine::PluginRuntime;
 use super::imports::{Caller, Grants, HostServices, HostState};
 use super::loader::{LoadedPlugin, PluginInfo, phase_name};
+use super::view::{RequestView, ResponseView};
 use crate::config::FailurePolicy;
 use crate::metrics::FilterMetrics;
 
@@ -116,12 +118,12 @@ pub struct FilterSlot {
     idle: Mutex<Vec<Warm>>,
 }
 
-/// One call into the guest's `filter` export.
+/// One call into the guest's `filter` export; the handles are lent for the call.
 enum Call<'r> {
     Metadata,
     Configure(&'r str),
-    OnRequest(&'r Request),
-    OnResponse(&'r RequestSummary, &'r Response),
+    OnRequest(Resource<RequestView>),
+    OnResponse(Resource<RequestView>, Resource<ResponseView>),
 }
 
 /// What a [`Call`] returned.
@@ -158,14 +160,8 @@ impl FilterSlot {
             .instantiate()
             .await
             .map_err(|f| anyhow::anyhow!(f.message))?;
-        let info = match call(
-            &mut warm,
-            "(configure)",
-            slot.settings.deadline,
-            Call::Metadata,
-        )
-        .await
-        {
+        set_request_id(&mut warm, "(configure)");
+        let info = match call(&mut warm, slot.settings.deadline, Call::Metadata).await {
             Ok(Returned::Metadata(info)) => info,
             Ok(_) => unreachable!("metadata returns metadata"),
             Err(f) => anyhow::bail!("metadata after configure: {}", f.message),
@@ -175,41 +171,61 @@ impl FilterSlot {
         Ok(slot)
     }
 
-    /// Calls `on-request`.
-    pub async fn on_request(&self, request: &Request) -> Result<RequestAction, FilterFailure> {
-        let mut warm = self.checkout().await?;
-        let result = call(
-            &mut warm,
-            &request.request_id,
-            self.settings.deadline,
-            Call::OnRequest(request),
-        )
-        .await;
-        self.finish(warm, result).map(|returned| match returned {
+    /// Calls `on-request` with `request` lent to the filter; the request comes back with
+    /// the outcome, whatever it is.
+    pub async fn on_request(
+        &self,
+        request: RequestView,
+    ) -> (RequestView, Result<RequestAction, FilterFailure>) {
+        let mut warm = match self.checkout().await {
+            Ok(warm) => warm,
+            Err(failure) => return (request, Err(failure)),
+        };
+        set_request_id(&mut warm, &request.request_id);
+        let data = warm.store.data_mut();
+        let lent = data.lend_request(request).rep();
+        let call_kind = Call::OnRequest(Resource::new_borrow(lent));
+        let result = call(&mut warm, self.settings.deadline, call_kind).await;
+        let request = warm.store.data_mut().take_request(Resource::new_own(lent));
+        let result = self.finish(warm, result).map(|returned| match returned {
             Returned::OnRequest(action) => action,
             _ => unreachable!("on-request returns a request action"),
-        })
+        });
+        (request, result)
     }
 
-    /// Calls `on-response`.
+    /// Calls `on-response` with `request` and `response` lent to the filter; both come back
+    /// with the outcome.
     pub async fn on_response(
         &self,
-        summary: &RequestSummary,
-        response: &Response,
-    ) -> Result<ResponseAction, FilterFailure> {
-        let mut warm = self.checkout().await?;
-        let call_kind = Call::OnResponse(summary, response);
-        let result = call(
-            &mut warm,
-            &summary.request_id,
-            self.settings.deadline,
-            call_kind,
-        )
-        .await;
-        self.finish(warm, result).map(|returned| match returned {
+        request: RequestView,
+        response: ResponseView,
+    ) -> (
+        RequestView,
+        ResponseView,
+        Result<ResponseAction, FilterFailure>,
+    ) {
+        let mut warm = match self.checkout().await {
+            Ok(warm) => warm,
+            Err(failure) => return (request, response, Err(failure)),
+        };
+        set_request_id(&mut warm, &request.request_id);
+        let data = warm.store.data_mut();
+        let lent_request = data.lend_request(request).rep();
+        let lent_response = data.lend_response(response).rep();
+        let call_kind = Call::OnResponse(
+            Resource::new_borrow(lent_request),
+            Resource::new_borrow(lent_response),
+        );
+        let result = call(&mut warm, self.settings.deadline, call_kind).await;
+        let data = warm.store.data_mut();
+        let request = data.take_request(Resource::new_own(lent_request));
+        let response = data.take_response(Resource::new_own(lent_response));
+        let result = self.finish(warm, result).map(|returned| match returned {
             Returned::OnResponse(action) => action,
             _ => unreachable!("on-response returns a response action"),
-        })
+        });
+        (request, response, result)
     }
 
     /// Warm instances waiting in the pool.
@@ -259,7 +275,8 @@ impl FilterSlot {
         .await
         .map_err(instantiate_failure)?;
         let config = Call::Configure(&self.settings.config_json);
-        match call(&mut warm, "(configure)", self.settings.deadline, config).await? {
+        set_request_id(&mut warm, "(configure)");
+        match call(&mut warm, self.settings.deadline, config).await? {
             Returned::Configure(Ok(())) => Ok(warm),
             Returned::Configure(Err(message)) => Err(FilterFailure {
                 kind: FailureKind::Instantiate,
@@ -290,14 +307,8 @@ impl PluginRuntime {
         let mut warm = new_instance(pre, caller, 64 << 20)
             .await
             .context("cannot instantiate")?;
-        let info = match call(
-            &mut warm,
-            "(metadata)",
-            Duration::from_secs(1),
-            Call::Metadata,
-        )
-        .await
-        {
+        set_request_id(&mut warm, "(metadata)");
+        let info = match call(&mut warm, Duration::from_secs(1), Call::Metadata).await {
             Ok(Returned::Metadata(info)) => info,
             Ok(_) => unreachable!("metadata returns metadata"),
             Err(f) => anyhow::bail!("metadata failed: {}", f.message),
@@ -339,19 +350,22 @@ async fn new_instance(
     Ok(Warm { store, plugin })
 }
 
+/// Tags the instance's log lines with the request they serve.
+fn set_request_id(warm: &mut Warm, request_id: &str) {
+    let id = &mut warm.store.data_mut().request_id;
+    id.clear();
+    id.push_str(request_id);
+}
+
 /// Calls into the instance with a deadline. The epoch callback stops Wasm that has run for
 /// longer than the deadline; the wall-clock stop (ten deadlines, at least a second) ends a
 /// call stuck in a host call. Either way the caller must drop the instance on error.
 async fn call(
     warm: &mut Warm,
-    request_id: &str,
     deadline: Duration,
     call: Call<'_>,
 ) -> Result<Returned, FilterFailure> {
-    let data = warm.store.data_mut();
-    data.budget.start(deadline);
-    data.request_id.clear();
-    data.request_id.push_str(request_id);
+    warm.store.data().budget.start(deadline);
     warm.store.set_epoch_deadline(1);
     let wall_clock_stop = deadline.saturating_mul(10).max(Duration::from_secs(1));
     match tokio::time::timeout(wall_clock_stop, invoke(warm, call)).await {
@@ -373,8 +387,8 @@ async fn invoke(warm: &mut Warm, call: Call<'_>) -> wasmtime::Result<Returned> {
         Call::OnRequest(request) => {
             Returned::OnRequest(filter.call_on_request(store, request).await?)
         }
-        Call::OnResponse(summary, response) => {
-            Returned::OnResponse(filter.call_on_response(store, summary, response).await?)
+        Call::OnResponse(request, response) => {
+            Returned::OnResponse(filter.call_on_response(store, request, response).await?)
         }
     })
 }

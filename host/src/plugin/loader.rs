@@ -83,11 +83,11 @@ impl PluginRuntime {
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
             .context(
-                "the component's imports are not all provided by weir:gateway@0.1.0 and WASI",
+                "the component's imports are not all provided by weir:gateway@0.2.0 and WASI",
             )?;
         let pre = FilterPluginPre::new(pre)
             .map_err(anyhow::Error::from)
-            .context("the component does not export weir:gateway/filter@0.1.0")?;
+            .context("the component does not export weir:gateway/filter@0.2.0")?;
         let info = self.read_metadata(&pre).await?;
         Ok(Arc::new(LoadedPlugin {
             file_name: file_name.to_string(),

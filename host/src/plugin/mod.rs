@@ -7,8 +7,10 @@ mod engine;
 mod imports;
 mod instance;
 mod loader;
+mod view;
 
 pub use engine::PluginRuntime;
 pub use imports::{Grants, HostServices};
 pub use instance::{FailureKind, FilterFailure, FilterSettings, FilterSlot, Phases};
 pub use loader::{LoadedPlugin, PluginInfo, content_hash};
+pub use view::{RequestView, ResponseView};

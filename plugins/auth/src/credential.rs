@@ -5,10 +5,11 @@ use weir_plugin_sdk::prelude::*;
 
 /// The credentials of the `Authorization` header: the scheme, lower-cased (schemes are
 /// case-insensitive, RFC 9110 §11.1), and what follows it.
-pub fn authorization(request: &Request) -> Option<(String, &str)> {
-    let value = request.header("authorization")?.trim();
+pub fn authorization(request: &Request<'_>) -> Option<(String, String)> {
+    let value = request.header("authorization")?;
+    let value = value.trim();
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    Some((scheme.to_ascii_lowercase(), rest.trim_start()))
+    Some((scheme.to_ascii_lowercase(), rest.trim_start().to_string()))
 }
 
 /// The first value of the query parameter `name`, decoded.

@@ -132,11 +132,11 @@ impl Auth {
             ("basic", credentials) if self.basic.is_some() => {
                 let users = self.basic.as_ref().ok_or(Failure::Missing)?;
                 let identity = users
-                    .verify(credentials)
+                    .verify(&credentials)
                     .ok_or(Failure::InvalidCredentials)?;
                 (identity, Method::Basic)
             }
-            ("bearer", token) if !token.is_empty() => self.bearer(token)?,
+            ("bearer", token) if !token.is_empty() => self.bearer(&token)?,
             _ => return Err(Failure::Missing),
         };
         Ok(Authenticated {

@@ -17,7 +17,7 @@ pub fn parse(request: &Request) -> Result<Option<Signed>, Rejection> {
     let Some((header, value)) = locate(request)? else {
         return Ok(None);
     };
-    let params = parameters(value)?;
+    let params = parameters(&value)?;
     let get = |name: &str| {
         params
             .iter()
@@ -74,12 +74,12 @@ pub fn parse(request: &Request) -> Result<Option<Signed>, Rejection> {
 
 /// The header holding the parameters: `Authorization` with the `Signature` scheme, else
 /// `Signature`.
-fn locate(request: &Request) -> Result<Option<(&'static str, &str)>, Rejection> {
+fn locate(request: &Request<'_>) -> Result<Option<(&'static str, String)>, Rejection> {
     let text = |name| {
         request
             .header_bytes(name)
             .map(|v| {
-                std::str::from_utf8(v).map_err(|_| malformed("the signature header is not text"))
+                String::from_utf8(v).map_err(|_| malformed("the signature header is not text"))
             })
             .transpose()
     };
@@ -87,7 +87,7 @@ fn locate(request: &Request) -> Result<Option<(&'static str, &str)>, Rejection> 
         && let Some((scheme, params)) = auth.split_once(' ')
         && scheme.eq_ignore_ascii_case("signature")
     {
-        return Ok(Some(("authorization", params)));
+        return Ok(Some(("authorization", params.to_string())));
     }
     Ok(text("signature")?.map(|v| ("signature", v)))
 }
@@ -143,7 +143,7 @@ fn date(request: &Request, covered: &[String]) -> Result<Option<i64>, Rejection>
     }
     let date = request
         .header("date")
-        .and_then(|d| httpdate::parse_http_date(d).ok())
+        .and_then(|d| httpdate::parse_http_date(&d).ok())
         .ok_or_else(|| malformed("Date is not an HTTP date"))?;
     let secs = date
         .duration_since(std::time::UNIX_EPOCH)

@@ -18,11 +18,8 @@ pub const DERIVED: &[&str] = &[
 /// The canonical value of a field (RFC 9421 §2.1): every instance's value with leading and
 /// trailing whitespace removed, in order, joined with `", "`; `None` when absent.
 pub fn field(request: &Request, name: &str) -> Option<Vec<u8>> {
-    let mut values = request
-        .headers()
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value.trim_ascii());
+    let values = request.header_all(name);
+    let mut values = values.iter().map(|v| v.trim_ascii());
     let mut out = values.next()?.to_vec();
     for value in values {
         out.extend_from_slice(b", ");

@@ -24,6 +24,11 @@ impl TrustedProxies {
             .map(Self)
     }
 
+    /// Whether no proxy is trusted (then `X-Forwarded-For` is never read).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     fn trusts(&self, ip: &IpAddr) -> bool {
         self.0.iter().any(|net| net.contains(ip))
     }

@@ -55,11 +55,12 @@ impl KeyPart {
 /// be crafted to look like another combination.
 pub fn caller_key(parts: &[KeyPart], request: &Request, trusted: &TrustedProxies) -> String {
     let client_ip = || {
-        let forwarded = request
-            .headers()
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
-            .filter_map(|h| std::str::from_utf8(&h.value).ok());
+        // Only read when some proxy is trusted: otherwise it is the client's claim.
+        let forwarded = match trusted.is_empty() {
+            true => Vec::new(),
+            false => request.header_all("x-forwarded-for"),
+        };
+        let forwarded = forwarded.iter().filter_map(|v| std::str::from_utf8(v).ok());
         trusted
             .client_ip(request.client_addr(), forwarded)
             .map_or_else(|| request.client_addr().to_string(), |ip| ip.to_string())
@@ -74,7 +75,7 @@ pub fn caller_key(parts: &[KeyPart], request: &Request, trusted: &TrustedProxies
                 None => ("ip", client_ip()),
             },
             KeyPart::Header(name) => match request.header_bytes(name) {
-                Some(value) => (part.label(), String::from_utf8_lossy(value).into_owned()),
+                Some(value) => (part.label(), String::from_utf8_lossy(&value).into_owned()),
                 None => ("ip", client_ip()),
             },
         };

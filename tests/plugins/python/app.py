@@ -10,8 +10,8 @@ from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports.types import (
     FilterInfo, Header, Phase, Request, RequestAction, RequestAction_Continue,
-    RequestAction_Respond, RequestMutations, RequestSummary, Response, ResponseAction,
-    ResponseAction_Continue, ResponseMutations, Variable,
+    RequestAction_Respond, RequestMutations, Response, ResponseAction, ResponseAction_Continue,
+    ResponseMutations, ResponseView, Variable,
 )
 
 GREETING = "hello from python"
@@ -38,7 +38,7 @@ class Filter(exports.Filter):
         GREETING = greeting
 
     def on_request(self, request: Request) -> RequestAction:
-        if any(h.name == "x-block" for h in request.headers):
+        if request.header("x-block") is not None:
             headers = [Header("content-type", b"application/json")]
             return RequestAction_Respond(Response(418, headers, b'{"error":"blocked_by_python"}'))
         return RequestAction_Continue(RequestMutations(
@@ -48,10 +48,10 @@ class Filter(exports.Filter):
             path=None,
             body=None,
             upstream=None,
-            variables=[Variable("python.seen", request.path)],
+            variables=[Variable("python.seen", request.path())],
         ))
 
-    def on_response(self, request: RequestSummary, response: Response) -> ResponseAction:
+    def on_response(self, request: Request, response: ResponseView) -> ResponseAction:
         return ResponseAction_Continue(ResponseMutations(
             status=None, remove_headers=[], set_headers=[Header("x-python", b"1")],
             append_headers=[], body=None,

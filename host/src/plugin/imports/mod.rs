@@ -78,7 +78,8 @@ pub(crate) struct Caller {
 /// The data of one instance's store.
 pub struct HostState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    /// WASI's resources and the request and response lent to the current call.
+    pub(crate) table: ResourceTable,
     pub(crate) limits: StoreLimits,
     pub(crate) caller: Arc<Caller>,
     /// The request being served, for log lines.

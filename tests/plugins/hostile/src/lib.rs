@@ -28,7 +28,7 @@ impl Filter for Hostile {
     }
 
     fn on_request(&self, request: &Request) -> RequestDecision {
-        if request.header("x-attack") != Some("1") {
+        if request.header("x-attack").as_deref() != Some("1") {
             return RequestDecision::proceed();
         }
         match self.mode.as_str() {
