@@ -17,6 +17,7 @@ use httpsig_hyper::prelude::{AlgorithmName, HttpSignatureParams, SharedKey};
 use httpsig_hyper::{ContentDigestType, MessageSignatureReq, RequestContentDigest};
 use sha2::{Digest, Sha256, Sha512};
 use weir_tests::plugins::HMAC_SIGNATURE;
+use weir_tests::redis::RedisServer;
 use weir_tests::{Reply, TestClient, TestGateway, TestUpstream, request};
 
 /// The key of `client-1`, held in the secret `client1`.
@@ -33,8 +34,19 @@ type Body = Full<Bytes>;
 /// `/<name>/…` → `hmac-signature` with that config (TOML lines), proxied to `main`.
 async fn setup(routes: &[(&str, &str, &str)]) -> (TestUpstream, TestGateway) {
     let upstream = TestUpstream::start("main").await;
+    let gw = gateway(&upstream, "", routes).await;
+    (upstream, gw)
+}
+
+/// A gateway in front of `upstream` with `extra` config (e.g. a `[state]` table) and one
+/// route per `(name, filter config, grants)`, as in [`setup`].
+async fn gateway(
+    upstream: &TestUpstream,
+    extra: &str,
+    routes: &[(&str, &str, &str)],
+) -> TestGateway {
     let mut config = format!(
-        "[secrets]\nclient1 = {{ value = \"{CLIENT1_KEY}\" }}\n\
+        "{extra}\n[secrets]\nclient1 = {{ value = \"{CLIENT1_KEY}\" }}\n\
          hmac-client-2 = {{ value = \"{CLIENT2_KEY}\" }}\n\
          rfc = {{ value = \"{RFC_SHARED_KEY}\" }}\n\
          [upstreams.main]\ntargets = [\"{}\"]\n",
@@ -48,8 +60,7 @@ async fn setup(routes: &[(&str, &str, &str)]) -> (TestUpstream, TestGateway) {
              [routes.filters.config]\n{filter_config}\n"
         ));
     }
-    let gw = TestGateway::start(&config, &[("hmac-signature.wasm", HMAC_SIGNATURE)]).await;
-    (upstream, gw)
+    TestGateway::start(&config, &[("hmac-signature.wasm", HMAC_SIGNATURE)]).await
 }
 
 /// The usual config: `client-1` by name, `client-2` by pattern.
@@ -537,6 +548,52 @@ async fn a_replayed_request_is_refused_the_second_time() {
 
 /// RFC 9421 Appendix B.2.5: the HMAC-SHA256 signature of the test request with the shared
 /// key of B.1.5. Its `created` is in 2021, hence the wide skew window.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_to_another_gateway_sharing_redis_is_refused() {
+    // Two instances behind one name: the signature does not cover the authority (their test
+    // ports differ), so only the shared nonce store can tell the replay.
+    let route = (
+        "once",
+        "keys = { client-1 = \"client1\" }\nrequired_components = [\"@method\", \"@path\"]",
+        GRANTS,
+    );
+    let signer = Signer {
+        components: &["@method", "@path"],
+        ..Signer::default()
+    };
+    let client = TestClient::default();
+    let upstream = TestUpstream::start("main").await;
+
+    // Each with its own embedded store, the replay to the other instance gets through.
+    let one = gateway(&upstream, "", &[route]).await;
+    let two = gateway(&upstream, "", &[route]).await;
+    let req = signer.sign("GET", one.url("/once/x"), &[], "").await;
+    let replay = retarget(&req, &two);
+    assert_eq!(client.send(req).await.status, 200);
+    assert_eq!(client.send(replay).await.status, 200);
+
+    // Sharing Redis, it is refused.
+    let redis = RedisServer::start();
+    let state = format!(
+        "[state]\nbackend = \"redis\"\n[state.redis]\nurl = {{ value = \"{}\" }}\n",
+        redis.url()
+    );
+    let one = gateway(&upstream, &state, &[route]).await;
+    let two = gateway(&upstream, &state, &[route]).await;
+    let req = signer.sign("GET", one.url("/once/x"), &[], "").await;
+    let replay = retarget(&req, &two);
+    assert_eq!(client.send(req).await.status, 200);
+    assert_refused(&client.send(replay).await, 401, "replayed");
+}
+
+/// `req` with the same headers, sent to `gw`'s port instead.
+fn retarget(req: &Request<Body>, gw: &TestGateway) -> Request<Body> {
+    let mut out = copy(req, "");
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    *out.uri_mut() = gw.url(path).parse().expect("a URL");
+    out
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn rfc_9421_appendix_b_2_5_verifies() {
     let config = "keys = { test-shared-secret = \"rfc\" }\nsecret_encoding = \"base64\"\n\
