@@ -35,6 +35,8 @@ pub struct Exchange {
     pub variables: Vec<Variable>,
     /// An upstream chosen by a filter.
     pub upstream: Option<String>,
+    /// Headers the request filters set for the response (validated).
+    pub response_headers: Vec<(HeaderName, HeaderValue)>,
     /// The client.
     pub client: Peer,
     /// The request id.
@@ -100,6 +102,9 @@ pub async fn on_response(
     ex: &mut Exchange,
     mut response: Response<ProxyBody>,
 ) -> Result<Response<ProxyBody>, GatewayError> {
+    for (name, value) in ex.response_headers.drain(..) {
+        response.headers_mut().insert(name, value);
+    }
     for slot in route.filters[..upto].iter().rev() {
         if !slot.phases.response {
             continue;
@@ -253,25 +258,27 @@ fn edit_headers(
     set: Vec<Header>,
     append: Vec<Header>,
 ) -> Result<(), FilterFailure> {
-    let parse = |h: Header| -> Result<(HeaderName, HeaderValue), FilterFailure> {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| invalid(format!("invalid header name {:?}", h.name)))?;
-        let value = HeaderValue::from_bytes(&h.value)
-            .map_err(|_| invalid(format!("invalid value for header {name}")))?;
-        Ok((name, value))
-    };
     for name in remove {
         headers.remove(name.as_str());
     }
     for h in set {
-        let (name, value) = parse(h)?;
+        let (name, value) = parse_header(h)?;
         headers.insert(name, value);
     }
     for h in append {
-        let (name, value) = parse(h)?;
+        let (name, value) = parse_header(h)?;
         headers.append(name, value);
     }
     Ok(())
+}
+
+/// A filter's header as an HTTP header; an invalid name or value fails the filter.
+fn parse_header(h: Header) -> Result<(HeaderName, HeaderValue), FilterFailure> {
+    let name = HeaderName::from_bytes(h.name.as_bytes())
+        .map_err(|_| invalid(format!("invalid header name {:?}", h.name)))?;
+    let value = HeaderValue::from_bytes(&h.value)
+        .map_err(|_| invalid(format!("invalid value for header {name}")))?;
+    Ok((name, value))
 }
 
 /// Drops the length headers of a message whose body is replaced: the new length follows
@@ -309,6 +316,9 @@ fn apply_request(ex: &mut Exchange, m: RequestMutations) -> Result<(), FilterFai
         ex.upstream = Some(upstream);
     }
     ex.variables.extend(m.variables);
+    for h in m.response_headers {
+        ex.response_headers.push(parse_header(h)?);
+    }
     Ok(())
 }
 

@@ -96,6 +96,7 @@ async fn proxy(
         body: Either::Left(body),
         variables: Vec::new(),
         upstream: None,
+        response_headers: Vec::new(),
         client,
         request_id,
         authority,

@@ -158,6 +158,7 @@ impl RequestChanges {
                 body: None,
                 upstream: None,
                 variables: Vec::new(),
+                response_headers: Vec::new(),
             },
         }
     }
@@ -191,6 +192,15 @@ impl RequestChanges {
 }
 
 impl_header_changes!(RequestChanges);
+
+impl RequestChanges {
+    /// Sets a header on the response the client will get, replacing existing values,
+    /// without a response-phase call (the gateway applies it before the response filters).
+    pub fn set_response_header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
+        self.inner.response_headers.push(header(name, value));
+        self
+    }
+}
 
 /// What a filter decides about a request.
 #[derive(Debug, Clone)]

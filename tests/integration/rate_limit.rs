@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use weir_tests::plugins::RATE_LIMIT;
+use weir_tests::plugins::{AUTH, RATE_LIMIT};
 use weir_tests::redis::RedisServer;
 use weir_tests::{TestClient, TestGateway, TestUpstream, eventually, get};
 
@@ -347,4 +347,37 @@ async fn a_gateway_starts_while_redis_is_down_and_uses_it_once_up() {
     assert!(up);
     assert_eq!(statuses(&client, &gw, 4, &[]).await, [200, 200, 200, 429]);
     assert_eq!(redis.command("DBSIZE").as_deref(), Some(":1"));
+}
+
+#[tokio::test]
+async fn the_fields_reach_a_response_a_later_filter_produces() {
+    let upstream = TestUpstream::start("main").await;
+    let text = format!(
+        "[upstreams.main]\ntargets = [\"{}\"]\n\
+         [[routes]]\nname = \"rl\"\nupstream = \"main\"\n\
+         [[routes.filters]]\nplugin = \"rate-limit.wasm\"\ngrants = [\"limits\"]\n\
+         config = {{ limits = [{{ limit = 9, window = \"1h\" }}] }}\n\
+         [[routes.filters]]\nplugin = \"auth.wasm\"\n\
+         config = {{ api_key = {{ keys = [{{ consumer = \"c\", sha256 = \"{}\" }}] }} }}\n",
+        upstream.addr,
+        "0".repeat(64)
+    );
+    let gw = TestGateway::start(
+        &text,
+        &[("rate-limit.wasm", RATE_LIMIT), ("auth.wasm", AUTH)],
+    )
+    .await;
+    // auth answers 401 itself; the rate-limit filter before it still annotates the answer.
+    let r = TestClient::http1().get(&gw.url("/rl")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.header("ratelimit-policy"),
+        Some("\"9-per-1h\";q=9;w=3600")
+    );
+    assert!(
+        r.header("ratelimit")
+            .unwrap_or("")
+            .starts_with("\"9-per-1h\";r=8;t=")
+    );
+    assert_eq!(upstream.hits(), 0);
 }

@@ -5,10 +5,14 @@
 wasmtime::component::bindgen!({
     world: "filter-plugin",
     path: "../wit",
-    // The request and response handles' methods only read memory: plain calls. The other
-    // imports may wait on the network (state backend, upstreams): async.
+    // The request and response handles, the clock, secrets and log never wait: plain
+    // calls. `kv`, `limits` and `http` may wait on the network (state backend, upstreams):
+    // async.
     imports: {
         "weir:gateway/types": trappable,
+        "weir:gateway/clock": trappable,
+        "weir:gateway/secrets": trappable,
+        "weir:gateway/log": trappable,
         default: async | trappable,
     },
     exports: { default: async },

@@ -358,8 +358,10 @@ fn set_request_id(warm: &mut Warm, request_id: &str) {
 }
 
 /// Calls into the instance with a deadline. The epoch callback stops Wasm that has run for
-/// longer than the deadline; the wall-clock stop (ten deadlines, at least a second) ends a
-/// call stuck in a host call. Either way the caller must drop the instance on error.
+/// longer than the deadline. A filter granted an interface that may wait on the network
+/// (`kv`, `limits`, `http`) also gets a wall-clock stop (ten deadlines, at least a second)
+/// for a call stuck in a host call; the others cannot wait outside Wasm, so they skip the
+/// timer. Either way the caller must drop the instance on error.
 async fn call(
     warm: &mut Warm,
     deadline: Duration,
@@ -367,15 +369,21 @@ async fn call(
 ) -> Result<Returned, FilterFailure> {
     warm.store.data().budget.start(deadline);
     warm.store.set_epoch_deadline(1);
-    let wall_clock_stop = deadline.saturating_mul(10).max(Duration::from_secs(1));
-    match tokio::time::timeout(wall_clock_stop, invoke(warm, call)).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(classify(error, deadline)),
-        Err(_) => Err(FilterFailure {
-            kind: FailureKind::Deadline,
-            message: format!("stopped after its {} ms deadline", deadline.as_millis()),
-        }),
-    }
+    let outcome = if warm.store.data().caller.grants.may_wait() {
+        let wall_clock_stop = deadline.saturating_mul(10).max(Duration::from_secs(1));
+        match tokio::time::timeout(wall_clock_stop, invoke(warm, call)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                return Err(FilterFailure {
+                    kind: FailureKind::Deadline,
+                    message: format!("stopped after its {} ms deadline", deadline.as_millis()),
+                });
+            }
+        }
+    } else {
+        invoke(warm, call).await
+    };
+    outcome.map_err(|error| classify(error, deadline))
 }
 
 async fn invoke(warm: &mut Warm, call: Call<'_>) -> wasmtime::Result<Returned> {

@@ -1,5 +1,9 @@
 //! A key id to its HMAC key, through the `secrets` host interface.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use weir_plugin_sdk::HostError;
@@ -10,6 +14,29 @@ use crate::rejection::Rejection;
 
 /// The longest key id tried against `secret_pattern`.
 const MAX_PATTERN_KEY_ID: usize = 128;
+
+/// Keys kept per instance. Secrets are fixed for an instance's life (a config change
+/// configures new instances), so a key read once stays valid; only found keys are kept.
+const MAX_CACHED_KEYS: usize = 1024;
+
+/// The keys this instance has read, by key id.
+#[derive(Debug, Default)]
+pub struct KeyCache(RefCell<HashMap<String, Rc<[u8]>>>);
+
+impl KeyCache {
+    /// The key for `key_id`, read through `source` the first time.
+    pub fn get(&self, source: &KeySource, key_id: &str) -> Result<Rc<[u8]>, Rejection> {
+        if let Some(key) = self.0.borrow().get(key_id) {
+            return Ok(key.clone());
+        }
+        let key: Rc<[u8]> = source.key(key_id)?.into();
+        let mut cache = self.0.borrow_mut();
+        if cache.len() < MAX_CACHED_KEYS {
+            cache.insert(key_id.to_string(), key.clone());
+        }
+        Ok(key)
+    }
+}
 
 impl KeySource {
     /// The key for `key_id`: from its secret in `keys`, else from the secret named by

@@ -29,6 +29,7 @@ use weir_plugin_sdk::prelude::*;
 
 use crate::config::{Config, DigestPolicy, Settings};
 use crate::freshness::Window;
+use crate::keys::KeyCache;
 use crate::mac::Algorithm;
 use crate::rejection::Rejection;
 use crate::signed::{Format, Signed};
@@ -39,6 +40,8 @@ struct HmacSignature {
     window: Window,
     /// Headers that tell a refused client how to sign.
     hints: Vec<(&'static str, String)>,
+    /// Keys read so far.
+    keys: KeyCache,
 }
 
 impl Filter for HmacSignature {
@@ -66,6 +69,7 @@ impl Filter for HmacSignature {
             settings,
             window,
             hints,
+            keys: KeyCache::default(),
         })
     }
 
@@ -93,7 +97,7 @@ impl HmacSignature {
             self.window.check(now, signed.created, signed.expires)?;
         }
         // The MAC must match, under the key id's key.
-        let key = self.settings.keys.key(&signed.key_id)?;
+        let key = self.keys.get(&self.settings.keys, &signed.key_id)?;
         if !algorithm.verify(&key, &signed.base, &signed.signature) {
             return Err(Rejection::InvalidSignature);
         }

@@ -22,9 +22,6 @@ use weir_plugin_sdk::prelude::*;
 
 use crate::config::{Config, OnUnavailable, Settings};
 
-/// The request variable that carries the `RateLimit` value from the request to the response.
-const FIELD_VARIABLE: &str = "rate-limit.remaining";
-
 struct RateLimit {
     settings: Settings,
 }
@@ -106,19 +103,13 @@ impl Filter for RateLimit {
     type Config = Config;
     const NAME: &'static str = "rate-limit";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const PHASES: &'static [Phase] = &[Phase::RequestHeaders, Phase::ResponseHeaders];
+    // The fields go on the response through `set_response_header`: no response phase.
+    const PHASES: &'static [Phase] = &[Phase::RequestHeaders];
 
     fn new(config: Config) -> Result<Self, String> {
         Ok(Self {
             settings: Settings::from_config(config)?,
         })
-    }
-
-    fn phases(&self) -> Vec<Phase> {
-        match self.settings.headers {
-            true => Self::PHASES.to_vec(),
-            false => vec![Phase::RequestHeaders],
-        }
     }
 
     fn on_request(&self, request: &Request) -> RequestDecision {
@@ -130,22 +121,15 @@ impl Filter for RateLimit {
             return self.refuse(request, &decisions);
         }
         match self.settings.headers {
-            true => RequestDecision::Continue(RequestChanges::new().set_variable(
-                FIELD_VARIABLE,
-                fields::remaining_field(&self.settings.limits, &decisions),
-            )),
-            false => RequestDecision::proceed(),
-        }
-    }
-
-    fn on_response(&self, request: &Request, _response: &ResponseView) -> ResponseDecision {
-        match request.variable(FIELD_VARIABLE) {
-            Some(remaining) => ResponseDecision::Continue(
-                ResponseChanges::new()
-                    .set_header("ratelimit-policy", self.settings.policy_field.as_str())
-                    .set_header("ratelimit", remaining),
+            true => RequestDecision::Continue(
+                RequestChanges::new()
+                    .set_response_header("ratelimit-policy", self.settings.policy_field.as_str())
+                    .set_response_header(
+                        "ratelimit",
+                        fields::remaining_field(&self.settings.limits, &decisions),
+                    ),
             ),
-            None => ResponseDecision::proceed(),
+            false => RequestDecision::proceed(),
         }
     }
 }

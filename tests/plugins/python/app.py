@@ -49,6 +49,7 @@ class Filter(exports.Filter):
             body=None,
             upstream=None,
             variables=[Variable("python.seen", request.path())],
+            response_headers=[],
         ))
 
     def on_response(self, request: Request, response: ResponseView) -> ResponseAction:

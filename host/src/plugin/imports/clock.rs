@@ -23,13 +23,13 @@ impl HostState {
 
 impl Host for HostState {
     #[tracing::instrument(name = "weir.clock.now_ms", level = "trace", skip_all)]
-    async fn now_ms(&mut self) -> wasmtime::Result<u64> {
+    fn now_ms(&mut self) -> wasmtime::Result<u64> {
         self.check_clock()?;
         Ok(now_ms())
     }
 
     #[tracing::instrument(name = "weir.clock.monotonic_ns", level = "trace", skip_all)]
-    async fn monotonic_ns(&mut self) -> wasmtime::Result<u64> {
+    fn monotonic_ns(&mut self) -> wasmtime::Result<u64> {
         self.check_clock()?;
         Ok(START.elapsed().as_nanos() as u64)
     }

@@ -5,7 +5,7 @@ use crate::plugin::bindings::weir::gateway::log::{Host, Level};
 
 impl Host for HostState {
     #[tracing::instrument(name = "weir.log", level = "trace", skip_all)]
-    async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+    fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         if !self.caller.grants.log {
             wasmtime::bail!(
                 "plugin {} called log without the `log` grant",

@@ -33,6 +33,12 @@ pub struct Grants {
 }
 
 impl Grants {
+    /// Whether a call may wait in a host call (`kv`, `limits`, `http` reach the network);
+    /// the other imports return at once, so the epoch budget alone bounds such a call.
+    pub fn may_wait(&self) -> bool {
+        self.kv || self.limits || !self.http.is_empty()
+    }
+
     /// Parses grant strings (already validated with the config).
     pub fn parse(grants: &[String]) -> Self {
         let mut g = Self::default();

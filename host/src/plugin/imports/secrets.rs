@@ -6,7 +6,7 @@ use crate::plugin::bindings::weir::gateway::types::HostError;
 
 impl Host for HostState {
     #[tracing::instrument(name = "weir.secrets.get", level = "trace", skip_all)]
-    async fn get(&mut self, name: String) -> wasmtime::Result<Result<Option<Vec<u8>>, HostError>> {
+    fn get(&mut self, name: String) -> wasmtime::Result<Result<Option<Vec<u8>>, HostError>> {
         if !self.caller.grants.secrets.contains(&name) {
             return Ok(Err(HostError::AccessDenied));
         }
