@@ -115,7 +115,10 @@ pub struct FilterSlot {
     /// Call counts and times.
     pub metrics: Arc<FilterMetrics>,
     caller: Arc<Caller>,
-    idle: Mutex<Vec<Warm>>,
+    /// Warm instances, one pool per proxy worker: an instance stays on the core that last
+    /// ran it, where its memory is in cache (a worker takes from another's pool only when
+    /// its own is empty).
+    idle: Box<[Mutex<Vec<Warm>>]>,
 }
 
 /// One call into the guest's `filter` export; the handles are lent for the call.
@@ -154,7 +157,7 @@ impl FilterSlot {
             settings,
             metrics,
             caller,
-            idle: Mutex::new(Vec::new()),
+            idle: idle_pools(),
         };
         let mut warm = slot
             .instantiate()
@@ -228,9 +231,12 @@ impl FilterSlot {
         (request, response, result)
     }
 
-    /// Warm instances waiting in the pool.
+    /// Warm instances waiting in the pools.
     pub fn idle_instances(&self) -> usize {
-        self.idle.lock().map_or(0, |idle| idle.len())
+        self.idle
+            .iter()
+            .map(|pool| pool.lock().map_or(0, |idle| idle.len()))
+            .sum()
     }
 
     /// Returns the instance to the pool after a good call; drops it after a failed one.
@@ -245,8 +251,15 @@ impl FilterSlot {
         result
     }
 
+    /// This worker's pool.
+    fn own_pool(&self) -> &Mutex<Vec<Warm>> {
+        &self.idle[crate::server::worker_index() % self.idle.len()]
+    }
+
+    /// A warm instance: this worker's, else another worker's, else a new one.
     async fn checkout(&self) -> Result<Warm, FilterFailure> {
-        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let pop = |pool: &Mutex<Vec<Warm>>| pool.lock().ok().and_then(|mut idle| idle.pop());
+        let pooled = pop(self.own_pool()).or_else(|| self.idle.iter().find_map(pop));
         match pooled {
             Some(warm) => Ok(warm),
             None => self.instantiate().await,
@@ -254,7 +267,7 @@ impl FilterSlot {
     }
 
     fn release(&self, warm: Warm) {
-        if let Ok(mut idle) = self.idle.lock()
+        if let Ok(mut idle) = self.own_pool().lock()
             && idle.len() < self.settings.max_idle
         {
             idle.push(warm);
@@ -348,6 +361,12 @@ async fn new_instance(
     store.set_epoch_deadline(1);
     let plugin = pre.instantiate_async(&mut store).await?;
     Ok(Warm { store, plugin })
+}
+
+/// One pool per possible worker (workers are numbered from 1; 0 is any other thread).
+fn idle_pools() -> Box<[Mutex<Vec<Warm>>]> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (0..=workers).map(|_| Mutex::new(Vec::new())).collect()
 }
 
 /// Tags the instance's log lines with the request they serve.
