@@ -187,6 +187,36 @@ config = { limits = [{ limit = 1000000000, window = "1s" }], key = ["consumer"] 
 [secrets]
 bench_hmac = { value = "$BENCH_HMAC_KEY" }
 
+# ... and each of the three alone, for its own cost.
+[[routes]]
+name = "auth-only"
+upstream = "up"
+match = { headers = { "x-bench" = "auth" } }
+
+[[routes.filters]]
+plugin = "auth.wasm"
+config.api_key = { keys = [{ consumer = "bench", sha256 = "$(printf '%s' "$BENCH_API_KEY" | sha256sum | cut -d' ' -f1)" }] }
+
+[[routes]]
+name = "hmac-only"
+upstream = "up"
+match = { headers = { "x-bench" = "hmac" } }
+
+[[routes.filters]]
+plugin = "hmac-signature.wasm"
+grants = ["secrets:bench_hmac", "clock"]
+config = { keys = { bench = "bench_hmac" }, content_digest = "off", replay_protection = false, clock_skew_secs = 86400 }
+
+[[routes]]
+name = "rate-limit-only"
+upstream = "up"
+match = { headers = { "x-bench" = "rate-limit" } }
+
+[[routes.filters]]
+plugin = "rate-limit.wasm"
+grants = ["limits"]
+config = { limits = [{ limit = 1000000000, window = "1s" }] }
+
 # ... all others are proxied with no filter.
 [[routes]]
 name = "passthrough"
@@ -219,6 +249,7 @@ wait_for nginx "$!" "http://127.0.0.1:$NGINX_PORT/hello"
 
 RUST_LOG=${RUST_LOG:-warn} "$WEIR" run "$TMP/weir-bench.toml" > "$TMP/weir.log" 2>&1 &
 PIDS+=($!)
+WEIR_PID=$!
 wait_for weir "$!" "http://127.0.0.1:$WEIR_PORT/hello"
 
 # Check the routes do what the table says: the filter sets x-served-by, passthrough doesn't.
@@ -237,7 +268,8 @@ sign_get() {
     printf 'Signature-Input: sig1=%s^Signature: sig1=:%s:' "$params" \
         "$(printf '%s' "$base" | openssl dgst -sha256 -hmac "$BENCH_HMAC_KEY" -binary | openssl base64 -A)"
 }
-CHAIN_HEADERS="x-bench: chain^x-api-key: $BENCH_API_KEY^$(sign_get "127.0.0.1:$WEIR_PORT" /hello)"
+CREDENTIALS="x-api-key: $BENCH_API_KEY^$(sign_get "127.0.0.1:$WEIR_PORT" /hello)"
+CHAIN_HEADERS="x-bench: chain^$CREDENTIALS"
 chain_args=()
 IFS='^' read -ra chain_parts <<< "$CHAIN_HEADERS"
 for h in "${chain_parts[@]}"; do chain_args+=(-H "$h"); done
@@ -253,6 +285,9 @@ TARGETS=(
     "nginx (reverse proxy)|http://127.0.0.1:$NGINX_PORT/hello|"
     "weir passthrough|http://127.0.0.1:$WEIR_PORT/hello|"
     "weir + headers filter|http://127.0.0.1:$WEIR_PORT/hello|x-bench: filtered"
+    "weir + auth (API key) alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: auth^$CREDENTIALS"
+    "weir + hmac-signature alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: hmac^$CREDENTIALS"
+    "weir + rate-limit alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: rate-limit^$CREDENTIALS"
     "weir + auth, hmac-signature, rate-limit|http://127.0.0.1:$WEIR_PORT/hello|$CHAIN_HEADERS"
 )
 
@@ -267,6 +302,11 @@ to_ms() {
         else { x = -1 }
         printf "%.2f", x
     }'
+}
+
+# weir_cpu_ticks: user + system CPU of the weir process so far, in clock ticks.
+weir_cpu_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$WEIR_PID/stat"
 }
 
 # run_wrk OUT CONNS DURATION URL [HEADERS] (HEADERS separated by ^)
@@ -299,7 +339,11 @@ fi
     echo "an API key and an RFC 9421 signature (hmac-sha256 over \`@method\`, \`@authority\`, \`@path\`):"
     echo "\`auth.wasm\` (API key, SHA-256 + constant-time compare) → \`hmac-signature.wasm\` (replay"
     echo "check off, since wrk repeats one request; no body) → \`rate-limit.wasm\` (token bucket keyed by"
-    echo "consumer, embedded backend, RateLimit fields on the response). nginx: \`worker_processes auto\`,"
+    echo "consumer, embedded backend, RateLimit fields on the response). The \"alone\" rows send the same"
+    echo "credentials to a route with just that filter (rate-limit keyed by client IP there)."
+    echo "\"weir CPU µs/req\" is the weir process's user + system CPU time over the run (from"
+    echo "\`/proc/PID/stat\`) divided by the requests served: what one request costs the gateway."
+    echo "nginx: \`worker_processes auto\`,"
     echo "upstream \`keepalive 256\`, HTTP/1.1 to the upstream, no access log. weir: release build,"
     echo "default settings (one proxy worker thread per core), \`RUST_LOG=warn\`."
     echo
@@ -309,13 +353,15 @@ fi
 } > "$SECTION"
 
 for conns in $CONNECTIONS; do
-    declare -A RPS=() P50=() P99=() ERR=()
+    declare -A RPS=() P50=() P99=() ERR=() CPU=()
     for entry in "${TARGETS[@]}"; do
         IFS='|' read -r name url header <<< "$entry"
         log "c=$conns: $name (warm-up $WARMUP, then $DURATION)"
         run_wrk "$TMP/warmup.txt" "$conns" "$WARMUP" "$url" "$header"
         out="$TMP/wrk-c$conns-$(echo "$name" | tr -c 'a-z0-9' '-').txt"
+        cpu_before=$(weir_cpu_ticks)
         run_wrk "$out" "$conns" "$DURATION" "$url" "$header"
+        cpu_after=$(weir_cpu_ticks)
         RPS[$name]=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
         P50[$name]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
         P99[$name]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
@@ -331,6 +377,13 @@ for conns in $CONNECTIONS; do
             ERR[$name]=none
         fi
         [[ -n ${RPS[$name]} ]] || die "could not parse wrk output: $(cat "$out")"
+        requests=$(awk '/requests in/ { print $1 }' "$out")
+        if [[ $name == weir* ]]; then
+            CPU[$name]=$(awk -v a="$cpu_after" -v b="$cpu_before" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+                'BEGIN { printf "%.1f", (a - b) / hz * 1e6 / n }')
+        else
+            CPU[$name]="–"
+        fi
     done
     nginx_rps=${RPS["nginx (reverse proxy)"]}
     pass_rps=${RPS["weir passthrough"]}
@@ -338,17 +391,17 @@ for conns in $CONNECTIONS; do
         echo
         echo "### $conns connections"
         echo
-        echo "| target | req/s | p50 (ms) | p99 (ms) | req/s vs nginx | vs passthrough | errors |"
-        echo "|---|---:|---:|---:|---:|---:|---|"
+        echo "| target | req/s | p50 (ms) | p99 (ms) | req/s vs nginx | vs passthrough | weir CPU µs/req | errors |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---|"
         for entry in "${TARGETS[@]}"; do
             IFS='|' read -r name _ _ <<< "$entry"
             ratio=$(awk -v a="${RPS[$name]}" -v b="$nginx_rps" 'BEGIN { printf "%.2f×", a / b }')
             vs_pass=$(awk -v a="${RPS[$name]}" -v b="$pass_rps" 'BEGIN { printf "%.2f×", a / b }')
             rps=$(awk -v a="${RPS[$name]}" 'BEGIN { printf "%.0f", a }')
-            echo "| $name | $rps | ${P50[$name]} | ${P99[$name]} | $ratio | $vs_pass | ${ERR[$name]} |"
+            echo "| $name | $rps | ${P50[$name]} | ${P99[$name]} | $ratio | $vs_pass | ${CPU[$name]} | ${ERR[$name]} |"
         done
     } >> "$SECTION"
-    unset RPS P50 P99 ERR
+    unset RPS P50 P99 ERR CPU
 done
 
 # Anything the servers logged at warn or above during the run is worth a look.
