@@ -51,6 +51,36 @@ macro_rules! impl_header_changes {
     };
 }
 
+/// The header reads of a lent handle (request or response): the same four methods on
+/// [`Request`] and [`ResponseView`], each asking the gateway.
+macro_rules! impl_header_reads {
+    ($ty:ident) => {
+        impl $ty<'_> {
+            /// The first value of a header (case-insensitive name) as text, if present and
+            /// UTF-8.
+            pub fn header(&self, name: &str) -> Option<String> {
+                self.header_bytes(name)
+                    .and_then(|v| String::from_utf8(v).ok())
+            }
+
+            /// The first value of a header as bytes.
+            pub fn header_bytes(&self, name: &str) -> Option<Vec<u8>> {
+                self.handle.header(name)
+            }
+
+            /// Every value of a header, in order (for headers sent on several lines).
+            pub fn header_all(&self, name: &str) -> Vec<Vec<u8>> {
+                self.handle.header_all(name)
+            }
+
+            /// All headers, in order (fetches them all: prefer `header`).
+            pub fn headers(&self) -> Vec<crate::Header> {
+                self.handle.headers()
+            }
+        }
+    };
+}
+
 mod request;
 mod response;
 

@@ -71,27 +71,6 @@ impl<'a> Request<'a> {
         self.scheme.get_or_init(|| self.handle.scheme())
     }
 
-    /// The first value of a header (case-insensitive name) as text, if present and UTF-8.
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.header_bytes(name)
-            .and_then(|v| String::from_utf8(v).ok())
-    }
-
-    /// The first value of a header as bytes.
-    pub fn header_bytes(&self, name: &str) -> Option<Vec<u8>> {
-        self.handle.header(name)
-    }
-
-    /// Every value of a header, in order (for headers sent on several lines).
-    pub fn header_all(&self, name: &str) -> Vec<Vec<u8>> {
-        self.handle.header_all(name)
-    }
-
-    /// All headers, in order (fetches them all: prefer [`Request::header`]).
-    pub fn headers(&self) -> Vec<Header> {
-        self.handle.headers()
-    }
-
     /// The body, when the filter declared [`crate::Phase::RequestBody`].
     pub fn body(&self) -> Option<&[u8]> {
         self.body.get_or_init(|| self.handle.body()).as_deref()
@@ -122,6 +101,8 @@ impl<'a> Request<'a> {
         self.handle.variables()
     }
 }
+
+impl_header_reads!(Request);
 
 impl std::fmt::Debug for Request<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

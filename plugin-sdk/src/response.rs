@@ -92,33 +92,13 @@ impl<'a> ResponseView<'a> {
         *self.status.get_or_init(|| self.handle.status())
     }
 
-    /// The first value of a header (case-insensitive name) as text, if present and UTF-8.
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.handle
-            .header(name)
-            .and_then(|v| String::from_utf8(v).ok())
-    }
-
-    /// The first value of a header as bytes.
-    pub fn header_bytes(&self, name: &str) -> Option<Vec<u8>> {
-        self.handle.header(name)
-    }
-
-    /// Every value of a header, in order.
-    pub fn header_all(&self, name: &str) -> Vec<Vec<u8>> {
-        self.handle.header_all(name)
-    }
-
-    /// All headers, in order (fetches them all: prefer [`ResponseView::header`]).
-    pub fn headers(&self) -> Vec<Header> {
-        self.handle.headers()
-    }
-
     /// The body, when the filter declared [`crate::Phase::ResponseBody`].
     pub fn body(&self) -> Option<&[u8]> {
         self.body.get_or_init(|| self.handle.body()).as_deref()
     }
 }
+
+impl_header_reads!(ResponseView);
 
 impl std::fmt::Debug for ResponseView<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

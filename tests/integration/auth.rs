@@ -111,6 +111,13 @@ fn bearer_error(description: &str) -> String {
     format!("Bearer realm=\"weir\", error=\"invalid_token\", error_description=\"{description}\"")
 }
 
+/// `GET url` with `Authorization: Bearer <token>`.
+async fn with_bearer(client: &TestClient, url: &str, token: &str) -> Reply {
+    client
+        .send(get(url, &[("authorization", &format!("Bearer {token}"))]))
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn api_keys_from_header_and_query_hashed_and_from_a_secret() {
     let config = format!(
@@ -329,12 +336,7 @@ async fn jwt_every_algorithm_family_is_accepted() {
     ];
     for (alg, kid, key) in &cases {
         let token = sign(*alg, Some(kid), key, &claims(&format!("user-{kid}")));
-        let r = client
-            .send(get(
-                &gw.url("/jwt"),
-                &[("authorization", &format!("Bearer {token}"))],
-            ))
-            .await;
+        let r = with_bearer(&client, &gw.url("/jwt"), &token).await;
         assert_eq!(r.status, 200, "{alg:?}: {:?}", r.body);
         assert_eq!(
             upstream_header(&r, "x-consumer-id"),
@@ -348,12 +350,7 @@ async fn jwt_every_algorithm_family_is_accepted() {
     // Without a `kid`, every key of the token's algorithm is tried.
     let (alg, _, key) = &cases[3];
     let token = sign(*alg, None, key, &claims("no-kid"));
-    let r = client
-        .send(get(
-            &gw.url("/jwt"),
-            &[("authorization", &format!("Bearer {token}"))],
-        ))
-        .await;
+    let r = with_bearer(&client, &gw.url("/jwt"), &token).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     gw.shutdown().await;
 }
@@ -477,23 +474,13 @@ async fn jwt_bad_tokens_are_refused() {
     ];
     let hits = upstream.hits();
     for (what, token, code, challenge) in &cases {
-        let r = client
-            .send(get(
-                &gw.url("/jwt"),
-                &[("authorization", &format!("Bearer {token}"))],
-            ))
-            .await;
+        let r = with_bearer(&client, &gw.url("/jwt"), &token).await;
         assert_eq!(r.status, 401, "{what}: {:?}", r.body);
         assert_refused(&r, 401, code, &[challenge.as_str()]);
     }
     assert_eq!(upstream.hits(), hits);
     // The good token itself passes, so the refusals above are about what was changed.
-    let r = client
-        .send(get(
-            &gw.url("/jwt"),
-            &[("authorization", &format!("Bearer {good}"))],
-        ))
-        .await;
+    let r = with_bearer(&client, &gw.url("/jwt"), &good).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     gw.shutdown().await;
 }
@@ -705,12 +692,7 @@ async fn jwt_keys_from_a_jwks_url_are_cached_and_refetched_for_a_new_kid() {
         &rsa1,
         &json!({"sub": "a", "exp": now_s() + 600}),
     );
-    let r = client
-        .send(get(
-            &gw.url("/down"),
-            &[("authorization", &format!("Bearer {token}"))],
-        ))
-        .await;
+    let r = with_bearer(&client, &gw.url("/down"), &token).await;
     assert_refused(&r, 503, "auth_unavailable", &[]);
     gw.shutdown().await;
 }
@@ -895,12 +877,7 @@ async fn several_methods_on_one_route_and_the_consumer_variable() {
         &rsa_key("rsa1.key"),
         &json!({"sub": "dave", "exp": now_s() + 600}),
     );
-    let r = client
-        .send(get(
-            &gw.url("/multi"),
-            &[("authorization", &format!("Bearer {token}"))],
-        ))
-        .await;
+    let r = with_bearer(&client, &gw.url("/multi"), &token).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     gw.shutdown().await;
 }
