@@ -474,7 +474,7 @@ async fn jwt_bad_tokens_are_refused() {
     ];
     let hits = upstream.hits();
     for (what, token, code, challenge) in &cases {
-        let r = with_bearer(&client, &gw.url("/jwt"), &token).await;
+        let r = with_bearer(&client, &gw.url("/jwt"), token).await;
         assert_eq!(r.status, 401, "{what}: {:?}", r.body);
         assert_refused(&r, 401, code, &[challenge.as_str()]);
     }
