@@ -30,7 +30,6 @@ fn request() -> RequestView {
         body: None,
         authority: Some("api.example.com".into()),
         client: "127.0.0.1:50000".parse().expect("an address"),
-        route: "bench".into(),
         request_id: "0123456789abcdef".into(),
         variables: Vec::new(),
     }
@@ -60,6 +59,7 @@ async fn slot(runtime: &PluginRuntime, max_idle: usize) -> FilterSlot {
     });
     FilterSlot::new(
         plugin,
+        "bench",
         settings,
         services,
         Arc::new(FilterMetrics::default()),

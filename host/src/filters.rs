@@ -70,7 +70,7 @@ pub async fn on_request(route: &Route, ex: &mut Exchange) -> Result<RequestOutco
             None
         };
         let started = Instant::now();
-        let (request, outcome) = slot.on_request(lend(ex, route, body)).await;
+        let (request, outcome) = slot.on_request(lend(ex, body)).await;
         give_back(ex, request);
         match outcome {
             Ok(RequestAction::Continue(changes)) => {
@@ -122,7 +122,7 @@ pub async fn on_response(
             body: buffered,
         };
         let started = Instant::now();
-        let (request, view, outcome) = slot.on_response(lend(ex, route, None), view).await;
+        let (request, view, outcome) = slot.on_response(lend(ex, None), view).await;
         give_back(ex, request);
         response = Response::from_parts(view.parts, body);
         match outcome {
@@ -148,13 +148,12 @@ pub async fn on_response(
 }
 
 /// Moves the request's parts out of the exchange into a view for one filter call (no copy).
-fn lend(ex: &mut Exchange, route: &Route, body: Option<Bytes>) -> RequestView {
+fn lend(ex: &mut Exchange, body: Option<Bytes>) -> RequestView {
     RequestView {
         parts: std::mem::replace(&mut ex.parts, http::Request::new(()).into_parts().0),
         body,
         authority: ex.authority.take(),
         client: ex.client.addr,
-        route: route.name.clone(),
         request_id: std::mem::take(&mut ex.request_id),
         variables: std::mem::take(&mut ex.variables),
     }

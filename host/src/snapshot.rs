@@ -141,9 +141,15 @@ impl Snapshot {
                 };
                 let settings = filter_settings(&config, filter).map_err(refuse)?;
                 let metrics = cx.metrics.filter(&route.name, &plugin.info.name);
-                let slot = FilterSlot::new(plugin.clone(), settings, services.clone(), metrics)
-                    .await
-                    .map_err(|e| refuse(format!("{e:#}")))?;
+                let slot = FilterSlot::new(
+                    plugin.clone(),
+                    &route.name,
+                    settings,
+                    services.clone(),
+                    metrics,
+                )
+                .await
+                .map_err(|e| refuse(format!("{e:#}")))?;
                 used.insert(filter.plugin.clone(), plugin);
                 filters.push(Arc::new(slot));
             }

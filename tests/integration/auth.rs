@@ -4,7 +4,6 @@
 //! deny lists.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,13 +13,10 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use weir_tests::plugins::{AUTH, RATE_LIMIT};
-use weir_tests::{Reply, TestClient, TestGateway, TestUpstream, get};
+use weir_tests::{Reply, TestClient, TestGateway, TestUpstream, get, serve};
 
 /// SHA-256 (hex) of the API key `k-alice-1`.
 const ALICE_KEY_SHA256: &str = "e679a4a0828e659f7795b35af0cd7b44f52645fa251e9c7e2b655a0fa891c127";
@@ -501,26 +497,9 @@ struct Idp {
 
 impl Idp {
     async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind idp");
-        let addr = listener.local_addr().expect("addr");
         let shared: IdpShared = Default::default();
         let (jwks, answers, jwks_hits, introspect_hits, last_introspect) = shared.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(idp_reply(req, shared).await) }
-                    });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (addr, task) = serve(move |req| idp_reply(req, shared.clone())).await;
         Self {
             addr,
             jwks,

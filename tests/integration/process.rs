@@ -4,18 +4,9 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use weir_tests::{TempDir, TestClient, TestUpstream, base_config, eventually};
+use weir_tests::{TempDir, TestClient, TestUpstream, base_config, eventually, free_port};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir-under-test");
-
-/// A free port (bound and released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_in_flight_requests_then_exits() {

@@ -60,6 +60,44 @@ impl Drop for TempDir {
     }
 }
 
+/// A free port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Serves HTTP/1.1 and h2c on a free port with `handler`, until the task is aborted.
+pub async fn serve<F, Fut>(handler: F) -> (SocketAddr, tokio::task::JoinHandle<()>)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a test server");
+    let addr = listener.local_addr().expect("local addr");
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let reply = handler(req);
+                    async move { Ok::<_, Infallible>(reply.await) }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, task)
+}
+
 /// Writes a file atomically (write aside, then rename), as operators are told to.
 pub fn write_atomic(path: &Path, bytes: &[u8]) {
     let tmp = path.with_file_name(format!(
@@ -96,10 +134,6 @@ pub struct TestUpstream {
 impl TestUpstream {
     /// Starts one on a free port.
     pub async fn start(name: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind upstream");
-        let addr = listener.local_addr().expect("local addr");
         let hits = Arc::new(AtomicUsize::new(0));
         let mode = Arc::new(AtomicU64::new(Mode::Healthy as u64));
         let delay_ms = Arc::new(AtomicU64::new(0));
@@ -109,23 +143,11 @@ impl TestUpstream {
             delay_ms.clone(),
             name.to_string(),
         );
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (h, m, d, n) = (h.clone(), m.clone(), d.clone(), n.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        let (h, m, d, n) = (h.clone(), m.clone(), d.clone(), n.clone());
-                        async move { Ok::<_, Infallible>(upstream_reply(req, &h, &m, &d, &n).await) }
-                    });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (addr, task) = serve(move |req| {
+            let (h, m, d, n) = (h.clone(), m.clone(), d.clone(), n.clone());
+            async move { upstream_reply(req, &h, &m, &d, &n).await }
+        })
+        .await;
         Self {
             addr,
             name: name.to_string(),

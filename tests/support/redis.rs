@@ -1,7 +1,7 @@
 //! A real `redis-server`, started by the test on a free port and stopped when dropped.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,10 +16,7 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts one on a free port, without persistence, and waits until it answers.
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = crate::free_port();
         let mut server = Self {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             child: None,

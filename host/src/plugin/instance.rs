@@ -142,12 +142,14 @@ impl FilterSlot {
     /// error here refuses the snapshot.
     pub async fn new(
         plugin: Arc<LoadedPlugin>,
+        route: &str,
         settings: FilterSettings,
         services: Arc<HostServices>,
         metrics: Arc<FilterMetrics>,
     ) -> anyhow::Result<Self> {
         let caller = Arc::new(Caller {
             plugin: plugin.info.name.clone(),
+            route: route.to_string(),
             grants: settings.grants.clone(),
             services,
         });
@@ -314,6 +316,7 @@ impl PluginRuntime {
         });
         let caller = Arc::new(Caller {
             plugin: "(loading)".into(),
+            route: String::new(),
             grants: Grants::default(),
             services,
         });

@@ -24,8 +24,6 @@ pub struct RequestView {
     pub authority: Option<String>,
     /// The TCP peer.
     pub client: SocketAddr,
-    /// The route's name.
-    pub route: String,
     /// The request id.
     pub request_id: String,
     /// Variables set by the filters so far.
@@ -151,7 +149,8 @@ impl HostRequest for HostState {
     }
 
     fn route(&mut self, this: Resource<RequestView>) -> wasmtime::Result<String> {
-        Ok(self.request(&this)?.route.clone())
+        self.request(&this)?;
+        Ok(self.caller.route.clone())
     }
 
     fn request_id(&mut self, this: Resource<RequestView>) -> wasmtime::Result<String> {

@@ -77,6 +77,8 @@ pub struct HostServices {
 pub(crate) struct Caller {
     /// The plugin's name, for logs and key namespaces.
     pub plugin: String,
+    /// The route the filter is configured on (what `request.route()` answers).
+    pub route: String,
     pub grants: Grants,
     pub services: Arc<HostServices>,
 }
