@@ -178,14 +178,14 @@ async fn api_keys_from_header_and_query_hashed_and_from_a_secret() {
         .send(get(&gw.url("/key/a"), &[("x-api-key", "k-alice-2")]))
         .await;
     assert_refused(&r, 401, "invalid_api_key", &["Key realm=\"weir\""]);
+    assert!(
+        !String::from_utf8_lossy(&r.body).contains("k-alice-2"),
+        "the wrong key is not echoed"
+    );
     let r = client.get(&gw.url("/key/a?apikey=")).await;
     assert_refused(&r, 401, "invalid_api_key", &["Key realm=\"weir\""]);
     let r = client.get(&gw.url("/key/a")).await;
     assert_refused(&r, 401, "missing_credentials", &["Key realm=\"weir\""]);
-    assert!(
-        !String::from_utf8_lossy(&r.body).contains("k-"),
-        "no key is echoed"
-    );
     assert_eq!(
         upstream.hits(),
         hits,
@@ -195,7 +195,7 @@ async fn api_keys_from_header_and_query_hashed_and_from_a_secret() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn basic_with_argon2_and_bcrypt_and_a_cache() {
+async fn basic_with_argon2_and_bcrypt() {
     let config = format!(
         "hide_credentials = true\n\
          basic = {{ users = [{{ username = \"alice\", password_hash = \"{ALICE_ARGON2}\" }}, \
@@ -206,8 +206,9 @@ async fn basic_with_argon2_and_bcrypt_and_a_cache() {
     let basic = |auth: &'static str| get(&gw.url("/basic"), &[("authorization", auth)]);
     let challenge = ["Basic realm=\"weir\", charset=\"UTF-8\""];
 
+    // The cache of verified credentials lives in each instance and cannot be told apart
+    // from a fresh check without timing; what is checked is that it never admits more.
     for _ in 0..2 {
-        // The second time from the cache.
         let r = client.send(basic(BASIC_ALICE)).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
         assert_eq!(
@@ -250,6 +251,8 @@ fn jwt_config() -> String {
         "{ kid = \"hs256\", alg = \"HS256\", secret = \"hs256\" }".to_string(),
         "{ kid = \"hs384\", alg = \"HS384\", secret = \"hs384\" }".to_string(),
         "{ kid = \"hs512\", alg = \"HS512\", secret = \"hs512\" }".to_string(),
+        // A second RS256 key, listed first: a token without a `kid` must get past it.
+        pem("rsa2", "RS256", "rsa2.pub"),
         pem("rsa1", "RS256", "rsa1.pub"),
         pem("rsa1-pss", "PS256", "rsa1.pub"),
         pem("p256", "ES256", "p256.pub"),
@@ -343,7 +346,7 @@ async fn jwt_every_algorithm_family_is_accepted() {
             Some("read write")
         );
     }
-    // Without a `kid`, every key of the token's algorithm is tried.
+    // Without a `kid`, every key of the token's algorithm is tried (rsa2, then rsa1).
     let (alg, _, key) = &cases[3];
     let token = sign(*alg, None, key, &claims("no-kid"));
     let r = with_bearer(&client, &gw.url("/jwt"), &token).await;

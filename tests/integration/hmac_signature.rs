@@ -558,8 +558,8 @@ async fn a_replayed_request_is_refused_the_second_time() {
     gw.shutdown().await;
 }
 
-/// RFC 9421 Appendix B.2.5: the HMAC-SHA256 signature of the test request with the shared
-/// key of B.1.5. Its `created` is in 2021, hence the wide skew window.
+/// Replay protection across instances: only a shared nonce store catches a replay sent to
+/// another gateway.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replay_to_another_gateway_sharing_redis_is_refused() {
     // Two instances behind one name: the signature does not cover the authority (their test
@@ -583,6 +583,8 @@ async fn a_replay_to_another_gateway_sharing_redis_is_refused() {
     let replay = retarget(&req, &two);
     assert_eq!(client.send(req).await.status, 200);
     assert_eq!(client.send(replay).await.status, 200);
+    one.shutdown().await;
+    two.shutdown().await;
 
     // Sharing Redis, it is refused.
     let redis = RedisServer::start();
@@ -596,6 +598,8 @@ async fn a_replay_to_another_gateway_sharing_redis_is_refused() {
     let replay = retarget(&req, &two);
     assert_eq!(client.send(req).await.status, 200);
     assert_refused(&client.send(replay).await, 401, "replayed");
+    one.shutdown().await;
+    two.shutdown().await;
 }
 
 /// `req` with the same headers, sent to `gw`'s port instead.
@@ -606,6 +610,8 @@ fn retarget(req: &Request<Body>, gw: &TestGateway) -> Request<Body> {
     out
 }
 
+/// RFC 9421 Appendix B.2.5: the HMAC-SHA256 signature of the test request with the shared
+/// key of B.1.5. Its `created` is in 2021, hence the wide skew window.
 #[tokio::test(flavor = "multi_thread")]
 async fn rfc_9421_appendix_b_2_5_verifies() {
     let config = "keys = { test-shared-secret = \"rfc\" }\nsecret_encoding = \"base64\"\n\
@@ -781,6 +787,11 @@ async fn invalid_configs_are_refused_with_a_clear_message() {
         (
             "keys = { a = \"b\" }\ncontent_digest = \"sometimes\"",
             "sometimes",
+        ),
+        // A listed key whose secret is neither defined nor granted.
+        (
+            "keys = { a = \"b\" }",
+            "keys.a: secret \"b\" is not defined",
         ),
     ] {
         let upstream = TestUpstream::start("main").await;

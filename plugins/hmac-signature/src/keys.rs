@@ -24,6 +24,22 @@ const MAX_CACHED_KEYS: usize = 1024;
 pub struct KeyCache(RefCell<HashMap<String, Rc<[u8]>>>);
 
 impl KeyCache {
+    /// A cache holding every key listed in `source.names`, read now: a listed key whose
+    /// secret is missing, not granted or not valid base64 refuses the config, instead of
+    /// failing every request that uses it.
+    pub fn preloaded(source: &KeySource) -> Result<Self, String> {
+        let cache = Self::default();
+        for (key_id, secret) in &source.names {
+            cache.get(source, key_id).map_err(|_| {
+                format!(
+                    "keys.{key_id}: secret {secret:?} is not defined, not granted \
+                     (secrets:{secret}) or not in the configured encoding"
+                )
+            })?;
+        }
+        Ok(cache)
+    }
+
     /// The key for `key_id`, read through `source` the first time.
     pub fn get(&self, source: &KeySource, key_id: &str) -> Result<Rc<[u8]>, Rejection> {
         if let Some(key) = self.0.borrow().get(key_id) {

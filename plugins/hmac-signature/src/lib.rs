@@ -65,11 +65,12 @@ impl Filter for HmacSignature {
             require_created: settings.require_created,
         };
         let hints = hints::for_settings(&settings);
+        let keys = KeyCache::preloaded(&settings.keys)?;
         Ok(Self {
             settings,
             window,
             hints,
-            keys: KeyCache::default(),
+            keys,
         })
     }
 
@@ -148,10 +149,10 @@ impl HmacSignature {
         if let Some(missing) = required.iter().find(|name| !signed.covers(name)) {
             return Err(Rejection::MissingComponent(missing.clone()));
         }
-        let has_body = request.body().is_some_and(|body| !body.is_empty());
         let digest_required = match self.settings.content_digest {
             DigestPolicy::Always => true,
-            DigestPolicy::WhenBody => has_body,
+            // Only this policy needs to know whether there is a body.
+            DigestPolicy::WhenBody => request.body().is_some_and(|body| !body.is_empty()),
             DigestPolicy::Off => false,
         };
         let digest = signed.format.digest_component();

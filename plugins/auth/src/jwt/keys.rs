@@ -215,8 +215,12 @@ impl RemoteJwks {
     /// most once per `min_refetch_ms` so that made-up `kid`s cannot flood the upstream.
     /// True if new keys were fetched.
     fn refetch_for_unknown_kid(&self, now_ms: u64) -> bool {
-        let last = self.state.borrow().kid_refetch_ms;
-        if !self.waited(last, now_ms) {
+        let state = self.state.borrow();
+        // A fetch made for this very request (stale keys) already has the newest keys.
+        let just_tried = state.tried_ms == Some(now_ms);
+        let last = state.kid_refetch_ms;
+        drop(state);
+        if just_tried || !self.waited(last, now_ms) {
             return false;
         }
         self.state.borrow_mut().kid_refetch_ms = Some(now_ms);
