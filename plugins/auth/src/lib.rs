@@ -29,17 +29,20 @@ use identity::{Identity, Method};
 use jwt::Jwt;
 use oauth2::Introspection;
 
-/// The credential to strip before the request goes upstream.
-enum Presented {
-    Header(String),
-    Query(String),
+/// Where the credential was, to strip it before the request goes upstream.
+#[derive(Clone, Copy)]
+enum Presented<'a> {
+    /// The API key, in the header or query parameter of these keys' config.
+    ApiKey(&'a ApiKeys, KeySource),
+    /// The `Authorization` header.
+    Authorization,
 }
 
 /// A request that proved who it comes from.
-struct Authenticated {
+struct Authenticated<'a> {
     identity: Identity,
     method: Method,
-    presented: Presented,
+    presented: Presented<'a>,
 }
 
 struct Auth {
@@ -112,37 +115,32 @@ impl Filter for Auth {
 
 impl Auth {
     /// Finds the credential and checks it with its method.
-    fn authenticate(&self, request: &Request) -> Result<Authenticated, Failure> {
+    fn authenticate(&self, request: &Request) -> Result<Authenticated<'_>, Failure> {
         if let Some(keys) = &self.api_key
             && let Some((key, source)) = keys.presented(request)
         {
             let identity = keys.lookup(&key).ok_or(Failure::InvalidApiKey)?;
-            let presented = match (source, keys.query()) {
-                (KeySource::Query, Some(name)) => Presented::Query(name.to_string()),
-                _ => Presented::Header(keys.header().to_string()),
-            };
             return Ok(Authenticated {
                 identity,
                 method: Method::ApiKey,
-                presented,
+                presented: Presented::ApiKey(keys, source),
             });
         }
         let (scheme, credentials) = credential::authorization(request).ok_or(Failure::Missing)?;
-        let (identity, method) = match (scheme.as_str(), credentials) {
-            ("basic", credentials) if self.basic.is_some() => {
-                let users = self.basic.as_ref().ok_or(Failure::Missing)?;
+        let (identity, method) = match (scheme.as_str(), &self.basic) {
+            ("basic", Some(users)) => {
                 let identity = users
                     .verify(&credentials)
                     .ok_or(Failure::InvalidCredentials)?;
                 (identity, Method::Basic)
             }
-            ("bearer", token) if !token.is_empty() => self.bearer(&token)?,
+            ("bearer", _) if !credentials.is_empty() => self.bearer(&credentials)?,
             _ => return Err(Failure::Missing),
         };
         Ok(Authenticated {
             identity,
             method,
-            presented: Presented::Header("authorization".into()),
+            presented: Presented::Authorization,
         })
     }
 
@@ -161,7 +159,7 @@ impl Auth {
     /// The changes for an authenticated request: the consumer headers set (replacing
     /// whatever the client sent under those names), the variables, the credential removed
     /// when asked.
-    fn forward(&self, request: &Request, authenticated: Authenticated) -> RequestChanges {
+    fn forward(&self, request: &Request, authenticated: Authenticated<'_>) -> RequestChanges {
         let Authenticated {
             identity,
             method,
@@ -184,10 +182,14 @@ impl Auth {
         }
         if self.hide_credentials {
             changes = match presented {
-                Presented::Header(name) => changes.remove_header(&name),
-                Presented::Query(name) => {
-                    changes.set_path(credential::without_query_param(request.path(), &name))
-                }
+                Presented::ApiKey(keys, KeySource::Query) => match keys.query() {
+                    Some(name) => {
+                        changes.set_path(credential::without_query_param(request.path(), name))
+                    }
+                    None => changes,
+                },
+                Presented::ApiKey(keys, KeySource::Header) => changes.remove_header(keys.header()),
+                Presented::Authorization => changes.remove_header("authorization"),
             };
         }
         changes

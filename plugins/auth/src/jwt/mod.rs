@@ -96,7 +96,8 @@ const SUPPORTED: [Algorithm; 12] = [
 /// A configured JWT verifier.
 pub struct Jwt {
     keys: KeySet,
-    algorithms: Vec<Algorithm>,
+    /// The accepted algorithms, each with its signature-only `Validation`, built once.
+    algorithms: Vec<(Algorithm, Validation)>,
     rules: ClaimRules,
     consumer_claim: String,
     username_claim: Option<String>,
@@ -118,7 +119,7 @@ impl Jwt {
             fixed.extend(keys::from_jwks(&document, true).map_err(|e| format!("jwt.jwks: {e}"))?);
         }
         let remote = config.jwks_url.map(RemoteJwks::new).transpose()?;
-        let algorithms = match config.algorithms {
+        let algorithms: Vec<Algorithm> = match config.algorithms {
             None => SUPPORTED.to_vec(),
             Some(names) => names
                 .iter()
@@ -128,6 +129,10 @@ impl Jwt {
                 })
                 .collect::<Result<_, _>>()?,
         };
+        let algorithms = algorithms
+            .into_iter()
+            .map(|alg| (alg, signature_only(alg)))
+            .collect();
         if config.consumer_claim.is_empty() {
             return Err("jwt.consumer_claim must not be empty".into());
         }
@@ -151,11 +156,12 @@ impl Jwt {
             decode_header(token).map_err(|_| Failure::InvalidToken("the token is malformed"))?;
         // RFC 8725 §3.1: only the algorithms configured here, never `none` (which
         // `jsonwebtoken` cannot even parse).
-        if !self.algorithms.contains(&header.alg) {
+        let Some((_, validation)) = self.algorithms.iter().find(|(alg, _)| *alg == header.alg)
+        else {
             return Err(Failure::InvalidToken(
                 "the token's algorithm is not accepted",
             ));
-        }
+        };
         // RFC 7515 §4.1.11: no header extension is understood here, so none may be critical.
         if header.crit.is_some() {
             return Err(Failure::InvalidToken(
@@ -169,7 +175,7 @@ impl Jwt {
         if candidates.is_empty() {
             return Err(Failure::InvalidToken("no key is known for the token"));
         }
-        let claims = verified_claims(token, header.alg, &candidates)?;
+        let claims = verified_claims(token, validation, &candidates)?;
         self.rules.check(&claims, now_ms as f64 / 1000.0)?;
         self.identity(&claims)
     }
@@ -187,20 +193,25 @@ impl Jwt {
     }
 }
 
-/// The claims of `token` once one of `candidates` verifies its signature.
-fn verified_claims(
-    token: &str,
-    alg: Algorithm,
-    candidates: &[std::rc::Rc<keys::VerifyingKey>],
-) -> Result<Map<String, Value>, Failure> {
+/// A `Validation` that checks only the signature under `alg`: the claims are checked by
+/// `ClaimRules` with the gateway's clock.
+fn signature_only(alg: Algorithm) -> Validation {
     let mut validation = Validation::new(alg);
-    // The claims are checked by `ClaimRules` with the gateway's clock.
     validation.required_spec_claims.clear();
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
+    validation
+}
+
+/// The claims of `token` once one of `candidates` verifies its signature.
+fn verified_claims(
+    token: &str,
+    validation: &Validation,
+    candidates: &[std::rc::Rc<keys::VerifyingKey>],
+) -> Result<Map<String, Value>, Failure> {
     for candidate in candidates {
-        match decode::<Map<String, Value>>(token, &candidate.key, &validation) {
+        match decode::<Map<String, Value>>(token, &candidate.key, validation) {
             Ok(data) => return Ok(data.claims),
             Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
             Err(_) => return Err(Failure::InvalidToken("the token is malformed")),
