@@ -32,6 +32,7 @@ fn request() -> RequestView {
         client: "127.0.0.1:50000".parse().expect("an address"),
         request_id: "0123456789abcdef".into(),
         variables: Vec::new(),
+        upstream: None,
     }
 }
 
@@ -45,7 +46,7 @@ async fn slot(runtime: &PluginRuntime, max_idle: usize) -> FilterSlot {
         .expect("load headers.wasm");
     let settings = FilterSettings {
         config_json: r#"{"request":{"set":{"x-gateway":"weir"},"remove":["cookie"]}}"#.into(),
-        grants: Grants::parse(&[]),
+        grants: Grants::default(),
         failure: FailurePolicy::FailClosed,
         deadline: Duration::from_millis(20),
         memory_bytes: 32 << 20,
@@ -56,10 +57,11 @@ async fn slot(runtime: &PluginRuntime, max_idle: usize) -> FilterSlot {
         state: LocalBackend::new(),
         secrets: Default::default(),
         upstreams: Default::default(),
+        resilience: Default::default(),
     });
     FilterSlot::new(
         plugin,
-        "bench",
+        ("bench", "bench"),
         settings,
         services,
         Arc::new(FilterMetrics::default()),

@@ -1,8 +1,9 @@
 //! The admin listener (loopback by default): `GET /plugins`, `/routes`, `/upstreams`,
-//! `/metrics` (Prometheus text), `/status`; `POST /reload` reloads now.
+//! `/circuits`, `/metrics` (Prometheus text), `/status`; `POST /reload` reloads now.
 
 use std::fmt::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -12,6 +13,7 @@ use subtle::ConstantTimeEq;
 
 use crate::gateway::Gateway;
 use crate::proxy::{ProxyBody, full_body};
+use crate::resilience::{CircuitState, Resilience};
 use crate::upstream::health::now_ms;
 
 /// Serves one admin request.
@@ -34,6 +36,7 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Respon
         ),
         (&Method::GET, "/routes") => json_response(StatusCode::OK, &routes(&gateway)),
         (&Method::GET, "/upstreams") => json_response(StatusCode::OK, &upstreams(&gateway)),
+        (&Method::GET, "/circuits") => json_response(StatusCode::OK, &circuits(&gateway)),
         (&Method::GET, "/status") => {
             let status =
                 json!({ "reload": gateway.last_reload(), "state": gateway.state.status() });
@@ -139,6 +142,42 @@ fn upstreams(gateway: &Gateway) -> serde_json::Value {
     json!({ "upstreams": upstreams })
 }
 
+/// The window of the recent outcomes `GET /circuits` shows.
+const RECENT: Duration = Duration::from_secs(60);
+
+/// Every circuit (of each upstream and route), with its recent outcomes and transitions.
+fn circuits(gateway: &Gateway) -> serde_json::Value {
+    let circuits: Vec<_> = gateway
+        .resilience
+        .records()
+        .iter()
+        .map(|record| {
+            let recent = record.outcomes.stats(RECENT, RECENT);
+            let entered = |state| record.circuit.entered(state);
+            json!({
+                "scope": record.kind.label(),
+                "name": record.name,
+                "circuit": record.circuit.status(),
+                "transitions": {
+                    "open": entered(CircuitState::Open),
+                    "half_open": entered(CircuitState::HalfOpen),
+                    "closed": entered(CircuitState::Closed),
+                },
+                "last_60s": {
+                    "calls": recent.calls,
+                    "failures": recent.failures,
+                    "consecutive_failures": recent.consecutive_failures,
+                },
+            })
+        })
+        .collect();
+    let load = &gateway.resilience.load;
+    json!({
+        "circuits": circuits,
+        "load": { "in_flight": load.in_flight(), "latency_ms": load.latency().as_millis() as u64 },
+    })
+}
+
 fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
     let snapshot = gateway.snapshot();
     let now = now_ms();
@@ -159,6 +198,7 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
         let state = gateway.state.status();
         let _ = writeln!(out, "# HELP weir_state_backend_up 1 when the state backend answers.\n# TYPE weir_state_backend_up gauge\nweir_state_backend_up{{backend=\"{}\"}} {}", state.backend, u8::from(state.healthy));
         let _ = writeln!(out, "# HELP weir_state_backend_outages_total Times the state backend became unreachable.\n# TYPE weir_state_backend_outages_total counter\nweir_state_backend_outages_total{{backend=\"{}\"}} {}", state.backend, state.outages);
+        render_circuits(out, &gateway.resilience);
         let _ = writeln!(out, "# HELP weir_snapshot_generation The live snapshot.\n# TYPE weir_snapshot_generation gauge\nweir_snapshot_generation {}", snapshot.generation);
     });
     let mut response = Response::new(full_body(Bytes::from(text)));
@@ -167,6 +207,54 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     response
+}
+
+/// The circuits' states and transitions, and the gateway's load.
+fn render_circuits(out: &mut String, resilience: &Resilience) {
+    let records = resilience.records();
+    const STATES: [CircuitState; 3] = [
+        CircuitState::Closed,
+        CircuitState::Open,
+        CircuitState::HalfOpen,
+    ];
+    out.push_str("# HELP weir_circuit_state 1 for the state a circuit is in.\n# TYPE weir_circuit_state gauge\n");
+    for r in &records {
+        let current = r.circuit.status().state;
+        for state in STATES {
+            let _ = writeln!(
+                out,
+                "weir_circuit_state{{scope=\"{}\",name=\"{}\",state=\"{}\"}} {}",
+                r.kind.label(),
+                r.name,
+                state.label(),
+                u8::from(state == current)
+            );
+        }
+    }
+    out.push_str("# HELP weir_circuit_transitions_total Circuit transitions by the state entered.\n# TYPE weir_circuit_transitions_total counter\n");
+    for r in &records {
+        for state in STATES {
+            let _ = writeln!(
+                out,
+                "weir_circuit_transitions_total{{scope=\"{}\",name=\"{}\",to=\"{}\"}} {}",
+                r.kind.label(),
+                r.name,
+                state.label(),
+                r.circuit.entered(state)
+            );
+        }
+    }
+    let load = &resilience.load;
+    let _ = writeln!(
+        out,
+        "# HELP weir_requests_in_flight Requests being served.\n# TYPE weir_requests_in_flight gauge\nweir_requests_in_flight {}",
+        load.in_flight()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP weir_upstream_latency_average_seconds Moving average of the time to upstream response headers.\n# TYPE weir_upstream_latency_average_seconds gauge\nweir_upstream_latency_average_seconds {}",
+        load.latency().as_secs_f64()
+    );
 }
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ProxyBody> {

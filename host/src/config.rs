@@ -555,7 +555,17 @@ impl Config {
         }
         for grant in &filter.grants {
             match grant.split_once(':') {
-                None if ["log", "clock", "kv", "limits"].contains(&grant.as_str()) => {}
+                None if ["log", "clock", "kv", "limits", "upstreams"].contains(&grant.as_str()) => {
+                }
+                Some(("files", dir)) => {
+                    let path = self.base_dir.join(dir);
+                    if dir.is_empty() || !path.is_dir() {
+                        bail!(
+                            "route {route:?}: plugin {plugin:?}: grant {grant:?}: {} is not a directory",
+                            path.display()
+                        );
+                    }
+                }
                 Some(("secrets", name)) if self.secrets.contains_key(name) => {}
                 Some(("http", name)) if self.upstreams.contains_key(name) => {}
                 Some(("secrets" | "http", name)) => {
@@ -565,7 +575,7 @@ impl Config {
                 }
                 _ => bail!(
                     "route {route:?}: plugin {plugin:?}: unknown grant {grant:?} \
-                     (log, clock, kv, limits, secrets:<name>, http:<upstream>)"
+                     (log, clock, kv, limits, upstreams, secrets:<name>, http:<upstream>, files:<dir>)"
                 ),
             }
         }

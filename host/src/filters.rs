@@ -10,8 +10,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Either, Limited};
-use hyper::body::Incoming;
 
+use crate::body::Buffered;
 use crate::config::FailurePolicy;
 use crate::error::{ErrorKind, GatewayError};
 use crate::headers::Peer;
@@ -43,6 +43,8 @@ pub struct Exchange {
     pub request_id: String,
     /// The authority the client addressed.
     pub authority: Option<String>,
+    /// An upgrade (WebSocket) the client asked for, set aside before the header hygiene.
+    pub upgrade: Option<crate::upgrade::Upgrade>,
 }
 
 /// What the request side of the chain decided.
@@ -110,16 +112,18 @@ pub async fn on_response(
             continue;
         }
         let (parts, mut body) = response.into_parts();
-        let buffered = if slot.phases.response_body {
-            let bytes = collect(body, slot.settings.max_body, ErrorKind::UpstreamFailed).await?;
-            body = full_body(bytes.clone());
-            Some(bytes)
+        let (buffered, trailers) = if slot.phases.response_body {
+            let (bytes, trailers) =
+                collect(body, slot.settings.max_body, ErrorKind::UpstreamFailed).await?;
+            body = Either::Right(Buffered::new(bytes.clone(), trailers.clone()));
+            (Some(bytes), trailers)
         } else {
-            None
+            (None, None)
         };
         let view = ResponseView {
             parts,
             body: buffered,
+            trailers,
         };
         let started = Instant::now();
         let (request, view, outcome) = slot.on_response(lend(ex, None), view).await;
@@ -156,6 +160,7 @@ fn lend(ex: &mut Exchange, body: Option<Bytes>) -> RequestView {
         client: ex.client.addr,
         request_id: std::mem::take(&mut ex.request_id),
         variables: std::mem::take(&mut ex.variables),
+        upstream: ex.upstream.take(),
     }
 }
 
@@ -165,6 +170,7 @@ fn give_back(ex: &mut Exchange, view: RequestView) {
     ex.authority = view.authority;
     ex.request_id = view.request_id;
     ex.variables = view.variables;
+    ex.upstream = view.upstream;
 }
 
 /// Applies a filter's failure policy: fail-open logs and goes on, fail-closed ends the
@@ -199,40 +205,34 @@ async fn buffer_request(ex: &mut Exchange, max: usize) -> Result<Bytes, GatewayE
         return Err(too_large(max));
     }
     let body = std::mem::replace(&mut ex.body, full_body(Bytes::new()));
-    let bytes = collect(body, max, ErrorKind::BadRequest).await?;
-    ex.body = full_body(bytes.clone());
+    let (bytes, trailers) = collect(body, max, ErrorKind::BadRequest).await?;
+    ex.body = Either::Right(Buffered::new(bytes.clone(), trailers));
     Ok(bytes)
 }
 
-/// Reads a body into memory, up to `max` bytes.
-async fn collect(body: ProxyBody, max: usize, on_error: ErrorKind) -> Result<Bytes, GatewayError> {
-    match body {
-        Either::Right(full) => {
-            let bytes = full
-                .collect()
-                .await
-                .map(|c| c.to_bytes())
-                .unwrap_or_default();
-            if bytes.len() > max {
-                Err(too_large(max))
-            } else {
-                Ok(bytes)
-            }
-        }
-        Either::Left(incoming) => collect_incoming(incoming, max, on_error).await,
-    }
-}
-
-async fn collect_incoming(
-    body: Incoming,
+/// Reads a body and its trailers into memory, up to `max` bytes.
+async fn collect(
+    body: ProxyBody,
     max: usize,
     on_error: ErrorKind,
-) -> Result<Bytes, GatewayError> {
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(max)),
-        Err(e) => Err(GatewayError::new(on_error, format!("reading body: {e}"))),
+) -> Result<(Bytes, Option<HeaderMap>), GatewayError> {
+    let collected = match body {
+        Either::Right(buffered) => match buffered.collect().await {
+            Ok(collected) => collected,
+            Err(never) => match never {},
+        },
+        Either::Left(incoming) => match Limited::new(incoming, max).collect().await {
+            Ok(collected) => collected,
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(max)),
+            Err(e) => return Err(GatewayError::new(on_error, format!("reading body: {e}"))),
+        },
+    };
+    let trailers = collected.trailers().cloned();
+    let bytes = collected.to_bytes();
+    if bytes.len() > max {
+        return Err(too_large(max));
     }
+    Ok((bytes, trailers))
 }
 
 fn too_large(max: usize) -> GatewayError {

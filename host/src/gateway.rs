@@ -13,6 +13,7 @@ use crate::headers::RequestIds;
 use crate::metrics::Metrics;
 use crate::plugin::{LoadedPlugin, PluginRuntime};
 use crate::reload::{PluginStatus, ReloadStatus};
+use crate::resilience::Resilience;
 use crate::snapshot::Snapshot;
 use crate::state::StateBackend;
 use crate::upstream::health::HealthRegistry;
@@ -25,6 +26,8 @@ pub struct Gateway {
     pub(crate) config_path: PathBuf,
     pub(crate) runtime: PluginRuntime,
     pub(crate) health: HealthRegistry,
+    /// Upstream outcomes, circuits and load, kept across snapshots.
+    pub(crate) resilience: Arc<Resilience>,
     /// All metrics.
     pub metrics: Metrics,
     pub(crate) state: Arc<dyn StateBackend>,
@@ -52,6 +55,7 @@ impl Gateway {
             config_path: config_path.to_path_buf(),
             runtime,
             health: HealthRegistry::default(),
+            resilience: Arc::default(),
             metrics: Metrics::default(),
             state,
             request_ids: RequestIds::default(),

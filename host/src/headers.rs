@@ -28,7 +28,12 @@ const HOP_BY_HOP: [&HeaderName; 8] = [
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 /// `Upgrade` goes too; an upgrade the gateway passes through puts it back (`upgrade.rs`).
+/// `TE: trailers` stays: it is the one `TE` HTTP/2 allows (RFC 9113 §8.2.2), and gRPC
+/// needs it to reach the upstream.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let te_trailers = headers
+        .get(header::TE)
+        .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"trailers"));
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -43,6 +48,9 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         headers.remove(name);
     }
     headers.remove(header::UPGRADE);
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
 }
 
 /// The client of a connection, with what the proxy path needs of it computed once per
@@ -137,11 +145,19 @@ mod tests {
         );
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::TE, HeaderValue::from_static("gzip"));
         h.insert("x-kept", HeaderValue::from_static("1"));
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn keeps_te_trailers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::TE, HeaderValue::from_static("Trailers"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h[header::TE], "trailers");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! The life of one request is [`Gateway::handle`] (in `proxy.rs`); everything else serves it.
 
 pub mod admin; // the admin listener: plugins, routes, upstreams, metrics
+pub mod body; // bodies held in full, with their trailers
 pub mod config; // the TOML config: types, defaults, validation
 pub mod demo; // the built-in demo upstream (an echo service)
 pub mod error; // one error type and the one place it becomes a response
@@ -13,6 +14,7 @@ pub mod metrics; // lock-free counters and histograms, Prometheus text
 pub mod plugin; // the Wasm runtime: engine, loading, instance pools, host imports
 pub mod proxy; // the life of a request, top to bottom
 pub mod reload; // watching files and swapping snapshots
+pub mod resilience; // upstream outcomes, circuit cells and load, for resilience filters
 pub mod router; // routes compiled into a matcher
 pub mod server; // listeners, per-core workers, HTTP/1.1 and h2c, graceful shutdown
 pub mod snapshot; // one immutable, validated view of config + plugins

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, Version};
-use http_body_util::{Either, Full};
+use http_body_util::Either;
 use hyper::body::Incoming;
 
 use crate::config::{HashOn, UpstreamProtocol};
@@ -18,15 +18,9 @@ use crate::headers::{Peer, REQUEST_ID, add_forwarded, remove_hop_by_hop};
 use crate::router::request_host;
 use crate::snapshot::{Route, Snapshot};
 use crate::upgrade::Upgrade;
+use crate::upstream::{Upstream, UpstreamResponse};
 
-/// The body of requests to upstreams and responses to clients: streamed from the peer, or
-/// produced in full by the gateway or a filter.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
-
-/// A body the gateway produced in full.
-pub fn full_body(bytes: Bytes) -> ProxyBody {
-    Either::Right(Full::new(bytes))
-}
+pub use crate::body::{ProxyBody, full_body};
 
 impl Gateway {
     /// Serves one request from `client`. Never fails: every error is a response.
@@ -36,6 +30,7 @@ impl Gateway {
         client: Peer,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
+        let _in_flight = self.resilience.load.enter();
         // One snapshot for the whole request, however many reloads happen meanwhile.
         let snapshot = self.snapshot.load_full();
         let request_id = self
@@ -55,7 +50,8 @@ impl Gateway {
             return response;
         };
 
-        let response = match proxy(&snapshot, route, request, client, request_id.clone()).await {
+        let exchange = Exchange::new(request, client, request_id.clone());
+        let response = match proxy(self.as_ref(), &snapshot, route, exchange).await {
             Ok(response) => response,
             Err(error) => {
                 let source = error.kind.source();
@@ -77,31 +73,34 @@ impl Gateway {
     }
 }
 
+impl Exchange {
+    /// Takes a request in: the upgrade it asks for set aside, hop-by-hop headers (which
+    /// reach neither a filter nor the upstream) removed.
+    fn new(mut request: Request<Incoming>, client: Peer, request_id: String) -> Self {
+        let upgrade = Upgrade::take(&mut request);
+        let authority = request_host(&request).map(str::to_string);
+        let (mut parts, body) = request.into_parts();
+        remove_hop_by_hop(&mut parts.headers);
+        Exchange {
+            parts,
+            body: Either::Left(body),
+            variables: Vec::new(),
+            upstream: None,
+            response_headers: Vec::new(),
+            client,
+            request_id,
+            authority,
+            upgrade,
+        }
+    }
+}
+
 async fn proxy(
+    gateway: &Gateway,
     snapshot: &Snapshot,
     route: &Route,
-    mut request: Request<Incoming>,
-    client: Peer,
-    request_id: String,
+    mut ex: Exchange,
 ) -> Result<Response<ProxyBody>, GatewayError> {
-    // An upgrade (WebSocket) the client asks for, set aside before the hygiene.
-    let upgrade = Upgrade::take(&mut request);
-
-    // Header hygiene: hop-by-hop headers reach neither a filter nor the upstream.
-    let authority = request_host(&request).map(str::to_string);
-    let (mut parts, body) = request.into_parts();
-    remove_hop_by_hop(&mut parts.headers);
-    let mut ex = Exchange {
-        parts,
-        body: Either::Left(body),
-        variables: Vec::new(),
-        upstream: None,
-        response_headers: Vec::new(),
-        client,
-        request_id,
-        authority,
-    };
-
     // Request filters, in chain order; one may answer at once. They see the client's own
     // `X-Forwarded-For` (what trusted-proxy logic needs); the gateway's come after them.
     if let RequestOutcome::Respond { response, index } = filters::on_request(route, &mut ex).await?
@@ -119,16 +118,22 @@ async fn proxy(
             )
         })?,
     };
-    let target = upstream.pick(|| hash_key(&route.hash_on, &ex))?;
-    let mut upstream_request = upstream_request(&mut ex, upstream.protocol());
-    let upgrade = upgrade.filter(|_| upstream.protocol() == UpstreamProtocol::Http1);
-    if let Some(upgrade) = &upgrade {
-        upgrade.restore(upstream_request.headers_mut());
-    }
-    let mut sent = upstream
-        .send(&target, upstream_request, route.timeout)
-        .await?;
+    let mut sent = match call_upstream(gateway, route, upstream, &mut ex).await {
+        Ok(sent) => sent,
+        // The upstream failed: the response filters see the gateway's error response, so
+        // that a filter can degrade it (a fallback, a cached answer).
+        Err(error) if error.kind.source() == ErrorSource::Upstream => {
+            tracing::warn!(request_id = ex.request_id, route = %route.name, error = %error, "upstream failed");
+            let response = error.into_response(&ex.request_id);
+            return filters::on_response(route, route.filters.len(), &mut ex, response).await;
+        }
+        Err(error) => return Err(error),
+    };
     remove_hop_by_hop(sent.response.headers_mut());
+    let upgrade = ex
+        .upgrade
+        .take()
+        .filter(|_| upstream.protocol() == UpstreamProtocol::Http1);
     if let Some(upgrade) = upgrade {
         upgrade.splice(&mut sent.response);
     }
@@ -139,6 +144,34 @@ async fn proxy(
     let response = filters::on_response(route, route.filters.len(), &mut ex, response).await?;
     drop(sent.in_flight);
     Ok(response)
+}
+
+/// Picks a target and sends the filtered request to it; the outcome goes into the route's
+/// record (the upstream keeps its own) and the gateway's load.
+async fn call_upstream(
+    gateway: &Gateway,
+    route: &Route,
+    upstream: &Upstream,
+    ex: &mut Exchange,
+) -> Result<UpstreamResponse, GatewayError> {
+    let target = upstream.pick(|| hash_key(&route.hash_on, ex))?;
+    let mut request = upstream_request(ex, upstream.protocol());
+    if let Some(upgrade) = ex
+        .upgrade
+        .as_ref()
+        .filter(|_| upstream.protocol() == UpstreamProtocol::Http1)
+    {
+        upgrade.restore(request.headers_mut());
+    }
+    let started = Instant::now();
+    let result = upstream.send(&target, request, route.timeout).await;
+    let latency = started.elapsed();
+    let failed = result
+        .as_ref()
+        .map_or(true, |sent| sent.response.status().is_server_error());
+    route.record.outcomes.record(latency, failed);
+    gateway.resilience.load.observe(latency);
+    result
 }
 
 /// Moves the (filtered) request into the form the upstream's protocol wants, with the

@@ -90,6 +90,7 @@ impl Gateway {
         let cx = BuildContext {
             plugins: &plugins,
             health: &self.health,
+            resilience: &self.resilience,
             metrics: &self.metrics,
             state: self.state.clone(),
         };

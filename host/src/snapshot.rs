@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use crate::config::{Config, FilterConfig, HashOn, millis};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::plugin::{FilterSettings, FilterSlot, Grants, HostServices, LoadedPlugin};
+use crate::resilience::{Record, Resilience, ScopeKind};
 use crate::router::Router;
 use crate::state::StateBackend;
 use crate::upstream::Upstream;
@@ -27,6 +28,8 @@ pub struct Route {
     pub filters: Vec<Arc<FilterSlot>>,
     /// Requests and latency.
     pub metrics: Arc<RouteMetrics>,
+    /// The outcomes of its upstream calls and its circuit.
+    pub record: Arc<Record>,
 }
 
 /// Everything a request needs, immutable.
@@ -68,6 +71,8 @@ pub struct BuildContext<'a> {
     pub plugins: &'a BTreeMap<String, Result<Arc<LoadedPlugin>, String>>,
     /// Target health kept across snapshots.
     pub health: &'a HealthRegistry,
+    /// Upstream outcomes and circuits kept across snapshots.
+    pub resilience: &'a Arc<Resilience>,
     /// Metrics kept across snapshots.
     pub metrics: &'a Metrics,
     /// The `kv`/`limits` backend.
@@ -104,7 +109,8 @@ impl Snapshot {
 
         let mut upstreams = BTreeMap::new();
         for (name, upstream) in &config.upstreams {
-            let built = Upstream::new(name, upstream, cx.health, config.server.workers())
+            let record = cx.resilience.record(ScopeKind::Upstream, name);
+            let built = Upstream::new(name, upstream, cx.health, record, config.server.workers())
                 .await
                 .map_err(|e| fail(format!("{e:#}")))?;
             upstreams.insert(name.clone(), Arc::new(built));
@@ -119,6 +125,7 @@ impl Snapshot {
             state: cx.state.clone(),
             secrets,
             upstreams: upstreams.clone(),
+            resilience: cx.resilience.clone(),
         });
 
         let mut routes = Vec::with_capacity(config.routes.len());
@@ -143,7 +150,7 @@ impl Snapshot {
                 let metrics = cx.metrics.filter(&route.name, &plugin.info.name);
                 let slot = FilterSlot::new(
                     plugin.clone(),
-                    &route.name,
+                    (&route.name, &route.upstream),
                     settings,
                     services.clone(),
                     metrics,
@@ -161,6 +168,7 @@ impl Snapshot {
                 hash_on,
                 filters,
                 metrics: cx.metrics.route(&route.name),
+                record: cx.resilience.record(ScopeKind::Route, &route.name),
             });
         }
         Ok(Self {
@@ -184,7 +192,7 @@ fn filter_settings(config: &Config, filter: &FilterConfig) -> Result<FilterSetti
     };
     Ok(FilterSettings {
         config_json,
-        grants: Grants::parse(&filter.grants),
+        grants: Grants::parse(&filter.grants, &config.base_dir),
         failure: filter.failure,
         deadline: millis(filter.deadline_ms.unwrap_or(rt.deadline_ms).max(1)),
         memory_bytes: (filter.memory_mib.unwrap_or(rt.memory_mib) << 20) as usize,

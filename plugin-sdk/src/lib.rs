@@ -103,7 +103,7 @@ pub use response::{Response, ResponseChanges, ResponseDecision, ResponseView};
 /// gateway config; an ungranted call returns [`HostError::AccessDenied`] (or traps, for
 /// `log` and `clock`, which have no error result).
 pub mod host {
-    pub use crate::bindings::weir::gateway::{clock, http, kv, limits, log, secrets};
+    pub use crate::bindings::weir::gateway::{clock, http, kv, limits, log, secrets, upstreams};
 }
 
 /// A gateway filter. One value is created per Wasm instance by [`Filter::new`] from the
@@ -192,8 +192,10 @@ macro_rules! export_filter {
                 fn on_request(request: &wit::Request) -> wit::RequestAction {
                     let request = $crate::Request::new(request);
                     FILTER.with(|slot| match slot.borrow().as_ref() {
-                        Some(filter) => $crate::Filter::on_request(filter, &request).into(),
-                        None => $crate::RequestDecision::not_configured().into(),
+                        Some(filter) => {
+                            $crate::Filter::on_request(filter, &request).into_action(&request)
+                        }
+                        None => $crate::RequestDecision::not_configured().into_action(&request),
                     })
                 }
 
@@ -210,9 +212,9 @@ macro_rules! export_filter {
                         None => $crate::ResponseDecision::proceed().into(),
                     })
                 }
-            }
+    }
 
-    $crate::bindings::export_guest!(Export with_types_in $crate::bindings);
+            $crate::bindings::export_guest!(Export with_types_in $crate::bindings);
         };
     };
 }

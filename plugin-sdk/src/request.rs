@@ -96,6 +96,12 @@ impl<'a> Request<'a> {
         self.handle.variable(key)
     }
 
+    /// The name of the upstream the request goes to: the route's, or one an earlier filter
+    /// chose.
+    pub fn upstream(&self) -> String {
+        self.handle.upstream()
+    }
+
     /// Every variable set by earlier filters, in order.
     pub fn variables(&self) -> Vec<Variable> {
         self.handle.variables()
@@ -119,6 +125,7 @@ impl std::fmt::Debug for Request<'_> {
 #[derive(Debug, Clone)]
 pub struct RequestChanges {
     inner: wit::RequestMutations,
+    method: Option<String>,
 }
 
 impl Default for RequestChanges {
@@ -141,7 +148,14 @@ impl RequestChanges {
                 variables: Vec::new(),
                 response_headers: Vec::new(),
             },
+            method: None,
         }
+    }
+
+    /// Changes the method of the request sent upstream (`POST`, say).
+    pub fn set_method(mut self, method: impl Into<String>) -> Self {
+        self.method = Some(method.into());
+        self
     }
 
     /// Rewrites the path and query sent upstream.
@@ -206,10 +220,23 @@ impl RequestDecision {
     }
 }
 
-impl From<RequestDecision> for wit::RequestAction {
-    fn from(decision: RequestDecision) -> Self {
-        match decision {
-            RequestDecision::Continue(changes) => wit::RequestAction::Continue(changes.inner),
+impl RequestDecision {
+    /// The decision as the gateway takes it. A new method is set on the request handle
+    /// (the one change that is not part of the mutations record); a method the gateway
+    /// refuses becomes a 500, as the filter cannot go on as it meant to.
+    #[doc(hidden)]
+    pub fn into_action(self, request: &Request<'_>) -> wit::RequestAction {
+        match self {
+            RequestDecision::Continue(changes) => {
+                if let Some(method) = &changes.method
+                    && let Err(message) = request.handle.set_method(method.as_str())
+                {
+                    return wit::RequestAction::Respond(
+                        Response::error(500, "filter_failed", &message, request).into(),
+                    );
+                }
+                wit::RequestAction::Continue(changes.inner)
+            }
             RequestDecision::Respond(response) => wit::RequestAction::Respond(response.into()),
         }
     }

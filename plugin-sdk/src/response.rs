@@ -96,6 +96,12 @@ impl<'a> ResponseView<'a> {
     pub fn body(&self) -> Option<&[u8]> {
         self.body.get_or_init(|| self.handle.body()).as_deref()
     }
+
+    /// The trailers (`grpc-status`, say), when the filter declared
+    /// [`crate::Phase::ResponseBody`]; empty otherwise or when there are none.
+    pub fn trailers(&self) -> Vec<crate::Header> {
+        self.handle.trailers()
+    }
 }
 
 impl_header_reads!(ResponseView);

@@ -5,14 +5,15 @@
 wasmtime::component::bindgen!({
     world: "filter-plugin",
     path: "../wit",
-    // The request and response handles, the clock, secrets and log never wait: plain
-    // calls. `kv`, `limits` and `http` may wait on the network (state backend, upstreams):
+    // The request and response handles, the clock, secrets, log and upstreams never wait:
+    // plain calls. `kv`, `limits` and `http` may wait on the network (state backend, upstreams):
     // async.
     imports: {
         "weir:gateway/types": trappable,
         "weir:gateway/clock": trappable,
         "weir:gateway/secrets": trappable,
         "weir:gateway/log": trappable,
+        "weir:gateway/upstreams": trappable,
         default: async | trappable,
     },
     exports: { default: async },

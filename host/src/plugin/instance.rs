@@ -138,11 +138,11 @@ enum Returned {
 }
 
 impl FilterSlot {
-    /// Configures the plugin with `settings` on a first instance, which is kept warm. An
-    /// error here refuses the snapshot.
+    /// Configures the plugin with `settings` on a first instance, which is kept warm, for
+    /// a route (its name and its upstream's). An error here refuses the snapshot.
     pub async fn new(
         plugin: Arc<LoadedPlugin>,
-        route: &str,
+        (route, route_upstream): (&str, &str),
         settings: FilterSettings,
         services: Arc<HostServices>,
         metrics: Arc<FilterMetrics>,
@@ -150,6 +150,7 @@ impl FilterSlot {
         let caller = Arc::new(Caller {
             plugin: plugin.info.name.clone(),
             route: route.to_string(),
+            route_upstream: route_upstream.to_string(),
             grants: settings.grants.clone(),
             services,
         });
@@ -313,10 +314,12 @@ impl PluginRuntime {
             state: Arc::new(crate::state::LocalBackend::default()),
             secrets: Default::default(),
             upstreams: Default::default(),
+            resilience: Default::default(),
         });
         let caller = Arc::new(Caller {
             plugin: "(loading)".into(),
             route: String::new(),
+            route_upstream: String::new(),
             grants: Grants::default(),
             services,
         });
@@ -345,7 +348,7 @@ async fn new_instance(
     caller: Arc<Caller>,
     memory_bytes: usize,
 ) -> anyhow::Result<Warm> {
-    let mut store = Store::new(pre.engine(), HostState::new(caller, memory_bytes));
+    let mut store = Store::new(pre.engine(), HostState::new(caller, memory_bytes)?);
     store.limiter(|state| &mut state.limits);
     store.epoch_deadline_callback(|ctx| {
         let budget = ctx.data().budget.clone();

@@ -28,6 +28,8 @@ pub struct RequestView {
     pub request_id: String,
     /// Variables set by the filters so far.
     pub variables: Vec<Variable>,
+    /// The upstream an earlier filter chose, if one did (otherwise the route's).
+    pub upstream: Option<String>,
 }
 
 /// The response `on-response` is called with.
@@ -37,6 +39,8 @@ pub struct ResponseView {
     pub parts: http::response::Parts,
     /// The buffered body, for filters that declared `response-body`.
     pub body: Option<Bytes>,
+    /// The trailers that followed the buffered body, if any.
+    pub trailers: Option<HeaderMap>,
 }
 
 /// The first value of `name`, if any (names that are not valid header names match nothing).
@@ -174,6 +178,26 @@ impl HostRequest for HostState {
         Ok(self.request(&this)?.variables.clone())
     }
 
+    fn upstream(&mut self, this: Resource<RequestView>) -> wasmtime::Result<String> {
+        let chosen = &self.request(&this)?.upstream;
+        Ok(chosen
+            .as_deref()
+            .unwrap_or(&self.caller.route_upstream)
+            .to_string())
+    }
+
+    fn set_method(
+        &mut self,
+        this: Resource<RequestView>,
+        method: String,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let Ok(method) = http::Method::from_bytes(method.as_bytes()) else {
+            return Ok(Err(format!("invalid method {method:?}")));
+        };
+        self.table.get_mut(&this)?.parts.method = method;
+        Ok(Ok(()))
+    }
+
     fn drop(&mut self, _this: Resource<RequestView>) -> wasmtime::Result<()> {
         // Lent, never owned by the guest: the gateway takes it back after the call.
         Ok(())
@@ -207,6 +231,15 @@ impl HostResponseView for HostState {
 
     fn body(&mut self, this: Resource<ResponseView>) -> wasmtime::Result<Option<Vec<u8>>> {
         Ok(self.response(&this)?.body.as_ref().map(|b| b.to_vec()))
+    }
+
+    fn trailers(&mut self, this: Resource<ResponseView>) -> wasmtime::Result<Vec<Header>> {
+        Ok(self
+            .response(&this)?
+            .trailers
+            .as_ref()
+            .map(listed)
+            .unwrap_or_default())
     }
 
     fn drop(&mut self, _this: Resource<ResponseView>) -> wasmtime::Result<()> {

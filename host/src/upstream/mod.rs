@@ -26,6 +26,7 @@ use crate::config::{
 };
 use crate::error::{ErrorKind, GatewayError};
 use crate::proxy::{ProxyBody, full_body};
+use crate::resilience::Record;
 
 /// One target of an upstream.
 #[derive(Debug)]
@@ -58,6 +59,8 @@ pub struct Upstream {
     passive: PassiveConfig,
     /// Active health check settings.
     pub health_check: Option<HealthCheckConfig>,
+    /// The outcomes of its calls and its circuit.
+    pub record: Arc<Record>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -75,6 +78,8 @@ pub struct UpstreamResponse {
     pub response: Response<Incoming>,
     /// Keeps the target's in-flight count until the response is handed on.
     pub in_flight: InFlight,
+    /// The time to the response headers.
+    pub latency: Duration,
 }
 
 impl Upstream {
@@ -83,6 +88,7 @@ impl Upstream {
         name: &str,
         config: &UpstreamConfig,
         registry: &HealthRegistry,
+        record: Arc<Record>,
         workers: usize,
     ) -> anyhow::Result<Self> {
         let mut targets = Vec::with_capacity(config.targets.len());
@@ -119,6 +125,7 @@ impl Upstream {
             protocol: config.protocol,
             passive: config.passive.clone(),
             health_check: config.health_check.clone(),
+            record,
         })
     }
 
@@ -146,7 +153,7 @@ impl Upstream {
     }
 
     /// Sends a request to a target and waits up to `timeout` for the response headers.
-    /// The outcome feeds passive ejection.
+    /// The outcome feeds passive ejection and the upstream's record.
     pub async fn send(
         &self,
         target: &Target,
@@ -163,7 +170,9 @@ impl Upstream {
                 GatewayError::new(ErrorKind::BadRequest, format!("bad request target: {e}"))
             })?;
         let in_flight = target.health.start();
+        let started = std::time::Instant::now();
         let result = tokio::time::timeout(timeout, self.client().request(request)).await;
+        let latency = started.elapsed();
         let outcome = match result {
             Err(_) => Err(GatewayError::new(
                 ErrorKind::UpstreamTimeout,
@@ -184,9 +193,14 @@ impl Upstream {
             Err(_) => false,
         };
         target.health.record(ok, &self.passive);
+        let failed = outcome
+            .as_ref()
+            .map_or(true, |r| r.status().is_server_error());
+        self.record.outcomes.record(latency, failed);
         outcome.map(|response| UpstreamResponse {
             response,
             in_flight,
+            latency,
         })
     }
 

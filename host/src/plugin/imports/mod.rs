@@ -7,17 +7,20 @@ mod kv;
 mod limits;
 mod log;
 mod secrets;
+mod upstreams;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::weir::gateway::types;
+use crate::resilience::Resilience;
 use crate::state::StateBackend;
 use crate::upstream::Upstream;
 
@@ -28,8 +31,11 @@ pub struct Grants {
     clock: bool,
     kv: bool,
     limits: bool,
+    upstreams: bool,
     secrets: BTreeSet<String>,
     http: BTreeSet<String>,
+    /// Directories preopened read-only: (where on the host, the path the plugin uses).
+    files: Vec<(PathBuf, String)>,
 }
 
 impl Grants {
@@ -39,11 +45,13 @@ impl Grants {
         self.kv || self.limits || !self.http.is_empty()
     }
 
-    /// Parses grant strings (already validated with the config).
-    pub fn parse(grants: &[String]) -> Self {
+    /// Parses grant strings (already validated with the config); `files:` directories are
+    /// relative to `base_dir`, the config file's directory.
+    pub fn parse(grants: &[String], base_dir: &Path) -> Self {
         let mut g = Self::default();
         for grant in grants {
             match grant.split_once(':') {
+                Some(("files", dir)) => g.files.push((base_dir.join(dir), dir.to_string())),
                 Some(("secrets", name)) => {
                     g.secrets.insert(name.to_string());
                 }
@@ -55,6 +63,7 @@ impl Grants {
                     "clock" => g.clock = true,
                     "kv" => g.kv = true,
                     "limits" => g.limits = true,
+                    "upstreams" => g.upstreams = true,
                     _ => {}
                 },
             }
@@ -71,6 +80,8 @@ pub struct HostServices {
     pub secrets: BTreeMap<String, Vec<u8>>,
     /// Upstreams by name, for `http`.
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
+    /// Upstream outcomes, circuits and load, for `upstreams`.
+    pub resilience: Arc<Resilience>,
 }
 
 /// Who is calling: one configured filter.
@@ -79,6 +90,8 @@ pub(crate) struct Caller {
     pub plugin: String,
     /// The route the filter is configured on (what `request.route()` answers).
     pub route: String,
+    /// The route's upstream (what `request.upstream()` answers unless a filter chose one).
+    pub route_upstream: String,
     pub grants: Grants,
     pub services: Arc<HostServices>,
 }
@@ -134,10 +147,16 @@ fn clock_ns() -> u64 {
 }
 
 impl HostState {
-    /// A store's data with no ambient authority and `memory_bytes` of linear memory.
-    pub(crate) fn new(caller: Arc<Caller>, memory_bytes: usize) -> Self {
-        Self {
-            wasi: WasiCtx::builder().build(),
+    /// A store's data with no ambient authority but the directories granted (read-only),
+    /// and `memory_bytes` of linear memory.
+    pub(crate) fn new(caller: Arc<Caller>, memory_bytes: usize) -> anyhow::Result<Self> {
+        let mut wasi = WasiCtx::builder();
+        for (host, guest) in &caller.grants.files {
+            wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
+                .map_err(|e| anyhow::anyhow!("granted directory {}: {e}", host.display()))?;
+        }
+        Ok(Self {
+            wasi: wasi.build(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(memory_bytes)
@@ -146,7 +165,7 @@ impl HostState {
             caller,
             request_id: String::new(),
             budget: Arc::default(),
-        }
+        })
     }
 
     /// `key` in the calling plugin's namespace.
