@@ -212,9 +212,9 @@ macro_rules! export_filter {
                         None => $crate::ResponseDecision::proceed().into(),
                     })
                 }
-    }
+            }
 
-            $crate::bindings::export_guest!(Export with_types_in $crate::bindings);
+    $crate::bindings::export_guest!(Export with_types_in $crate::bindings);
         };
     };
 }

@@ -129,3 +129,124 @@ async fn clock_reads_time_when_granted_and_traps_otherwise() {
     assert_eq!(r.json()["error"], "filter_failed");
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstreams_record_when_granted() {
+    let (main, _aux, gw) = setup(&[
+        ("recorded", "{ record = true }", "[\"upstreams\"]"),
+        ("unrecorded", "{ record = true }", "[]"),
+    ])
+    .await;
+    let client = TestClient::default();
+    // calls/failures/circuit state/requests in flight (this one).
+    let r = client.get(&gw.url("/recorded")).await;
+    assert_eq!(
+        r.header("x-probe-record"),
+        Some("1/0/CircuitState::Closed/1")
+    );
+    main.set_mode(weir_tests::Mode::Failing);
+    let r = client.get(&gw.url("/recorded")).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.header("x-probe-record"),
+        Some("2/1/CircuitState::Closed/1")
+    );
+
+    let r = client.get(&gw.url("/unrecorded")).await;
+    assert_eq!(r.header("x-probe-record"), Some("HostError::AccessDenied"));
+    // The admin API shows every circuit with its recent outcomes.
+    let circuits = client.get(&gw.admin_url("/circuits")).await.json();
+    let route = circuits["circuits"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|c| c["scope"] == "route" && c["name"] == "recorded")
+        })
+        .cloned()
+        .expect("the route's circuit");
+    assert_eq!(route["circuit"]["state"], "closed");
+    assert_eq!(route["last_60s"]["calls"], 2);
+    assert_eq!(route["last_60s"]["failures"], 1);
+    let upstream = circuits["circuits"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|c| c["scope"] == "upstream" && c["name"] == "main")
+        })
+        .cloned()
+        .expect("the upstream's circuit");
+    assert_eq!(upstream["last_60s"]["calls"], 3, "every route's calls");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filter_changes_the_method_and_reads_the_upstream() {
+    let (main, _aux, gw) = setup(&[
+        ("post", "{ method = \"POST\", upstream = true }", "[]"),
+        ("bad", "{ method = \"NOT A METHOD\" }", "[]"),
+    ])
+    .await;
+    let client = TestClient::default();
+    let r = client.get(&gw.url("/post")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["method"],
+        "POST",
+        "the upstream got the new method"
+    );
+    assert_eq!(r.header("x-probe-upstream"), Some("main"));
+
+    let r = client.get(&gw.url("/bad")).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json()["error"], "filter_failed");
+    assert_eq!(main.hits(), 1, "the refused method never went upstream");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_only_from_a_granted_directory() {
+    let dir = weir_tests::TempDir::new();
+    let granted = dir.path().join("granted");
+    let other = dir.path().join("other");
+    for d in [&granted, &other] {
+        std::fs::create_dir_all(d).expect("a directory");
+    }
+    std::fs::write(granted.join("data.bin"), b"12345").expect("a file");
+    std::fs::write(other.join("data.bin"), b"12345").expect("a file");
+    let (g, o) = (granted.display(), other.display());
+    let (_main, _aux, gw) = setup(&[
+        (
+            "granted",
+            &format!("{{ file = \"{g}/data.bin\" }}"),
+            &format!("[\"files:{g}\"]"),
+        ),
+        (
+            "elsewhere",
+            &format!("{{ file = \"{o}/data.bin\" }}"),
+            &format!("[\"files:{g}\"]"),
+        ),
+        ("nogrant", &format!("{{ file = \"{g}/data.bin\" }}"), "[]"),
+    ])
+    .await;
+    let client = TestClient::default();
+    let r = client.get(&gw.url("/granted")).await;
+    assert_eq!(r.header("x-probe-file"), Some("5 bytes"));
+    for route in ["/elsewhere", "/nogrant"] {
+        let r = client.get(&gw.url(route)).await;
+        let seen = r.header("x-probe-file").unwrap_or_default();
+        assert!(seen.starts_with("error"), "{route}: {seen}");
+    }
+    gw.shutdown().await;
+
+    // A grant of a directory that is not there refuses the config, naming it.
+    let missing = dir.path().join("missing");
+    let config = format!(
+        "[upstreams.u]\ntargets = [\"127.0.0.1:9\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n\
+         [[routes.filters]]\nplugin = \"probe.wasm\"\nconfig = {{}}\ngrants = [\"files:{}\"]\n",
+        missing.display()
+    );
+    let refused = TestGateway::try_start(&config, &[("probe.wasm", PROBE)]).await;
+    let message = format!("{:#}", refused.err().expect("refused"));
+    assert!(message.contains("is not a directory"), "{message}");
+    assert!(message.contains("missing"), "{message}");
+}

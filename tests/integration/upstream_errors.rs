@@ -1,9 +1,14 @@
 //! Upstream failures map to the right status: down → 502, no healthy target → 503, slow →
-//! 504; passive ejection and active health checks take bad targets out.
+//! 504, and the response filters see those answers; passive ejection and active health
+//! checks take bad targets out.
 
 use std::time::Duration;
 
+use weir_tests::plugins::TESTER;
 use weir_tests::{Mode, TestClient, TestGateway, TestUpstream, eventually};
+
+/// A filter on the route, so that the tests see the response filters run.
+const STAMP: &str = "[[routes.filters]]\nplugin = \"tester.wasm\"\n";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_down_is_502() {
@@ -14,12 +19,16 @@ async fn upstream_down_is_502() {
         .unwrap();
     let config = format!(
         "[upstreams.u]\ntargets = [\"{closed}\"]\npassive = {{ consecutive_failures = 0 }}\n\
-         [[routes]]\nname = \"r\"\nupstream = \"u\"\n"
+         [[routes]]\nname = \"r\"\nupstream = \"u\"\n{STAMP}"
     );
-    let gw = TestGateway::start(&config, &[]).await;
+    let gw = TestGateway::start(&config, &[("tester.wasm", TESTER)]).await;
     let r = TestClient::default().get(&gw.url("/")).await;
     assert_eq!(r.status, 502);
     assert_eq!(r.json()["error"], "upstream_failed");
+    assert!(
+        r.header("x-tester-version").is_some(),
+        "the response filters saw the gateway's 502"
+    );
     gw.shutdown().await;
 }
 
@@ -28,13 +37,17 @@ async fn slow_upstream_is_504() {
     let up = TestUpstream::start("slow").await;
     up.set_delay(Duration::from_secs(3));
     let config = format!(
-        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\ntimeout_ms = 200\n",
+        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\ntimeout_ms = 200\n{STAMP}",
         up.addr
     );
-    let gw = TestGateway::start(&config, &[]).await;
+    let gw = TestGateway::start(&config, &[("tester.wasm", TESTER)]).await;
     let r = TestClient::default().get(&gw.url("/")).await;
     assert_eq!(r.status, 504);
     assert_eq!(r.json()["error"], "upstream_timeout");
+    assert!(
+        r.header("x-tester-version").is_some(),
+        "the response filters saw the gateway's 504"
+    );
     gw.shutdown().await;
 }
 

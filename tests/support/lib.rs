@@ -69,10 +69,12 @@ pub fn free_port() -> u16 {
 }
 
 /// Serves HTTP/1.1 and h2c on a free port with `handler`, until the task is aborted.
-pub async fn serve<F, Fut>(handler: F) -> (SocketAddr, tokio::task::JoinHandle<()>)
+pub async fn serve<F, Fut, B>(handler: F) -> (SocketAddr, tokio::task::JoinHandle<()>)
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -390,6 +392,8 @@ pub struct Reply {
     pub headers: HeaderMap,
     /// Body.
     pub body: Bytes,
+    /// Trailers (empty when there were none).
+    pub trailers: HeaderMap,
 }
 
 impl Reply {
@@ -445,11 +449,13 @@ impl TestClient {
     pub async fn try_send(&self, request: Request<Full<Bytes>>) -> anyhow::Result<Reply> {
         let response = self.client.request(request).await?;
         let (parts, body) = response.into_parts();
-        let body = body.collect().await?.to_bytes();
+        let collected = body.collect().await?;
+        let trailers = collected.trailers().cloned().unwrap_or_default();
         Ok(Reply {
             status: parts.status,
             headers: parts.headers,
-            body,
+            body: collected.to_bytes(),
+            trailers,
         })
     }
 

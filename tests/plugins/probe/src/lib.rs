@@ -1,10 +1,11 @@
 //! Test filter for the host interfaces. As its config says, it reads a secret, calls an
-//! upstream through `http`, takes from a rate limit, reads the clock; it reports each answer
-//! in an `x-probe-*` response header (the `Debug` form of an error), and answers 429 with
-//! `retry-after` when the limit refuses.
+//! upstream through `http`, takes from a rate limit, reads the clock, reads a granted file,
+//! asks for the route's upstream record, changes the method, reads the response trailers;
+//! it reports each answer in an `x-probe-*` response header (the `Debug` form of an error),
+//! and answers 429 with `retry-after` when the limit refuses.
 
 use serde::Deserialize;
-use weir_plugin_sdk::host::{clock, http, limits, secrets};
+use weir_plugin_sdk::host::{clock, http, limits, secrets, upstreams};
 use weir_plugin_sdk::prelude::*;
 
 #[derive(Debug, Deserialize)]
@@ -15,10 +16,25 @@ struct Config {
     limit: Option<u64>,
     #[serde(default)]
     clock: bool,
+    /// A new method for the upstream request.
+    method: Option<String>,
+    /// Report `request.upstream()`.
+    #[serde(default)]
+    upstream: bool,
+    /// A file to read when configured; its size (or the error) is reported.
+    file: Option<String>,
+    /// Report the route's upstream record and the gateway's load.
+    #[serde(default)]
+    record: bool,
+    /// Report the response trailers (asks for the `response-body` phase).
+    #[serde(default)]
+    trailers: bool,
 }
 
 struct Probe {
     config: Config,
+    /// What reading `config.file` gave.
+    file: Option<String>,
 }
 
 impl Probe {
@@ -27,6 +43,24 @@ impl Probe {
             Ok(Some(value)) => String::from_utf8_lossy(&value).into_owned(),
             Ok(None) => "missing".into(),
             Err(e) => format!("{e:?}"),
+        }
+    }
+
+    /// The route's calls and failures of the last minute, its circuit state and the
+    /// gateway's requests in flight, as `calls/failures/state/in-flight`.
+    fn record(route: &str) -> String {
+        let scope = upstreams::Scope::Route(route.to_string());
+        let stats = upstreams::stats(&scope, 60_000, 1_000);
+        let circuit = upstreams::circuit(&scope);
+        match (stats, circuit) {
+            (Ok(s), Ok(c)) => format!(
+                "{}/{}/{:?}/{}",
+                s.calls,
+                s.failures,
+                c.state,
+                upstreams::load().in_flight
+            ),
+            (Err(e), _) | (_, Err(e)) => format!("{e:?}"),
         }
     }
 
@@ -53,10 +87,22 @@ impl Filter for Probe {
     const PHASES: &'static [Phase] = &[Phase::RequestHeaders, Phase::ResponseHeaders];
 
     fn new(config: Config) -> Result<Self, String> {
-        Ok(Self { config })
+        let file = config.file.as_ref().map(|path| match std::fs::read(path) {
+            Ok(bytes) => format!("{} bytes", bytes.len()),
+            Err(e) => format!("error: {:?}", e.kind()),
+        });
+        Ok(Self { config, file })
     }
 
-    fn on_request(&self, _request: &Request) -> RequestDecision {
+    fn phases(&self) -> Vec<Phase> {
+        let mut phases = Self::PHASES.to_vec();
+        if self.config.trailers {
+            phases.push(Phase::ResponseBody);
+        }
+        phases
+    }
+
+    fn on_request(&self, request: &Request) -> RequestDecision {
         let mut changes = RequestChanges::new();
         if let Some(limit) = self.config.limit {
             let policy = limits::Policy {
@@ -85,15 +131,35 @@ impl Filter for Probe {
         if self.config.clock {
             changes = changes.set_variable("probe.now", clock::now_ms().to_string());
         }
+        if let Some(method) = &self.config.method {
+            changes = changes.set_method(method.clone());
+        }
+        if self.config.upstream {
+            changes = changes.set_variable("probe.upstream", request.upstream());
+        }
+        if let Some(file) = &self.file {
+            changes = changes.set_variable("probe.file", file.clone());
+        }
         RequestDecision::Continue(changes)
     }
 
-    fn on_response(&self, request: &Request, _response: &ResponseView) -> ResponseDecision {
+    fn on_response(&self, request: &Request, response: &ResponseView) -> ResponseDecision {
         let mut changes = ResponseChanges::new();
-        for key in ["remaining", "secret", "fetch", "now"] {
+        for key in ["remaining", "secret", "fetch", "now", "upstream", "file"] {
             if let Some(value) = request.variable(&format!("probe.{key}")) {
                 changes = changes.set_header(&format!("x-probe-{key}"), value.as_bytes());
             }
+        }
+        if self.config.record {
+            changes = changes.set_header("x-probe-record", Self::record(request.route()));
+        }
+        if self.config.trailers {
+            let trailers: Vec<String> = response
+                .trailers()
+                .iter()
+                .map(|t| format!("{}={}", t.name, String::from_utf8_lossy(&t.value)))
+                .collect();
+            changes = changes.set_header("x-probe-trailers", trailers.join(";"));
         }
         ResponseDecision::Continue(changes)
     }
