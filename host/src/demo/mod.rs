@@ -1,8 +1,10 @@
 //! The built-in demo upstream: an echo service, so that the example config works with no
 //! other server. `GET /hello` answers a fixed text (for benchmarks); `/health` answers
 //! `ok`; `POST /rpc` is a JSON-RPC 2.0 service (`users.get`); `POST /soap` answers a SOAP
-//! envelope that quotes the request; anything else is echoed back as JSON (method, path,
-//! headers, body).
+//! envelope that quotes the request; `weir.demo.Greeter/SayHello` is a gRPC method (h2c);
+//! anything else is echoed back as JSON (method, path, headers, body).
+
+mod grpc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
@@ -24,6 +26,7 @@ pub async fn handle(
         "/health" => with_type(&b"ok\n"[..], "text/plain"),
         "/rpc" => json_rpc(read_body(request.into_body()).await),
         "/soap" => soap(read_body(request.into_body()).await),
+        grpc::SAY_HELLO => grpc::say_hello(&read_body(request.into_body()).await),
         _ => echo(request).await,
     }
 }
