@@ -461,3 +461,78 @@ async fn a_bad_config_is_refused() {
         assert!(error.contains(expected), "{config}: {error}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connect_error_is_served_the_fallback_until_the_circuit_opens() {
+    // The example config's `degraded` route: an upstream with nothing listening.
+    let closed = weir_tests::free_port();
+    let config = format!(
+        "[upstreams.offline]\ntargets = [\"127.0.0.1:{closed}\"]\n\n\
+         [[routes]]\nname = \"degraded\"\nupstream = \"offline\"\nmatch = {{ path_prefix = \"/degraded\" }}\n\
+         [[routes.filters]]\nplugin = \"degradation.wasm\"\ngrants = [\"upstreams\", \"clock\", \"kv\"]\n\
+         config.breaker = {{ window_ms = 10000, min_calls = 3, failure_rate = 0.5, open_ms = 5000, max_open_ms = 60000, half_open_probes = 1 }}\n\
+         config.fallback = {{ kind = \"static\", status = 200, headers = {{ \"content-type\" = \"application/json\" }}, body = '{{\"items\":[],\"degraded\":true}}' }}\n\
+         config.shedding = {{ class = \"non-core\", max_in_flight = 256, retry_after_s = 2 }}\n"
+    );
+    let gw = TestGateway::start(&config, &[("degradation.wasm", &plugin())]).await;
+    let client = TestClient::default();
+    for _ in 0..3 {
+        let r = client.get(&gw.url("/degraded/items")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(
+            r.header("x-weir-degraded"),
+            Some("upstream-error"),
+            "the 502, degraded"
+        );
+        assert_eq!(r.json()["degraded"], true);
+    }
+    let r = client.get(&gw.url("/degraded/items")).await;
+    assert_eq!(r.header("x-weir-degraded"), Some("circuit-open"));
+    assert_eq!(r.json()["items"], serde_json::json!([]));
+    assert_eq!(
+        circuit(&client, &gw, "upstream", "offline").await["state"],
+        "open"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_non_core_route_is_shed_while_upstream_latency_is_high() {
+    let upstream = TestUpstream::start("main").await;
+    let gw = gateway(
+        &upstream,
+        &[
+            route("core", "", "{ breaker = { enabled = false }, shedding = { class = \"core\" } }"),
+            route(
+                "extra",
+                "",
+                "{ breaker = { enabled = false }, shedding = { class = \"non-core\", max_latency_ms = 50 } }",
+            ),
+        ],
+    )
+    .await;
+    let client = TestClient::default();
+    assert_eq!(client.get(&gw.url("/extra")).await.status, StatusCode::OK);
+    // Thirty calls of 400 ms lift the gateway's moving average well above 50 ms.
+    upstream.set_delay(Duration::from_millis(400));
+    let load: Vec<_> = (0..30)
+        .map(|_| {
+            let (client, url) = (client.clone(), gw.url("/core"));
+            tokio::spawn(async move { client.get(&url).await.status })
+        })
+        .collect();
+    for request in load {
+        assert_eq!(request.await.expect("request task"), StatusCode::OK);
+    }
+    let r = client.get(&gw.url("/extra")).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json()["error"], "load_shed");
+    assert_eq!(r.header("retry-after"), Some("1"), "the default");
+    assert_eq!(client.get(&gw.url("/core")).await.status, StatusCode::OK);
+    assert_eq!(
+        upstream.hits(),
+        32,
+        "the shed request did not reach the upstream"
+    );
+    gw.shutdown().await;
+}
