@@ -445,6 +445,11 @@ async fn a_bad_config_is_refused() {
             "status",
         ),
         (
+            "{ fallback = { kind = \"static\", stauts = 200 } }",
+            "unknown field",
+        ),
+        ("{ fallback = { kind = \"file\" } }", "unknown variant"),
+        (
             "{ fallback = { kind = \"cache\", key = [\"cookie\"] } }",
             "unknown part",
         ),
