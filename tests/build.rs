@@ -7,7 +7,7 @@ use std::path::PathBuf;
 mod build_guests;
 
 /// Test plugins and bundled plugins the tests load, by crate name.
-const PLUGINS: [&str; 8] = [
+const PLUGINS: [&str; 9] = [
     "tester",
     "tester-v2",
     "hostile",
@@ -16,6 +16,7 @@ const PLUGINS: [&str; 8] = [
     "auth",
     "hmac-signature",
     "rate-limit",
+    "degradation",
 ];
 
 fn main() {

@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod balancing;
+mod degradation;
 mod failures;
 mod filters;
 mod hmac_signature;
