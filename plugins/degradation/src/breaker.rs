@@ -14,7 +14,7 @@ use weir_plugin_sdk::HostError;
 use weir_plugin_sdk::host::clock;
 use weir_plugin_sdk::host::upstreams::{self, CircuitState, CircuitStatus, Scope, WindowStats};
 
-use crate::config::Breaker;
+use crate::config::{BreakerConfig, ScopeConfig};
 
 /// What the breaker says about a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,71 @@ pub enum Admission {
     },
 }
 
+/// A validated breaker.
+#[derive(Debug)]
+pub struct Breaker {
+    /// Whose calls it watches.
+    pub scope: ScopeConfig,
+    /// The window, in ms.
+    pub window_ms: u32,
+    /// Calls needed before a rate counts.
+    pub min_calls: u32,
+    /// Failure rate that trips.
+    pub failure_rate: f64,
+    /// The slow-call rule: threshold in ms and rate that trips.
+    pub slow: Option<(u32, f64)>,
+    /// Failures in a row that trip.
+    pub consecutive_failures: Option<u32>,
+    /// First cool-down, in ms.
+    pub open_ms: u64,
+    /// Longest cool-down, in ms.
+    pub max_open_ms: u64,
+    /// Probes in half-open.
+    pub half_open_probes: u32,
+    /// How long probes may take, in ms.
+    pub probe_timeout_ms: u64,
+}
+
 impl Breaker {
+    /// Validates the `breaker` section; `None` when disabled.
+    pub fn from_config(c: BreakerConfig) -> Result<Option<Self>, String> {
+        if !c.enabled {
+            return Ok(None);
+        }
+        let rate = |key: &str, value: f64| match value > 0.0 && value <= 1.0 {
+            true => Ok(value),
+            false => Err(format!("breaker.{key} must be in (0, 1], not {value}")),
+        };
+        let at_least_one = |key: &str, value: u64| match value >= 1 {
+            true => Ok(()),
+            false => Err(format!("breaker.{key} must be at least 1")),
+        };
+        at_least_one("window_ms", c.window_ms.into())?;
+        at_least_one("min_calls", c.min_calls.into())?;
+        at_least_one("open_ms", c.open_ms)?;
+        at_least_one("half_open_probes", c.half_open_probes.into())?;
+        at_least_one("probe_timeout_ms", c.probe_timeout_ms)?;
+        if let Some(n) = c.consecutive_failures {
+            at_least_one("consecutive_failures", n.into())?;
+        }
+        if c.max_open_ms < c.open_ms {
+            return Err("breaker.max_open_ms must be at least open_ms".to_string());
+        }
+        let slow_call_rate = rate("slow_call_rate", c.slow_call_rate)?;
+        Ok(Some(Self {
+            scope: c.scope,
+            window_ms: c.window_ms,
+            min_calls: c.min_calls,
+            failure_rate: rate("failure_rate", c.failure_rate)?,
+            slow: c.slow_call_ms.map(|ms| (ms, slow_call_rate)),
+            consecutive_failures: c.consecutive_failures,
+            open_ms: c.open_ms,
+            max_open_ms: c.max_open_ms,
+            half_open_probes: c.half_open_probes,
+            probe_timeout_ms: c.probe_timeout_ms,
+        }))
+    }
+
     /// Decides whether a request may call the upstream of `scope`, moving the circuit when
     /// a trip rule is met or the cool-down is over.
     pub fn admit(&self, scope: &Scope) -> Result<Admission, HostError> {

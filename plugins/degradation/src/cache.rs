@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 use weir_plugin_sdk::Request;
 use weir_plugin_sdk::host::kv;
 
-use crate::config::Cache;
+use crate::config::{CacheConfig, StaticConfig};
+use crate::fallback::checked_static;
 
 /// One part of the cache key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +116,42 @@ impl Entry {
     }
 }
 
+/// A validated cache fallback.
+#[derive(Debug)]
+pub struct Cache {
+    /// TTL of a stored response, in ms.
+    pub ttl_ms: u64,
+    /// The key's parts.
+    pub key: Vec<KeyPart>,
+    /// The largest body stored.
+    pub max_body_bytes: usize,
+    /// Served when nothing is stored.
+    pub when_empty: Option<StaticConfig>,
+}
+
 impl Cache {
+    /// Validates a `kind = "cache"` fallback.
+    pub fn from_config(c: CacheConfig) -> Result<Self, String> {
+        if c.ttl_ms == 0 {
+            return Err("fallback.ttl_ms must be at least 1".to_string());
+        }
+        let key = c
+            .key
+            .iter()
+            .map(|k| KeyPart::parse(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let when_empty = c
+            .when_empty
+            .map(|s| checked_static("fallback.when_empty", s))
+            .transpose()?;
+        Ok(Self {
+            ttl_ms: c.ttl_ms,
+            key,
+            max_body_bytes: c.max_body_bytes,
+            when_empty,
+        })
+    }
+
     /// Stores `entry` under `key` for the TTL, unless its body is too large. Best effort:
     /// a store the backend refuses only means an older (or no) fallback later.
     pub fn store(&self, key: &str, entry: &Entry) {

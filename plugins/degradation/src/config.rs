@@ -1,10 +1,13 @@
-//! The filter's config, as operators write it, and its validation into [`Settings`].
+//! The filter's config as operators write it (serde, with defaults), and [`Settings`], the
+//! validated whole; each section is validated by the module that runs it.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::cache::KeyPart;
+use crate::breaker::Breaker;
+use crate::fallback::Fallback;
+use crate::shedding::Shedding;
 
 /// The config as written in the gateway config. Every section has defaults: `{}` is a
 /// circuit breaker per upstream with no fallback and no shedding.
@@ -180,64 +183,6 @@ fn default_retry_after_s() -> u32 {
     1
 }
 
-/// A validated breaker.
-#[derive(Debug)]
-pub struct Breaker {
-    /// Whose calls it watches.
-    pub scope: ScopeConfig,
-    /// The window, in ms.
-    pub window_ms: u32,
-    /// Calls needed before a rate counts.
-    pub min_calls: u32,
-    /// Failure rate that trips.
-    pub failure_rate: f64,
-    /// The slow-call rule: threshold in ms and rate that trips.
-    pub slow: Option<(u32, f64)>,
-    /// Failures in a row that trip.
-    pub consecutive_failures: Option<u32>,
-    /// First cool-down, in ms.
-    pub open_ms: u64,
-    /// Longest cool-down, in ms.
-    pub max_open_ms: u64,
-    /// Probes in half-open.
-    pub half_open_probes: u32,
-    /// How long probes may take, in ms.
-    pub probe_timeout_ms: u64,
-}
-
-/// A validated fallback.
-#[derive(Debug)]
-pub enum Fallback {
-    /// A fixed response.
-    Static(StaticConfig),
-    /// The last good response.
-    Cache(Cache),
-}
-
-/// A validated cache fallback.
-#[derive(Debug)]
-pub struct Cache {
-    /// TTL of a stored response, in ms.
-    pub ttl_ms: u64,
-    /// The key's parts.
-    pub key: Vec<KeyPart>,
-    /// The largest body stored.
-    pub max_body_bytes: usize,
-    /// Served when nothing is stored.
-    pub when_empty: Option<StaticConfig>,
-}
-
-/// Validated shedding of a non-core route (a core route needs nothing at run time).
-#[derive(Debug)]
-pub struct Shedding {
-    /// In-flight limit.
-    pub max_in_flight: Option<u32>,
-    /// Latency limit, in ms.
-    pub max_latency_ms: Option<u32>,
-    /// `Retry-After` of a shed 503.
-    pub retry_after_s: u32,
-}
-
 /// The validated config.
 #[derive(Debug)]
 pub struct Settings {
@@ -273,116 +218,8 @@ impl Settings {
     }
 }
 
-impl Breaker {
-    fn from_config(c: BreakerConfig) -> Result<Option<Self>, String> {
-        if !c.enabled {
-            return Ok(None);
-        }
-        let rate = |key: &str, value: f64| match value > 0.0 && value <= 1.0 {
-            true => Ok(value),
-            false => Err(format!("breaker.{key} must be in (0, 1], not {value}")),
-        };
-        let at_least_one = |key: &str, value: u64| match value >= 1 {
-            true => Ok(()),
-            false => Err(format!("breaker.{key} must be at least 1")),
-        };
-        at_least_one("window_ms", c.window_ms.into())?;
-        at_least_one("min_calls", c.min_calls.into())?;
-        at_least_one("open_ms", c.open_ms)?;
-        at_least_one("half_open_probes", c.half_open_probes.into())?;
-        at_least_one("probe_timeout_ms", c.probe_timeout_ms)?;
-        if let Some(n) = c.consecutive_failures {
-            at_least_one("consecutive_failures", n.into())?;
-        }
-        if c.max_open_ms < c.open_ms {
-            return Err("breaker.max_open_ms must be at least open_ms".to_string());
-        }
-        let slow_call_rate = rate("slow_call_rate", c.slow_call_rate)?;
-        Ok(Some(Self {
-            scope: c.scope,
-            window_ms: c.window_ms,
-            min_calls: c.min_calls,
-            failure_rate: rate("failure_rate", c.failure_rate)?,
-            slow: c.slow_call_ms.map(|ms| (ms, slow_call_rate)),
-            consecutive_failures: c.consecutive_failures,
-            open_ms: c.open_ms,
-            max_open_ms: c.max_open_ms,
-            half_open_probes: c.half_open_probes,
-            probe_timeout_ms: c.probe_timeout_ms,
-        }))
-    }
-}
-
-impl Fallback {
-    fn from_config(config: FallbackConfig) -> Result<Self, String> {
-        match config {
-            FallbackConfig::Static(s) => Ok(Self::Static(checked_static("fallback", s)?)),
-            FallbackConfig::Cache(c) => {
-                if c.ttl_ms == 0 {
-                    return Err("fallback.ttl_ms must be at least 1".to_string());
-                }
-                let key = c
-                    .key
-                    .iter()
-                    .map(|k| KeyPart::parse(k))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let when_empty = c
-                    .when_empty
-                    .map(|s| checked_static("fallback.when_empty", s))
-                    .transpose()?;
-                Ok(Self::Cache(Cache {
-                    ttl_ms: c.ttl_ms,
-                    key,
-                    max_body_bytes: c.max_body_bytes,
-                    when_empty,
-                }))
-            }
-        }
-    }
-}
-
-impl Shedding {
-    fn from_config(c: SheddingConfig) -> Result<Option<Self>, String> {
-        if c.class == RouteClass::Core {
-            return Ok(None);
-        }
-        if c.max_in_flight.is_none() && c.max_latency_ms.is_none() {
-            return Err(
-                "shedding: a non-core route needs max_in_flight or max_latency_ms".to_string(),
-            );
-        }
-        Ok(Some(Self {
-            max_in_flight: c.max_in_flight,
-            max_latency_ms: c.max_latency_ms,
-            retry_after_s: c.retry_after_s,
-        }))
-    }
-}
-
-/// A static response with a real status and headers the gateway can send.
-fn checked_static(at: &str, s: StaticConfig) -> Result<StaticConfig, String> {
-    if !(200..=599).contains(&s.status) {
-        return Err(format!("{at}.status must be 200..=599, not {}", s.status));
-    }
-    for (name, value) in &s.headers {
-        if !is_token(name) {
-            return Err(format!("{at}.headers: {name:?} is not a header name"));
-        }
-        // RFC 9110 §5.5: visible ASCII, spaces and tabs (no CR, LF or NUL).
-        if !value
-            .bytes()
-            .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
-        {
-            return Err(format!(
-                "{at}.headers.{name}: the value has control characters"
-            ));
-        }
-    }
-    Ok(s)
-}
-
 /// A field name is a `token` (RFC 9110 §5.6.2).
-fn is_token(name: &str) -> bool {
+pub fn is_token(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

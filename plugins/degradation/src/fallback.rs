@@ -3,8 +3,8 @@
 
 use weir_plugin_sdk::prelude::*;
 
-use crate::cache::Entry;
-use crate::config::{Fallback, StaticConfig};
+use crate::cache::{Cache, Entry};
+use crate::config::{FallbackConfig, StaticConfig, is_token};
 
 /// Why a request is degraded: the marking header's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +28,24 @@ impl Reason {
     }
 }
 
+/// A validated fallback.
+#[derive(Debug)]
+pub enum Fallback {
+    /// A fixed response.
+    Static(StaticConfig),
+    /// The last good response.
+    Cache(Cache),
+}
+
 impl Fallback {
+    /// Validates the `fallback` section.
+    pub fn from_config(config: FallbackConfig) -> Result<Self, String> {
+        match config {
+            FallbackConfig::Static(s) => Ok(Self::Static(checked_static("fallback", s)?)),
+            FallbackConfig::Cache(c) => Ok(Self::Cache(Cache::from_config(c)?)),
+        }
+    }
+
     /// The fallback for a request whose cache key (for a cache fallback) is `key`; `None`
     /// when a cache fallback has nothing stored and nothing to serve when empty.
     pub fn response(&self, key: Option<&str>) -> Option<Response> {
@@ -78,4 +95,26 @@ fn entry_response(entry: Entry) -> Response {
         Some(content_type) => response.header("content-type", content_type),
         None => response,
     }
+}
+
+/// A static response with a real status and headers the gateway can send.
+pub fn checked_static(at: &str, s: StaticConfig) -> Result<StaticConfig, String> {
+    if !(200..=599).contains(&s.status) {
+        return Err(format!("{at}.status must be 200..=599, not {}", s.status));
+    }
+    for (name, value) in &s.headers {
+        if !is_token(name) {
+            return Err(format!("{at}.headers: {name:?} is not a header name"));
+        }
+        // RFC 9110 §5.5: visible ASCII, spaces and tabs (no CR, LF or NUL).
+        if !value
+            .bytes()
+            .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+        {
+            return Err(format!(
+                "{at}.headers.{name}: the value has control characters"
+            ));
+        }
+    }
+    Ok(s)
 }

@@ -23,10 +23,10 @@ use weir_plugin_sdk::HostError;
 use weir_plugin_sdk::host::upstreams::Scope;
 use weir_plugin_sdk::prelude::*;
 
-use crate::breaker::Admission;
+use crate::breaker::{Admission, Breaker};
 use crate::cache::Entry;
-use crate::config::{Breaker, Config, Fallback, ScopeConfig, Settings};
-use crate::fallback::Reason;
+use crate::config::{Config, ScopeConfig, Settings};
+use crate::fallback::{Fallback, Reason};
 
 /// The variable that marks a half-open probe, holding the circuit's scope name.
 const PROBE: &str = "degradation.probe";

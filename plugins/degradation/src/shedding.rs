@@ -2,9 +2,37 @@
 
 use weir_plugin_sdk::host::upstreams;
 
-use crate::config::Shedding;
+use crate::config::{RouteClass, SheddingConfig};
+
+/// Validated shedding of a non-core route (a core route needs nothing at run time).
+#[derive(Debug)]
+pub struct Shedding {
+    /// In-flight limit.
+    pub max_in_flight: Option<u32>,
+    /// Latency limit, in ms.
+    pub max_latency_ms: Option<u32>,
+    /// `Retry-After` of a shed 503.
+    pub retry_after_s: u32,
+}
 
 impl Shedding {
+    /// Validates the `shedding` section; `None` for a core route.
+    pub fn from_config(c: SheddingConfig) -> Result<Option<Self>, String> {
+        if c.class == RouteClass::Core {
+            return Ok(None);
+        }
+        if c.max_in_flight.is_none() && c.max_latency_ms.is_none() {
+            return Err(
+                "shedding: a non-core route needs max_in_flight or max_latency_ms".to_string(),
+            );
+        }
+        Ok(Some(Self {
+            max_in_flight: c.max_in_flight,
+            max_latency_ms: c.max_latency_ms,
+            retry_after_s: c.retry_after_s,
+        }))
+    }
+
     /// Whether to shed now: more requests in flight gateway-wide than `max_in_flight` (this
     /// one included), or a recent upstream latency above `max_latency_ms`.
     pub fn overloaded(&self) -> bool {
