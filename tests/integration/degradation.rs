@@ -7,15 +7,8 @@
 use std::time::Duration;
 
 use http::StatusCode;
+use weir_tests::plugins::DEGRADATION;
 use weir_tests::{Mode, TestClient, TestGateway, TestUpstream, eventually};
-
-/// The plugin as a component.
-fn plugin() -> String {
-    format!(
-        "{}/guest/wasm32-wasip2/release/degradation.wasm",
-        weir_tests::plugins::TARGET_DIR
-    )
-}
 
 /// A route `name` on `/<name>` through `degradation` with `config` (a TOML inline table),
 /// more route keys in `route_extra`.
@@ -35,7 +28,7 @@ async fn try_gateway(upstream: &TestUpstream, routes: &[String]) -> anyhow::Resu
         upstream.addr,
         routes.concat()
     );
-    TestGateway::try_start(&text, &[("degradation.wasm", &plugin())]).await
+    TestGateway::try_start(&text, &[("degradation.wasm", DEGRADATION)]).await
 }
 
 async fn gateway(upstream: &TestUpstream, routes: &[String]) -> TestGateway {
@@ -479,7 +472,7 @@ async fn a_connect_error_is_served_the_fallback_until_the_circuit_opens() {
          config.fallback = {{ kind = \"static\", status = 200, headers = {{ \"content-type\" = \"application/json\" }}, body = '{{\"items\":[],\"degraded\":true}}' }}\n\
          config.shedding = {{ class = \"non-core\", max_in_flight = 256, retry_after_s = 2 }}\n"
     );
-    let gw = TestGateway::start(&config, &[("degradation.wasm", &plugin())]).await;
+    let gw = TestGateway::start(&config, &[("degradation.wasm", DEGRADATION)]).await;
     let client = TestClient::default();
     for _ in 0..3 {
         let r = client.get(&gw.url("/degraded/items")).await;
