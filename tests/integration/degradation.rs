@@ -534,3 +534,35 @@ async fn a_non_core_route_is_shed_while_upstream_latency_is_high() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_grant_is_a_misconfigured_500() {
+    let upstream = TestUpstream::start("main").await;
+    let route_with = |name: &str, grants: &str, config: &str| {
+        format!(
+            "[[routes]]\nname = \"{name}\"\nupstream = \"main\"\nmatch = {{ path_prefix = \"/{name}\" }}\n\
+             [[routes.filters]]\nplugin = \"degradation.wasm\"\ngrants = {grants}\nconfig = {config}\n"
+        )
+    };
+    let gw = gateway(
+        &upstream,
+        &[
+            route_with("breaker", "[\"clock\"]", "{}"),
+            route_with(
+                "cache",
+                "[\"upstreams\", \"clock\"]",
+                "{ fallback = { kind = \"cache\" } }",
+            ),
+        ],
+    )
+    .await;
+    let client = TestClient::default();
+    let r = client.get(&gw.url("/breaker")).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(r.json()["error"], "degradation_misconfigured");
+    assert_eq!(upstream.hits(), 0);
+    let r = client.get(&gw.url("/cache")).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(r.json()["error"], "degradation_misconfigured");
+    gw.shutdown().await;
+}

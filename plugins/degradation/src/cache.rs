@@ -4,8 +4,8 @@
 use std::fmt::Write;
 
 use sha2::{Digest, Sha256};
-use weir_plugin_sdk::Request;
 use weir_plugin_sdk::host::kv;
+use weir_plugin_sdk::{HostError, Request};
 
 use crate::config::{CacheConfig, StaticConfig};
 use crate::fallback::checked_static;
@@ -152,14 +152,19 @@ impl Cache {
         })
     }
 
-    /// Stores `entry` under `key` for the TTL, unless its body is too large. Best effort:
-    /// a store the backend refuses only means an older (or no) fallback later.
-    pub fn store(&self, key: &str, entry: &Entry) {
-        if entry.body.len() > self.max_body_bytes {
-            return;
-        }
-        if let Some(bytes) = entry.encode() {
-            let _ = kv::set(key, &bytes, Some(self.ttl_ms));
+    /// Stores `entry` under `key` for the TTL, unless its body is too large. A store the
+    /// backend cannot take (Redis down) only means an older or no fallback later; the
+    /// error returned is the one that needs the operator: `kv` is not granted.
+    pub fn store(&self, key: &str, entry: &Entry) -> Result<(), HostError> {
+        let Some(bytes) = entry
+            .encode()
+            .filter(|_| entry.body.len() <= self.max_body_bytes)
+        else {
+            return Ok(());
+        };
+        match kv::set(key, &bytes, Some(self.ttl_ms)) {
+            Err(HostError::AccessDenied) => Err(HostError::AccessDenied),
+            _ => Ok(()),
         }
     }
 

@@ -65,19 +65,15 @@ impl Degradation {
         }
     }
 
-    /// The answer when the gateway refuses the breaker's calls: the filter is not granted
-    /// `upstreams`, or names a scope the gateway does not know.
-    fn misconfigured(&self, error: HostError, request: &Request) -> RequestDecision {
+    /// The answer when the gateway refuses the filter's calls: an interface is not
+    /// granted, or the breaker names a scope the gateway does not know.
+    fn misconfigured(&self, error: HostError, request: &Request) -> Response {
         let message = match error {
             HostError::Invalid(reason) => reason,
-            _ => "the degradation filter is not granted the upstreams interface".to_string(),
+            _ => "the degradation filter is not granted upstreams (or kv, for the cache fallback)"
+                .to_string(),
         };
-        RequestDecision::Respond(Response::error(
-            500,
-            "degradation_misconfigured",
-            &message,
-            request,
-        ))
+        Response::error(500, "degradation_misconfigured", &message, request)
     }
 }
 
@@ -161,7 +157,9 @@ impl Filter for Degradation {
                 // The record is the gateway's own memory: it is never unavailable, but if
                 // it were, the breaker steps aside rather than take the route down.
                 Err(HostError::Unavailable(_)) => {}
-                Err(error) => return self.misconfigured(error, request),
+                Err(error) => {
+                    return RequestDecision::Respond(self.misconfigured(error, request));
+                }
             }
         }
         if let Some(key) = key {
@@ -197,7 +195,9 @@ impl Filter for Degradation {
                         content_type: response.header_bytes("content-type"),
                         body: body.to_vec(),
                     };
-                    cache.store(&key, &entry);
+                    if let Err(error) = cache.store(&key, &entry) {
+                        return ResponseDecision::Replace(self.misconfigured(error, request));
+                    }
                 }
                 ResponseDecision::proceed()
             }
