@@ -79,7 +79,7 @@ if [[ $SKIP_BUILD != 1 ]]; then
     (cd "$ROOT" && cargo build --release -p weir)
 fi
 [[ -x $WEIR ]] || die "$WEIR not found (build it, or unset SKIP_BUILD)"
-for plugin in headers auth hmac-signature rate-limit; do
+for plugin in headers auth hmac-signature rate-limit degradation; do
     [[ -f $PLUGINS/$plugin.wasm ]] || die "$PLUGINS/$plugin.wasm not found"
 done
 
@@ -217,6 +217,32 @@ plugin = "rate-limit.wasm"
 grants = ["limits"]
 config = { limits = [{ limit = 1000000000, window = "1s" }] }
 
+# The degradation filter on a healthy upstream: the breaker reads the circuit and the record
+# on every request, shedding reads the load; with the cache fallback, every 2xx is also
+# buffered and stored through kv.
+[[routes]]
+name = "degradation-static"
+upstream = "up"
+match = { headers = { "x-bench" = "degradation" } }
+
+[[routes.filters]]
+plugin = "degradation.wasm"
+grants = ["upstreams", "clock"]
+config.breaker = { window_ms = 10000, min_calls = 20, failure_rate = 0.5 }
+config.fallback = { kind = "static", status = 200, body = "fallback" }
+config.shedding = { class = "non-core", max_in_flight = 100000 }
+
+[[routes]]
+name = "degradation-cache"
+upstream = "up"
+match = { headers = { "x-bench" = "degradation-cache" } }
+
+[[routes.filters]]
+plugin = "degradation.wasm"
+grants = ["upstreams", "clock", "kv"]
+config.breaker = { window_ms = 10000, min_calls = 20, failure_rate = 0.5 }
+config.fallback = { kind = "cache", ttl_ms = 60000 }
+
 # ... all others are proxied with no filter.
 [[routes]]
 name = "passthrough"
@@ -289,6 +315,8 @@ TARGETS=(
     "weir + hmac-signature alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: hmac^$CREDENTIALS"
     "weir + rate-limit alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: rate-limit^$CREDENTIALS"
     "weir + auth, hmac-signature, rate-limit|http://127.0.0.1:$WEIR_PORT/hello|$CHAIN_HEADERS"
+    "weir + degradation (breaker, static fallback, shedding)|http://127.0.0.1:$WEIR_PORT/hello|x-bench: degradation"
+    "weir + degradation (breaker, cache fallback)|http://127.0.0.1:$WEIR_PORT/hello|x-bench: degradation-cache"
 )
 
 # to_ms VALUE: wrk's "812.00us" / "1.23ms" / "2.00s" / "1.50m" in milliseconds.
