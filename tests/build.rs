@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 #[path = "../host/build_guests.rs"]
 mod build_guests;
+#[path = "build_protos.rs"]
+mod build_protos;
 
 /// Test plugins and bundled plugins the tests load, by crate name.
 const PLUGINS: [&str; 9] = [
@@ -20,6 +22,7 @@ const PLUGINS: [&str; 9] = [
 ];
 
 fn main() {
+    build_protos::compile();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     println!("cargo:rerun-if-changed=build.rs");
     println!(

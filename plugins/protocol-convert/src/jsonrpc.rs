@@ -25,9 +25,9 @@ pub struct Config {
     /// What happens to a request no mapping matches.
     #[serde(default)]
     unmatched: Unmatched,
-    /// HTTP status per JSON-RPC error code, over the defaults.
+    /// HTTP status per JSON-RPC error code (keys are the codes as text), over the defaults.
     #[serde(default)]
-    error_status: BTreeMap<i64, u16>,
+    error_status: BTreeMap<String, u16>,
     /// The status of an error code that is in no table.
     #[serde(default = "default_error_status")]
     default_error_status: u16,
@@ -126,7 +126,13 @@ impl JsonRpc {
             })
             .collect::<Result<_, String>>()?;
         let mut error_status: BTreeMap<i64, u16> = DEFAULT_ERROR_STATUS.into();
-        error_status.extend(config.error_status);
+        for (code, status) in config.error_status {
+            let code = code
+                .trim()
+                .parse()
+                .map_err(|_| format!("json-rpc: error_status key {code:?} is not an integer"))?;
+            error_status.insert(code, status);
+        }
         let statuses = error_status.values().chain([&config.default_error_status]);
         if let Some(bad) = statuses.into_iter().find(|s| !(400..=599).contains(*s)) {
             return Err(format!("json-rpc: error status {bad} is not a 4xx or 5xx"));
