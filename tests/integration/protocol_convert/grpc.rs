@@ -163,7 +163,8 @@ const RULES: &str = r#", rules = [
     { http = "GET /v1/users", method = "ListUsers" },
     { http = "DELETE /v1/users/{id}", method = "DeleteUser" } ]"#;
 
-/// Routes `/weir.directory.v1.Directory/` (canonical paths) and `/v1/` (the rules).
+/// Routes `/weir.directory.v1.Directory/` (canonical paths), `/v1/` (the rules) and `/v2/`
+/// (a rule, with default values and proto field names in replies).
 async fn setup() -> (GrpcServer, weir_tests::TestGateway) {
     let server = GrpcServer::start().await;
     let rules = RULES.replace('\n', " ");
@@ -176,6 +177,15 @@ async fn setup() -> (GrpcServer, weir_tests::TestGateway) {
             &grant(),
         ),
         route("rest", "/v1/", "grpc", &config(&rules), &grant()),
+        route(
+            "raw",
+            "/v2/",
+            "grpc",
+            &config(
+                ", emit_defaults = true, proto_field_names = true, rules = [{ http = \"GET /v2/users/{id}\", method = \"GetUser\" }]",
+            ),
+            &grant(),
+        ),
     ];
     let gw = gateway(
         &[upstream("grpc", server.addr, "protocol = \"h2c\"")],
@@ -279,7 +289,16 @@ async fn http_rules_bind_path_and_query_to_fields() {
             "total": "3000000000000"
         })
     );
-    assert_eq!(server.calls(), 3);
+    let r = client.get(&gw.url("/v2/users/7")).await;
+    assert_eq!(
+        r.json(),
+        json!({
+            "id": "7", "display_name": "Ada", "role": "ROLE_UNSPECIFIED", "tags": [],
+            "active": false
+        }),
+        "emit_defaults (unset message fields stay absent) and proto_field_names"
+    );
+    assert_eq!(server.calls(), 4);
     gw.shutdown().await;
 }
 

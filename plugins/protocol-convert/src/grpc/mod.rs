@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use weir_plugin_sdk::prelude::*;
 
 use crate::params::{self, Invalid};
-use crate::template::{Template, Unmatched};
+use crate::template::{Template, Unmatched, Vars};
 use crate::{CALL, error};
 use status::Status;
 
@@ -60,6 +60,9 @@ pub struct Grpc {
     unmatched: Unmatched,
     output: SerializeOptions,
 }
+
+/// A routed request: the method it calls, and the path variables of its rule.
+type Routed = (MethodDescriptor, Vars);
 
 /// `/package.Service/Method`, the call's HTTP/2 path.
 fn call_path(method: &MethodDescriptor) -> String {
@@ -121,7 +124,7 @@ impl Grpc {
                     ),
                 };
             }
-            Err((status, code, message)) => return reject(status, code, &message, request),
+            Err(refused) => return refused,
         };
         let input = method.input();
         let typed = |name: &str, text: String| {
@@ -167,13 +170,8 @@ impl Grpc {
     }
 
     /// The method a request calls, with its path variables: the canonical path first,
-    /// then the rules. An error is a status, code and message for the client.
-    #[allow(clippy::type_complexity)]
-    fn route(
-        &self,
-        request: &Request<'_>,
-    ) -> Result<Option<(MethodDescriptor, Vec<(String, String)>)>, (u16, &'static str, String)>
-    {
+    /// then the rules. An error is the answer to the client.
+    fn route(&self, request: &Request<'_>) -> Result<Option<Routed>, RequestDecision> {
         let path = request.path_only();
         let canonical = path
             .strip_prefix('/')
@@ -181,27 +179,18 @@ impl Grpc {
             .filter(|(service, _)| *service == self.service.full_name());
         if let Some((_, name)) = canonical {
             let Some(method) = self.service.methods().find(|m| m.name() == name) else {
-                return Err((
-                    404,
-                    "unknown_grpc_method",
-                    format!("{} has no method {name:?}", self.service.full_name()),
-                ));
+                let message = format!("{} has no method {name:?}", self.service.full_name());
+                return Err(reject(404, "unknown_grpc_method", &message, request));
             };
             if !is_unary(&method) {
-                return Err((
-                    501,
-                    "streaming_not_supported",
-                    format!("{} is a streaming method", method.name()),
-                ));
+                let message = format!("{} is a streaming method", method.name());
+                return Err(reject(501, "streaming_not_supported", &message, request));
             }
             if request.method() != "POST" {
-                return Err((
-                    405,
-                    "method_not_allowed",
-                    "a gRPC method is called with POST".into(),
-                ));
+                let message = "a gRPC method is called with POST";
+                return Err(reject(405, "method_not_allowed", message, request));
             }
-            return Ok(Some((method, Vec::new())));
+            return Ok(Some((method, Vars::new())));
         }
         Ok(self.rules.iter().find_map(|(rule, method)| {
             let vars = rule.matches(request.method(), path)?;
