@@ -1,0 +1,149 @@
+//! The example config (`weir.toml`) as the README runs it: the real `weir` binary with the
+//! bundled plugins and the built-in demo upstream, on free ports, answering the README's
+//! requests.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use weir_tests::{TempDir, TestClient, eventually, free_port, get};
+
+const WEIR: &str = env!("CARGO_BIN_EXE_weir-under-test");
+
+/// A `weir run` of the example config, killed when dropped.
+struct Example {
+    child: Child,
+    port: u16,
+    admin: u16,
+    _dir: TempDir,
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Example {
+    /// Starts the example config with its fixed ports and paths replaced by free ports and
+    /// absolute paths; waits until it serves.
+    async fn start() -> Self {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let text = std::fs::read_to_string(root.join("weir.toml")).expect("weir.toml");
+        let (port, demo, admin, offline) = (free_port(), free_port(), free_port(), free_port());
+        let root = root.canonicalize().expect("the repository root");
+        let text = text
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+            .replace("127.0.0.1:8081", &format!("127.0.0.1:{demo}"))
+            .replace("127.0.0.1:9901", &format!("127.0.0.1:{admin}"))
+            .replace("127.0.0.1:8099", &format!("127.0.0.1:{offline}"))
+            .replace(
+                "\"target/plugins\"",
+                &format!("{:?}", root.join("target/plugins")),
+            )
+            .replace("examples/", &format!("{}/examples/", root.display()));
+        assert!(
+            text.contains(&format!("127.0.0.1:{port}")),
+            "the example config listens on 127.0.0.1:8080"
+        );
+        let dir = TempDir::new();
+        let config = dir.path().join("weir.toml");
+        std::fs::write(&config, text).expect("write the config");
+        let child = Command::new(WEIR)
+            .arg("run")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start weir");
+        let example = Self {
+            child,
+            port,
+            admin,
+            _dir: dir,
+        };
+        let client = TestClient::default();
+        let url = example.url("/hello");
+        assert!(
+            eventually(Duration::from_secs(30), || async {
+                client
+                    .try_send(get(&url, &[]))
+                    .await
+                    .is_ok_and(|r| r.status == 200)
+            })
+            .await,
+            "the example config serves /hello"
+        );
+        example
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_requests_get_their_answers() {
+    let example = Example::start().await;
+    let client = TestClient::default();
+
+    // headers
+    let r = client
+        .send(get(&example.url("/echo/hi"), &[("cookie", "session=1")]))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-served-by"), Some("weir"));
+    assert_eq!(r.json()["headers"]["x-gateway"], "weir");
+    assert!(r.json()["headers"].get("cookie").is_none());
+
+    // auth
+    let r = client
+        .send(get(
+            &example.url("/auth/hello"),
+            &[("x-api-key", "demo-key")],
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(client.get(&example.url("/auth/hello")).await.status, 401);
+
+    // rate-limit: 5 per 10 s
+    let statuses: Vec<u16> = statuses(&client, &example.url("/limited"), 7).await;
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
+
+    // degradation: three fallbacks for the upstream errors, then the circuit is open.
+    let mut marks = Vec::new();
+    for _ in 0..4 {
+        let r = client.get(&example.url("/degraded/items")).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["degraded"], true);
+        marks.push(r.header("x-weir-degraded").unwrap_or_default().to_string());
+    }
+    assert_eq!(
+        marks,
+        [
+            "upstream-error",
+            "upstream-error",
+            "upstream-error",
+            "circuit-open"
+        ]
+    );
+    let circuits = client
+        .get(&format!("http://127.0.0.1:{}/circuits", example.admin))
+        .await
+        .json();
+    let offline = circuits["circuits"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["name"] == "offline"))
+        .cloned()
+        .expect("the offline upstream's circuit");
+    assert_eq!(offline["circuit"]["state"], "open");
+}
+
+/// The statuses of `n` GETs of `url`, one after the other.
+async fn statuses(client: &TestClient, url: &str, n: usize) -> Vec<u16> {
+    let mut statuses = Vec::with_capacity(n);
+    for _ in 0..n {
+        statuses.push(client.get(url).await.status.as_u16());
+    }
+    statuses
+}
