@@ -67,7 +67,13 @@ enum ParamType {
 impl ParamType {
     /// `text` as this type.
     fn convert(self, name: &str, text: String) -> Result<Value, Invalid> {
-        let bad = || Invalid(format!("parameter {name:?} must be of type {self:?}"));
+        let expected = match self {
+            Self::String => "text",
+            Self::Integer => "an integer",
+            Self::Number => "a number",
+            Self::Boolean => "true or false",
+        };
+        let bad = || Invalid(format!("parameter {name:?} must be {expected}"));
         Ok(match self {
             Self::String => Value::String(text),
             Self::Integer => text.parse::<i64>().map_err(|_| bad())?.into(),

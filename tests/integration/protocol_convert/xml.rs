@@ -307,6 +307,11 @@ async fn plain_xml_keeps_order_attributes_and_arrays_both_ways() {
         server.seen().body,
         r#"<?xml version="1.0" encoding="UTF-8"?><order/>"#
     );
+    // No body: nothing to convert.
+    let r = client.send(post_json(&gw.url("/text"), "")).await;
+    assert_eq!((r.status.as_u16(), r.body.as_ref()), (200, &b"plain"[..]));
+    assert_eq!(server.seen().body, "");
+    assert_eq!(server.seen().content_type, "application/json");
     gw.shutdown().await;
 }
 

@@ -87,6 +87,10 @@ impl Xml {
     pub fn on_request(&self, request: &Request<'_>) -> RequestDecision {
         let content_type = request.header("content-type");
         let body = request.body().unwrap_or_default();
+        if body.iter().all(u8::is_ascii_whitespace) {
+            // No body, nothing to convert.
+            return RequestDecision::proceed();
+        }
         let converted = match self.config.direction {
             Direction::JsonToXml if is_json(content_type.as_deref()) => {
                 json::from_json(&self.config.root, body).map(|root| self.xml_changes(root))
@@ -99,7 +103,7 @@ impl Xml {
                         .set_header("accept", "application/json")
                 })
             }
-            // Already in the upstream's format (or no body): nothing to convert.
+            // Already in the upstream's format: nothing to convert.
             _ => return RequestDecision::proceed(),
         };
         match converted {
