@@ -159,15 +159,7 @@ impl JsonRpc {
             Some((m, vars))
         });
         let Some((mapping, vars)) = found else {
-            return match self.unmatched {
-                Unmatched::Pass => RequestDecision::proceed(),
-                Unmatched::Reject => RequestDecision::Respond(Response::error(
-                    404,
-                    "no_rpc_mapping",
-                    "no JSON-RPC mapping for this method and path",
-                    request,
-                )),
-            };
+            return self.unmatched.decide("no_rpc_mapping", request);
         };
         let typed = |name: &str, text: String| match mapping.types.get(name) {
             Some(t) => t.convert(name, text),
@@ -208,10 +200,6 @@ impl JsonRpc {
         request: &Request<'_>,
         response: &ResponseView<'_>,
     ) -> ResponseDecision {
-        if response.header("x-weir-error").is_some() {
-            // The gateway's own answer (the upstream is down, say): already an HTTP error.
-            return ResponseDecision::proceed();
-        }
         let answer = match parse_response(response.body().unwrap_or_default(), request) {
             Ok(answer) => answer,
             Err(why) => {

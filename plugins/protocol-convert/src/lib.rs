@@ -7,7 +7,8 @@
 //! - `grpc`: JSON ↔ unary gRPC by the proto3 JSON mapping, with a descriptor set file.
 //!
 //! A request the filter converted is marked with the [`CALL`] variable, so that the
-//! response phase converts the answer to that call only. See docs/plugins/protocol-convert.md.
+//! response phase converts the answer to that call only; an error response of the gateway
+//! (marked `x-weir-error`) passes unchanged. See docs/plugins/protocol-convert.md.
 
 mod error;
 mod grpc;
@@ -65,6 +66,11 @@ impl Filter for ProtocolConvert {
         let Some(call) = request.variable(CALL) else {
             return ResponseDecision::proceed();
         };
+        if response.header("x-weir-error").is_some() {
+            // The gateway's own error (the upstream cannot be reached, say) or an earlier
+            // filter's: an HTTP error already, in the gateway's shape.
+            return ResponseDecision::proceed();
+        }
         match self {
             Self::JsonRpc(m) => m.on_response(&call, request, response),
             Self::Xml(m) => m.on_response(request, response),

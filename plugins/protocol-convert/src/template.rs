@@ -3,6 +3,7 @@
 
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
+use weir_plugin_sdk::{Request, RequestDecision, Response};
 
 /// What happens to a request that no rule matches.
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
@@ -13,6 +14,21 @@ pub enum Unmatched {
     Reject,
     /// Send it upstream unchanged.
     Pass,
+}
+
+impl Unmatched {
+    /// The decision for an unmatched request; `code` names the refusal.
+    pub fn decide(self, code: &str, request: &Request<'_>) -> RequestDecision {
+        match self {
+            Self::Pass => RequestDecision::proceed(),
+            Self::Reject => RequestDecision::Respond(Response::error(
+                404,
+                code,
+                "nothing is configured for this method and path",
+                request,
+            )),
+        }
+    }
 }
 
 /// One segment of a path template.

@@ -113,17 +113,7 @@ impl Grpc {
     pub fn on_request(&self, request: &Request<'_>) -> RequestDecision {
         let (method, vars) = match self.route(request) {
             Ok(Some(found)) => found,
-            Ok(None) => {
-                return match self.unmatched {
-                    Unmatched::Pass => RequestDecision::proceed(),
-                    Unmatched::Reject => reject(
-                        404,
-                        "no_grpc_mapping",
-                        "no gRPC method for this method and path",
-                        request,
-                    ),
-                };
-            }
+            Ok(None) => return self.unmatched.decide("no_grpc_mapping", request),
             Err(refused) => return refused,
         };
         let input = method.input();
@@ -205,10 +195,6 @@ impl Grpc {
         request: &Request<'_>,
         response: &ResponseView<'_>,
     ) -> ResponseDecision {
-        if response.header("x-weir-error").is_some() {
-            // The gateway's own answer (the upstream is down, say): already an HTTP error.
-            return ResponseDecision::proceed();
-        }
         let Some(method) = self.service.methods().find(|m| call_path(m) == path) else {
             return ResponseDecision::proceed();
         };
