@@ -64,6 +64,10 @@ impl Element {
     }
 }
 
+/// How deep elements may nest: the tree is converted and written recursively, and JSON
+/// nests no deeper either (serde_json's limit is 128).
+const MAX_DEPTH: usize = 128;
+
 /// The local part of a qualified name (`soap:Body` → `Body`).
 fn local(name: &[u8]) -> Result<String, String> {
     let local = name.rsplit(|b| *b == b':').next().unwrap_or(name);
@@ -81,6 +85,9 @@ pub fn parse(bytes: &[u8]) -> Result<Element, String> {
         let event = reader.read_event().map_err(|e| e.to_string())?;
         let finished = match event {
             Event::Start(start) => {
+                if open.len() == MAX_DEPTH {
+                    return Err(format!("elements are nested deeper than {MAX_DEPTH}"));
+                }
                 open.push(start_element(&start)?);
                 None
             }
@@ -210,6 +217,9 @@ mod tests {
         ] {
             assert!(parse(doc).is_err(), "{}", String::from_utf8_lossy(doc));
         }
+        let nested = |depth| "<a>".repeat(depth) + &"</a>".repeat(depth);
+        assert!(parse(nested(128).as_bytes()).is_ok());
+        assert!(parse(nested(129).as_bytes()).is_err());
     }
 
     #[test]
