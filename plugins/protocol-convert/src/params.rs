@@ -11,6 +11,11 @@ use crate::template::Vars;
 #[derive(Debug, PartialEq)]
 pub struct Invalid(pub String);
 
+/// Whether a body is empty or only whitespace: no body, as far as conversion goes.
+pub fn is_blank(body: &[u8]) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
+
 /// Builds the arguments. `typed(name, text)` converts one path or query value.
 pub fn collect(
     body: Option<&[u8]>,
@@ -18,7 +23,7 @@ pub fn collect(
     vars: Vars,
     typed: impl Fn(&str, String) -> Result<Value, Invalid>,
 ) -> Result<Map<String, Value>, Invalid> {
-    let mut params = match body.filter(|b| !b.iter().all(u8::is_ascii_whitespace)) {
+    let mut params = match body.filter(|b| !is_blank(b)) {
         None => Map::new(),
         Some(body) => match serde_json::from_slice(body) {
             Ok(Value::Object(map)) => map,

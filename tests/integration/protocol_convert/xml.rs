@@ -28,7 +28,7 @@ struct Seen {
 
 /// The XML server: `/soap11` and `/soap12` serve the `GetUser` operation (user 7 exists,
 /// 404 is the client's fault, anything else the server's), `/echo` answers the XML it got,
-/// `/text` answers plain text.
+/// `/text` answers plain text, `/empty` an XML content type with no body.
 struct XmlServer {
     addr: std::net::SocketAddr,
     hits: Arc<AtomicUsize>,
@@ -85,6 +85,7 @@ impl XmlServer {
                             .map_err(|e| e.to_string())
                     }
                     "/text" => Ok((200, "text/plain", "plain".to_string())),
+                    "/empty" => Ok((200, "application/xml", String::new())),
                     _ => Err(format!("unexpected content type {content_type:?}")),
                 };
                 let (status, content_type, body) =
@@ -178,7 +179,7 @@ fn soap(text: &str, ns: &str) -> Result<(u16, &'static str, String), String> {
     })
 }
 
-/// The SOAP routes `/soap11`, `/soap12` and the plain XML routes `/echo`, `/text`.
+/// The SOAP routes `/soap11`, `/soap12` and the plain XML routes `/echo`, `/text`, `/empty`.
 async fn setup() -> (XmlServer, weir_tests::TestGateway) {
     let server = XmlServer::start().await;
     let soap = |version: &str| {
@@ -192,6 +193,7 @@ async fn setup() -> (XmlServer, weir_tests::TestGateway) {
         route("soap12", "/soap12", "xml", &soap("1.2"), ""),
         route("echo", "/echo", "xml", plain, ""),
         route("text", "/text", "xml", plain, ""),
+        route("empty", "/empty", "xml", plain, ""),
     ];
     let gw = gateway(&[upstream("xml", server.addr, "")], &routes).await;
     (server, gw)
@@ -312,6 +314,12 @@ async fn plain_xml_keeps_order_attributes_and_arrays_both_ways() {
     assert_eq!((r.status.as_u16(), r.body.as_ref()), (200, &b"plain"[..]));
     assert_eq!(server.seen().body, "");
     assert_eq!(server.seen().content_type, "application/json");
+    let r = client.send(post_json(&gw.url("/empty"), "{}")).await;
+    assert_eq!(
+        (r.status.as_u16(), r.body.as_ref()),
+        (200, &b""[..]),
+        "no body to convert"
+    );
     gw.shutdown().await;
 }
 

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use weir_plugin_sdk::prelude::*;
 
+use crate::params::is_blank;
 use crate::{CALL, error};
 use json::AsJson;
 use soap::{Payload, Version};
@@ -87,7 +88,7 @@ impl Xml {
     pub fn on_request(&self, request: &Request<'_>) -> RequestDecision {
         let content_type = request.header("content-type");
         let body = request.body().unwrap_or_default();
-        if body.iter().all(u8::is_ascii_whitespace) {
+        if is_blank(body) {
             // No body, nothing to convert.
             return RequestDecision::proceed();
         }
@@ -124,6 +125,10 @@ impl Xml {
     ) -> ResponseDecision {
         let content_type = response.header("content-type");
         let body = response.body().unwrap_or_default();
+        if is_blank(body) {
+            // No body (a 204, say), nothing to convert.
+            return ResponseDecision::proceed();
+        }
         let converted = match self.config.direction {
             Direction::JsonToXml if is_xml(content_type.as_deref()) => {
                 match tree::parse(body).and_then(soap::unwrap) {
