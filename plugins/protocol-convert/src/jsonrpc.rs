@@ -189,6 +189,7 @@ impl JsonRpc {
                 .set_body(call.to_string())
                 .set_header("content-type", "application/json")
                 .set_header("accept", "application/json")
+                .remove_header("accept-encoding")
                 .set_variable(CALL, mapping.method.as_str()),
         )
     }

@@ -6,9 +6,10 @@
 //! - `xml`: JSON ↔ XML (optionally in a SOAP 1.1/1.2 envelope) in either direction.
 //! - `grpc`: JSON ↔ unary gRPC by the proto3 JSON mapping, with a descriptor set file.
 //!
-//! A request the filter converted is marked with the [`CALL`] variable, so that the
-//! response phase converts the answer to that call only; an error response of the gateway
-//! (marked `x-weir-error`) passes unchanged. See docs/plugins/protocol-convert.md.
+//! A converted request asks for an answer without `content-encoding` (the filter must read
+//! it) and is marked with the [`CALL`] variable, so that the response phase converts the
+//! answer to that call only; an error response of the gateway (marked `x-weir-error`)
+//! passes unchanged. See docs/plugins/protocol-convert.md.
 
 mod error;
 mod grpc;

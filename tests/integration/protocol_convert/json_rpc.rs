@@ -21,6 +21,7 @@ struct Seen {
     path: String,
     content_type: String,
     request_id: String,
+    accept_encoding: String,
     body: Value,
 }
 
@@ -68,6 +69,7 @@ impl RpcServer {
                     path: parts.uri.to_string(),
                     content_type: header("content-type"),
                     request_id: header("x-request-id"),
+                    accept_encoding: header("accept-encoding"),
                     body: serde_json::from_slice(&body).unwrap_or(Value::Null),
                 });
                 match parts.uri.path() {
@@ -235,13 +237,22 @@ async fn a_rest_call_becomes_a_json_rpc_call_and_the_result_the_body() {
     let (server, gw) = setup().await;
     let client = TestClient::default();
 
-    let r = client.get(&gw.url("/api/users/7")).await;
+    let r = client
+        .send(weir_tests::get(
+            &gw.url("/api/users/7"),
+            &[("accept-encoding", "gzip")],
+        ))
+        .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.json(), json!({"id": 7, "name": "Ada"}));
     let seen = server.last();
     assert_eq!((seen.method.as_str(), seen.path.as_str()), ("POST", "/rpc"));
     assert_eq!(seen.content_type, "application/json");
+    assert_eq!(
+        seen.accept_encoding, "",
+        "the filter must be able to read the answer"
+    );
     assert_eq!(
         seen.body,
         json!({"jsonrpc": "2.0", "method": "users.get", "params": {"id": 7}, "id": seen.request_id}),

@@ -153,6 +153,7 @@ impl Grpc {
                 .set_path(path.as_str())
                 .set_body(framed)
                 .remove_header("accept")
+                .remove_header("accept-encoding")
                 .set_header("content-type", "application/grpc")
                 .set_header("te", "trailers")
                 .set_variable(CALL, path),

@@ -108,9 +108,11 @@ impl Xml {
             _ => return RequestDecision::proceed(),
         };
         match converted {
-            Ok(changes) => {
-                RequestDecision::Continue(changes.set_variable(CALL, self.config.root.as_str()))
-            }
+            Ok(changes) => RequestDecision::Continue(
+                changes
+                    .remove_header("accept-encoding")
+                    .set_variable(CALL, self.config.root.as_str()),
+            ),
             Err(message) => {
                 RequestDecision::Respond(Response::error(400, "invalid_body", &message, request))
             }
