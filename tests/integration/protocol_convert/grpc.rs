@@ -1,8 +1,9 @@
 //! `mode = "grpc"` against a real gRPC server (tonic, h2c) generated from
 //! `tests/fixtures/grpc/directory.proto`: every shape the proto3 JSON mapping treats
 //! specially (nested and repeated messages, enums, int64, Timestamp, bool), the canonical
-//! path and HTTP rules, and the error paths: statuses from the handlers, an unimplemented
-//! method, and requests refused before any call.
+//! path and HTTP rules, and the error paths: statuses from the handlers (trailers-only) and
+//! in trailers after a message, an unimplemented method, replies that cannot be read, and
+//! requests refused before any call.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -452,4 +453,82 @@ async fn configs_that_cannot_work_are_refused() {
     gw.expect("the same config with a grant and a known service starts")
         .shutdown()
         .await;
+}
+
+/// An h2c server that answers every call with a `User` reply as the request's `x-kind`
+/// header asks: `trailers` (a message, then NOT_FOUND in the trailers), `compressed` (a
+/// message flagged as compressed, status OK), `no-status` (no `grpc-status` at all).
+async fn raw_grpc_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use http_body_util::BodyExt;
+    use prost::Message;
+    weir_tests::serve(|request: http::Request<hyper::body::Incoming>| async move {
+        let kind = request
+            .headers()
+            .get("x-kind")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let message = User {
+            id: 1,
+            ..User::default()
+        }
+        .encode_to_vec();
+        let flag = u8::from(kind == "compressed");
+        let mut framed = vec![flag];
+        framed.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+        framed.extend_from_slice(&message);
+        let mut trailers = http::HeaderMap::new();
+        match kind.as_str() {
+            "trailers" => {
+                trailers.insert("grpc-status", http::HeaderValue::from_static("5"));
+                trailers.insert(
+                    "grpc-message",
+                    http::HeaderValue::from_static("gone%20away"),
+                );
+            }
+            "compressed" => {
+                trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            }
+            _ => {}
+        }
+        let body = http_body_util::Full::new(bytes::Bytes::from(framed))
+            .with_trailers(async move { Some(Ok(trailers)) });
+        http::Response::builder()
+            .header("content-type", "application/grpc")
+            .body(body)
+            .unwrap()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_is_read_from_the_trailers_and_bad_replies_are_a_bad_gateway() {
+    let (addr, server) = raw_grpc_server().await;
+    let routes = [route(
+        "g",
+        "/v1/",
+        "grpc",
+        &config(&RULES.replace('\n', " ")),
+        &grant(),
+    )];
+    let gw = gateway(&[upstream("grpc", addr, "protocol = \"h2c\"")], &routes).await;
+    let client = TestClient::default();
+    // The client's headers reach the server: `x-kind` says how to answer.
+    let cases = [
+        ("trailers", 404, "not_found", "gone away"),
+        ("compressed", 502, "bad_grpc_response", ""),
+        ("no-status", 502, "bad_grpc_response", ""),
+    ];
+    for (kind, status, code, message) in cases {
+        let r = client
+            .send(weir_tests::get(&gw.url("/v1/users/7"), &[("x-kind", kind)]))
+            .await;
+        assert_eq!(r.status, status, "{kind}: {:?}", r.body);
+        assert_eq!(r.json()["error"], code, "{kind}");
+        if !message.is_empty() {
+            assert_eq!(r.json()["message"], message, "{kind}");
+        }
+    }
+    server.abort();
+    gw.shutdown().await;
 }
