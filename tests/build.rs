@@ -9,7 +9,7 @@ mod build_guests;
 mod build_protos;
 
 /// Test plugins and bundled plugins the tests load, by crate name.
-const PLUGINS: [&str; 9] = [
+const PLUGINS: [&str; 10] = [
     "tester",
     "tester-v2",
     "hostile",
@@ -19,6 +19,7 @@ const PLUGINS: [&str; 9] = [
     "hmac-signature",
     "rate-limit",
     "degradation",
+    "protocol-convert",
 ];
 
 fn main() {

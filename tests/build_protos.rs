@@ -1,7 +1,9 @@
 //! Compiles `tests/fixtures/grpc/*.proto` without `protoc`: `protox` parses them into a
 //! descriptor set, written to `OUT_DIR/grpc/directory.binpb` for the protocol-convert
 //! plugin (its path in the `GRPC_DESCRIPTOR_SET` env var), from which `tonic-prost-build`
-//! generates the test gRPC server.
+//! generates the test gRPC server. Also compiles the example config's
+//! `examples/grpc/greeter.proto` (`EXAMPLE_DESCRIPTOR_SET`), so that a test can check the
+//! committed `greeter.binpb` still describes it.
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +26,16 @@ pub fn compile() {
     println!(
         "cargo:rustc-env=GRPC_DESCRIPTOR_SET={}",
         descriptor.display()
+    );
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/grpc");
+    println!("cargo:rerun-if-changed={}", examples.display());
+    let greeter = protox::compile([examples.join("greeter.proto")], [&examples])
+        .expect("compile examples/grpc/greeter.proto");
+    let example = out.join("greeter.binpb");
+    std::fs::write(&example, greeter.encode_to_vec()).expect("write the example descriptor set");
+    println!(
+        "cargo:rustc-env=EXAMPLE_DESCRIPTOR_SET={}",
+        example.display()
     );
     tonic_prost_build::configure()
         .build_client(false)

@@ -137,6 +137,69 @@ async fn the_readme_requests_get_their_answers() {
         .cloned()
         .expect("the offline upstream's circuit");
     assert_eq!(offline["circuit"]["state"], "open");
+
+    // protocol-convert: JSON-RPC, SOAP, gRPC (through the descriptor set in examples/grpc).
+    let r = client.get(&example.url("/users/1")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({ "id": 1, "name": "Ada Lovelace" })
+    );
+    let r = client.get(&example.url("/users/9")).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["rpc_error"]["code"], -32001);
+    let r = client
+        .send(weir_tests::request(
+            "POST",
+            &example.url("/soap"),
+            &[("content-type", "application/json")],
+            bytes::Bytes::from_static(br#"{"name": "Ada"}"#),
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+    let received = r.json()["received"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        received.contains("<soap:Body><Echo xmlns=\"urn:weir:demo\"><name>Ada</name></Echo>"),
+        "{received}"
+    );
+    let r = client.get(&example.url("/greet/Ada")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), serde_json::json!({ "message": "Hello, Ada!" }));
+    let r = client
+        .send(weir_tests::request(
+            "POST",
+            &example.url("/weir.demo.Greeter/SayHello"),
+            &[("content-type", "application/json")],
+            bytes::Bytes::from_static(br#"{"name": ""}"#),
+        ))
+        .await;
+    assert_eq!(r.status, 400, "INVALID_ARGUMENT");
+    assert_eq!(r.json()["grpc_status"], "INVALID_ARGUMENT");
+}
+
+#[test]
+fn the_committed_descriptor_set_describes_the_example_proto() {
+    use prost::Message;
+    let decode = |path: &str| {
+        let bytes = std::fs::read(path).expect("a descriptor set");
+        let mut set = prost_types::FileDescriptorSet::decode(bytes.as_slice()).expect("decodes");
+        for file in &mut set.file {
+            file.source_code_info = None;
+        }
+        set
+    };
+    let committed = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/grpc/greeter.binpb"
+    );
+    assert_eq!(
+        decode(committed),
+        decode(env!("EXAMPLE_DESCRIPTOR_SET")),
+        "examples/grpc/greeter.binpb is stale: regenerate it (see greeter.proto)"
+    );
 }
 
 /// The statuses of `n` GETs of `url`, one after the other.

@@ -7,14 +7,7 @@ mod json_rpc;
 mod xml;
 
 use weir_tests::TestGateway;
-
-/// The built plugin (built with the bundled plugins by the gateway's build script).
-fn plugin() -> String {
-    format!(
-        "{}/plugins/protocol-convert.wasm",
-        weir_tests::plugins::TARGET_DIR
-    )
-}
+use weir_tests::plugins::PROTOCOL_CONVERT;
 
 /// An upstream `name` with one target (and `extra` keys, `protocol = "h2c"` say).
 fn upstream(name: &str, addr: std::net::SocketAddr, extra: &str) -> String {
@@ -35,7 +28,7 @@ fn route(name: &str, prefix: &str, upstream: &str, config: &str, grants: &str) -
 /// A gateway with these upstreams and routes, or its startup error.
 async fn try_gateway(upstreams: &[String], routes: &[String]) -> anyhow::Result<TestGateway> {
     let text = format!("{}\n{}", upstreams.concat(), routes.concat());
-    TestGateway::try_start(&text, &[("protocol-convert.wasm", plugin().as_str())]).await
+    TestGateway::try_start(&text, &[("protocol-convert.wasm", PROTOCOL_CONVERT)]).await
 }
 
 /// A gateway that must start.
