@@ -79,7 +79,7 @@ if [[ $SKIP_BUILD != 1 ]]; then
     (cd "$ROOT" && cargo build --release -p weir)
 fi
 [[ -x $WEIR ]] || die "$WEIR not found (build it, or unset SKIP_BUILD)"
-for plugin in headers auth hmac-signature rate-limit degradation; do
+for plugin in headers auth hmac-signature rate-limit degradation protocol-convert; do
     [[ -f $PLUGINS/$plugin.wasm ]] || die "$PLUGINS/$plugin.wasm not found"
 done
 
@@ -243,6 +243,33 @@ grants = ["upstreams", "clock", "kv"]
 config.breaker = { window_ms = 10000, min_calls = 20, failure_rate = 0.5 }
 config.fallback = { kind = "cache", ttl_ms = 60000 }
 
+# protocol-convert: GET /users/1 becomes a JSON-RPC call of the demo's /rpc; GET /greet/bench
+# a gRPC call of the demo's weir.demo.Greeter over h2c.
+[[routes]]
+name = "json-rpc"
+upstream = "up"
+match = { headers = { "x-bench" = "json-rpc" } }
+
+[[routes.filters]]
+plugin = "protocol-convert.wasm"
+config.mode = "json-rpc"
+config.endpoint = "/rpc"
+config.mappings = [{ http = "GET /users/{id}", method = "users.get", types = { id = "integer" } }]
+
+[upstreams.up-h2c]
+targets = ["127.0.0.1:$UPSTREAM_PORT"]
+protocol = "h2c"
+
+[[routes]]
+name = "grpc"
+upstream = "up-h2c"
+match = { headers = { "x-bench" = "grpc" } }
+
+[[routes.filters]]
+plugin = "protocol-convert.wasm"
+grants = ["files:$ROOT/examples/grpc"]
+config = { mode = "grpc", descriptor = "$ROOT/examples/grpc/greeter.binpb", service = "weir.demo.Greeter", rules = [{ http = "GET /greet/{name}", method = "SayHello" }] }
+
 # ... all others are proxied with no filter.
 [[routes]]
 name = "passthrough"
@@ -304,6 +331,12 @@ curl -sf -D - -o /dev/null "${chain_args[@]}" "http://127.0.0.1:$WEIR_PORT/hello
 [[ $(curl -s -o /dev/null -w '%{http_code}' -H 'x-bench: chain' "http://127.0.0.1:$WEIR_PORT/hello") == 401 ]] \
     || die "weir + chain: an unauthenticated request was not refused"
 
+# The conversions answer what the demo's services answer.
+[[ $(curl -sf -H 'x-bench: json-rpc' "http://127.0.0.1:$WEIR_PORT/users/1") == '{"id":1,"name":"Ada Lovelace"}' ]] \
+    || die "weir + protocol-convert: GET /users/1 did not become a JSON-RPC call"
+[[ $(curl -sf -H 'x-bench: grpc' "http://127.0.0.1:$WEIR_PORT/greet/bench") == '{"message":"Hello, bench!"}' ]] \
+    || die "weir + protocol-convert: GET /greet/bench did not become a gRPC call"
+
 # --- load -------------------------------------------------------------------------------
 
 TARGETS=(
@@ -317,6 +350,8 @@ TARGETS=(
     "weir + auth, hmac-signature, rate-limit|http://127.0.0.1:$WEIR_PORT/hello|$CHAIN_HEADERS"
     "weir + degradation (breaker, static fallback, shedding)|http://127.0.0.1:$WEIR_PORT/hello|x-bench: degradation"
     "weir + degradation (breaker, cache fallback)|http://127.0.0.1:$WEIR_PORT/hello|x-bench: degradation-cache"
+    "weir + protocol-convert (REST → JSON-RPC, GET /users/1)|http://127.0.0.1:$WEIR_PORT/users/1|x-bench: json-rpc"
+    "weir + protocol-convert (JSON → gRPC over h2c, GET /greet/bench)|http://127.0.0.1:$WEIR_PORT/greet/bench|x-bench: grpc"
 )
 
 # to_ms VALUE: wrk's "812.00us" / "1.23ms" / "2.00s" / "1.50m" in milliseconds.
@@ -369,6 +404,12 @@ fi
     echo "check off, since wrk repeats one request; no body) → \`rate-limit.wasm\` (token bucket keyed by"
     echo "consumer, embedded backend, RateLimit fields on the response). The \"alone\" rows send the same"
     echo "credentials to a route with just that filter (rate-limit keyed by client IP there)."
+    echo "The degradation rows put \`degradation.wasm\` on a healthy upstream (the breaker reads the"
+    echo "circuit and the record per request; shedding reads the load; the cache row also buffers and"
+    echo "stores every 2xx through kv). The protocol-convert rows ask other URLs of the demo upstream:"
+    echo "\`GET /users/1\` becomes a JSON-RPC 2.0 call of its \`/rpc\`, \`GET /greet/bench\` a unary gRPC"
+    echo "call of \`weir.demo.Greeter/SayHello\` over h2c; their req/s include the demo's JSON-RPC and"
+    echo "gRPC handling, so compare their weir CPU µs/req with passthrough's for the filter's cost."
     echo "\"weir CPU µs/req\" is the weir process's user + system CPU time over the run (from"
     echo "\`/proc/PID/stat\`) divided by the requests served: what one request costs the gateway."
     echo "nginx: \`worker_processes auto\`,"
