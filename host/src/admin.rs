@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use crate::gateway::Gateway;
 use crate::proxy::{ProxyBody, full_body};
-use crate::resilience::{CircuitState, Resilience};
+use crate::resilience::{CircuitState, Load, Record, ScopeKind};
 use crate::upstream::health::now_ms;
 
 /// Serves one admin request.
@@ -145,11 +145,24 @@ fn upstreams(gateway: &Gateway) -> serde_json::Value {
 /// The window of the recent outcomes `GET /circuits` shows.
 const RECENT: Duration = Duration::from_secs(60);
 
-/// Every circuit (of each upstream and route), with its recent outcomes and transitions.
-fn circuits(gateway: &Gateway) -> serde_json::Value {
-    let circuits: Vec<_> = gateway
+/// The records of the upstreams and routes of the live snapshot (the record keeps those a
+/// reload removed, in case they come back).
+fn live_records(gateway: &Gateway) -> Vec<Arc<Record>> {
+    let snapshot = gateway.snapshot();
+    gateway
         .resilience
         .records()
+        .into_iter()
+        .filter(|r| match r.kind {
+            ScopeKind::Upstream => snapshot.upstreams.contains_key(&r.name),
+            ScopeKind::Route => snapshot.routes.iter().any(|route| route.name == r.name),
+        })
+        .collect()
+}
+
+/// Every circuit (of each upstream and route), with its recent outcomes and transitions.
+fn circuits(gateway: &Gateway) -> serde_json::Value {
+    let circuits: Vec<_> = live_records(gateway)
         .iter()
         .map(|record| {
             let recent = record.outcomes.stats(RECENT, RECENT);
@@ -198,7 +211,7 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
         let state = gateway.state.status();
         let _ = writeln!(out, "# HELP weir_state_backend_up 1 when the state backend answers.\n# TYPE weir_state_backend_up gauge\nweir_state_backend_up{{backend=\"{}\"}} {}", state.backend, u8::from(state.healthy));
         let _ = writeln!(out, "# HELP weir_state_backend_outages_total Times the state backend became unreachable.\n# TYPE weir_state_backend_outages_total counter\nweir_state_backend_outages_total{{backend=\"{}\"}} {}", state.backend, state.outages);
-        render_circuits(out, &gateway.resilience);
+        render_circuits(out, &live_records(gateway), &gateway.resilience.load);
         let _ = writeln!(out, "# HELP weir_snapshot_generation The live snapshot.\n# TYPE weir_snapshot_generation gauge\nweir_snapshot_generation {}", snapshot.generation);
     });
     let mut response = Response::new(full_body(Bytes::from(text)));
@@ -210,15 +223,14 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
 }
 
 /// The circuits' states and transitions, and the gateway's load.
-fn render_circuits(out: &mut String, resilience: &Resilience) {
-    let records = resilience.records();
+fn render_circuits(out: &mut String, records: &[Arc<Record>], load: &Load) {
     const STATES: [CircuitState; 3] = [
         CircuitState::Closed,
         CircuitState::Open,
         CircuitState::HalfOpen,
     ];
     out.push_str("# HELP weir_circuit_state 1 for the state a circuit is in.\n# TYPE weir_circuit_state gauge\n");
-    for r in &records {
+    for r in records {
         let current = r.circuit.status().state;
         for state in STATES {
             let _ = writeln!(
@@ -232,7 +244,7 @@ fn render_circuits(out: &mut String, resilience: &Resilience) {
         }
     }
     out.push_str("# HELP weir_circuit_transitions_total Circuit transitions by the state entered.\n# TYPE weir_circuit_transitions_total counter\n");
-    for r in &records {
+    for r in records {
         for state in STATES {
             let _ = writeln!(
                 out,
@@ -244,7 +256,6 @@ fn render_circuits(out: &mut String, resilience: &Resilience) {
             );
         }
     }
-    let load = &resilience.load;
     let _ = writeln!(
         out,
         "# HELP weir_requests_in_flight Requests being served.\n# TYPE weir_requests_in_flight gauge\nweir_requests_in_flight {}",

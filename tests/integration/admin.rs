@@ -93,3 +93,57 @@ async fn admin_token_is_required_when_configured() {
     assert_eq!(client.get(&gw.url("/")).await.status, 200);
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn circuits_and_their_metrics_follow_the_live_config() {
+    let up = TestUpstream::start("up").await;
+    let routes = |names: &[&str]| {
+        let mut config = format!("[upstreams.u]\ntargets = [\"{}\"]\n", up.addr);
+        for name in names {
+            config.push_str(&format!(
+                "[[routes]]\nname = \"{name}\"\nupstream = \"u\"\nmatch = {{ path_prefix = \"/{name}\" }}\n"
+            ));
+        }
+        config
+    };
+    let gw = TestGateway::start(&routes(&["kept", "dropped"]), &[]).await;
+    let client = TestClient::default();
+    let names = || async {
+        let circuits = client.get(&gw.admin_url("/circuits")).await.json();
+        let mut names: Vec<String> = circuits["circuits"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|c| {
+                        format!(
+                            "{}:{}",
+                            c["scope"].as_str().unwrap_or(""),
+                            c["name"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    assert_eq!(names().await, ["route:dropped", "route:kept", "upstream:u"]);
+
+    let generation = gw.generation();
+    gw.write_config(&routes(&["kept"]));
+    assert!(
+        weir_tests::eventually(std::time::Duration::from_secs(10), || async {
+            gw.generation() > generation
+        })
+        .await
+    );
+    assert_eq!(names().await, ["route:kept", "upstream:u"]);
+    let metrics = client.get(&gw.admin_url("/metrics")).await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.contains("weir_circuit_state{scope=\"route\",name=\"kept\",state=\"closed\"} 1"),
+        "{text}"
+    );
+    assert!(!text.contains("name=\"dropped\""), "{text}");
+    gw.shutdown().await;
+}

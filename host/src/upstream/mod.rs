@@ -78,8 +78,6 @@ pub struct UpstreamResponse {
     pub response: Response<Incoming>,
     /// Keeps the target's in-flight count until the response is handed on.
     pub in_flight: InFlight,
-    /// The time to the response headers.
-    pub latency: Duration,
 }
 
 impl Upstream {
@@ -200,7 +198,6 @@ impl Upstream {
         outcome.map(|response| UpstreamResponse {
             response,
             in_flight,
-            latency,
         })
     }
 
