@@ -265,13 +265,20 @@ struct RpcResponse {
     jsonrpc: String,
     #[serde(default, deserialize_with = "present")]
     result: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
     error: Option<RpcError>,
     id: Value,
 }
 
-/// Keeps a `null` result apart from a missing one: `"result": null` is a valid result.
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
+/// Keeps a member that is present apart from a missing one: `"result": null` is a valid
+/// result, and `"error": null` is an error member that is not an error object (§5 forbids
+/// it beside a result), not a missing one.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// The result, or the error object, of a response to this request.

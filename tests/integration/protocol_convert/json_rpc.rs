@@ -26,7 +26,8 @@ struct Seen {
 }
 
 /// The JSON-RPC server: `POST /rpc` is the endpoint; `/broken` answers JSON that is not
-/// a response object, `/wrong-id` a response to another call; any other path answers
+/// a response object, `/wrong-id` a response to another call, `/both` a response with
+/// both `result` and `error` (the latter `null`); any other path answers
 /// `200 passed through` (for unmatched requests sent on unchanged).
 struct RpcServer {
     addr: std::net::SocketAddr,
@@ -86,6 +87,10 @@ impl RpcServer {
                     "/broken" => json_reply(json!({"ok": true})),
                     "/wrong-id" => {
                         json_reply(json!({"jsonrpc": "2.0", "result": 1, "id": "another"}))
+                    }
+                    "/both" => {
+                        let id = header("x-request-id");
+                        json_reply(json!({"jsonrpc": "2.0", "result": 1, "error": null, "id": id}))
                     }
                     _ => Response::new(Full::new(Bytes::from_static(b"passed through"))),
                 }
@@ -173,7 +178,7 @@ const MAPPINGS: &str = r#"[
 
 /// A gateway with the routes `/api` (the mappings, endpoint `/rpc`), `/tuned` (an error
 /// table for the server's -32001 and -32601, pass-through of unmatched requests), and
-/// `/broken`, `/wrong-id` (endpoints that do not answer JSON-RPC), and `/down` (an upstream
+/// `/broken`, `/wrong-id`, `/both` (endpoints that do not answer JSON-RPC 2.0), and `/down` (an upstream
 /// where nothing listens).
 async fn setup() -> (RpcServer, weir_tests::TestGateway) {
     let server = RpcServer::start().await;
@@ -212,6 +217,13 @@ async fn setup() -> (RpcServer, weir_tests::TestGateway) {
             "/wrong-id/",
             "rpc",
             &config("/wrong-id", "endpoint = \"/wrong-id\""),
+            "",
+        ),
+        route(
+            "both",
+            "/both/",
+            "rpc",
+            &config("/both", "endpoint = \"/both\""),
             "",
         ),
     ];
@@ -388,12 +400,14 @@ async fn unmatched_requests_are_refused_or_passed_on() {
 async fn an_answer_that_is_not_json_rpc_is_a_bad_gateway() {
     let (server, gw) = setup().await;
     let client = TestClient::default();
-    for path in ["/broken/users/7", "/wrong-id/users/7"] {
+    // §5: "Either the result member or error member MUST be included, but both members
+    // MUST NOT be included" — an `"error": null` beside a result is both.
+    for path in ["/broken/users/7", "/wrong-id/users/7", "/both/users/7"] {
         let r = client.get(&gw.url(path)).await;
         assert_eq!(r.status, 502, "{path}");
         assert_eq!(r.json()["error"], "bad_rpc_response", "{path}");
     }
-    assert_eq!(server.hits(), 2);
+    assert_eq!(server.hits(), 3);
 
     // The gateway's own error (nothing listens upstream) reaches the client as it is.
     let r = client.get(&gw.url("/down/users/7")).await;
