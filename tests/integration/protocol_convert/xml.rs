@@ -27,7 +27,8 @@ struct Seen {
 }
 
 /// The XML server: `/soap11` and `/soap12` serve the `GetUser` operation (user 7 exists,
-/// 404 is the client's fault, anything else the server's), `/echo` answers the XML it got,
+/// 404 is the client's fault, 401 too (`Client.Authentication` in SOAP 1.1), anything
+/// else the server's), `/echo` answers the XML it got,
 /// `/text` answers plain text, `/empty` an XML content type with no body.
 struct XmlServer {
     addr: std::net::SocketAddr,
@@ -148,10 +149,15 @@ fn soap(text: &str, ns: &str) -> Result<(u16, &'static str, String), String> {
             r#"<?xml version="1.0"?><s:Envelope xmlns:s="{ns}"><s:Body>{body}</s:Body></s:Envelope>"#
         )
     };
+    // SOAP 1.1 §4.4.1: a fault code may be made more specific with dots (`Client.Auth`).
     let fault = |client: bool, reason: &str| {
         let detail = format!("<id>{id}</id>");
         if ns == SOAP11 {
-            let code = if client { "s:Client" } else { "s:Server" };
+            let code = match (client, id) {
+                (true, "401") => "s:Client.Authentication",
+                (true, _) => "s:Client",
+                (false, _) => "s:Server",
+            };
             format!(
                 "<s:Fault><faultcode>{code}</faultcode><faultstring>{reason}</faultstring><detail>{detail}</detail></s:Fault>"
             )
@@ -171,6 +177,7 @@ fn soap(text: &str, ns: &str) -> Result<(u16, &'static str, String), String> {
             )),
         ),
         "404" => (500, content_type, envelope(fault(true, "no such user"))),
+        "401" => (500, content_type, envelope(fault(true, "who are you"))),
         _ => (
             500,
             content_type,
@@ -244,6 +251,13 @@ async fn soap_faults_become_error_statuses() {
     let client = TestClient::default();
     let cases = [
         ("/soap11", "404", 400, "Client", "no such user"),
+        (
+            "/soap11",
+            "401",
+            400,
+            "Client.Authentication",
+            "who are you",
+        ),
         ("/soap11", "500", 502, "Server", "directory unavailable"),
         ("/soap12", "404", 400, "Sender", "no such user"),
         ("/soap12", "500", 502, "Receiver", "directory unavailable"),

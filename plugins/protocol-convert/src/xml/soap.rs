@@ -70,9 +70,11 @@ pub struct Fault {
 }
 
 impl Fault {
-    /// The HTTP status: the client's fault is a bad request, any other the upstream's.
+    /// The HTTP status: the client's fault is a bad request, any other the upstream's. A
+    /// SOAP 1.1 code made more specific with dots (`Client.Authentication`, §4.4.1) is a
+    /// fault of its first part.
     pub fn status(&self) -> u16 {
-        match self.code.as_str() {
+        match self.code.split('.').next().unwrap_or_default() {
             "Client" | "Sender" => 400,
             _ => 502,
         }
