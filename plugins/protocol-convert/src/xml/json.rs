@@ -139,10 +139,20 @@ impl<'de> DeserializeSeed<'de> for ElementSeed<'_> {
 }
 
 impl ElementSeed<'_> {
-    fn text<E>(self, text: String) -> Result<Vec<Element>, E> {
+    fn text<E: de::Error>(self, text: String) -> Result<Vec<Element>, E> {
         let mut element = Element::new(self.name);
-        element.children.push(Node::Text(text));
+        element.children.push(Node::Text(xml_text(text)?));
         Ok(vec![element])
+    }
+}
+
+/// `text` if XML 1.0 can carry it: only characters of its `Char` production (§2.2), which
+/// leaves out most C0 controls, U+FFFE and U+FFFF — not even a reference may stand for them.
+fn xml_text<E: de::Error>(text: String) -> Result<String, E> {
+    let allowed = |c: char| matches!(c, '\t' | '\n' | '\r' | ' '..='\u{fffd}' | '\u{10000}'..);
+    match text.chars().find(|c| !allowed(*c)) {
+        None => Ok(text),
+        Some(c) => Err(E::custom(format!("{c:?} is not a character XML allows"))),
     }
 }
 
@@ -157,23 +167,23 @@ impl<'de> Visitor<'de> for ElementSeed<'_> {
         Ok(vec![Element::new(self.name)])
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
         self.text(v.to_string())
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
         self.text(v.to_string())
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
         self.text(v.to_string())
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
         self.text(v.to_string())
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
         self.text(v.to_string())
     }
 
@@ -231,7 +241,7 @@ impl<'de> serde::Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match serde_json::Value::deserialize(deserializer)? {
             serde_json::Value::Null => Ok(Scalar(String::new())),
-            serde_json::Value::String(s) => Ok(Scalar(s)),
+            serde_json::Value::String(s) => xml_text(s).map(Scalar),
             v @ (serde_json::Value::Bool(_) | serde_json::Value::Number(_)) => {
                 Ok(Scalar(v.to_string()))
             }
@@ -292,6 +302,8 @@ mod tests {
             br#"{"@k": {}}"#,
             b"[1]x",
             b"[1, 2]",
+            br#"{"a": "\u0001"}"#,
+            br#"{"@k": "\uffff"}"#,
         ] {
             assert!(
                 from_json("r", json).is_err(),
