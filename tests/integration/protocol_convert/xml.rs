@@ -393,20 +393,30 @@ async fn an_xml_client_calls_a_json_upstream() {
         "{text}"
     );
 
-    // Malformed XML is refused before any call; a JSON client passes unchanged.
+    // Malformed XML is refused before any call, and so is an element whose attributes
+    // share a local name (the JSON would hold the key `@id` twice); a JSON client passes
+    // unchanged.
     let hits = json_upstream.hits();
-    let r = client
-        .send(request(
-            "POST",
-            &gw.url("/orders"),
-            &[("content-type", "application/xml")],
-            "<a><b></a>",
-        ))
-        .await;
-    assert_eq!(
-        (r.status.as_u16(), r.json()["error"].as_str()),
-        (400, Some("invalid_body"))
-    );
+    let refused = [
+        "<a><b></a>",
+        r#"<a xmlns:p="urn:p" xmlns:q="urn:q" p:id="1" q:id="2"/>"#,
+    ];
+    for xml in refused {
+        let r = client
+            .send(request(
+                "POST",
+                &gw.url("/orders"),
+                &[("content-type", "application/xml")],
+                xml,
+            ))
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["error"].as_str()),
+            (400, Some("invalid_body")),
+            "{xml}: {:?}",
+            r.body
+        );
+    }
     assert_eq!(json_upstream.hits(), hits);
     let r = client
         .send(request(

@@ -132,7 +132,8 @@ pub fn parse(bytes: &[u8]) -> Result<Element, String> {
     root.ok_or_else(|| "no root element".into())
 }
 
-/// An element from a start tag, without `xmlns` declarations.
+/// An element from a start tag, without `xmlns` declarations. Two attributes whose local
+/// names are the same (`a:id`, `b:id`) are refused: they would be one name here.
 fn start_element(start: &BytesStart<'_>) -> Result<Element, String> {
     let mut element = Element::new(local(start.name().as_ref())?);
     for attribute in start.attributes() {
@@ -141,8 +142,15 @@ fn start_element(start: &BytesStart<'_>) -> Result<Element, String> {
         if key == b"xmlns" || key.starts_with(b"xmlns:") {
             continue;
         }
+        let name = local(key)?;
+        if element.attributes.iter().any(|(seen, _)| *seen == name) {
+            return Err(format!(
+                "<{}> has two attributes named {name:?} without their prefixes",
+                element.name
+            ));
+        }
         let value = attribute.unescape_value().map_err(|e| e.to_string())?;
-        element.attributes.push((local(key)?, value.into_owned()));
+        element.attributes.push((name, value.into_owned()));
     }
     Ok(element)
 }
@@ -214,6 +222,7 @@ mod tests {
             b"",
             b"<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>",
             b"<a>&x;</a>",
+            br#"<a xmlns:p="urn:p" p:k="1" k="2"/>"#,
         ] {
             assert!(parse(doc).is_err(), "{}", String::from_utf8_lossy(doc));
         }
