@@ -1,5 +1,8 @@
 //! The outcomes of recent upstream calls: a bounded ring of (time, latency, failed), so
-//! that a filter can ask for any window and any slow-call threshold.
+//! that a filter can ask for any window and any slow-call threshold. A breaker asks on
+//! every request, so the common question is cheap: the entries are in time order (stamped
+//! under the lock) and carry a running failure count, so the calls and failures of a window
+//! take a binary search; only a slow-call threshold needs a scan of the window.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,6 +18,8 @@ struct Outcome {
     at_ms: u64,
     latency_ms: u32,
     failed: bool,
+    /// Failures recorded up to and including this one, since the log began.
+    failures_through: u64,
 }
 
 #[derive(Debug)]
@@ -23,6 +28,28 @@ struct Ring {
     /// Where the next outcome goes.
     next: usize,
     len: usize,
+    failures: u64,
+}
+
+impl Ring {
+    /// The `i`-th outcome kept, oldest first.
+    fn nth(&self, i: usize) -> &Outcome {
+        &self.entries[(self.next + CAPACITY - self.len + i) % CAPACITY]
+    }
+
+    /// The index (oldest first) of the first outcome at or after `from_ms`.
+    fn first_since(&self, from_ms: u64) -> usize {
+        let (mut low, mut high) = (0, self.len);
+        while low < high {
+            let mid = (low + high) / 2;
+            if self.nth(mid).at_ms < from_ms {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        low
+    }
 }
 
 /// The recent calls of one upstream or route.
@@ -39,6 +66,7 @@ impl Default for OutcomeLog {
                 entries: vec![Outcome::default(); CAPACITY].into_boxed_slice(),
                 next: 0,
                 len: 0,
+                failures: 0,
             }),
             consecutive_failures: AtomicU32::new(0),
         }
@@ -66,12 +94,16 @@ impl OutcomeLog {
         } else {
             self.consecutive_failures.store(0, Ordering::Relaxed);
         }
-        let outcome = Outcome {
-            at_ms: monotonic_ms(),
-            latency_ms: u32::try_from(latency.as_millis()).unwrap_or(u32::MAX),
-            failed,
-        };
+        let latency_ms = u32::try_from(latency.as_millis()).unwrap_or(u32::MAX);
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        ring.failures += u64::from(failed);
+        let outcome = Outcome {
+            // Stamped under the lock, so that the ring stays in time order.
+            at_ms: monotonic_ms(),
+            latency_ms,
+            failed,
+            failures_through: ring.failures,
+        };
         let next = ring.next;
         ring.entries[next] = outcome;
         ring.next = (next + 1) % CAPACITY;
@@ -88,15 +120,19 @@ impl OutcomeLog {
             ..WindowStats::default()
         };
         let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
-        // Newest first, so the scan stops at the first call older than the window.
-        for back in 1..=ring.len {
-            let outcome = ring.entries[(ring.next + CAPACITY - back) % CAPACITY];
-            if outcome.at_ms < from {
-                break;
-            }
-            stats.calls += 1;
-            stats.failures += u32::from(outcome.failed);
-            stats.slow += u32::from(u64::from(outcome.latency_ms) > slow_ms);
+        let first = ring.first_since(from);
+        if first == ring.len {
+            return stats;
+        }
+        let (oldest, newest) = (ring.nth(first), ring.nth(ring.len - 1));
+        let before_window = oldest.failures_through - u64::from(oldest.failed);
+        stats.calls = (ring.len - first) as u32;
+        stats.failures = (newest.failures_through - before_window) as u32;
+        // No latency reaches u32::MAX ms: the scan is needed only for a real threshold.
+        if slow_ms < u64::from(u32::MAX) {
+            stats.slow = (first..ring.len)
+                .filter(|&i| u64::from(ring.nth(i).latency_ms) > slow_ms)
+                .count() as u32;
         }
         stats
     }
@@ -141,6 +177,22 @@ mod tests {
             stats.failures, 0,
             "the ten oldest calls, the failures, fell out"
         );
+    }
+
+    #[test]
+    fn a_window_counts_only_its_own_calls() {
+        let log = OutcomeLog::default();
+        log.record(MS(500), true);
+        log.record(MS(1), true);
+        std::thread::sleep(MS(60));
+        log.record(MS(1), false);
+        log.record(MS(200), true);
+        let recent = log.stats(MS(40), MS(100));
+        assert_eq!((recent.calls, recent.failures, recent.slow), (2, 1, 1));
+        let all = log.stats(MS(60_000), MS(100));
+        assert_eq!((all.calls, all.failures, all.slow), (4, 3, 2));
+        let no_threshold = log.stats(MS(60_000), Duration::from_millis(u32::MAX.into()));
+        assert_eq!(no_threshold.slow, 0);
     }
 
     #[test]
