@@ -14,6 +14,7 @@
 mod error;
 mod grpc;
 mod jsonrpc;
+mod media;
 mod params;
 mod template;
 mod xml;

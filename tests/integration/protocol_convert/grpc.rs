@@ -457,7 +457,9 @@ async fn configs_that_cannot_work_are_refused() {
 
 /// An h2c server that answers every call with a `User` reply as the request's `x-kind`
 /// header asks: `trailers` (a message, then NOT_FOUND in the trailers), `compressed` (a
-/// message flagged as compressed, status OK), `no-status` (no `grpc-status` at all).
+/// message flagged as compressed, status OK), `no-status` (no `grpc-status` at all),
+/// `proto` (`application/grpc+proto`, OK), `json` (`application/grpc+json`, OK), `text`
+/// (`text/plain`, OK), `two` (two messages, OK), `none` (no message, OK).
 async fn raw_grpc_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     use http_body_util::BodyExt;
     use prost::Message;
@@ -477,6 +479,11 @@ async fn raw_grpc_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>
         let mut framed = vec![flag];
         framed.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
         framed.extend_from_slice(&message);
+        match kind.as_str() {
+            "two" => framed = framed.repeat(2),
+            "none" => framed.clear(),
+            _ => {}
+        }
         let mut trailers = http::HeaderMap::new();
         match kind.as_str() {
             "trailers" => {
@@ -486,15 +493,21 @@ async fn raw_grpc_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>
                     http::HeaderValue::from_static("gone%20away"),
                 );
             }
-            "compressed" => {
+            "no-status" => {}
+            _ => {
                 trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
             }
-            _ => {}
         }
+        let content_type = match kind.as_str() {
+            "proto" => "application/grpc+proto",
+            "json" => "application/grpc+json",
+            "text" => "text/plain",
+            _ => "application/grpc",
+        };
         let body = http_body_util::Full::new(bytes::Bytes::from(framed))
             .with_trailers(async move { Some(Ok(trailers)) });
         http::Response::builder()
-            .header("content-type", "application/grpc")
+            .header("content-type", content_type)
             .body(body)
             .unwrap()
     })
@@ -514,10 +527,28 @@ async fn the_status_is_read_from_the_trailers_and_bad_replies_are_a_bad_gateway(
     let gw = gateway(&[upstream("grpc", addr, "protocol = \"h2c\"")], &routes).await;
     let client = TestClient::default();
     // The client's headers reach the server: `x-kind` says how to answer.
+    let r = client
+        .send(weir_tests::get(
+            &gw.url("/v1/users/7"),
+            &[("x-kind", "proto")],
+        ))
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.json()),
+        (200, json!({"id": "1"})),
+        "application/grpc+proto is gRPC's protobuf: {:?}",
+        r.body
+    );
+    // A unary reply is exactly one uncompressed message, in protobuf (`application/grpc`
+    // or `application/grpc+proto`), with a status.
     let cases = [
         ("trailers", 404, "not_found", "gone away"),
         ("compressed", 502, "bad_grpc_response", ""),
         ("no-status", 502, "bad_grpc_response", ""),
+        ("json", 502, "bad_grpc_response", ""),
+        ("text", 502, "bad_grpc_response", ""),
+        ("two", 502, "bad_grpc_response", ""),
+        ("none", 502, "bad_grpc_response", ""),
     ];
     for (kind, status, code, message) in cases {
         let r = client

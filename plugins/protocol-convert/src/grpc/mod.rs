@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use weir_plugin_sdk::prelude::*;
 
+use crate::media::essence;
 use crate::params::{self, Invalid};
 use crate::template::{Template, Unmatched, Vars};
 use crate::{CALL, error};
@@ -199,6 +200,18 @@ impl Grpc {
         let Some(method) = self.service.methods().find(|m| call_path(m) == path) else {
             return ResponseDecision::proceed();
         };
+        if !is_grpc_proto(response.header("content-type").as_deref()) {
+            let message = format!(
+                "the upstream's answer (HTTP {}) is not gRPC with protobuf messages",
+                response.status()
+            );
+            return ResponseDecision::Replace(Response::error(
+                502,
+                "bad_grpc_response",
+                &message,
+                request,
+            ));
+        }
         // The status is in the trailers, or in the headers of a trailers-only reply.
         let trailers = response.trailers();
         let trailer = |name: &str| {
@@ -251,6 +264,12 @@ impl Grpc {
             .map_err(|e| e.to_string())?;
         Ok(json)
     }
+}
+
+/// Whether a content type is gRPC's with protobuf messages: `application/grpc` or
+/// `application/grpc+proto` (PROTOCOL-HTTP2.md, "Content-Type"), parameters aside.
+fn is_grpc_proto(content_type: Option<&str>) -> bool {
+    essence(content_type).is_some_and(|t| t == "application/grpc" || t == "application/grpc+proto")
 }
 
 /// Whether a method is unary (no streaming either way).

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use weir_plugin_sdk::prelude::*;
 
+use crate::media::essence;
 use crate::params::is_blank;
 use crate::{CALL, error};
 use json::AsJson;
@@ -64,12 +65,6 @@ fn is_json(content_type: Option<&str>) -> bool {
 fn is_xml(content_type: Option<&str>) -> bool {
     essence(content_type)
         .is_some_and(|t| t == "text/xml" || t == "application/xml" || t.ends_with("+xml"))
-}
-
-/// The media type without parameters, lower-case (RFC 9110 §8.3.1).
-fn essence(content_type: Option<&str>) -> Option<String> {
-    let t = content_type?.split(';').next()?.trim();
-    Some(t.to_ascii_lowercase())
 }
 
 impl Xml {
