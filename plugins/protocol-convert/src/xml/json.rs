@@ -9,8 +9,8 @@
 //! | `<a><b>1</b><b>2</b></a>`           | `"a": {"b": ["1", "2"]}`                |
 //! | one `<b>` whose name is in `arrays` | `"b": ["1"]`                            |
 //!
-//! Whitespace-only text between elements is dropped; other text in an element that also has
-//! children is joined into `#text`. JSON numbers and booleans become text. Element order
+//! An element's text pieces are joined and trimmed, so whitespace-only text between elements
+//! disappears; the text of an element that also has children or attributes is `#text`. JSON numbers and booleans become text. Element order
 //! is kept both ways (the JSON object's key order gives the XML element order).
 
 use std::collections::BTreeSet;
@@ -270,7 +270,7 @@ mod tests {
     #[test]
     fn xml_to_json_follows_the_convention() {
         let json = to_json(
-            r#"<r id="7"><name>Ada</name><tag>a</tag><tag>b</tag><empty/><one>x</one>
+            r#"<r id="7"><name> Ada </name><tag>a</tag><tag>b</tag><empty/><one>x</one>
                <note lang="en">hi</note></r>"#,
             &["one"],
         );
