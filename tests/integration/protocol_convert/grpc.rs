@@ -412,6 +412,41 @@ async fn bad_requests_are_refused_without_calling_the_upstream() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_grpc_client_passes_unchanged() {
+    use prost::Message;
+    let (server, gw) = setup().await;
+    let message = GetUserRequest { id: 7, full: true }.encode_to_vec();
+    let mut framed = vec![0];
+    framed.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    framed.extend_from_slice(&message);
+    for content_type in ["application/grpc", "application/grpc+proto"] {
+        let r = TestClient::h2c()
+            .send(request(
+                "POST",
+                &gw.url(&format!("/{SERVICE}/GetUser")),
+                &[("content-type", content_type), ("te", "trailers")],
+                framed.clone(),
+            ))
+            .await;
+        assert_eq!(r.status, 200, "{content_type}: {:?}", r.body);
+        assert!(
+            r.header("content-type")
+                .is_some_and(|t| t.starts_with("application/grpc")),
+            "{content_type}: {:?}",
+            r.header("content-type")
+        );
+        let reply = r.body.get(5..).expect("a framed reply");
+        assert_eq!(
+            User::decode(reply).map(|u| u.display_name),
+            Ok("Ada".to_string()),
+            "{content_type}"
+        );
+    }
+    assert_eq!(server.calls(), 2);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn configs_that_cannot_work_are_refused() {
     let server = GrpcServer::start().await;
     let upstreams = [upstream("grpc", server.addr, "protocol = \"h2c\"")];

@@ -110,8 +110,15 @@ impl Grpc {
         })
     }
 
-    /// Encodes a matching request as a gRPC call.
+    /// Encodes a matching request as a gRPC call; a gRPC client's call (`application/grpc`,
+    /// `application/grpc+...`) is already one and goes on unchanged, and so does its reply.
     pub fn on_request(&self, request: &Request<'_>) -> RequestDecision {
+        let content_type = essence(request.header("content-type").as_deref());
+        if content_type
+            .is_some_and(|t| t == "application/grpc" || t.starts_with("application/grpc+"))
+        {
+            return RequestDecision::proceed();
+        }
         let (method, vars) = match self.route(request) {
             Ok(Some(found)) => found,
             Ok(None) => return self.unmatched.decide("no_grpc_mapping", request),
