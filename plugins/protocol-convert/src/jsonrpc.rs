@@ -254,6 +254,7 @@ impl JsonRpc {
 struct RpcError {
     code: i64,
     message: String,
+    #[serde(default, deserialize_with = "present")]
     data: Option<Value>,
 }
 
@@ -271,8 +272,8 @@ struct RpcResponse {
 }
 
 /// Keeps a member that is present apart from a missing one: `"result": null` is a valid
-/// result, and `"error": null` is an error member that is not an error object (§5 forbids
-/// it beside a result), not a missing one.
+/// result, `"data": null` data, and `"error": null` is an error member that is not an error
+/// object (§5 forbids it beside a result), not a missing one.
 fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,

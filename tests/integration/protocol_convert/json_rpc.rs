@@ -156,7 +156,11 @@ fn answer(body: &[u8]) -> Value {
         {
             Some((1, Some(7))) => Ok(json!({"id": 7, "name": "Ada"})),
             Some((1, Some(other))) => Err((-32001, "no such user", Some(json!({"id": other})))),
-            _ => Err((-32602, "Invalid params: expected {id: integer}", None)),
+            _ => Err((
+                -32602,
+                "Invalid params: expected {id: integer}",
+                Some(Value::Null),
+            )),
         },
         "echo.params" => Ok(params),
         "users.none" => Ok(Value::Null),
@@ -366,7 +370,13 @@ async fn rpc_errors_map_to_statuses_by_the_table() {
         json!({"id": 8}),
         "the error's data is kept"
     );
-    assert_eq!(server.hits(), cases.len() + 1);
+    let r = client.get(&gw.url("/api/raw-users/7")).await;
+    assert_eq!(
+        r.json()["rpc_error"],
+        json!({"code": -32602, "message": "Invalid params: expected {id: integer}", "data": null}),
+        "a null data is data too (§5.1: omitted or a value)"
+    );
+    assert_eq!(server.hits(), cases.len() + 2);
     gw.shutdown().await;
 }
 
