@@ -494,7 +494,8 @@ async fn configs_that_cannot_work_are_refused() {
 /// header asks: `trailers` (a message, then NOT_FOUND in the trailers), `compressed` (a
 /// message flagged as compressed, status OK), `no-status` (no `grpc-status` at all),
 /// `proto` (`application/grpc+proto`, OK), `json` (`application/grpc+json`, OK), `text`
-/// (`text/plain`, OK), `two` (two messages, OK), `none` (no message, OK).
+/// (`text/plain`, OK), `two` (two messages, OK), `none` (no message, OK), `signed` (a
+/// `grpc-status` of `+0`, which is not `1*DIGIT`).
 async fn raw_grpc_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     use http_body_util::BodyExt;
     use prost::Message;
@@ -529,6 +530,9 @@ async fn raw_grpc_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>
                 );
             }
             "no-status" => {}
+            "signed" => {
+                trailers.insert("grpc-status", http::HeaderValue::from_static("+0"));
+            }
             _ => {
                 trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
             }
@@ -584,6 +588,7 @@ async fn the_status_is_read_from_the_trailers_and_bad_replies_are_a_bad_gateway(
         ("text", 502, "bad_grpc_response", ""),
         ("two", 502, "bad_grpc_response", ""),
         ("none", 502, "bad_grpc_response", ""),
+        ("signed", 502, "bad_grpc_response", ""),
     ];
     for (kind, status, code, message) in cases {
         let r = client

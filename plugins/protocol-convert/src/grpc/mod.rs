@@ -230,7 +230,7 @@ impl Grpc {
         };
         let Some(status) = trailer("grpc-status").as_deref().and_then(Status::parse) else {
             let message = format!(
-                "the upstream's answer (HTTP {}) has no grpc-status",
+                "the upstream's answer (HTTP {}) has no valid grpc-status",
                 response.status()
             );
             return ResponseDecision::Replace(Response::error(

@@ -27,14 +27,12 @@ const CODES: [(&str, u16); 17] = [
 pub struct Status(u32);
 
 impl Status {
-    /// Reads a `grpc-status` value (a decimal code).
+    /// Reads a `grpc-status` value: `1*DIGIT` (PROTOCOL-HTTP2.md), no sign or space.
     pub fn parse(value: &[u8]) -> Option<Self> {
-        std::str::from_utf8(value)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-            .map(Status)
+        if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(value).ok()?.parse().ok().map(Status)
     }
 
     /// Whether the call succeeded.
@@ -80,5 +78,7 @@ mod tests {
         assert_eq!(of(b"16"), Some(("UNAUTHENTICATED", 401)));
         assert_eq!(of(b"99"), Some(("UNKNOWN", 500)));
         assert_eq!(of(b"x"), None);
+        assert_eq!(of(b"+0"), None);
+        assert_eq!(of(b""), None);
     }
 }
