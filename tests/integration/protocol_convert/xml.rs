@@ -80,7 +80,7 @@ impl XmlServer {
                     {
                         soap(&text, SOAP12)
                     }
-                    "/echo" if content_type.starts_with("application/xml") => {
+                    "/echo" | "/letter" if content_type.starts_with("application/xml") => {
                         roxmltree::Document::parse(&text)
                             .map(|_| (200, "application/xml", text.clone()))
                             .map_err(|e| e.to_string())
@@ -186,7 +186,8 @@ fn soap(text: &str, ns: &str) -> Result<(u16, &'static str, String), String> {
     })
 }
 
-/// The SOAP routes `/soap11`, `/soap12` and the plain XML routes `/echo`, `/text`, `/empty`.
+/// The SOAP routes `/soap11`, `/soap12` and the plain XML routes `/echo`, `/text`, `/empty`,
+/// `/letter` (a root named `Envelope` that is not SOAP's).
 async fn setup() -> (XmlServer, weir_tests::TestGateway) {
     let server = XmlServer::start().await;
     let soap = |version: &str| {
@@ -201,6 +202,13 @@ async fn setup() -> (XmlServer, weir_tests::TestGateway) {
         route("echo", "/echo", "xml", plain, ""),
         route("text", "/text", "xml", plain, ""),
         route("empty", "/empty", "xml", plain, ""),
+        route(
+            "letter",
+            "/letter",
+            "xml",
+            r#"{ mode = "xml", root = "Envelope", namespace = "urn:weir:post" }"#,
+            "",
+        ),
     ];
     let gw = gateway(&[upstream("xml", server.addr, "")], &routes).await;
     (server, gw)
@@ -343,6 +351,20 @@ async fn plain_xml_keeps_order_attributes_and_arrays_both_ways() {
         (r.status.as_u16(), r.body.as_ref()),
         (200, &b""[..]),
         "no body to convert"
+    );
+    // An `Envelope` in another namespace than SOAP's is no SOAP envelope.
+    let r = client
+        .send(post_json(&gw.url("/letter"), r#"{"to": "Ada"}"#))
+        .await;
+    assert_eq!(
+        server.seen().body,
+        r#"<?xml version="1.0" encoding="UTF-8"?><Envelope xmlns="urn:weir:post"><to>Ada</to></Envelope>"#
+    );
+    assert_eq!(
+        (r.status.as_u16(), r.json()),
+        (200, json!({"to": "Ada"})),
+        "{:?}",
+        r.body
     );
     gw.shutdown().await;
 }

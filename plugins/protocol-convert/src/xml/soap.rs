@@ -92,19 +92,29 @@ pub enum Payload {
     Fault(Fault),
 }
 
-/// Takes `root` out of its envelope, if it is one (either version).
+/// Takes `root` out of its envelope, if it is one (either version: an `Envelope` in one of
+/// their namespaces).
 pub fn unwrap(root: Element) -> Result<Payload, String> {
-    if root.name != "Envelope" {
+    let soap = |e: &Element, name: &str| {
+        e.name == name && e.namespace.is_some() && e.namespace == root.namespace
+    };
+    let versions = [Version::V11, Version::V12].map(Version::namespace);
+    let enveloped = root.name == "Envelope"
+        && root
+            .namespace
+            .as_deref()
+            .is_some_and(|ns| versions.contains(&ns));
+    if !enveloped {
         return Ok(Payload::Message(root));
     }
     let body = root
         .elements()
-        .find(|e| e.name == "Body")
+        .find(|e| soap(e, "Body"))
         .ok_or("a SOAP envelope without a Body")?;
     let Some(first) = body.elements().next() else {
         return Ok(Payload::Empty);
     };
-    if first.name != "Fault" {
+    if !soap(first, "Fault") {
         return Ok(Payload::Message(first.clone()));
     }
     let text = |path: &[&str]| {

@@ -1,16 +1,22 @@
 //! A small XML element tree, read and written with quick-xml. Reading keeps local names
-//! (namespace prefixes and `xmlns` declarations are dropped: the JSON side has no use for
-//! them); writing takes names as given, so that an envelope can carry its prefix.
+//! and each element's namespace (prefixes and `xmlns` declarations are dropped: the JSON
+//! side has no use for them); writing takes names as given, so that an envelope can carry
+//! its prefix.
 
+use quick_xml::Writer;
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
-use quick_xml::{Reader, Writer};
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
 
 /// An element: its name, attributes in document order, and content.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Element {
     /// The local name when read, the qualified name to write.
     pub name: String,
+    /// The namespace name when read (the SOAP envelope's, say); not written: `xmlns`
+    /// attributes declare namespaces in what is written.
+    pub namespace: Option<String>,
     /// Attributes (name, value).
     pub attributes: Vec<(String, String)>,
     /// Child elements and text, in document order.
@@ -77,21 +83,25 @@ fn local(name: &[u8]) -> Result<String, String> {
 /// Reads a document into its root element. Document type declarations are refused, so
 /// that no entity is ever expanded beyond XML's five predefined ones.
 pub fn parse(bytes: &[u8]) -> Result<Element, String> {
-    let mut reader = Reader::from_reader(bytes);
+    let mut reader = NsReader::from_reader(bytes);
     reader.config_mut().check_end_names = true;
     let mut open: Vec<Element> = Vec::new();
     let mut root = None;
     loop {
-        let event = reader.read_event().map_err(|e| e.to_string())?;
+        let (namespace, event) = reader.read_resolved_event().map_err(|e| e.to_string())?;
+        let namespace = match namespace {
+            ResolveResult::Bound(ns) => Some(String::from_utf8_lossy(ns.0).into_owned()),
+            ResolveResult::Unbound | ResolveResult::Unknown(_) => None,
+        };
         let finished = match event {
             Event::Start(start) => {
                 if open.len() == MAX_DEPTH {
                     return Err(format!("elements are nested deeper than {MAX_DEPTH}"));
                 }
-                open.push(start_element(&start)?);
+                open.push(start_element(&start, namespace)?);
                 None
             }
-            Event::Empty(start) => Some(start_element(&start)?),
+            Event::Empty(start) => Some(start_element(&start, namespace)?),
             Event::End(_) => open.pop(),
             Event::Text(text) => {
                 push_text(&mut open, &text.xml_content().map_err(|e| e.to_string())?)?;
@@ -134,8 +144,9 @@ pub fn parse(bytes: &[u8]) -> Result<Element, String> {
 
 /// An element from a start tag, without `xmlns` declarations. Two attributes whose local
 /// names are the same (`a:id`, `b:id`) are refused: they would be one name here.
-fn start_element(start: &BytesStart<'_>) -> Result<Element, String> {
+fn start_element(start: &BytesStart<'_>, namespace: Option<String>) -> Result<Element, String> {
     let mut element = Element::new(local(start.name().as_ref())?);
+    element.namespace = namespace;
     for attribute in start.attributes() {
         let attribute = attribute.map_err(|e| e.to_string())?;
         let key = attribute.key.as_ref();
@@ -207,6 +218,7 @@ mod tests {
         let doc = br#"<?xml version="1.0"?><s:Root xmlns:s="urn:x" a="1&amp;2"><b>x &lt; y&#33;</b><![CDATA[<raw>]]><c/></s:Root>"#;
         let root = parse(doc).unwrap();
         assert_eq!(root.name, "Root");
+        assert_eq!(root.namespace.as_deref(), Some("urn:x"));
         assert_eq!(root.attributes, vec![("a".into(), "1&2".into())]);
         assert_eq!(root.child("b").unwrap().text(), "x < y!");
         assert_eq!(root.children[1], Node::Text("<raw>".into()));
