@@ -111,14 +111,14 @@ pub async fn on_response(
         if !slot.phases.response {
             continue;
         }
-        let (parts, mut body) = response.into_parts();
-        let (buffered, trailers) = if slot.phases.response_body {
+        let (parts, body) = response.into_parts();
+        // A body read for the filter lives in the view during the call, trailers and all.
+        let (streamed, buffered, trailers) = if slot.phases.response_body {
             let (bytes, trailers) =
                 collect(body, slot.settings.max_body, ErrorKind::UpstreamFailed).await?;
-            body = Either::Right(Buffered::new(bytes.clone(), trailers.clone()));
-            (Some(bytes), trailers)
+            (None, Some(bytes), trailers)
         } else {
-            (None, None)
+            (Some(body), None, None)
         };
         let view = ResponseView {
             parts,
@@ -128,6 +128,9 @@ pub async fn on_response(
         let started = Instant::now();
         let (request, view, outcome) = slot.on_response(lend(ex, None), view).await;
         give_back(ex, request);
+        let body = streamed.unwrap_or_else(|| {
+            Either::Right(Buffered::new(view.body.unwrap_or_default(), view.trailers))
+        });
         response = Response::from_parts(view.parts, body);
         match outcome {
             Ok(ResponseAction::Continue(changes)) => {
