@@ -149,11 +149,9 @@ async fn the_readme_requests_get_their_answers() {
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["rpc_error"]["code"], -32001);
     let r = client
-        .send(weir_tests::request(
-            "POST",
+        .send(weir_tests::post_json(
             &example.url("/soap"),
-            &[("content-type", "application/json")],
-            bytes::Bytes::from_static(br#"{"name": "Ada"}"#),
+            r#"{"name": "Ada"}"#,
         ))
         .await;
     assert_eq!(r.status, 200);
@@ -169,11 +167,9 @@ async fn the_readme_requests_get_their_answers() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), serde_json::json!({ "message": "Hello, Ada!" }));
     let r = client
-        .send(weir_tests::request(
-            "POST",
+        .send(weir_tests::post_json(
             &example.url("/weir.demo.Greeter/SayHello"),
-            &[("content-type", "application/json")],
-            bytes::Bytes::from_static(br#"{"name": ""}"#),
+            r#"{"name": ""}"#,
         ))
         .await;
     assert_eq!(r.status, 400, "INVALID_ARGUMENT");

@@ -470,6 +470,16 @@ pub fn get(url: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
     request("GET", url, headers, Bytes::new())
 }
 
+/// A `POST` of a JSON body (`content-type: application/json`).
+pub fn post_json(url: &str, body: &str) -> Request<Full<Bytes>> {
+    request(
+        "POST",
+        url,
+        &[("content-type", "application/json")],
+        body.to_string(),
+    )
+}
+
 /// A request with a method, headers and body.
 pub fn request(
     method: &str,

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use prost_types::Timestamp;
 use serde_json::json;
 use tonic::{Request, Response, Status};
-use weir_tests::{TestClient, request};
+use weir_tests::{TestClient, post_json, request};
 
 use super::{gateway, route, try_gateway, upstream};
 
@@ -194,15 +194,6 @@ async fn setup() -> (GrpcServer, weir_tests::TestGateway) {
     )
     .await;
     (server, gw)
-}
-
-fn post_json(url: &str, body: &str) -> http::Request<http_body_util::Full<bytes::Bytes>> {
-    request(
-        "POST",
-        url,
-        &[("content-type", "application/json")],
-        body.to_string(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,7 +10,7 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde_json::json;
-use weir_tests::{TestClient, TestUpstream, request};
+use weir_tests::{TestClient, TestUpstream, post_json, request};
 
 use super::{gateway, route, upstream};
 
@@ -212,15 +212,6 @@ async fn setup() -> (XmlServer, weir_tests::TestGateway) {
     ];
     let gw = gateway(&[upstream("xml", server.addr, "")], &routes).await;
     (server, gw)
-}
-
-fn post_json(url: &str, body: &str) -> Request<Full<Bytes>> {
-    request(
-        "POST",
-        url,
-        &[("content-type", "application/json")],
-        body.to_string(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

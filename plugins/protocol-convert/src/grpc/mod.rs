@@ -207,17 +207,12 @@ impl Grpc {
         let Some(method) = self.service.methods().find(|m| call_path(m) == path) else {
             return ResponseDecision::proceed();
         };
+        let bad_reply = |message: String| {
+            ResponseDecision::Replace(Response::error(502, "bad_grpc_response", &message, request))
+        };
+        let answer = || format!("the upstream's answer (HTTP {})", response.status());
         if !is_grpc_proto(response.header("content-type").as_deref()) {
-            let message = format!(
-                "the upstream's answer (HTTP {}) is not gRPC with protobuf messages",
-                response.status()
-            );
-            return ResponseDecision::Replace(Response::error(
-                502,
-                "bad_grpc_response",
-                &message,
-                request,
-            ));
+            return bad_reply(format!("{} is not gRPC with protobuf messages", answer()));
         }
         // The status is in the trailers, or in the headers of a trailers-only reply.
         let trailers = response.trailers();
@@ -229,16 +224,7 @@ impl Grpc {
                 .or_else(|| response.header_bytes(name))
         };
         let Some(status) = trailer("grpc-status").as_deref().and_then(Status::parse) else {
-            let message = format!(
-                "the upstream's answer (HTTP {}) has no valid grpc-status",
-                response.status()
-            );
-            return ResponseDecision::Replace(Response::error(
-                502,
-                "bad_grpc_response",
-                &message,
-                request,
-            ));
+            return bad_reply(format!("{} has no valid grpc-status", answer()));
         };
         if !status.is_ok() {
             let message = trailer("grpc-message")
@@ -252,12 +238,7 @@ impl Grpc {
         }
         match self.decode(&method, response.body().unwrap_or_default()) {
             Ok(json) => ResponseDecision::Replace(Response::json(200, json)),
-            Err(why) => ResponseDecision::Replace(Response::error(
-                502,
-                "bad_grpc_response",
-                &format!("the reply of {path} cannot be read: {why}"),
-                request,
-            )),
+            Err(why) => bad_reply(format!("the reply of {path} cannot be read: {why}")),
         }
     }
 
