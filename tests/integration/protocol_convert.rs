@@ -6,8 +6,90 @@ mod grpc;
 mod json_rpc;
 mod xml;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::Response;
+use http_body_util::{BodyExt, Full};
 use weir_tests::TestGateway;
 use weir_tests::plugins::PROTOCOL_CONVERT;
+
+/// A protocol server for the tests: it counts its hits, keeps what its handler records of
+/// each request, and stops when dropped.
+struct RecordingServer<S> {
+    addr: std::net::SocketAddr,
+    hits: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<S>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<S> Drop for RecordingServer<S> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl<S: Clone + Send + 'static> RecordingServer<S> {
+    /// Serves `handle(parts, body)`, which answers with what to record and the response.
+    async fn start<F>(handle: F) -> Self
+    where
+        F: Fn(&http::request::Parts, &Bytes) -> (S, Response<Full<Bytes>>)
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+    {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (h, s) = (hits.clone(), seen.clone());
+        let (addr, task) = weir_tests::serve(move |req: http::Request<hyper::body::Incoming>| {
+            let (hits, seen, handle) = (h.clone(), s.clone(), handle.clone());
+            async move {
+                hits.fetch_add(1, Ordering::SeqCst);
+                let (parts, body) = req.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
+                let (record, response) = handle(&parts, &body);
+                seen.lock().unwrap().push(record);
+                response
+            }
+        })
+        .await;
+        Self {
+            addr,
+            hits,
+            seen,
+            task,
+        }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// What was recorded of the last request.
+    fn last(&self) -> S {
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("a request")
+    }
+}
+
+/// A request header as text, if present.
+fn header(parts: &http::request::Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
 
 /// An upstream `name` with one target (and `extra` keys, `protocol = "h2c"` say).
 fn upstream(name: &str, addr: std::net::SocketAddr, extra: &str) -> String {

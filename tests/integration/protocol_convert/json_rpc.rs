@@ -2,17 +2,13 @@
 //! gateway sends (-32700, -32600 otherwise), knows a few methods (-32601 for the rest) and
 //! checks their params (-32602).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http::Response;
+use http_body_util::Full;
 use serde_json::{Value, json};
 use weir_tests::{TestClient, request};
 
-use super::{gateway, route, upstream};
+use super::{RecordingServer, gateway, header, route, upstream};
 
 /// What the server saw of one call.
 #[derive(Debug, Clone)]
@@ -29,89 +25,38 @@ struct Seen {
 /// a response object, `/wrong-id` a response to another call, `/both` a response with
 /// both `result` and `error` (the latter `null`); any other path answers
 /// `200 passed through` (for unmatched requests sent on unchanged).
-struct RpcServer {
-    addr: std::net::SocketAddr,
-    hits: Arc<AtomicUsize>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    task: tokio::task::JoinHandle<()>,
-}
+type RpcServer = RecordingServer<Seen>;
 
-impl Drop for RpcServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl RpcServer {
-    async fn start() -> Self {
-        let hits = Arc::new(AtomicUsize::new(0));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (h, s) = (hits.clone(), seen.clone());
-        let (addr, task) = weir_tests::serve(move |req: Request<Incoming>| {
-            let (hits, seen) = (h.clone(), s.clone());
-            async move {
-                hits.fetch_add(1, Ordering::SeqCst);
-                let (parts, body) = req.into_parts();
-                let body = body
-                    .collect()
-                    .await
-                    .map(|c| c.to_bytes())
-                    .unwrap_or_default();
-                let header = |name: &str| {
-                    parts
-                        .headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_string()
-                };
-                seen.lock().unwrap().push(Seen {
-                    method: parts.method.to_string(),
-                    path: parts.uri.to_string(),
-                    content_type: header("content-type"),
-                    request_id: header("x-request-id"),
-                    accept_encoding: header("accept-encoding"),
-                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-                });
-                match parts.uri.path() {
-                    "/rpc"
-                        if parts.method == "POST"
-                            && header("content-type") == "application/json" =>
-                    {
-                        json_reply(answer(&body))
-                    }
-                    "/rpc" => Response::builder()
-                        .status(415)
-                        .body(Full::new(Bytes::new()))
-                        .unwrap(),
-                    "/broken" => json_reply(json!({"ok": true})),
-                    "/wrong-id" => {
-                        json_reply(json!({"jsonrpc": "2.0", "result": 1, "id": "another"}))
-                    }
-                    "/both" => {
-                        let id = header("x-request-id");
-                        json_reply(json!({"jsonrpc": "2.0", "result": 1, "error": null, "id": id}))
-                    }
-                    _ => Response::new(Full::new(Bytes::from_static(b"passed through"))),
-                }
+async fn rpc_server() -> RpcServer {
+    RecordingServer::start(|parts, body| {
+        let header = |name: &str| header(parts, name).unwrap_or_default();
+        let seen = Seen {
+            method: parts.method.to_string(),
+            path: parts.uri.to_string(),
+            content_type: header("content-type"),
+            request_id: header("x-request-id"),
+            accept_encoding: header("accept-encoding"),
+            body: serde_json::from_slice(body).unwrap_or(Value::Null),
+        };
+        let reply = match parts.uri.path() {
+            "/rpc" if parts.method == "POST" && header("content-type") == "application/json" => {
+                json_reply(answer(body))
             }
-        })
-        .await;
-        Self {
-            addr,
-            hits,
-            seen,
-            task,
-        }
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-
-    fn last(&self) -> Seen {
-        self.seen.lock().unwrap().last().cloned().expect("a call")
-    }
+            "/rpc" => Response::builder()
+                .status(415)
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+            "/broken" => json_reply(json!({"ok": true})),
+            "/wrong-id" => json_reply(json!({"jsonrpc": "2.0", "result": 1, "id": "another"})),
+            "/both" => {
+                let id = header("x-request-id");
+                json_reply(json!({"jsonrpc": "2.0", "result": 1, "error": null, "id": id}))
+            }
+            _ => Response::new(Full::new(Bytes::from_static(b"passed through"))),
+        };
+        (seen, reply)
+    })
+    .await
 }
 
 fn json_reply(body: Value) -> Response<Full<Bytes>> {
@@ -185,7 +130,7 @@ const MAPPINGS: &str = r#"[
 /// `/broken`, `/wrong-id`, `/both` (endpoints that do not answer JSON-RPC 2.0), and `/down` (an upstream
 /// where nothing listens).
 async fn setup() -> (RpcServer, weir_tests::TestGateway) {
-    let server = RpcServer::start().await;
+    let server = rpc_server().await;
     let config = |prefix: &str, extra: &str| {
         let mappings = MAPPINGS.replace('\n', " ").replace("{p}", prefix);
         format!("{{ mode = \"json-rpc\", mappings = {mappings}, {extra} }}")

@@ -2,17 +2,13 @@
 //! parse what they get with roxmltree and refuse what is not right), and XML clients
 //! against a JSON upstream.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http::Response;
+use http_body_util::Full;
 use serde_json::json;
 use weir_tests::{TestClient, TestUpstream, post_json, request};
 
-use super::{gateway, route, upstream};
+use super::{RecordingServer, gateway, header, route, upstream};
 
 const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 const SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
@@ -30,90 +26,43 @@ struct Seen {
 /// 404 is the client's fault, 401 too (`Client.Authentication` in SOAP 1.1), anything
 /// else the server's), `/echo` answers the XML it got,
 /// `/text` answers plain text, `/empty` an XML content type with no body.
-struct XmlServer {
-    addr: std::net::SocketAddr,
-    hits: Arc<AtomicUsize>,
-    seen: Arc<Mutex<Seen>>,
-    task: tokio::task::JoinHandle<()>,
-}
+type XmlServer = RecordingServer<Seen>;
 
-impl Drop for XmlServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl XmlServer {
-    async fn start() -> Self {
-        let hits = Arc::new(AtomicUsize::new(0));
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let (h, s) = (hits.clone(), seen.clone());
-        let (addr, task) = weir_tests::serve(move |req: Request<Incoming>| {
-            let (hits, seen) = (h.clone(), s.clone());
-            async move {
-                hits.fetch_add(1, Ordering::SeqCst);
-                let (parts, body) = req.into_parts();
-                let body = body
-                    .collect()
-                    .await
-                    .map(|c| c.to_bytes())
-                    .unwrap_or_default();
-                let header = |name: &str| {
-                    parts
-                        .headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string)
-                };
-                let content_type = header("content-type").unwrap_or_default();
-                let text = String::from_utf8_lossy(&body).into_owned();
-                *seen.lock().unwrap() = Seen {
-                    content_type: content_type.clone(),
-                    soap_action: header("soapaction"),
-                    body: text.clone(),
-                };
-                let reply = match parts.uri.path() {
-                    "/soap11" if content_type == "text/xml; charset=utf-8" => soap(&text, SOAP11),
-                    "/soap12"
-                        if content_type
-                            == "application/soap+xml; charset=utf-8; action=\"urn:GetUser\"" =>
-                    {
-                        soap(&text, SOAP12)
-                    }
-                    "/echo" | "/letter" if content_type.starts_with("application/xml") => {
-                        roxmltree::Document::parse(&text)
-                            .map(|_| (200, "application/xml", text.clone()))
-                            .map_err(|e| e.to_string())
-                    }
-                    "/text" => Ok((200, "text/plain", "plain".to_string())),
-                    "/empty" => Ok((200, "application/xml", String::new())),
-                    _ => Err(format!("unexpected content type {content_type:?}")),
-                };
-                let (status, content_type, body) =
-                    reply.unwrap_or_else(|why| (400, "text/plain", why));
-                Response::builder()
-                    .status(status)
-                    .header("content-type", content_type)
-                    .body(Full::new(Bytes::from(body)))
-                    .unwrap()
+async fn xml_server() -> XmlServer {
+    RecordingServer::start(|parts, body| {
+        let content_type = header(parts, "content-type").unwrap_or_default();
+        let text = String::from_utf8_lossy(body).into_owned();
+        let seen = Seen {
+            content_type: content_type.clone(),
+            soap_action: header(parts, "soapaction"),
+            body: text.clone(),
+        };
+        let reply = match parts.uri.path() {
+            "/soap11" if content_type == "text/xml; charset=utf-8" => soap(&text, SOAP11),
+            "/soap12"
+                if content_type
+                    == "application/soap+xml; charset=utf-8; action=\"urn:GetUser\"" =>
+            {
+                soap(&text, SOAP12)
             }
-        })
-        .await;
-        Self {
-            addr,
-            hits,
-            seen,
-            task,
-        }
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-
-    fn seen(&self) -> Seen {
-        self.seen.lock().unwrap().clone()
-    }
+            "/echo" | "/letter" if content_type.starts_with("application/xml") => {
+                roxmltree::Document::parse(&text)
+                    .map(|_| (200, "application/xml", text.clone()))
+                    .map_err(|e| e.to_string())
+            }
+            "/text" => Ok((200, "text/plain", "plain".to_string())),
+            "/empty" => Ok((200, "application/xml", String::new())),
+            _ => Err(format!("unexpected content type {content_type:?}")),
+        };
+        let (status, content_type, body) = reply.unwrap_or_else(|why| (400, "text/plain", why));
+        let response = Response::builder()
+            .status(status)
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        (seen, response)
+    })
+    .await
 }
 
 /// Answers one SOAP request of the version with namespace `ns`: status, content type, body.
@@ -189,7 +138,7 @@ fn soap(text: &str, ns: &str) -> Result<(u16, &'static str, String), String> {
 /// The SOAP routes `/soap11`, `/soap12` and the plain XML routes `/echo`, `/text`, `/empty`,
 /// `/letter` (a root named `Envelope` that is not SOAP's).
 async fn setup() -> (XmlServer, weir_tests::TestGateway) {
-    let server = XmlServer::start().await;
+    let server = xml_server().await;
     let soap = |version: &str| {
         format!(
             "{{ mode = \"xml\", root = \"GetUser\", namespace = \"{DIRECTORY}\", soap = \"{version}\", soap_action = \"urn:GetUser\" }}"
@@ -227,7 +176,7 @@ async fn a_json_client_calls_a_soap_service_in_both_versions() {
             json!({"user": {"@id": "7", "name": "Ada & Co", "tag": ["a", "b"], "manager": null}}),
             "{path}: the Body's element, its root dropped"
         );
-        let seen = server.seen();
+        let seen = server.last();
         assert_eq!(
             seen.body,
             format!(
@@ -304,11 +253,11 @@ async fn plain_xml_keeps_order_attributes_and_arrays_both_ways() {
     let r = client.send(post_json(&gw.url("/echo"), order)).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(
-        server.seen().body,
+        server.last().body,
         r#"<?xml version="1.0" encoding="UTF-8"?><order id="5"><customer vip="true">Ada</customer><line><sku>x</sku><qty>2</qty></line><note/><b>&lt;&amp;&gt;</b></order>"#,
         "element order is the JSON key order"
     );
-    assert_eq!(server.seen().content_type, "application/xml; charset=utf-8");
+    assert_eq!(server.last().content_type, "application/xml; charset=utf-8");
     assert_eq!(
         r.json(),
         json!({"@id": "5", "customer": {"@vip": "true", "#text": "Ada"}, "line": [{"sku": "x", "qty": "2"}], "note": null, "b": "<&>"}),
@@ -329,14 +278,14 @@ async fn plain_xml_keeps_order_attributes_and_arrays_both_ways() {
     let r = client.send(post_json(&gw.url("/text"), "{}")).await;
     assert_eq!((r.status.as_u16(), r.body.as_ref()), (200, &b"plain"[..]));
     assert_eq!(
-        server.seen().body,
+        server.last().body,
         r#"<?xml version="1.0" encoding="UTF-8"?><order/>"#
     );
     // No body: nothing to convert.
     let r = client.send(post_json(&gw.url("/text"), "")).await;
     assert_eq!((r.status.as_u16(), r.body.as_ref()), (200, &b"plain"[..]));
-    assert_eq!(server.seen().body, "");
-    assert_eq!(server.seen().content_type, "application/json");
+    assert_eq!(server.last().body, "");
+    assert_eq!(server.last().content_type, "application/json");
     let r = client.send(post_json(&gw.url("/empty"), "{}")).await;
     assert_eq!(
         (r.status.as_u16(), r.body.as_ref()),
@@ -348,7 +297,7 @@ async fn plain_xml_keeps_order_attributes_and_arrays_both_ways() {
         .send(post_json(&gw.url("/letter"), r#"{"to": "Ada"}"#))
         .await;
     assert_eq!(
-        server.seen().body,
+        server.last().body,
         r#"<?xml version="1.0" encoding="UTF-8"?><Envelope xmlns="urn:weir:post"><to>Ada</to></Envelope>"#
     );
     assert_eq!(
