@@ -9,6 +9,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+mod limits;
+mod paths;
+
+pub use limits::LimitsConfig;
+pub use paths::{EscapedSlashes, PathParameters, PathPolicy};
+
 /// The whole config file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,8 +61,9 @@ pub struct ServerConfig {
     /// How long in-flight requests may take to finish after SIGTERM (default 30 s).
     #[serde(default = "defaults::shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
-    /// Keep a client's `x-request-id` when it sends one (default true).
-    #[serde(default = "defaults::yes")]
+    /// Keep a client's `x-request-id` when it sends one (default false: a client could
+    /// otherwise make its requests hard to tell apart in the logs).
+    #[serde(default)]
     pub trust_request_id: bool,
     /// Watch the config file and the plugins directory and reload on change (default true).
     #[serde(default = "defaults::yes")]
@@ -64,6 +71,12 @@ pub struct ServerConfig {
     /// Proxy worker threads, each with its own runtime, listener (`SO_REUSEPORT`) and
     /// upstream connections (default: one per core).
     pub workers: Option<usize>,
+    /// How request paths are normalised before routing (`[server.paths]`).
+    #[serde(default)]
+    pub paths: PathPolicy,
+    /// Connections, timeouts and buffered bytes (`[server.limits]`).
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 impl ServerConfig {
@@ -336,6 +349,8 @@ pub struct RouteConfig {
     pub upstream: String,
     /// Overrides the upstream's request timeout.
     pub timeout_ms: Option<u64>,
+    /// The `Host` sent upstream (default: the authority the client addressed, canonical).
+    pub host_rewrite: Option<String>,
     /// The filter chain, in order.
     #[serde(default)]
     pub filters: Vec<FilterConfig>,
@@ -439,9 +454,11 @@ impl Config {
                 cache_dir: None,
                 demo_upstream: None,
                 shutdown_grace_ms: defaults::shutdown_grace_ms(),
-                trust_request_id: true,
+                trust_request_id: false,
                 watch: false,
                 workers: None,
+                paths: PathPolicy::default(),
+                limits: LimitsConfig::default(),
             },
             runtime: RuntimeConfig::default(),
             upstreams: BTreeMap::new(),
@@ -477,6 +494,7 @@ impl Config {
         if self.server.listen.is_empty() {
             bail!("server.listen needs at least one address");
         }
+        self.server.limits.validate()?;
         match &self.server.admin_token {
             None if !self.server.admin.ip().is_loopback() => bail!(
                 "server.admin {} is not a loopback address: set server.admin_token",
@@ -535,6 +553,14 @@ impl Config {
                 if !path.starts_with('/') {
                     bail!("route {:?}: path {path:?} must start with /", route.name);
                 }
+            }
+            if let Some(host) = &route.host_rewrite {
+                http::HeaderValue::from_str(host)
+                    .ok()
+                    .filter(|_| http::uri::Authority::try_from(host.as_str()).is_ok())
+                    .with_context(|| {
+                        format!("route {:?}: host_rewrite {host:?} is not an authority", route.name)
+                    })?;
             }
             for filter in &route.filters {
                 self.validate_filter(&route.name, filter)?;

@@ -30,6 +30,10 @@ pub enum ErrorKind {
     BodyTooLarge,
     /// The request could not be read or forwarded as sent (400).
     BadRequest,
+    /// The client did not send its request (body) in time (408).
+    RequestTimeout,
+    /// The client broke off its request body (400; it is not there to read it).
+    ClientAborted,
     /// A filter chose an upstream that does not exist (500).
     UnknownUpstream,
     /// Every target of the upstream is unhealthy (503).
@@ -53,6 +57,8 @@ impl ErrorKind {
             Self::NoRoute => "no_route",
             Self::BodyTooLarge => "body_too_large",
             Self::BadRequest => "bad_request",
+            Self::RequestTimeout => "request_timeout",
+            Self::ClientAborted => "client_aborted",
             Self::UnknownUpstream => "unknown_upstream",
             Self::NoHealthyTarget => "no_healthy_upstream",
             Self::UpstreamFailed => "upstream_failed",
@@ -68,7 +74,8 @@ impl ErrorKind {
         match self {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::BadRequest | Self::ClientAborted => StatusCode::BAD_REQUEST,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnknownUpstream | Self::PluginFailed => StatusCode::INTERNAL_SERVER_ERROR,
             Self::NoHealthyTarget | Self::PluginTimeout | Self::Unavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -78,10 +85,31 @@ impl ErrorKind {
         }
     }
 
+    /// What the client is told of an error that is not its own; the detail goes to the log.
+    fn public_message(self) -> &'static str {
+        match self {
+            Self::UnknownUpstream | Self::PluginFailed => "a filter failed",
+            Self::PluginTimeout => "a filter did not finish in time",
+            Self::NoHealthyTarget => "no healthy upstream target",
+            Self::UpstreamFailed => "the upstream could not be reached or answered badly",
+            Self::UpstreamTimeout => "the upstream did not answer in time",
+            Self::Unavailable => "the gateway cannot take this request now",
+            Self::NoRoute
+            | Self::BodyTooLarge
+            | Self::BadRequest
+            | Self::RequestTimeout
+            | Self::ClientAborted => "the request was refused",
+        }
+    }
+
     /// Where errors of this kind come from.
     pub fn source(self) -> ErrorSource {
         match self {
-            Self::NoRoute | Self::BodyTooLarge | Self::BadRequest => ErrorSource::Client,
+            Self::NoRoute
+            | Self::BodyTooLarge
+            | Self::BadRequest
+            | Self::RequestTimeout
+            | Self::ClientAborted => ErrorSource::Client,
             Self::NoHealthyTarget | Self::UpstreamFailed | Self::UpstreamTimeout => {
                 ErrorSource::Upstream
             }
@@ -96,7 +124,8 @@ impl ErrorKind {
 pub struct GatewayError {
     /// What went wrong.
     pub kind: ErrorKind,
-    /// A human-readable detail; never contains secrets or upstream internals.
+    /// A human-readable detail for the log. The client sees it only for its own mistakes;
+    /// otherwise it gets the kind's fixed message (no upstream or plugin internals).
     pub detail: String,
 }
 
@@ -110,11 +139,15 @@ impl GatewayError {
     }
 
     /// The response the client gets: status from the kind, JSON body with the stable code,
-    /// the detail and the request id.
+    /// a message and the request id.
     pub fn into_response(self, request_id: &str) -> Response<ProxyBody> {
+        let message = match self.kind.source() {
+            ErrorSource::Client => self.detail.as_str(),
+            _ => self.kind.public_message(),
+        };
         let body = serde_json::json!({
             "error": self.kind.code(),
-            "message": self.detail,
+            "message": message,
             "request_id": request_id,
         });
         let mut response = Response::new(full_body(Bytes::from(body.to_string())));

@@ -3,15 +3,17 @@
 //! is lent to it as a handle for the call, so it pays only for the parts it reads, and
 //! bodies are buffered only for filters that asked for them.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Response, StatusCode};
-use http_body_util::{BodyExt, Either, Limited};
+use http_body::Body;
+use http_body_util::{BodyExt, Either};
 
-use crate::body::Buffered;
+use crate::body::{Buffered, Reservation, StreamError, Upload};
 use crate::config::FailurePolicy;
 use crate::error::{ErrorKind, GatewayError};
 use crate::headers::Peer;
@@ -45,6 +47,12 @@ pub struct Exchange {
     pub authority: Option<String>,
     /// An upgrade (WebSocket) the client asked for, set aside before the header hygiene.
     pub upgrade: Option<crate::upgrade::Upgrade>,
+    /// How the client's upload goes (it is timed apart from the upstream).
+    pub upload: Arc<Upload>,
+    /// This request's share of the gateway's budget of buffered body bytes.
+    pub buffered: Reservation,
+    /// The budget's size (`server.limits.max_buffered_bytes`).
+    pub max_buffered: usize,
 }
 
 /// What the request side of the chain decided.
@@ -114,8 +122,14 @@ pub async fn on_response(
         let (parts, body) = response.into_parts();
         // A body read for the filter lives in the view during the call, trailers and all.
         let (streamed, buffered, trailers) = if slot.phases.response_body {
-            let (bytes, trailers) =
-                collect(body, slot.settings.max_body, ErrorKind::UpstreamFailed).await?;
+            let (bytes, trailers) = collect(
+                body,
+                slot.settings.max_body,
+                ErrorKind::UpstreamFailed,
+                &mut ex.buffered,
+                ex.max_buffered,
+            )
+            .await?;
             (None, Some(bytes), trailers)
         } else {
             (Some(body), None, None)
@@ -208,34 +222,78 @@ async fn buffer_request(ex: &mut Exchange, max: usize) -> Result<Bytes, GatewayE
         return Err(too_large(max));
     }
     let body = std::mem::replace(&mut ex.body, full_body(Bytes::new()));
-    let (bytes, trailers) = collect(body, max, ErrorKind::BadRequest).await?;
+    let (bytes, trailers) = collect(
+        body,
+        max,
+        ErrorKind::BadRequest,
+        &mut ex.buffered,
+        ex.max_buffered,
+    )
+    .await?;
     ex.body = Either::Right(Buffered::new(bytes.clone(), trailers));
     Ok(bytes)
 }
 
-/// Reads a body and its trailers into memory, up to `max` bytes.
+/// Reads a body and its trailers into memory, up to `max` bytes, each byte counted against
+/// the gateway's buffer budget (`held`, up to `budget` in all): 503 when it is spent.
+/// A body that stalls or breaks off is the peer's fault: `on_error` for a failure, 408 for a
+/// client's upload that timed out.
 async fn collect(
     body: ProxyBody,
     max: usize,
     on_error: ErrorKind,
+    held: &mut Reservation,
+    budget: usize,
 ) -> Result<(Bytes, Option<HeaderMap>), GatewayError> {
-    let collected = match body {
+    let streamed = match body {
         Either::Right(buffered) => match buffered.collect().await {
-            Ok(collected) => collected,
+            Ok(collected) => {
+                let trailers = collected.trailers().cloned();
+                return Ok((collected.to_bytes(), trailers));
+            }
             Err(never) => match never {},
         },
-        Either::Left(incoming) => match Limited::new(incoming, max).collect().await {
-            Ok(collected) => collected,
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(max)),
-            Err(e) => return Err(GatewayError::new(on_error, format!("reading body: {e}"))),
-        },
+        Either::Left(streamed) => streamed,
     };
-    let trailers = collected.trailers().cloned();
-    let bytes = collected.to_bytes();
-    if bytes.len() > max {
-        return Err(too_large(max));
+    if let Some(declared) = streamed.size_hint().exact() {
+        if declared > max as u64 {
+            return Err(too_large(max));
+        }
     }
-    Ok((bytes, trailers))
+    let mut body = std::pin::pin!(streamed);
+    let mut data = bytes::BytesMut::new();
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| stream_error(e, on_error))?;
+        match frame.into_data() {
+            Ok(chunk) => {
+                if data.len() + chunk.len() > max {
+                    return Err(too_large(max));
+                }
+                held.grow(chunk.len(), budget).map_err(|_| over_budget())?;
+                data.extend_from_slice(&chunk);
+            }
+            Err(frame) => trailers = frame.into_trailers().ok(),
+        }
+    }
+    Ok((data.freeze(), trailers))
+}
+
+/// The error for a body that stalled or broke off.
+fn stream_error(error: StreamError, on_error: ErrorKind) -> GatewayError {
+    let kind = match on_error {
+        ErrorKind::BadRequest if error.is_timeout() => ErrorKind::RequestTimeout,
+        ErrorKind::BadRequest => ErrorKind::ClientAborted,
+        other => other,
+    };
+    GatewayError::new(kind, format!("reading body: {error}"))
+}
+
+fn over_budget() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::Unavailable,
+        "the gateway holds as many buffered bodies as it may; try again later",
+    )
 }
 
 fn too_large(max: usize) -> GatewayError {

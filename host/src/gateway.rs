@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
+use crate::body::BufferBudget;
 use crate::config::Config;
 use crate::headers::RequestIds;
 use crate::metrics::Metrics;
@@ -41,6 +42,10 @@ pub struct Gateway {
     /// Serialises reloads.
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
     pub(crate) generation: AtomicU64,
+    /// Body bytes buffered for filters, all requests together.
+    pub(crate) buffers: Arc<BufferBudget>,
+    /// Upgraded connections spliced through now.
+    pub(crate) tunnels: Arc<AtomicU64>,
 }
 
 impl Gateway {
@@ -64,6 +69,8 @@ impl Gateway {
             last_reload: Mutex::new(ReloadStatus::default()),
             reload_lock: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
+            buffers: Arc::default(),
+            tunnels: Arc::default(),
         };
         let gateway = Arc::new(gateway);
         gateway

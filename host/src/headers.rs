@@ -72,23 +72,44 @@ impl Peer {
     }
 }
 
-/// Adds `X-Forwarded-For` (appending the client to any existing list), `-Proto` and `-Host`.
+/// Adds the forwarding fields: `X-Forwarded-For` and `Forwarded` (RFC 7239 §4) keep every
+/// field line the client sent, in order, and append this hop; `X-Forwarded-Proto` and
+/// `X-Forwarded-Host` say what this hop saw, replacing whatever the client claimed.
 pub fn add_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<&str>) {
-    let existing = headers
-        .get(&X_FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.trim().is_empty());
-    let forwarded_for = match existing {
-        None => Some(peer.ip.clone()),
-        Some(list) => HeaderValue::from_str(&format!("{list}, {}", peer.addr.ip())).ok(),
-    };
-    if let Some(value) = forwarded_for {
-        headers.insert(X_FORWARDED_FOR.clone(), value);
+    let for_value = append_element(headers, &X_FORWARDED_FOR, peer.ip.as_bytes());
+    headers.insert(X_FORWARDED_FOR.clone(), for_value);
+    let mut element = b"for=".to_vec();
+    match peer.addr.ip() {
+        std::net::IpAddr::V4(ip) => element.extend_from_slice(ip.to_string().as_bytes()),
+        // §6: an IPv6 address is bracketed, and so quoted.
+        std::net::IpAddr::V6(ip) => element.extend_from_slice(format!("\"[{ip}]\"").as_bytes()),
     }
+    if let Some(host) = host {
+        // A canonical authority holds no `"` or `\`; a port makes it a quoted-string.
+        element.extend_from_slice(format!(";host=\"{host}\"").as_bytes());
+    }
+    element.extend_from_slice(b";proto=http");
+    let forwarded = append_element(headers, &header::FORWARDED, &element);
+    headers.insert(header::FORWARDED, forwarded);
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     if let Some(value) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
         headers.insert(X_FORWARDED_HOST.clone(), value);
     }
+}
+
+/// Every field line of `name` joined with `, `, then `element`: one list, nothing dropped.
+fn append_element(headers: &HeaderMap, name: &HeaderName, element: &[u8]) -> HeaderValue {
+    let mut list = Vec::new();
+    for line in headers.get_all(name) {
+        let line = line.as_bytes().trim_ascii();
+        if !line.is_empty() {
+            list.extend_from_slice(line);
+            list.extend_from_slice(b", ");
+        }
+    }
+    list.extend_from_slice(element);
+    // Lines that were valid values, commas and an address make a valid value.
+    HeaderValue::from_bytes(&list).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// Generates request ids: a random per-process prefix and a counter, so ids are unique
@@ -161,17 +182,31 @@ mod tests {
     }
 
     #[test]
-    fn appends_to_forwarded_for() {
+    fn appends_to_every_forwarding_line() {
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2, 10.0.0.3"));
+        h.append("forwarded", HeaderValue::from_static("for=192.0.2.43"));
+        h.append("forwarded", HeaderValue::from_static("for=198.51.100.17;proto=https"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
         add_forwarded(
             &mut h,
             &Peer::new("127.0.0.9:5000".parse().unwrap()),
-            Some("example.com"),
+            Some("example.com:8080"),
         );
-        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.9");
-        assert_eq!(h["x-forwarded-host"], "example.com");
-        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.9");
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(
+            h["forwarded"],
+            "for=192.0.2.43, for=198.51.100.17;proto=https, for=127.0.0.9;host=\"example.com:8080\";proto=http"
+        );
+        assert_eq!(h["x-forwarded-host"], "example.com:8080");
+        assert_eq!(h["x-forwarded-proto"], "http", "the client's claim is replaced");
+
+        let mut h = HeaderMap::new();
+        add_forwarded(&mut h, &Peer::new("[2001:db8::1]:5000".parse().unwrap()), None);
+        assert_eq!(h["forwarded"], "for=\"[2001:db8::1]\";proto=http");
+        assert_eq!(h["x-forwarded-for"], "2001:db8::1");
     }
 
     #[test]

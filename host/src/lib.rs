@@ -10,6 +10,7 @@ pub mod error; // one error type and the one place it becomes a response
 pub mod filters; // running a route's filter chain over a request and its response
 pub mod gateway; // the live snapshot and the long-lived services
 pub mod headers; // hop-by-hop removal, X-Forwarded-*, request ids
+pub mod hygiene; // one canonical path and authority before routing
 pub mod metrics; // lock-free counters and histograms, Prometheus text
 pub mod plugin; // the Wasm runtime: engine, loading, instance pools, host imports
 pub mod proxy; // the life of a request, top to bottom

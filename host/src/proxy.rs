@@ -10,12 +10,13 @@ use http::{Request, Response, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
 
-use crate::config::{HashOn, UpstreamProtocol};
+use crate::body::{BufferBudget, Reservation, Streamed, Upload};
+use crate::config::{HashOn, LimitsConfig, UpstreamProtocol, millis};
 use crate::error::{ErrorKind, ErrorSource, GatewayError};
 use crate::filters::{self, Exchange, RequestOutcome};
 use crate::gateway::Gateway;
 use crate::headers::{Peer, REQUEST_ID, add_forwarded, remove_hop_by_hop};
-use crate::router::request_host;
+use crate::hygiene;
 use crate::snapshot::{Route, Snapshot};
 use crate::upgrade::Upgrade;
 use crate::upstream::{Upstream, UpstreamResponse};
@@ -26,31 +27,50 @@ impl Gateway {
     /// Serves one request from `client`. Never fails: every error is a response.
     pub async fn handle(
         self: Arc<Self>,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
         client: Peer,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
         let _in_flight = self.resilience.load.enter();
         // One snapshot for the whole request, however many reloads happen meanwhile.
         let snapshot = self.snapshot.load_full();
+        let server = &snapshot.config.server;
         let request_id = self
             .request_ids
-            .assign(request.headers(), snapshot.config.server.trust_request_id);
-        let method = request.method().clone();
-        let uri = request.uri().clone();
+            .assign(request.headers(), server.trust_request_id);
 
-        // Route.
-        let Some(route) = snapshot.router.find(&request).map(|i| &snapshot.routes[i]) else {
-            let response =
-                GatewayError::new(ErrorKind::NoRoute, format!("no route for {}", uri.path()))
-                    .into_response(&request_id);
-            self.metrics
-                .route("")
-                .record(response.status().as_u16(), started.elapsed());
-            return response;
+        // Hygiene: one normal path and one authority, or a 400 before anything routes.
+        let authority = match hygiene::canonicalize(&mut request, &server.paths) {
+            Ok(authority) => authority,
+            Err(error) => {
+                tracing::debug!(request_id, error = %error, "request refused before routing");
+                return self.unrouted(error, &request_id, started);
+            }
         };
 
-        let exchange = Exchange::new(request, client, request_id.clone());
+        // Route.
+        let Some(route) = snapshot
+            .router
+            .find(&request, authority.as_deref())
+            .map(|i| &snapshot.routes[i])
+        else {
+            let error = GatewayError::new(
+                ErrorKind::NoRoute,
+                format!("no route for {}", request.uri().path()),
+            );
+            return self.unrouted(error, &request_id, started);
+        };
+
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        let exchange = Exchange::new(
+            request,
+            client,
+            request_id.clone(),
+            authority,
+            &self.buffers,
+            &server.limits,
+        );
         let response = match proxy(self.as_ref(), &snapshot, route, exchange).await {
             Ok(response) => response,
             Err(error) => {
@@ -68,19 +88,43 @@ impl Gateway {
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
         route.metrics.record(status, elapsed);
-        tracing::debug!(target: "weir::access", request_id, route = %route.name, %method, %uri, status, micros = elapsed.as_micros() as u64);
+        // The path only: a query may carry credentials (`?apikey=`).
+        tracing::debug!(target: "weir::access", request_id, route = %route.name, %method, %path, status, micros = elapsed.as_micros() as u64);
+        response
+    }
+
+    /// The answer to a request that never reached a route.
+    fn unrouted(
+        &self,
+        error: GatewayError,
+        request_id: &str,
+        started: Instant,
+    ) -> Response<ProxyBody> {
+        let response = error.into_response(request_id);
+        self.metrics
+            .route("")
+            .record(response.status().as_u16(), started.elapsed());
         response
     }
 }
 
 impl Exchange {
-    /// Takes a request in: the upgrade it asks for set aside, hop-by-hop headers (which
-    /// reach neither a filter nor the upstream) removed.
-    fn new(mut request: Request<Incoming>, client: Peer, request_id: String) -> Self {
-        let upgrade = Upgrade::take(&mut request);
-        let authority = request_host(&request).map(str::to_string);
+    /// Takes a request in: the upgrade it asks for set aside (when the config allows it),
+    /// hop-by-hop headers (which reach neither a filter nor the upstream) removed, the body
+    /// put under the body timeouts.
+    fn new(
+        mut request: Request<Incoming>,
+        client: Peer,
+        request_id: String,
+        authority: Option<String>,
+        buffers: &Arc<BufferBudget>,
+        limits: &LimitsConfig,
+    ) -> Self {
+        let upgrade = Upgrade::take(&mut request, &limits.upgrades);
         let (mut parts, body) = request.into_parts();
         remove_hop_by_hop(&mut parts.headers);
+        let upload = Arc::new(Upload::new(millis(limits.body_total_timeout_ms)));
+        let body = Streamed::request(body, millis(limits.body_idle_timeout_ms), upload.clone());
         Exchange {
             parts,
             body: Either::Left(body),
@@ -91,6 +135,9 @@ impl Exchange {
             request_id,
             authority,
             upgrade,
+            upload,
+            buffered: Reservation::new(buffers.clone()),
+            max_buffered: limits.max_buffered_bytes,
         }
     }
 }
@@ -134,11 +181,25 @@ async fn proxy(
         .upgrade
         .take()
         .filter(|_| upstream.protocol() == UpstreamProtocol::Http1);
-    if let Some(upgrade) = upgrade {
-        upgrade.splice(&mut sent.response);
+    let limits = &snapshot.config.server.limits;
+    match upgrade {
+        Some(upgrade) => upgrade.splice(
+            &mut sent.response,
+            millis(limits.tunnel_idle_timeout_ms),
+            gateway.tunnels.clone(),
+        ),
+        // A switch nobody asked for (or that the config does not allow) is not passed on.
+        None if sent.response.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
+            return Err(GatewayError::new(
+                ErrorKind::UpstreamFailed,
+                format!("upstream {:?} switched protocols unasked", upstream.name),
+            ));
+        }
+        None => {}
     }
     let (parts, body) = sent.response.into_parts();
-    let response = Response::from_parts(parts, Either::Left(body));
+    let idle = millis(limits.upstream_body_idle_timeout_ms);
+    let response = Response::from_parts(parts, Either::Left(Streamed::response(body, idle)));
 
     // Response filters, in reverse chain order.
     let response = filters::on_response(route, route.filters.len(), &mut ex, response).await?;
@@ -155,7 +216,7 @@ async fn call_upstream(
     ex: &mut Exchange,
 ) -> Result<UpstreamResponse, GatewayError> {
     let target = upstream.pick(|| hash_key(&route.hash_on, ex))?;
-    let mut request = upstream_request(ex, upstream.protocol());
+    let mut request = upstream_request(ex, upstream.protocol(), route.host_rewrite.as_deref());
     if let Some(upgrade) = ex
         .upgrade
         .as_ref()
@@ -164,19 +225,29 @@ async fn call_upstream(
         upgrade.restore(request.headers_mut());
     }
     let started = Instant::now();
-    let result = upstream.send(&target, request, route.timeout).await;
-    let latency = started.elapsed();
-    let failed = result
-        .as_ref()
-        .map_or(true, |sent| sent.response.status().is_server_error());
-    route.record.outcomes.record(latency, failed);
-    gateway.resilience.load.observe(latency);
+    let result = upstream
+        .send(&target, request, route.timeout, Some(&ex.upload))
+        .await;
+    // A client's fault (a broken-off or stalled upload) is not the upstream's.
+    let latency = match &result {
+        Ok(sent) => Some((sent.latency, sent.response.status().is_server_error())),
+        Err(error) if error.kind.source() == ErrorSource::Client => None,
+        Err(_) => Some((ex.upload.since_end(started), true)),
+    };
+    if let Some((latency, failed)) = latency {
+        route.record.outcomes.record(latency, failed);
+        gateway.resilience.load.observe(latency);
+    }
     result
 }
 
 /// Moves the (filtered) request into the form the upstream's protocol wants, with the
 /// forwarding headers and the request id.
-fn upstream_request(ex: &mut Exchange, protocol: UpstreamProtocol) -> Request<ProxyBody> {
+fn upstream_request(
+    ex: &mut Exchange,
+    protocol: UpstreamProtocol,
+    host_rewrite: Option<&str>,
+) -> Request<ProxyBody> {
     // The response filters still need the method and URI; everything else moves out.
     let mut kept = Request::new(()).into_parts().0;
     kept.method = ex.parts.method.clone();
@@ -187,20 +258,19 @@ fn upstream_request(ex: &mut Exchange, protocol: UpstreamProtocol) -> Request<Pr
     if let Ok(id) = HeaderValue::from_str(&ex.request_id) {
         parts.headers.insert(REQUEST_ID.clone(), id);
     }
-    match protocol {
-        UpstreamProtocol::Http1 => {
-            parts.version = Version::HTTP_11;
-            // HTTP/2 clients send `:authority`, HTTP/1.1 upstreams need `Host`.
-            let host = ex
-                .authority
-                .as_deref()
-                .and_then(|a| HeaderValue::from_str(a).ok());
-            if let Some(value) = host.filter(|_| !parts.headers.contains_key(header::HOST)) {
-                parts.headers.insert(header::HOST, value);
-            }
-        }
-        UpstreamProtocol::H2c => parts.version = Version::HTTP_2,
-    }
+    // The upstream's `Host` is the authority that was routed (or the route's rewrite),
+    // never a second spelling the client sent.
+    let host = host_rewrite
+        .or(ex.authority.as_deref())
+        .and_then(|a| HeaderValue::from_str(a).ok());
+    match host {
+        Some(host) => parts.headers.insert(header::HOST, host),
+        None => parts.headers.remove(header::HOST),
+    };
+    parts.version = match protocol {
+        UpstreamProtocol::Http1 => Version::HTTP_11,
+        UpstreamProtocol::H2c => Version::HTTP_2,
+    };
     Request::from_parts(parts, body)
 }
 

@@ -4,6 +4,7 @@
 use http::{HeaderName, HeaderValue, Method, Request};
 
 use crate::config::RouteConfig;
+use crate::hygiene::host_of;
 
 /// How a route matches the path.
 #[derive(Debug, Clone)]
@@ -45,9 +46,10 @@ impl Router {
         Ok(Self { matchers })
     }
 
-    /// The index of the first route that matches, if any.
-    pub fn find<B>(&self, request: &Request<B>) -> Option<usize> {
-        let host = request_host(request).map(strip_port);
+    /// The index of the first route that matches, if any. `authority` is the request's
+    /// canonical authority (`hygiene::request_authority`) and its path is normal.
+    pub fn find<B>(&self, request: &Request<B>, authority: Option<&str>) -> Option<usize> {
+        let host = authority.map(host_of);
         let path = request.uri().path();
         self.matchers
             .iter()
@@ -91,9 +93,10 @@ fn compile(route: &RouteConfig) -> anyhow::Result<Matcher> {
     let m = &route.matches;
     let host = match m.host.as_deref() {
         None | Some("*") => HostMatch::Any,
-        Some(h) => match h.strip_prefix('*') {
+        // A trailing dot names the same host (`example.com.`); requests lose theirs too.
+        Some(h) => match h.trim_end_matches('.').strip_prefix('*') {
             Some(suffix) => HostMatch::Suffix(suffix.to_ascii_lowercase()),
-            None => HostMatch::Exact(h.to_ascii_lowercase()),
+            None => HostMatch::Exact(h.trim_end_matches('.').to_ascii_lowercase()),
         },
     };
     let path = match (&m.path, &m.path_prefix) {
@@ -130,22 +133,6 @@ fn compile(route: &RouteConfig) -> anyhow::Result<Matcher> {
     })
 }
 
-/// The host the client addressed: the URI authority (HTTP/2, absolute-form) or `Host`.
-pub fn request_host<B>(request: &Request<B>) -> Option<&str> {
-    request
-        .uri()
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| request.headers().get(http::header::HOST)?.to_str().ok())
-}
-
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.split_once(']').map_or(host, |(h, _)| &h[1..]);
-    }
-    host.rsplit_once(':').map_or(host, |(h, _)| h)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,15 +155,25 @@ mod tests {
             .unwrap()
     }
 
+    fn find(r: &Router, request: &Request<()>) -> Option<usize> {
+        let authority = crate::hygiene::request_authority(
+            request.uri(),
+            request.headers(),
+            request.version(),
+        )
+        .unwrap();
+        r.find(request, authority.as_deref())
+    }
+
     #[test]
     fn prefix_respects_segments_and_order() {
         let r = router(
             "[[routes]]\nname=\"a\"\nupstream=\"u\"\nmatch={path_prefix=\"/api\"}\n\
              [[routes]]\nname=\"b\"\nupstream=\"u\"\n",
         );
-        assert_eq!(r.find(&req("GET", "x", "/api")), Some(0));
-        assert_eq!(r.find(&req("GET", "x", "/api/v1")), Some(0));
-        assert_eq!(r.find(&req("GET", "x", "/apix")), Some(1));
+        assert_eq!(find(&r, &req("GET", "x", "/api")), Some(0));
+        assert_eq!(find(&r, &req("GET", "x", "/api/v1")), Some(0));
+        assert_eq!(find(&r, &req("GET", "x", "/apix")), Some(1));
     }
 
     #[test]
@@ -187,12 +184,18 @@ mod tests {
         let mut ok = req("POST", "a.example.com:8080", "/x");
         ok.headers_mut()
             .insert("x-env", HeaderValue::from_static("canary"));
-        assert_eq!(r.find(&ok), Some(0));
-        assert_eq!(r.find(&req("POST", "a.example.com", "/x")), None);
+        assert_eq!(find(&r, &ok), Some(0));
+        // Case and a trailing dot do not make another host.
+        let mut dotted = req("POST", "A.Example.COM.:8080", "/x");
+        dotted
+            .headers_mut()
+            .insert("x-env", HeaderValue::from_static("canary"));
+        assert_eq!(find(&r, &dotted), Some(0));
+        assert_eq!(find(&r, &req("POST", "a.example.com", "/x")), None);
         let mut wrong_host = req("POST", "example.org", "/x");
         wrong_host
             .headers_mut()
             .insert("x-env", HeaderValue::from_static("canary"));
-        assert_eq!(r.find(&wrong_host), None);
+        assert_eq!(find(&r, &wrong_host), None);
     }
 }

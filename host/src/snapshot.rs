@@ -24,6 +24,8 @@ pub struct Route {
     pub hash_on: HashOn,
     /// Time to the upstream's response headers.
     pub timeout: Duration,
+    /// The `Host` sent upstream instead of the routed authority.
+    pub host_rewrite: Option<String>,
     /// The filter chain, in order.
     pub filters: Vec<Arc<FilterSlot>>,
     /// Requests and latency.
@@ -164,6 +166,7 @@ impl Snapshot {
             routes.push(Route {
                 name: route.name.clone(),
                 timeout: route.timeout_ms.map_or(upstream.request_timeout, millis),
+                host_rewrite: route.host_rewrite.clone(),
                 upstream,
                 hash_on,
                 filters,

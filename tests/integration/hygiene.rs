@@ -51,7 +51,15 @@ async fn hop_by_hop_removed_and_forwarding_headers_added() {
     // The upstream's own hop-by-hop headers stop at the gateway too.
     assert!(r.header("keep-alive").is_none());
 
-    // A client's request id is kept.
+    // A client's request id is replaced by default...
+    let r = client
+        .send(get(&gw.url("/"), &[("x-request-id", "trace-42")]))
+        .await;
+    assert_ne!(r.json()["headers"]["x-request-id"][0], "trace-42");
+    gw.shutdown().await;
+
+    // ... and kept when the config trusts it.
+    let gw = TestGateway::start_with_server("trust_request_id = true\n", &config, &[]).await;
     let r = client
         .send(get(&gw.url("/"), &[("x-request-id", "trace-42")]))
         .await;

@@ -102,3 +102,65 @@ async fn websocket_upgrade_is_spliced_through() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quiet_tunnel_is_closed_after_its_idle_timeout() {
+    let (upstream, _seen) = websocket_echo().await;
+    let config = format!(
+        "[upstreams.ws]\ntargets = [\"{upstream}\"]\n[[routes]]\nname = \"ws\"\nupstream = \"ws\"\n"
+    );
+    let gw = TestGateway::start_with_server(
+        "[server.limits]\ntunnel_idle_timeout_ms = 300\n",
+        &config,
+        &[],
+    )
+    .await;
+    let mut client = TcpStream::connect(gw.addr).await.unwrap();
+    let handshake = format!(
+        "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    client.write_all(handshake.as_bytes()).await.unwrap();
+    assert!(read_head(&mut client).await.starts_with("http/1.1 101"));
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 8];
+    let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
+        .await
+        .expect("the gateway closes the idle tunnel");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250), "closed too early");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_h2c_upgrade_is_never_spliced() {
+    // The upstream would switch to anything: the gateway must not ask it to.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let seen = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let head = read_head(&mut stream).await;
+        let answer = if head.contains("upgrade:") {
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
+        } else {
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        };
+        stream.write_all(answer.as_bytes()).await.unwrap();
+        head
+    });
+    let config = format!(
+        "[upstreams.u]\ntargets = [\"{upstream}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n"
+    );
+    let gw = TestGateway::start(&config, &[]).await;
+    let answer = weir_tests::raw_exchange(
+        gw.addr,
+        "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings, close\r\n\
+         HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    )
+    .await;
+    assert_eq!(weir_tests::raw_status(&answer), 200, "{answer}");
+    let head = seen.await.unwrap();
+    assert!(!head.contains("upgrade"), "{head}");
+    assert!(!head.contains("http2-settings"), "{head}");
+    gw.shutdown().await;
+}

@@ -29,6 +29,12 @@ async fn upstream_down_is_502() {
         r.header("x-tester-version").is_some(),
         "the response filters saw the gateway's 502"
     );
+    // The client learns the code and the request id, not the gateway's internals.
+    let body = String::from_utf8_lossy(&r.body).to_ascii_lowercase();
+    for internal in [closed.to_string().as_str(), "tcp connect", "connection refused", "hyper", "client error"] {
+        assert!(!body.contains(internal), "{internal:?} leaked: {body}");
+    }
+    assert!(r.json()["request_id"].as_str().is_some_and(|id| !id.is_empty()));
     gw.shutdown().await;
 }
 

@@ -24,6 +24,7 @@ use health::{HealthRegistry, InFlight, TargetHealth, now_ms};
 use crate::config::{
     HealthCheckConfig, LbPolicy, PassiveConfig, UpstreamConfig, UpstreamProtocol, millis,
 };
+use crate::body::{Upload, UploadFault};
 use crate::error::{ErrorKind, GatewayError};
 use crate::proxy::{ProxyBody, full_body};
 use crate::resilience::Record;
@@ -76,6 +77,8 @@ impl std::fmt::Debug for Upstream {
 pub struct UpstreamResponse {
     /// The response.
     pub response: Response<Incoming>,
+    /// The time to its headers, counted from when the upstream had the whole request.
+    pub latency: Duration,
     /// Keeps the target's in-flight count until the response is handed on.
     pub in_flight: InFlight,
 }
@@ -150,13 +153,17 @@ impl Upstream {
             })
     }
 
-    /// Sends a request to a target and waits up to `timeout` for the response headers.
-    /// The outcome feeds passive ejection and the upstream's record.
+    /// Sends a request to a target and waits up to `timeout` for the response headers,
+    /// counted from when the client's `upload` (if any) ended: a slow upload is timed by the
+    /// body timeouts, not taken for a slow upstream. The outcome feeds passive ejection and
+    /// the upstream's record — unless the client failed its upload, which is no fault of
+    /// the target's and ends as a client error.
     pub async fn send(
         &self,
         target: &Target,
         mut request: Request<ProxyBody>,
         timeout: Duration,
+        upload: Option<&Upload>,
     ) -> Result<UpstreamResponse, GatewayError> {
         let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
         *request.uri_mut() = Uri::builder()
@@ -169,10 +176,13 @@ impl Upstream {
             })?;
         let in_flight = target.health.start();
         let started = std::time::Instant::now();
-        let result = tokio::time::timeout(timeout, self.client().request(request)).await;
-        let latency = started.elapsed();
+        let result = within(timeout, upload, self.client().request(request)).await;
+        let latency = upload.map_or_else(|| started.elapsed(), |u| u.since_end(started));
+        if let Some(fault) = upload.and_then(Upload::fault).filter(|_| !matches!(result, Some(Ok(_)))) {
+            return Err(client_fault(fault));
+        }
         let outcome = match result {
-            Err(_) => Err(GatewayError::new(
+            None => Err(GatewayError::new(
                 ErrorKind::UpstreamTimeout,
                 format!(
                     "upstream {:?} did not answer within {} ms",
@@ -180,11 +190,11 @@ impl Upstream {
                     timeout.as_millis()
                 ),
             )),
-            Ok(Err(e)) => Err(GatewayError::new(
+            Some(Err(e)) => Err(GatewayError::new(
                 ErrorKind::UpstreamFailed,
                 format!("upstream {:?}: {}", self.name, describe(&e)),
             )),
-            Ok(Ok(response)) => Ok(response),
+            Some(Ok(response)) => Ok(response),
         };
         let ok = match &outcome {
             Ok(r) => !(self.passive.on_5xx && r.status().is_server_error()),
@@ -197,6 +207,7 @@ impl Upstream {
         self.record.outcomes.record(latency, failed);
         outcome.map(|response| UpstreamResponse {
             response,
+            latency,
             in_flight,
         })
     }
@@ -210,16 +221,18 @@ impl Upstream {
         max_body: usize,
     ) -> Result<Response<Bytes>, GatewayError> {
         let target = self.pick(Vec::new)?;
-        let UpstreamResponse { response, .. } = self.send(&target, request, timeout).await?;
+        let started = tokio::time::Instant::now();
+        let UpstreamResponse { response, .. } = self.send(&target, request, timeout, None).await?;
         let (parts, body) = response.into_parts();
-        let body = http_body_util::Limited::new(body, max_body)
-            .collect()
-            .await
-            .map_err(|e| {
-                GatewayError::new(ErrorKind::UpstreamFailed, format!("reading body: {e}"))
-            })?
-            .to_bytes();
-        Ok(Response::from_parts(parts, body))
+        // The same budget covers the body: a trickling answer cannot hold the filter.
+        let collected = tokio::time::timeout_at(
+            started + timeout,
+            http_body_util::Limited::new(body, max_body).collect(),
+        )
+        .await
+        .map_err(|_| GatewayError::new(ErrorKind::UpstreamTimeout, "reading body: timed out"))?
+        .map_err(|e| GatewayError::new(ErrorKind::UpstreamFailed, format!("reading body: {e}")))?;
+        Ok(Response::from_parts(parts, collected.to_bytes()))
     }
 
     /// One active health check: GET `path`, 2xx or 3xx within `timeout` is healthy.
@@ -243,6 +256,38 @@ impl Upstream {
                 ok
             }
             _ => false,
+        }
+    }
+}
+
+/// Waits for `future` up to `timeout`, the clock starting once `upload` has ended (the
+/// upstream may answer before that, too).
+async fn within<F: Future>(
+    timeout: Duration,
+    upload: Option<&Upload>,
+    future: F,
+) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    if let Some(upload) = upload.filter(|u| u.ended_at().is_none()) {
+        // An upstream that stops reading the body holds the upload up: bound that too.
+        tokio::select! {
+            output = &mut future => return Some(output),
+            () = upload.ended() => {}
+            () = tokio::time::sleep(upload.limit()) => return None,
+        }
+    }
+    tokio::time::timeout(timeout, future).await.ok()
+}
+
+/// The client error for an upload the client failed.
+fn client_fault(fault: UploadFault) -> GatewayError {
+    match fault {
+        UploadFault::TimedOut => GatewayError::new(
+            ErrorKind::RequestTimeout,
+            "the request body did not arrive in time",
+        ),
+        UploadFault::Aborted => {
+            GatewayError::new(ErrorKind::ClientAborted, "the client broke off the request body")
         }
     }
 }

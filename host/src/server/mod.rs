@@ -23,16 +23,19 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::millis;
+use crate::config::{LimitsConfig, millis};
 use crate::gateway::Gateway;
 use crate::headers::Peer;
 use crate::proxy::ProxyBody;
 
+mod admission;
+mod connection;
+
+use admission::{AcceptBackoff, Admission};
+use connection::{Activity, first_bytes};
+
 /// The accept backlog of each worker's listener.
 const LISTEN_BACKLOG: u32 = 1024;
-
-/// How long a client may take to send the request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A started gateway: its bound addresses, and the handle to stop it.
 pub struct Running {
@@ -78,12 +81,35 @@ pub fn worker_index() -> usize {
     WORKER.get()
 }
 
+/// Raises the open-file soft limit to the hard limit, so that the connection caps, not a
+/// low default (often 1 024), decide how many clients the gateway holds. Returns the limit.
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit.clone()) {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            return getrlimit(Resource::Nofile).current;
+        }
+    }
+    limit.current
+}
+
 /// Loads the config, builds the first snapshot, binds every listener and starts serving.
 pub async fn start(config_path: &Path) -> anyhow::Result<Running> {
+    let open_files = raise_open_file_limit();
     let gateway = Gateway::start(config_path).await?;
     let snapshot = gateway.snapshot();
     let server = &snapshot.config.server;
     let grace = millis(server.shutdown_grace_ms);
+    if let Some(files) = open_files.filter(|&f| f < server.limits.max_connections as u64 + 64) {
+        tracing::warn!(
+            open_files = files,
+            max_connections = server.limits.max_connections,
+            "the open-file limit is below server.limits.max_connections: accept will fail first"
+        );
+    }
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
 
@@ -105,8 +131,16 @@ pub async fn start(config_path: &Path) -> anyhow::Result<Running> {
 
     let proxy_gateway = gateway.clone();
     let handler = move |request, client| proxy_gateway.clone().handle(request, client);
-    let (addrs, workers) =
-        serve_per_core(&server.listen, server.workers(), handler, &stopped, grace)?;
+    let live = gateway.clone();
+    let limits: LimitsSource = Arc::new(move || live.snapshot().config.server.limits.clone());
+    let (addrs, workers) = serve_per_core(
+        &server.listen,
+        server.workers(),
+        handler,
+        (limits, Arc::default()),
+        &stopped,
+        grace,
+    )?;
 
     let watcher = if server.watch {
         Some(crate::reload::watch(gateway.clone())?)
@@ -165,7 +199,16 @@ where
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({what}): {e}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "{what} listening");
-    let task = tokio::spawn(accept_loop(listener, handler, stopped.clone(), grace));
+    // The admin and demo listeners serve a few operators: the default limits suit them.
+    let limits: LimitsSource = Arc::new(LimitsConfig::default);
+    let task = tokio::spawn(accept_loop(
+        listener,
+        handler,
+        limits,
+        Arc::default(),
+        stopped.clone(),
+        grace,
+    ));
     Ok((addr, task))
 }
 
@@ -176,6 +219,7 @@ fn serve_per_core<F, Fut>(
     addrs: &[SocketAddr],
     count: usize,
     handler: F,
+    admit: (LimitsSource, Arc<Admission>),
     stopped: &watch::Receiver<bool>,
     grace: Duration,
 ) -> anyhow::Result<(Vec<SocketAddr>, Vec<std::thread::JoinHandle<()>>)>
@@ -206,10 +250,10 @@ where
     }
     let mut threads = Vec::with_capacity(count);
     for (index, listeners) in per_worker.into_iter().enumerate() {
-        let (handler, stopped) = (handler.clone(), stopped.clone());
+        let (handler, stopped, admit) = (handler.clone(), stopped.clone(), admit.clone());
         let thread = std::thread::Builder::new()
             .name(format!("weir-worker-{}", index + 1))
-            .spawn(move || run_worker(index + 1, listeners, handler, stopped, grace))?;
+            .spawn(move || run_worker(index + 1, listeners, handler, admit, stopped, grace))?;
         threads.push(thread);
     }
     Ok((bound, threads))
@@ -220,6 +264,7 @@ fn run_worker<F, Fut>(
     index: usize,
     listeners: Vec<std::net::TcpListener>,
     handler: F,
+    (limits, admission): (LimitsSource, Arc<Admission>),
     stopped: watch::Receiver<bool>,
     grace: Duration,
 ) where
@@ -245,6 +290,8 @@ fn run_worker<F, Fut>(
                     loops.push(tokio::spawn(accept_loop(
                         listener,
                         handler.clone(),
+                        limits.clone(),
+                        admission.clone(),
                         stopped.clone(),
                         grace,
                     )));
@@ -260,62 +307,58 @@ fn run_worker<F, Fut>(
     });
 }
 
+/// Where a listener reads its connection limits: the live config for the proxy, the
+/// defaults for the admin and demo listeners.
+pub type LimitsSource = Arc<dyn Fn() -> LimitsConfig + Send + Sync>;
+
 /// Accepts connections until `stop` flips, serving each with `handler` (upgrades such as
-/// WebSocket included); then asks every connection to finish gracefully and waits for
-/// them, up to `grace`.
+/// WebSocket included) under the connection limits; then asks every connection to finish
+/// gracefully and waits for them, up to `grace`.
 async fn accept_loop<F, Fut>(
     listener: TcpListener,
     handler: F,
+    limits: LimitsSource,
+    admission: Arc<Admission>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) where
     F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
     // Every connection task holds a clone of `open`; when all are gone, `drained` resolves.
     let (drained, open) = watch::channel(());
+    let mut backoff = AcceptBackoff::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, client) = match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        // Out of file descriptors and the like: back off instead of
+                        // spinning, and say so once per burst.
+                        let (pause, first) = backoff.failed();
+                        if first {
+                            tracing::warn!(error = %e, "accept failed; backing off");
+                        }
+                        tokio::time::sleep(pause).await;
                         continue;
                     }
                 };
+                if let Some((failures, lasted)) = backoff.succeeded() {
+                    tracing::warn!(failures, lasted_ms = lasted.as_millis() as u64, "accept works again");
+                }
+                let limits = limits();
+                let Some(admitted) = admission.admit(client.ip(), limits.max_connections, limits.max_connections_per_ip) else {
+                    // Closed at once: over a cap, a connection holds nothing.
+                    tracing::debug!(%client, "connection refused: connection limit reached");
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                let handler = handler.clone();
-                let peer = Peer::new(client);
-                let service = service_fn(move |request| {
-                    let response = handler(request, peer.clone());
-                    async move { Ok::<_, Infallible>(response.await) }
-                });
-                let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let (mut stop, open) = (stop.clone(), open.clone());
+                let connection = serve_connection(stream, Peer::new(client), handler.clone(), limits, stop.clone(), grace);
+                let open = open.clone();
                 tokio::spawn(async move {
-                    let mut connection = std::pin::pin!(connection);
-                    let result = tokio::select! {
-                        result = connection.as_mut() => result,
-                        _ = stop.changed() => {
-                            connection.as_mut().graceful_shutdown();
-                            connection.await
-                        }
-                    };
-                    if let Err(e) = result {
-                        tracing::debug!(%client, error = %e, "connection ended with an error");
-                    }
-                    drop(open);
+                    connection.await;
+                    drop((admitted, open));
                 });
             }
             _ = stop.changed() => break,
@@ -327,5 +370,70 @@ async fn accept_loop<F, Fut>(
             grace_ms = grace.as_millis() as u64,
             "grace period over; closing the connections left"
         );
+    }
+}
+
+/// Serves one connection: its first bytes within the first-byte timeout, then HTTP/1.1 or
+/// HTTP/2 until the client closes, the connection idles out, or the gateway stops.
+async fn serve_connection<F, Fut>(
+    stream: tokio::net::TcpStream,
+    peer: Peer,
+    handler: F,
+    limits: LimitsConfig,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) where
+    F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
+{
+    let client = peer.addr;
+    let Some(io) = first_bytes(stream, millis(limits.first_byte_timeout_ms)).await else {
+        tracing::debug!(%client, "connection closed: no request within the first-byte timeout");
+        return;
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(millis(limits.header_read_timeout_ms));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(millis(limits.h2_ping_interval_ms))
+        .keep_alive_timeout(millis(limits.h2_ping_timeout_ms))
+        .max_concurrent_streams(limits.h2_max_concurrent_streams);
+    let activity = Activity::new();
+    let requests = activity.clone();
+    let service = service_fn(move |request| {
+        let guard = requests.request();
+        let response = handler(request, peer.clone());
+        async move {
+            let response = response.await;
+            drop(guard);
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let mut connection = std::pin::pin!(connection);
+    let idle = millis(limits.idle_timeout_ms);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = stop.changed() => {
+            connection.as_mut().graceful_shutdown();
+            // The accept loop's grace period bounds this wait.
+            connection.await
+        }
+        () = activity.idle(idle) => {
+            tracing::debug!(%client, idle_ms = idle.as_millis() as u64, "closing an idle connection");
+            connection.as_mut().graceful_shutdown();
+            // A response the client will not read cannot hold the connection either.
+            match tokio::time::timeout(grace.min(idle), connection).await {
+                Ok(result) => result,
+                Err(_) => Ok(()),
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%client, error = %e, "connection ended with an error");
     }
 }

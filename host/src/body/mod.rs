@@ -8,10 +8,16 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Either;
-use hyper::body::Incoming;
 
-/// The body of requests to upstreams and responses to clients.
-pub type ProxyBody = Either<Incoming, Buffered>;
+mod budget;
+mod streamed;
+
+pub use budget::{BufferBudget, OverBudget, Reservation};
+pub use streamed::{StreamError, Streamed, Upload, UploadFault};
+
+/// The body of requests to upstreams and responses to clients: streamed from a peer under
+/// time limits, or held in full.
+pub type ProxyBody = Either<Streamed, Buffered>;
 
 /// A body held in memory, and its trailers if it had any (a gRPC reply's `grpc-status`
 /// must reach the client after a filter read the body).

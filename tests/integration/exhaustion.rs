@@ -1,0 +1,238 @@
+//! One client cannot take the gateway down: idle and slow sockets are closed on time,
+//! connections are capped in all and per address, bodies are timed and their buffering is
+//! budgeted, and a client's broken uploads are never counted against the upstream.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use weir_tests::plugins::TESTER;
+use weir_tests::{TestClient, TestGateway, TestUpstream, raw_exchange, raw_status};
+
+/// One route to `up`, with `filters` (TOML) on it.
+fn route(up: &TestUpstream, filters: &str) -> String {
+    format!(
+        "[upstreams.u]\ntargets = [\"{}\"]\npassive = {{ consecutive_failures = 3, ejection_ms = 60000 }}\n\
+         [[routes]]\nname = \"r\"\nupstream = \"u\"\n{filters}",
+        up.addr
+    )
+}
+
+/// Waits until the gateway closes `stream` (EOF or reset), up to `within`; returns how long
+/// it took. Anything the gateway sends first (a 408, say) is skipped.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> Duration {
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        let read = tokio::time::timeout_at((started + within).into(), stream.read(&mut buf))
+            .await
+            .expect("the gateway closes the connection in time");
+        if matches!(read, Ok(0) | Err(_)) {
+            return started.elapsed();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_and_slow_sockets_are_closed_while_others_are_served() {
+    let up = TestUpstream::start("up").await;
+    let gw = TestGateway::start_with_server(
+        "[server.limits]\nfirst_byte_timeout_ms = 300\nheader_read_timeout_ms = 300\nidle_timeout_ms = 300\n",
+        &route(&up, ""),
+        &[],
+    )
+    .await;
+    // Sockets that never send a byte.
+    let mut silent = Vec::new();
+    for _ in 0..50 {
+        silent.push(TcpStream::connect(gw.addr).await.unwrap());
+    }
+    // A started HTTP/2 preface, and a request head that never ends.
+    let mut preface = TcpStream::connect(gw.addr).await.unwrap();
+    preface.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    let mut slow_head = TcpStream::connect(gw.addr).await.unwrap();
+    slow_head.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n").await.unwrap();
+    // Others are served meanwhile.
+    let r = TestClient::default().get(&gw.url("/")).await;
+    assert_eq!(r.status, 200);
+    for stream in silent.iter_mut().chain([&mut preface, &mut slow_head]) {
+        let took = closed_within(stream, Duration::from_secs(5)).await;
+        assert!(took < Duration::from_secs(3), "{took:?}");
+    }
+    // A keep-alive connection with nothing in flight is closed after the idle timeout.
+    let mut kept = TcpStream::connect(gw.addr).await.unwrap();
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+    let took = closed_within(&mut kept, Duration::from_secs(5)).await;
+    assert!(took >= Duration::from_millis(250), "closed before the idle timeout: {took:?}");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_are_capped_per_address_and_in_all() {
+    let up = TestUpstream::start("up").await;
+    let gw = TestGateway::start_with_server(
+        "[server.limits]\nmax_connections_per_ip = 4\nmax_connections = 6\n",
+        &route(&up, ""),
+        &[],
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+        // A first request, so that the connection is surely admitted and open.
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 12];
+        stream.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"HTTP/1.1 200");
+        held.push(stream);
+    }
+    // The fifth from this address is closed at once.
+    let mut fifth = TcpStream::connect(gw.addr).await.unwrap();
+    let _ = fifth.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    let took = closed_within(&mut fifth, Duration::from_secs(2)).await;
+    assert!(took < Duration::from_secs(1));
+    // Another address (127.0.0.2 is loopback too) still gets in, up to the total cap.
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = other.connect(gw.addr).await.unwrap();
+    other.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut answer = String::new();
+    other.read_to_string(&mut answer).await.unwrap();
+    assert_eq!(raw_status(&answer), 200, "{answer}");
+    // Places are given back when connections close.
+    held.clear();
+    let mut served = false;
+    for _ in 0..50 {
+        if raw_status(&raw_exchange(gw.addr, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await) == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "a new connection is admitted after the others closed");
+    gw.shutdown().await;
+}
+
+/// A POST whose body stops after `sent` of `declared` bytes; the stream stays open.
+async fn stalled_post(gw: &TestGateway, declared: usize, sent: usize) -> TcpStream {
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    let head = format!("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {declared}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&vec![b'x'; sent]).await.unwrap();
+    stream
+}
+
+async fn read_answer(stream: &mut TcpStream) -> String {
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("an answer in time")
+        .unwrap_or(0);
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_body_is_a_408_and_not_the_upstreams_fault() {
+    let up = TestUpstream::start("up").await;
+    let limits = "[server.limits]\nbody_idle_timeout_ms = 300\n";
+    // Streamed to the upstream, and buffered for a filter.
+    let buffered = "[[routes.filters]]\nplugin = \"tester.wasm\"\nconfig = { uppercase_body = true }\n";
+    for filters in ["", buffered] {
+        let gw = TestGateway::start_with_server(limits, &route(&up, filters), &[("tester.wasm", TESTER)]).await;
+        for _ in 0..5 {
+            let mut stream = stalled_post(&gw, 100, 10).await;
+            let answer = read_answer(&mut stream).await;
+            assert_eq!(raw_status(&answer), 408, "{filters}: {answer}");
+        }
+        // Five stalls against an ejection threshold of three: the target is still in.
+        let r = TestClient::default().get(&gw.url("/")).await;
+        assert_eq!(r.status, 200, "{filters}: {:?}", r.body);
+        gw.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aborted_uploads_leave_targets_healthy_and_circuits_closed() {
+    let up = TestUpstream::start("up").await;
+    let config = format!(
+        "{}[[routes.filters]]\nplugin = \"degradation.wasm\"\ngrants = [\"upstreams\", \"clock\", \"kv\"]\n\
+         config.breaker = {{ window_ms = 60000, min_calls = 2, failure_rate = 0.5, open_ms = 60000 }}\n",
+        route(&up, "")
+    );
+    let gw = TestGateway::start(&config, &[("degradation.wasm", weir_tests::plugins::DEGRADATION)]).await;
+    for _ in 0..20 {
+        let stream = stalled_post(&gw, 100_000, 1000).await;
+        drop(stream);
+    }
+    // Each abort reaches the upstream call as a broken body; none may count.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..3 {
+        let r = TestClient::default().get(&gw.url("/")).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert!(r.header("x-weir-degraded").is_none(), "the circuit opened on client aborts");
+    }
+    let upstreams = TestClient::default().get(&gw.admin_url("/upstreams")).await.json();
+    assert!(!upstreams.to_string().contains("ejected\":true"), "{upstreams}");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn buffered_bodies_share_one_budget() {
+    let up = TestUpstream::start("up").await;
+    let buffered = "[[routes.filters]]\nplugin = \"tester.wasm\"\nconfig = { uppercase_body = true }\n";
+    let gw = TestGateway::start_with_server(
+        "[server.limits]\nmax_buffered_bytes = 4096\n",
+        &route(&up, buffered),
+        &[("tester.wasm", TESTER)],
+    )
+    .await;
+    // One request holds most of the budget while it stalls...
+    let mut holder = stalled_post(&gw, 8000, 3000).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // ... so the next one that needs more than the rest is refused with a 503.
+    let post = |body: usize| weir_tests::request("POST", &gw.url("/"), &[], vec![b'a'; body]);
+    let r = TestClient::default().send(post(2000)).await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    // A small one fits.
+    let r = TestClient::default().send(post(500)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["body"], "A".repeat(500));
+    // The holder's share comes back when it is done.
+    holder.shutdown().await.unwrap();
+    drop(holder);
+    let mut fits = false;
+    for _ in 0..50 {
+        if TestClient::default().send(post(2000)).await.status == 200 {
+            fits = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(fits);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_upstream_body_is_cut_off() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+                    .await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    let config = format!("[upstreams.u]\ntargets = [\"{upstream}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n");
+    let gw = TestGateway::start_with_server("[server.limits]\nupstream_body_idle_timeout_ms = 300\n", &config, &[]).await;
+    let mut client = TcpStream::connect(gw.addr).await.unwrap();
+    client.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+    let took = closed_within(&mut client, Duration::from_secs(5)).await;
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    gw.shutdown().await;
+}
