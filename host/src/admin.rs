@@ -212,6 +212,11 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
         let _ = writeln!(out, "# HELP weir_state_backend_up 1 when the state backend answers.\n# TYPE weir_state_backend_up gauge\nweir_state_backend_up{{backend=\"{}\"}} {}", state.backend, u8::from(state.healthy));
         let _ = writeln!(out, "# HELP weir_state_backend_outages_total Times the state backend became unreachable.\n# TYPE weir_state_backend_outages_total counter\nweir_state_backend_outages_total{{backend=\"{}\"}} {}", state.backend, state.outages);
         render_circuits(out, &live_records(gateway), &gateway.resilience.load);
+        let connections = &gateway.connections;
+        let _ = writeln!(out, "# HELP weir_connections_open Client connections open now.\n# TYPE weir_connections_open gauge\nweir_connections_open {}", connections.open());
+        let _ = writeln!(out, "# HELP weir_connections_refused_total Client connections closed at accept by a connection cap.\n# TYPE weir_connections_refused_total counter\nweir_connections_refused_total {}", connections.refused());
+        let _ = writeln!(out, "# HELP weir_tunnels_open Upgraded connections spliced through now.\n# TYPE weir_tunnels_open gauge\nweir_tunnels_open {}", gateway.tunnels.load(std::sync::atomic::Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP weir_buffered_body_bytes Body bytes held for filters now.\n# TYPE weir_buffered_body_bytes gauge\nweir_buffered_body_bytes {}", gateway.buffers.used());
         let _ = writeln!(out, "# HELP weir_snapshot_generation The live snapshot.\n# TYPE weir_snapshot_generation gauge\nweir_snapshot_generation {}", snapshot.generation);
     });
     let mut response = Response::new(full_body(Bytes::from(text)));

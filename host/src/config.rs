@@ -559,7 +559,10 @@ impl Config {
                     .ok()
                     .filter(|_| http::uri::Authority::try_from(host.as_str()).is_ok())
                     .with_context(|| {
-                        format!("route {:?}: host_rewrite {host:?} is not an authority", route.name)
+                        format!(
+                            "route {:?}: host_rewrite {host:?} is not an authority",
+                            route.name
+                        )
                     })?;
             }
             for filter in &route.filters {

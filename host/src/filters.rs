@@ -61,8 +61,8 @@ pub enum RequestOutcome {
     Continue,
     /// Filter number `index` answered; filters before it see the response.
     Respond {
-        /// The answer.
-        response: Response<ProxyBody>,
+        /// The answer (boxed: it is the rare case, and keeps the outcome small).
+        response: Box<Response<ProxyBody>>,
         /// The index of the filter that answered.
         index: usize,
     },
@@ -94,7 +94,10 @@ pub async fn on_request(route: &Route, ex: &mut Exchange) -> Result<RequestOutco
                 slot.metrics
                     .record_call(started.elapsed(), Decision::Respond);
                 match http_response(answer) {
-                    Ok(response) => return Ok(RequestOutcome::Respond { response, index }),
+                    Ok(response) => {
+                        let response = Box::new(response);
+                        return Ok(RequestOutcome::Respond { response, index });
+                    }
                     Err(failure) => fail(slot, failure, &ex.request_id)?,
                 }
             }
@@ -255,10 +258,8 @@ async fn collect(
         },
         Either::Left(streamed) => streamed,
     };
-    if let Some(declared) = streamed.size_hint().exact() {
-        if declared > max as u64 {
-            return Err(too_large(max));
-        }
+    if streamed.size_hint().exact().is_some_and(|n| n > max as u64) {
+        return Err(too_large(max));
     }
     let mut body = std::pin::pin!(streamed);
     let mut data = bytes::BytesMut::new();

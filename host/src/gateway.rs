@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
+use crate::admission::Admission;
 use crate::body::BufferBudget;
 use crate::config::Config;
 use crate::headers::RequestIds;
@@ -46,6 +47,8 @@ pub struct Gateway {
     pub(crate) buffers: Arc<BufferBudget>,
     /// Upgraded connections spliced through now.
     pub(crate) tunnels: Arc<AtomicU64>,
+    /// Open client connections of the proxy listeners.
+    pub(crate) connections: Arc<Admission>,
 }
 
 impl Gateway {
@@ -71,6 +74,7 @@ impl Gateway {
             generation: AtomicU64::new(0),
             buffers: Arc::default(),
             tunnels: Arc::default(),
+            connections: Arc::default(),
         };
         let gateway = Arc::new(gateway);
         gateway

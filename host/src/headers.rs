@@ -185,26 +185,42 @@ mod tests {
     fn appends_to_every_forwarding_line() {
         let mut h = HeaderMap::new();
         h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2, 10.0.0.3"));
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("10.0.0.2, 10.0.0.3"),
+        );
         h.append("forwarded", HeaderValue::from_static("for=192.0.2.43"));
-        h.append("forwarded", HeaderValue::from_static("for=198.51.100.17;proto=https"));
+        h.append(
+            "forwarded",
+            HeaderValue::from_static("for=198.51.100.17;proto=https"),
+        );
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
         add_forwarded(
             &mut h,
             &Peer::new("127.0.0.9:5000".parse().unwrap()),
             Some("example.com:8080"),
         );
-        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.9");
+        assert_eq!(
+            h["x-forwarded-for"],
+            "10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.9"
+        );
         assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(
             h["forwarded"],
             "for=192.0.2.43, for=198.51.100.17;proto=https, for=127.0.0.9;host=\"example.com:8080\";proto=http"
         );
         assert_eq!(h["x-forwarded-host"], "example.com:8080");
-        assert_eq!(h["x-forwarded-proto"], "http", "the client's claim is replaced");
+        assert_eq!(
+            h["x-forwarded-proto"], "http",
+            "the client's claim is replaced"
+        );
 
         let mut h = HeaderMap::new();
-        add_forwarded(&mut h, &Peer::new("[2001:db8::1]:5000".parse().unwrap()), None);
+        add_forwarded(
+            &mut h,
+            &Peer::new("[2001:db8::1]:5000".parse().unwrap()),
+            None,
+        );
         assert_eq!(h["forwarded"], "for=\"[2001:db8::1]\";proto=http");
         assert_eq!(h["x-forwarded-for"], "2001:db8::1");
     }

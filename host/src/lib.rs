@@ -3,6 +3,7 @@
 //! The life of one request is [`Gateway::handle`] (in `proxy.rs`); everything else serves it.
 
 pub mod admin; // the admin listener: plugins, routes, upstreams, metrics
+pub mod admission; // caps on open client connections, in all and per address
 pub mod body; // bodies held in full, with their trailers
 pub mod config; // the TOML config: types, defaults, validation
 pub mod demo; // the built-in demo upstream (an echo service)

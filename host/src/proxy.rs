@@ -152,7 +152,7 @@ async fn proxy(
     // `X-Forwarded-For` (what trusted-proxy logic needs); the gateway's come after them.
     if let RequestOutcome::Respond { response, index } = filters::on_request(route, &mut ex).await?
     {
-        return filters::on_response(route, index, &mut ex, response).await;
+        return filters::on_response(route, index, &mut ex, *response).await;
     }
 
     // Upstream: the route's, or one a filter chose; a target by the upstream's policy.

@@ -156,12 +156,9 @@ mod tests {
     }
 
     fn find(r: &Router, request: &Request<()>) -> Option<usize> {
-        let authority = crate::hygiene::request_authority(
-            request.uri(),
-            request.headers(),
-            request.version(),
-        )
-        .unwrap();
+        let authority =
+            crate::hygiene::request_authority(request.uri(), request.headers(), request.version())
+                .unwrap();
         r.find(request, authority.as_deref())
     }
 

@@ -55,7 +55,12 @@ impl Upgrade {
     /// When the upstream switched protocols, puts the upgrade headers back on its (already
     /// cleaned) response and splices the two connections once both sides have upgraded;
     /// `idle` closes a tunnel with no traffic either way, `tunnels` counts the open ones.
-    pub fn splice(self, response: &mut Response<Incoming>, idle: Duration, tunnels: Arc<AtomicU64>) {
+    pub fn splice(
+        self,
+        response: &mut Response<Incoming>,
+        idle: Duration,
+        tunnels: Arc<AtomicU64>,
+    ) {
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             return;
         }
@@ -68,7 +73,9 @@ impl Upgrade {
                     let (downstream, upstream) = (TokioIo::new(downstream), TokioIo::new(upstream));
                     match tunnel(downstream, upstream, idle).await {
                         Ok(()) => {}
-                        Err(e) => tracing::debug!(error = %e, "upgraded connection ended with an error"),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "upgraded connection ended with an error")
+                        }
                     }
                     tunnels.fetch_sub(1, Ordering::Relaxed);
                 }

@@ -51,7 +51,10 @@ async fn silent_and_slow_sockets_are_closed_while_others_are_served() {
     let mut preface = TcpStream::connect(gw.addr).await.unwrap();
     preface.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
     let mut slow_head = TcpStream::connect(gw.addr).await.unwrap();
-    slow_head.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n").await.unwrap();
+    slow_head
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n")
+        .await
+        .unwrap();
     // Others are served meanwhile.
     let r = TestClient::default().get(&gw.url("/")).await;
     assert_eq!(r.status, 200);
@@ -61,9 +64,14 @@ async fn silent_and_slow_sockets_are_closed_while_others_are_served() {
     }
     // A keep-alive connection with nothing in flight is closed after the idle timeout.
     let mut kept = TcpStream::connect(gw.addr).await.unwrap();
-    kept.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
     let took = closed_within(&mut kept, Duration::from_secs(5)).await;
-    assert!(took >= Duration::from_millis(250), "closed before the idle timeout: {took:?}");
+    assert!(
+        took >= Duration::from_millis(250),
+        "closed before the idle timeout: {took:?}"
+    );
     gw.shutdown().await;
 }
 
@@ -80,7 +88,10 @@ async fn connections_are_capped_per_address_and_in_all() {
     for _ in 0..4 {
         let mut stream = TcpStream::connect(gw.addr).await.unwrap();
         // A first request, so that the connection is surely admitted and open.
-        stream.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
         let mut buf = [0u8; 12];
         stream.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"HTTP/1.1 200");
@@ -95,7 +106,10 @@ async fn connections_are_capped_per_address_and_in_all() {
     let other = tokio::net::TcpSocket::new_v4().unwrap();
     other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
     let mut other = other.connect(gw.addr).await.unwrap();
-    other.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await.unwrap();
+    other
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut answer = String::new();
     other.read_to_string(&mut answer).await.unwrap();
     assert_eq!(raw_status(&answer), 200, "{answer}");
@@ -103,13 +117,23 @@ async fn connections_are_capped_per_address_and_in_all() {
     held.clear();
     let mut served = false;
     for _ in 0..50 {
-        if raw_status(&raw_exchange(gw.addr, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await) == 200 {
+        if raw_status(
+            &raw_exchange(
+                gw.addr,
+                "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            )
+            .await,
+        ) == 200
+        {
             served = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(served, "a new connection is admitted after the others closed");
+    assert!(
+        served,
+        "a new connection is admitted after the others closed"
+    );
     gw.shutdown().await;
 }
 
@@ -136,9 +160,15 @@ async fn a_stalled_body_is_a_408_and_not_the_upstreams_fault() {
     let up = TestUpstream::start("up").await;
     let limits = "[server.limits]\nbody_idle_timeout_ms = 300\n";
     // Streamed to the upstream, and buffered for a filter.
-    let buffered = "[[routes.filters]]\nplugin = \"tester.wasm\"\nconfig = { uppercase_body = true }\n";
+    let buffered =
+        "[[routes.filters]]\nplugin = \"tester.wasm\"\nconfig = { uppercase_body = true }\n";
     for filters in ["", buffered] {
-        let gw = TestGateway::start_with_server(limits, &route(&up, filters), &[("tester.wasm", TESTER)]).await;
+        let gw = TestGateway::start_with_server(
+            limits,
+            &route(&up, filters),
+            &[("tester.wasm", TESTER)],
+        )
+        .await;
         for _ in 0..5 {
             let mut stream = stalled_post(&gw, 100, 10).await;
             let answer = read_answer(&mut stream).await;
@@ -159,7 +189,11 @@ async fn aborted_uploads_leave_targets_healthy_and_circuits_closed() {
          config.breaker = {{ window_ms = 60000, min_calls = 2, failure_rate = 0.5, open_ms = 60000 }}\n",
         route(&up, "")
     );
-    let gw = TestGateway::start(&config, &[("degradation.wasm", weir_tests::plugins::DEGRADATION)]).await;
+    let gw = TestGateway::start(
+        &config,
+        &[("degradation.wasm", weir_tests::plugins::DEGRADATION)],
+    )
+    .await;
     for _ in 0..20 {
         let stream = stalled_post(&gw, 100_000, 1000).await;
         drop(stream);
@@ -169,17 +203,27 @@ async fn aborted_uploads_leave_targets_healthy_and_circuits_closed() {
     for _ in 0..3 {
         let r = TestClient::default().get(&gw.url("/")).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
-        assert!(r.header("x-weir-degraded").is_none(), "the circuit opened on client aborts");
+        assert!(
+            r.header("x-weir-degraded").is_none(),
+            "the circuit opened on client aborts"
+        );
     }
-    let upstreams = TestClient::default().get(&gw.admin_url("/upstreams")).await.json();
-    assert!(!upstreams.to_string().contains("ejected\":true"), "{upstreams}");
+    let upstreams = TestClient::default()
+        .get(&gw.admin_url("/upstreams"))
+        .await
+        .json();
+    assert!(
+        !upstreams.to_string().contains("ejected\":true"),
+        "{upstreams}"
+    );
     gw.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn buffered_bodies_share_one_budget() {
     let up = TestUpstream::start("up").await;
-    let buffered = "[[routes.filters]]\nplugin = \"tester.wasm\"\nconfig = { uppercase_body = true }\n";
+    let buffered =
+        "[[routes.filters]]\nplugin = \"tester.wasm\"\nconfig = { uppercase_body = true }\n";
     let gw = TestGateway::start_with_server(
         "[server.limits]\nmax_buffered_bytes = 4096\n",
         &route(&up, buffered),
@@ -228,10 +272,20 @@ async fn a_stalled_upstream_body_is_cut_off() {
             });
         }
     });
-    let config = format!("[upstreams.u]\ntargets = [\"{upstream}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n");
-    let gw = TestGateway::start_with_server("[server.limits]\nupstream_body_idle_timeout_ms = 300\n", &config, &[]).await;
+    let config = format!(
+        "[upstreams.u]\ntargets = [\"{upstream}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n"
+    );
+    let gw = TestGateway::start_with_server(
+        "[server.limits]\nupstream_body_idle_timeout_ms = 300\n",
+        &config,
+        &[],
+    )
+    .await;
     let mut client = TcpStream::connect(gw.addr).await.unwrap();
-    client.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
     let took = closed_within(&mut client, Duration::from_secs(5)).await;
     assert!(took < Duration::from_secs(3), "{took:?}");
     gw.shutdown().await;

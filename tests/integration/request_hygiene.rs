@@ -29,12 +29,27 @@ async fn no_spelling_of_a_protected_path_skips_its_filters() {
     let up = TestUpstream::start("up").await;
     let gw = protected_gateway(&up, "").await;
     // The spellings normalise to /auth/me: the auth filter runs and refuses them.
-    for spelling in ["/auth/me", "/x/../auth/me", "//auth/me", "/%61uth/me", "/./auth/me", "/%2e%2e/auth/me", "/auth/./me"] {
+    for spelling in [
+        "/auth/me",
+        "/x/../auth/me",
+        "//auth/me",
+        "/%61uth/me",
+        "/./auth/me",
+        "/%2e%2e/auth/me",
+        "/auth/./me",
+    ] {
         let answer = raw_exchange(gw.addr, &get(spelling)).await;
         assert_eq!(raw_status(&answer), 401, "{spelling}: {answer}");
     }
     // The ambiguous ones are refused outright by default.
-    for spelling in ["/auth;x/me", "/%2fauth/me", "/x%2F..%2Fauth/me", "/x\\..\\auth/me", "/%5cauth/me", "/a%zz"] {
+    for spelling in [
+        "/auth;x/me",
+        "/%2fauth/me",
+        "/x%2F..%2Fauth/me",
+        "/x\\..\\auth/me",
+        "/%5cauth/me",
+        "/a%zz",
+    ] {
         let answer = raw_exchange(gw.addr, &get(spelling)).await;
         assert_eq!(raw_status(&answer), 400, "{spelling}: {answer}");
     }
@@ -59,7 +74,12 @@ async fn the_path_policy_is_configurable() {
     )
     .await;
     // Decoded and stripped, the spellings are /auth/me again: still behind the filter.
-    for spelling in ["/auth;x/me", "/x%2F..%2Fauth/me", "/x\\..\\auth/me", "/x/..;y/auth/me"] {
+    for spelling in [
+        "/auth;x/me",
+        "/x%2F..%2Fauth/me",
+        "/x\\..\\auth/me",
+        "/x/..;y/auth/me",
+    ] {
         let answer = raw_exchange(gw.addr, &get(spelling)).await;
         assert_eq!(raw_status(&answer), 401, "{spelling}: {answer}");
     }
@@ -101,9 +121,13 @@ async fn one_authority_per_request() {
     }
     assert_eq!(up.hits(), 0);
     // The upstream's Host is the routed authority in its canonical spelling.
-    let answer = send("GET http://Other.Example.:81/x HTTP/1.1\r\nHost: other.example.:81\r\n").await;
+    let answer =
+        send("GET http://Other.Example.:81/x HTTP/1.1\r\nHost: other.example.:81\r\n").await;
     assert_eq!(raw_status(&answer), 200, "{answer}");
-    assert!(answer.contains(r#""host":["other.example:81"]"#), "{answer}");
+    assert!(
+        answer.contains(r#""host":["other.example:81"]"#),
+        "{answer}"
+    );
     gw.shutdown().await;
 }
 
@@ -116,8 +140,14 @@ async fn host_rewrite_sets_the_upstream_host() {
     );
     let gw = TestGateway::start(&config, &[]).await;
     let answer = raw_exchange(gw.addr, &get("/")).await;
-    assert!(answer.contains(r#""host":["internal.svc:8080"]"#), "{answer}");
-    assert!(answer.contains(r#""x-forwarded-host":["gw.example"]"#), "{answer}");
+    assert!(
+        answer.contains(r#""host":["internal.svc:8080"]"#),
+        "{answer}"
+    );
+    assert!(
+        answer.contains(r#""x-forwarded-host":["gw.example"]"#),
+        "{answer}"
+    );
     gw.shutdown().await;
 }
 
@@ -135,12 +165,20 @@ async fn forwarding_fields_keep_every_line_and_tell_the_truth() {
          Forwarded: for=192.0.2.43\r\nX-Forwarded-Proto: https\r\nX-Request-Id: forged\r\nConnection: close\r\n\r\n",
     )
     .await;
-    assert!(answer.contains(r#""x-forwarded-for":["10.0.0.1, 10.0.0.2, 127.0.0.1"]"#), "{answer}");
     assert!(
-        answer.contains(r#""forwarded":["for=192.0.2.43, for=127.0.0.1;host=\"gw.example\";proto=http"]"#),
+        answer.contains(r#""x-forwarded-for":["10.0.0.1, 10.0.0.2, 127.0.0.1"]"#),
         "{answer}"
     );
-    assert!(answer.contains(r#""x-forwarded-proto":["http"]"#), "{answer}");
+    assert!(
+        answer.contains(
+            r#""forwarded":["for=192.0.2.43, for=127.0.0.1;host=\"gw.example\";proto=http"]"#
+        ),
+        "{answer}"
+    );
+    assert!(
+        answer.contains(r#""x-forwarded-proto":["http"]"#),
+        "{answer}"
+    );
     // A client's request id is not trusted by default.
     assert!(!answer.contains("forged"), "{answer}");
     gw.shutdown().await;

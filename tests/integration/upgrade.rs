@@ -128,7 +128,10 @@ async fn a_quiet_tunnel_is_closed_after_its_idle_timeout() {
         .await
         .expect("the gateway closes the idle tunnel");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
-    assert!(started.elapsed() >= Duration::from_millis(250), "closed too early");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "closed too early"
+    );
     gw.shutdown().await;
 }
 

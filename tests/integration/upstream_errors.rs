@@ -31,10 +31,20 @@ async fn upstream_down_is_502() {
     );
     // The client learns the code and the request id, not the gateway's internals.
     let body = String::from_utf8_lossy(&r.body).to_ascii_lowercase();
-    for internal in [closed.to_string().as_str(), "tcp connect", "connection refused", "hyper", "client error"] {
+    for internal in [
+        closed.to_string().as_str(),
+        "tcp connect",
+        "connection refused",
+        "hyper",
+        "client error",
+    ] {
         assert!(!body.contains(internal), "{internal:?} leaked: {body}");
     }
-    assert!(r.json()["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(
+        r.json()["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
     gw.shutdown().await;
 }
 

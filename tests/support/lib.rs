@@ -521,7 +521,9 @@ pub async fn raw_exchange(addr: SocketAddr, request: &str) -> String {
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut answer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer));
-    let _ = read.await.expect("the gateway answers and closes within 10 s");
+    let _ = read
+        .await
+        .expect("the gateway answers and closes within 10 s");
     String::from_utf8_lossy(&answer).into_owned()
 }
 

@@ -38,7 +38,10 @@ impl Reservation {
     pub fn grow(&mut self, bytes: usize, max: usize) -> Result<(), OverBudget> {
         let mut used = self.budget.used.load(Ordering::Relaxed);
         loop {
-            let next = used.checked_add(bytes).filter(|&n| n <= max).ok_or(OverBudget)?;
+            let next = used
+                .checked_add(bytes)
+                .filter(|&n| n <= max)
+                .ok_or(OverBudget)?;
             match self.budget.used.compare_exchange_weak(
                 used,
                 next,

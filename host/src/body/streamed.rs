@@ -13,8 +13,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use tokio::sync::watch;
 use std::time::Instant;
+use tokio::sync::watch;
 
 use tokio::time::Sleep;
 

@@ -76,10 +76,16 @@ impl LimitsConfig {
             ("idle_timeout_ms", self.idle_timeout_ms),
             ("h2_ping_interval_ms", self.h2_ping_interval_ms),
             ("h2_ping_timeout_ms", self.h2_ping_timeout_ms),
-            ("h2_max_concurrent_streams", u64::from(self.h2_max_concurrent_streams)),
+            (
+                "h2_max_concurrent_streams",
+                u64::from(self.h2_max_concurrent_streams),
+            ),
             ("body_idle_timeout_ms", self.body_idle_timeout_ms),
             ("body_total_timeout_ms", self.body_total_timeout_ms),
-            ("upstream_body_idle_timeout_ms", self.upstream_body_idle_timeout_ms),
+            (
+                "upstream_body_idle_timeout_ms",
+                self.upstream_body_idle_timeout_ms,
+            ),
             ("max_buffered_bytes", self.max_buffered_bytes as u64),
             ("tunnel_idle_timeout_ms", self.tunnel_idle_timeout_ms),
         ] {
@@ -92,5 +98,4 @@ impl LimitsConfig {
         }
         Ok(())
     }
-
 }

@@ -99,7 +99,11 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
-    fn authority(uri: &str, hosts: &[&str], version: Version) -> Result<Option<String>, AuthorityError> {
+    fn authority(
+        uri: &str,
+        hosts: &[&str],
+        version: Version,
+    ) -> Result<Option<String>, AuthorityError> {
         let mut headers = HeaderMap::new();
         for host in hosts {
             headers.append(header::HOST, HeaderValue::from_str(host).unwrap());
@@ -110,18 +114,36 @@ mod tests {
     #[test]
     fn one_canonical_authority() {
         let v11 = Version::HTTP_11;
-        assert_eq!(authority("/", &["Example.COM."], v11), Ok(Some("example.com".into())));
+        assert_eq!(
+            authority("/", &["Example.COM."], v11),
+            Ok(Some("example.com".into()))
+        );
         assert_eq!(
             authority("http://a.example:81/x", &["A.example:81"], v11),
             Ok(Some("a.example:81".into()))
         );
-        assert_eq!(authority("http://a.example/x", &["b.example"], v11), Err(AuthorityError::Disagree));
-        assert_eq!(authority("/", &["a", "a"], v11), Err(AuthorityError::SeveralHosts));
+        assert_eq!(
+            authority("http://a.example/x", &["b.example"], v11),
+            Err(AuthorityError::Disagree)
+        );
+        assert_eq!(
+            authority("/", &["a", "a"], v11),
+            Err(AuthorityError::SeveralHosts)
+        );
         assert_eq!(authority("/", &[], v11), Err(AuthorityError::MissingHost));
         assert_eq!(authority("/", &[], Version::HTTP_10), Ok(None));
-        assert_eq!(authority("/", &["u@a.example"], v11), Err(AuthorityError::Malformed));
-        assert_eq!(authority("/", &["a b"], v11), Err(AuthorityError::Malformed));
-        assert_eq!(authority("/", &["[::1]:8080"], v11), Ok(Some("[::1]:8080".into())));
+        assert_eq!(
+            authority("/", &["u@a.example"], v11),
+            Err(AuthorityError::Malformed)
+        );
+        assert_eq!(
+            authority("/", &["a b"], v11),
+            Err(AuthorityError::Malformed)
+        );
+        assert_eq!(
+            authority("/", &["[::1]:8080"], v11),
+            Ok(Some("[::1]:8080".into()))
+        );
     }
 
     #[test]

@@ -139,7 +139,9 @@ impl PathPolicy {
         let mut trailing_slash = false;
         while let Some(raw_segment) = raw.next() {
             let segment = match self.path_parameters {
-                PathParameters::Strip => raw_segment.split_once(';').map_or(raw_segment, |(s, _)| s),
+                PathParameters::Strip => {
+                    raw_segment.split_once(';').map_or(raw_segment, |(s, _)| s)
+                }
                 _ => raw_segment,
             };
             let last = raw.peek().is_none();

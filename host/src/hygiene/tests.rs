@@ -7,7 +7,9 @@ use super::*;
 use crate::config::{EscapedSlashes, PathParameters};
 
 fn normal(path: &str) -> Result<String, PathError> {
-    PathPolicy::default().normalize(path).map(|p| p.into_owned())
+    PathPolicy::default()
+        .normalize(path)
+        .map(|p| p.into_owned())
 }
 
 #[test]
@@ -27,13 +29,24 @@ fn rfc3986_dot_segment_examples() {
 
 #[test]
 fn every_spelling_of_a_path_is_one_path() {
-    for spelling in ["/x/../auth/me", "//auth/me", "/%61uth/me", "/./auth/me", "/auth//me", "/%2e%2E/auth/me", "/auth/./me"] {
+    for spelling in [
+        "/x/../auth/me",
+        "//auth/me",
+        "/%61uth/me",
+        "/./auth/me",
+        "/auth//me",
+        "/%2e%2E/auth/me",
+        "/auth/./me",
+    ] {
         assert_eq!(normal(spelling).unwrap(), "/auth/me", "{spelling}");
     }
     // Escapes of reserved characters stay escaped, hex digits upper-cased.
     assert_eq!(normal("/a%3fb%2a").unwrap(), "/a%3Fb%2A");
     assert_eq!(normal("/caf%C3%A9").unwrap(), "/caf%C3%A9");
-    assert!(matches!(PathPolicy::default().normalize("/already/normal"), Ok(std::borrow::Cow::Borrowed(_))));
+    assert!(matches!(
+        PathPolicy::default().normalize("/already/normal"),
+        Ok(std::borrow::Cow::Borrowed(_))
+    ));
 }
 
 #[test]
@@ -49,10 +62,21 @@ fn ambiguous_spellings_follow_the_policy() {
     ] {
         assert_eq!(normal(path), Err(error), "{path}");
     }
-    let decode = PathPolicy { escaped_slashes: EscapedSlashes::Decode, path_parameters: PathParameters::Strip, merge_slashes: true };
+    let decode = PathPolicy {
+        escaped_slashes: EscapedSlashes::Decode,
+        path_parameters: PathParameters::Strip,
+        merge_slashes: true,
+    };
     assert_eq!(decode.normalize("/a%2F..%5Cauth\\me").unwrap(), "/auth/me");
-    assert_eq!(decode.normalize("/x/..;y/auth;jsessionid=1/me").unwrap(), "/auth/me");
-    let keep = PathPolicy { escaped_slashes: EscapedSlashes::Keep, path_parameters: PathParameters::Keep, merge_slashes: false };
+    assert_eq!(
+        decode.normalize("/x/..;y/auth;jsessionid=1/me").unwrap(),
+        "/auth/me"
+    );
+    let keep = PathPolicy {
+        escaped_slashes: EscapedSlashes::Keep,
+        path_parameters: PathParameters::Keep,
+        merge_slashes: false,
+    };
     assert_eq!(keep.normalize("/a%2fb//c;p").unwrap(), "/a%2Fb//c;p");
     assert_eq!(keep.normalize("/a\\b").unwrap(), "/a%5Cb");
 }
@@ -68,8 +92,20 @@ fn the_query_is_kept_and_the_uri_rebuilt() {
 fn tricky_path() -> impl Strategy<Value = String> {
     proptest::collection::vec(
         prop_oneof![
-            Just("/"), Just("."), Just(".."), Just("a"), Just("%2e"), Just("%2E"), Just("%61"),
-            Just("%2f"), Just("%5C"), Just("\\"), Just(";"), Just("%"), Just("%3b"), Just("~"),
+            Just("/"),
+            Just("."),
+            Just(".."),
+            Just("a"),
+            Just("%2e"),
+            Just("%2E"),
+            Just("%61"),
+            Just("%2f"),
+            Just("%5C"),
+            Just("\\"),
+            Just(";"),
+            Just("%"),
+            Just("%3b"),
+            Just("~"),
         ],
         0..24,
     )
@@ -78,8 +114,16 @@ fn tricky_path() -> impl Strategy<Value = String> {
 
 fn any_policy() -> impl Strategy<Value = PathPolicy> {
     (0..3u8, 0..3u8, any::<bool>()).prop_map(|(s, p, merge_slashes)| PathPolicy {
-        escaped_slashes: [EscapedSlashes::Reject, EscapedSlashes::Keep, EscapedSlashes::Decode][usize::from(s)],
-        path_parameters: [PathParameters::Reject, PathParameters::Keep, PathParameters::Strip][usize::from(p)],
+        escaped_slashes: [
+            EscapedSlashes::Reject,
+            EscapedSlashes::Keep,
+            EscapedSlashes::Decode,
+        ][usize::from(s)],
+        path_parameters: [
+            PathParameters::Reject,
+            PathParameters::Keep,
+            PathParameters::Strip,
+        ][usize::from(p)],
         merge_slashes,
     })
 }

@@ -134,7 +134,11 @@ impl Activity {
         loop {
             let last = self.opened + Duration::from_millis(self.last_ms.load(Ordering::Acquire));
             let busy = self.in_flight.load(Ordering::Acquire) > 0;
-            let deadline = if busy { Instant::now() + idle } else { last + idle };
+            let deadline = if busy {
+                Instant::now() + idle
+            } else {
+                last + idle
+            };
             if !busy && Instant::now() >= deadline {
                 return;
             }

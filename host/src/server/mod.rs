@@ -23,15 +23,16 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::admission::Admission;
 use crate::config::{LimitsConfig, millis};
 use crate::gateway::Gateway;
 use crate::headers::Peer;
 use crate::proxy::ProxyBody;
 
-mod admission;
+mod accept;
 mod connection;
 
-use admission::{AcceptBackoff, Admission};
+use accept::AcceptBackoff;
 use connection::{Activity, first_bytes};
 
 /// The accept backlog of each worker's listener.
@@ -88,7 +89,7 @@ pub fn raise_open_file_limit() -> Option<u64> {
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current < limit.maximum {
         limit.current = limit.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, limit.clone()) {
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
             tracing::warn!(error = %e, "cannot raise the open-file limit");
             return getrlimit(Resource::Nofile).current;
         }
@@ -137,7 +138,7 @@ pub async fn start(config_path: &Path) -> anyhow::Result<Running> {
         &server.listen,
         server.workers(),
         handler,
-        (limits, Arc::default()),
+        (limits, gateway.connections.clone()),
         &stopped,
         grace,
     )?;

@@ -21,10 +21,10 @@ use balancer::Balancer;
 pub use balancer::fnv1a;
 use health::{HealthRegistry, InFlight, TargetHealth, now_ms};
 
+use crate::body::{Upload, UploadFault};
 use crate::config::{
     HealthCheckConfig, LbPolicy, PassiveConfig, UpstreamConfig, UpstreamProtocol, millis,
 };
-use crate::body::{Upload, UploadFault};
 use crate::error::{ErrorKind, GatewayError};
 use crate::proxy::{ProxyBody, full_body};
 use crate::resilience::Record;
@@ -178,7 +178,10 @@ impl Upstream {
         let started = std::time::Instant::now();
         let result = within(timeout, upload, self.client().request(request)).await;
         let latency = upload.map_or_else(|| started.elapsed(), |u| u.since_end(started));
-        if let Some(fault) = upload.and_then(Upload::fault).filter(|_| !matches!(result, Some(Ok(_)))) {
+        if let Some(fault) = upload
+            .and_then(Upload::fault)
+            .filter(|_| !matches!(result, Some(Ok(_))))
+        {
             return Err(client_fault(fault));
         }
         let outcome = match result {
@@ -286,9 +289,10 @@ fn client_fault(fault: UploadFault) -> GatewayError {
             ErrorKind::RequestTimeout,
             "the request body did not arrive in time",
         ),
-        UploadFault::Aborted => {
-            GatewayError::new(ErrorKind::ClientAborted, "the client broke off the request body")
-        }
+        UploadFault::Aborted => GatewayError::new(
+            ErrorKind::ClientAborted,
+            "the client broke off the request body",
+        ),
     }
 }
 
