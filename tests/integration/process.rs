@@ -86,3 +86,74 @@ fn bad_config_is_refused_at_startup_naming_the_file() {
     assert!(stderr.contains("broken.toml"), "{stderr}");
     assert!(stderr.contains("unknown upstream \"nope\""), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_file_descriptors_backs_off_logs_once_and_recovers() {
+    let up = TestUpstream::start("up").await;
+    let dir = TempDir::new();
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    let port = free_port();
+    let config = base_config()
+        .replace("127.0.0.1:0\"]", &format!("127.0.0.1:{port}\"]"))
+        .replace(
+            "[runtime]",
+            "workers = 1\n[server.limits]\nfirst_byte_timeout_ms = 3000\n[runtime]",
+        )
+        + &format!(
+            "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
+            up.addr
+        );
+    let config_path = dir.path().join("weir.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let log_path = dir.path().join("weir.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    // A hard limit of 128 descriptors: the gateway cannot raise it, and runs out.
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -n 128 && exec \"$0\" \"$1\"", WEIR])
+        .arg(&config_path)
+        .stdout(log)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start weir");
+    let url = format!("http://127.0.0.1:{port}/");
+    let client = TestClient::default();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            client.try_send(weir_tests::get(&url, &[])).await.is_ok()
+        })
+        .await
+    );
+    // Silent sockets, more than the gateway has descriptors for, held for about a second.
+    let mut silent = Vec::new();
+    for _ in 0..200 {
+        if let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            silent.push(stream);
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop(silent);
+    // Once the first-byte timeout frees descriptors, new clients are served again.
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            TestClient::default()
+                .try_send(weir_tests::get(&url, &[]))
+                .await
+                .is_ok_and(|r| r.status == 200)
+        })
+        .await,
+        "the gateway serves again after running out of descriptors"
+    );
+    let _ = Command::new("sh")
+        .args(["-c", "kill -TERM \"$0\"", &child.id().to_string()])
+        .status();
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let failures = text.matches("accept failed").count();
+    assert!(
+        failures >= 1,
+        "the gateway did run out of descriptors:\n{text}"
+    );
+    // Once per burst, not once per failed call (it used to be one line every 10 ms).
+    assert!(failures <= 3, "{failures} accept-failure lines:\n{text}");
+    assert!(text.contains("accept works again"), "{text}");
+}
