@@ -20,5 +20,6 @@ mod rate_limit;
 mod reload;
 mod routing;
 mod shutdown;
+mod state_hardening;
 mod upgrade;
 mod upstream_errors;

@@ -125,7 +125,12 @@ impl RedisBackend {
     ) -> Result<T, StateError> {
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) if is_data_error(&e) => Err(StateError::Invalid(e.to_string())),
+            // A quota refusal from a script reads as the embedded backend's does.
+            Ok(Err(e)) if is_data_error(&e) => Err(StateError::Invalid(
+                e.detail()
+                    .filter(|detail| detail.starts_with("quota:"))
+                    .map_or_else(|| e.to_string(), str::to_string),
+            )),
             Ok(Err(e)) => Err(StateError::Unavailable(format!("redis: {e}"))),
             Err(_) => Err(StateError::Unavailable(format!(
                 "redis: no answer within {} ms",
