@@ -54,7 +54,7 @@ async fn slot(runtime: &PluginRuntime, max_idle: usize) -> FilterSlot {
         max_idle,
     };
     let services = Arc::new(HostServices {
-        state: LocalBackend::new(),
+        state: Arc::new(LocalBackend::default()),
         secrets: Default::default(),
         upstreams: Default::default(),
         resilience: Default::default(),

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 mod limits;
 mod paths;
+pub mod state;
 
 pub use limits::LimitsConfig;
 pub use paths::{EscapedSlashes, PathParameters, PathPolicy};
@@ -135,6 +136,12 @@ pub struct StateConfig {
     pub backend: StateBackendKind,
     /// The Redis server, required when `backend = "redis"`.
     pub redis: Option<RedisConfig>,
+    /// Per-namespace `kv` quotas.
+    #[serde(default)]
+    pub kv: state::KvQuotaConfig,
+    /// Bounds of the embedded backend.
+    #[serde(default)]
+    pub local: state::LocalStateConfig,
 }
 
 /// The state backends.
@@ -395,6 +402,8 @@ pub struct FilterConfig {
     pub memory_mib: Option<u64>,
     /// Overrides the runtime's default body buffer limit.
     pub max_body_bytes: Option<usize>,
+    /// The `kv`/`limits` namespace (default: the plugin file name).
+    pub namespace: Option<String>,
 }
 
 /// What happens to a request when its filter traps, runs out of time or memory.
@@ -523,6 +532,7 @@ impl Config {
             }
             (StateBackendKind::Local, None) => {}
         }
+        state::validate(&self.state.kv, &self.state.local)?;
         for (name, upstream) in &self.upstreams {
             if upstream.targets.is_empty() {
                 bail!("upstream {name:?} has no targets");
@@ -574,6 +584,9 @@ impl Config {
 
     fn validate_filter(&self, route: &str, filter: &FilterConfig) -> anyhow::Result<()> {
         let plugin = &filter.plugin;
+        if let Some(namespace) = &filter.namespace {
+            state::validate_namespace(route, namespace)?;
+        }
         if plugin.contains('/') || plugin.contains('\\') || !plugin.ends_with(".wasm") {
             bail!("route {route:?}: plugin {plugin:?} must be a .wasm file name in plugins_dir");
         }

@@ -195,7 +195,8 @@ fn filter_settings(config: &Config, filter: &FilterConfig) -> Result<FilterSetti
     };
     Ok(FilterSettings {
         config_json,
-        grants: Grants::parse(&filter.grants, &config.base_dir),
+        grants: Grants::parse(&filter.grants, &config.base_dir)
+            .with_namespace(filter.namespace.clone().unwrap_or(filter.plugin.clone())),
         failure: filter.failure,
         deadline: millis(filter.deadline_ms.unwrap_or(rt.deadline_ms).max(1)),
         memory_bytes: (filter.memory_mib.unwrap_or(rt.memory_mib) << 20) as usize,

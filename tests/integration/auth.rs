@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -903,4 +905,103 @@ async fn a_bad_config_is_refused_with_the_reason() {
         };
         assert!(error.contains(reason), "{config:?}: {error}");
     }
+}
+
+/// bcrypt (cost 8) of `carol-password`: dear enough that the time of one check stands
+/// well above the noise of a request.
+const CAROL_BCRYPT_8: &str = "$2b$08$abcdefghijklmnopqrstuuexhF1okgRD6OsgMQ7NGskzymTnV3n6i";
+
+/// The median time of `n` requests with this `Authorization`, each refused with 401.
+async fn median_refusal(client: &TestClient, url: &str, auth: &str, n: usize) -> f64 {
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = std::time::Instant::now();
+        let r = client.send(get(url, &[("authorization", auth)])).await;
+        times.push(started.elapsed().as_secs_f64());
+        assert_eq!(r.status, 401, "{:?}", r.body);
+    }
+    times.sort_by(f64::total_cmp);
+    times[n / 2]
+}
+
+/// An unknown user name is refused no faster than a wrong password: the time of a
+/// refusal does not tell which user names exist.
+#[tokio::test(flavor = "multi_thread")]
+async fn basic_an_unknown_user_takes_as_long_as_a_wrong_password() {
+    let config = format!(
+        "basic = {{ users = [{{ username = \"carol\", password_hash = \"{CAROL_BCRYPT_8}\" }}] }}"
+    );
+    let (_upstream, gw) = gateway("", None, &[route("basic", "[\"clock\"]", &config, "")]).await;
+    let client = TestClient::default();
+    let url = gw.url("/basic");
+    let good = format!("Basic {}", STANDARD.encode("carol:carol-password"));
+    assert_eq!(
+        client
+            .send(get(&url, &[("authorization", &good)]))
+            .await
+            .status,
+        200
+    );
+    let wrong = format!("Basic {}", STANDARD.encode("carol:wrong-password"));
+    let unknown = format!("Basic {}", STANDARD.encode("mallory:wrong-password"));
+    // Interleaved, so that a change in the machine's load touches both alike.
+    let (mut wrong_s, mut unknown_s) = (0.0, 0.0);
+    for _ in 0..3 {
+        wrong_s += median_refusal(&client, &url, &wrong, 5).await;
+        unknown_s += median_refusal(&client, &url, &unknown, 5).await;
+    }
+    assert!(
+        unknown_s > 0.5 * wrong_s,
+        "unknown user {unknown_s:.4} s against wrong password {wrong_s:.4} s"
+    );
+    gw.shutdown().await;
+}
+
+/// A symmetric key in a fetched JWKS would let whoever reads (or serves) the JWKS mint
+/// tokens: refused unless `allow_oct` says otherwise.
+#[tokio::test(flavor = "multi_thread")]
+async fn jwt_oct_keys_from_a_jwks_url_are_refused_unless_allowed() {
+    let idp = Idp::start().await;
+    let secret = b"a symmetric key published in a JWKS";
+    *idp.jwks.lock().expect("lock") = json!({ "keys": [
+        { "kty": "oct", "kid": "h", "alg": "HS256", "k": URL_SAFE_NO_PAD.encode(secret) }
+    ] })
+    .to_string();
+    let fetch = "upstream = \"idp\", path = \"/jwks\"";
+    let (_upstream, gw) = gateway(
+        "",
+        Some(idp.addr),
+        &[
+            route(
+                "strict",
+                "[\"clock\", \"http:idp\"]",
+                &format!("jwt = {{ jwks_url = {{ {fetch} }} }}"),
+                "",
+            ),
+            route(
+                "lenient",
+                "[\"clock\", \"http:idp\"]",
+                &format!("jwt = {{ jwks_url = {{ {fetch}, allow_oct = true }} }}"),
+                "",
+            ),
+        ],
+    )
+    .await;
+    let client = TestClient::default();
+    let token = sign(
+        Algorithm::HS256,
+        Some("h"),
+        &EncodingKey::from_secret(secret),
+        &json!({"sub": "forged", "exp": now_s() + 600}),
+    );
+    let r = with_bearer(&client, &gw.url("/strict"), &token).await;
+    assert_refused(
+        &r,
+        401,
+        "invalid_token",
+        &[&bearer_error("no key is known for the token")],
+    );
+    let r = with_bearer(&client, &gw.url("/lenient"), &token).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    gw.shutdown().await;
 }

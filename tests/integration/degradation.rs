@@ -566,3 +566,130 @@ async fn a_missing_grant_is_a_misconfigured_500() {
     assert_eq!(r.json()["error"], "degradation_misconfigured");
     gw.shutdown().await;
 }
+
+/// An upstream whose answers are someone's own or everyone's, by path: `/…/private`
+/// (`Cache-Control: private`), `/…/no-store`, `/…/cookie` (`Set-Cookie`), `/…/vary`
+/// (`Vary: Cookie`), `/…/shared` (`Cache-Control: public`), anything else plain. The body
+/// names the caller (its `Authorization`, else its `Cookie`). It answers 500 while
+/// `failing` is set.
+async fn personal_upstream(
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use std::sync::atomic::Ordering;
+    weir_tests::serve(move |req: http::Request<hyper::body::Incoming>| {
+        let failing = failing.load(Ordering::SeqCst);
+        async move {
+            let mut reply = http::Response::builder().header("content-type", "text/plain");
+            if failing {
+                return reply
+                    .status(500)
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .expect("response");
+            }
+            let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+            let who = header("authorization")
+                .or(header("cookie"))
+                .unwrap_or("anyone")
+                .to_string();
+            let last = req.uri().path().rsplit('/').next().unwrap_or_default();
+            reply = match last {
+                "private" => reply.header("cache-control", "max-age=60, private"),
+                "no-store" => reply.header("cache-control", "no-store"),
+                "cookie" => reply.header("set-cookie", "session=s3cr3t"),
+                "vary" => reply.header("vary", "Cookie"),
+                "shared" => reply.header("cache-control", "public, max-age=60"),
+                _ => reply,
+            };
+            reply
+                .body(http_body_util::Full::new(bytes::Bytes::from(format!(
+                    "for {who}"
+                ))))
+                .expect("response")
+        }
+    })
+    .await
+}
+
+/// The last-good cache serves everyone who asks with the same key, so it keeps only what
+/// a shared cache may keep: nothing private, no-store, cookie-setting, varying on what the
+/// key leaves out, nor (unless configured, or the response says public) a response to an
+/// authorized request.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cache_fallback_never_serves_one_users_response_to_another() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let failing = std::sync::Arc::new(AtomicBool::new(false));
+    let (addr, task) = personal_upstream(failing.clone()).await;
+    let cache = |extra: &str| {
+        format!(
+            "{{ breaker = {{ enabled = false }}, fallback = {{ kind = \"cache\", ttl_ms = 60000{extra} }} }}"
+        )
+    };
+    let text = format!(
+        "[upstreams.main]\ntargets = [\"{addr}\"]\n{}{}",
+        route("api", "", &cache("")),
+        route("trusting", "", &cache(", store_authorized = true")),
+    );
+    let gw = TestGateway::start(&text, &[("degradation.wasm", DEGRADATION)]).await;
+    let client = TestClient::default();
+    let send = |path: &str, header: Option<(&'static str, &'static str)>| {
+        let headers: Vec<(&str, &str)> = header.into_iter().collect();
+        client.send(weir_tests::get(&gw.url(path), &headers))
+    };
+
+    // Alice's answers pass through (and are considered for the cache): each of the first
+    // four is kept out by its response headers alone, the fifth by her `Authorization`.
+    let (cookie, bearer) = (("cookie", "user=alice"), ("authorization", "Bearer alice"));
+    for (path, alice, body) in [
+        ("/api/private", cookie, "for user=alice"),
+        ("/api/no-store", cookie, "for user=alice"),
+        ("/api/cookie", cookie, "for user=alice"),
+        ("/api/vary", cookie, "for user=alice"),
+        ("/api/plain", bearer, "for Bearer alice"),
+        ("/api/shared", bearer, "for Bearer alice"),
+        ("/trusting/plain", bearer, "for Bearer alice"),
+    ] {
+        let r = send(path, Some(alice)).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_eq!(r.body.as_ref(), body.as_bytes(), "{path}");
+    }
+    let r = send("/api/public-page", None).await;
+    assert_eq!(r.body.as_ref(), b"for anyone");
+
+    failing.store(true, Ordering::SeqCst);
+    // Bob never gets what was Alice's own.
+    let bob = Some(("cookie", "user=bob"));
+    for path in [
+        "/api/private",
+        "/api/no-store",
+        "/api/cookie",
+        "/api/vary",
+        "/api/plain",
+    ] {
+        let r = send(path, bob).await;
+        assert_eq!(
+            r.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{path}: {:?}",
+            r.body
+        );
+        assert_eq!(r.header("x-weir-degraded"), None, "{path}");
+    }
+    // What may be shared is served: a public answer, an explicitly public answer to an
+    // authorized request, and any 2xx on a route configured to trust authorized answers.
+    for (path, body) in [
+        ("/api/public-page", "for anyone"),
+        ("/api/shared", "for Bearer alice"),
+        ("/trusting/plain", "for Bearer alice"),
+    ] {
+        let r = send(path, bob).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_eq!(r.body.as_ref(), body.as_bytes(), "{path}");
+        assert_eq!(
+            r.header("x-weir-degraded"),
+            Some("upstream-error"),
+            "{path}"
+        );
+    }
+    gw.shutdown().await;
+    task.abort();
+}

@@ -617,7 +617,11 @@ async fn rfc_9421_appendix_b_2_5_verifies() {
     let config = "keys = { test-shared-secret = \"rfc\" }\nsecret_encoding = \"base64\"\n\
                   required_components = [\"@authority\"]\ncontent_digest = \"off\"\n\
                   clock_skew_secs = 1000000000";
-    let (upstream, gw) = setup(&[("foo", config, "[\"secrets:rfc\", \"clock\", \"kv\"]")]).await;
+    // The replay record lives as long as the (here decades-wide) window: past the default
+    // TTL cap of `kv`, which would refuse it (and the check fail closed).
+    let upstream = TestUpstream::start("main").await;
+    let routes = [("foo", config, "[\"secrets:rfc\", \"clock\", \"kv\"]")];
+    let gw = gateway(&upstream, "[state.kv]\nmax_ttl_ms = 0\n", &routes).await;
     let client = TestClient::default();
     let vector = |date: &'static str| {
         request(
@@ -842,5 +846,48 @@ async fn the_documented_curl_recipe_is_accepted() {
         );
     }
     assert_eq!(upstream.hits(), 2);
+    gw.shutdown().await;
+}
+
+/// Replay protection fails closed on its own while the shared nonce store is slow or
+/// down, even with `on_unavailable = "local"`: this instance's own store could not tell a
+/// signature already used on another instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_protection_fails_closed_while_redis_is_slow_or_down() {
+    let mut redis = RedisServer::start();
+    let upstream = TestUpstream::start("main").await;
+    let state = format!(
+        "[state]\nbackend = \"redis\"\n[state.redis]\nurl = {{ value = \"{}\" }}\n\
+         on_unavailable = \"local\"\n",
+        redis.url()
+    );
+    let gw = gateway(&upstream, &state, &[("once", KEYS, GRANTS)]).await;
+    let client = TestClient::default();
+    // Each with a fresh nonce.
+    let signer = Signer::default();
+    let signed = || signer.sign("GET", gw.url("/once/x"), &[], "");
+    assert_eq!(client.send(signed().await).await.status, 200);
+
+    // Slow: Redis holds every command for 2 s.
+    let paused = redis.command("CLIENT PAUSE 2000 ALL");
+    assert_eq!(paused.as_deref(), Some("+OK"));
+    for _ in 0..2 {
+        let r = client.send(signed().await).await;
+        assert_refused(&r, 503, "replay_check_unavailable");
+    }
+    // Back: checked (and accepted) again.
+    let admin = format!("http://{}/status", gw.admin);
+    let back = weir_tests::eventually(Duration::from_secs(10), || {
+        let (client, admin) = (&client, &admin);
+        async move { client.get(admin).await.json()["state"]["healthy"] == true }
+    })
+    .await;
+    assert!(back, "the gateway sees Redis again");
+    assert_eq!(client.send(signed().await).await.status, 200);
+
+    // Down.
+    redis.stop();
+    let r = client.send(signed().await).await;
+    assert_refused(&r, 503, "replay_check_unavailable");
     gw.shutdown().await;
 }

@@ -22,5 +22,6 @@ mod reload;
 mod request_hygiene;
 mod routing;
 mod shutdown;
+mod state_hardening;
 mod upgrade;
 mod upstream_errors;

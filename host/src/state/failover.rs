@@ -1,7 +1,12 @@
 //! The shared backend with its outage policy: calls go to Redis while it answers; when it
-//! does not, the backend is marked down (logged once), calls take the configured policy
-//! (this instance's embedded backend, or `unavailable`) without waiting on Redis, and a
-//! background probe marks it up again (logged once) when it answers a `PING`.
+//! does not — an error, its own timeout, or no answer by the time the calling filter
+//! stops waiting — the backend is marked down (logged once), calls take the configured
+//! policy (this instance's embedded backend, or `unavailable`) without waiting on Redis,
+//! and a background probe marks it up again (logged once) when it answers a `PING`.
+//!
+//! `set-if-absent` is the exception: its answer must hold for every instance (a replay
+//! nonce seen here must be refused everywhere), which this instance alone cannot promise,
+//! so during an outage it is refused whatever the policy.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -9,8 +14,10 @@ use std::time::Duration;
 
 use super::redis::RedisBackend;
 use super::{
-    BackendStatus, LocalBackend, RateDecision, RatePolicy, StateBackend, StateError, StateFuture,
+    BackendStatus, Key, LocalBackend, RateDecision, RatePolicy, StateBackend, StateError,
+    StateFuture,
 };
+use crate::config::state::LocalStateConfig;
 use crate::config::{RedisConfig, Unavailable};
 use crate::upstream::health::now_ms;
 
@@ -29,10 +36,15 @@ impl FailoverBackend {
     /// Connects (lazily) to the configured Redis and starts the recovery probe, which ends
     /// when the backend is dropped. Redis being down at startup is not an error: the
     /// backend starts in its outage policy and recovers when the server comes up.
-    pub async fn start(config: &RedisConfig) -> anyhow::Result<Arc<Self>> {
+    /// `local` bounds the fallback; a namespace holds `max_entries` keys in either.
+    pub async fn start(
+        config: &RedisConfig,
+        local: &LocalStateConfig,
+        max_entries: u64,
+    ) -> anyhow::Result<Arc<Self>> {
         let backend = Arc::new(Self {
-            redis: RedisBackend::new(config)?,
-            local: LocalBackend::new(),
+            redis: RedisBackend::new(config, max_entries)?,
+            local: LocalBackend::new(local, max_entries),
             policy: config.on_unavailable,
             up: AtomicBool::new(true),
             since_ms: AtomicU64::new(now_ms()),
@@ -80,18 +92,47 @@ impl FailoverBackend {
         }
     }
 
+    /// Runs one Redis call while Redis is up; `None` when it is down or this call finds
+    /// it down (then it is marked down).
+    async fn on_redis<'a, T>(
+        &'a self,
+        key: Key<'a>,
+        call: StateFuture<'a, T>,
+    ) -> Option<Result<T, StateError>> {
+        if !self.is_up() {
+            return None;
+        }
+        // A Redis slower than the caller's deadline is as good as down for that caller:
+        // waiting longer would fail the filter on every call instead of taking the policy.
+        let answer = match key.answer_by {
+            Some(at) => tokio::time::timeout_at(at.into(), call)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StateError::Unavailable(
+                        "redis: no answer within the calling filter's deadline".into(),
+                    ))
+                }),
+            None => call.await,
+        };
+        match answer {
+            Err(StateError::Unavailable(reason)) => {
+                self.mark_down(reason);
+                None
+            }
+            done => Some(done),
+        }
+    }
+
     /// Runs `op` against Redis while it is up, else (or when this call finds it down)
     /// by the outage policy.
     fn call<'a, T: Send + 'a>(
         &'a self,
+        key: Key<'a>,
         op: impl Fn(&'a dyn StateBackend) -> StateFuture<'a, T> + Send + 'a,
     ) -> StateFuture<'a, T> {
         Box::pin(async move {
-            if self.is_up() {
-                match op(&self.redis).await {
-                    Err(StateError::Unavailable(reason)) => self.mark_down(reason),
-                    done => return done,
-                }
+            if let Some(done) = self.on_redis(key, op(&self.redis)).await {
+                return done;
             }
             match self.policy {
                 Unavailable::Local => op(self.local.as_ref()).await,
@@ -122,43 +163,54 @@ async fn probe(backend: Weak<FailoverBackend>, interval: Duration) {
 }
 
 impl StateBackend for FailoverBackend {
-    fn get<'a>(&'a self, key: &'a str) -> StateFuture<'a, Option<Vec<u8>>> {
-        self.call(move |b| b.get(key))
+    fn get<'a>(&'a self, key: Key<'a>) -> StateFuture<'a, Option<Vec<u8>>> {
+        self.call(key, move |b| b.get(key))
     }
 
     fn set<'a>(
         &'a self,
-        key: &'a str,
+        key: Key<'a>,
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> StateFuture<'a, ()> {
-        self.call(move |b| b.set(key, value.clone(), ttl))
+        self.call(key, move |b| b.set(key, value.clone(), ttl))
     }
 
-    fn delete<'a>(&'a self, key: &'a str) -> StateFuture<'a, bool> {
-        self.call(move |b| b.delete(key))
+    fn delete<'a>(&'a self, key: Key<'a>) -> StateFuture<'a, bool> {
+        self.call(key, move |b| b.delete(key))
     }
 
-    fn incr<'a>(&'a self, key: &'a str, delta: i64, ttl: Option<Duration>) -> StateFuture<'a, i64> {
-        self.call(move |b| b.incr(key, delta, ttl))
+    fn incr<'a>(&'a self, key: Key<'a>, delta: i64, ttl: Option<Duration>) -> StateFuture<'a, i64> {
+        self.call(key, move |b| b.incr(key, delta, ttl))
     }
 
+    /// Never answered by the fallback: see the module doc.
     fn set_if_absent<'a>(
         &'a self,
-        key: &'a str,
+        key: Key<'a>,
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> StateFuture<'a, bool> {
-        self.call(move |b| b.set_if_absent(key, value.clone(), ttl))
+        Box::pin(async move {
+            let call = self.redis.set_if_absent(key, value, ttl);
+            match self.on_redis(key, call).await {
+                Some(done) => done,
+                None => Err(StateError::Unavailable(
+                    "the shared state backend (redis) is unreachable; set-if-absent is not \
+                     answered for this instance alone"
+                        .to_string(),
+                )),
+            }
+        })
     }
 
     fn take<'a>(
         &'a self,
-        key: &'a str,
+        key: Key<'a>,
         policy: RatePolicy,
         cost: u64,
     ) -> StateFuture<'a, RateDecision> {
-        self.call(move |b| b.take(key, policy, cost))
+        self.call(key, move |b| b.take(key, policy, cost))
     }
 
     fn name(&self) -> &'static str {

@@ -1,6 +1,9 @@
-//! The embedded backend: one process, lock-free per key (`dashmap` shards), idle keys
-//! swept in the background.
+//! The embedded backend: one process, lock-free per key (`dashmap` shards). Both maps are
+//! bounded: expired keys and idle limiters are swept in the background, and when a map is
+//! full anyway the entries closest to expiry are evicted. `kv` keys are also counted per
+//! namespace, for the namespace quota.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -8,11 +11,17 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
 use super::limiter::LimiterState;
-use super::{RateDecision, RatePolicy, StateBackend, StateError, StateFuture};
+use super::{Key, RateDecision, RatePolicy, StateBackend, StateError, StateFuture};
+use crate::config::state::LocalStateConfig;
 use crate::upstream::health::now_ms;
 
-/// How often expired keys are swept.
-const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// The shortest time between two sweeps that a full map asks for: a namespace at its
+/// quota must not turn every refused write into a walk over the whole map.
+const ON_DEMAND_SWEEP_GAP: Duration = Duration::from_millis(250);
+
+/// When a full map evicts, it evicts this share of its entries at once (1/16), so that
+/// the walk to find them is paid once per many writes.
+const EVICT_SHARE: usize = 16;
 
 #[derive(Debug)]
 struct Value {
@@ -34,20 +43,34 @@ struct Limiter {
 }
 
 /// The embedded `kv` and `limits` backend.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LocalBackend {
+    /// `kv` values by encoded key.
     values: DashMap<String, Value>,
+    /// Rate limiters by encoded key.
     limiters: DashMap<String, Limiter>,
+    /// Stored `kv` entries (live or not yet swept) per namespace.
+    per_namespace: DashMap<String, u64>,
+    /// Bytes of `kv` keys and values.
+    bytes: AtomicUsize,
+    /// Live keys a namespace may hold.
+    max_per_namespace: u64,
+    config: LocalStateConfig,
+    /// When the last sweep ran (ms since the backend started).
+    swept_at_ms: AtomicU64,
+    started: Instant,
 }
 
 impl LocalBackend {
-    /// A new backend with a background sweeper that ends when the backend is dropped.
-    pub fn new() -> Arc<Self> {
-        let backend = Arc::new(Self::default());
+    /// A backend bounded by `config`, whose namespaces hold at most `max_per_namespace`
+    /// keys each, with a background sweeper that ends when the backend is dropped.
+    pub fn new(config: &LocalStateConfig, max_per_namespace: u64) -> Arc<Self> {
+        let backend = Arc::new(Self::unswept(config, max_per_namespace));
         let weak: Weak<Self> = Arc::downgrade(&backend);
+        let every = Duration::from_millis(config.sweep_interval_ms.max(1));
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(SWEEP_EVERY).await;
+                tokio::time::sleep(every).await;
                 let Some(backend) = weak.upgrade() else {
                     return;
                 };
@@ -57,22 +80,203 @@ impl LocalBackend {
         backend
     }
 
+    /// A backend without the background sweeper (for one that is never written to).
+    pub fn unswept(config: &LocalStateConfig, max_per_namespace: u64) -> Self {
+        Self {
+            values: DashMap::new(),
+            limiters: DashMap::new(),
+            per_namespace: DashMap::new(),
+            bytes: AtomicUsize::new(0),
+            max_per_namespace,
+            config: config.clone(),
+            swept_at_ms: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    /// `kv` entries stored (live or not yet swept).
+    pub fn kv_len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Rate limiters kept.
+    pub fn limiters_len(&self) -> usize {
+        self.limiters.len()
+    }
+
+    /// Removes expired keys and idle limiters.
     fn sweep(&self, now: Instant) {
-        self.values.retain(|_, v| v.live(now));
+        self.swept_at_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.values.retain(|key, v| {
+            let keep = v.live(now);
+            if !keep {
+                self.forget(key, v);
+            }
+            keep
+        });
         self.limiters.retain(|_, l| l.expires > now);
+    }
+
+    /// Sweeps unless a sweep ran very recently.
+    fn sweep_soon(&self, now: Instant) {
+        let elapsed = self.started.elapsed().as_millis() as u64;
+        let last = self.swept_at_ms.load(Ordering::Relaxed);
+        if elapsed.saturating_sub(last) >= ON_DEMAND_SWEEP_GAP.as_millis() as u64 {
+            self.sweep(now);
+        }
+    }
+
+    /// Accounts for an entry that left the map. Called with the value's shard locked:
+    /// it takes only `per_namespace` locks (always in that order).
+    fn forget(&self, key: &str, value: &Value) {
+        self.bytes
+            .fetch_sub(key.len() + value.bytes.len(), Ordering::Relaxed);
+        let namespace = Key::namespace_of(key);
+        if let Some(mut count) = self.per_namespace.get_mut(namespace) {
+            *count = count.saturating_sub(1);
+        }
+        self.per_namespace
+            .remove_if(namespace, |_, count| *count == 0);
+    }
+
+    /// Accounts for an entry that joined the map.
+    fn count_new(&self, key: &str, size: usize) {
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        *self
+            .per_namespace
+            .entry(Key::namespace_of(key).to_string())
+            .or_insert(0) += 1;
+    }
+
+    fn namespace_len(&self, namespace: &str) -> u64 {
+        self.per_namespace.get(namespace).map_or(0, |c| *c)
+    }
+
+    /// Makes room before writing `size` bytes under `encoded`: a new key must fit its
+    /// namespace's quota (after a sweep), and a full map evicts. Runs with no lock held.
+    fn make_room(&self, key: Key<'_>, encoded: &str, size: usize) -> Result<(), StateError> {
+        let now = Instant::now();
+        if self.values.get(encoded).is_some_and(|v| v.live(now)) {
+            return self.fit(size, now);
+        }
+        if self.namespace_len(key.namespace) >= self.max_per_namespace {
+            self.sweep_soon(now);
+            if self.namespace_len(key.namespace) >= self.max_per_namespace {
+                return Err(StateError::Invalid(format!(
+                    "quota: the namespace holds state.kv.max_entries ({}) keys",
+                    self.max_per_namespace
+                )));
+            }
+        }
+        self.fit(size, now)
+    }
+
+    fn full(&self, size: usize) -> bool {
+        self.values.len() >= self.config.max_entries
+            || self.bytes.load(Ordering::Relaxed) + size > self.config.max_bytes
+    }
+
+    /// Sweeps, then evicts the keys closest to expiry (keys without a TTL last), until
+    /// `size` more bytes and one more key fit.
+    fn fit(&self, size: usize, now: Instant) -> Result<(), StateError> {
+        if !self.full(size) {
+            return Ok(());
+        }
+        self.sweep_soon(now);
+        for _ in 0..=EVICT_SHARE {
+            if !self.full(size) {
+                return Ok(());
+            }
+            let mut expiries: Vec<(bool, Option<Instant>)> = self
+                .values
+                .iter()
+                .map(|v| (v.expires.is_none(), v.expires))
+                .collect();
+            if expiries.is_empty() {
+                break;
+            }
+            let batch = (expiries.len() / EVICT_SHARE).max(1);
+            let (_, &mut threshold, _) = expiries.select_nth_unstable(batch - 1);
+            let mut evicted = 0;
+            self.values.retain(|key, v| {
+                let evict = evicted < batch && (v.expires.is_none(), v.expires) <= threshold;
+                if evict {
+                    evicted += 1;
+                    self.forget(key, v);
+                }
+                !evict
+            });
+        }
+        if self.bytes.load(Ordering::Relaxed) + size > self.config.max_bytes {
+            return Err(StateError::Invalid(
+                "the value does not fit state.local.max_bytes".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Makes room for one more limiter: sweeps, then evicts the limiters closest to
+    /// expiry.
+    fn fit_limiter(&self, encoded: &str) {
+        if self.limiters.len() < self.config.max_limiters || self.limiters.contains_key(encoded) {
+            return;
+        }
+        let now = Instant::now();
+        self.sweep_soon(now);
+        if self.limiters.len() < self.config.max_limiters {
+            return;
+        }
+        let mut expiries: Vec<Instant> = self.limiters.iter().map(|l| l.expires).collect();
+        if expiries.is_empty() {
+            return;
+        }
+        let batch = (expiries.len() / EVICT_SHARE).max(1);
+        let (_, &mut threshold, _) = expiries.select_nth_unstable(batch - 1);
+        let mut evicted = 0;
+        self.limiters.retain(|_, l| {
+            let evict = evicted < batch && l.expires <= threshold;
+            evicted += usize::from(evict);
+            !evict
+        });
     }
 
     fn ready<T: Send + 'static>(value: Result<T, StateError>) -> StateFuture<'static, T> {
         Box::pin(std::future::ready(value))
     }
+
+    /// Stores `value` under `encoded` (room already made), replacing what is there.
+    fn store(&self, encoded: String, value: Value) {
+        let size = encoded.len() + value.bytes.len();
+        match self.values.entry(encoded) {
+            Entry::Occupied(mut e) => {
+                let old = e.get().bytes.len();
+                self.bytes.fetch_add(value.bytes.len(), Ordering::Relaxed);
+                self.bytes.fetch_sub(old, Ordering::Relaxed);
+                e.insert(value);
+            }
+            Entry::Vacant(e) => {
+                self.count_new(e.key(), size);
+                e.insert(value);
+            }
+        }
+    }
+}
+
+impl Default for LocalBackend {
+    /// An unswept backend with the default bounds.
+    fn default() -> Self {
+        let quota = crate::config::state::KvQuotaConfig::default();
+        Self::unswept(&LocalStateConfig::default(), quota.max_entries)
+    }
 }
 
 impl StateBackend for LocalBackend {
-    fn get<'a>(&'a self, key: &'a str) -> StateFuture<'a, Option<Vec<u8>>> {
+    fn get<'a>(&'a self, key: Key<'a>) -> StateFuture<'a, Option<Vec<u8>>> {
         let now = Instant::now();
         let value = self
             .values
-            .get(key)
+            .get(&key.encoded())
             .filter(|v| v.live(now))
             .map(|v| v.bytes.clone());
         Self::ready(Ok(value))
@@ -80,51 +284,77 @@ impl StateBackend for LocalBackend {
 
     fn set<'a>(
         &'a self,
-        key: &'a str,
+        key: Key<'a>,
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> StateFuture<'a, ()> {
-        let expires = ttl.map(|t| Instant::now() + t);
-        self.values.insert(
-            key.to_string(),
-            Value {
-                bytes: value,
-                expires,
-            },
-        );
-        Self::ready(Ok(()))
+        let encoded = key.encoded();
+        let result = self
+            .make_room(key, &encoded, encoded.len() + value.len())
+            .map(|()| {
+                let expires = ttl.map(|t| Instant::now() + t);
+                self.store(
+                    encoded,
+                    Value {
+                        bytes: value,
+                        expires,
+                    },
+                );
+            });
+        Self::ready(result)
     }
 
-    fn delete<'a>(&'a self, key: &'a str) -> StateFuture<'a, bool> {
+    fn delete<'a>(&'a self, key: Key<'a>) -> StateFuture<'a, bool> {
         let now = Instant::now();
-        let removed = self.values.remove(key).is_some_and(|(_, v)| v.live(now));
+        let removed = self.values.remove(&key.encoded()).is_some_and(|(k, v)| {
+            self.forget(&k, &v);
+            v.live(now)
+        });
         Self::ready(Ok(removed))
     }
 
-    fn incr<'a>(&'a self, key: &'a str, delta: i64, ttl: Option<Duration>) -> StateFuture<'a, i64> {
+    fn incr<'a>(&'a self, key: Key<'a>, delta: i64, ttl: Option<Duration>) -> StateFuture<'a, i64> {
+        let encoded = key.encoded();
+        if let Err(e) = self.make_room(key, &encoded, encoded.len() + 20) {
+            return Self::ready(Err(e));
+        }
         let now = Instant::now();
-        let result = match self.values.entry(key.to_string()) {
+        let result = match self.values.entry(encoded) {
             Entry::Occupied(mut e) if e.get().live(now) => {
                 let current = std::str::from_utf8(&e.get().bytes)
                     .ok()
                     .and_then(|s| s.parse::<i64>().ok())
                     .ok_or_else(|| {
-                        StateError::Invalid(format!("value under {key:?} is not an integer"))
+                        StateError::Invalid(format!("value under {:?} is not an integer", key.name))
                     });
                 current.and_then(|n| {
                     let next = n
                         .checked_add(delta)
                         .ok_or_else(|| StateError::Invalid("integer overflow".into()))?;
-                    e.get_mut().bytes = next.to_string().into_bytes();
+                    let bytes = next.to_string().into_bytes();
+                    self.bytes.fetch_add(bytes.len(), Ordering::Relaxed);
+                    self.bytes.fetch_sub(e.get().bytes.len(), Ordering::Relaxed);
+                    e.get_mut().bytes = bytes;
                     Ok(next)
                 })
             }
-            entry => {
-                let value = Value {
-                    bytes: delta.to_string().into_bytes(),
+            Entry::Occupied(mut e) => {
+                let bytes = delta.to_string().into_bytes();
+                self.bytes.fetch_add(bytes.len(), Ordering::Relaxed);
+                self.bytes.fetch_sub(e.get().bytes.len(), Ordering::Relaxed);
+                e.insert(Value {
+                    bytes,
                     expires: ttl.map(|t| now + t),
-                };
-                entry.insert_entry(value);
+                });
+                Ok(delta)
+            }
+            Entry::Vacant(e) => {
+                let bytes = delta.to_string().into_bytes();
+                self.count_new(e.key(), e.key().len() + bytes.len());
+                e.insert(Value {
+                    bytes,
+                    expires: ttl.map(|t| now + t),
+                });
                 Ok(delta)
             }
         };
@@ -133,18 +363,33 @@ impl StateBackend for LocalBackend {
 
     fn set_if_absent<'a>(
         &'a self,
-        key: &'a str,
+        key: Key<'a>,
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> StateFuture<'a, bool> {
+        let encoded = key.encoded();
         let now = Instant::now();
-        let stored = match self.values.entry(key.to_string()) {
+        if self.values.get(&encoded).is_some_and(|v| v.live(now)) {
+            return Self::ready(Ok(false));
+        }
+        if let Err(e) = self.make_room(key, &encoded, encoded.len() + value.len()) {
+            return Self::ready(Err(e));
+        }
+        let value = Value {
+            bytes: value,
+            expires: ttl.map(|t| now + t),
+        };
+        let stored = match self.values.entry(encoded) {
             Entry::Occupied(e) if e.get().live(now) => false,
-            entry => {
-                entry.insert_entry(Value {
-                    bytes: value,
-                    expires: ttl.map(|t| now + t),
-                });
+            Entry::Occupied(mut e) => {
+                self.bytes.fetch_add(value.bytes.len(), Ordering::Relaxed);
+                self.bytes.fetch_sub(e.get().bytes.len(), Ordering::Relaxed);
+                e.insert(value);
+                true
+            }
+            Entry::Vacant(e) => {
+                self.count_new(e.key(), e.key().len() + value.bytes.len());
+                e.insert(value);
                 true
             }
         };
@@ -153,18 +398,17 @@ impl StateBackend for LocalBackend {
 
     fn take<'a>(
         &'a self,
-        key: &'a str,
+        key: Key<'a>,
         policy: RatePolicy,
         cost: u64,
     ) -> StateFuture<'a, RateDecision> {
+        let encoded = key.encoded();
+        self.fit_limiter(&encoded);
         let idle_ttl = Duration::from_millis(policy.window_ms.saturating_mul(2).max(1000));
-        let mut limiter = self
-            .limiters
-            .entry(key.to_string())
-            .or_insert_with(|| Limiter {
-                state: None,
-                expires: Instant::now() + idle_ttl,
-            });
+        let mut limiter = self.limiters.entry(encoded).or_insert_with(|| Limiter {
+            state: None,
+            expires: Instant::now() + idle_ttl,
+        });
         let decision = policy.take(&mut limiter.state, cost, now_ms());
         limiter.expires = Instant::now() + idle_ttl;
         Self::ready(Ok(decision))
@@ -178,29 +422,113 @@ impl StateBackend for LocalBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::Algorithm;
+
+    fn backend(max_entries: usize, max_per_namespace: u64) -> Arc<LocalBackend> {
+        let config = LocalStateConfig {
+            max_entries,
+            max_limiters: max_entries,
+            ..LocalStateConfig::default()
+        };
+        LocalBackend::new(&config, max_per_namespace)
+    }
 
     #[tokio::test]
     async fn kv_semantics() {
-        let b = LocalBackend::new();
-        assert_eq!(b.get("k").await, Ok(None));
-        assert_eq!(b.incr("n", 2, None).await, Ok(2));
-        assert_eq!(b.incr("n", 3, None).await, Ok(5));
-        assert_eq!(b.set_if_absent("once", b"a".to_vec(), None).await, Ok(true));
+        let b = backend(100, 100);
+        let k = |name| Key::new("ns", name);
+        assert_eq!(b.get(k("k")).await, Ok(None));
+        assert_eq!(b.incr(k("n"), 2, None).await, Ok(2));
+        assert_eq!(b.incr(k("n"), 3, None).await, Ok(5));
         assert_eq!(
-            b.set_if_absent("once", b"b".to_vec(), None).await,
+            b.set_if_absent(k("once"), b"a".to_vec(), None).await,
+            Ok(true)
+        );
+        assert_eq!(
+            b.set_if_absent(k("once"), b"b".to_vec(), None).await,
             Ok(false)
         );
-        assert_eq!(b.get("once").await, Ok(Some(b"a".to_vec())));
-        b.set("t", b"x".to_vec(), Some(Duration::from_millis(1)))
+        assert_eq!(b.get(k("once")).await, Ok(Some(b"a".to_vec())));
+        b.set(k("t"), b"x".to_vec(), Some(Duration::from_millis(1)))
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        assert_eq!(b.get("t").await, Ok(None));
-        assert_eq!(b.set_if_absent("t", b"y".to_vec(), None).await, Ok(true));
-        assert_eq!(b.delete("t").await, Ok(true));
+        assert_eq!(b.get(k("t")).await, Ok(None));
+        assert_eq!(b.set_if_absent(k("t"), b"y".to_vec(), None).await, Ok(true));
+        assert_eq!(b.delete(k("t")).await, Ok(true));
         assert!(matches!(
-            b.incr("once", 1, None).await,
+            b.incr(k("once"), 1, None).await,
             Err(StateError::Invalid(_))
         ));
+        // The same name in another namespace is another key.
+        assert_eq!(b.get(Key::new("other", "once")).await, Ok(None));
+    }
+
+    #[tokio::test]
+    async fn a_full_map_evicts_the_keys_closest_to_expiry() {
+        let b = backend(64, 1_000);
+        let soon = Some(Duration::from_millis(60_000));
+        let late = Some(Duration::from_secs(3600));
+        for n in 0..32 {
+            b.set(Key::new("a", &format!("soon{n}")), vec![0], soon)
+                .await
+                .unwrap();
+        }
+        for n in 0..1_000 {
+            b.set(Key::new("a", &format!("late{n}")), vec![0], late)
+                .await
+                .unwrap();
+            assert!(b.kv_len() <= 64, "the map stays bounded");
+        }
+        assert_eq!(b.get(Key::new("a", "soon0")).await, Ok(None));
+        assert_eq!(b.get(Key::new("a", "late999")).await, Ok(Some(vec![0])));
+        // The namespace count follows the evictions.
+        assert_eq!(b.namespace_len("a") as usize, b.kv_len());
+    }
+
+    #[tokio::test]
+    async fn expired_keys_are_swept_without_being_read() {
+        let config = LocalStateConfig {
+            sweep_interval_ms: 10,
+            ..LocalStateConfig::default()
+        };
+        let b = LocalBackend::new(&config, 100);
+        let ttl = Some(Duration::from_millis(5));
+        for n in 0..50 {
+            b.set(Key::new("a", &n.to_string()), vec![0], ttl)
+                .await
+                .unwrap();
+        }
+        let policy = RatePolicy {
+            algorithm: Algorithm::FixedWindow,
+            limit: 1,
+            window_ms: 1,
+        };
+        b.take(Key::new("a", "l"), policy, 1).await.unwrap();
+        assert_eq!(b.kv_len(), 50);
+        // Limiters idle for two windows (at least a second) go too.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while (b.kv_len() > 0 || b.limiters_len() > 0) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!((b.kv_len(), b.limiters_len()), (0, 0));
+        assert_eq!(b.namespace_len("a"), 0);
+        assert_eq!(b.bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn the_limiter_map_stays_bounded() {
+        let b = backend(16, 100);
+        let policy = RatePolicy {
+            algorithm: Algorithm::TokenBucket,
+            limit: 10,
+            window_ms: 60_000,
+        };
+        for n in 0..500 {
+            b.take(Key::new("a", &n.to_string()), policy, 1)
+                .await
+                .unwrap();
+            assert!(b.limiters_len() <= 16);
+        }
     }
 }

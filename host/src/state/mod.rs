@@ -1,10 +1,13 @@
 //! Shared state for plugins — the `kv` store and the atomic rate-limit primitive — behind
 //! one trait, so that an embedded backend (the default) and a networked one (Redis, for
-//! several gateway instances) are interchangeable.
+//! several gateway instances) are interchangeable. Every key lives in the namespace the
+//! config gave the calling filter, and every namespace is held to its quotas.
 
 mod failover;
+mod key;
 mod limiter;
 mod local;
+mod quota;
 mod redis;
 
 use std::future::Future;
@@ -17,19 +20,26 @@ use serde::Serialize;
 use crate::config::{StateBackendKind, StateConfig};
 
 pub use failover::FailoverBackend;
+pub use key::Key;
 pub use limiter::{Algorithm, RateDecision, RatePolicy};
 pub use local::LocalBackend;
+pub use quota::Quotas;
 
-/// The backend a config asks for. Redis being unreachable at startup is not an error (its
-/// outage policy applies until it answers); a malformed URL is.
+/// The backend a config asks for, held to the configured quotas. Redis being unreachable
+/// at startup is not an error (its outage policy applies until it answers); a malformed
+/// URL is.
 pub async fn start(config: &StateConfig) -> anyhow::Result<Arc<dyn StateBackend>> {
-    Ok(match (config.backend, &config.redis) {
-        (StateBackendKind::Redis, Some(redis)) => FailoverBackend::start(redis).await?,
+    let max_entries = config.kv.max_entries;
+    let backend: Arc<dyn StateBackend> = match (config.backend, &config.redis) {
+        (StateBackendKind::Redis, Some(redis)) => {
+            FailoverBackend::start(redis, &config.local, max_entries).await?
+        }
         (StateBackendKind::Redis, None) => {
             anyhow::bail!("state.backend = \"redis\" needs [state.redis]")
         }
-        (StateBackendKind::Local, _) => LocalBackend::new(),
-    })
+        (StateBackendKind::Local, _) => LocalBackend::new(&config.local, max_entries),
+    };
+    Ok(Arc::new(Quotas::new(backend, config.kv.clone())))
 }
 
 /// What the admin API shows about the state backend.
@@ -54,7 +64,8 @@ pub struct BackendStatus {
 pub enum StateError {
     /// The backend cannot be reached or failed.
     Unavailable(String),
-    /// The call does not fit the stored data (e.g. `incr` on text).
+    /// The call does not fit the stored data (e.g. `incr` on text) or the namespace's
+    /// quota.
     Invalid(String),
 }
 
@@ -63,33 +74,36 @@ pub enum StateError {
 pub type StateFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StateError>> + Send + 'a>>;
 
 /// A backend for `kv` and `limits`. Every call is atomic with respect to the others on
-/// the same key, across all gateway instances that share the backend.
+/// the same key, across all gateway instances that share the backend. `kv` keys and rate
+/// limiters are separate spaces: the same [`Key`] names one of each.
 pub trait StateBackend: Send + Sync + 'static {
     /// The value under `key`, if present and not expired.
-    fn get<'a>(&'a self, key: &'a str) -> StateFuture<'a, Option<Vec<u8>>>;
+    fn get<'a>(&'a self, key: Key<'a>) -> StateFuture<'a, Option<Vec<u8>>>;
     /// Stores `value`, expiring after `ttl` when given.
     fn set<'a>(
         &'a self,
-        key: &'a str,
+        key: Key<'a>,
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> StateFuture<'a, ()>;
     /// Removes `key`; true if it was present.
-    fn delete<'a>(&'a self, key: &'a str) -> StateFuture<'a, bool>;
+    fn delete<'a>(&'a self, key: Key<'a>) -> StateFuture<'a, bool>;
     /// Adds `delta` to the decimal integer under `key` (missing is 0); `ttl` applies when
     /// the key is created.
-    fn incr<'a>(&'a self, key: &'a str, delta: i64, ttl: Option<Duration>) -> StateFuture<'a, i64>;
-    /// Stores `value` only if `key` is absent; true if stored.
+    fn incr<'a>(&'a self, key: Key<'a>, delta: i64, ttl: Option<Duration>) -> StateFuture<'a, i64>;
+    /// Stores `value` only if `key` is absent; true if stored. The answer holds for every
+    /// instance sharing the backend (replay nonces rely on it), so a shared backend in an
+    /// outage refuses the call rather than answer for this instance alone.
     fn set_if_absent<'a>(
         &'a self,
-        key: &'a str,
+        key: Key<'a>,
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> StateFuture<'a, bool>;
     /// Takes `cost` from the rate budget under `key`.
     fn take<'a>(
         &'a self,
-        key: &'a str,
+        key: Key<'a>,
         policy: RatePolicy,
         cost: u64,
     ) -> StateFuture<'a, RateDecision>;

@@ -1,14 +1,19 @@
-//! The Redis backend: `kv` maps onto plain commands, and each rate-limit decision is one
-//! round trip through a Lua script, so that it is atomic across every gateway instance that
-//! shares the server. A lazy connection manager reconnects on its own; each call is bounded
-//! by the configured timeout.
+//! The Redis backend: `kv` reads map onto plain commands, writes that may create a key
+//! and each rate-limit decision are one round trip through a Lua script, so that they are
+//! atomic across every gateway instance that shares the server (the writes also keep the
+//! namespace's entry quota). A lazy connection manager reconnects on its own; each call is
+//! bounded by the configured timeout.
+//!
+//! Key layout under the configured prefix: `kv:<key>` for values, `rl:<key>` for rate
+//! limiters, `kv-keys:<namespace>` for a namespace's index of keys, where `<key>` is the
+//! length-prefixed [`Key::encoded`] form and `<namespace>` is length-prefixed too.
 
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script, SetExpiry, SetOptions};
+use redis::{AsyncCommands, Script};
 
-use super::{Algorithm, RateDecision, RatePolicy, StateBackend, StateError, StateFuture};
+use super::{Algorithm, Key, RateDecision, RatePolicy, StateBackend, StateError, StateFuture};
 use crate::config::RedisConfig;
 
 /// `kv` and `limits` in a Redis server.
@@ -16,15 +21,25 @@ pub struct RedisBackend {
     connection: ConnectionManager,
     prefix: String,
     timeout: Duration,
+    /// Live keys per namespace.
+    max_entries: u64,
     take_script: Script,
     incr_script: Script,
+    set_script: Script,
+}
+
+/// The scripts that may create a key start with the shared quota helpers.
+macro_rules! with_index {
+    ($file:literal) => {
+        concat!(include_str!("scripts/index.lua"), include_str!($file))
+    };
 }
 
 impl RedisBackend {
     /// A backend for `config`. Connects lazily: a server that is down at startup is not an
     /// error, calls fail with `unavailable` until it is up. Must run inside a Tokio runtime,
     /// which then drives the connection.
-    pub fn new(config: &RedisConfig) -> anyhow::Result<Self> {
+    pub fn new(config: &RedisConfig, max_entries: u64) -> anyhow::Result<Self> {
         let url = config
             .url
             .resolve("state.redis.url")
@@ -42,8 +57,10 @@ impl RedisBackend {
             connection,
             prefix: config.key_prefix.clone(),
             timeout,
+            max_entries,
             take_script: Script::new(include_str!("scripts/take.lua")),
-            incr_script: Script::new(include_str!("scripts/incr.lua")),
+            incr_script: Script::new(with_index!("scripts/incr.lua")),
+            set_script: Script::new(with_index!("scripts/set.lua")),
         })
     }
 
@@ -59,8 +76,46 @@ impl RedisBackend {
         .map(drop)
     }
 
-    fn key(&self, key: &str) -> String {
-        format!("{}{key}", self.prefix)
+    fn value_key(&self, key: Key<'_>) -> String {
+        format!("{}kv:{}", self.prefix, key.encoded())
+    }
+
+    fn index_key(&self, key: Key<'_>) -> String {
+        format!(
+            "{}kv-keys:{}:{}",
+            self.prefix,
+            key.namespace.len(),
+            key.namespace
+        )
+    }
+
+    fn limiter_key(&self, key: Key<'_>) -> String {
+        format!("{}rl:{}", self.prefix, key.encoded())
+    }
+
+    /// One run of the set script; true if stored.
+    fn run_set<'a>(
+        &'a self,
+        key: Key<'a>,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+        only_if_absent: bool,
+    ) -> StateFuture<'a, bool> {
+        let mut connection = self.connection.clone();
+        let (value_key, index_key) = (self.value_key(key), self.index_key(key));
+        Box::pin(self.bounded(async move {
+            let stored: u8 = self
+                .set_script
+                .key(value_key)
+                .key(index_key)
+                .arg(value)
+                .arg(ttl_ms(ttl))
+                .arg(u8::from(only_if_absent))
+                .arg(self.max_entries)
+                .invoke_async(&mut connection)
+                .await?;
+            Ok(stored == 1)
+        }))
     }
 
     /// Runs one Redis call with the timeout, mapping errors to [`StateError`].
@@ -70,7 +125,12 @@ impl RedisBackend {
     ) -> Result<T, StateError> {
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) if is_data_error(&e) => Err(StateError::Invalid(e.to_string())),
+            // A quota refusal from a script reads as the embedded backend's does.
+            Ok(Err(e)) if is_data_error(&e) => Err(StateError::Invalid(
+                e.detail()
+                    .filter(|detail| detail.starts_with("quota:"))
+                    .map_or_else(|| e.to_string(), str::to_string),
+            )),
             Ok(Err(e)) => Err(StateError::Unavailable(format!("redis: {e}"))),
             Err(_) => Err(StateError::Unavailable(format!(
                 "redis: no answer within {} ms",
@@ -90,58 +150,52 @@ fn is_data_error(e: &redis::RedisError) -> bool {
     ) && !e.is_io_error()
 }
 
-/// The expiry argument of `SET` for an optional TTL.
-fn set_options(ttl: Option<Duration>, only_if_absent: bool) -> SetOptions {
-    let mut options = SetOptions::default();
-    if only_if_absent {
-        options = options.conditional_set(redis::ExistenceCheck::NX);
-    }
-    if let Some(ttl) = ttl {
-        options = options.with_expiration(SetExpiry::PX(ttl.as_millis().max(1) as u64));
-    }
-    options
+/// A TTL as the scripts take it: milliseconds, at least 1, or 0 for none.
+fn ttl_ms(ttl: Option<Duration>) -> u64 {
+    ttl.map_or(0, |t| t.as_millis().clamp(1, u128::from(u64::MAX)) as u64)
 }
 
 impl StateBackend for RedisBackend {
-    fn get<'a>(&'a self, key: &'a str) -> StateFuture<'a, Option<Vec<u8>>> {
+    fn get<'a>(&'a self, key: Key<'a>) -> StateFuture<'a, Option<Vec<u8>>> {
         let mut connection = self.connection.clone();
-        let key = self.key(key);
+        let key = self.value_key(key);
         Box::pin(self.bounded(async move { connection.get(key).await }))
     }
 
     fn set<'a>(
         &'a self,
-        key: &'a str,
+        key: Key<'a>,
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> StateFuture<'a, ()> {
-        let mut connection = self.connection.clone();
-        let key = self.key(key);
-        Box::pin(self.bounded(async move {
-            connection
-                .set_options(key, value, set_options(ttl, false))
-                .await
-        }))
+        let stored = self.run_set(key, value, ttl, false);
+        Box::pin(async move { stored.await.map(drop) })
     }
 
-    fn delete<'a>(&'a self, key: &'a str) -> StateFuture<'a, bool> {
+    fn delete<'a>(&'a self, key: Key<'a>) -> StateFuture<'a, bool> {
         let mut connection = self.connection.clone();
-        let key = self.key(key);
+        let (value_key, index_key) = (self.value_key(key), self.index_key(key));
         Box::pin(self.bounded(async move {
-            let removed: u64 = connection.del(key).await?;
+            let (removed, _): (u64, u64) = redis::pipe()
+                .atomic()
+                .del(&value_key)
+                .zrem(index_key, &value_key)
+                .query_async(&mut connection)
+                .await?;
             Ok(removed > 0)
         }))
     }
 
-    fn incr<'a>(&'a self, key: &'a str, delta: i64, ttl: Option<Duration>) -> StateFuture<'a, i64> {
+    fn incr<'a>(&'a self, key: Key<'a>, delta: i64, ttl: Option<Duration>) -> StateFuture<'a, i64> {
         let mut connection = self.connection.clone();
-        let key = self.key(key);
-        let ttl_ms = ttl.map_or(0, |t| t.as_millis().max(1) as u64);
+        let (value_key, index_key) = (self.value_key(key), self.index_key(key));
         Box::pin(self.bounded(async move {
             self.incr_script
-                .key(key)
+                .key(value_key)
+                .key(index_key)
                 .arg(delta)
-                .arg(ttl_ms)
+                .arg(ttl_ms(ttl))
+                .arg(self.max_entries)
                 .invoke_async(&mut connection)
                 .await
         }))
@@ -149,28 +203,21 @@ impl StateBackend for RedisBackend {
 
     fn set_if_absent<'a>(
         &'a self,
-        key: &'a str,
+        key: Key<'a>,
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> StateFuture<'a, bool> {
-        let mut connection = self.connection.clone();
-        let key = self.key(key);
-        Box::pin(self.bounded(async move {
-            let stored: Option<String> = connection
-                .set_options(key, value, set_options(ttl, true))
-                .await?;
-            Ok(stored.is_some())
-        }))
+        self.run_set(key, value, ttl, true)
     }
 
     fn take<'a>(
         &'a self,
-        key: &'a str,
+        key: Key<'a>,
         policy: RatePolicy,
         cost: u64,
     ) -> StateFuture<'a, RateDecision> {
         let mut connection = self.connection.clone();
-        let key = self.key(key);
+        let key = self.limiter_key(key);
         let algorithm = match policy.algorithm {
             Algorithm::TokenBucket => 1,
             Algorithm::SlidingWindow => 2,

@@ -1,6 +1,10 @@
 //! HTTP Basic (RFC 7617): users with password hashes in PHC form (Argon2) or bcrypt form
 //! (`$2b$`, `$2y$`, `$2a$`). A verified credential is cached for a short while, under its
 //! SHA-256, so that a busy client does not pay for the hash on every request.
+//!
+//! An unknown user name costs the same hash as a wrong password (the password is checked
+//! against a configured user's hash and the answer thrown away), so that the time of a
+//! refusal does not tell which user names exist.
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use base64::Engine;
@@ -63,6 +67,8 @@ impl PasswordHashKind {
     }
 
     fn verify(&self, password: &str) -> bool {
+        #[cfg(test)]
+        tests::HASHES_RUN.with(|n| n.set(n.get() + 1));
         match self {
             Self::Argon2(hash) => Argon2::default()
                 .verify_password(password.as_bytes(), hash.as_str())
@@ -74,6 +80,7 @@ impl PasswordHashKind {
 
 /// The configured users and the cache of verified credentials.
 pub struct BasicUsers {
+    /// Never empty: the first user's hash is also the decoy for unknown user names.
     users: Vec<(String, PasswordHashKind, Identity)>,
     cache_ttl_ms: u64,
     cache: Cache<Identity>,
@@ -137,7 +144,14 @@ impl BasicUsers {
         }
         let text = String::from_utf8(decoded).ok()?;
         let (username, password) = text.split_once(':')?;
-        let (_, hash, identity) = self.users.iter().find(|(name, _, _)| name == username)?;
+        let Some((_, hash, identity)) = self.users.iter().find(|(name, _, _)| name == username)
+        else {
+            // The same work as a wrong password (same algorithm and cost as the configured
+            // hashes, when they share one), then the same refusal.
+            let (_, decoy, _) = &self.users[0];
+            let _ = decoy.verify(password);
+            return None;
+        };
         if !hash.verify(password) {
             return None;
         }
@@ -146,5 +160,53 @@ impl BasicUsers {
             self.cache.insert(key, identity.clone(), expires, now);
         }
         Some(identity.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    thread_local! {
+        /// Password hashes checked on this thread.
+        pub(super) static HASHES_RUN: Cell<u32> = const { Cell::new(0) };
+    }
+
+    fn users() -> BasicUsers {
+        // bcrypt of "secret" at cost 4 (the smallest, to keep the test fast).
+        let hash = bcrypt::hash_with_salt("secret", 4, [7; 16])
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoB);
+        let config: BasicConfig = serde_json::from_value(serde_json::json!({
+            "users": [{ "username": "alice", "password_hash": hash }],
+            "cache_ttl_ms": 0,
+        }))
+        .unwrap();
+        BasicUsers::new(config).unwrap()
+    }
+
+    fn hashes_run_by(f: impl FnOnce()) -> u32 {
+        let before = HASHES_RUN.with(Cell::get);
+        f();
+        HASHES_RUN.with(Cell::get) - before
+    }
+
+    #[test]
+    fn an_unknown_user_costs_a_hash_like_a_wrong_password() {
+        let users = users();
+        let basic = |credentials: &str| STANDARD.encode(credentials);
+        assert!(users.verify(&basic("alice:secret")).is_some());
+        assert_eq!(
+            hashes_run_by(|| assert!(users.verify(&basic("alice:wrong")).is_none())),
+            1
+        );
+        assert_eq!(
+            hashes_run_by(|| assert!(users.verify(&basic("mallory:wrong")).is_none())),
+            1
+        );
+        // Even with the decoy's own password, an unknown user is refused.
+        assert!(users.verify(&basic("mallory:secret")).is_none());
     }
 }

@@ -9,6 +9,7 @@ use weir_plugin_sdk::{HostError, Request};
 
 use crate::config::{CacheConfig, StaticConfig};
 use crate::fallback::checked_static;
+use crate::sharing::{self, Exchange, NotShared};
 
 /// One part of the cache key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +126,8 @@ pub struct Cache {
     pub key: Vec<KeyPart>,
     /// The largest body stored.
     pub max_body_bytes: usize,
+    /// Whether responses to authorized requests may be stored without saying so.
+    pub store_authorized: bool,
     /// Served when nothing is stored.
     pub when_empty: Option<StaticConfig>,
 }
@@ -148,6 +151,7 @@ impl Cache {
             ttl_ms: c.ttl_ms,
             key,
             max_body_bytes: c.max_body_bytes,
+            store_authorized: c.store_authorized,
             when_empty,
         })
     }
@@ -166,6 +170,19 @@ impl Cache {
             Err(HostError::AccessDenied) => Err(HostError::AccessDenied),
             _ => Ok(()),
         }
+    }
+
+    /// Whether `exchange` may be stored for every client with the same key.
+    pub fn shareable(&self, exchange: &Exchange<'_>) -> Result<(), NotShared> {
+        let keyed: Vec<&str> = self
+            .key
+            .iter()
+            .filter_map(|part| match part {
+                KeyPart::Header(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        sharing::check(exchange, self.store_authorized, &keyed)
     }
 
     /// The entry stored under `key`, if any (and readable).

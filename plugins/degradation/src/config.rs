@@ -129,6 +129,10 @@ pub struct CacheConfig {
     /// Larger responses are not stored (default 65 536).
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Store responses to requests with `Authorization` even when the response does not
+    /// say it may be shared (`public`, `s-maxage`, `must-revalidate`); default false.
+    #[serde(default)]
+    pub store_authorized: bool,
     /// What to serve when nothing is stored (default none: a 503 while the circuit is
     /// open, the upstream's error as it is otherwise).
     pub when_empty: Option<StaticConfig>,

@@ -17,6 +17,7 @@ mod breaker;
 mod cache;
 mod config;
 mod fallback;
+mod sharing;
 mod shedding;
 
 use weir_plugin_sdk::HostError;
@@ -27,12 +28,16 @@ use crate::breaker::{Admission, Breaker};
 use crate::cache::Entry;
 use crate::config::{Config, ScopeConfig, Settings};
 use crate::fallback::{Fallback, Reason};
+use crate::sharing::Exchange;
 
 /// The variable that marks a half-open probe, holding the circuit's scope name.
 const PROBE: &str = "degradation.probe";
 /// The variable that carries the cache key from the request to the response (the
 /// request's headers are gone by then).
 const CACHE_KEY: &str = "degradation.cache_key";
+/// The variable that tells the response phase the request carried `Authorization` (a
+/// later filter may remove the header before the upstream sees it).
+const AUTHORIZED: &str = "degradation.authorized";
 
 struct Degradation {
     settings: Settings,
@@ -164,6 +169,9 @@ impl Filter for Degradation {
         }
         if let Some(key) = key {
             changes = changes.set_variable(CACHE_KEY, key);
+            if request.header_bytes("authorization").is_some() {
+                changes = changes.set_variable(AUTHORIZED, "1");
+            }
         }
         RequestDecision::Continue(changes)
     }
@@ -189,7 +197,21 @@ impl Filter for Degradation {
                 None => ResponseDecision::proceed(),
             },
             Some(Fallback::Cache(cache)) if (200..300).contains(&response.status()) => {
-                if let (Some(key), Some(body)) = (key, response.body()) {
+                let (cache_control, vary) = (
+                    response.header_all("cache-control"),
+                    response.header_all("vary"),
+                );
+                let exchange = Exchange {
+                    authorization: request.variable(AUTHORIZED).is_some()
+                        || request.header_bytes("authorization").is_some(),
+                    cache_control: &cache_control,
+                    vary: &vary,
+                    set_cookie: response.header_bytes("set-cookie").is_some(),
+                };
+                // Only what a shared cache may store: the entry is served to everyone.
+                if let (Some(key), Some(body), Ok(())) =
+                    (key, response.body(), cache.shareable(&exchange))
+                {
                     let entry = Entry {
                         status: response.status(),
                         content_type: response.header_bytes("content-type"),

@@ -16,8 +16,26 @@ pub fn parse(request: &Request, label: Option<&str>) -> Result<Option<Signed>, R
     };
     let signatures = components::field(request, "signature")
         .ok_or_else(|| malformed("Signature-Input without Signature"))?;
-    let inputs = dictionary("Signature-Input", &input)?;
-    let signatures = dictionary("Signature", &signatures)?;
+    let component = |name: &str| {
+        if name.starts_with('@') {
+            components::derived(request, name).map(String::into_bytes)
+        } else {
+            components::field(request, name)
+        }
+    };
+    parse_fields(&input, &signatures, label, component).map(Some)
+}
+
+/// [`parse`] on the two fields' values, with `component` giving a covered component's
+/// value (`None` when the request has none).
+fn parse_fields(
+    input: &[u8],
+    signatures: &[u8],
+    label: Option<&str>,
+    component: impl Fn(&str) -> Option<Vec<u8>>,
+) -> Result<Signed, Rejection> {
+    let inputs = dictionary("Signature-Input", input)?;
+    let signatures = dictionary("Signature", signatures)?;
 
     let (label, entry) = match label {
         Some(wanted) => inputs
@@ -41,8 +59,8 @@ pub fn parse(request: &Request, label: Option<&str>) -> Result<Option<Signed>, R
 
     let mut signed = parameters(inner)?;
     signed.signature = signature.to_vec();
-    signed.base = base(request, inner, &mut signed.covered)?;
-    Ok(Some(signed))
+    signed.base = base(inner, &mut signed.covered, component)?;
+    Ok(signed)
 }
 
 /// The signature parameters (§2.3) of an inner list.
@@ -78,9 +96,9 @@ fn parameters(inner: &InnerList) -> Result<Signed, Rejection> {
 /// The signature base (§2.5): one line per covered component, then `@signature-params`.
 /// Fills `covered` with the component names.
 fn base(
-    request: &Request,
     inner: &InnerList,
     covered: &mut Vec<String>,
+    component: impl Fn(&str) -> Option<Vec<u8>>,
 ) -> Result<Vec<u8>, Rejection> {
     let mut base = Vec::new();
     for item in &inner.items {
@@ -104,12 +122,7 @@ fn base(
         if covered.iter().any(|c| c == name) {
             return Err(malformed("a component is covered twice"));
         }
-        let value = if name.starts_with('@') {
-            components::derived(request, name).map(String::into_bytes)
-        } else {
-            components::field(request, name)
-        }
-        .ok_or_else(|| Rejection::MissingComponent(name.to_string()))?;
+        let value = component(name).ok_or_else(|| Rejection::MissingComponent(name.to_string()))?;
         base.extend_from_slice(identifier.as_bytes());
         base.extend_from_slice(b": ");
         base.extend_from_slice(&value);
@@ -157,4 +170,86 @@ fn string(name: &str, value: &BareItem) -> Result<String, Rejection> {
 
 fn malformed(why: &str) -> Rejection {
     Rejection::Malformed(why.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Every component has a value, so that parsing goes as far as it can.
+    fn any_component(name: &str) -> Option<Vec<u8>> {
+        Some(name.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn the_rfc_example_parses() {
+        // RFC 9421 §2.5 (the covered components and parameters of its example).
+        let input = br#"sig1=("@method" "@authority" "@path" "content-digest");created=1618884473;keyid="test-key-rsa-pss""#;
+        let signed = parse_fields(input, b"sig1=:AAEC:", None, any_component).unwrap();
+        assert_eq!(signed.key_id, "test-key-rsa-pss");
+        assert_eq!(signed.created, Some(1_618_884_473));
+        assert_eq!(
+            signed.covered,
+            ["@method", "@authority", "@path", "content-digest"]
+        );
+        assert_eq!(signed.signature, [0, 1, 2]);
+    }
+
+    /// A refusal that blames the request (each of these is a 401).
+    fn is_client_error(rejection: &Rejection) -> bool {
+        matches!(
+            rejection,
+            Rejection::Malformed(_)
+                | Rejection::MissingSignature
+                | Rejection::UnsupportedComponent(_)
+                | Rejection::MissingComponent(_)
+        )
+    }
+
+    /// Signature-Input-like text: members, inner lists, strings, parameters and junk.
+    fn input_like() -> impl Strategy<Value = String> {
+        let atom = prop_oneof![
+            Just("sig1=".to_string()),
+            Just("(".to_string()),
+            Just(")".to_string()),
+            Just(";".to_string()),
+            Just(",".to_string()),
+            Just(" ".to_string()),
+            Just("=".to_string()),
+            Just(":".to_string()),
+            "\"[@a-zA-Z0-9 -]{0,12}\"",
+            "[a-z@*][a-z0-9_.*-]{0,8}",
+            "-?[0-9]{1,20}(\\.[0-9]{1,4})?",
+            "\\?[01]",
+            ":[A-Za-z0-9+/=]{0,12}:",
+            any::<char>().prop_map(String::from),
+        ];
+        prop::collection::vec(atom, 0..40).prop_map(|atoms| atoms.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn junk_bytes_are_refused_not_a_panic(
+            input in prop::collection::vec(any::<u8>(), 0..200),
+            signature in prop::collection::vec(any::<u8>(), 0..100),
+        ) {
+            if let Err(rejection) = parse_fields(&input, &signature, None, any_component) {
+                prop_assert!(is_client_error(&rejection), "{rejection:?}");
+            }
+        }
+
+        #[test]
+        fn junk_structured_text_is_refused_not_a_panic(
+            input in input_like(),
+            signature in input_like(),
+            label in prop::option::of("[a-z]{1,4}"),
+        ) {
+            let result = parse_fields(input.as_bytes(), signature.as_bytes(), label.as_deref(), any_component);
+            if let Err(rejection) = result {
+                prop_assert!(is_client_error(&rejection), "{rejection:?}");
+            }
+        }
+    }
 }

@@ -1,86 +1,116 @@
-//! `kv`: the shared key/value store, namespaced per plugin.
+//! `kv`: the shared key/value store, in the namespace the config gave the filter (its
+//! plugin file, or its `namespace`), held to the namespace's quotas by the backend.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
-use super::{HostState, state_error, ttl};
+use super::{Caller, HostState, clock_ns, state_error, ttl};
 use crate::plugin::bindings::weir::gateway::kv::Host;
 use crate::plugin::bindings::weir::gateway::types::HostError;
-use crate::state::StateBackend;
+use crate::state::Key;
 
 type KvResult<T> = wasmtime::Result<Result<T, HostError>>;
 
+/// The least a state call may wait, however little of the filter's budget is left.
+const MIN_STATE_WAIT: Duration = Duration::from_millis(1);
+
 impl HostState {
-    /// The backend and the namespaced key, if the plugin holds the `kv` grant.
-    fn kv(&self, key: &str) -> Result<(Arc<dyn StateBackend>, String), HostError> {
-        if !self.caller.grants.kv {
+    /// The calling filter, and by when a state call must be answered: within half of
+    /// what is left of the call's budget, so that a shared backend slower than that is
+    /// treated as down (and the outage policy answers) while the plugin still has time
+    /// to act on the answer.
+    pub(super) fn state_scope(&self) -> (Arc<Caller>, Instant) {
+        let budget = &self.budget;
+        let ran = clock_ns().saturating_sub(budget.resumed_at_ns.load(Ordering::Relaxed));
+        let used = budget.used_ns.load(Ordering::Relaxed).saturating_add(ran);
+        let left = budget.limit_ns.load(Ordering::Relaxed).saturating_sub(used);
+        let wait = Duration::from_nanos(left / 2).max(MIN_STATE_WAIT);
+        (self.caller.clone(), Instant::now() + wait)
+    }
+
+    /// The calling filter if it holds the `kv` grant, and the answer deadline.
+    fn kv(&self) -> Result<(Arc<Caller>, Instant), HostError> {
+        let (caller, answer_by) = self.state_scope();
+        if !caller.grants.kv {
             return Err(HostError::AccessDenied);
         }
-        Ok((self.caller.services.state.clone(), self.namespaced(key)))
+        Ok((caller, answer_by))
     }
+}
+
+/// `name` in the filter's namespace.
+pub(super) fn key<'a>(caller: &'a Caller, name: &'a str, answer_by: Instant) -> Key<'a> {
+    Key::new(&caller.grants.namespace, name).answer_by(answer_by)
 }
 
 impl Host for HostState {
     #[tracing::instrument(name = "weir.kv.get", level = "trace", skip_all)]
-    async fn get(&mut self, key: String) -> KvResult<Option<Vec<u8>>> {
-        let access = self.kv(&key);
-        Ok(async move {
-            let (state, key) = access?;
-            state.get(&key).await.map_err(state_error)
-        }
-        .await)
+    async fn get(&mut self, name: String) -> KvResult<Option<Vec<u8>>> {
+        let (caller, by) = match self.kv() {
+            Ok(scope) => scope,
+            Err(e) => return Ok(Err(e)),
+        };
+        let key = key(&caller, &name, by);
+        Ok(caller.services.state.get(key).await.map_err(state_error))
     }
 
     #[tracing::instrument(name = "weir.kv.set", level = "trace", skip_all)]
-    async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> KvResult<()> {
-        let access = self.kv(&key);
-        Ok(async move {
-            let (state, key) = access?;
-            state
-                .set(&key, value, ttl(ttl_ms))
-                .await
-                .map_err(state_error)
-        }
-        .await)
+    async fn set(&mut self, name: String, value: Vec<u8>, ttl_ms: Option<u64>) -> KvResult<()> {
+        let (caller, by) = match self.kv() {
+            Ok(scope) => scope,
+            Err(e) => return Ok(Err(e)),
+        };
+        let key = key(&caller, &name, by);
+        let state = &caller.services.state;
+        Ok(state
+            .set(key, value, ttl(ttl_ms))
+            .await
+            .map_err(state_error))
     }
 
     #[tracing::instrument(name = "weir.kv.delete", level = "trace", skip_all)]
-    async fn delete(&mut self, key: String) -> KvResult<bool> {
-        let access = self.kv(&key);
-        Ok(async move {
-            let (state, key) = access?;
-            state.delete(&key).await.map_err(state_error)
-        }
-        .await)
+    async fn delete(&mut self, name: String) -> KvResult<bool> {
+        let (caller, by) = match self.kv() {
+            Ok(scope) => scope,
+            Err(e) => return Ok(Err(e)),
+        };
+        let key = key(&caller, &name, by);
+        Ok(caller.services.state.delete(key).await.map_err(state_error))
     }
 
     #[tracing::instrument(name = "weir.kv.incr", level = "trace", skip_all)]
-    async fn incr(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> KvResult<i64> {
-        let access = self.kv(&key);
-        Ok(async move {
-            let (state, key) = access?;
-            state
-                .incr(&key, delta, ttl(ttl_ms))
-                .await
-                .map_err(state_error)
-        }
-        .await)
+    async fn incr(&mut self, name: String, delta: i64, ttl_ms: Option<u64>) -> KvResult<i64> {
+        let (caller, by) = match self.kv() {
+            Ok(scope) => scope,
+            Err(e) => return Ok(Err(e)),
+        };
+        let key = key(&caller, &name, by);
+        let state = &caller.services.state;
+        Ok(state
+            .incr(key, delta, ttl(ttl_ms))
+            .await
+            .map_err(state_error))
     }
 
+    /// Refused (`unavailable`) while a shared backend is down, whatever its outage
+    /// policy: the answer must hold on every instance (replay nonces).
     #[tracing::instrument(name = "weir.kv.set_if_absent", level = "trace", skip_all)]
     async fn set_if_absent(
         &mut self,
-        key: String,
+        name: String,
         value: Vec<u8>,
         ttl_ms: Option<u64>,
     ) -> KvResult<bool> {
-        let access = self.kv(&key);
-        Ok(async move {
-            let (state, key) = access?;
-            state
-                .set_if_absent(&key, value, ttl(ttl_ms))
-                .await
-                .map_err(state_error)
-        }
-        .await)
+        let (caller, by) = match self.kv() {
+            Ok(scope) => scope,
+            Err(e) => return Ok(Err(e)),
+        };
+        let key = key(&caller, &name, by);
+        let state = &caller.services.state;
+        Ok(state
+            .set_if_absent(key, value, ttl(ttl_ms))
+            .await
+            .map_err(state_error))
     }
 }

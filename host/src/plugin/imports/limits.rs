@@ -1,4 +1,5 @@
-//! `limits`: the atomic rate-limit primitive, namespaced per plugin.
+//! `limits`: the atomic rate-limit primitive, in the namespace the config gave the filter
+//! (its plugin file, or its `namespace`).
 
 use super::{HostState, state_error};
 use crate::plugin::bindings::weir::gateway::limits::{Algorithm, Decision, Host, Policy};
@@ -30,12 +31,12 @@ impl Host for HostState {
             limit: policy.limit,
             window_ms: policy.window_ms,
         };
-        let key = self.namespaced(&key);
-        let decision = self
-            .caller
+        let (caller, answer_by) = self.state_scope();
+        let key = super::kv::key(&caller, &key, answer_by);
+        let decision = caller
             .services
             .state
-            .take(&key, policy, u64::from(cost))
+            .take(key, policy, u64::from(cost))
             .await;
         Ok(decision.map_err(state_error).map(|d| Decision {
             allowed: d.allowed,

@@ -36,6 +36,9 @@ pub struct Grants {
     http: BTreeSet<String>,
     /// Directories preopened read-only: (where on the host, the path the plugin uses).
     files: Vec<(PathBuf, String)>,
+    /// Whose `kv` keys and rate limits these are (assigned by the config, never by the
+    /// plugin).
+    namespace: String,
 }
 
 impl Grants {
@@ -70,6 +73,11 @@ impl Grants {
         }
         g
     }
+
+    /// The same grants, with `kv` and `limits` in `namespace`.
+    pub fn with_namespace(self, namespace: String) -> Self {
+        Self { namespace, ..self }
+    }
 }
 
 /// What the host interfaces serve from: shared state, secrets, upstreams.
@@ -86,7 +94,7 @@ pub struct HostServices {
 
 /// Who is calling: one configured filter.
 pub(crate) struct Caller {
-    /// The plugin's name, for logs and key namespaces.
+    /// The plugin's name, for logs.
     pub plugin: String,
     /// The route the filter is configured on (what `request.route()` answers).
     pub route: String,
@@ -166,11 +174,6 @@ impl HostState {
             request_id: String::new(),
             budget: Arc::default(),
         })
-    }
-
-    /// `key` in the calling plugin's namespace.
-    fn namespaced(&self, key: &str) -> String {
-        format!("{}:{key}", self.caller.plugin)
     }
 }
 

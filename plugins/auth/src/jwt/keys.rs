@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use serde::Deserialize;
 use weir_plugin_sdk::host::http::{self, OutboundRequest};
@@ -53,6 +53,11 @@ pub struct RemoteJwksConfig {
     /// The timeout of a fetch; the upstream's when absent.
     #[serde(default)]
     timeout_ms: Option<u32>,
+    /// Accept symmetric (`oct`) keys from the fetched JWKS (default false): an HMAC key
+    /// that travels over the network is a shared secret anyone on the path may learn, and
+    /// whoever holds it can mint tokens.
+    #[serde(default)]
+    allow_oct: bool,
 }
 
 fn default_ttl_ms() -> u64 {
@@ -118,9 +123,14 @@ pub fn from_entry(entry: KeyEntry) -> Result<VerifyingKey, String> {
     })
 }
 
-/// The keys of a JWKS document (RFC 7517 §5). Keys for encryption and keys of unknown
-/// types or algorithms are left out; `strict` turns them into errors instead.
-pub fn from_jwks(document: &[u8], strict: bool) -> Result<Vec<VerifyingKey>, String> {
+/// The keys of a JWKS document (RFC 7517 §5). Keys for encryption, keys of unknown
+/// types or algorithms and, unless `allow_oct`, symmetric keys are left out; `strict`
+/// turns them into errors instead.
+pub fn from_jwks(
+    document: &[u8],
+    strict: bool,
+    allow_oct: bool,
+) -> Result<Vec<VerifyingKey>, String> {
     #[derive(Deserialize)]
     struct JwkSet {
         keys: Vec<serde_json::Value>,
@@ -129,7 +139,7 @@ pub fn from_jwks(document: &[u8], strict: bool) -> Result<Vec<VerifyingKey>, Str
         serde_json::from_slice(document).map_err(|e| format!("not a JWKS document: {e}"))?;
     let mut keys = Vec::new();
     for (n, value) in set.keys.into_iter().enumerate() {
-        match from_jwk(value) {
+        match from_jwk(value, allow_oct) {
             Ok(Some(key)) => keys.push(key),
             Ok(None) => {}
             Err(e) if strict => return Err(format!("key {n}: {e}")),
@@ -139,10 +149,13 @@ pub fn from_jwks(document: &[u8], strict: bool) -> Result<Vec<VerifyingKey>, Str
     Ok(keys)
 }
 
-fn from_jwk(value: serde_json::Value) -> Result<Option<VerifyingKey>, String> {
+fn from_jwk(value: serde_json::Value, allow_oct: bool) -> Result<Option<VerifyingKey>, String> {
     let jwk: Jwk = serde_json::from_value(value).map_err(|e| e.to_string())?;
     if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
         return Ok(None);
+    }
+    if !allow_oct && matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
+        return Err("a symmetric (oct) key is not accepted here".into());
     }
     let key = DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;
     let family = key.family();
@@ -267,7 +280,8 @@ impl RemoteJwks {
                 response.status
             )));
         }
-        from_jwks(&response.body.unwrap_or_default(), false).map_err(HostError::Invalid)
+        let document = response.body.unwrap_or_default();
+        from_jwks(&document, false, self.config.allow_oct).map_err(HostError::Invalid)
     }
 }
 
@@ -312,5 +326,21 @@ impl KeySet {
             }
         }
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JWKS: &str = r#"{ "keys": [ { "kty": "oct", "kid": "h", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0" } ] }"#;
+
+    #[test]
+    fn oct_keys_only_when_allowed() {
+        assert!(from_jwks(JWKS.as_bytes(), false, false).unwrap().is_empty());
+        assert!(from_jwks(JWKS.as_bytes(), true, false).is_err());
+        let keys = from_jwks(JWKS.as_bytes(), true, true).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert!(keys[0].fits(Some("h"), Algorithm::HS256));
     }
 }

@@ -116,7 +116,9 @@ impl Jwt {
                 Value::String(text) => text.into_bytes(),
                 table => table.to_string().into_bytes(),
             };
-            fixed.extend(keys::from_jwks(&document, true).map_err(|e| format!("jwt.jwks: {e}"))?);
+            fixed.extend(
+                keys::from_jwks(&document, true, true).map_err(|e| format!("jwt.jwks: {e}"))?,
+            );
         }
         let remote = config.jwks_url.map(RemoteJwks::new).transpose()?;
         let algorithms: Vec<Algorithm> = match config.algorithms {
@@ -152,6 +154,11 @@ impl Jwt {
 
     /// The consumer of a valid `token`.
     pub fn verify(&self, token: &str) -> Result<Identity, Failure> {
+        self.verify_at(token, clock::now_ms())
+    }
+
+    /// [`verify`](Self::verify) at `now_ms`.
+    fn verify_at(&self, token: &str, now_ms: u64) -> Result<Identity, Failure> {
         let header =
             decode_header(token).map_err(|_| Failure::InvalidToken("the token is malformed"))?;
         // RFC 8725 §3.1: only the algorithms configured here, never `none` (which
@@ -168,7 +175,6 @@ impl Jwt {
                 "the token has critical header parameters",
             ));
         }
-        let now_ms = clock::now_ms();
         let candidates = self
             .keys
             .candidates(header.kid.as_deref(), header.alg, now_ms)?;
@@ -232,5 +238,132 @@ fn scope(claims: &Map<String, Value>) -> Option<String> {
                 .join(" "),
         ),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const NOW_MS: u64 = 1_700_000_000_000;
+
+    /// A verifier with one inline HMAC key (no host call is needed to verify).
+    fn jwt() -> Jwt {
+        let config = serde_json::json!({
+            "jwks": { "keys": [ { "kty": "oct", "kid": "k", "alg": "HS256",
+                                  "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0" } ] },
+            "algorithms": ["HS256", "RS256"],
+        });
+        Jwt::new(serde_json::from_value(config).unwrap()).unwrap()
+    }
+
+    /// A well-signed token with these header and payload JSON texts.
+    fn signed(header: &str, payload: &str) -> String {
+        let head = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let mac = hmac_sha256(b"secret-secret-secret-secret", head.as_bytes());
+        format!("{head}.{}", URL_SAFE_NO_PAD.encode(mac))
+    }
+
+    /// HMAC-SHA256 (RFC 2104) from the SHA-256 the crate already has; `key` fits a block.
+    fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+        use sha2::{Digest, Sha256};
+        let mut block = [0u8; 64];
+        block[..key.len()].copy_from_slice(key);
+        let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+        let inner = Sha256::new()
+            .chain_update(pad(0x36))
+            .chain_update(message)
+            .finalize();
+        Sha256::new()
+            .chain_update(pad(0x5c))
+            .chain_update(inner)
+            .finalize()
+            .to_vec()
+    }
+
+    #[test]
+    fn a_good_token_passes_and_a_tampered_one_does_not() {
+        let jwt = jwt();
+        let exp = NOW_MS / 1000 + 60;
+        let token = signed(
+            r#"{"alg":"HS256","kid":"k"}"#,
+            &format!(r#"{{"sub":"ann","exp":{exp}}}"#),
+        );
+        assert_eq!(
+            jwt.verify_at(&token, NOW_MS).map(|i| i.id),
+            Ok("ann".to_string())
+        );
+        let tampered = token.replacen('.', ".e", 1);
+        assert!(jwt.verify_at(&tampered, NOW_MS).is_err());
+    }
+
+    /// A refusal that blames the token: a 401, never a 5xx.
+    fn is_client_error(failure: &Failure) -> bool {
+        matches!(failure, Failure::InvalidToken(_) | Failure::TokenExpired)
+    }
+
+    /// JSON-ish header texts: real algorithms and kids, odd types, junk.
+    fn header_like() -> impl Strategy<Value = String> {
+        let alg = prop_oneof![
+            Just("\"HS256\"".to_string()),
+            Just("\"RS256\"".to_string()),
+            Just("\"none\"".to_string()),
+            Just("null".to_string()),
+            Just("1".to_string()),
+            "\"[A-Za-z0-9]{0,8}\"",
+        ];
+        let extra = prop_oneof![
+            Just(String::new()),
+            Just(r#","kid":"k""#.to_string()),
+            Just(r#","kid":7"#.to_string()),
+            Just(r#","crit":["b64"]"#.to_string()),
+            Just(r#","jku":"http://x""#.to_string()),
+            ".{0,16}",
+        ];
+        (alg, extra).prop_map(|(alg, extra)| format!(r#"{{"alg":{alg}{extra}}}"#))
+    }
+
+    proptest! {
+        #[test]
+        fn junk_text_is_refused_not_a_panic(token in ".{0,300}") {
+            if let Err(failure) = jwt().verify_at(&token, NOW_MS) {
+                prop_assert!(is_client_error(&failure), "{failure:?}");
+            }
+        }
+
+        #[test]
+        fn junk_segments_are_refused_not_a_panic(
+            segments in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 1..5),
+        ) {
+            let token = segments
+                .iter()
+                .map(|s| URL_SAFE_NO_PAD.encode(s))
+                .collect::<Vec<_>>()
+                .join(".");
+            if let Err(failure) = jwt().verify_at(&token, NOW_MS) {
+                prop_assert!(is_client_error(&failure), "{failure:?}");
+            }
+        }
+
+        #[test]
+        fn signed_junk_claims_are_refused_not_a_panic(
+            header in header_like(),
+            payload in prop_oneof![
+                ".{0,64}",
+                "\\{\"sub\":(\"[a-z]{0,4}\"|1|null|\\[\\]),\"exp\":(-?[0-9]{1,22}|\"x\"|1e400|null)\\}",
+            ],
+        ) {
+            if let Err(failure) = jwt().verify_at(&signed(&header, &payload), NOW_MS) {
+                prop_assert!(is_client_error(&failure), "{failure:?}");
+            }
+        }
     }
 }

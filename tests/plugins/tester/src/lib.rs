@@ -24,6 +24,10 @@ struct Config {
     /// Count requests in `kv` and report the count in `x-count`.
     #[serde(default)]
     count: bool,
+    /// Run the `kv` call the request's `x-kv-*` headers describe and report its answer
+    /// in `x-kv` (see [`Tester::kv_op`]).
+    #[serde(default)]
+    kv_ops: bool,
     /// Write a log line per request through the `log` import.
     #[serde(default)]
     log: bool,
@@ -31,6 +35,33 @@ struct Config {
 
 struct Tester {
     config: Config,
+}
+
+impl Tester {
+    /// `x-kv-op` (`get`, `set`, `set-if-absent`, `incr`, `delete`) on `x-kv-key`, with a
+    /// value of `x-kv-size` bytes (or `x-kv-value`) and `x-kv-ttl` ms; the answer as text
+    /// (`Debug` of an error).
+    fn kv_op(request: &Request) -> Option<String> {
+        let op = request.header("x-kv-op")?;
+        let key = request.header("x-kv-key").unwrap_or_default();
+        let value = match request.header("x-kv-size").and_then(|n| n.parse().ok()) {
+            Some(size) => vec![b'x'; size],
+            None => request.header_bytes("x-kv-value").unwrap_or_default(),
+        };
+        let ttl = request.header("x-kv-ttl").and_then(|t| t.parse().ok());
+        let answer = match op.as_str() {
+            "get" => kv::get(&key).map(|v| match v {
+                Some(v) => format!("some:{}", String::from_utf8_lossy(&v)),
+                None => "none".into(),
+            }),
+            "set" => kv::set(&key, &value, ttl).map(|()| "ok".into()),
+            "set-if-absent" => kv::set_if_absent(&key, &value, ttl).map(|b| b.to_string()),
+            "incr" => kv::incr(&key, 1, ttl).map(|n| n.to_string()),
+            "delete" => kv::delete(&key).map(|b| b.to_string()),
+            _ => return Some("unknown op".into()),
+        };
+        Some(answer.unwrap_or_else(|e| format!("{e:?}")))
+    }
 }
 
 impl Filter for Tester {
@@ -74,6 +105,11 @@ impl Filter for Tester {
             let body = request.body().unwrap_or_default().to_ascii_uppercase();
             changes = changes.set_body(body);
         }
+        if self.config.kv_ops
+            && let Some(answer) = Self::kv_op(request)
+        {
+            changes = changes.set_variable("tester.kv", answer);
+        }
         if self.config.count {
             match kv::incr("requests", 1, None) {
                 Ok(n) => changes = changes.set_variable("tester.count", n.to_string()),
@@ -87,6 +123,9 @@ impl Filter for Tester {
         let mut changes = ResponseChanges::new().set_header("x-tester-version", Self::VERSION);
         if let Some(count) = request.variable("tester.count") {
             changes = changes.set_header("x-count", count.as_bytes());
+        }
+        if let Some(answer) = request.variable("tester.kv") {
+            changes = changes.set_header("x-kv", answer.as_bytes());
         }
         ResponseDecision::Continue(changes)
     }

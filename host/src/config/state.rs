@@ -1,0 +1,95 @@
+//! Bounds on plugin state: the quotas each `kv` namespace gets, and the size of the
+//! embedded backend's maps. Every value has a documented default (`docs/configuration.md`).
+
+use std::time::Duration;
+
+use anyhow::bail;
+use serde::Deserialize;
+
+/// `[state.kv]`: what one namespace (one plugin file, or one configured `namespace`) may
+/// keep in `kv`. The same quota applies to every namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KvQuotaConfig {
+    /// Live keys per namespace (default 10 000); a new key beyond it is refused.
+    pub max_entries: u64,
+    /// Bytes of one key as the plugin names it (default 512), for `kv` and `limits`.
+    pub max_key_bytes: usize,
+    /// Bytes of one value (default 131 072).
+    pub max_value_bytes: usize,
+    /// The longest TTL a plugin may ask for, in ms (default 86 400 000, one day); a key
+    /// stored without a TTL gets this one. 0 lifts the cap (keys may then live forever).
+    pub max_ttl_ms: u64,
+}
+
+impl Default for KvQuotaConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: 10_000,
+            max_key_bytes: 512,
+            max_value_bytes: 128 << 10,
+            max_ttl_ms: 86_400_000,
+        }
+    }
+}
+
+impl KvQuotaConfig {
+    /// The TTL cap, if there is one.
+    pub fn max_ttl(&self) -> Option<Duration> {
+        (self.max_ttl_ms > 0).then(|| Duration::from_millis(self.max_ttl_ms))
+    }
+}
+
+/// `[state.local]`: bounds of the embedded backend (also the Redis outage fallback).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalStateConfig {
+    /// `kv` keys across all namespaces (default 1 000 000); when full, expired keys are
+    /// swept and then the keys closest to expiry are evicted.
+    pub max_entries: usize,
+    /// Bytes of `kv` keys and values across all namespaces (default 268 435 456).
+    pub max_bytes: usize,
+    /// Rate limiters (default 1 000 000); when full, idle ones are swept and then the
+    /// ones closest to expiry are evicted (an evicted budget starts whole again).
+    pub max_limiters: usize,
+    /// How often expired keys and idle limiters are removed, in ms (default 10 000).
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for LocalStateConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: 1_000_000,
+            max_bytes: 256 << 20,
+            max_limiters: 1_000_000,
+            sweep_interval_ms: 10_000,
+        }
+    }
+}
+
+/// Checks the state bounds.
+pub fn validate(kv: &KvQuotaConfig, local: &LocalStateConfig) -> anyhow::Result<()> {
+    if kv.max_entries == 0 || kv.max_key_bytes == 0 || kv.max_value_bytes == 0 {
+        bail!("state.kv: max_entries, max_key_bytes and max_value_bytes must be at least 1");
+    }
+    if local.max_entries == 0 || local.max_limiters == 0 || local.max_bytes == 0 {
+        bail!("state.local: max_entries, max_bytes and max_limiters must be at least 1");
+    }
+    if local.sweep_interval_ms == 0 {
+        bail!("state.local.sweep_interval_ms must be at least 1");
+    }
+    Ok(())
+}
+
+/// Checks a filter's explicit `namespace`: 1 to 128 printable ASCII characters.
+pub fn validate_namespace(route: &str, namespace: &str) -> anyhow::Result<()> {
+    if namespace.is_empty()
+        || namespace.len() > 128
+        || !namespace.bytes().all(|b| b.is_ascii_graphic())
+    {
+        bail!(
+            "route {route:?}: namespace {namespace:?} must be 1 to 128 printable ASCII characters"
+        );
+    }
+    Ok(())
+}
