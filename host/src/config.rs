@@ -9,6 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+pub mod admin;
+pub mod bounds;
+
 /// The whole config file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +49,9 @@ pub struct ServerConfig {
     pub admin: SocketAddr,
     /// A bearer token the admin API requires; mandatory when `admin` is not loopback.
     pub admin_token: Option<SecretConfig>,
+    /// The `Host` names the admin API answers to (default `localhost`, `127.0.0.1`, `[::1]`;
+    /// the admin address itself is always allowed).
+    pub admin_hosts: Option<Vec<String>>,
     /// The directory of `.wasm` filter plugins, watched for changes.
     pub plugins_dir: PathBuf,
     /// Where compiled plugins are cached (default `<plugins_dir>/.cache`).
@@ -435,6 +441,7 @@ impl Config {
                 listen: Vec::new(),
                 admin: defaults::admin(),
                 admin_token: None,
+                admin_hosts: None,
                 plugins_dir: PathBuf::new(),
                 cache_dir: None,
                 demo_upstream: None,
@@ -477,18 +484,8 @@ impl Config {
         if self.server.listen.is_empty() {
             bail!("server.listen needs at least one address");
         }
-        match &self.server.admin_token {
-            None if !self.server.admin.ip().is_loopback() => bail!(
-                "server.admin {} is not a loopback address: set server.admin_token",
-                self.server.admin
-            ),
-            Some(token) => {
-                token
-                    .resolve("server.admin_token")
-                    .map_err(anyhow::Error::msg)?;
-            }
-            None => {}
-        }
+        admin::validate(&self.server)?;
+        bounds::validate(self)?;
         match (self.state.backend, &self.state.redis) {
             (StateBackendKind::Redis, None) => {
                 bail!("state.backend = \"redis\" needs a [state.redis] table with a url")
@@ -504,14 +501,6 @@ impl Config {
                 }
             }
             (StateBackendKind::Local, None) => {}
-        }
-        for (name, upstream) in &self.upstreams {
-            if upstream.targets.is_empty() {
-                bail!("upstream {name:?} has no targets");
-            }
-            if upstream.targets.iter().all(|t| t.weight() == 0) {
-                bail!("upstream {name:?}: all target weights are 0");
-            }
         }
         let mut names = BTreeSet::new();
         for route in &self.routes {
