@@ -218,7 +218,7 @@ pub enum TargetConfig {
     Weighted {
         /// `host:port`.
         address: String,
-        /// Relative weight (default 1).
+        /// Relative weight (default 1, at most `bounds::MAX_WEIGHT`).
         #[serde(default = "defaults::weight")]
         weight: u32,
     },

@@ -626,3 +626,36 @@ async fn absurd_numbers_are_refused_at_load_and_on_reload() {
     assert_eq!(client.get(&gw.url("/")).await.status, 200);
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_burst_of_writes_and_reloads_the_last_file_is_live() {
+    let up = TestUpstream::start("up").await;
+    let routes = |name: &str| {
+        format!(
+            "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"{name}\"\nupstream = \"u\"\n",
+            up.addr
+        )
+    };
+    // The watcher stays on: its reloads race the ones asked for over the admin API.
+    let gw = TestGateway::start(&routes("start"), &[]).await;
+    let client = TestClient::default();
+    let mut reloads = Vec::new();
+    for i in 0..40 {
+        gw.write_config(&routes(&format!("write-{i}")));
+        let (client, url) = (client.clone(), gw.admin_url("/reload"));
+        reloads.push(tokio::spawn(async move {
+            client
+                .send(weir_tests::request("POST", &url, &[], ""))
+                .await
+                .status
+        }));
+    }
+    for reload in reloads {
+        assert_eq!(reload.await.unwrap(), 200);
+    }
+    // Every reload has returned, the last of them started after the last write: whatever
+    // order they ran in, the last file is what serves now.
+    let live = gw.running.as_ref().unwrap().gateway.snapshot();
+    assert_eq!(live.config.routes[0].name, "write-39");
+    gw.shutdown().await;
+}
