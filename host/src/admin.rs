@@ -1,5 +1,10 @@
 //! The admin listener (loopback by default): `GET /plugins`, `/routes`, `/upstreams`,
 //! `/circuits`, `/metrics` (Prometheus text), `/status`; `POST /reload` reloads now.
+//!
+//! Every request passes two gates before it is routed: its `Host` (and `Origin`, when a
+//! browser sent one) must be on the admin host allow-list, so that a web page cannot reach
+//! the API through DNS rebinding or a cross-site form; and, when `server.admin_token` is
+//! set, it must carry that token, whatever the endpoint or method.
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -11,13 +16,22 @@ use hyper::body::Incoming;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use crate::config::admin::AdminHosts;
 use crate::gateway::Gateway;
+use crate::metrics::escape_label as esc;
 use crate::proxy::{ProxyBody, full_body};
 use crate::resilience::{CircuitState, Load, Record, ScopeKind};
 use crate::upstream::health::now_ms;
 
 /// Serves one admin request.
 pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Response<ProxyBody> {
+    if let Err(refusal) = allowed_origin(&gateway, &request) {
+        tracing::warn!(reason = refusal, "admin request refused");
+        return json_response(
+            StatusCode::FORBIDDEN,
+            &json!({ "error": "host_not_allowed", "message": refusal }),
+        );
+    }
     if !authorized(&gateway, &request) {
         let mut response = json_response(
             StatusCode::UNAUTHORIZED,
@@ -52,6 +66,32 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Respon
         },
         _ => json_response(StatusCode::NOT_FOUND, &json!({ "error": "not_found" })),
     }
+}
+
+/// Checks the authorities the client presented against the admin host allow-list: every
+/// `Host` field and the URI's authority (HTTP/2's `:authority`), at least one of them; and
+/// an `Origin`, which browsers send on cross-site and state-changing requests.
+fn allowed_origin(gateway: &Gateway, request: &Request<Incoming>) -> Result<(), &'static str> {
+    let allowed = AdminHosts::of(&gateway.snapshot().config.server);
+    let hosts = request.headers().get_all(header::HOST);
+    let mut presented = hosts.iter().map(|h| h.to_str().unwrap_or("")).peekable();
+    let authority = request.uri().authority().map(|a| a.as_str());
+    if presented.peek().is_none() && authority.is_none() {
+        return Err("no Host");
+    }
+    if !presented.chain(authority).all(|h| allowed.allows(h)) {
+        return Err("Host is not in server.admin_hosts");
+    }
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let host = origin.to_str().ok().and_then(|o| {
+            o.strip_prefix("http://")
+                .or_else(|| o.strip_prefix("https://"))
+        });
+        if !host.is_some_and(|h| allowed.allows(h)) {
+            return Err("Origin is not in server.admin_hosts");
+        }
+    }
+    Ok(())
 }
 
 /// Whether the request carries the admin token, when one is configured (compared in
@@ -199,13 +239,13 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
         for u in snapshot.upstreams.values() {
             for t in &u.targets {
                 let up = u8::from(t.health.is_available(now));
-                let _ = writeln!(out, "weir_upstream_target_healthy{{upstream=\"{}\",target=\"{}\"}} {up}", u.name, t.addr);
+                let _ = writeln!(out, "weir_upstream_target_healthy{{upstream=\"{}\",target=\"{}\"}} {up}", esc(&u.name), t.addr);
             }
         }
         out.push_str("# HELP weir_upstream_in_flight Requests in flight to a target.\n# TYPE weir_upstream_in_flight gauge\n");
         for u in snapshot.upstreams.values() {
             for t in &u.targets {
-                let _ = writeln!(out, "weir_upstream_in_flight{{upstream=\"{}\",target=\"{}\"}} {}", u.name, t.addr, t.health.in_flight());
+                let _ = writeln!(out, "weir_upstream_in_flight{{upstream=\"{}\",target=\"{}\"}} {}", esc(&u.name), t.addr, t.health.in_flight());
             }
         }
         let state = gateway.state.status();
@@ -242,7 +282,7 @@ fn render_circuits(out: &mut String, records: &[Arc<Record>], load: &Load) {
                 out,
                 "weir_circuit_state{{scope=\"{}\",name=\"{}\",state=\"{}\"}} {}",
                 r.kind.label(),
-                r.name,
+                esc(&r.name),
                 state.label(),
                 u8::from(state == current)
             );
@@ -255,7 +295,7 @@ fn render_circuits(out: &mut String, records: &[Arc<Record>], load: &Load) {
                 out,
                 "weir_circuit_transitions_total{{scope=\"{}\",name=\"{}\",to=\"{}\"}} {}",
                 r.kind.label(),
-                r.name,
+                esc(&r.name),
                 state.label(),
                 r.circuit.entered(state)
             );

@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+pub mod admin;
+pub mod bounds;
 mod limits;
 mod paths;
 pub mod state;
@@ -53,6 +55,9 @@ pub struct ServerConfig {
     pub admin: SocketAddr,
     /// A bearer token the admin API requires; mandatory when `admin` is not loopback.
     pub admin_token: Option<SecretConfig>,
+    /// The `Host` names the admin API answers to (default `localhost`, `127.0.0.1`, `[::1]`;
+    /// the admin address itself is always allowed).
+    pub admin_hosts: Option<Vec<String>>,
     /// The directory of `.wasm` filter plugins, watched for changes.
     pub plugins_dir: PathBuf,
     /// Where compiled plugins are cached (default `<plugins_dir>/.cache`).
@@ -232,7 +237,7 @@ pub enum TargetConfig {
     Weighted {
         /// `host:port`.
         address: String,
-        /// Relative weight (default 1).
+        /// Relative weight (default 1, at most `bounds::MAX_WEIGHT`).
         #[serde(default = "defaults::weight")]
         weight: u32,
     },
@@ -459,6 +464,7 @@ impl Config {
                 listen: Vec::new(),
                 admin: defaults::admin(),
                 admin_token: None,
+                admin_hosts: None,
                 plugins_dir: PathBuf::new(),
                 cache_dir: None,
                 demo_upstream: None,
@@ -504,18 +510,8 @@ impl Config {
             bail!("server.listen needs at least one address");
         }
         self.server.limits.validate()?;
-        match &self.server.admin_token {
-            None if !self.server.admin.ip().is_loopback() => bail!(
-                "server.admin {} is not a loopback address: set server.admin_token",
-                self.server.admin
-            ),
-            Some(token) => {
-                token
-                    .resolve("server.admin_token")
-                    .map_err(anyhow::Error::msg)?;
-            }
-            None => {}
-        }
+        admin::validate(&self.server)?;
+        bounds::validate(self)?;
         match (self.state.backend, &self.state.redis) {
             (StateBackendKind::Redis, None) => {
                 bail!("state.backend = \"redis\" needs a [state.redis] table with a url")
@@ -533,14 +529,6 @@ impl Config {
             (StateBackendKind::Local, None) => {}
         }
         state::validate(&self.state.kv, &self.state.local)?;
-        for (name, upstream) in &self.upstreams {
-            if upstream.targets.is_empty() {
-                bail!("upstream {name:?} has no targets");
-            }
-            if upstream.targets.iter().all(|t| t.weight() == 0) {
-                bail!("upstream {name:?}: all target weights are 0");
-            }
-        }
         let mut names = BTreeSet::new();
         for route in &self.routes {
             if !names.insert(route.name.as_str()) {

@@ -1,6 +1,7 @@
 //! Metrics: lock-free counters and fixed-bucket histograms, looked up once per snapshot
 //! (never per request), rendered in the Prometheus text format.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +15,25 @@ use crate::plugin::FailureKind;
 const BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0,
 ];
+
+/// A label value escaped as the Prometheus text format requires (backslash, double quote
+/// and line feed), so that a route, upstream or plugin name cannot break a line or forge a
+/// sample. Plugin names come from the plugins themselves: this is not cosmetic.
+pub fn escape_label(value: &str) -> Cow<'_, str> {
+    if !value.contains(['\\', '"', '\n']) {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// A latency histogram.
 #[derive(Debug, Default)]
@@ -35,6 +55,7 @@ impl Histogram {
             .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
     }
 
+    /// Renders the histogram; `labels` are already escaped.
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
         for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
@@ -155,7 +176,7 @@ impl Metrics {
                     let _ = writeln!(
                         out,
                         "weir_requests_total{{route=\"{}\",status=\"{}\"}} {n}",
-                        entry.key(),
+                        escape_label(entry.key()),
                         i + 100
                     );
                 }
@@ -166,12 +187,13 @@ impl Metrics {
             entry.latency.render(
                 &mut out,
                 "weir_request_duration_seconds",
-                &format!("route=\"{}\"", entry.key()),
+                &format!("route=\"{}\"", escape_label(entry.key())),
             );
         }
         out.push_str("# HELP weir_filter_call_duration_seconds Time of one filter call.\n# TYPE weir_filter_call_duration_seconds histogram\n");
         for entry in self.filters.iter() {
             let (route, plugin) = entry.key();
+            let (route, plugin) = (escape_label(route), escape_label(plugin));
             entry.calls.render(
                 &mut out,
                 "weir_filter_call_duration_seconds",
@@ -181,6 +203,7 @@ impl Metrics {
         out.push_str("# HELP weir_filter_decisions_total Filter decisions.\n# TYPE weir_filter_decisions_total counter\n");
         for entry in self.filters.iter() {
             let (route, plugin) = entry.key();
+            let (route, plugin) = (escape_label(route), escape_label(plugin));
             let m = entry.value();
             for (decision, c) in [("continue", &m.continued), ("respond", &m.responded)] {
                 let n = c.load(Ordering::Relaxed);
@@ -193,6 +216,7 @@ impl Metrics {
         out.push_str("# HELP weir_plugin_failures_total Failed filter calls by kind (deadline, memory, trap, instantiate).\n# TYPE weir_plugin_failures_total counter\n");
         for entry in self.filters.iter() {
             let (route, plugin) = entry.key();
+            let (route, plugin) = (escape_label(route), escape_label(plugin));
             for kind in [
                 FailureKind::Deadline,
                 FailureKind::Memory,
@@ -220,5 +244,16 @@ impl Metrics {
         );
         extra(&mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label("plain"), "plain");
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

@@ -2,6 +2,14 @@
 //! debounced, a complete new snapshot is built and validated off the hot path, and only
 //! then swapped in. A refused reload leaves the live snapshot serving and says why: in the
 //! log (naming the file), in `GET /plugins`, and in the `weir_reloads_total` metric.
+//!
+//! Reloads run one at a time and read their files under the same lock that guards the
+//! swap, so they apply in the order they read: whatever races (the watcher, `POST /reload`),
+//! the last reload applied is the one that read the newest files.
+//!
+//! Files may be symlinks, as in a Kubernetes ConfigMap mount (`weir.toml -> ..data/weir.toml`,
+//! `..data -> ..2026_01_01…`, swapped by renaming a new `..data` over the old): the watcher
+//! treats a change of `..data` in a watched directory as a change of every file.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +21,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::config::admin::restart_required;
 use crate::gateway::Gateway;
 use crate::plugin::LoadedPlugin;
 use crate::snapshot::{BuildContext, Snapshot};
@@ -21,6 +30,9 @@ use crate::upstream::spawn_health_checks;
 
 /// Quiet time after the last file event before a reload starts.
 const DEBOUNCE: Duration = Duration::from_millis(100);
+/// The entry an atomic writer (Kubernetes' for ConfigMaps and Secrets) swaps to publish a
+/// new set of files at once; the visible files are symlinks through it.
+const ATOMIC_DATA_LINK: &str = "..data";
 
 /// One plugin file as `GET /plugins` shows it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -65,8 +77,10 @@ impl Gateway {
     /// Reloads the config file and the plugins directory. Returns the new generation, or
     /// the reason the reload was refused (the live snapshot keeps serving).
     pub async fn reload(&self) -> Result<u64, String> {
+        // The config is read under the lock: see the module's doc.
+        let _one_at_a_time = self.reload_lock.lock().await;
         match Config::load(&self.config_path) {
-            Ok(config) => self.reload_with(config).await,
+            Ok(config) => self.apply(config).await,
             Err(e) => {
                 let reason = format!("{e:#}");
                 self.refused(None, &reason);
@@ -78,12 +92,28 @@ impl Gateway {
     /// Builds a snapshot from `config` and the plugins directory and swaps it in.
     pub(crate) async fn reload_with(&self, config: Config) -> Result<u64, String> {
         let _one_at_a_time = self.reload_lock.lock().await;
+        self.apply(config).await
+    }
+
+    /// `reload_with`, the reload lock held.
+    async fn apply(&self, config: Config) -> Result<u64, String> {
         let live = self.snapshot();
-        if live.generation > 0 && live.config.server.listen != config.server.listen {
-            tracing::warn!("server.listen changed: the new addresses take effect after a restart");
-        }
-        if live.generation > 0 && live.config.state != config.state {
-            tracing::warn!("[state] changed: the new state backend takes effect after a restart");
+        if live.generation > 0 {
+            if let Some(why) = restart_required(&live.config.server, &config.server) {
+                let reason = format!("config {}: {why}", self.config_path.display());
+                self.refused(None, &reason);
+                return Err(reason);
+            }
+            if live.config.server.listen != config.server.listen {
+                tracing::warn!(
+                    "server.listen changed: the new addresses take effect after a restart"
+                );
+            }
+            if live.config.state != config.state {
+                tracing::warn!(
+                    "[state] changed: the new state backend takes effect after a restart"
+                );
+            }
         }
         let plugins = self.load_plugin_files(&config.plugins_dir()).await;
         let generation = self.generation.load(Ordering::Relaxed) + 1;
@@ -270,6 +300,7 @@ impl Gateway {
 }
 
 /// The `.wasm` files of a directory, by file name (hidden and temporary files skipped).
+/// Symlinks to files count as files (a ConfigMap mount is made of them).
 fn plugin_files(dir: &Path) -> Vec<(String, PathBuf)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         tracing::warn!(dir = %dir.display(), "plugins directory cannot be read");
@@ -277,7 +308,7 @@ fn plugin_files(dir: &Path) -> Vec<(String, PathBuf)> {
     };
     let mut files: Vec<_> = entries
         .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.is_file()))
         .filter_map(|e| {
             let name = e.file_name().to_str()?.to_string();
             (name.ends_with(".wasm") && !name.starts_with('.')).then(|| (name, e.path()))
@@ -292,8 +323,9 @@ fn ms(t: std::time::SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Watches the config file and the plugins directory; reloads on change, debounced. The
-/// watch ends when the returned watcher is dropped.
+/// Watches the config file and the plugins directory; reloads on change, debounced. A change
+/// of `..data` in either directory (an atomic swap of symlinked files) counts as a change.
+/// The watch ends when the returned watcher is dropped.
 pub fn watch(gateway: Arc<Gateway>) -> anyhow::Result<notify::RecommendedWatcher> {
     let snapshot = gateway.snapshot();
     let plugins_dir = snapshot.config.plugins_dir();
@@ -303,6 +335,20 @@ pub fn watch(gateway: Arc<Gateway>) -> anyhow::Result<notify::RecommendedWatcher
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    // A config file that is a symlink out of its directory: the file it points to is
+    // edited where it lives, so that directory is watched too (resolved once, at start).
+    // Not when it is inside an atomic writer's hidden `..` directory: those are replaced
+    // whole, and the swap of `..data` is what tells.
+    let config_target = std::fs::canonicalize(&config_path).ok().filter(|t| {
+        t.parent() != std::fs::canonicalize(&config_dir).ok().as_deref()
+            && !t
+                .components()
+                .any(|c| c.as_os_str().to_string_lossy().starts_with(".."))
+    });
+    let target_dir = config_target
+        .as_ref()
+        .and_then(|t| t.parent())
+        .map(Path::to_path_buf);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
@@ -313,7 +359,11 @@ pub fn watch(gateway: Arc<Gateway>) -> anyhow::Result<notify::RecommendedWatcher
             let name = p.file_name();
             let is_plugin = p.extension().is_some_and(|e| e == "wasm")
                 && !name.is_some_and(|n| n.to_string_lossy().starts_with('.'));
-            is_plugin || (name.is_some() && name.map(|n| n.to_os_string()) == config_name)
+            let swapped = name.is_some_and(|n| n == ATOMIC_DATA_LINK);
+            is_plugin
+                || swapped
+                || (name.is_some() && name.map(|n| n.to_os_string()) == config_name)
+                || config_target.as_deref() == Some(p.as_path())
         });
         if relevant {
             let _ = tx.send(());
@@ -321,6 +371,11 @@ pub fn watch(gateway: Arc<Gateway>) -> anyhow::Result<notify::RecommendedWatcher
     })?;
     watcher.watch(&plugins_dir, RecursiveMode::NonRecursive)?;
     watcher.watch(&config_dir, RecursiveMode::NonRecursive)?;
+    if let Some(dir) = target_dir
+        && let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive)
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the config file's target directory");
+    }
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
             // Debounce: wait for a quiet period, coalescing the burst into one reload.

@@ -147,3 +147,203 @@ async fn circuits_and_their_metrics_follow_the_live_config() {
     assert!(!text.contains("name=\"dropped\""), "{text}");
     gw.shutdown().await;
 }
+
+/// Every endpoint and method the admin listener knows, with what it answers when the
+/// request gets through.
+const ENDPOINTS: [(&str, &str, u16); 10] = [
+    ("GET", "/plugins", 200),
+    ("GET", "/routes", 200),
+    ("GET", "/upstreams", 200),
+    ("GET", "/circuits", 200),
+    ("GET", "/status", 200),
+    ("GET", "/metrics", 200),
+    ("POST", "/reload", 200),
+    ("PUT", "/reload", 404),
+    ("DELETE", "/plugins", 404),
+    ("GET", "/nope", 404),
+];
+
+fn token_config(up: &TestUpstream) -> String {
+    format!(
+        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
+        up.addr
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_token_guards_every_endpoint_and_method() {
+    let up = TestUpstream::start("up").await;
+    let gw = TestGateway::start_with_server(
+        "admin_token = { value = \"let-me-in\" }\nwatch = false\n",
+        &token_config(&up),
+        &[],
+    )
+    .await;
+    let client = TestClient::default();
+    for (method, path, _) in ENDPOINTS {
+        for auth in [
+            None,
+            Some("Bearer let-me-out"),
+            Some("let-me-in"),
+            Some("Bearer "),
+        ] {
+            let headers: Vec<_> = auth.iter().map(|a| ("authorization", *a)).collect();
+            let r = client
+                .send(weir_tests::request(
+                    method,
+                    &gw.admin_url(path),
+                    &headers,
+                    "",
+                ))
+                .await;
+            assert_eq!(r.status, 401, "{method} {path} with {auth:?}");
+        }
+    }
+    assert_eq!(gw.generation(), 1, "no refused call reloaded anything");
+    for (method, path, status) in ENDPOINTS {
+        let r = client
+            .send(weir_tests::request(
+                method,
+                &gw.admin_url(path),
+                &[("authorization", "Bearer let-me-in")],
+                "",
+            ))
+            .await;
+        assert_eq!(r.status, status, "{method} {path} with the token");
+    }
+    assert_eq!(gw.generation(), 2, "the reload with the token ran");
+    gw.shutdown().await;
+}
+
+/// Sends `head` (a request line and headers, without the blank line) on a fresh connection
+/// and returns the status code of the answer.
+async fn raw_status(addr: std::net::SocketAddr, head: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("{head}\r\nconnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_answers_only_to_allowed_host_names() {
+    let up = TestUpstream::start("up").await;
+    let gw = TestGateway::start_with_server("watch = false\n", &token_config(&up), &[]).await;
+    let client = TestClient::default();
+    let port = gw.admin.port();
+    let with = |headers: &[(&str, &str)], method: &str| {
+        weir_tests::request(method, &gw.admin_url("/status"), headers, "")
+    };
+
+    // The defaults: loopback names, on any port, any case, with a trailing dot.
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "LocalHost.".to_string(),
+        format!("[::1]:{port}"),
+    ] {
+        let r = client.send(with(&[("host", &host)], "GET")).await;
+        assert_eq!(r.status, 200, "{host}");
+    }
+    // DNS rebinding: a name the attacker controls resolves to 127.0.0.1; the browser sends it.
+    for host in [
+        format!("evil.example:{port}"),
+        format!("127.0.0.1.nip.io:{port}"),
+        "localhost.evil.example".to_string(),
+    ] {
+        let r = client.send(with(&[("host", &host)], "GET")).await;
+        assert_eq!(r.status, 403, "{host}");
+        assert_eq!(r.json()["error"], "host_not_allowed");
+    }
+    // A cross-site form posting to the right host is refused by its Origin; nothing reloads.
+    for origin in ["http://evil.example", "null", "http://127.0.0.1.nip.io"] {
+        let forged =
+            weir_tests::request("POST", &gw.admin_url("/reload"), &[("origin", origin)], "");
+        assert_eq!(client.send(forged).await.status, 403, "{origin}");
+    }
+    assert_eq!(gw.generation(), 1);
+    let own_origin = format!("http://localhost:{port}");
+    let r = client
+        .send(weir_tests::request(
+            "POST",
+            &gw.admin_url("/reload"),
+            &[("origin", &own_origin)],
+            "",
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+    // No Host at all (HTTP/1.0), or two of them: refused.
+    assert_eq!(raw_status(gw.admin, "GET /status HTTP/1.0").await, 403);
+    let two = format!("GET /status HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nhost: evil.example");
+    assert!(matches!(raw_status(gw.admin, &two).await, 400 | 403));
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_hosts_replaces_the_default_names() {
+    let up = TestUpstream::start("up").await;
+    let gw = TestGateway::start_with_server(
+        "admin_hosts = [\"admin.internal\"]\n",
+        &token_config(&up),
+        &[],
+    )
+    .await;
+    let client = TestClient::default();
+    let status = |host: &'static str| {
+        let request = weir_tests::get(&gw.admin_url("/status"), &[("host", host)]);
+        let client = client.clone();
+        async move { client.send(request).await.status }
+    };
+    assert_eq!(status("admin.internal:9901").await, 200);
+    assert_eq!(status("ADMIN.internal").await, 200);
+    assert_eq!(status("localhost").await, 403);
+    // The admin listen address itself stays allowed.
+    assert_eq!(client.get(&gw.admin_url("/status")).await.status, 200);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metric_label_values_are_escaped() {
+    let up = TestUpstream::start("up").await;
+    // A route and an upstream whose names hold a quote, a backslash and a line feed.
+    let config = format!(
+        "[upstreams.\"u\\\"q\"]\ntargets = [\"{}\"]\n\
+         [[routes]]\nname = \"we\\\"ird\\nroute\\\\\"\nupstream = \"u\\\"q\"\n",
+        up.addr
+    );
+    let gw = TestGateway::start(&config, &[]).await;
+    let client = TestClient::default();
+    assert_eq!(client.get(&gw.url("/")).await.status, 200);
+    let metrics = client.get(&gw.admin_url("/metrics")).await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.contains(r#"weir_requests_total{route="we\"ird\nroute\\",status="200"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"weir_upstream_target_healthy{upstream="u\"q","#),
+        "{text}"
+    );
+    // Every sample line is `name{labels} value`: nothing a name holds can break a line.
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+        assert!(value.parse::<f64>().is_ok(), "{line:?}");
+        assert!(
+            series.starts_with("weir_") && (!series.contains('{') || series.ends_with('}')),
+            "{line:?}"
+        );
+    }
+    gw.shutdown().await;
+}

@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod balancing;
+mod config_fuzz;
 mod degradation;
 mod example_config;
 mod exhaustion;

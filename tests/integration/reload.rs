@@ -256,3 +256,406 @@ async fn replaced_plugins_leave_no_compiled_artifacts_behind() {
     }
     gw.shutdown().await;
 }
+
+/// `POST /reload` with the token, and the answer.
+async fn post_reload(client: &TestClient, gw: &TestGateway, token: &str) -> weir_tests::Reply {
+    let bearer = format!("Bearer {token}");
+    client
+        .send(weir_tests::request(
+            "POST",
+            &gw.admin_url("/reload"),
+            &[("authorization", &bearer)],
+            "",
+        ))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_address_and_token_changes_are_refused_until_a_restart() {
+    let up = TestUpstream::start("up").await;
+    let routes = format!(
+        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
+        up.addr
+    );
+    let server = |extra: &str| {
+        format!(
+            "{}{routes}",
+            weir_tests::base_config_with(&format!("watch = false\n{extra}"))
+        )
+    };
+    let gw = TestGateway::start_with_server(
+        "watch = false\nadmin_token = { value = \"first\" }\n",
+        &routes,
+        &[],
+    )
+    .await;
+    let client = TestClient::default();
+    let other_port = weir_tests::free_port();
+    for (change, key) in [
+        (
+            "admin_token = { value = \"second\" }\n",
+            "server.admin_token",
+        ),
+        ("\n", "server.admin_token"),
+        (
+            &format!("admin_token = {{ value = \"first\" }}\nadmin = \"127.0.0.1:{other_port}\"\n"),
+            "server.admin",
+        ),
+    ] {
+        // The base config already names `admin`: a second `admin` key would be a TOML error,
+        // so the address change replaces it.
+        let text = if change.contains("admin = ") {
+            server(change).replacen("admin = \"127.0.0.1:0\"\n", "", 1)
+        } else {
+            server(change)
+        };
+        write_atomic(&gw.config_path, text.as_bytes());
+        let refused = post_reload(&client, &gw, "first").await;
+        assert_eq!(refused.status, 422, "{change}");
+        let message = refused.json()["message"].as_str().unwrap_or("").to_string();
+        assert!(
+            message.contains(key) && message.contains("restart") && message.contains("weir.toml"),
+            "{change}: {message}"
+        );
+        let status = client
+            .send(weir_tests::get(
+                &gw.admin_url("/status"),
+                &[("authorization", "Bearer first")],
+            ))
+            .await
+            .json();
+        assert_eq!(status["reload"]["ok"], false, "{status}");
+        assert_eq!(gw.generation(), 1);
+    }
+    // The old token keeps working, the new one was never taken.
+    assert_eq!(post_reload(&client, &gw, "second").await.status, 401);
+    // Putting the admin settings back makes the file reloadable again.
+    write_atomic(
+        &gw.config_path,
+        server("admin_token = { value = \"first\" }\n").as_bytes(),
+    );
+    assert_eq!(post_reload(&client, &gw, "first").await.status, 200);
+    let metrics = client
+        .send(weir_tests::get(
+            &gw.admin_url("/metrics"),
+            &[("authorization", "Bearer first")],
+        ))
+        .await;
+    let metrics = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        metrics.contains("weir_reloads_total{result=\"refused\"} 3"),
+        "{metrics}"
+    );
+    gw.shutdown().await;
+}
+
+/// A directory laid out as Kubernetes mounts a ConfigMap: the real files in a timestamped
+/// directory, `..data` a symlink to it, and the visible names symlinks through `..data`.
+struct ConfigMapDir {
+    root: std::path::PathBuf,
+    version: usize,
+}
+
+impl ConfigMapDir {
+    fn new(root: &std::path::Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            version: 0,
+        }
+    }
+
+    /// Publishes a new set of files as the kubelet does: a new timestamped directory, a
+    /// `..data_tmp` symlink to it renamed over `..data`, then the old directory removed.
+    fn publish(&mut self, files: &[(&str, &[u8])]) {
+        use std::os::unix::fs::symlink;
+        let old = self.current();
+        self.version += 1;
+        let new = self.current();
+        for (name, bytes) in files {
+            let path = self.root.join(&new).join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+        symlink(&new, self.root.join("..data_tmp")).unwrap();
+        std::fs::rename(self.root.join("..data_tmp"), self.root.join("..data")).unwrap();
+        if self.version > 1 {
+            std::fs::remove_dir_all(self.root.join(old)).unwrap();
+        }
+    }
+
+    fn current(&self) -> String {
+        format!("..2026_01_01_00_00_0{}.000000001", self.version)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configmap_style_swap_of_config_and_plugins_reloads() {
+    use std::os::unix::fs::symlink;
+    let up = TestUpstream::start("up").await;
+    let dir = weir_tests::TempDir::new();
+    let config = |prefix: &str| {
+        format!(
+            "{}[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n\
+             match = {{ path_prefix = \"{prefix}\" }}\n[[routes.filters]]\nplugin = \"filter.wasm\"\n",
+            weir_tests::base_config(),
+            up.addr
+        )
+    };
+    let read = |path: &str| std::fs::read(path).unwrap();
+    let mut mount = ConfigMapDir::new(dir.path());
+    mount.publish(&[
+        ("weir.toml", config("/one").as_bytes()),
+        ("plugins/filter.wasm", &read(TESTER)),
+    ]);
+    // The visible names: the config file, and a real plugins directory whose `.wasm` is a
+    // symlink into the mount.
+    symlink("..data/weir.toml", dir.path().join("weir.toml")).unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    symlink(
+        "../..data/plugins/filter.wasm",
+        dir.path().join("plugins/filter.wasm"),
+    )
+    .unwrap();
+
+    let running = weir::server::start(&dir.path().join("weir.toml"))
+        .await
+        .expect("a gateway starts from symlinked files");
+    let url = |path: &str| format!("http://{}{path}", running.listen[0]);
+    let client = TestClient::default();
+    let one = client.get(&url("/one")).await;
+    assert_eq!(one.status, 200);
+    assert_eq!(one.header("x-tester-version"), Some("1.0.0"));
+
+    mount.publish(&[
+        ("weir.toml", config("/two").as_bytes()),
+        ("plugins/filter.wasm", &read(TESTER_V2)),
+    ]);
+    assert!(
+        eventually(WAIT, || async {
+            let two = client.get(&url("/two")).await;
+            two.status == 200 && two.header("x-tester-version") == Some("2.0.0")
+        })
+        .await,
+        "the swapped config and plugin are live"
+    );
+    assert_eq!(client.get(&url("/one")).await.status, 404);
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugins_directory_mounted_on_its_own_reloads_on_swap() {
+    use std::os::unix::fs::symlink;
+    let up = TestUpstream::start("up").await;
+    let unfiltered = format!(
+        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
+        up.addr
+    );
+    let gw = TestGateway::start(&unfiltered, &[]).await;
+    let client = TestClient::default();
+    // The plugins directory is the mount: `filter.wasm -> ..data/filter.wasm`.
+    let mut mount = ConfigMapDir::new(&gw.plugins_dir);
+    mount.publish(&[("filter.wasm", &std::fs::read(TESTER).unwrap())]);
+    symlink("..data/filter.wasm", gw.plugins_dir.join("filter.wasm")).unwrap();
+    gw.write_config(&config(&up, "{}"));
+    assert!(
+        eventually(WAIT, || async {
+            version(&client, &gw).await.as_deref() == Some("1.0.0")
+        })
+        .await
+    );
+    mount.publish(&[("filter.wasm", &std::fs::read(TESTER_V2).unwrap())]);
+    assert!(
+        eventually(WAIT, || async {
+            version(&client, &gw).await.as_deref() == Some("2.0.0")
+        })
+        .await
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_reloads_never_apply_an_older_file_last() {
+    use notify::{EventKind, RecursiveMode, Watcher, event::AccessKind};
+    let up = TestUpstream::start("up").await;
+    let routes = |name: &str| {
+        format!(
+            "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"{name}\"\nupstream = \"u\"\n",
+            up.addr
+        )
+    };
+    // A config that takes a while to parse: many secrets, which nothing else looks at.
+    let slow = |name: &str| {
+        let mut text = routes(name);
+        text.push_str("[secrets]\n");
+        for i in 0..40_000 {
+            text.push_str(&format!("s{i} = {{ value = \"{i}\" }}\n"));
+        }
+        text
+    };
+    let server =
+        |text: String| format!("{}{text}", weir_tests::base_config_with("watch = false\n"));
+    let gw = TestGateway::start_with_server("watch = false\n", &routes("start"), &[]).await;
+    let live = || {
+        gw.running
+            .as_ref()
+            .unwrap()
+            .gateway
+            .snapshot()
+            .config
+            .routes[0]
+            .name
+            .clone()
+    };
+    // Tells when the gateway opens its config file, that is, when a reload starts reading it.
+    let (opened, mut opens) = tokio::sync::mpsc::unbounded_channel();
+    let name = gw.config_path.file_name().unwrap().to_os_string();
+    let mut watcher = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
+        if let Ok(e) = e
+            && matches!(e.kind, EventKind::Access(AccessKind::Open(_)))
+            && e.paths
+                .iter()
+                .any(|p| p.file_name() == Some(name.as_os_str()))
+        {
+            let _ = opened.send(());
+        }
+    })
+    .unwrap();
+    watcher
+        .watch(
+            gw.config_path.parent().unwrap(),
+            RecursiveMode::NonRecursive,
+        )
+        .unwrap();
+
+    let client = TestClient::default();
+    for round in 0..3 {
+        while opens.try_recv().is_ok() {}
+        // A first reload starts on an older, slow file...
+        write_atomic(
+            &gw.config_path,
+            server(slow(&format!("older-{round}"))).as_bytes(),
+        );
+        let first = {
+            let (client, url) = (client.clone(), gw.admin_url("/reload"));
+            tokio::spawn(async move {
+                client
+                    .send(weir_tests::request("POST", &url, &[], ""))
+                    .await
+            })
+        };
+        tokio::time::timeout(WAIT, opens.recv())
+            .await
+            .expect("the first reload opens the config");
+        // ...and a second one on the newer file begins while it runs.
+        let newest = format!("newest-{round}");
+        write_atomic(&gw.config_path, server(routes(&newest)).as_bytes());
+        let second = client
+            .send(weir_tests::request(
+                "POST",
+                &gw.admin_url("/reload"),
+                &[],
+                "",
+            ))
+            .await;
+        assert_eq!(second.status, 200);
+        assert_eq!(first.await.unwrap().status, 200);
+        assert_eq!(live(), newest, "round {round}: the newest file is live");
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn absurd_numbers_are_refused_at_load_and_on_reload() {
+    let up = TestUpstream::start("up").await;
+    let upstream = |extra: &str| {
+        format!(
+            "[upstreams.u]\ntargets = [{{ address = \"{}\", weight = 2 }}]\npolicy = \"consistent_hash\"\n{extra}\
+             [[routes]]\nname = \"r\"\nupstream = \"u\"\n",
+            up.addr
+        )
+    };
+    // Each of these panicked a task, overflowed or allocated without bound before.
+    let absurd = [
+        (
+            "[upstreams.u.health_check]\ninterval_ms = 0\n",
+            "interval_ms",
+        ),
+        ("[upstreams.u.health_check]\ntimeout_ms = 0\n", "timeout_ms"),
+        (
+            "[upstreams.u.passive]\nejection_ms = 18446744073709551615\n",
+            "ejection_ms",
+        ),
+        ("request_timeout_ms = 0\n", "request_timeout_ms"),
+    ];
+    for (extra, key) in absurd {
+        let refused = TestGateway::try_start(&upstream(extra), &[]).await.err();
+        let message = format!("{:#}", refused.expect(extra));
+        assert!(
+            message.contains(key) && message.contains("weir.toml"),
+            "{message}"
+        );
+    }
+    let heavy = format!(
+        "[upstreams.u]\ntargets = [{{ address = \"{}\", weight = 100000000 }}]\n\
+         policy = \"consistent_hash\"\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
+        up.addr
+    );
+    let refused = format!(
+        "{:#}",
+        TestGateway::try_start(&heavy, &[]).await.err().unwrap()
+    );
+    assert!(
+        refused.contains("weight") && refused.contains("10000"),
+        "{refused}"
+    );
+
+    // On reload: refused, the live config keeps serving.
+    let gw = TestGateway::start(&upstream(""), &[]).await;
+    let client = TestClient::default();
+    gw.write_config(&upstream(absurd[0].0));
+    assert!(
+        eventually(WAIT, || async {
+            let status = client.get(&gw.admin_url("/status")).await.json();
+            status["reload"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("interval_ms"))
+        })
+        .await
+    );
+    assert_eq!(gw.generation(), 1);
+    assert_eq!(client.get(&gw.url("/")).await.status, 200);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_burst_of_writes_and_reloads_the_last_file_is_live() {
+    let up = TestUpstream::start("up").await;
+    let routes = |name: &str| {
+        format!(
+            "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"{name}\"\nupstream = \"u\"\n",
+            up.addr
+        )
+    };
+    // The watcher stays on: its reloads race the ones asked for over the admin API.
+    let gw = TestGateway::start(&routes("start"), &[]).await;
+    let client = TestClient::default();
+    let mut reloads = Vec::new();
+    for i in 0..40 {
+        gw.write_config(&routes(&format!("write-{i}")));
+        let (client, url) = (client.clone(), gw.admin_url("/reload"));
+        reloads.push(tokio::spawn(async move {
+            client
+                .send(weir_tests::request("POST", &url, &[], ""))
+                .await
+                .status
+        }));
+    }
+    for reload in reloads {
+        assert_eq!(reload.await.unwrap(), 200);
+    }
+    // Every reload has returned, the last of them started after the last write: whatever
+    // order they ran in, the last file is what serves now.
+    let live = gw.running.as_ref().unwrap().gateway.snapshot();
+    assert_eq!(live.config.routes[0].name, "write-39");
+    gw.shutdown().await;
+}

@@ -11,6 +11,9 @@ use super::Target;
 const RING_POINTS_PER_WEIGHT: u32 = 160;
 /// Longest weighted-round-robin schedule; larger weight sums are scaled down.
 const MAX_SCHEDULE: u32 = 4096;
+/// Most points on a consistent-hash ring (16 MiB of them); larger weight sums are scaled
+/// down, each target keeping at least one point.
+const MAX_RING_POINTS: u64 = 1 << 20;
 
 /// A policy with its precomputed state.
 #[derive(Debug)]
@@ -118,15 +121,15 @@ impl Balancer {
 /// nginx's smooth weighted round robin, run for one full cycle: each step every target
 /// gains its weight, the largest is picked and loses the total.
 fn smooth_schedule(weights: &[u32]) -> Vec<usize> {
-    let total: u32 = weights.iter().sum();
-    let scale = total.div_ceil(MAX_SCHEDULE).max(1);
+    let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+    let scale = total.div_ceil(u64::from(MAX_SCHEDULE)).max(1);
     let weights: Vec<i64> = weights
         .iter()
         .map(|&w| {
             if w == 0 {
                 0
             } else {
-                i64::from((w / scale).max(1))
+                (u64::from(w) / scale).max(1) as i64
             }
         })
         .collect();
@@ -151,14 +154,30 @@ fn smooth_schedule(weights: &[u32]) -> Vec<usize> {
 }
 
 fn ring(targets: &[std::sync::Arc<Target>]) -> Vec<(u64, usize)> {
-    let mut ring = Vec::new();
-    for (i, t) in targets.iter().enumerate() {
-        for v in 0..t.weight * RING_POINTS_PER_WEIGHT {
+    let points = ring_points(&targets.iter().map(|t| t.weight).collect::<Vec<_>>());
+    let mut ring = Vec::with_capacity(points.iter().map(|&p| p as usize).sum());
+    for ((i, t), points) in targets.iter().enumerate().zip(points) {
+        for v in 0..points {
             ring.push((fnv1a(format!("{}#{v}", t.addr).as_bytes()), i));
         }
     }
     ring.sort_unstable();
     ring
+}
+
+/// The points of each target on the ring: `RING_POINTS_PER_WEIGHT` per unit of weight,
+/// scaled down so that the ring holds at most about `MAX_RING_POINTS`.
+fn ring_points(weights: &[u32]) -> Vec<u64> {
+    let wanted = |w: u32| u64::from(w) * u64::from(RING_POINTS_PER_WEIGHT);
+    let total: u64 = weights.iter().map(|&w| wanted(w)).sum();
+    let scale = total.div_ceil(MAX_RING_POINTS).max(1);
+    weights
+        .iter()
+        .map(|&w| match w {
+            0 => 0,
+            w => (wanted(w) / scale).max(1),
+        })
+        .collect()
 }
 
 /// FNV-1a, 64-bit: stable across processes and versions, so every gateway instance maps a
@@ -183,6 +202,15 @@ mod tests {
     fn smooth_schedule_interleaves_by_weight() {
         let s = smooth_schedule(&[5, 1, 1]);
         assert_eq!(s, vec![0, 0, 1, 0, 2, 0, 0]);
+    }
+
+    #[test]
+    fn the_ring_stays_bounded_whatever_the_weights() {
+        assert_eq!(ring_points(&[1, 2, 0]), vec![160, 320, 0]);
+        let huge = ring_points(&[u32::MAX; 64]);
+        let total: u64 = huge.iter().sum();
+        assert!(total <= MAX_RING_POINTS + 64, "{total}");
+        assert!(huge.iter().all(|&p| p == huge[0] && p > 0));
     }
 
     #[test]

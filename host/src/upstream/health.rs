@@ -92,8 +92,10 @@ impl TargetHealth {
         let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         if passive.consecutive_failures > 0 && failures >= passive.consecutive_failures {
             self.consecutive_failures.store(0, Ordering::Relaxed);
-            self.ejected_until_ms
-                .store(now_ms() + passive.ejection_ms, Ordering::Relaxed);
+            self.ejected_until_ms.store(
+                now_ms().saturating_add(passive.ejection_ms),
+                Ordering::Relaxed,
+            );
             tracing::warn!(
                 failures,
                 ejection_ms = passive.ejection_ms,
