@@ -19,6 +19,7 @@ mod protocols;
 mod rate_limit;
 mod reload;
 mod routing;
+mod sandbox;
 mod shutdown;
 mod upgrade;
 mod upstream_errors;

@@ -1,23 +1,24 @@
-//! Configured filters and their warm instance pools, and calling into a plugin under a
-//! deadline and a memory cap. An instance that traps or runs out of time is dropped,
-//! never reused.
+//! Configured filters and their warm instance pools. An instance that failed a call is
+//! dropped, never reused; a filter that keeps failing is backed off; idle instances count
+//! against the gateway-wide budget.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use wasmtime::{Store, Trap, UpdateDeadline};
-
 use wasmtime::component::Resource;
 
-use super::bindings::{
-    FilterInfo, FilterPlugin, FilterPluginPre, Phase, RequestAction, ResponseAction,
-};
+use super::backoff::{Backoff, BackoffStatus};
+use super::bindings::{FilterPluginPre, Phase, RequestAction, ResponseAction};
+use super::call::{Call, CallLimits, Returned, Warm, call, new_instance, set_request_id};
 use super::engine::PluginRuntime;
+use super::failure::{FailureKind, FilterFailure};
+use super::idle::{Evict, IdleBudget};
 use super::imports::{Caller, Grants, HostServices, HostState};
 use super::loader::{LoadedPlugin, PluginInfo, phase_name};
 use super::view::{RequestView, ResponseView};
 use crate::config::FailurePolicy;
+use crate::config::sandbox::BackoffConfig;
 use crate::metrics::FilterMetrics;
 
 /// The phases a configured filter takes part in.
@@ -45,40 +46,6 @@ impl Phases {
     }
 }
 
-/// Why a filter call failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    /// The call ran past its deadline and was stopped.
-    Deadline,
-    /// The instance tried to grow its memory past its cap.
-    Memory,
-    /// The plugin trapped (a panic, an abort, a bad host call).
-    Trap,
-    /// A fresh instance could not be created or configured.
-    Instantiate,
-}
-
-impl FailureKind {
-    /// A label for metrics and logs.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Deadline => "deadline",
-            Self::Memory => "memory",
-            Self::Trap => "trap",
-            Self::Instantiate => "instantiate",
-        }
-    }
-}
-
-/// A failed filter call.
-#[derive(Debug, Clone)]
-pub struct FilterFailure {
-    /// What went wrong.
-    pub kind: FailureKind,
-    /// The runtime's message.
-    pub message: String,
-}
-
 /// Per-filter settings from the config, defaults applied.
 #[derive(Debug, Clone)]
 pub struct FilterSettings {
@@ -94,14 +61,12 @@ pub struct FilterSettings {
     pub memory_bytes: usize,
     /// The largest body buffered for it.
     pub max_body: usize,
-    /// Warm instances kept.
+    /// Warm instances kept per worker.
     pub max_idle: usize,
-}
-
-/// An instance with its store, ready for a call.
-struct Warm {
-    store: Store<HostState>,
-    plugin: FilterPlugin,
+    /// The wall-clock stop and the result bounds of its calls.
+    pub limits: CallLimits,
+    /// When it is backed off after failing in a row.
+    pub backoff: BackoffConfig,
 }
 
 /// One filter of one route: a plugin, its config, and a pool of configured instances.
@@ -115,26 +80,42 @@ pub struct FilterSlot {
     /// Call counts and times.
     pub metrics: Arc<FilterMetrics>,
     caller: Arc<Caller>,
-    /// Warm instances, one pool per proxy worker: an instance stays on the core that last
-    /// ran it, where its memory is in cache (a worker takes from another's pool only when
-    /// its own is empty).
-    idle: Box<[Mutex<Vec<Warm>>]>,
+    idle: Arc<Pools>,
+    backoff: Backoff,
 }
 
-/// One call into the guest's `filter` export; the handles are lent for the call.
-enum Call<'r> {
-    Metadata,
-    Configure(&'r str),
-    OnRequest(Resource<RequestView>),
-    OnResponse(Resource<RequestView>, Resource<ResponseView>),
+/// Warm instances, one pool per proxy worker: an instance stays on the core that last ran
+/// it, where its memory is in cache (a worker takes from another's pool only when its own
+/// is empty). Each idle instance carries its stamp in the gateway-wide budget.
+struct Pools {
+    per_worker: Box<[Mutex<Vec<(u64, Warm)>>]>,
+    budget: Arc<IdleBudget>,
 }
 
-/// What a [`Call`] returned.
-enum Returned {
-    Metadata(FilterInfo),
-    Configure(Result<(), String>),
-    OnRequest(RequestAction),
-    OnResponse(ResponseAction),
+impl Evict for Pools {
+    fn evict(&self, stamp: u64) {
+        for pool in &self.per_worker {
+            let evicted = pool.lock().ok().and_then(|mut idle| {
+                let at = idle.iter().position(|(s, _)| *s == stamp)?;
+                Some(idle.swap_remove(at))
+            });
+            if evicted.is_some() {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for Pools {
+    fn drop(&mut self) {
+        for pool in &self.per_worker {
+            if let Ok(idle) = pool.lock() {
+                for (stamp, _) in idle.iter() {
+                    self.budget.forget(*stamp);
+                }
+            }
+        }
+    }
 }
 
 impl FilterSlot {
@@ -154,20 +135,27 @@ impl FilterSlot {
             grants: settings.grants.clone(),
             services,
         });
+        let idle = Arc::new(Pools {
+            per_worker: idle_pools(),
+            budget: plugin.idle.clone(),
+        });
+        let backoff = Backoff::new(settings.backoff);
         let mut slot = Self {
             plugin,
             phases: Phases::default(),
             settings,
             metrics,
             caller,
-            idle: idle_pools(),
+            idle,
+            backoff,
         };
         let mut warm = slot
             .instantiate()
             .await
             .map_err(|f| anyhow::anyhow!(f.message))?;
         set_request_id(&mut warm, "(configure)");
-        let info = match call(&mut warm, slot.settings.deadline, Call::Metadata).await {
+        let (deadline, limits) = (slot.settings.deadline, slot.settings.limits);
+        let info = match call(&mut warm, deadline, &limits, Call::Metadata).await {
             Ok(Returned::Metadata(info)) => info,
             Ok(_) => unreachable!("metadata returns metadata"),
             Err(f) => anyhow::bail!("metadata after configure: {}", f.message),
@@ -191,7 +179,7 @@ impl FilterSlot {
         let data = warm.store.data_mut();
         let lent = data.lend_request(request).rep();
         let call_kind = Call::OnRequest(Resource::new_borrow(lent));
-        let result = call(&mut warm, self.settings.deadline, call_kind).await;
+        let result = call(&mut warm, self.settings.deadline, &self.settings.limits, call_kind).await;
         let request = warm.store.data_mut().take_request(Resource::new_own(lent));
         let result = self.finish(warm, result).map(|returned| match returned {
             Returned::OnRequest(action) => action,
@@ -223,7 +211,7 @@ impl FilterSlot {
             Resource::new_borrow(lent_request),
             Resource::new_borrow(lent_response),
         );
-        let result = call(&mut warm, self.settings.deadline, call_kind).await;
+        let result = call(&mut warm, self.settings.deadline, &self.settings.limits, call_kind).await;
         let data = warm.store.data_mut();
         let request = data.take_request(Resource::new_own(lent_request));
         let response = data.take_response(Resource::new_own(lent_response));
@@ -237,17 +225,35 @@ impl FilterSlot {
     /// Warm instances waiting in the pools.
     pub fn idle_instances(&self) -> usize {
         self.idle
+            .per_worker
             .iter()
             .map(|pool| pool.lock().map_or(0, |idle| idle.len()))
             .sum()
     }
 
+    /// The filter's back-off: failures in a row, backed off until, calls not run.
+    pub fn backoff_status(&self) -> BackoffStatus {
+        self.backoff.status()
+    }
+
+    /// Counts a failure that happened after the call (the gateway could not use what the
+    /// filter returned) like a failed call.
+    pub fn record_failure(&self, failure: &FilterFailure) {
+        self.metrics.record_failure(failure.kind);
+        if failure.kind != FailureKind::BackedOff {
+            self.backoff.failure();
+        }
+    }
+
     /// Returns the instance to the pool after a good call; drops it after a failed one.
     fn finish<R>(&self, warm: Warm, result: Result<R, FilterFailure>) -> Result<R, FilterFailure> {
         match &result {
-            Ok(_) => self.release(warm),
+            Ok(_) => {
+                self.backoff.success();
+                self.release(warm);
+            }
             Err(failure) => {
-                self.metrics.record_failure(failure.kind);
+                self.record_failure(failure);
                 drop(warm);
             }
         }
@@ -255,25 +261,48 @@ impl FilterSlot {
     }
 
     /// This worker's pool.
-    fn own_pool(&self) -> &Mutex<Vec<Warm>> {
-        &self.idle[crate::server::worker_index() % self.idle.len()]
+    fn own_pool(&self) -> &Mutex<Vec<(u64, Warm)>> {
+        let pools = &self.idle.per_worker;
+        &pools[crate::server::worker_index() % pools.len()]
     }
 
-    /// A warm instance: this worker's, else another worker's, else a new one.
+    /// A warm instance: this worker's, else another worker's, else a new one; none while
+    /// the filter is backed off.
     async fn checkout(&self) -> Result<Warm, FilterFailure> {
-        let pop = |pool: &Mutex<Vec<Warm>>| pool.lock().ok().and_then(|mut idle| idle.pop());
-        let pooled = pop(self.own_pool()).or_else(|| self.idle.iter().find_map(pop));
+        if !self.backoff.admit() {
+            let failure = FilterFailure {
+                kind: FailureKind::BackedOff,
+                message: "backed off after failing in a row: not run".into(),
+            };
+            self.metrics.record_failure(failure.kind);
+            return Err(failure);
+        }
+        let pop = |pool: &Mutex<Vec<(u64, Warm)>>| pool.lock().ok().and_then(|mut idle| idle.pop());
+        let pooled = pop(self.own_pool()).or_else(|| self.idle.per_worker.iter().find_map(pop));
         match pooled {
-            Some(warm) => Ok(warm),
-            None => self.instantiate().await,
+            Some((stamp, warm)) => {
+                self.idle.budget.forget(stamp);
+                Ok(warm)
+            }
+            None => self.instantiate().await.inspect_err(|f| self.record_failure(f)),
         }
     }
 
+    /// Keeps the instance warm for the next call on this worker, within the per-filter and
+    /// the gateway-wide budgets.
     fn release(&self, warm: Warm) {
-        if let Ok(mut idle) = self.own_pool().lock()
-            && idle.len() < self.settings.max_idle
-        {
-            idle.push(warm);
+        let budget = &self.idle.budget;
+        let stamp = budget.stamp();
+        let kept = match self.own_pool().lock() {
+            Ok(mut idle) if idle.len() < self.settings.max_idle => {
+                idle.push((stamp, warm));
+                true
+            }
+            _ => false,
+        };
+        if kept {
+            let pools: Arc<dyn Evict> = self.idle.clone();
+            budget.idle(stamp, Arc::downgrade(&pools));
         }
     }
 
@@ -283,16 +312,18 @@ impl FilterSlot {
             kind: FailureKind::Instantiate,
             message: format!("{e:#}"),
         };
+        let settings = &self.settings;
         let mut warm = new_instance(
             &self.plugin.pre,
             self.caller.clone(),
-            self.settings.memory_bytes,
+            settings.memory_bytes,
+            &settings.limits,
         )
         .await
         .map_err(instantiate_failure)?;
-        let config = Call::Configure(&self.settings.config_json);
+        let config = Call::Configure(&settings.config_json);
         set_request_id(&mut warm, "(configure)");
-        match call(&mut warm, self.settings.deadline, config).await? {
+        match call(&mut warm, settings.deadline, &settings.limits, config).await? {
             Returned::Configure(Ok(())) => Ok(warm),
             Returned::Configure(Err(message)) => Err(FilterFailure {
                 kind: FailureKind::Instantiate,
@@ -323,11 +354,13 @@ impl PluginRuntime {
             grants: Grants::default(),
             services,
         });
-        let mut warm = new_instance(pre, caller, 64 << 20)
+        let limits = self.load_limits;
+        let mut warm = new_instance(pre, caller, 64 << 20, &limits)
             .await
             .context("cannot instantiate")?;
         set_request_id(&mut warm, "(metadata)");
-        let info = match call(&mut warm, Duration::from_secs(1), Call::Metadata).await {
+        let deadline = limits.wall_clock_min;
+        let info = match call(&mut warm, deadline, &limits, Call::Metadata).await {
             Ok(Returned::Metadata(info)) => info,
             Ok(_) => unreachable!("metadata returns metadata"),
             Err(f) => anyhow::bail!("metadata failed: {}", f.message),
@@ -340,104 +373,9 @@ impl PluginRuntime {
     }
 }
 
-/// A fresh store and instance with a memory cap and an epoch callback that, every tick,
-/// traps when the call's execution budget is spent and otherwise yields to the reactor, so
-/// that a busy plugin never holds a worker thread for long.
-async fn new_instance(
-    pre: &FilterPluginPre<HostState>,
-    caller: Arc<Caller>,
-    memory_bytes: usize,
-) -> anyhow::Result<Warm> {
-    let mut store = Store::new(pre.engine(), HostState::new(caller, memory_bytes)?);
-    store.limiter(|state| &mut state.limits);
-    store.epoch_deadline_callback(|ctx| {
-        let budget = ctx.data().budget.clone();
-        if budget.spent() {
-            return Err(Trap::Interrupt.into());
-        }
-        Ok(UpdateDeadline::YieldCustom(
-            1,
-            Box::pin(async move {
-                tokio::task::yield_now().await;
-                budget.resumed();
-            }),
-        ))
-    });
-    store.data().budget.start(Duration::from_secs(1));
-    store.set_epoch_deadline(1);
-    let plugin = pre.instantiate_async(&mut store).await?;
-    Ok(Warm { store, plugin })
-}
-
 /// One pool per possible worker (workers are numbered from 1; 0 is any other thread).
-fn idle_pools() -> Box<[Mutex<Vec<Warm>>]> {
+fn idle_pools() -> Box<[Mutex<Vec<(u64, Warm)>>]> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     (0..=workers).map(|_| Mutex::new(Vec::new())).collect()
 }
 
-/// Tags the instance's log lines with the request they serve.
-fn set_request_id(warm: &mut Warm, request_id: &str) {
-    let id = &mut warm.store.data_mut().request_id;
-    id.clear();
-    id.push_str(request_id);
-}
-
-/// Calls into the instance with a deadline. The epoch callback stops Wasm that has run for
-/// longer than the deadline. A filter granted an interface that may wait on the network
-/// (`kv`, `limits`, `http`) also gets a wall-clock stop (ten deadlines, at least a second)
-/// for a call stuck in a host call; the others cannot wait outside Wasm, so they skip the
-/// timer. Either way the caller must drop the instance on error.
-async fn call(
-    warm: &mut Warm,
-    deadline: Duration,
-    call: Call<'_>,
-) -> Result<Returned, FilterFailure> {
-    warm.store.data().budget.start(deadline);
-    warm.store.set_epoch_deadline(1);
-    let outcome = if warm.store.data().caller.grants.may_wait() {
-        let wall_clock_stop = deadline.saturating_mul(10).max(Duration::from_secs(1));
-        match tokio::time::timeout(wall_clock_stop, invoke(warm, call)).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                return Err(FilterFailure {
-                    kind: FailureKind::Deadline,
-                    message: format!("stopped after its {} ms deadline", deadline.as_millis()),
-                });
-            }
-        }
-    } else {
-        invoke(warm, call).await
-    };
-    outcome.map_err(|error| classify(error, deadline))
-}
-
-async fn invoke(warm: &mut Warm, call: Call<'_>) -> wasmtime::Result<Returned> {
-    let filter = warm.plugin.weir_gateway_filter();
-    let store = &mut warm.store;
-    Ok(match call {
-        Call::Metadata => Returned::Metadata(filter.call_metadata(store).await?),
-        Call::Configure(config) => Returned::Configure(filter.call_configure(store, config).await?),
-        Call::OnRequest(request) => {
-            Returned::OnRequest(filter.call_on_request(store, request).await?)
-        }
-        Call::OnResponse(request, response) => {
-            Returned::OnResponse(filter.call_on_response(store, request, response).await?)
-        }
-    })
-}
-
-fn classify(error: wasmtime::Error, deadline: Duration) -> FilterFailure {
-    let message = format!("{error:#}");
-    let kind = if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-        FailureKind::Deadline
-    } else if message.contains("growing memory") {
-        FailureKind::Memory
-    } else {
-        FailureKind::Trap
-    };
-    let message = match kind {
-        FailureKind::Deadline => format!("stopped after its {} ms deadline", deadline.as_millis()),
-        _ => message,
-    };
-    FilterFailure { kind, message }
-}
