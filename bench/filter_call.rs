@@ -98,7 +98,11 @@ fn main() {
         .expect("runtime");
     let cache = std::env::temp_dir().join(format!("weir-bench-cache-{}", std::process::id()));
     let (warm, fresh) = rt.block_on(async {
-        let runtime = PluginRuntime::new(&RuntimeConfig::default(), (cache.clone(), cache.with_extension("key"))).expect("engine");
+        let runtime = PluginRuntime::new(
+            &RuntimeConfig::default(),
+            (cache.clone(), cache.with_extension("key")),
+        )
+        .expect("engine");
         let warm = measure(&slot(&runtime, 64).await, 200_000).await;
         let fresh = measure(&slot(&runtime, 0).await, 5_000).await;
         (warm, fresh)

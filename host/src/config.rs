@@ -500,7 +500,12 @@ impl Config {
             bail!("server.listen needs at least one address");
         }
         let rt = &self.runtime;
-        sandbox::validate(&rt.results, &rt.backoff, rt.max_idle_instances, rt.max_instances)?;
+        sandbox::validate(
+            &rt.results,
+            &rt.backoff,
+            rt.max_idle_instances,
+            rt.max_instances,
+        )?;
         self.cache_paths()?;
         match &self.server.admin_token {
             None if !self.server.admin.ip().is_loopback() => bail!(

@@ -181,7 +181,11 @@ fn give_back(ex: &mut Exchange, view: RequestView) {
 /// that backed it off were logged, and an attacker must not flood the log.
 fn fail(slot: &FilterSlot, failure: FilterFailure, request_id: &str) -> Result<(), GatewayError> {
     let plugin = slot.plugin.info.name.as_str();
-    let (kind, reason, policy) = (failure.kind.label(), &failure.message, slot.settings.failure);
+    let (kind, reason, policy) = (
+        failure.kind.label(),
+        &failure.message,
+        slot.settings.failure,
+    );
     if failure.kind == FailureKind::BackedOff {
         tracing::debug!(plugin, request_id, kind, reason = %reason, ?policy, "filter backed off");
     } else {
@@ -204,7 +208,11 @@ fn fail(slot: &FilterSlot, failure: FilterFailure, request_id: &str) -> Result<(
 
 /// A filter returned something the gateway cannot use: counted like a failed call (metrics,
 /// back-off), then its policy applies.
-fn unusable(slot: &FilterSlot, failure: FilterFailure, request_id: &str) -> Result<(), GatewayError> {
+fn unusable(
+    slot: &FilterSlot,
+    failure: FilterFailure,
+    request_id: &str,
+) -> Result<(), GatewayError> {
     slot.record_failure(&failure);
     fail(slot, failure, request_id)
 }

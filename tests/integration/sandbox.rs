@@ -56,7 +56,10 @@ fn artifact_of(cache: &Path, source: &str) -> PathBuf {
 /// the plugin in `hostile.wasm` gave itself.
 async fn loaded_name(gw: &TestGateway) -> String {
     let other = weir::server::start(&gw.config_path).await.expect("starts");
-    let name = other.gateway.snapshot().plugins["hostile.wasm"].info.name.clone();
+    let name = other.gateway.snapshot().plugins["hostile.wasm"]
+        .info
+        .name
+        .clone();
     other.shutdown().await;
     name
 }
@@ -78,8 +81,16 @@ async fn tampered_cached_artifacts_are_recompiled_not_loaded() {
     let hostile = artifact_of(&cache, HOSTILE);
     std::fs::copy(artifact_of(&cache, TESTER), &hostile).expect("swap");
     let swapped = std::fs::read(&hostile).expect("read");
-    assert_eq!(loaded_name(&gw).await, "hostile", "the swapped artifact was loaded");
-    assert_ne!(std::fs::read(&hostile).expect("read"), swapped, "not recompiled");
+    assert_eq!(
+        loaded_name(&gw).await,
+        "hostile",
+        "the swapped artifact was loaded"
+    );
+    assert_ne!(
+        std::fs::read(&hostile).expect("read"),
+        swapped,
+        "not recompiled"
+    );
 
     // Flipped bytes in the compiled code.
     let mut flipped = std::fs::read(&hostile).expect("read");
@@ -89,7 +100,11 @@ async fn tampered_cached_artifacts_are_recompiled_not_loaded() {
     }
     std::fs::write(&hostile, &flipped).expect("tamper");
     assert_eq!(loaded_name(&gw).await, "hostile");
-    assert_ne!(std::fs::read(&hostile).expect("read"), flipped, "not recompiled");
+    assert_ne!(
+        std::fs::read(&hostile).expect("read"),
+        flipped,
+        "not recompiled"
+    );
     let r = TestClient::default()
         .send(get(&gw.url("/"), &[("x-attack", "1")]))
         .await;
@@ -110,7 +125,11 @@ fn rss_bytes() -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn aliasing_headers_fail_as_a_plugin_failure_without_moving_rss() {
     let up = TestUpstream::start("up").await;
-    let gw = TestGateway::start(&hostile_route(&up, "headers", ""), &[("hostile.wasm", HOSTILE)]).await;
+    let gw = TestGateway::start(
+        &hostile_route(&up, "headers", ""),
+        &[("hostile.wasm", HOSTILE)],
+    )
+    .await;
     let client = TestClient::default();
     assert_eq!(client.get(&gw.url("/")).await.status, 200);
     let before = rss_bytes();
@@ -139,27 +158,51 @@ async fn a_plugin_sleeping_in_a_wasi_clock_call_cannot_hang_startup_reload_or_re
     .await;
     let message = format!("{:#}", refused.err().expect("refused"));
     assert!(message.contains("deadline"), "{message}");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 
     // Reload: the same, while the old config keeps serving.
-    let gw = TestGateway::start(&hostile_route(&up, "sleep", ""), &[("hostile.wasm", HOSTILE)]).await;
+    let gw = TestGateway::start(
+        &hostile_route(&up, "sleep", ""),
+        &[("hostile.wasm", HOSTILE)],
+    )
+    .await;
     gw.write_config(&hostile_route(&up, "sleep-configure", ""));
     let started = Instant::now();
     let client = TestClient::default();
     let r = client
-        .send(weir_tests::request("POST", &gw.admin_url("/reload"), &[], ""))
+        .send(weir_tests::request(
+            "POST",
+            &gw.admin_url("/reload"),
+            &[],
+            "",
+        ))
         .await;
     assert_eq!(r.status, 422, "{:?}", r.json());
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 
     // A request: on-request sleeps 10 s with no grant at all.
     let started = Instant::now();
     let r = client
-        .send(get(&gw.url("/"), &[("x-attack", "1"), ("x-sleep-ms", "10000")]))
+        .send(get(
+            &gw.url("/"),
+            &[("x-attack", "1"), ("x-sleep-ms", "10000")],
+        ))
         .await;
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["error"], "filter_timeout");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(client.get(&gw.url("/")).await.status, 200);
     gw.shutdown().await;
 }
@@ -173,7 +216,11 @@ async fn a_plugin_without_the_clock_grant_sees_no_time() {
          grants = [\"clock\"]\n",
         hostile_route(&up, "time", "")
     )
-    .replacen("name = \"r\"", "name = \"r\"\nmatch.path_prefix = \"/untimed\"", 1);
+    .replacen(
+        "name = \"r\"",
+        "name = \"r\"\nmatch.path_prefix = \"/untimed\"",
+        1,
+    );
     let gw = TestGateway::start(&config, &[("hostile.wasm", HOSTILE)]).await;
     let client = TestClient::default();
     let number = |r: &weir_tests::Reply, name: &str| -> u128 {
@@ -181,8 +228,16 @@ async fn a_plugin_without_the_clock_grant_sees_no_time() {
     };
     let untimed = client.get(&gw.url("/untimed")).await;
     assert_eq!(untimed.status, 200);
-    assert_eq!(number(&untimed, "x-wall-ms"), 0, "the wall clock stands still");
-    assert_eq!(number(&untimed, "x-mono-moved-ns"), 0, "the monotonic clock stands still");
+    assert_eq!(
+        number(&untimed, "x-wall-ms"),
+        0,
+        "the wall clock stands still"
+    );
+    assert_eq!(
+        number(&untimed, "x-mono-moved-ns"),
+        0,
+        "the monotonic clock stands still"
+    );
     let timed = client.get(&gw.url("/timed")).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -226,7 +281,11 @@ async fn a_looping_filter_is_backed_off_and_does_not_starve_other_routes() {
         "{}[[routes]]\nname = \"free\"\nupstream = \"u\"\nmatch.path_prefix = \"/free\"\n",
         hostile_route(&up, "loop", "")
     )
-    .replacen("name = \"r\"", "name = \"r\"\nmatch.path_prefix = \"/attack\"", 1);
+    .replacen(
+        "name = \"r\"",
+        "name = \"r\"\nmatch.path_prefix = \"/attack\"",
+        1,
+    );
     let gw = TestGateway::start(&config, &[("hostile.wasm", HOSTILE)]).await;
     let free = gw.url("/free");
     let (calm_rps, calm_p99) = measure(&free, 4, Duration::from_secs(1)).await;
@@ -262,7 +321,10 @@ async fn a_looping_filter_is_backed_off_and_does_not_starve_other_routes() {
          attackers, backed off) {attacked_rps:.0} req/s p99 {attacked_p99:?}; {} attacks answered",
         attacks.load(Ordering::Relaxed)
     );
-    assert!(attacked_p99 < Duration::from_millis(50), "p99 {attacked_p99:?}");
+    assert!(
+        attacked_p99 < Duration::from_millis(50),
+        "p99 {attacked_p99:?}"
+    );
     let filters = client.get(&gw.admin_url("/plugins")).await.json();
     let skipped = filters["filters"][0]["answered_without_running"]
         .as_u64()
@@ -281,7 +343,10 @@ async fn a_busy_filter_cannot_keep_the_slots_a_reload_needs() {
     let config = |routes: &str| {
         format!(
             "{}{runtime}{}{routes}",
-            weir_tests::base_config().split("[runtime]").next().unwrap_or_default(),
+            weir_tests::base_config()
+                .split("[runtime]")
+                .next()
+                .unwrap_or_default(),
             hostile_route(&up, "sleep", "deadline_ms = 3000\n"),
         )
     };
@@ -315,7 +380,12 @@ async fn a_busy_filter_cannot_keep_the_slots_a_reload_needs() {
                  [[routes.filters]]\nplugin = \"tester.wasm\"\n";
     write_atomic(&gw.config_path, config(other).as_bytes());
     let r = client
-        .send(weir_tests::request("POST", &gw.admin_url("/reload"), &[], ""))
+        .send(weir_tests::request(
+            "POST",
+            &gw.admin_url("/reload"),
+            &[],
+            "",
+        ))
         .await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     assert_eq!(client.get(&gw.url("/other")).await.status, 200);

@@ -93,7 +93,8 @@ pub fn validate(
     if results.max_lifted_bytes < results.max_body_bytes {
         bail!("runtime.results.max_lifted_bytes must be at least runtime.results.max_body_bytes");
     }
-    if backoff.after_failures > 0 && (backoff.initial_ms == 0 || backoff.max_ms < backoff.initial_ms)
+    if backoff.after_failures > 0
+        && (backoff.initial_ms == 0 || backoff.max_ms < backoff.initial_ms)
     {
         bail!("runtime.backoff: initial_ms must be > 0 and max_ms >= initial_ms");
     }
@@ -218,14 +219,27 @@ mod tests {
     #[test]
     fn a_cache_in_the_plugins_directory_is_refused_or_moved() {
         let base = Path::new("/srv/weir");
-        let refused = cache_dir(Some(Path::new("plugins/.cache")), base, &base.join("plugins"));
+        let refused = cache_dir(
+            Some(Path::new("plugins/.cache")),
+            base,
+            &base.join("plugins"),
+        );
         assert!(refused.is_err());
-        let refused = cache_dir(Some(Path::new("x/../plugins/c")), base, &base.join("plugins"));
+        let refused = cache_dir(
+            Some(Path::new("x/../plugins/c")),
+            base,
+            &base.join("plugins"),
+        );
         assert!(refused.is_err());
         // The config is in the plugins directory: the default goes elsewhere.
         let moved = cache_dir(None, base, base).unwrap();
         assert!(!moved.starts_with(base), "{}", moved.display());
-        let key = cache_key_file(Some(Path::new("plugins/k")), base, &moved, &base.join("plugins"));
+        let key = cache_key_file(
+            Some(Path::new("plugins/k")),
+            base,
+            &moved,
+            &base.join("plugins"),
+        );
         assert!(key.is_err());
     }
 }

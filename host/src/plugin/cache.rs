@@ -99,9 +99,8 @@ fn owner_only_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create cache directory {}", dir.display()))?;
     let meta = std::fs::metadata(dir)?;
     if meta.mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, Permissions::from_mode(0o700)).with_context(|| {
-            format!("cache directory {} is not owner-only", dir.display())
-        })?;
+        std::fs::set_permissions(dir, Permissions::from_mode(0o700))
+            .with_context(|| format!("cache directory {} is not owner-only", dir.display()))?;
     }
     Ok(())
 }

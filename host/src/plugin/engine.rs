@@ -36,7 +36,10 @@ impl PluginRuntime {
     /// Builds the engine and linker, opens the artifact cache (`(directory, key file)`) and
     /// starts the epoch ticker. The idle-instance budget and the load-time limits are read
     /// here once: changing them needs a restart.
-    pub fn new(runtime: &RuntimeConfig, (cache_dir, key_file): (PathBuf, PathBuf)) -> anyhow::Result<Self> {
+    pub fn new(
+        runtime: &RuntimeConfig,
+        (cache_dir, key_file): (PathBuf, PathBuf),
+    ) -> anyhow::Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
         let slots = runtime.max_instances;
         pool.total_component_instances(slots)

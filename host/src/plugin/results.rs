@@ -3,8 +3,7 @@
 //! out of the guest is bounded before it is made, by the store's hostcall fuel.)
 
 use super::bindings::{
-    Header, RequestAction, RequestMutations, Response, ResponseAction, ResponseMutations,
-    Variable,
+    Header, RequestAction, RequestMutations, Response, ResponseAction, ResponseMutations, Variable,
 };
 use crate::config::sandbox::ResultLimits;
 
@@ -38,7 +37,10 @@ impl<'l> Tally<'l> {
     fn list(&mut self, what: &str, count: usize, bytes: usize) -> Result<(), String> {
         let l = self.limits;
         if count > l.max_headers {
-            return Err(format!("{what}: {count} headers, more than {}", l.max_headers));
+            return Err(format!(
+                "{what}: {count} headers, more than {}",
+                l.max_headers
+            ));
         }
         self.headers += count;
         self.header_bytes += bytes;

@@ -84,11 +84,14 @@ pub struct FilterSlot {
     backoff: Backoff,
 }
 
+/// One worker's idle instances, each with its stamp in the gateway-wide budget.
+type Pool = Mutex<Vec<(u64, Warm)>>;
+
 /// Warm instances, one pool per proxy worker: an instance stays on the core that last ran
 /// it, where its memory is in cache (a worker takes from another's pool only when its own
 /// is empty). Each idle instance carries its stamp in the gateway-wide budget.
 struct Pools {
-    per_worker: Box<[Mutex<Vec<(u64, Warm)>>]>,
+    per_worker: Box<[Pool]>,
     budget: Arc<IdleBudget>,
 }
 
@@ -179,7 +182,13 @@ impl FilterSlot {
         let data = warm.store.data_mut();
         let lent = data.lend_request(request).rep();
         let call_kind = Call::OnRequest(Resource::new_borrow(lent));
-        let result = call(&mut warm, self.settings.deadline, &self.settings.limits, call_kind).await;
+        let result = call(
+            &mut warm,
+            self.settings.deadline,
+            &self.settings.limits,
+            call_kind,
+        )
+        .await;
         let request = warm.store.data_mut().take_request(Resource::new_own(lent));
         let result = self.finish(warm, result).map(|returned| match returned {
             Returned::OnRequest(action) => action,
@@ -211,7 +220,13 @@ impl FilterSlot {
             Resource::new_borrow(lent_request),
             Resource::new_borrow(lent_response),
         );
-        let result = call(&mut warm, self.settings.deadline, &self.settings.limits, call_kind).await;
+        let result = call(
+            &mut warm,
+            self.settings.deadline,
+            &self.settings.limits,
+            call_kind,
+        )
+        .await;
         let data = warm.store.data_mut();
         let request = data.take_request(Resource::new_own(lent_request));
         let response = data.take_response(Resource::new_own(lent_response));
@@ -261,7 +276,7 @@ impl FilterSlot {
     }
 
     /// This worker's pool.
-    fn own_pool(&self) -> &Mutex<Vec<(u64, Warm)>> {
+    fn own_pool(&self) -> &Pool {
         let pools = &self.idle.per_worker;
         &pools[crate::server::worker_index() % pools.len()]
     }
@@ -277,14 +292,17 @@ impl FilterSlot {
             self.metrics.record_failure(failure.kind);
             return Err(failure);
         }
-        let pop = |pool: &Mutex<Vec<(u64, Warm)>>| pool.lock().ok().and_then(|mut idle| idle.pop());
+        let pop = |pool: &Pool| pool.lock().ok().and_then(|mut idle| idle.pop());
         let pooled = pop(self.own_pool()).or_else(|| self.idle.per_worker.iter().find_map(pop));
         match pooled {
             Some((stamp, warm)) => {
                 self.idle.budget.forget(stamp);
                 Ok(warm)
             }
-            None => self.instantiate().await.inspect_err(|f| self.record_failure(f)),
+            None => self
+                .instantiate()
+                .await
+                .inspect_err(|f| self.record_failure(f)),
         }
     }
 
@@ -374,8 +392,7 @@ impl PluginRuntime {
 }
 
 /// One pool per possible worker (workers are numbered from 1; 0 is any other thread).
-fn idle_pools() -> Box<[Mutex<Vec<(u64, Warm)>>]> {
+fn idle_pools() -> Box<[Pool]> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     (0..=workers).map(|_| Mutex::new(Vec::new())).collect()
 }
-
