@@ -75,21 +75,17 @@ pub async fn on_request(route: &Route, ex: &mut Exchange) -> Result<RequestOutco
         let (request, outcome) = slot.on_request(lend(ex, body)).await;
         give_back(ex, request);
         match outcome {
-            Ok(RequestAction::Continue(changes)) => {
-                slot.metrics
-                    .record_call(started.elapsed(), Decision::Continue);
-                if let Err(failure) = apply_request(ex, changes) {
-                    unusable(slot, failure, &ex.request_id)?;
+            Ok(RequestAction::Continue(changes)) => match apply_request(ex, changes) {
+                Ok(()) => slot.record_success(started.elapsed(), Decision::Continue),
+                Err(failure) => unusable(slot, failure, &ex.request_id)?,
+            },
+            Ok(RequestAction::Respond(answer)) => match http_response(answer) {
+                Ok(response) => {
+                    slot.record_success(started.elapsed(), Decision::Respond);
+                    return Ok(RequestOutcome::Respond { response, index });
                 }
-            }
-            Ok(RequestAction::Respond(answer)) => {
-                slot.metrics
-                    .record_call(started.elapsed(), Decision::Respond);
-                match http_response(answer) {
-                    Ok(response) => return Ok(RequestOutcome::Respond { response, index }),
-                    Err(failure) => unusable(slot, failure, &ex.request_id)?,
-                }
-            }
+                Err(failure) => unusable(slot, failure, &ex.request_id)?,
+            },
             Err(failure) => fail(slot, failure, &ex.request_id)?,
         }
     }
@@ -133,21 +129,17 @@ pub async fn on_response(
         });
         response = Response::from_parts(view.parts, body);
         match outcome {
-            Ok(ResponseAction::Continue(changes)) => {
-                slot.metrics
-                    .record_call(started.elapsed(), Decision::Continue);
-                if let Err(failure) = apply_response(&mut response, changes) {
-                    unusable(slot, failure, &ex.request_id)?;
+            Ok(ResponseAction::Continue(changes)) => match apply_response(&mut response, changes) {
+                Ok(()) => slot.record_success(started.elapsed(), Decision::Continue),
+                Err(failure) => unusable(slot, failure, &ex.request_id)?,
+            },
+            Ok(ResponseAction::Replace(answer)) => match http_response(answer) {
+                Ok(replacement) => {
+                    slot.record_success(started.elapsed(), Decision::Respond);
+                    response = replacement;
                 }
-            }
-            Ok(ResponseAction::Replace(answer)) => {
-                slot.metrics
-                    .record_call(started.elapsed(), Decision::Respond);
-                match http_response(answer) {
-                    Ok(replacement) => response = replacement,
-                    Err(failure) => unusable(slot, failure, &ex.request_id)?,
-                }
-            }
+                Err(failure) => unusable(slot, failure, &ex.request_id)?,
+            },
             Err(failure) => fail(slot, failure, &ex.request_id)?,
         }
     }

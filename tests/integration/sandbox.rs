@@ -336,10 +336,14 @@ async fn a_looping_filter_is_backed_off_and_does_not_starve_other_routes() {
     gw.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_busy_filter_cannot_keep_the_slots_a_reload_needs() {
+/// Nine calls of a sleeping filter at once with ten allocator slots and `max_idle` idle
+/// instances gateway-wide, then a reload that needs two new instances; returns the idle
+/// instances the busy filter kept.
+async fn busy_filter_then_reload(max_idle: u32) -> u64 {
     let up = TestUpstream::start("up").await;
-    let runtime = "[runtime]\nmax_instances = 10\nmax_idle_instances = 4\nmax_memory_mib = 64\n";
+    let runtime = format!(
+        "[runtime]\nmax_instances = 10\nmax_idle_instances = {max_idle}\nmax_memory_mib = 64\n"
+    );
     let config = |routes: &str| {
         format!(
             "{}{runtime}{}{routes}",
@@ -354,7 +358,6 @@ async fn a_busy_filter_cannot_keep_the_slots_a_reload_needs() {
     let gw = TestGateway::start_full(&config(""), &plugins)
         .await
         .expect("starts");
-    // Nine calls at once: nine of the allocator's ten slots are in use.
     let calls: Vec<_> = (0..9)
         .map(|_| {
             let url = gw.url("/");
@@ -374,20 +377,28 @@ async fn a_busy_filter_cannot_keep_the_slots_a_reload_needs() {
     let warm = routes["routes"][0]["filters"][0]["warm_instances"]
         .as_u64()
         .unwrap_or(0);
-    assert!(warm <= 4, "{warm} idle instances kept");
-    // A reload that needs new instances of another plugin.
+    // A reload that needs new instances: the busy filter's and another plugin's.
     let other = "[[routes]]\nname = \"other\"\nupstream = \"u\"\nmatch.path_prefix = \"/other\"\n\
                  [[routes.filters]]\nplugin = \"tester.wasm\"\n";
     write_atomic(&gw.config_path, config(other).as_bytes());
-    let r = client
-        .send(weir_tests::request(
-            "POST",
-            &gw.admin_url("/reload"),
-            &[],
-            "",
-        ))
-        .await;
+    let reload = weir_tests::request("POST", &gw.admin_url("/reload"), &[], "");
+    let r = client.send(reload).await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     assert_eq!(client.get(&gw.url("/other")).await.status, 200);
     gw.shutdown().await;
+    warm
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_filter_cannot_keep_the_slots_a_reload_needs() {
+    let warm = busy_filter_then_reload(4).await;
+    assert!(warm <= 4, "{warm} idle instances kept");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_instances_make_room_when_the_allocator_is_full() {
+    // The budget lets the busy filter keep all nine: the reload's second instance finds no
+    // free slot and takes the least recently used idle one.
+    let warm = busy_filter_then_reload(9).await;
+    assert_eq!(warm, 9);
 }

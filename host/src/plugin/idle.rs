@@ -56,6 +56,24 @@ impl IdleBudget {
         }
     }
 
+    /// Drops the least recently used idle instance, if there is one.
+    pub(crate) fn evict_oldest(&self) -> bool {
+        let oldest = self
+            .order
+            .lock()
+            .ok()
+            .and_then(|mut order| order.pop_first());
+        match oldest {
+            Some((stamp, pool)) => {
+                if let Some(pool) = pool.upgrade() {
+                    pool.evict(stamp);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Forgets an instance that left its pool (taken for a call, or dropped).
     pub(crate) fn forget(&self, stamp: u64) {
         if let Ok(mut order) = self.order.lock() {

@@ -19,7 +19,7 @@ use super::loader::{LoadedPlugin, PluginInfo, phase_name};
 use super::view::{RequestView, ResponseView};
 use crate::config::FailurePolicy;
 use crate::config::sandbox::BackoffConfig;
-use crate::metrics::FilterMetrics;
+use crate::metrics::{Decision, FilterMetrics};
 
 /// The phases a configured filter takes part in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -251,6 +251,13 @@ impl FilterSlot {
         self.backoff.status()
     }
 
+    /// Counts a call whose outcome the gateway used: metrics, and the filter's back-off is
+    /// reset. (A call whose output is unusable counts as a failure instead.)
+    pub fn record_success(&self, elapsed: Duration, decision: Decision) {
+        self.metrics.record_call(elapsed, decision);
+        self.backoff.success();
+    }
+
     /// Counts a failure that happened after the call (the gateway could not use what the
     /// filter returned) like a failed call.
     pub fn record_failure(&self, failure: &FilterFailure) {
@@ -263,10 +270,7 @@ impl FilterSlot {
     /// Returns the instance to the pool after a good call; drops it after a failed one.
     fn finish<R>(&self, warm: Warm, result: Result<R, FilterFailure>) -> Result<R, FilterFailure> {
         match &result {
-            Ok(_) => {
-                self.backoff.success();
-                self.release(warm);
-            }
+            Ok(_) => self.release(warm),
             Err(failure) => {
                 self.record_failure(failure);
                 drop(warm);
@@ -331,14 +335,19 @@ impl FilterSlot {
             message: format!("{e:#}"),
         };
         let settings = &self.settings;
-        let mut warm = new_instance(
-            &self.plugin.pre,
-            self.caller.clone(),
-            settings.memory_bytes,
-            &settings.limits,
-        )
-        .await
-        .map_err(instantiate_failure)?;
+        let (pre, memory, limits) = (&self.plugin.pre, settings.memory_bytes, &settings.limits);
+        let first = new_instance(pre, self.caller.clone(), memory, limits).await;
+        let mut warm = match first {
+            Ok(warm) => warm,
+            // The allocator may be full of idle instances: give up the least recently used
+            // one, whoever owns it, and try once more.
+            Err(_) if self.idle.budget.evict_oldest() => {
+                new_instance(pre, self.caller.clone(), memory, limits)
+                    .await
+                    .map_err(instantiate_failure)?
+            }
+            Err(e) => return Err(instantiate_failure(e)),
+        };
         let config = Call::Configure(&settings.config_json);
         set_request_id(&mut warm, "(configure)");
         match call(&mut warm, settings.deadline, &settings.limits, config).await? {
