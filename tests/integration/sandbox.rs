@@ -336,10 +336,27 @@ async fn a_looping_filter_is_backed_off_and_does_not_starve_other_routes() {
     gw.shutdown().await;
 }
 
-/// Nine calls of a sleeping filter at once with ten allocator slots and `max_idle` idle
-/// instances gateway-wide, then a reload that needs two new instances; returns the idle
-/// instances the busy filter kept.
-async fn busy_filter_then_reload(max_idle: u32) -> u64 {
+/// Sends `n` calls of `sleep_ms` to the sleeping filter at once.
+fn sleeping_calls(gw: &TestGateway, n: usize, sleep_ms: u64) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..n)
+        .map(|_| {
+            let url = gw.url("/");
+            let sleep = sleep_ms.to_string();
+            tokio::spawn(async move {
+                let r = TestClient::default()
+                    .send(get(&url, &[("x-attack", "1"), ("x-sleep-ms", &sleep)]))
+                    .await;
+                assert_eq!(r.status, 200);
+            })
+        })
+        .collect()
+}
+
+/// With ten allocator slots and `max_idle` idle instances gateway-wide: `burst` calls of a
+/// sleeping filter at once, then `busy` long calls in the background while a reload needs
+/// two new instances (the busy filter's and another plugin's). Returns the idle instances
+/// the busy filter kept after the burst.
+async fn busy_filter_then_reload(max_idle: u32, burst: usize, busy: usize) -> u64 {
     let up = TestUpstream::start("up").await;
     let runtime = format!(
         "[runtime]\nmax_instances = 10\nmax_idle_instances = {max_idle}\nmax_memory_mib = 64\n"
@@ -351,25 +368,14 @@ async fn busy_filter_then_reload(max_idle: u32) -> u64 {
                 .split("[runtime]")
                 .next()
                 .unwrap_or_default(),
-            hostile_route(&up, "sleep", "deadline_ms = 3000\n"),
+            hostile_route(&up, "sleep", "deadline_ms = 5000\n"),
         )
     };
     let plugins = [("hostile.wasm", HOSTILE), ("tester.wasm", TESTER)];
     let gw = TestGateway::start_full(&config(""), &plugins)
         .await
         .expect("starts");
-    let calls: Vec<_> = (0..9)
-        .map(|_| {
-            let url = gw.url("/");
-            tokio::spawn(async move {
-                let r = TestClient::default()
-                    .send(get(&url, &[("x-attack", "1"), ("x-sleep-ms", "300")]))
-                    .await;
-                assert_eq!(r.status, 200);
-            })
-        })
-        .collect();
-    for c in calls {
+    for c in sleeping_calls(&gw, burst, 300) {
         c.await.expect("call");
     }
     let client = TestClient::default();
@@ -377,7 +383,13 @@ async fn busy_filter_then_reload(max_idle: u32) -> u64 {
     let warm = routes["routes"][0]["filters"][0]["warm_instances"]
         .as_u64()
         .unwrap_or(0);
-    // A reload that needs new instances: the busy filter's and another plugin's.
+    let long_calls = sleeping_calls(&gw, busy, 1500);
+    let taken = eventually(Duration::from_secs(5), || async {
+        let routes = client.get(&gw.admin_url("/routes")).await.json();
+        routes["routes"][0]["filters"][0]["warm_instances"].as_u64() == Some(warm - busy as u64)
+    })
+    .await;
+    assert!(taken, "the long calls took idle instances");
     let other = "[[routes]]\nname = \"other\"\nupstream = \"u\"\nmatch.path_prefix = \"/other\"\n\
                  [[routes.filters]]\nplugin = \"tester.wasm\"\n";
     write_atomic(&gw.config_path, config(other).as_bytes());
@@ -385,20 +397,25 @@ async fn busy_filter_then_reload(max_idle: u32) -> u64 {
     let r = client.send(reload).await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     assert_eq!(client.get(&gw.url("/other")).await.status, 200);
+    for c in long_calls {
+        c.await.expect("long call");
+    }
     gw.shutdown().await;
     warm
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_busy_filter_cannot_keep_the_slots_a_reload_needs() {
-    let warm = busy_filter_then_reload(4).await;
+    // Nine of the ten slots in use at once; without the budget all nine stay idle.
+    let warm = busy_filter_then_reload(4, 9, 0).await;
     assert!(warm <= 4, "{warm} idle instances kept");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_instances_make_room_when_the_allocator_is_full() {
-    // The budget lets the busy filter keep all nine: the reload's second instance finds no
-    // free slot and takes the least recently used idle one.
-    let warm = busy_filter_then_reload(9).await;
+    // All ten slots in use, nine kept idle; five of them busy again: the reload's first
+    // instance takes the free slot, its second finds none and takes the least recently
+    // used idle one.
+    let warm = busy_filter_then_reload(9, 10, 5).await;
     assert_eq!(warm, 9);
 }
