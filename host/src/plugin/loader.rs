@@ -12,9 +12,10 @@ use wasmtime::component::Component;
 
 use super::bindings::{FilterPluginPre, Phase};
 use super::cache::ArtifactCache;
+use super::call::{Call, Returned, call, new_instance, set_request_id};
 use super::engine::PluginRuntime;
 use super::idle::IdleBudget;
-use super::imports::HostState;
+use super::imports::{Caller, Grants, HostServices, HostState};
 
 /// What a plugin says about itself.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -127,6 +128,45 @@ impl PluginRuntime {
         let mut h = DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
         format!("{hash}-{:016x}.cwasm", h.finish())
+    }
+}
+
+impl PluginRuntime {
+    /// Reads a plugin's metadata from a throwaway, unconfigured instance with no grants.
+    pub(crate) async fn read_metadata(
+        &self,
+        pre: &FilterPluginPre<HostState>,
+    ) -> anyhow::Result<PluginInfo> {
+        let services = Arc::new(HostServices {
+            // Nothing is granted: the backend is never called, so it needs no sweeper.
+            state: Arc::new(crate::state::LocalBackend::default()),
+            secrets: Default::default(),
+            upstreams: Default::default(),
+            resilience: Default::default(),
+        });
+        let caller = Arc::new(Caller {
+            plugin: "(loading)".into(),
+            route: String::new(),
+            route_upstream: String::new(),
+            grants: Grants::default(),
+            services,
+        });
+        let limits = self.load_limits;
+        let mut warm = new_instance(pre, caller, 64 << 20, &limits)
+            .await
+            .context("cannot instantiate")?;
+        set_request_id(&mut warm, "(metadata)");
+        let deadline = limits.wall_clock_min;
+        let info = match call(&mut warm, deadline, &limits, Call::Metadata).await {
+            Ok(Returned::Metadata(info)) => info,
+            Ok(_) => unreachable!("metadata returns metadata"),
+            Err(f) => anyhow::bail!("metadata failed: {}", f.message),
+        };
+        Ok(PluginInfo {
+            name: info.name,
+            version: info.version,
+            phases: info.phases.into_iter().map(phase_name).collect(),
+        })
     }
 }
 

@@ -5,17 +5,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
 use wasmtime::component::Resource;
 
 use super::backoff::{Backoff, BackoffStatus};
-use super::bindings::{FilterPluginPre, Phase, RequestAction, ResponseAction};
+use super::bindings::{Phase, RequestAction, ResponseAction};
 use super::call::{Call, CallLimits, Returned, Warm, call, new_instance, set_request_id};
-use super::engine::PluginRuntime;
 use super::failure::{FailureKind, FilterFailure};
 use super::idle::{Evict, IdleBudget};
-use super::imports::{Caller, Grants, HostServices, HostState};
-use super::loader::{LoadedPlugin, PluginInfo, phase_name};
+use super::imports::{Caller, Grants, HostServices};
+use super::loader::LoadedPlugin;
 use super::view::{RequestView, ResponseView};
 use crate::config::FailurePolicy;
 use crate::config::sandbox::BackoffConfig;
@@ -358,45 +356,6 @@ impl FilterSlot {
             }),
             _ => unreachable!("configure returns a result"),
         }
-    }
-}
-
-impl PluginRuntime {
-    /// Reads a plugin's metadata from a throwaway, unconfigured instance with no grants.
-    pub(crate) async fn read_metadata(
-        &self,
-        pre: &FilterPluginPre<HostState>,
-    ) -> anyhow::Result<PluginInfo> {
-        let services = Arc::new(HostServices {
-            // Nothing is granted: the backend is never called, so it needs no sweeper.
-            state: Arc::new(crate::state::LocalBackend::default()),
-            secrets: Default::default(),
-            upstreams: Default::default(),
-            resilience: Default::default(),
-        });
-        let caller = Arc::new(Caller {
-            plugin: "(loading)".into(),
-            route: String::new(),
-            route_upstream: String::new(),
-            grants: Grants::default(),
-            services,
-        });
-        let limits = self.load_limits;
-        let mut warm = new_instance(pre, caller, 64 << 20, &limits)
-            .await
-            .context("cannot instantiate")?;
-        set_request_id(&mut warm, "(metadata)");
-        let deadline = limits.wall_clock_min;
-        let info = match call(&mut warm, deadline, &limits, Call::Metadata).await {
-            Ok(Returned::Metadata(info)) => info,
-            Ok(_) => unreachable!("metadata returns metadata"),
-            Err(f) => anyhow::bail!("metadata failed: {}", f.message),
-        };
-        Ok(PluginInfo {
-            name: info.name,
-            version: info.version,
-            phases: info.phases.into_iter().map(phase_name).collect(),
-        })
     }
 }
 
