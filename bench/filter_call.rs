@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use weir::config::{FailurePolicy, RuntimeConfig};
 use weir::metrics::FilterMetrics;
-use weir::plugin::{FilterSettings, FilterSlot, Grants, HostServices, PluginRuntime, RequestView};
+use weir::plugin::{
+    CallLimits, FilterSettings, FilterSlot, Grants, HostServices, PluginRuntime, RequestView,
+};
 use weir::state::LocalBackend;
 
 fn request() -> RequestView {
@@ -52,6 +54,8 @@ async fn slot(runtime: &PluginRuntime, max_idle: usize) -> FilterSlot {
         memory_bytes: 32 << 20,
         max_body: 1 << 20,
         max_idle,
+        limits: CallLimits::from_runtime(&RuntimeConfig::default()),
+        backoff: Default::default(),
     };
     let services = Arc::new(HostServices {
         state: Arc::new(LocalBackend::default()),
@@ -94,12 +98,17 @@ fn main() {
         .expect("runtime");
     let cache = std::env::temp_dir().join(format!("weir-bench-cache-{}", std::process::id()));
     let (warm, fresh) = rt.block_on(async {
-        let runtime = PluginRuntime::new(&RuntimeConfig::default(), cache.clone()).expect("engine");
+        let runtime = PluginRuntime::new(
+            &RuntimeConfig::default(),
+            (cache.clone(), cache.with_extension("key")),
+        )
+        .expect("engine");
         let warm = measure(&slot(&runtime, 64).await, 200_000).await;
         let fresh = measure(&slot(&runtime, 0).await, 5_000).await;
         (warm, fresh)
     });
     let _ = std::fs::remove_dir_all(&cache);
+    let _ = std::fs::remove_file(cache.with_extension("key"));
     let table = format!(
         "| instance strategy | ns per `on-request` call |\n| --- | ---: |\n\
          | warm pooled instance (kept) | {warm:.0} |\n\

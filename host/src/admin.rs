@@ -46,7 +46,7 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Respon
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/plugins") => json_response(
             StatusCode::OK,
-            &json!({ "plugins": gateway.plugin_statuses() }),
+            &json!({ "plugins": gateway.plugin_statuses(), "filters": filters(&gateway) }),
         ),
         (&Method::GET, "/routes") => json_response(StatusCode::OK, &routes(&gateway)),
         (&Method::GET, "/upstreams") => json_response(StatusCode::OK, &upstreams(&gateway)),
@@ -112,6 +112,26 @@ fn authorized(gateway: &Gateway, request: &Request<Incoming>) -> bool {
     presented.len() == expected.len() && bool::from(presented.ct_eq(&expected))
 }
 
+/// Each configured filter's back-off, by route and plugin.
+fn filters(gateway: &Gateway) -> Vec<serde_json::Value> {
+    let snapshot = gateway.snapshot();
+    let mut out = Vec::new();
+    for route in &snapshot.routes {
+        for f in &route.filters {
+            let b = f.backoff_status();
+            out.push(json!({
+                "route": route.name,
+                "plugin": f.plugin.file_name,
+                "name": f.plugin.info.name,
+                "consecutive_failures": b.consecutive_failures,
+                "backed_off_until_ms": b.backed_off_until_ms,
+                "answered_without_running": b.answered_without_running,
+            }));
+        }
+    }
+    out
+}
+
 fn routes(gateway: &Gateway) -> serde_json::Value {
     let snapshot = gateway.snapshot();
     let routes: Vec<_> = snapshot
@@ -132,6 +152,7 @@ fn routes(gateway: &Gateway) -> serde_json::Value {
                         "deadline_ms": f.settings.deadline.as_millis() as u64,
                         "memory_bytes": f.settings.memory_bytes,
                         "warm_instances": f.idle_instances(),
+                        "backoff": f.backoff_status(),
                     })
                 })
                 .collect();

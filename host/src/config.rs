@@ -13,6 +13,7 @@ pub mod admin;
 pub mod bounds;
 mod limits;
 mod paths;
+pub mod sandbox;
 pub mod state;
 
 pub use limits::LimitsConfig;
@@ -60,8 +61,11 @@ pub struct ServerConfig {
     pub admin_hosts: Option<Vec<String>>,
     /// The directory of `.wasm` filter plugins, watched for changes.
     pub plugins_dir: PathBuf,
-    /// Where compiled plugins are cached (default `<plugins_dir>/.cache`).
+    /// Where compiled plugins are cached (default `<config dir>/.weir-cache`; never inside
+    /// `plugins_dir`, see [`sandbox::cache_dir`]).
     pub cache_dir: Option<PathBuf>,
+    /// The per-install key that authenticates cached artifacts (default `<cache_dir>.key`).
+    pub cache_key_file: Option<PathBuf>,
     /// Also serve the built-in echo upstream at this address (for demos and benchmarks).
     pub demo_upstream: Option<SocketAddr>,
     /// How long in-flight requests may take to finish after SIGTERM (default 30 s).
@@ -116,6 +120,17 @@ pub struct RuntimeConfig {
     /// The largest memory cap any filter may ask for (default 512 MiB).
     #[serde(default = "defaults::max_memory_mib")]
     pub max_memory_mib: u64,
+    /// The shortest wall-clock stop of any plugin call (default 1 s; ten deadlines if longer).
+    #[serde(default = "sandbox::default_wall_clock_ms")]
+    pub wall_clock_ms: u64,
+    /// Idle instances kept by all filters together (default `max_instances / 2`).
+    pub max_idle_instances: Option<u32>,
+    /// Bounds on what a plugin call returns.
+    #[serde(default)]
+    pub results: sandbox::ResultLimits,
+    /// Back-off of filters that keep failing.
+    #[serde(default)]
+    pub backoff: sandbox::BackoffConfig,
 }
 
 impl Default for RuntimeConfig {
@@ -127,6 +142,10 @@ impl Default for RuntimeConfig {
             pool_max_idle: defaults::pool_max_idle(),
             max_instances: defaults::max_instances(),
             max_memory_mib: defaults::max_memory_mib(),
+            wall_clock_ms: sandbox::default_wall_clock_ms(),
+            max_idle_instances: None,
+            results: Default::default(),
+            backoff: Default::default(),
         }
     }
 }
@@ -467,6 +486,7 @@ impl Config {
                 admin_hosts: None,
                 plugins_dir: PathBuf::new(),
                 cache_dir: None,
+                cache_key_file: None,
                 demo_upstream: None,
                 shutdown_grace_ms: defaults::shutdown_grace_ms(),
                 trust_request_id: false,
@@ -497,12 +517,13 @@ impl Config {
         self.base_dir.join(&self.server.plugins_dir)
     }
 
-    /// The compiled-plugin cache directory, resolved.
-    pub fn cache_dir(&self) -> PathBuf {
-        match &self.server.cache_dir {
-            Some(dir) => self.base_dir.join(dir),
-            None => self.plugins_dir().join(".cache"),
-        }
+    /// The compiled-plugin cache directory and its key file, resolved.
+    pub fn cache_paths(&self) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let (base, plugins) = (&self.base_dir, self.plugins_dir());
+        let dir = sandbox::cache_dir(self.server.cache_dir.as_deref(), base, &plugins)?;
+        let key = self.server.cache_key_file.as_deref();
+        let key = sandbox::cache_key_file(key, base, &dir, &plugins)?;
+        Ok((dir, key))
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -512,6 +533,14 @@ impl Config {
         self.server.limits.validate()?;
         admin::validate(&self.server)?;
         bounds::validate(self)?;
+        let rt = &self.runtime;
+        sandbox::validate(
+            &rt.results,
+            &rt.backoff,
+            rt.max_idle_instances,
+            rt.max_instances,
+        )?;
+        self.cache_paths()?;
         match (self.state.backend, &self.state.redis) {
             (StateBackendKind::Redis, None) => {
                 bail!("state.backend = \"redis\" needs a [state.redis] table with a url")

@@ -83,24 +83,18 @@ pub async fn on_request(route: &Route, ex: &mut Exchange) -> Result<RequestOutco
         let (request, outcome) = slot.on_request(lend(ex, body)).await;
         give_back(ex, request);
         match outcome {
-            Ok(RequestAction::Continue(changes)) => {
-                slot.metrics
-                    .record_call(started.elapsed(), Decision::Continue);
-                if let Err(failure) = apply_request(ex, changes) {
-                    fail(slot, failure, &ex.request_id)?;
+            Ok(RequestAction::Continue(changes)) => match apply_request(ex, changes) {
+                Ok(()) => slot.record_success(started.elapsed(), Decision::Continue),
+                Err(failure) => unusable(slot, failure, &ex.request_id)?,
+            },
+            Ok(RequestAction::Respond(answer)) => match http_response(answer) {
+                Ok(response) => {
+                    slot.record_success(started.elapsed(), Decision::Respond);
+                    let response = Box::new(response);
+                    return Ok(RequestOutcome::Respond { response, index });
                 }
-            }
-            Ok(RequestAction::Respond(answer)) => {
-                slot.metrics
-                    .record_call(started.elapsed(), Decision::Respond);
-                match http_response(answer) {
-                    Ok(response) => {
-                        let response = Box::new(response);
-                        return Ok(RequestOutcome::Respond { response, index });
-                    }
-                    Err(failure) => fail(slot, failure, &ex.request_id)?,
-                }
-            }
+                Err(failure) => unusable(slot, failure, &ex.request_id)?,
+            },
             Err(failure) => fail(slot, failure, &ex.request_id)?,
         }
     }
@@ -150,21 +144,17 @@ pub async fn on_response(
         });
         response = Response::from_parts(view.parts, body);
         match outcome {
-            Ok(ResponseAction::Continue(changes)) => {
-                slot.metrics
-                    .record_call(started.elapsed(), Decision::Continue);
-                if let Err(failure) = apply_response(&mut response, changes) {
-                    fail(slot, failure, &ex.request_id)?;
+            Ok(ResponseAction::Continue(changes)) => match apply_response(&mut response, changes) {
+                Ok(()) => slot.record_success(started.elapsed(), Decision::Continue),
+                Err(failure) => unusable(slot, failure, &ex.request_id)?,
+            },
+            Ok(ResponseAction::Replace(answer)) => match http_response(answer) {
+                Ok(replacement) => {
+                    slot.record_success(started.elapsed(), Decision::Respond);
+                    response = replacement;
                 }
-            }
-            Ok(ResponseAction::Replace(answer)) => {
-                slot.metrics
-                    .record_call(started.elapsed(), Decision::Respond);
-                match http_response(answer) {
-                    Ok(replacement) => response = replacement,
-                    Err(failure) => fail(slot, failure, &ex.request_id)?,
-                }
-            }
+                Err(failure) => unusable(slot, failure, &ex.request_id)?,
+            },
             Err(failure) => fail(slot, failure, &ex.request_id)?,
         }
     }
@@ -194,23 +184,44 @@ fn give_back(ex: &mut Exchange, view: RequestView) {
 }
 
 /// Applies a filter's failure policy: fail-open logs and goes on, fail-closed ends the
-/// request.
+/// request. A backed-off filter's answers are logged at debug level only: the failures
+/// that backed it off were logged, and an attacker must not flood the log.
 fn fail(slot: &FilterSlot, failure: FilterFailure, request_id: &str) -> Result<(), GatewayError> {
     let plugin = slot.plugin.info.name.as_str();
-    tracing::warn!(plugin, request_id, kind = failure.kind.label(), reason = %failure.message, policy = ?slot.settings.failure, "filter failed");
-    match slot.settings.failure {
+    let (kind, reason, policy) = (
+        failure.kind.label(),
+        &failure.message,
+        slot.settings.failure,
+    );
+    if failure.kind == FailureKind::BackedOff {
+        tracing::debug!(plugin, request_id, kind, reason = %reason, ?policy, "filter backed off");
+    } else {
+        tracing::warn!(plugin, request_id, kind, reason = %reason, ?policy, "filter failed");
+    }
+    match policy {
         FailurePolicy::FailOpen => Ok(()),
         FailurePolicy::FailClosed => {
-            let kind = match failure.kind {
+            let error = match failure.kind {
                 FailureKind::Deadline => ErrorKind::PluginTimeout,
                 _ => ErrorKind::PluginFailed,
             };
             Err(GatewayError::new(
-                kind,
-                format!("filter {plugin} failed: {}", failure.kind.label()),
+                error,
+                format!("filter {plugin} failed: {kind}"),
             ))
         }
     }
+}
+
+/// A filter returned something the gateway cannot use: counted like a failed call (metrics,
+/// back-off), then its policy applies.
+fn unusable(
+    slot: &FilterSlot,
+    failure: FilterFailure,
+    request_id: &str,
+) -> Result<(), GatewayError> {
+    slot.record_failure(&failure);
+    fail(slot, failure, request_id)
 }
 
 /// Buffers the request body (once) up to `max`; 413 beyond it.

@@ -56,7 +56,7 @@ impl Gateway {
     /// file and the reason) if anything is invalid: a gateway never starts half-configured.
     pub async fn start(config_path: &Path) -> anyhow::Result<Arc<Self>> {
         let config = Config::load(config_path)?;
-        let runtime = PluginRuntime::new(&config.runtime, config.cache_dir())?;
+        let runtime = PluginRuntime::new(&config.runtime, config.cache_paths()?)?;
         let state = crate::state::start(&config.state).await?;
         let gateway = Self {
             snapshot: ArcSwap::from_pointee(crate::snapshot::Snapshot::empty()),

@@ -102,7 +102,7 @@ pub struct FilterMetrics {
     calls: Histogram,
     continued: AtomicU64,
     responded: AtomicU64,
-    failures: [AtomicU64; 4],
+    failures: [AtomicU64; FailureKind::ALL.len()],
 }
 
 /// What a filter decided, for metrics.
@@ -213,16 +213,11 @@ impl Metrics {
                 );
             }
         }
-        out.push_str("# HELP weir_plugin_failures_total Failed filter calls by kind (deadline, memory, trap, instantiate).\n# TYPE weir_plugin_failures_total counter\n");
+        out.push_str("# HELP weir_plugin_failures_total Failed filter calls by kind (deadline, memory, trap, instantiate, oversized; backed_off: answered by the failure policy without running the backed-off filter).\n# TYPE weir_plugin_failures_total counter\n");
         for entry in self.filters.iter() {
             let (route, plugin) = entry.key();
             let (route, plugin) = (escape_label(route), escape_label(plugin));
-            for kind in [
-                FailureKind::Deadline,
-                FailureKind::Memory,
-                FailureKind::Trap,
-                FailureKind::Instantiate,
-            ] {
+            for kind in FailureKind::ALL {
                 let n = entry.value().failures[kind as usize].load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::{Config, FilterConfig, HashOn, millis};
 use crate::metrics::{Metrics, RouteMetrics};
-use crate::plugin::{FilterSettings, FilterSlot, Grants, HostServices, LoadedPlugin};
+use crate::plugin::{CallLimits, FilterSettings, FilterSlot, Grants, HostServices, LoadedPlugin};
 use crate::resilience::{Record, Resilience, ScopeKind};
 use crate::router::Router;
 use crate::state::StateBackend;
@@ -202,5 +202,7 @@ fn filter_settings(config: &Config, filter: &FilterConfig) -> Result<FilterSetti
         memory_bytes: (filter.memory_mib.unwrap_or(rt.memory_mib) << 20) as usize,
         max_body: filter.max_body_bytes.unwrap_or(rt.max_body_bytes),
         max_idle: rt.pool_max_idle,
+        limits: CallLimits::from_runtime(rt),
+        backoff: rt.backoff,
     })
 }

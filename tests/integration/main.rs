@@ -22,6 +22,7 @@ mod rate_limit;
 mod reload;
 mod request_hygiene;
 mod routing;
+mod sandbox;
 mod shutdown;
 mod state_hardening;
 mod upgrade;

@@ -231,7 +231,7 @@ async fn replaced_plugins_leave_no_compiled_artifacts_behind() {
     let up = TestUpstream::start("up").await;
     let gw = TestGateway::start(&config(&up, "{}"), &[("filter.wasm", TESTER)]).await;
     let client = TestClient::default();
-    let cache = gw.plugins_dir.join(".cache");
+    let cache = gw.config_path.with_file_name(".weir-cache");
     let artifacts = || std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0);
     assert_eq!(artifacts(), 1);
     for (source, v) in [

@@ -306,6 +306,12 @@ impl TestGateway {
         Self::try_start_with(&format!("{}{config}", base_config()), plugins).await
     }
 
+    /// Starts with this whole config text (no `base_config()`), for tests that need their
+    /// own `[runtime]`.
+    pub async fn start_full(full_config: &str, plugins: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::try_start_with(full_config, plugins).await
+    }
+
     /// Starts with this whole config text.
     async fn try_start_with(full_config: &str, plugins: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dir = TempDir::new();

@@ -2,6 +2,7 @@
 //! allocator; a ticker thread that advances the epoch every millisecond; and the linker
 //! that every plugin is instantiated against.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,23 +10,36 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
 use super::bindings::FilterPlugin;
+use super::cache::ArtifactCache;
+use super::call::CallLimits;
+use super::idle::IdleBudget;
 use super::imports::HostState;
 use crate::config::RuntimeConfig;
+use crate::config::sandbox::max_idle_instances;
 
 /// How often the epoch advances: the granularity of deadlines and of yielding to the
 /// reactor while a plugin runs.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// The engine, the linker and the on-disk cache directory, shared by all snapshots.
+/// The engine, the linker, the on-disk cache and the gateway-wide idle-instance budget,
+/// shared by all snapshots.
 pub struct PluginRuntime {
     pub(crate) engine: Engine,
     pub(crate) linker: Arc<Linker<HostState>>,
-    pub(crate) cache_dir: std::path::PathBuf,
+    pub(crate) cache: Arc<ArtifactCache>,
+    pub(crate) idle: Arc<IdleBudget>,
+    /// The wall-clock stop and the result bounds of the calls made while loading.
+    pub(crate) load_limits: CallLimits,
 }
 
 impl PluginRuntime {
-    /// Builds the engine and linker and starts the epoch ticker.
-    pub fn new(runtime: &RuntimeConfig, cache_dir: std::path::PathBuf) -> anyhow::Result<Self> {
+    /// Builds the engine and linker, opens the artifact cache (`(directory, key file)`) and
+    /// starts the epoch ticker. The idle-instance budget and the load-time limits are read
+    /// here once: changing them needs a restart.
+    pub fn new(
+        runtime: &RuntimeConfig,
+        (cache_dir, key_file): (PathBuf, PathBuf),
+    ) -> anyhow::Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
         let slots = runtime.max_instances;
         pool.total_component_instances(slots)
@@ -70,10 +84,13 @@ impl PluginRuntime {
                 }
             })?;
 
+        let max_idle = max_idle_instances(runtime.max_idle_instances, runtime.max_instances);
         Ok(Self {
             engine,
             linker: Arc::new(linker),
-            cache_dir,
+            cache: Arc::new(ArtifactCache::open(cache_dir, &key_file)?),
+            idle: Arc::new(IdleBudget::new(max_idle)),
+            load_limits: CallLimits::from_runtime(runtime),
         })
     }
 }

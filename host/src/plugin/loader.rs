@@ -1,9 +1,8 @@
-//! Loading a plugin file: hash it, compile it off the reactor (or load the compiled
+//! Loading a plugin file: hash it, compile it off the reactor (or load the authenticated
 //! artifact cached on disk under its content hash), check it implements the world, and
 //! read its metadata.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -12,8 +11,11 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use super::bindings::{FilterPluginPre, Phase};
+use super::cache::ArtifactCache;
+use super::call::{Call, Returned, call, new_instance, set_request_id};
 use super::engine::PluginRuntime;
-use super::imports::HostState;
+use super::idle::IdleBudget;
+use super::imports::{Caller, Grants, HostServices, HostState};
 
 /// What a plugin says about itself.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -37,6 +39,8 @@ pub struct LoadedPlugin {
     /// When it was compiled or loaded from cache.
     pub loaded_at: SystemTime,
     pub(crate) pre: FilterPluginPre<HostState>,
+    /// The gateway-wide budget of idle instances its filters' pools share.
+    pub(crate) idle: Arc<IdleBudget>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -72,10 +76,11 @@ impl PluginRuntime {
     /// compiler on the blocking pool, never on the reactor.
     pub async fn load(&self, file_name: &str, bytes: Vec<u8>) -> anyhow::Result<Arc<LoadedPlugin>> {
         let hash = content_hash(&bytes);
-        let cached = self.cache_path(&hash);
+        let cached = self.cache_name(&hash);
         let engine = self.engine.clone();
+        let cache = self.cache.clone();
         let component =
-            tokio::task::spawn_blocking(move || compile_cached(&engine, &bytes, &cached))
+            tokio::task::spawn_blocking(move || compile_cached(&engine, &bytes, &cache, &cached))
                 .await
                 .context("compiler task failed")??;
         let pre = self
@@ -95,12 +100,13 @@ impl PluginRuntime {
             info,
             loaded_at: SystemTime::now(),
             pre,
+            idle: self.idle.clone(),
         }))
     }
 
     /// Deletes cached artifacts whose content hash is not in `keep` (plugins that are gone).
     pub fn prune_cache(&self, keep: &[String]) {
-        let Ok(entries) = std::fs::read_dir(&self.cache_dir) else {
+        let Ok(entries) = std::fs::read_dir(self.cache.dir()) else {
             return;
         };
         for entry in entries.flatten() {
@@ -117,29 +123,63 @@ impl PluginRuntime {
         }
     }
 
-    /// The cache file for a content hash under this engine's settings.
-    fn cache_path(&self, hash: &str) -> PathBuf {
+    /// The cache file name for a content hash under this engine's settings.
+    fn cache_name(&self, hash: &str) -> String {
         let mut h = DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
-        self.cache_dir
-            .join(format!("{hash}-{:016x}.cwasm", h.finish()))
+        format!("{hash}-{:016x}.cwasm", h.finish())
     }
 }
 
-/// Loads the compiled artifact from `cached` if it is there and usable, otherwise compiles
-/// and writes it (atomically, by rename).
+impl PluginRuntime {
+    /// Reads a plugin's metadata from a throwaway, unconfigured instance with no grants.
+    pub(crate) async fn read_metadata(
+        &self,
+        pre: &FilterPluginPre<HostState>,
+    ) -> anyhow::Result<PluginInfo> {
+        let services = Arc::new(HostServices {
+            // Nothing is granted: the backend is never called, so it needs no sweeper.
+            state: Arc::new(crate::state::LocalBackend::default()),
+            secrets: Default::default(),
+            upstreams: Default::default(),
+            resilience: Default::default(),
+        });
+        let caller = Arc::new(Caller {
+            plugin: "(loading)".into(),
+            route: String::new(),
+            route_upstream: String::new(),
+            grants: Grants::default(),
+            services,
+        });
+        let limits = self.load_limits;
+        let mut warm = new_instance(pre, caller, 64 << 20, &limits)
+            .await
+            .context("cannot instantiate")?;
+        set_request_id(&mut warm, "(metadata)");
+        let deadline = limits.wall_clock_min;
+        let info = match call(&mut warm, deadline, &limits, Call::Metadata).await {
+            Ok(Returned::Metadata(info)) => info,
+            Ok(_) => unreachable!("metadata returns metadata"),
+            Err(f) => anyhow::bail!("metadata failed: {}", f.message),
+        };
+        Ok(PluginInfo {
+            name: info.name,
+            version: info.version,
+            phases: info.phases.into_iter().map(phase_name).collect(),
+        })
+    }
+}
+
+/// Loads the compiled artifact `name` from the cache if it is there and authenticates,
+/// otherwise compiles and caches it.
 fn compile_cached(
     engine: &wasmtime::Engine,
     bytes: &[u8],
-    cached: &Path,
+    cache: &ArtifactCache,
+    name: &str,
 ) -> anyhow::Result<Component> {
-    if cached.exists() {
-        match deserialize(engine, cached) {
-            Ok(component) => return Ok(component),
-            Err(e) => {
-                tracing::warn!(path = %cached.display(), error = %e, "ignoring unusable cached artifact")
-            }
-        }
+    if let Some(component) = cache.load(engine, name) {
+        return Ok(component);
     }
     if is_core_module(bytes) {
         anyhow::bail!("this is a core Wasm module, not a component (build it for wasm32-wasip2)");
@@ -147,17 +187,12 @@ fn compile_cached(
     let component = Component::new(engine, bytes)
         .map_err(anyhow::Error::from)
         .context("not a valid Wasm component")?;
-    if let Some(dir) = cached.parent() {
-        let written = std::fs::create_dir_all(dir)
-            .and_then(|()| component.serialize().map_err(std::io::Error::other))
-            .and_then(|artifact| {
-                let tmp = cached.with_extension("tmp");
-                std::fs::write(&tmp, artifact)?;
-                std::fs::rename(&tmp, cached)
-            });
-        if let Err(e) = written {
-            tracing::warn!(path = %cached.display(), error = %e, "cannot cache compiled plugin");
-        }
+    let written = component
+        .serialize()
+        .map_err(std::io::Error::other)
+        .and_then(|artifact| cache.store(name, &artifact));
+    if let Err(e) = written {
+        tracing::warn!(dir = %cache.dir().display(), error = %e, "cannot cache compiled plugin");
     }
     Ok(component)
 }
@@ -165,14 +200,4 @@ fn compile_cached(
 /// Core modules start with version 1 in the preamble; components with a layer of 1.
 fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
-}
-
-/// Loads an artifact this process (or an earlier one with the same engine) compiled.
-#[allow(unsafe_code)]
-fn deserialize(engine: &wasmtime::Engine, path: &Path) -> anyhow::Result<Component> {
-    // SAFETY: the file is one this gateway wrote into its own cache directory, named by the
-    // content hash of the source and the engine's compatibility hash; wasmtime also checks
-    // the artifact's header against the engine. The cache directory must be as trusted as
-    // the gateway binary itself (see docs/architecture.md).
-    Ok(unsafe { Component::deserialize_file(engine, path) }?)
 }

@@ -1,16 +1,26 @@
 //! The Wasm plugin runtime: one engine for the process, plugins compiled off the reactor
-//! and cached on disk, warm instance pools per configured filter, and the host interfaces
-//! a plugin may be granted.
+//! and cached on disk (authenticated), warm instance pools per configured filter under a
+//! gateway-wide budget, calls under a deadline and a wall-clock stop with bounded results,
+//! back-off of failing filters, and the host interfaces a plugin may be granted.
 
+mod backoff;
 pub mod bindings;
+mod cache;
+mod call;
 mod engine;
+mod failure;
+mod idle;
 mod imports;
-mod instance;
 mod loader;
+mod results;
+mod slot;
 mod view;
 
+pub use backoff::BackoffStatus;
+pub use call::CallLimits;
 pub use engine::PluginRuntime;
+pub use failure::{FailureKind, FilterFailure};
 pub use imports::{Grants, HostServices};
-pub use instance::{FailureKind, FilterFailure, FilterSettings, FilterSlot, Phases};
 pub use loader::{LoadedPlugin, PluginInfo, content_hash};
+pub use slot::{FilterSettings, FilterSlot, Phases};
 pub use view::{RequestView, ResponseView};

@@ -34,3 +34,29 @@ impl Host for HostState {
         Ok(START.elapsed().as_nanos() as u64)
     }
 }
+
+/// The WASI clocks of a plugin without the `clock` grant: they stand still at zero (the
+/// Unix epoch for the wall clock), so a plugin cannot read the time through `wasi:clocks`
+/// either. Sleeping still takes real time, up to the call's wall-clock stop.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct StoppedClock;
+
+impl wasmtime_wasi::HostWallClock for StoppedClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for StoppedClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+
+    fn now(&self) -> u64 {
+        0
+    }
+}

@@ -42,12 +42,6 @@ pub struct Grants {
 }
 
 impl Grants {
-    /// Whether a call may wait in a host call (`kv`, `limits`, `http` reach the network);
-    /// the other imports return at once, so the epoch budget alone bounds such a call.
-    pub fn may_wait(&self) -> bool {
-        self.kv || self.limits || !self.http.is_empty()
-    }
-
     /// Parses grant strings (already validated with the config); `files:` directories are
     /// relative to `base_dir`, the config file's directory.
     pub fn parse(grants: &[String], base_dir: &Path) -> Self {
@@ -155,10 +149,15 @@ fn clock_ns() -> u64 {
 }
 
 impl HostState {
-    /// A store's data with no ambient authority but the directories granted (read-only),
-    /// and `memory_bytes` of linear memory.
+    /// A store's data with no ambient authority but the directories granted (read-only)
+    /// and, with the `clock` grant, the real WASI clocks; and `memory_bytes` of linear
+    /// memory.
     pub(crate) fn new(caller: Arc<Caller>, memory_bytes: usize) -> anyhow::Result<Self> {
         let mut wasi = WasiCtx::builder();
+        if !caller.grants.clock {
+            wasi.wall_clock(clock::StoppedClock)
+                .monotonic_clock(clock::StoppedClock);
+        }
         for (host, guest) in &caller.grants.files {
             wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
                 .map_err(|e| anyhow::anyhow!("granted directory {}: {e}", host.display()))?;

@@ -1,9 +1,18 @@
 //! Hostile test filter. Requests carrying `x-attack: 1` make it do what `mode` says:
-//! `loop` spins forever, `memory` allocates until it can't, `panic` panics. Other
-//! requests pass. `mode = "refuse"` makes `configure` fail.
+//! `loop` spins forever, `memory` allocates until it can't, `panic` panics, `sleep` sleeps
+//! in a WASI clock call for `x-sleep-ms` (default 10 s), `headers` returns `x-count`
+//! headers (default 100,000) that all alias one `x-size`-byte value (default 1 KiB). Other
+//! requests pass. `mode = "time"` answers every request with what its WASI clocks say;
+//! `mode = "sleep-configure"` sleeps 10 s in `configure`; `mode = "refuse"` makes
+//! `configure` fail.
+
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
-use weir_plugin_sdk::{Filter, Phase, Request, RequestDecision, export_filter};
+use weir_plugin_sdk::{
+    Filter, HeaderChanges, Phase, Request, RequestChanges, RequestDecision, Response,
+    export_filter,
+};
 
 #[derive(Debug, Deserialize)]
 struct Config {
@@ -22,21 +31,72 @@ impl Filter for Hostile {
 
     fn new(config: Config) -> Result<Self, String> {
         match config.mode.as_str() {
-            "loop" | "memory" | "panic" => Ok(Self { mode: config.mode }),
+            "loop" | "memory" | "panic" | "sleep" | "headers" | "time" => {
+                Ok(Self { mode: config.mode })
+            }
+            "sleep-configure" => {
+                std::thread::sleep(Duration::from_secs(10));
+                Ok(Self { mode: config.mode })
+            }
             other => Err(format!("refusing mode {other:?}")),
         }
     }
 
     fn on_request(&self, request: &Request) -> RequestDecision {
+        if self.mode == "time" {
+            return RequestDecision::Respond(clocks());
+        }
         if request.header("x-attack").as_deref() != Some("1") {
             return RequestDecision::proceed();
         }
+        let number = |name: &str, default: usize| {
+            request
+                .header(name)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
         match self.mode.as_str() {
             "loop" => spin(),
             "memory" => hoard(),
+            "sleep" => {
+                std::thread::sleep(Duration::from_millis(number("x-sleep-ms", 10_000) as u64));
+                RequestDecision::proceed()
+            }
+            "headers" => aliasing_headers(number("x-count", 100_000), number("x-size", 1024)),
             _ => panic!("hostile filter panics on purpose"),
         }
     }
+}
+
+/// What the WASI clocks say: the wall clock in ms since the Unix epoch and the
+/// nanoseconds the monotonic clock moved over a 5 ms sleep.
+fn clocks() -> Response {
+    let wall = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_millis(5));
+    let moved = start.elapsed().as_nanos();
+    Response::new(200)
+        .header("x-wall-ms", wall.to_string())
+        .header("x-mono-moved-ns", moved.to_string())
+}
+
+/// `count` headers whose values all point at the same `size` bytes of guest memory: a
+/// component written by hand can alias list elements like this; the host would copy the
+/// value once per header while lifting the result.
+fn aliasing_headers(count: usize, size: usize) -> RequestDecision {
+    let shared: &'static mut [u8] = Box::leak(vec![b'a'; size].into_boxed_slice());
+    let ptr = shared.as_mut_ptr();
+    let mut changes = RequestChanges::new();
+    for _ in 0..count {
+        // SAFETY: not sound as Rust (several owners of one allocation); it stands in for a
+        // hand-written component. The host refuses the result before the guest's
+        // post-return would free these values.
+        let value = unsafe { Vec::from_raw_parts(ptr, size, size) };
+        changes = changes.append_header("x-h", value);
+    }
+    RequestDecision::Continue(changes)
 }
 
 fn spin() -> ! {
