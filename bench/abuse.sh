@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Abuse benchmark: hostile clients against the release gateway and, beside it, nginx as a
 # reverse proxy to the same upstream — idle sockets, slow headers, slow bodies, aborted
-# uploads — while wrk measures what a well-behaved client gets on the same gateway. Records
+# uploads — and, for the gateway alone, hostile plugins (one that loops to its deadline, one
+# that returns 100k aliasing headers) hammered by 8 attackers, while wrk measures what a
+# well-behaved client gets on a filterless route of the same gateway. Records
 # the well-behaved client's req/s and p99, the gateway's peak RSS, and what the hostile
 # connections saw (closed by the server, refused), in docs/benchmarks.md.
 #
@@ -68,10 +70,33 @@ watch = false
 targets = ["127.0.0.1:$UP_PORT"]
 
 [[routes]]
+name = "loop"
+upstream = "up"
+match = { path_prefix = "/loop" }
+[[routes.filters]]
+plugin = "hostile.wasm"
+config = { mode = "loop" }
+
+[[routes]]
+name = "huge-results"
+upstream = "up"
+match = { path_prefix = "/huge" }
+[[routes.filters]]
+plugin = "hostile.wasm"
+config = { mode = "headers" }
+
+[[routes]]
 name = "all"
 upstream = "up"
 CONF
 mkdir -p "$TMP/plugins" "$TMP/nginx/tmp"
+# The hostile test plugin is built by the test suite's build script.
+HOSTILE="$ROOT/target/guest/wasm32-wasip2/release/hostile.wasm"
+if [[ ! -f $HOSTILE ]]; then
+    log "building the test plugins"
+    (cd "$ROOT" && cargo build -p weir-tests --tests)
+fi
+cp "$HOSTILE" "$TMP/plugins/hostile.wasm"
 cat > "$TMP/nginx/nginx.conf" <<CONF
 daemon off;
 worker_processes 2;
@@ -113,11 +138,18 @@ to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$
 ROWS=()
 run_case() { # target-name port pid case
     local name=$1 port=$2 pid=$3 case=$4 driver=
-    if [[ $case != none ]]; then
-        python3 "$DRIVER" "$case" "127.0.0.1:$port" "$COUNT" "$ATTACK" >"$TMP/driver.json" &
-        driver=$!
-        sleep 3
-    fi
+    case $case in
+        none) ;;
+        plugin-*)
+            local path=/loop; [[ $case == plugin-huge-results ]] && path=/huge
+            wrk -t1 -c8 -d"${ATTACK}s" -H 'x-attack: 1' "http://127.0.0.1:$port$path" >"$TMP/attack.out" 2>&1 &
+            driver=$!
+            sleep 3 ;;
+        *)
+            python3 "$DRIVER" "$case" "127.0.0.1:$port" "$COUNT" "$ATTACK" >"$TMP/driver.json" &
+            driver=$!
+            sleep 3 ;;
+    esac
     local peak=0
     ( while kill -0 "$pid" 2>/dev/null; do rss_kb "$pid"; sleep 0.5; done ) >"$TMP/rss" &
     local sampler=$!
@@ -129,7 +161,11 @@ run_case() { # target-name port pid case
     p99=$(awk '$1=="99%" {print $2}' "$TMP/wrk.out" | to_ms)
     if [[ -n $driver ]]; then
         wait "$driver" || true
-        seen=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(f"{d[\"opened\"]} opened, {d[\"closed_by_server\"]} closed by the server, {d[\"refused\"]} refused")' "$TMP/driver.json")
+        if [[ $case == plugin-* ]]; then
+            seen="$(awk '/requests in/ {print $1}' "$TMP/attack.out") attack requests answered, $(awk '/Non-2xx/ {print $5}' "$TMP/attack.out") of them refused (filter failed or backed off)"
+        else
+            seen=$(python3 -c 'import json,sys; print("%(opened)s opened, %(closed_by_server)s closed by the server, %(refused)s refused" % json.load(open(sys.argv[1])))' "$TMP/driver.json")
+        fi
     fi
     ROWS+=("| $name | $case | ${rps:-0} | ${p99:-?} | $((peak / 1024)) | $seen |")
     log "$name $case: ${rps:-0} req/s, p99 ${p99:-?} ms, peak RSS $((peak / 1024)) MB; $seen"
@@ -139,6 +175,9 @@ NGINX_MASTER=$(cat "$TMP/nginx/nginx.pid")
 for case in none idle slow-headers slow-body abort; do
     run_case weir "$WEIR_PORT" "$WEIR_PID" "$case"
     run_case nginx "$NGINX_PORT" "$NGINX_MASTER" "$case"
+done
+for case in plugin-loop plugin-huge-results; do
+    run_case weir "$WEIR_PORT" "$WEIR_PID" "$case"
 done
 
 DATE=$(date -u +%Y-%m-%d)
