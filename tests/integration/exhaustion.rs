@@ -290,3 +290,78 @@ async fn a_stalled_upstream_body_is_cut_off() {
     assert!(took < Duration::from_secs(3), "{took:?}");
     gw.shutdown().await;
 }
+
+/// Sends a POST of `chunks` bytes, one every `every`, and returns the answer's status.
+async fn trickled_post(gw: &TestGateway, chunks: usize, every: Duration) -> u16 {
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {chunks}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for _ in 0..chunks {
+        tokio::time::sleep(every).await;
+        if stream.write_all(b"x").await.is_err() {
+            break;
+        }
+    }
+    raw_status(&read_answer(&mut stream).await)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_is_timed_apart_from_the_upstream() {
+    let up = TestUpstream::start("up").await;
+    // The route gives the upstream 300 ms; the upload takes about 600 ms.
+    let config = route(&up, "").replace("name = \"r\"\n", "name = \"r\"\ntimeout_ms = 300\n");
+    let gw = TestGateway::start_with_server(
+        "[server.limits]\nbody_total_timeout_ms = 2000\n",
+        &config,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        trickled_post(&gw, 6, Duration::from_millis(100)).await,
+        200,
+        "a slow upload is not a slow upstream"
+    );
+    gw.shutdown().await;
+    // But an upload longer than the total body timeout is a 408, however lively.
+    let gw = TestGateway::start_with_server(
+        "[server.limits]\nbody_total_timeout_ms = 400\n",
+        &route(&up, ""),
+        &[],
+    )
+    .await;
+    let started = Instant::now();
+    assert_eq!(
+        trickled_post(&gw, 20, Duration::from_millis(100)).await,
+        408
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_http2_connection_is_closed() {
+    let up = TestUpstream::start("up").await;
+    let gw = TestGateway::start_with_server(
+        "[server.limits]\nidle_timeout_ms = 300\n",
+        &route(&up, ""),
+        &[],
+    )
+    .await;
+    let mut h2 = TcpStream::connect(gw.addr).await.unwrap();
+    // The preface and an empty SETTINGS frame (RFC 9113 §3.4), then nothing.
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let took = closed_within(&mut h2, Duration::from_secs(5)).await;
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    gw.shutdown().await;
+}

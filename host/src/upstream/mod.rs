@@ -272,11 +272,12 @@ async fn within<F: Future>(
 ) -> Option<F::Output> {
     let mut future = std::pin::pin!(future);
     if let Some(upload) = upload.filter(|u| u.ended_at().is_none()) {
-        // An upstream that stops reading the body holds the upload up: bound that too.
+        // An upstream that stops reading the body holds the upload up: bound that too, past
+        // the upload's own limit, so that a slow client is still told apart (a 408).
         tokio::select! {
             output = &mut future => return Some(output),
             () = upload.ended() => {}
-            () = tokio::time::sleep(upload.limit()) => return None,
+            () = tokio::time::sleep(upload.limit() + timeout) => return None,
         }
     }
     tokio::time::timeout(timeout, future).await.ok()
