@@ -10,16 +10,21 @@ CASE is one of:
   slow-headers COUNT sockets sending one header line per second, never ending the head
   slow-body    COUNT POSTs declaring 1 MB and sending one byte per second
   abort        POSTs of 64 KB broken off after 1 KB, COUNT at a time, again and again
+
+The hostile connections come from 127.0.0.2, so that per-address limits tell them apart
+from the well-behaved client on 127.0.0.1.
 """
 import asyncio
 import json
 import sys
 import time
 
+SOURCE = ("127.0.0.2", 0)
+
 
 async def hold(host, port, first, drip, stats, stop_at):
     try:
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await asyncio.open_connection(host, port, local_addr=SOURCE)
     except OSError:
         stats["refused"] += 1
         return
@@ -51,7 +56,7 @@ async def abort_loop(host, port, stats, stop_at):
     head = b"POST /abuse HTTP/1.1\r\nHost: a\r\nContent-Length: 65536\r\n\r\n"
     while time.monotonic() < stop_at:
         try:
-            _, writer = await asyncio.open_connection(host, port)
+            _, writer = await asyncio.open_connection(host, port, local_addr=SOURCE)
         except OSError:
             stats["refused"] += 1
             await asyncio.sleep(0.01)
