@@ -100,17 +100,24 @@ async fn failing_health_checks_give_503_and_recovery_restores() {
     gw.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn passive_ejection_moves_traffic_to_the_good_target() {
+/// Targets `good` and `bad` (failing) behind one route, `bad` ejected after two failures in
+/// a row for `ejection_ms`.
+async fn good_and_failing(ejection_ms: u64) -> (TestUpstream, TestUpstream, TestGateway) {
     let good = TestUpstream::start("good").await;
     let bad = TestUpstream::start("bad").await;
     bad.set_mode(Mode::Failing);
     let config = format!(
-        "[upstreams.u]\ntargets = [\"{}\", \"{}\"]\npassive = {{ consecutive_failures = 2, ejection_ms = 60000 }}\n\
+        "[upstreams.u]\ntargets = [\"{}\", \"{}\"]\npassive = {{ consecutive_failures = 2, ejection_ms = {ejection_ms} }}\n\
          [[routes]]\nname = \"r\"\nupstream = \"u\"\n",
         good.addr, bad.addr
     );
     let gw = TestGateway::start(&config, &[]).await;
+    (good, bad, gw)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passive_ejection_moves_traffic_to_the_good_target() {
+    let (_good, bad, gw) = good_and_failing(60000).await;
     let client = TestClient::default();
     for _ in 0..4 {
         client.get(&gw.url("/")).await;
@@ -129,15 +136,7 @@ async fn passive_ejection_moves_traffic_to_the_good_target() {
 /// An ejected target takes traffic again once `ejection_ms` has passed, not before.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_ejected_target_returns_after_ejection_ms() {
-    let good = TestUpstream::start("good").await;
-    let bad = TestUpstream::start("bad").await;
-    bad.set_mode(Mode::Failing);
-    let config = format!(
-        "[upstreams.u]\ntargets = [\"{}\", \"{}\"]\npassive = {{ consecutive_failures = 2, ejection_ms = 1000 }}\n\
-         [[routes]]\nname = \"r\"\nupstream = \"u\"\n",
-        good.addr, bad.addr
-    );
-    let gw = TestGateway::start(&config, &[]).await;
+    let (_good, bad, gw) = good_and_failing(1000).await;
     let client = TestClient::default();
     let started = Instant::now();
     for _ in 0..4 {

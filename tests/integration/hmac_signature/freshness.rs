@@ -1,7 +1,7 @@
 //! Freshness: `created` and `expires` against the gateway's clock, within the configured
 //! skew and not the default one.
 
-use weir_tests::TestClient;
+use weir_tests::{Reply, TestClient, TestGateway};
 
 use super::signer::Signer;
 use super::{GRANTS, KEYS, assert_refused, now, setup};
@@ -9,12 +9,7 @@ use super::{GRANTS, KEYS, assert_refused, now, setup};
 #[tokio::test(flavor = "multi_thread")]
 async fn stale_future_and_expired_signatures_are_refused() {
     let (upstream, gw) = setup(&[("c", &format!("{KEYS}\nclock_skew_secs = 60"), GRANTS)]).await;
-    let client = TestClient::default();
-    let send = |signer: Signer<'static>| {
-        let url = gw.url("/c");
-        let client = client.clone();
-        async move { client.send(signer.sign("GET", url, &[], "").await).await }
-    };
+    let send = |signer: Signer<'static>| signed_get(&gw, signer);
 
     let r = send(Signer::default()).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -51,12 +46,7 @@ async fn stale_future_and_expired_signatures_are_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_configured_clock_skew_is_the_one_applied() {
     let (upstream, gw) = setup(&[("c", &format!("{KEYS}\nclock_skew_secs = 60"), GRANTS)]).await;
-    let client = TestClient::default();
-    let send = |signer: Signer<'static>| {
-        let url = gw.url("/c");
-        let client = client.clone();
-        async move { client.send(signer.sign("GET", url, &[], "").await).await }
-    };
+    let send = |signer: Signer<'static>| signed_get(&gw, signer);
     let created = |at: u64| Signer {
         created: Some(at),
         ..Signer::default()
@@ -82,4 +72,10 @@ async fn the_configured_clock_skew_is_the_one_applied() {
     assert_refused(&r, 401, "signature_expired");
     assert_eq!(upstream.hits(), 3);
     gw.shutdown().await;
+}
+
+/// `GET /c`, signed by `signer`.
+async fn signed_get(gw: &TestGateway, signer: Signer<'_>) -> Reply {
+    let request = signer.sign("GET", gw.url("/c"), &[], "").await;
+    TestClient::default().send(request).await
 }
