@@ -12,12 +12,13 @@ use weir_tests::redis::RedisServer;
 use weir_tests::{TestClient, TestGateway, TestUpstream, get};
 
 /// A gateway with one route `/rl` through `rate-limit` with `config` (a TOML inline table),
-/// plus `extra` config (e.g. a `[state]` table).
+/// plus `extra` config (e.g. a `[state]` table). The deadline is generous: these tests are
+/// about budgets, not about a busy machine.
 async fn gateway(upstream: &TestUpstream, config: &str, extra: &str) -> TestGateway {
     let text = format!(
         "{extra}\n[upstreams.main]\ntargets = [\"{}\"]\n\n\
          [[routes]]\nname = \"rl\"\nupstream = \"main\"\nmatch = {{ path_prefix = \"/rl\" }}\n\
-         [[routes.filters]]\nplugin = \"rate-limit.wasm\"\ngrants = [\"limits\"]\nconfig = {config}\n",
+         [[routes.filters]]\nplugin = \"rate-limit.wasm\"\ngrants = [\"limits\"]\ndeadline_ms = 2000\nconfig = {config}\n",
         upstream.addr
     );
     TestGateway::start(&text, &[("rate-limit.wasm", RATE_LIMIT)]).await
