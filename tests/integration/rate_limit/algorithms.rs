@@ -1,7 +1,8 @@
-//! What each algorithm admits over time, on both backends: with a window of two seconds
+//! What each algorithm admits over time, on both backends: with a window of four seconds
 //! the three algorithms part ways within one window and at the start of the next, so a
 //! filter (or a Redis script) that ignored `algorithm` could not pass.
 
+use std::ops::RangeInclusive;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use weir_tests::plugins::RATE_LIMIT;
@@ -11,47 +12,40 @@ use weir_tests::{TestClient, TestGateway, TestUpstream, get};
 use super::redis_state;
 
 /// The window of every limit here; windows are aligned to the Unix epoch.
-const WINDOW_MS: u64 = 2000;
+const WINDOW_MS: u64 = 4000;
 
-/// Each algorithm (on its own route `/<algorithm>` with 4 per 2 s) and what it answers to
+/// An algorithm, the Retry-After range of its first refusal, and its statuses per burst.
+type Expectation = (&'static str, RangeInclusive<u64>, [&'static [u16]; 3]);
+
+/// Each algorithm (on its own route `/<algorithm>` with 2 per 4 s) and what it answers to
 /// the bursts of [`admits_exactly_its_limit`]: `(algorithm, Retry-After of burst A's
-/// refusal, [statuses of bursts A, B, C])`.
+/// refusal, [statuses of bursts A, B, C])`. A few hundred ms of lateness (a busy machine)
+/// changes none of it.
 ///
-/// - A, 100 ms into a window, 5 requests: every algorithm admits its 4. The token bucket
-///   gets a token back every 500 ms (Retry-After 1); the windows only at the next window
-///   (1.9 s away: Retry-After 2).
-/// - B, 1250 ms into the same window, 3 requests: the bucket has refilled 2 tokens
-///   (2.3 by then); both windows are still spent.
-/// - C, 150 ms into the next window, 5 requests: the fixed window is whole again (4);
-///   the sliding window still counts 3 of the previous window's 4 (4 × 1850 / 2000,
-///   rounded down), so 1 passes; the bucket has refilled 2.1 tokens since B: 2 pass.
-const EXPECTED: [(&str, u64, [&[u16]; 3]); 3] = [
+/// - A, from 100 ms into a window, 3 requests: every algorithm admits its 2. The token
+///   bucket gets a token back every 2 s (Retry-After 2); the windows only at the next
+///   window, 3 s or more away.
+/// - B, 2.5 s after A began, same window, 2 requests: the bucket has refilled 1.25 tokens,
+///   one passes; both windows are still spent.
+/// - C, at least 300 ms into the next window and 4.3 s after A began, 3 requests: the fixed
+///   window is whole again (2); the sliding window still counts 1 of the previous window's
+///   2 while less than half of the new window has passed (2 × 3.7 / 4, rounded down), so 1
+///   passes; the bucket has refilled 1.15 tokens since B: 1 passes.
+const EXPECTED: [Expectation; 3] = [
     (
         "token_bucket",
-        1,
-        [
-            &[200, 200, 200, 200, 429],
-            &[200, 200, 429],
-            &[200, 200, 429, 429, 429],
-        ],
+        2..=2,
+        [&[200, 200, 429], &[200, 429], &[200, 429, 429]],
     ),
     (
         "sliding_window",
-        2,
-        [
-            &[200, 200, 200, 200, 429],
-            &[429, 429, 429],
-            &[200, 429, 429, 429, 429],
-        ],
+        3..=4,
+        [&[200, 200, 429], &[429, 429], &[200, 429, 429]],
     ),
     (
         "fixed_window",
-        2,
-        [
-            &[200, 200, 200, 200, 429],
-            &[429, 429, 429],
-            &[200, 200, 200, 200, 429],
-        ],
+        3..=4,
+        [&[200, 200, 429], &[429, 429], &[200, 200, 429]],
     ),
 ];
 
@@ -86,7 +80,7 @@ async fn admits_exactly_its_limit(state: &str) {
             "[[routes]]\nname = \"{algorithm}\"\nupstream = \"main\"\n\
              match = {{ path_prefix = \"/{algorithm}\" }}\n\
              [[routes.filters]]\nplugin = \"rate-limit.wasm\"\ngrants = [\"limits\"]\ndeadline_ms = 2000\n\
-             config = {{ limits = [{{ limit = 4, window = \"2s\", algorithm = \"{algorithm}\" }}], \
+             config = {{ limits = [{{ limit = 2, window = \"4s\", algorithm = \"{algorithm}\" }}], \
              key = [\"header:x-user\"] }}\n"
         ));
     }
@@ -105,8 +99,13 @@ async fn admits_exactly_its_limit(state: &str) {
 
     let mut seen = vec![Vec::new(); EXPECTED.len()];
     let mut timing = Vec::new();
-    for (offset_ms, n) in [(100, 5), (1250, 3), (150, 5)] {
-        until_window_offset(offset_ms).await;
+    // A from 100 ms into the next window; B 2.5 s after A began; C at least 300 ms into the
+    // window after and 4.3 s after A began.
+    let a = next_instant_at_offset(100);
+    let next_window = (a / WINDOW_MS + 1) * WINDOW_MS;
+    let c = (next_window + 300).max(a + 4300);
+    for (at, n) in [(a, 3), (a + 2500, 2), (c, 3)] {
+        tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await;
         let sent = now_ms() % WINDOW_MS;
         // The routes side by side, so that each burst lands where it is meant to.
         let bursts = EXPECTED.map(|(algorithm, ..)| {
@@ -128,7 +127,10 @@ async fn admits_exactly_its_limit(state: &str) {
             "{algorithm}, bursts at {timing:?}"
         );
         let refused = seen[0].last().and_then(|(_, retry)| *retry);
-        assert_eq!(refused, Some(*retry_after), "{algorithm}: Retry-After");
+        assert!(
+            refused.is_some_and(|retry| retry_after.contains(&retry)),
+            "{algorithm}: Retry-After {refused:?}, not in {retry_after:?}"
+        );
     }
     gw.shutdown().await;
 }
@@ -151,9 +153,13 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Waits for the next instant `offset_ms` into a window: the limiter's clock is the event.
-async fn until_window_offset(offset_ms: u64) {
-    let into = now_ms() % WINDOW_MS;
-    let wait = (offset_ms + WINDOW_MS - into) % WINDOW_MS;
-    tokio::time::sleep(Duration::from_millis(wait)).await;
+/// The next instant (ms since the Unix epoch) `offset_ms` into a window.
+fn next_instant_at_offset(offset_ms: u64) -> u64 {
+    let now = now_ms();
+    let start = now - now % WINDOW_MS + offset_ms;
+    if start >= now {
+        start
+    } else {
+        start + WINDOW_MS
+    }
 }
