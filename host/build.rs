@@ -2,11 +2,11 @@
 //! in `target/plugins/`, the plugins directory of the example config, so that `cargo run`
 //! needs no manual step. Set `WEIR_SKIP_PLUGIN_BUILD=1` to skip (e.g. when packaging).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[path = "build_guests.rs"]
 mod build_guests;
-use build_guests::build_guests;
+use build_guests::{build_guests, bundled_plugins, wasm_file};
 
 fn main() {
     println!("cargo:rerun-if-env-changed=WEIR_SKIP_PLUGIN_BUILD");
@@ -22,30 +22,17 @@ fn main() {
     if std::env::var_os("WEIR_SKIP_PLUGIN_BUILD").is_some() {
         return;
     }
-    let bundled = bundled_plugins(&root.join("plugins"));
+    let bundled = bundled_plugins(&root);
     let target_dir = root.join("target");
     let built = build_guests(&root, &target_dir, &bundled);
     let plugins_dir = target_dir.join("plugins");
     std::fs::create_dir_all(&plugins_dir).expect("create target/plugins");
     for name in &bundled {
-        let file = format!("{}.wasm", name.replace('-', "_"));
-        let from = built.join(&file);
+        let from = built.join(wasm_file(name));
         // Copy then rename, so a running gateway watching the directory never sees half a file.
         let to = plugins_dir.join(format!("{name}.wasm"));
         let tmp = plugins_dir.join(format!(".{name}.wasm.tmp"));
         std::fs::copy(&from, &tmp).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
         std::fs::rename(&tmp, &to).unwrap_or_else(|e| panic!("rename to {}: {e}", to.display()));
     }
-}
-
-/// The crates directly under `plugins/` (each a bundled filter).
-fn bundled_plugins(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("read plugins/")
-        .flatten()
-        .filter(|e| e.path().join("Cargo.toml").exists())
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .collect();
-    names.sort();
-    names
 }

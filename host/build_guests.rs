@@ -1,8 +1,32 @@
-//! Shared by the build scripts of `host` and `tests`: compiles guest crates of the
-//! `plugins/` workspace into `wasm32-wasip2` components.
+//! Shared by the build scripts of `host` and `tests`: finds the guest crates and compiles
+//! them (members of the `plugins/` workspace) into `wasm32-wasip2` components. The bundled
+//! plugins are the crates directly under `plugins/`, found here and nowhere else.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The bundled plugins: the crates directly under `<root>/plugins`, by crate name.
+pub fn bundled_plugins(root: &Path) -> Vec<String> {
+    crates_in(&root.join("plugins"))
+}
+
+/// The crates directly under `dir` (a directory with a `Cargo.toml` whose name is the
+/// crate's), sorted.
+pub fn crates_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .flatten()
+        .filter(|e| e.path().join("Cargo.toml").exists())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The file `build_guests` makes of crate `name`.
+pub fn wasm_file(name: &str) -> String {
+    format!("{}.wasm", name.replace('-', "_"))
+}
 
 /// Runs `cargo build --release --target wasm32-wasip2` on the guest workspace for these
 /// packages; returns the directory holding the `.wasm` files.

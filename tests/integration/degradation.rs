@@ -59,7 +59,7 @@ const STATIC: &str = r#"{ kind = "static", status = 200, headers = { "content-ty
 async fn the_breaker_opens_on_the_failure_rate_after_min_calls_and_stops_calling() {
     let upstream = TestUpstream::start("main").await;
     let config = format!(
-        "{{ breaker = {{ window_ms = 60000, min_calls = 4, failure_rate = 0.5, open_ms = 60000 }}, fallback = {STATIC} }}"
+        "{{ breaker = {{ window_ms = 60000, min_calls = 6, failure_rate = 0.5, open_ms = 60000 }}, fallback = {STATIC} }}"
     );
     let gw = gateway(&upstream, &[route("api", "", &config)]).await;
     let client = TestClient::default();
@@ -71,21 +71,30 @@ async fn the_breaker_opens_on_the_failure_rate_after_min_calls_and_stops_calling
         assert_eq!(r.header("x-weir-degraded"), None);
     }
     upstream.set_mode(Mode::Failing);
-    // 2 of 3 calls failed, but 3 calls are fewer than min_calls: still closed, and each
-    // failure is answered with the fallback.
+    // Calls 3 to 5: from the 4th the failure rate is reached (2 of 4, then 3 of 5), but
+    // fewer than min_calls = 6 calls were seen: still closed, and each failure is answered
+    // with the fallback.
+    for calls in 3..=5 {
+        let r = client.get(&gw.url("/api/items")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(
+            r.header("x-weir-degraded"),
+            Some("upstream-error"),
+            "call {calls}"
+        );
+        assert_eq!(r.body.as_ref(), br#"{"items":[]}"#);
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        assert_eq!(
+            circuit(&client, &gw, "upstream", "main").await["state"],
+            "closed",
+            "after call {calls}"
+        );
+    }
+    // The 6th call: 4 of 6 failed and min_calls is reached; the next request finds the
+    // circuit open.
     let r = client.get(&gw.url("/api/items")).await;
-    assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("x-weir-degraded"), Some("upstream-error"));
-    assert_eq!(r.body.as_ref(), br#"{"items":[]}"#);
-    assert_eq!(r.header("cache-control"), Some("no-store"));
-    assert_eq!(
-        circuit(&client, &gw, "upstream", "main").await["state"],
-        "closed"
-    );
-    // The 4th call: 2 of 4 failed, the rate is reached; the next request trips the circuit.
-    let r = client.get(&gw.url("/api/items")).await;
-    assert_eq!(r.header("x-weir-degraded"), Some("upstream-error"));
-    assert_eq!(upstream.hits(), 4);
+    assert_eq!(upstream.hits(), 6);
 
     for _ in 0..5 {
         let r = client.get(&gw.url("/api/items")).await;
@@ -95,7 +104,7 @@ async fn the_breaker_opens_on_the_failure_rate_after_min_calls_and_stops_calling
     }
     assert_eq!(
         upstream.hits(),
-        4,
+        6,
         "no call reaches the upstream while open"
     );
     let state = circuit(&client, &gw, "upstream", "main").await;
@@ -265,21 +274,36 @@ async fn failures_in_a_row_trip_the_breaker_below_the_rate() {
     gw.shutdown().await;
 }
 
+/// Only calls slower than `slow_call_ms` count as slow: three fast calls keep the slow
+/// rate under 0.5 until the third slow one.
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_calls_trip_the_breaker() {
     let upstream = TestUpstream::start("main").await;
-    let config = "{ breaker = { min_calls = 3, failure_rate = 1.0, slow_call_ms = 200, slow_call_rate = 0.6, open_ms = 60000 } }";
+    let config = "{ breaker = { min_calls = 4, failure_rate = 1.0, slow_call_ms = 200, slow_call_rate = 0.5, open_ms = 60000 } }";
     let gw = gateway(&upstream, &[route("api", "", config)]).await;
     let client = TestClient::default();
-    upstream.set_delay(Duration::from_millis(300));
     for _ in 0..3 {
         let r = client.get(&gw.url("/api")).await;
-        assert_eq!(r.status, StatusCode::OK, "slow, but answered");
+        assert_eq!(r.status, StatusCode::OK, "fast");
     }
+    upstream.set_delay(Duration::from_millis(300));
+    // 1 of 4, then 2 of 5 calls slow: under the rate, still closed.
+    for calls in 4..=5 {
+        let r = client.get(&gw.url("/api")).await;
+        assert_eq!(r.status, StatusCode::OK, "slow, but answered");
+        assert_eq!(
+            circuit(&client, &gw, "upstream", "main").await["state"],
+            "closed",
+            "after call {calls}"
+        );
+    }
+    // 3 of 6: the rate is reached.
+    let r = client.get(&gw.url("/api")).await;
+    assert_eq!(r.status, StatusCode::OK, "slow, but answered");
     let r = client.get(&gw.url("/api")).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.header("x-weir-degraded"), Some("circuit-open"));
-    assert_eq!(upstream.hits(), 3);
+    assert_eq!(upstream.hits(), 6);
     gw.shutdown().await;
 }
 

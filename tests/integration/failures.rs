@@ -1,16 +1,29 @@
 //! Hostile plugins — an infinite loop, a memory bomb, a panic — are stopped, the failure
-//! policy applies, and other requests through the same filter keep succeeding.
+//! policy applies, and other requests through the same filter keep succeeding. The limits
+//! applied are the filter's own `deadline_ms` and `memory_mib`, not the defaults.
 
 use std::time::{Duration, Instant};
 
-use weir_tests::plugins::HOSTILE;
+use weir_tests::plugins::{HOSTILE, TESTER};
 use weir_tests::{TestClient, TestGateway, TestUpstream, get};
 
+/// A gateway whose one route runs the hostile filter in `mode`, with a 50 ms deadline.
 async fn hostile_gateway(up: &TestUpstream, mode: &str, failure: &str) -> TestGateway {
+    hostile_gateway_with(up, mode, failure, 50).await
+}
+
+/// A gateway whose one route runs the hostile filter in `mode` with this deadline and
+/// 16 MiB of memory.
+async fn hostile_gateway_with(
+    up: &TestUpstream,
+    mode: &str,
+    failure: &str,
+    deadline_ms: u64,
+) -> TestGateway {
     let config = format!(
         "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n\
          [[routes.filters]]\nplugin = \"hostile.wasm\"\nconfig = {{ mode = \"{mode}\" }}\n\
-         failure = \"{failure}\"\ndeadline_ms = 50\nmemory_mib = 16\n",
+         failure = \"{failure}\"\ndeadline_ms = {deadline_ms}\nmemory_mib = 16\n",
         up.addr
     );
     TestGateway::start(&config, &[("hostile.wasm", HOSTILE)]).await
@@ -18,6 +31,18 @@ async fn hostile_gateway(up: &TestUpstream, mode: &str, failure: &str) -> TestGa
 
 /// Sends attacks and ordinary requests at the same time; returns the attack replies.
 async fn attack_while_serving(gw: &TestGateway, attacks: usize) -> Vec<weir_tests::Reply> {
+    timed_attack_while_serving(gw, attacks)
+        .await
+        .into_iter()
+        .map(|(reply, _)| reply)
+        .collect()
+}
+
+/// Like [`attack_while_serving`], with the time each attack took.
+async fn timed_attack_while_serving(
+    gw: &TestGateway,
+    attacks: usize,
+) -> Vec<(weir_tests::Reply, Duration)> {
     let url = gw.url("/");
     let bystanders = tokio::spawn({
         let url = url.clone();
@@ -35,12 +60,15 @@ async fn attack_while_serving(gw: &TestGateway, attacks: usize) -> Vec<weir_test
     let mut replies = Vec::new();
     for _ in 0..attacks {
         let client = TestClient::default();
-        replies.push(client.send(get(&url, &[("x-attack", "1")])).await);
+        let started = Instant::now();
+        let reply = client.send(get(&url, &[("x-attack", "1")])).await;
+        replies.push((reply, started.elapsed()));
     }
     bystanders.await.expect("bystanders all succeeded");
     replies
 }
 
+/// `weir_plugin_failures_total` of the hostile filter on route `r` for this kind.
 async fn failures_metric(gw: &TestGateway, kind: &str) -> u64 {
     let text = TestClient::default()
         .get(&gw.admin_url("/metrics"))
@@ -55,20 +83,22 @@ async fn failures_metric(gw: &TestGateway, kind: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The loop runs for its own 200 ms deadline: not the 20 ms default (too early), not the
+/// 1 s wall-clock stop (too late).
 #[tokio::test(flavor = "multi_thread")]
 async fn infinite_loop_is_stopped_at_its_deadline() {
     let up = TestUpstream::start("up").await;
-    let gw = hostile_gateway(&up, "loop", "fail_closed").await;
-    let started = Instant::now();
-    let replies = attack_while_serving(&gw, 3).await;
-    for r in &replies {
+    let gw = hostile_gateway_with(&up, "loop", "fail_closed", 200).await;
+    let replies = timed_attack_while_serving(&gw, 3).await;
+    for (r, took) in &replies {
         assert_eq!(r.status, 503);
         assert_eq!(r.json()["error"], "filter_timeout");
         assert!(r.json()["request_id"].as_str().is_some());
+        assert!(
+            (Duration::from_millis(200)..Duration::from_millis(700)).contains(took),
+            "stopped after {took:?}"
+        );
     }
-    // Three 50 ms deadlines: far below the time a runaway loop would take (forever); the
-    // bound only guards against a filter that is never stopped.
-    assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(failures_metric(&gw, "deadline").await, 3);
     gw.shutdown().await;
 }
@@ -82,6 +112,38 @@ async fn memory_bomb_is_capped() {
         assert_eq!(r.json()["error"], "filter_failed");
     }
     assert_eq!(failures_metric(&gw, "memory").await, 3);
+    gw.shutdown().await;
+}
+
+/// A fixed 24 MiB allocation (the tester's `x-kv-size` value, made before its `kv` call)
+/// fails under the filter's own `memory_mib = 16` and fits under `memory_mib = 32`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_filters_own_memory_cap_applies() {
+    let up = TestUpstream::start("up").await;
+    let mut config = format!("[upstreams.u]\ntargets = [\"{}\"]\n", up.addr);
+    for mib in [16, 32] {
+        config.push_str(&format!(
+            "[[routes]]\nname = \"m{mib}\"\nupstream = \"u\"\nmatch = {{ path_prefix = \"/m{mib}\" }}\n\
+             [[routes.filters]]\nplugin = \"tester.wasm\"\ngrants = [\"kv\"]\n\
+             config = {{ kv_ops = true }}\nmemory_mib = {mib}\ndeadline_ms = 5000\n"
+        ));
+    }
+    let gw = TestGateway::start(&config, &[("tester.wasm", TESTER)]).await;
+    let client = TestClient::default();
+    let size = (24 << 20).to_string();
+    let allocate = |path: &str| {
+        get(
+            &gw.url(path),
+            &[("x-kv-op", "get"), ("x-kv-key", "k"), ("x-kv-size", &size)],
+        )
+    };
+    let r = client.send(allocate("/m16")).await;
+    assert_eq!(r.status, 500, "{:?}", r.body);
+    assert_eq!(r.json()["error"], "filter_failed");
+    let r = client.send(allocate("/m32")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.header("x-kv"), Some("none"));
+    assert_eq!(up.hits(), 1);
     gw.shutdown().await;
 }
 

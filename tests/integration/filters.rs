@@ -120,6 +120,34 @@ async fn kv_works_only_when_granted() {
     gw.shutdown().await;
 }
 
+/// `log` without its grant is a trap, not a line in the gateway's log: the filter fails
+/// (closed) and the request goes no further, while the granted route logs and passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn log_works_only_when_granted() {
+    let up = TestUpstream::start("up").await;
+    let config = format!(
+        "[upstreams.u]\ntargets = [\"{}\"]\n\
+         [[routes]]\nname = \"granted\"\nupstream = \"u\"\nmatch = {{ path_prefix = \"/granted\" }}\n\
+         [[routes.filters]]\nplugin = \"tester.wasm\"\nconfig = {{ log = true }}\ngrants = [\"log\"]\n\
+         [[routes]]\nname = \"denied\"\nupstream = \"u\"\n\
+         [[routes.filters]]\nplugin = \"tester.wasm\"\nconfig = {{ log = true }}\n",
+        up.addr
+    );
+    let gw = TestGateway::start(&config, &[("tester.wasm", TESTER)]).await;
+    let client = TestClient::default();
+    let r = client.get(&gw.url("/granted")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = client.get(&gw.url("/denied")).await;
+    assert_eq!(r.status, 500, "{:?}", r.body);
+    assert_eq!(r.json()["error"], "filter_failed");
+    assert_eq!(
+        up.hits(),
+        1,
+        "the denied request never reached the upstream"
+    );
+    gw.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn body_is_buffered_for_filters_that_ask_and_capped() {
     let up = TestUpstream::start("up").await;

@@ -213,6 +213,9 @@ async fn files_only_from_a_granted_directory() {
     }
     std::fs::write(granted.join("data.bin"), b"12345").expect("a file");
     std::fs::write(other.join("data.bin"), b"12345").expect("a file");
+    // Links inside the granted directory that lead out of it, to a file and to a directory.
+    std::os::unix::fs::symlink(other.join("data.bin"), granted.join("link.bin")).expect("a link");
+    std::os::unix::fs::symlink(&other, granted.join("linkdir")).expect("a link");
     let (g, o) = (granted.display(), other.display());
     let (_main, _aux, gw) = setup(&[
         (
@@ -226,12 +229,28 @@ async fn files_only_from_a_granted_directory() {
             &format!("[\"files:{g}\"]"),
         ),
         ("nogrant", &format!("{{ file = \"{g}/data.bin\" }}"), "[]"),
+        (
+            "dotdot",
+            &format!("{{ file = \"{g}/../other/data.bin\" }}"),
+            &format!("[\"files:{g}\"]"),
+        ),
+        (
+            "symlink",
+            &format!("{{ file = \"{g}/link.bin\" }}"),
+            &format!("[\"files:{g}\"]"),
+        ),
+        (
+            "linkdir",
+            &format!("{{ file = \"{g}/linkdir/data.bin\" }}"),
+            &format!("[\"files:{g}\"]"),
+        ),
     ])
     .await;
     let client = TestClient::default();
     let r = client.get(&gw.url("/granted")).await;
     assert_eq!(r.header("x-probe-file"), Some("5 bytes"));
-    for route in ["/elsewhere", "/nogrant"] {
+    // Outside the grant, however the path gets there.
+    for route in ["/elsewhere", "/nogrant", "/dotdot", "/symlink", "/linkdir"] {
         let r = client.get(&gw.url(route)).await;
         let seen = r.header("x-probe-file").unwrap_or_default();
         assert!(seen.starts_with("error"), "{route}: {seen}");

@@ -223,6 +223,24 @@ async fn config_reload_applies_and_bad_config_is_refused() {
         metrics.contains("weir_reloads_total{result=\"refused\"} 2"),
         "{metrics}"
     );
+
+    // Valid TOML that names an upstream nobody defined: refused, naming it, and the live
+    // generation stays.
+    let unknown = config(&up, "{ response = { set = { x-color = \"red\" } } }")
+        .replace("upstream = \"u\"", "upstream = \"nope\"");
+    assert!(unknown.contains("\"nope\""), "{unknown}");
+    gw.write_config(&unknown);
+    assert!(
+        eventually(WAIT, || async {
+            let status = client.get(&gw.admin_url("/status")).await.json();
+            status["reload"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("unknown upstream \"nope\""))
+        })
+        .await
+    );
+    assert_eq!(gw.generation(), generation);
+    assert_eq!(color().await.as_deref(), Some("green"));
     gw.shutdown().await;
 }
 

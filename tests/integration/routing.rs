@@ -63,6 +63,17 @@ match = {{ host = "*.example.org" }}
         "earlier route with a header match wins"
     );
     let r = client
+        .send(get(
+            &gw.url("/api/users"),
+            &[("host", "api.example.com"), ("x-env", "stable")],
+        ))
+        .await;
+    assert_eq!(
+        upstream_of(r).as_deref(),
+        Some("a"),
+        "a header with another value does not match"
+    );
+    let r = client
         .send(request("POST", &gw.url("/submit"), &[], "x"))
         .await;
     assert_eq!(upstream_of(r).as_deref(), Some("b"));
@@ -71,10 +82,14 @@ match = {{ host = "*.example.org" }}
         .await;
     assert_eq!(upstream_of(r).as_deref(), Some("c"));
 
-    // GET on a POST-only route, a prefix that is not at a segment boundary, another host:
-    // nothing matches.
+    // GET on a POST-only route, a longer path than the exact one, a prefix that is not at
+    // a segment boundary, another host, a header with another value: nothing matches.
     for req in [
         get(&gw.url("/submit"), &[]),
+        request("POST", &gw.url("/submit/more"), &[], "x"),
+        request("POST", &gw.url("/submitted"), &[], "x"),
+        get(&gw.url("/api/users"), &[("x-env", "stable")]),
+        get(&gw.url("/api/users"), &[("x-env", "canary-2")]),
         get(&gw.url("/apix"), &[("host", "api.example.com")]),
         get(&gw.url("/api/users"), &[("host", "example.org")]),
     ] {

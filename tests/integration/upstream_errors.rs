@@ -2,7 +2,7 @@
 //! 504, and the response filters see those answers; passive ejection and active health
 //! checks take bad targets out.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use weir_tests::plugins::TESTER;
 use weir_tests::{Mode, TestClient, TestGateway, TestUpstream, eventually};
@@ -100,17 +100,24 @@ async fn failing_health_checks_give_503_and_recovery_restores() {
     gw.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn passive_ejection_moves_traffic_to_the_good_target() {
+/// Targets `good` and `bad` (failing) behind one route, `bad` ejected after two failures in
+/// a row for `ejection_ms`.
+async fn good_and_failing(ejection_ms: u64) -> (TestUpstream, TestUpstream, TestGateway) {
     let good = TestUpstream::start("good").await;
     let bad = TestUpstream::start("bad").await;
     bad.set_mode(Mode::Failing);
     let config = format!(
-        "[upstreams.u]\ntargets = [\"{}\", \"{}\"]\npassive = {{ consecutive_failures = 2, ejection_ms = 60000 }}\n\
+        "[upstreams.u]\ntargets = [\"{}\", \"{}\"]\npassive = {{ consecutive_failures = 2, ejection_ms = {ejection_ms} }}\n\
          [[routes]]\nname = \"r\"\nupstream = \"u\"\n",
         good.addr, bad.addr
     );
     let gw = TestGateway::start(&config, &[]).await;
+    (good, bad, gw)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passive_ejection_moves_traffic_to_the_good_target() {
+    let (_good, bad, gw) = good_and_failing(60000).await;
     let client = TestClient::default();
     for _ in 0..4 {
         client.get(&gw.url("/")).await;
@@ -123,5 +130,45 @@ async fn passive_ejection_moves_traffic_to_the_good_target() {
     assert_eq!(bad.hits(), bad_before, "no traffic to the ejected target");
     let upstreams = client.get(&gw.admin_url("/upstreams")).await.json();
     assert_eq!(upstreams["upstreams"][0]["targets"][1]["ejected"], true);
+    gw.shutdown().await;
+}
+
+/// An ejected target takes traffic again once `ejection_ms` has passed, not before.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ejected_target_returns_after_ejection_ms() {
+    let (_good, bad, gw) = good_and_failing(1000).await;
+    let client = TestClient::default();
+    let started = Instant::now();
+    for _ in 0..4 {
+        client.get(&gw.url("/")).await;
+    }
+    assert_eq!(bad.hits(), 2, "ejected after two failures in a row");
+    bad.set_mode(Mode::Healthy);
+    for _ in 0..5 {
+        assert_eq!(client.get(&gw.url("/")).await.status, 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "still within ejection_ms"
+    );
+    assert_eq!(
+        bad.hits(),
+        2,
+        "no traffic to the ejected target within ejection_ms"
+    );
+
+    let back = eventually(Duration::from_secs(10), || async {
+        client.get(&gw.url("/")).await;
+        bad.hits() > 2
+    })
+    .await;
+    assert!(back, "the target takes traffic again");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "back after {:?}, before ejection_ms",
+        started.elapsed()
+    );
+    let upstreams = client.get(&gw.admin_url("/upstreams")).await.json();
+    assert_eq!(upstreams["upstreams"][0]["targets"][1]["ejected"], false);
     gw.shutdown().await;
 }

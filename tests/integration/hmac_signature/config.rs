@@ -1,0 +1,42 @@
+//! A bad `hmac-signature` config is refused at startup, with a clear message.
+
+use weir_tests::plugins::HMAC_SIGNATURE;
+use weir_tests::{TestGateway, TestUpstream};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_configs_are_refused_with_a_clear_message() {
+    for (config, expected) in [
+        ("clock_skew_secs = 5", "secret_pattern"),
+        ("secret_pattern = \"hmac\"", "{keyid}"),
+        (
+            "keys = { a = \"b\" }\nalgorithms = [\"hmac-md5\"]",
+            "hmac-md5",
+        ),
+        (
+            "keys = { a = \"b\" }\nrequired_components = [\"@status\"]",
+            "@status",
+        ),
+        (
+            "keys = { a = \"b\" }\ncontent_digest = \"sometimes\"",
+            "sometimes",
+        ),
+        // A listed key whose secret is neither defined nor granted.
+        (
+            "keys = { a = \"b\" }",
+            "keys.a: secret \"b\" is not defined",
+        ),
+    ] {
+        let upstream = TestUpstream::start("main").await;
+        let gw = format!(
+            "[upstreams.main]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"main\"\n\
+             [[routes.filters]]\nplugin = \"hmac-signature.wasm\"\n[routes.filters.config]\n{config}\n",
+            upstream.addr
+        );
+        let error = TestGateway::try_start(&gw, &[("hmac-signature.wasm", HMAC_SIGNATURE)])
+            .await
+            .err()
+            .expect("the config is refused");
+        let message = format!("{error:#}");
+        assert!(message.contains(expected), "{expected:?} in {message}");
+    }
+}

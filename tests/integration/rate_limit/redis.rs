@@ -1,0 +1,148 @@
+//! The Redis backend: one budget shared by two gateways, an outage with the `local` and
+//! `reject` policies, and a gateway started while Redis is down.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use weir_tests::redis::RedisServer;
+use weir_tests::{TestClient, TestUpstream, eventually};
+
+use super::{count, gateway, redis_state, statuses};
+
+#[tokio::test]
+async fn two_gateways_share_one_budget_in_redis() {
+    let redis = RedisServer::start();
+    let upstream = TestUpstream::start("main").await;
+    let config = r#"{ limits = [{ limit = 10, window = "1h" }], key = ["route"] }"#;
+    let state = redis_state(&redis, "local");
+    let one = gateway(&upstream, config, &state).await;
+    let two = gateway(&upstream, config, &state).await;
+    let client = TestClient::http1();
+    let mut got = Vec::new();
+    for i in 0..16 {
+        let gw = if i % 2 == 0 { &one } else { &two };
+        got.push(client.get(&gw.url("/rl")).await.status.as_u16());
+    }
+    assert_eq!(count(&got, 200), 10, "{got:?}");
+    assert_eq!(&got[10..], [429; 6]);
+    let keys = redis.command("DBSIZE").unwrap_or_default();
+    assert_eq!(keys, ":1", "the budget lives in Redis");
+}
+
+#[tokio::test]
+async fn redis_outage_falls_back_to_local_limits_then_shared_limiting_resumes() {
+    let mut redis = RedisServer::start();
+    let upstream = TestUpstream::start("main").await;
+    let config = r#"{ limits = [{ limit = 4, window = "1h" }], key = ["route"] }"#;
+    let state = redis_state(&redis, "local");
+    let one = gateway(&upstream, config, &state).await;
+    let two = gateway(&upstream, config, &state).await;
+    let client = TestClient::http1();
+    assert_eq!(statuses(&client, &one.url("/rl"), 2, &[]).await, [200, 200]);
+    assert_eq!(
+        statuses(&client, &two.url("/rl"), 3, &[]).await,
+        [200, 200, 429]
+    );
+
+    redis.stop();
+    // Each instance now limits on its own, with a fresh local budget of 4.
+    assert_eq!(
+        statuses(&client, &one.url("/rl"), 5, &[]).await,
+        [200, 200, 200, 200, 429]
+    );
+    assert_eq!(
+        statuses(&client, &two.url("/rl"), 5, &[]).await,
+        [200, 200, 200, 200, 429]
+    );
+    let status = client
+        .get(&format!("http://{}/status", one.admin))
+        .await
+        .json();
+    assert_eq!(status["state"]["backend"], "redis");
+    assert_eq!(status["state"]["healthy"], false);
+    assert_eq!(status["state"]["serving"], "local_fallback");
+    assert!(status["state"]["last_error"].is_string());
+
+    redis.resume();
+    for gw in [&one, &two] {
+        let admin = format!("http://{}/status", gw.admin);
+        let back = eventually(Duration::from_secs(10), || {
+            let (client, admin) = (&client, &admin);
+            async move { client.get(admin).await.json()["state"]["healthy"] == true }
+        })
+        .await;
+        assert!(back, "the gateway sees Redis again");
+    }
+    let metrics = client.get(&format!("http://{}/metrics", one.admin)).await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(text.contains("weir_state_backend_up{backend=\"redis\"} 1"));
+    assert!(text.contains("weir_state_backend_outages_total{backend=\"redis\"} 1"));
+    // The restarted server is empty: one shared budget of 4 again, across both instances.
+    let mut got = Vec::new();
+    for i in 0..6 {
+        let gw = if i % 2 == 0 { &one } else { &two };
+        got.push(client.get(&gw.url("/rl")).await.status.as_u16());
+    }
+    assert_eq!(got, [200, 200, 200, 200, 429, 429]);
+}
+
+#[tokio::test]
+async fn redis_outage_with_reject_policy_answers_503_until_it_is_back() {
+    let mut redis = RedisServer::start();
+    let upstream = TestUpstream::start("main").await;
+    let gw = gateway(
+        &upstream,
+        r#"{ limits = [{ limit = 100, window = "1h" }] }"#,
+        &redis_state(&redis, "reject"),
+    )
+    .await;
+    let client = TestClient::http1();
+    assert_eq!(statuses(&client, &gw.url("/rl"), 1, &[]).await, [200]);
+    redis.stop();
+    let r = client.get(&gw.url("/rl")).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json()["error"], "rate_limit_unavailable");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let status = client
+        .get(&format!("http://{}/status", gw.admin))
+        .await
+        .json();
+    assert_eq!(status["state"]["serving"], "rejecting");
+
+    redis.resume();
+    let url = gw.url("/rl");
+    let recovered = eventually(Duration::from_secs(10), || {
+        let (client, url) = (&client, &url);
+        async move { client.get(url).await.status == StatusCode::OK }
+    })
+    .await;
+    assert!(recovered, "requests pass again once Redis is back");
+}
+
+#[tokio::test]
+async fn a_gateway_starts_while_redis_is_down_and_uses_it_once_up() {
+    let mut redis = RedisServer::start();
+    redis.stop();
+    let upstream = TestUpstream::start("main").await;
+    let gw = gateway(
+        &upstream,
+        r#"{ limits = [{ limit = 3, window = "1h" }], key = ["route"] }"#,
+        &redis_state(&redis, "local"),
+    )
+    .await;
+    let client = TestClient::http1();
+    assert_eq!(statuses(&client, &gw.url("/rl"), 1, &[]).await, [200]);
+    redis.resume();
+    let admin = format!("http://{}/status", gw.admin);
+    let up = eventually(Duration::from_secs(10), || {
+        let (client, admin) = (&client, &admin);
+        async move { client.get(admin).await.json()["state"]["healthy"] == true }
+    })
+    .await;
+    assert!(up);
+    assert_eq!(
+        statuses(&client, &gw.url("/rl"), 4, &[]).await,
+        [200, 200, 200, 429]
+    );
+    assert_eq!(redis.command("DBSIZE").as_deref(), Some(":1"));
+}
