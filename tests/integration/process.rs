@@ -8,33 +8,81 @@ use weir_tests::{TempDir, TestClient, TestUpstream, base_config, eventually, fre
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir-under-test");
 
+/// A `weir` process on a free port, proxying everything to `up`, with `server_extra` in
+/// `[server]`, started through `sh -c "<prelude> && exec weir CONFIG"` (the prelude sets
+/// limits, say), its standard output in `DIR/weir.log`. Returns once it serves.
+struct WeirProcess {
+    child: std::process::Child,
+    port: u16,
+    dir: TempDir,
+}
+
+impl WeirProcess {
+    async fn start(up: &TestUpstream, server_extra: &str, prelude: &str) -> Self {
+        let dir = TempDir::new();
+        std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+        let port = free_port();
+        let config = base_config()
+            .replace("127.0.0.1:0\"]", &format!("127.0.0.1:{port}\"]"))
+            .replace("[runtime]", &format!("{server_extra}[runtime]"))
+            + &format!(
+                "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
+                up.addr
+            );
+        let config_path = dir.path().join("weir.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("weir.log")).unwrap();
+        let child = Command::new("sh")
+            .args(["-c", &format!("{prelude} && exec \"$0\" \"$1\""), WEIR])
+            .arg(&config_path)
+            .stdout(log)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start weir");
+        let url = format!("http://127.0.0.1:{port}/");
+        let client = TestClient::default();
+        assert!(
+            eventually(Duration::from_secs(20), || async {
+                client.try_send(weir_tests::get(&url, &[])).await.is_ok()
+            })
+            .await,
+            "weir serves"
+        );
+        Self { child, port, dir }
+    }
+
+    /// Its proxy URL for `/`.
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// What it logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("weir.log")).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM (the shell's `kill` builtin: no dependency on a kill binary).
+    fn terminate(&self) -> bool {
+        Command::new("sh")
+            .args(["-c", "kill -TERM \"$0\"", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for WeirProcess {
+    /// A test that failed half-way leaves no gateway behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_in_flight_requests_then_exits() {
     let up = TestUpstream::start("slow").await;
-    let dir = TempDir::new();
-    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
-    let port = free_port();
-    let config = base_config().replace("127.0.0.1:0\"]", &format!("127.0.0.1:{port}\"]"))
-        + &format!(
-            "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
-            up.addr
-        );
-    let config_path = dir.path().join("weir.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let mut child = Command::new(WEIR)
-        .arg(&config_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start weir");
-    let url = format!("http://127.0.0.1:{port}/");
-    let client = TestClient::default();
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            client.try_send(weir_tests::get(&url, &[])).await.is_ok()
-        })
-        .await
-    );
+    let mut weir = WeirProcess::start(&up, "", "true").await;
+    let url = weir.url();
     up.set_delay(Duration::from_millis(800));
     let served_before = up.hits();
 
@@ -51,12 +99,7 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
         })
         .await
     );
-    let pid = child.id().to_string();
-    // The shell's `kill` builtin: no dependency on a separate kill binary.
-    let signalled = Command::new("sh")
-        .args(["-c", "kill -TERM \"$0\"", &pid])
-        .status();
-    assert!(signalled.is_ok_and(|s| s.success()));
+    assert!(weir.terminate());
     for request in in_flight {
         assert_eq!(
             request.await.unwrap(),
@@ -64,7 +107,7 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
             "an in-flight request was dropped on SIGTERM"
         );
     }
-    let status = tokio::task::spawn_blocking(move || child.wait())
+    let status = tokio::task::spawn_blocking(move || weir.child.wait())
         .await
         .unwrap()
         .unwrap();
@@ -90,39 +133,14 @@ fn bad_config_is_refused_at_startup_naming_the_file() {
 #[tokio::test(flavor = "multi_thread")]
 async fn out_of_file_descriptors_backs_off_logs_once_and_recovers() {
     let up = TestUpstream::start("up").await;
-    let dir = TempDir::new();
-    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
-    let port = free_port();
-    let config = base_config()
-        .replace("127.0.0.1:0\"]", &format!("127.0.0.1:{port}\"]"))
-        .replace(
-            "[runtime]",
-            "workers = 1\n[server.limits]\nfirst_byte_timeout_ms = 3000\n[runtime]",
-        )
-        + &format!(
-            "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
-            up.addr
-        );
-    let config_path = dir.path().join("weir.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let log_path = dir.path().join("weir.log");
-    let log = std::fs::File::create(&log_path).unwrap();
     // A hard limit of 128 descriptors: the gateway cannot raise it, and runs out.
-    let mut child = Command::new("sh")
-        .args(["-c", "ulimit -n 128 && exec \"$0\" \"$1\"", WEIR])
-        .arg(&config_path)
-        .stdout(log)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start weir");
-    let url = format!("http://127.0.0.1:{port}/");
-    let client = TestClient::default();
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            client.try_send(weir_tests::get(&url, &[])).await.is_ok()
-        })
-        .await
-    );
+    let mut weir = WeirProcess::start(
+        &up,
+        "workers = 1\n[server.limits]\nfirst_byte_timeout_ms = 3000\n",
+        "ulimit -n 128",
+    )
+    .await;
+    let (url, port) = (weir.url(), weir.port);
     // Silent sockets, more than the gateway has descriptors for, held for about a second.
     let mut silent = Vec::new();
     for _ in 0..200 {
@@ -143,11 +161,9 @@ async fn out_of_file_descriptors_backs_off_logs_once_and_recovers() {
         .await,
         "the gateway serves again after running out of descriptors"
     );
-    let _ = Command::new("sh")
-        .args(["-c", "kill -TERM \"$0\"", &child.id().to_string()])
-        .status();
-    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
-    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(weir.terminate());
+    let text = weir.log();
+    let _ = tokio::task::spawn_blocking(move || weir.child.wait()).await;
     let failures = text.matches("accept failed").count();
     assert!(
         failures >= 1,
