@@ -26,23 +26,9 @@ DOC="$ROOT/docs/benchmarks.md"
 DRIVER="$ROOT/bench/abuse_driver.py"
 COMMAND="COUNT=$COUNT ATTACK=$ATTACK bench/abuse.sh"
 
-log() { printf '[abuse] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/weir-abuse.XXXXXX")
-PIDS=()
-cleanup() {
-    local status=$?
-    set +e
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
-    done
-    [[ $status -ne 0 ]] && log "temp files kept in $TMP" || rm -rf "$TMP"
-    exit "$status"
-}
-trap cleanup EXIT
+NAME=abuse
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
 
 for tool in nginx wrk python3 curl; do command -v "$tool" >/dev/null || die "$tool is missing (apt-get install nginx wrk)"; done
 if [[ $SKIP_BUILD != 1 ]]; then
@@ -52,11 +38,7 @@ fi
 [[ -x $WEIR ]] || die "$WEIR not found"
 ulimit -n "$(ulimit -Hn)"
 
-read -r UP_PORT NGINX_PORT WEIR_PORT ADMIN_PORT < <(python3 -c '
-import socket
-s=[socket.socket() for _ in range(4)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(" ".join(str(x.getsockname()[1]) for x in s))')
+read -r UP_PORT NGINX_PORT WEIR_PORT ADMIN_PORT < <(free_ports 4)
 
 cat > "$TMP/weir.toml" <<CONF
 [server]
@@ -108,11 +90,7 @@ worker_rlimit_nofile 65536;
 events { worker_connections 65536; }
 http {
     access_log off;
-    client_body_temp_path $TMP/nginx/tmp/body;
-    proxy_temp_path $TMP/nginx/tmp/proxy;
-    fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
-    uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
-    scgi_temp_path $TMP/nginx/tmp/scgi;
+$(nginx_temp_paths)
     upstream up { server 127.0.0.1:$UP_PORT; keepalive 64; }
     server {
         listen 127.0.0.1:$NGINX_PORT;

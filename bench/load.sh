@@ -26,41 +26,9 @@ DOC="$ROOT/docs/benchmarks.md"
 COMMAND="DURATION=$DURATION CONNECTIONS=\"$CONNECTIONS\" bench/load.sh"
 START_SECONDS=$SECONDS
 
-log() { printf '[load] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/weir-bench.XXXXXX")
-PIDS=()
-
-cleanup() {
-    local status=$?
-    set +e
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
-    done
-    for pid in "${PIDS[@]}"; do
-        # Give each process up to 5 s to exit, then kill it.
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    if [[ $status -ne 0 ]]; then
-        for f in "$TMP"/*.log; do
-            [[ -s $f ]] || continue
-            log "--- tail of $f"
-            tail -n 20 "$f" >&2
-        done
-    fi
-    if [[ $KEEP_TMP == 1 || $status -ne 0 ]]; then
-        log "temp files kept in $TMP"
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+NAME=load
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
 
 # --- tools ------------------------------------------------------------------------------
 
@@ -86,16 +54,7 @@ done
 # --- ports ------------------------------------------------------------------------------
 
 # Four distinct free ports, picked by the kernel (all sockets held open until all are bound).
-read -r UPSTREAM_PORT NGINX_PORT WEIR_PORT ADMIN_PORT < <(python3 - <<'EOF'
-import socket
-socks = []
-for _ in range(4):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-)
+read -r UPSTREAM_PORT NGINX_PORT WEIR_PORT ADMIN_PORT < <(free_ports 4)
 
 # --- configs ----------------------------------------------------------------------------
 
@@ -114,11 +73,7 @@ events {
 
 http {
     access_log off;
-    client_body_temp_path $TMP/nginx/tmp/body;
-    proxy_temp_path $TMP/nginx/tmp/proxy;
-    fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
-    uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
-    scgi_temp_path $TMP/nginx/tmp/scgi;
+$(nginx_temp_paths)
     keepalive_requests 1000000;
     keepalive_timeout 75s;
 
