@@ -62,6 +62,7 @@ async fn slot(runtime: &PluginRuntime, max_idle: usize) -> FilterSlot {
         secrets: Default::default(),
         upstreams: Default::default(),
         resilience: Default::default(),
+        http_max_response_bytes: RuntimeConfig::default().http_max_response_bytes,
     });
     FilterSlot::new(
         plugin,

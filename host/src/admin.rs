@@ -16,23 +16,25 @@ use hyper::body::Incoming;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use crate::body::{ProxyBody, full_body};
 use crate::config::admin::AdminHosts;
 use crate::gateway::Gateway;
 use crate::metrics::escape_label as esc;
-use crate::proxy::{ProxyBody, full_body};
+use crate::reload::Reloader;
 use crate::resilience::{CircuitState, Load, Record, ScopeKind};
-use crate::upstream::health::now_ms;
+use crate::time::now_ms;
 
-/// Serves one admin request.
-pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Response<ProxyBody> {
-    if let Err(refusal) = allowed_origin(&gateway, &request) {
+/// Serves one admin request: reads the gateway `reloader` reloads, and reloads it.
+pub async fn handle(reloader: Arc<Reloader>, request: Request<Incoming>) -> Response<ProxyBody> {
+    let gateway = reloader.gateway().as_ref();
+    if let Err(refusal) = allowed_origin(gateway, &request) {
         tracing::warn!(reason = refusal, "admin request refused");
         return json_response(
             StatusCode::FORBIDDEN,
             &json!({ "error": "host_not_allowed", "message": refusal }),
         );
     }
-    if !authorized(&gateway, &request) {
+    if !authorized(gateway, &request) {
         let mut response = json_response(
             StatusCode::UNAUTHORIZED,
             &json!({ "error": "unauthorized" }),
@@ -46,18 +48,18 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Respon
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/plugins") => json_response(
             StatusCode::OK,
-            &json!({ "plugins": gateway.plugin_statuses(), "filters": filters(&gateway) }),
+            &json!({ "plugins": reloader.plugin_statuses(), "filters": filters(gateway) }),
         ),
-        (&Method::GET, "/routes") => json_response(StatusCode::OK, &routes(&gateway)),
-        (&Method::GET, "/upstreams") => json_response(StatusCode::OK, &upstreams(&gateway)),
-        (&Method::GET, "/circuits") => json_response(StatusCode::OK, &circuits(&gateway)),
+        (&Method::GET, "/routes") => json_response(StatusCode::OK, &routes(gateway)),
+        (&Method::GET, "/upstreams") => json_response(StatusCode::OK, &upstreams(gateway)),
+        (&Method::GET, "/circuits") => json_response(StatusCode::OK, &circuits(gateway)),
         (&Method::GET, "/status") => {
             let status =
-                json!({ "reload": gateway.last_reload(), "state": gateway.state.status() });
+                json!({ "reload": reloader.last_reload(), "state": gateway.state.status() });
             json_response(StatusCode::OK, &status)
         }
-        (&Method::GET, "/metrics") => metrics(&gateway),
-        (&Method::POST, "/reload") => match gateway.reload().await {
+        (&Method::GET, "/metrics") => metrics(gateway),
+        (&Method::POST, "/reload") => match reloader.reload().await {
             Ok(generation) => json_response(StatusCode::OK, &json!({ "generation": generation })),
             Err(reason) => json_response(
                 StatusCode::UNPROCESSABLE_ENTITY,

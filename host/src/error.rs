@@ -6,7 +6,7 @@ use std::fmt;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::proxy::{ProxyBody, full_body};
+use crate::body::{ProxyBody, full_body};
 
 /// Where an error came from; the status code follows from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,3 +172,45 @@ impl fmt::Display for GatewayError {
 }
 
 impl std::error::Error for GatewayError {}
+
+/// Why a filter call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The call ran past its deadline (or its wall-clock stop) and was stopped.
+    Deadline,
+    /// The instance tried to grow its memory past its cap.
+    Memory,
+    /// The plugin trapped (a panic, an abort, a bad host call) or returned something the
+    /// gateway cannot use.
+    Trap,
+    /// A fresh instance could not be created or configured.
+    Instantiate,
+    /// The plugin returned more than `[runtime.results]` allows.
+    Oversized,
+    /// The filter is backed off after failing in a row: it was not run.
+    BackedOff,
+}
+
+impl FailureKind {
+    /// Every kind, in metrics order.
+    pub const ALL: [Self; 6] = [
+        Self::Deadline,
+        Self::Memory,
+        Self::Trap,
+        Self::Instantiate,
+        Self::Oversized,
+        Self::BackedOff,
+    ];
+
+    /// A label for metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Deadline => "deadline",
+            Self::Memory => "memory",
+            Self::Trap => "trap",
+            Self::Instantiate => "instantiate",
+            Self::Oversized => "oversized",
+            Self::BackedOff => "backed_off",
+        }
+    }
+}

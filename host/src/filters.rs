@@ -3,57 +3,25 @@
 //! is lent to it as a handle for the call, so it pays only for the parts it reads, and
 //! bodies are buffered only for filters that asked for them.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::PathAndQuery;
-use http::{Response, StatusCode};
+use http::Response;
+use http::header::{self, HeaderMap};
 use http_body::Body;
 use http_body_util::{BodyExt, Either};
 
-use crate::body::{Buffered, Reservation, StreamError, Upload};
+use crate::body::{Buffered, Reservation, StreamError};
+use crate::body::{ProxyBody, full_body};
 use crate::config::FailurePolicy;
 use crate::error::{ErrorKind, GatewayError};
-use crate::headers::Peer;
+use crate::exchange::Exchange;
 use crate::metrics::Decision;
-use crate::plugin::FilterSlot;
-use crate::plugin::bindings::{
-    Header, RequestAction, RequestMutations, Response as WitResponse, ResponseAction,
-    ResponseMutations, Variable,
+use crate::plugin::{
+    FailureKind, FilterFailure, FilterSlot, RequestAction, RequestChanges, ResponseAction,
+    ResponseView, strip_length,
 };
-use crate::plugin::{FailureKind, FilterFailure, RequestView, ResponseView};
-use crate::proxy::{ProxyBody, full_body};
 use crate::snapshot::Route;
-
-/// A request on its way through the chain.
-pub struct Exchange {
-    /// Method, URI, headers.
-    pub parts: http::request::Parts,
-    /// The body: still streaming from the client, or buffered.
-    pub body: ProxyBody,
-    /// Variables set by filters so far.
-    pub variables: Vec<Variable>,
-    /// An upstream chosen by a filter.
-    pub upstream: Option<String>,
-    /// Headers the request filters set for the response (validated).
-    pub response_headers: Vec<(HeaderName, HeaderValue)>,
-    /// The client.
-    pub client: Peer,
-    /// The request id.
-    pub request_id: String,
-    /// The authority the client addressed.
-    pub authority: Option<String>,
-    /// An upgrade (WebSocket) the client asked for, set aside before the header hygiene.
-    pub upgrade: Option<crate::upgrade::Upgrade>,
-    /// How the client's upload goes (it is timed apart from the upstream).
-    pub upload: Arc<Upload>,
-    /// This request's share of the gateway's budget of buffered body bytes.
-    pub buffered: Reservation,
-    /// The budget's size (`server.limits.max_buffered_bytes`).
-    pub max_buffered: usize,
-}
 
 /// What the request side of the chain decided.
 pub enum RequestOutcome {
@@ -80,21 +48,18 @@ pub async fn on_request(route: &Route, ex: &mut Exchange) -> Result<RequestOutco
             None
         };
         let started = Instant::now();
-        let (request, outcome) = slot.on_request(lend(ex, body)).await;
-        give_back(ex, request);
+        let (request, outcome) = slot.on_request(ex.lend(body)).await;
+        ex.give_back(request);
         match outcome {
             Ok(RequestAction::Continue(changes)) => match apply_request(ex, changes) {
                 Ok(()) => slot.record_success(started.elapsed(), Decision::Continue),
                 Err(failure) => unusable(slot, failure, &ex.request_id)?,
             },
-            Ok(RequestAction::Respond(answer)) => match http_response(answer) {
-                Ok(response) => {
-                    slot.record_success(started.elapsed(), Decision::Respond);
-                    let response = Box::new(response);
-                    return Ok(RequestOutcome::Respond { response, index });
-                }
-                Err(failure) => unusable(slot, failure, &ex.request_id)?,
-            },
+            Ok(RequestAction::Respond(response)) => {
+                slot.record_success(started.elapsed(), Decision::Respond);
+                let response = Box::new(response);
+                return Ok(RequestOutcome::Respond { response, index });
+            }
             Err(failure) => fail(slot, failure, &ex.request_id)?,
         }
     }
@@ -137,50 +102,25 @@ pub async fn on_response(
             trailers,
         };
         let started = Instant::now();
-        let (request, view, outcome) = slot.on_response(lend(ex, None), view).await;
-        give_back(ex, request);
+        let (request, view, outcome) = slot.on_response(ex.lend(None), view).await;
+        ex.give_back(request);
         let body = streamed.unwrap_or_else(|| {
             Either::Right(Buffered::new(view.body.unwrap_or_default(), view.trailers))
         });
         response = Response::from_parts(view.parts, body);
         match outcome {
-            Ok(ResponseAction::Continue(changes)) => match apply_response(&mut response, changes) {
-                Ok(()) => slot.record_success(started.elapsed(), Decision::Continue),
-                Err(failure) => unusable(slot, failure, &ex.request_id)?,
-            },
-            Ok(ResponseAction::Replace(answer)) => match http_response(answer) {
-                Ok(replacement) => {
-                    slot.record_success(started.elapsed(), Decision::Respond);
-                    response = replacement;
-                }
-                Err(failure) => unusable(slot, failure, &ex.request_id)?,
-            },
+            Ok(ResponseAction::Continue(changes)) => {
+                changes.apply(&mut response);
+                slot.record_success(started.elapsed(), Decision::Continue);
+            }
+            Ok(ResponseAction::Replace(replacement)) => {
+                slot.record_success(started.elapsed(), Decision::Respond);
+                response = replacement;
+            }
             Err(failure) => fail(slot, failure, &ex.request_id)?,
         }
     }
     Ok(response)
-}
-
-/// Moves the request's parts out of the exchange into a view for one filter call (no copy).
-fn lend(ex: &mut Exchange, body: Option<Bytes>) -> RequestView {
-    RequestView {
-        parts: std::mem::replace(&mut ex.parts, http::Request::new(()).into_parts().0),
-        body,
-        authority: ex.authority.take(),
-        client: ex.client.addr,
-        request_id: std::mem::take(&mut ex.request_id),
-        variables: std::mem::take(&mut ex.variables),
-        upstream: ex.upstream.take(),
-    }
-}
-
-/// Moves the parts back after the call.
-fn give_back(ex: &mut Exchange, view: RequestView) {
-    ex.parts = view.parts;
-    ex.authority = view.authority;
-    ex.request_id = view.request_id;
-    ex.variables = view.variables;
-    ex.upstream = view.upstream;
 }
 
 /// Applies a filter's failure policy: fail-open logs and goes on, fail-closed ends the
@@ -315,113 +255,26 @@ fn too_large(max: usize) -> GatewayError {
     )
 }
 
-/// A filter produced something the gateway cannot send.
-fn invalid(what: String) -> FilterFailure {
-    FilterFailure {
-        kind: FailureKind::Trap,
-        message: what,
-    }
-}
-
-/// Applies header removals, sets and appends, in that order.
-fn edit_headers(
-    headers: &mut HeaderMap,
-    remove: &[String],
-    set: Vec<Header>,
-    append: Vec<Header>,
-) -> Result<(), FilterFailure> {
-    for name in remove {
-        headers.remove(name.as_str());
-    }
-    for h in set {
-        let (name, value) = parse_header(h)?;
-        headers.insert(name, value);
-    }
-    for h in append {
-        let (name, value) = parse_header(h)?;
-        headers.append(name, value);
-    }
-    Ok(())
-}
-
-/// A filter's header as an HTTP header; an invalid name or value fails the filter.
-fn parse_header(h: Header) -> Result<(HeaderName, HeaderValue), FilterFailure> {
-    let name = HeaderName::from_bytes(h.name.as_bytes())
-        .map_err(|_| invalid(format!("invalid header name {:?}", h.name)))?;
-    let value = HeaderValue::from_bytes(&h.value)
-        .map_err(|_| invalid(format!("invalid value for header {name}")))?;
-    Ok((name, value))
-}
-
-/// Drops the length headers of a message whose body is replaced: the new length follows
-/// from the new body.
-fn strip_length(headers: &mut HeaderMap) {
-    headers.remove(header::CONTENT_LENGTH);
-    headers.remove(header::TRANSFER_ENCODING);
-}
-
-fn apply_request(ex: &mut Exchange, m: RequestMutations) -> Result<(), FilterFailure> {
-    edit_headers(
-        &mut ex.parts.headers,
-        &m.remove_headers,
-        m.set_headers,
-        m.append_headers,
-    )?;
-    if let Some(path) = m.path {
-        if !path.starts_with('/') {
-            return Err(invalid(format!(
-                "rewritten path {path:?} must start with /"
-            )));
-        }
-        let pq = PathAndQuery::try_from(path.as_str())
-            .map_err(|_| invalid(format!("invalid rewritten path {path:?}")))?;
+/// Applies what `on-request` asked for to the exchange. A path that cannot stand with the
+/// request's URI fails the filter.
+fn apply_request(ex: &mut Exchange, changes: RequestChanges) -> Result<(), FilterFailure> {
+    changes.headers.apply(&mut ex.parts.headers);
+    if let Some(path) = changes.path {
         let mut uri = std::mem::take(&mut ex.parts.uri).into_parts();
-        uri.path_and_query = Some(pq);
-        ex.parts.uri = http::Uri::from_parts(uri)
-            .map_err(|e| invalid(format!("invalid rewritten path: {e}")))?;
+        uri.path_and_query = Some(path);
+        ex.parts.uri = http::Uri::from_parts(uri).map_err(|e| FilterFailure {
+            kind: FailureKind::Trap,
+            message: format!("invalid rewritten path: {e}"),
+        })?;
     }
-    if let Some(body) = m.body {
+    if let Some(body) = changes.body {
         strip_length(&mut ex.parts.headers);
-        ex.body = full_body(Bytes::from(body));
+        ex.body = full_body(body);
     }
-    if let Some(upstream) = m.upstream {
+    if let Some(upstream) = changes.upstream {
         ex.upstream = Some(upstream);
     }
-    ex.variables.extend(m.variables);
-    for h in m.response_headers {
-        ex.response_headers.push(parse_header(h)?);
-    }
+    ex.variables.extend(changes.variables);
+    ex.response_headers.extend(changes.response_headers);
     Ok(())
-}
-
-fn apply_response(
-    response: &mut Response<ProxyBody>,
-    m: ResponseMutations,
-) -> Result<(), FilterFailure> {
-    if let Some(status) = m.status {
-        *response.status_mut() = StatusCode::from_u16(status)
-            .map_err(|_| invalid(format!("invalid status {status}")))?;
-    }
-    edit_headers(
-        response.headers_mut(),
-        &m.remove_headers,
-        m.set_headers,
-        m.append_headers,
-    )?;
-    if let Some(body) = m.body {
-        strip_length(response.headers_mut());
-        *response.body_mut() = full_body(Bytes::from(body));
-    }
-    Ok(())
-}
-
-/// A response a filter produced, as an HTTP response.
-fn http_response(r: WitResponse) -> Result<Response<ProxyBody>, FilterFailure> {
-    let status = StatusCode::from_u16(r.status)
-        .map_err(|_| invalid(format!("invalid status {}", r.status)))?;
-    let mut response = Response::new(full_body(Bytes::from(r.body.unwrap_or_default())));
-    *response.status_mut() = status;
-    edit_headers(response.headers_mut(), &[], Vec::new(), r.headers)?;
-    strip_length(response.headers_mut());
-    Ok(response)
 }

@@ -1,10 +1,9 @@
 //! The gateway: the live snapshot behind an `ArcSwap`, and the long-lived services that
-//! snapshots are built with (plugin runtime, health, metrics, state).
+//! snapshots are built with and requests use (plugin runtime, health, resilience, metrics,
+//! state, budgets). Nothing else: reloads are the [`Reloader`](crate::reload::Reloader)'s.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
@@ -13,8 +12,7 @@ use crate::body::BufferBudget;
 use crate::config::Config;
 use crate::headers::RequestIds;
 use crate::metrics::Metrics;
-use crate::plugin::{LoadedPlugin, PluginRuntime};
-use crate::reload::{PluginStatus, ReloadStatus};
+use crate::plugin::PluginRuntime;
 use crate::resilience::Resilience;
 use crate::snapshot::Snapshot;
 use crate::state::StateBackend;
@@ -23,9 +21,7 @@ use crate::upstream::health::HealthRegistry;
 /// A running gateway's state. Cheap to share: handlers hold an `Arc<Gateway>`.
 pub struct Gateway {
     /// The live snapshot; each request loads it once.
-    pub(crate) snapshot: ArcSwap<Snapshot>,
-    /// The config file this gateway reloads from.
-    pub(crate) config_path: PathBuf,
+    snapshot: ArcSwap<Snapshot>,
     pub(crate) runtime: PluginRuntime,
     pub(crate) health: HealthRegistry,
     /// Upstream outcomes, circuits and load, kept across snapshots.
@@ -34,15 +30,6 @@ pub struct Gateway {
     pub metrics: Metrics,
     pub(crate) state: Arc<dyn StateBackend>,
     pub(crate) request_ids: RequestIds,
-    /// Compiled plugins by content hash, reused across reloads while their file is there.
-    pub(crate) compiled: Mutex<BTreeMap<String, Arc<LoadedPlugin>>>,
-    /// What `GET /plugins` shows, by file name.
-    pub(crate) plugin_status: Mutex<BTreeMap<String, PluginStatus>>,
-    /// The outcome of the last reload.
-    pub(crate) last_reload: Mutex<ReloadStatus>,
-    /// Serialises reloads.
-    pub(crate) reload_lock: tokio::sync::Mutex<()>,
-    pub(crate) generation: AtomicU64,
     /// Body bytes buffered for filters, all requests together.
     pub(crate) buffers: Arc<BufferBudget>,
     /// Upgraded connections spliced through now.
@@ -52,40 +39,31 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Loads the config and the plugins and builds the first snapshot. Fails (naming the
-    /// file and the reason) if anything is invalid: a gateway never starts half-configured.
-    pub async fn start(config_path: &Path) -> anyhow::Result<Arc<Self>> {
-        let config = Config::load(config_path)?;
-        let runtime = PluginRuntime::new(&config.runtime, config.cache_paths()?)?;
-        let state = crate::state::start(&config.state).await?;
-        let gateway = Self {
-            snapshot: ArcSwap::from_pointee(crate::snapshot::Snapshot::empty()),
-            config_path: config_path.to_path_buf(),
-            runtime,
+    /// Starts the long-lived services `config` asks for (the plugin runtime, the state
+    /// backend); the snapshot is empty (no routes) until the first [`Gateway::swap`].
+    /// These services are read from the config once: changing them needs a restart.
+    pub async fn new(config: &Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            snapshot: ArcSwap::from_pointee(Snapshot::empty()),
+            runtime: PluginRuntime::new(&config.runtime, config.cache_paths()?)?,
             health: HealthRegistry::default(),
             resilience: Arc::default(),
             metrics: Metrics::default(),
-            state,
+            state: crate::state::start(&config.state).await?,
             request_ids: RequestIds::default(),
-            compiled: Mutex::new(BTreeMap::new()),
-            plugin_status: Mutex::new(BTreeMap::new()),
-            last_reload: Mutex::new(ReloadStatus::default()),
-            reload_lock: tokio::sync::Mutex::new(()),
-            generation: AtomicU64::new(0),
             buffers: Arc::default(),
             tunnels: Arc::default(),
             connections: Arc::default(),
-        };
-        let gateway = Arc::new(gateway);
-        gateway
-            .reload_with(config)
-            .await
-            .map_err(anyhow::Error::msg)?;
-        Ok(gateway)
+        })
     }
 
     /// The live snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+
+    /// Makes `snapshot` the live one; requests in flight finish on the one they loaded.
+    pub(crate) fn swap(&self, snapshot: Arc<Snapshot>) {
+        self.snapshot.store(snapshot);
     }
 }

@@ -6,8 +6,8 @@ pub mod admin; // the admin listener: plugins, routes, upstreams, metrics
 pub mod admission; // caps on open client connections, in all and per address
 pub mod body; // bodies held in full, with their trailers
 pub mod config; // the TOML config: types, defaults, validation
-pub mod demo; // the built-in demo upstream (an echo service)
 pub mod error; // one error type and the one place it becomes a response
+pub mod exchange; // a request on its way through a route, lent to filters
 pub mod filters; // running a route's filter chain over a request and its response
 pub mod gateway; // the live snapshot and the long-lived services
 pub mod headers; // hop-by-hop removal, X-Forwarded-*, request ids
@@ -21,7 +21,9 @@ pub mod router; // routes compiled into a matcher
 pub mod server; // listeners, per-core workers, HTTP/1.1 and h2c, graceful shutdown
 pub mod snapshot; // one immutable, validated view of config + plugins
 pub mod state; // kv and rate-limit backends behind one trait
+pub mod time; // the wall clock and the one monotonic clock
 pub mod upgrade; // upgrades (WebSocket) spliced through
 pub mod upstream; // upstream pools, load balancing, health
+pub mod worker; // which proxy worker thread runs the current code
 
 pub use gateway::Gateway;

@@ -52,7 +52,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match command {
-            "check" => weir::Gateway::start(&config)
+            "check" => weir::reload::Reloader::start(&config)
                 .await
                 .map(|_| println!("{}: ok", config.display())),
             "demo-upstream" => demo_upstream(&config.to_string_lossy()).await,
@@ -73,10 +73,23 @@ async fn demo_upstream(addr: &str) -> anyhow::Result<()> {
     let addr = addr
         .parse()
         .map_err(|e| anyhow::anyhow!("bad address {addr:?}: {e}"))?;
-    let demo = weir::server::start_demo(addr).await?;
+    // A benchmark's upstream: a short grace period is plenty.
+    let grace = std::time::Duration::from_secs(5);
+    let demo = weir::server::serve_alone(addr, "demo upstream", demo_service(), grace).await?;
     wait_for_signal().await?;
     demo.shutdown().await;
     Ok(())
+}
+
+/// The demo upstream (the `weir-demo` crate), as a service of the gateway's server.
+fn demo_service() -> weir::server::SideService {
+    std::sync::Arc::new(|request| {
+        Box::pin(async move {
+            weir_demo::handle(request)
+                .await
+                .map(|reply| weir::body::held_body(reply.data, reply.trailers))
+        })
+    })
 }
 
 /// Waits for SIGTERM or Ctrl-C.
@@ -91,7 +104,7 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 
 /// Serves until SIGTERM or Ctrl-C, then drains.
 async fn serve(config: &std::path::Path) -> anyhow::Result<()> {
-    let running = weir::server::start(config).await?;
+    let running = weir::server::start_with(config, Some(demo_service())).await?;
     wait_for_signal().await?;
     running.shutdown().await;
     Ok(())

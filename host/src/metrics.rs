@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 
-use crate::plugin::FailureKind;
+use crate::error::FailureKind;
 
 /// Histogram bucket bounds, in seconds.
 const BUCKETS: [f64; 14] = [

@@ -10,18 +10,16 @@ use http::{Request, Response, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
 
-use crate::body::{BufferBudget, Reservation, Streamed, Upload};
-use crate::config::{HashOn, LimitsConfig, UpstreamProtocol, millis};
+use crate::body::{ProxyBody, Streamed, full_body};
+use crate::config::{HashOn, UpstreamProtocol, millis};
 use crate::error::{ErrorKind, ErrorSource, GatewayError};
-use crate::filters::{self, Exchange, RequestOutcome};
+use crate::exchange::Exchange;
+use crate::filters::{self, RequestOutcome};
 use crate::gateway::Gateway;
 use crate::headers::{Peer, REQUEST_ID, add_forwarded, remove_hop_by_hop};
 use crate::hygiene;
 use crate::snapshot::{Route, Snapshot};
-use crate::upgrade::Upgrade;
 use crate::upstream::{Upstream, UpstreamResponse};
-
-pub use crate::body::{ProxyBody, full_body};
 
 impl Gateway {
     /// Serves one request from `client`. Never fails: every error is a response.
@@ -33,7 +31,7 @@ impl Gateway {
         let started = Instant::now();
         let _in_flight = self.resilience.load.enter();
         // One snapshot for the whole request, however many reloads happen meanwhile.
-        let snapshot = self.snapshot.load_full();
+        let snapshot = self.snapshot();
         let server = &snapshot.config.server;
         let request_id = self
             .request_ids
@@ -105,40 +103,6 @@ impl Gateway {
             .route("")
             .record(response.status().as_u16(), started.elapsed());
         response
-    }
-}
-
-impl Exchange {
-    /// Takes a request in: the upgrade it asks for set aside (when the config allows it),
-    /// hop-by-hop headers (which reach neither a filter nor the upstream) removed, the body
-    /// put under the body timeouts.
-    fn new(
-        mut request: Request<Incoming>,
-        client: Peer,
-        request_id: String,
-        authority: Option<String>,
-        buffers: &Arc<BufferBudget>,
-        limits: &LimitsConfig,
-    ) -> Self {
-        let upgrade = Upgrade::take(&mut request, &limits.upgrades);
-        let (mut parts, body) = request.into_parts();
-        remove_hop_by_hop(&mut parts.headers);
-        let upload = Arc::new(Upload::new(millis(limits.body_total_timeout_ms)));
-        let body = Streamed::request(body, millis(limits.body_idle_timeout_ms), upload.clone());
-        Exchange {
-            parts,
-            body: Either::Left(body),
-            variables: Vec::new(),
-            upstream: None,
-            response_headers: Vec::new(),
-            client,
-            request_id,
-            authority,
-            upgrade,
-            upload,
-            buffered: Reservation::new(buffers.clone()),
-            max_buffered: limits.max_buffered_bytes,
-        }
     }
 }
 

@@ -128,6 +128,7 @@ impl Snapshot {
             secrets,
             upstreams: upstreams.clone(),
             resilience: cx.resilience.clone(),
+            http_max_response_bytes: config.runtime.http_max_response_bytes,
         });
 
         let mut routes = Vec::with_capacity(config.routes.len());
@@ -143,12 +144,19 @@ impl Snapshot {
                         route.name, filter.plugin
                     ),
                 };
+                let namespace = filter.namespace.clone().unwrap_or(filter.plugin.clone());
+                let grants = Grants::parse(&filter.grants, &config, namespace).map_err(|e| {
+                    fail(format!(
+                        "route {:?}: plugin {}: {e}",
+                        route.name, filter.plugin
+                    ))
+                })?;
                 let plugin = match cx.plugins.get(&filter.plugin) {
                     Some(Ok(plugin)) => plugin.clone(),
                     Some(Err(reason)) => return Err(refuse(reason.clone())),
                     None => return Err(refuse("no such file in plugins_dir".into())),
                 };
-                let settings = filter_settings(&config, filter).map_err(refuse)?;
+                let settings = filter_settings(&config, filter, grants).map_err(refuse)?;
                 let metrics = cx.metrics.filter(&route.name, &plugin.info.name);
                 let slot = FilterSlot::new(
                     plugin.clone(),
@@ -186,7 +194,11 @@ impl Snapshot {
     }
 }
 
-fn filter_settings(config: &Config, filter: &FilterConfig) -> Result<FilterSettings, String> {
+fn filter_settings(
+    config: &Config,
+    filter: &FilterConfig,
+    grants: Grants,
+) -> Result<FilterSettings, String> {
     let rt = &config.runtime;
     let config_json = match &filter.config {
         Some(value) => serde_json::to_string(value)
@@ -195,8 +207,7 @@ fn filter_settings(config: &Config, filter: &FilterConfig) -> Result<FilterSetti
     };
     Ok(FilterSettings {
         config_json,
-        grants: Grants::parse(&filter.grants, &config.base_dir)
-            .with_namespace(filter.namespace.clone().unwrap_or(filter.plugin.clone())),
+        grants,
         failure: filter.failure,
         deadline: millis(filter.deadline_ms.unwrap_or(rt.deadline_ms).max(1)),
         memory_bytes: (filter.memory_mib.unwrap_or(rt.memory_mib) << 20) as usize,

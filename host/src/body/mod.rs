@@ -40,7 +40,12 @@ impl Buffered {
 
 /// A body the gateway holds in full, without trailers.
 pub fn full_body(bytes: Bytes) -> ProxyBody {
-    Either::Right(Buffered::new(bytes, None))
+    held_body(bytes, None)
+}
+
+/// A body held in full, followed by `trailers`.
+pub fn held_body(bytes: Bytes, trailers: Option<HeaderMap>) -> ProxyBody {
+    Either::Right(Buffered::new(bytes, trailers))
 }
 
 impl Body for Buffered {

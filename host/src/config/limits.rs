@@ -42,6 +42,8 @@ pub struct LimitsConfig {
     /// A spliced (upgraded) connection with no byte either way for this long is closed
     /// (default 5 min).
     pub tunnel_idle_timeout_ms: u64,
+    /// The accept backlog of each worker's listening socket (default 1 024; read at start).
+    pub listen_backlog: u32,
 }
 
 impl Default for LimitsConfig {
@@ -61,6 +63,7 @@ impl Default for LimitsConfig {
             max_buffered_bytes: 256 << 20,
             upgrades: vec!["websocket".to_string()],
             tunnel_idle_timeout_ms: 300_000,
+            listen_backlog: 1_024,
         }
     }
 }
@@ -88,6 +91,7 @@ impl LimitsConfig {
             ),
             ("max_buffered_bytes", self.max_buffered_bytes as u64),
             ("tunnel_idle_timeout_ms", self.tunnel_idle_timeout_ms),
+            ("listen_backlog", u64::from(self.listen_backlog)),
         ] {
             if value == 0 {
                 bail!("server.limits.{name} must be above 0");

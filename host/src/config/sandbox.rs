@@ -71,6 +71,46 @@ impl Default for BackoffConfig {
     }
 }
 
+/// `[runtime.pool]`: the sizes of one slot of the pooling allocator (every plugin
+/// instance takes one) and what a slot keeps resident for reuse. A plugin whose module is
+/// larger than a slot cannot be instantiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolLimits {
+    /// Elements of one table (default 200 000).
+    pub table_elements: usize,
+    /// Bytes of one core instance's own state (globals, tables' metadata; default 8 MiB).
+    pub max_core_instance_bytes: usize,
+    /// Bytes of one component instance's own state (default 1 MiB).
+    pub max_component_instance_bytes: usize,
+    /// Bytes of linear memory a freed slot keeps resident, so a reused slot starts warm
+    /// (default 1 MiB).
+    pub memory_keep_resident_bytes: usize,
+    /// Bytes of table a freed slot keeps resident (default 64 KiB).
+    pub table_keep_resident_bytes: usize,
+    /// Bytes of async stack a freed slot keeps resident (default 64 KiB).
+    pub stack_keep_resident_bytes: usize,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        Self {
+            table_elements: 200_000,
+            max_core_instance_bytes: 8 << 20,
+            max_component_instance_bytes: 1 << 20,
+            memory_keep_resident_bytes: 1 << 20,
+            table_keep_resident_bytes: 64 << 10,
+            stack_keep_resident_bytes: 64 << 10,
+        }
+    }
+}
+
+/// The default of `runtime.http_max_response_bytes`: the largest upstream response body
+/// the `http` import hands back to a plugin (4 MiB).
+pub fn default_http_max_response_bytes() -> usize {
+    4 << 20
+}
+
 /// The default of `runtime.wall_clock_ms`: the shortest wall-clock stop of a plugin call.
 pub fn default_wall_clock_ms() -> u64 {
     1_000

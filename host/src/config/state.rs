@@ -6,6 +6,8 @@ use std::time::Duration;
 use anyhow::bail;
 use serde::Deserialize;
 
+use super::{SecretConfig, defaults};
+
 /// `[state.kv]`: what one namespace (one plugin file, or one configured `namespace`) may
 /// keep in `kv`. The same quota applies to every namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -92,4 +94,66 @@ pub fn validate_namespace(route: &str, namespace: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Where plugin state lives: in the process (the default), or in Redis so that several
+/// gateway instances share rate-limit budgets, replay nonces and other `kv` data.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// `local` (embedded, the default) or `redis`.
+    #[serde(default)]
+    pub backend: StateBackendKind,
+    /// The Redis server, required when `backend = "redis"`.
+    pub redis: Option<RedisConfig>,
+    /// Per-namespace `kv` quotas.
+    #[serde(default)]
+    pub kv: KvQuotaConfig,
+    /// Bounds of the embedded backend.
+    #[serde(default)]
+    pub local: LocalStateConfig,
+}
+
+/// The state backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateBackendKind {
+    /// In this process: lock-free per key, nothing to install.
+    #[default]
+    Local,
+    /// A Redis server shared by all gateway instances.
+    Redis,
+}
+
+/// How to reach Redis and what to do when it cannot be reached.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]`; a secret (`{ env = "REDIS_URL" }`) keeps a
+    /// password out of the file.
+    pub url: SecretConfig,
+    /// Connect and response timeout of one call (default 100 ms).
+    #[serde(default = "defaults::redis_timeout_ms")]
+    pub timeout_ms: u64,
+    /// What plugins get while Redis is unreachable (default `local`).
+    #[serde(default)]
+    pub on_unavailable: Unavailable,
+    /// Prefix of every key the gateway writes (default `weir:`), to share a server safely.
+    #[serde(default = "defaults::redis_key_prefix")]
+    pub key_prefix: String,
+    /// How often an unreachable Redis is probed for recovery (default 500 ms).
+    #[serde(default = "defaults::redis_probe_interval_ms")]
+    pub probe_interval_ms: u64,
+}
+
+/// The policy while the shared backend is down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unavailable {
+    /// Serve `kv` and `limits` from the embedded backend of this instance: limits hold per
+    /// instance instead of globally until Redis is back.
+    #[default]
+    Local,
+    /// Fail the call with `unavailable`; the plugin decides (the rate-limit filter answers 503).
+    Reject,
 }

@@ -3,11 +3,10 @@
 //! its failure policy answers at once meanwhile. Then one call probes it: a success resets
 //! everything, a failure doubles the back-off (up to `max_ms`).
 
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::time::Instant;
 
 use crate::config::sandbox::BackoffConfig;
+use crate::time::monotonic_ms;
 
 /// What `GET /plugins` and `/routes` show of a filter's back-off.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -53,7 +52,7 @@ impl Backoff {
         if until == 0 {
             return true;
         }
-        let now = now_ms();
+        let now = monotonic_ms();
         let hold = now + self.period();
         if now >= until
             && self
@@ -91,7 +90,7 @@ impl Backoff {
             return;
         }
         self.until_ms
-            .store(now_ms() + self.period(), Ordering::Release);
+            .store(monotonic_ms() + self.period(), Ordering::Release);
     }
 
     /// The current back-off period in ms.
@@ -106,20 +105,13 @@ impl Backoff {
     /// The state for the admin API.
     pub(crate) fn status(&self) -> BackoffStatus {
         let until = self.until_ms.load(Ordering::Acquire);
-        let now = now_ms();
+        let now = monotonic_ms();
         BackoffStatus {
             consecutive_failures: self.consecutive.load(Ordering::Relaxed),
-            backed_off_until_ms: (until > now)
-                .then(|| crate::upstream::health::now_ms() + (until - now)),
+            backed_off_until_ms: (until > now).then(|| crate::time::now_ms() + (until - now)),
             answered_without_running: self.skipped.load(Ordering::Relaxed),
         }
     }
-}
-
-/// Milliseconds on a monotonic clock (from 1, so that 0 can mean "not backed off").
-fn now_ms() -> u64 {
-    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
-    START.elapsed().as_millis() as u64 + 1
 }
 
 #[cfg(test)]

@@ -7,14 +7,15 @@ wasmtime::component::bindgen!({
     path: "../wit",
     // The request and response handles, the clock, secrets, log and upstreams never wait:
     // plain calls. `kv`, `limits` and `http` may wait on the network (state backend, upstreams):
-    // async.
+    // async. Every capability call gets a trace-level span ("wit-bindgen import", with the
+    // interface and function); byte lists (values, secrets, bodies) are never logged.
     imports: {
         "weir:gateway/types": trappable,
-        "weir:gateway/clock": trappable,
-        "weir:gateway/secrets": trappable,
-        "weir:gateway/log": trappable,
-        "weir:gateway/upstreams": trappable,
-        default: async | trappable,
+        "weir:gateway/clock": trappable | tracing,
+        "weir:gateway/secrets": trappable | tracing,
+        "weir:gateway/log": trappable | tracing,
+        "weir:gateway/upstreams": trappable | tracing,
+        default: async | trappable | tracing,
     },
     exports: { default: async },
     with: {
@@ -23,7 +24,7 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use weir::gateway::types::{
-    FilterInfo, Header, HostError, Phase, RequestAction, RequestMutations, Response,
-    ResponseAction, ResponseMutations, Variable,
+pub(crate) use weir::gateway::types::{
+    FilterInfo, Header, Phase, RequestAction, RequestMutations, Response, ResponseAction,
+    ResponseMutations, Variable,
 };

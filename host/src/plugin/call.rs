@@ -1,19 +1,20 @@
 //! Calling into an instance: a fresh store with a memory cap and a bound on what may be
-//! lifted out of the guest, an execution budget checked on every epoch tick (which also
-//! yields the worker to other tasks), a wall-clock stop on every call whatever the grants,
-//! and bounds on the result checked before the gateway touches it. An instance whose call
-//! failed must be dropped.
+//! lifted out of the guest, an execution budget (`budget.rs`), a wall-clock stop on every
+//! call whatever the grants, and bounds on the result checked before the gateway touches
+//! it. Every export goes through one generic path, [`call`]. An instance whose call failed
+//! must be dropped.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use wasmtime::Store;
 use wasmtime::component::Resource;
-use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::{FilterInfo, FilterPlugin, FilterPluginPre, RequestAction, ResponseAction};
+use super::budget;
 use super::failure::{FailureKind, FilterFailure};
 use super::imports::{Caller, HostState};
-use super::results::{check_request, check_response};
+use super::results::Bounded;
 use super::view::{RequestView, ResponseView};
 use crate::config::RuntimeConfig;
 use crate::config::sandbox::ResultLimits;
@@ -50,26 +51,9 @@ pub(crate) struct Warm {
     plugin: FilterPlugin,
 }
 
-/// One call into the guest's `filter` export; the handles are lent for the call.
-pub(crate) enum Call<'r> {
-    Metadata,
-    Configure(&'r str),
-    OnRequest(Resource<RequestView>),
-    OnResponse(Resource<RequestView>, Resource<ResponseView>),
-}
-
-/// What a [`Call`] returned.
-pub(crate) enum Returned {
-    Metadata(FilterInfo),
-    Configure(Result<(), String>),
-    OnRequest(RequestAction),
-    OnResponse(ResponseAction),
-}
-
 /// A fresh store and instance with a memory cap, a cap on the bytes lifted out of the guest
-/// in one go, and an epoch callback that, every tick, traps when the call's execution
-/// budget is spent and otherwise yields to the reactor, so that a busy plugin never holds a
-/// worker thread for long. Instantiation itself is under the wall-clock stop too.
+/// in one go, and the execution budget enforced on every epoch tick. Instantiation itself
+/// is under the wall-clock stop too.
 pub(crate) async fn new_instance(
     pre: &FilterPluginPre<HostState>,
     caller: Arc<Caller>,
@@ -77,23 +61,10 @@ pub(crate) async fn new_instance(
     limits: &CallLimits,
 ) -> anyhow::Result<Warm> {
     let mut store = Store::new(pre.engine(), HostState::new(caller, memory_bytes)?);
-    store.limiter(|state| &mut state.limits);
+    store.limiter(|state| &mut state.memory);
     store.set_hostcall_fuel(limits.results.max_lifted_bytes);
-    store.epoch_deadline_callback(|ctx| {
-        let budget = ctx.data().budget.clone();
-        if budget.spent() {
-            return Err(Trap::Interrupt.into());
-        }
-        Ok(UpdateDeadline::YieldCustom(
-            1,
-            Box::pin(async move {
-                tokio::task::yield_now().await;
-                budget.resumed();
-            }),
-        ))
-    });
-    store.data().budget.start(limits.wall_clock_min);
-    store.set_epoch_deadline(1);
+    budget::enforce(&mut store);
+    budget::start(&mut store, limits.wall_clock_min);
     let stop = limits.wall_clock_min;
     let plugin = tokio::time::timeout(stop, pre.instantiate_async(&mut store))
         .await
@@ -101,54 +72,97 @@ pub(crate) async fn new_instance(
     Ok(Warm { store, plugin })
 }
 
-/// Tags the instance's log lines with the request they serve.
-pub(crate) fn set_request_id(warm: &mut Warm, request_id: &str) {
-    let id = &mut warm.store.data_mut().request_id;
-    id.clear();
-    id.push_str(request_id);
+impl Warm {
+    /// Tags the instance's log lines with the request they serve.
+    pub(crate) fn serve(&mut self, request_id: &str) {
+        let id = &mut self.store.data_mut().request_id;
+        id.clear();
+        id.push_str(request_id);
+    }
+
+    /// `metadata`.
+    pub(crate) async fn metadata(
+        &mut self,
+        deadline: Duration,
+        limits: &CallLimits,
+    ) -> Result<FilterInfo, FilterFailure> {
+        call(self, deadline, limits, async |w: &mut Warm| {
+            let filter = w.plugin.weir_gateway_filter();
+            filter.call_metadata(&mut w.store).await
+        })
+        .await
+    }
+
+    /// `configure`: the filter's answer to its config.
+    pub(crate) async fn configure(
+        &mut self,
+        deadline: Duration,
+        limits: &CallLimits,
+        config: &str,
+    ) -> Result<Result<(), String>, FilterFailure> {
+        call(self, deadline, limits, async |w: &mut Warm| {
+            let filter = w.plugin.weir_gateway_filter();
+            filter.call_configure(&mut w.store, config).await
+        })
+        .await
+    }
+
+    /// `on-request`, with the request lent as `request`.
+    pub(crate) async fn on_request(
+        &mut self,
+        deadline: Duration,
+        limits: &CallLimits,
+        request: Resource<RequestView>,
+    ) -> Result<RequestAction, FilterFailure> {
+        call(self, deadline, limits, async |w: &mut Warm| {
+            let filter = w.plugin.weir_gateway_filter();
+            filter.call_on_request(&mut w.store, request).await
+        })
+        .await
+    }
+
+    /// `on-response`, with the request and the response lent.
+    pub(crate) async fn on_response(
+        &mut self,
+        deadline: Duration,
+        limits: &CallLimits,
+        (request, response): (Resource<RequestView>, Resource<ResponseView>),
+    ) -> Result<ResponseAction, FilterFailure> {
+        call(self, deadline, limits, async |w: &mut Warm| {
+            let filter = w.plugin.weir_gateway_filter();
+            filter
+                .call_on_response(&mut w.store, request, response)
+                .await
+        })
+        .await
+    }
 }
 
-/// Calls into the instance. The epoch callback stops Wasm that has run for longer than
+/// Calls one export. The execution budget stops Wasm that has run for longer than
 /// `deadline`; the wall-clock stop ends a call stuck anywhere else (a host call waiting on
 /// the network, a WASI sleep), whatever the filter was granted. Then the result is held to
 /// the limits. Either way the caller must drop the instance on error.
-pub(crate) async fn call(
+async fn call<R: Bounded>(
     warm: &mut Warm,
     deadline: Duration,
     limits: &CallLimits,
-    call: Call<'_>,
-) -> Result<Returned, FilterFailure> {
-    warm.store.data().budget.start(deadline);
-    warm.store.set_epoch_deadline(1);
-    let returned = match tokio::time::timeout(limits.stop(deadline), invoke(warm, call)).await {
-        Ok(outcome) => outcome.map_err(|e| FilterFailure::classify(e, deadline))?,
+    export: impl AsyncFnOnce(&mut Warm) -> wasmtime::Result<R>,
+) -> Result<R, FilterFailure> {
+    warm.store.data_mut().memory.clear();
+    budget::start(&mut warm.store, deadline);
+    let returned = match tokio::time::timeout(limits.stop(deadline), export(warm)).await {
+        Ok(Ok(returned)) => returned,
+        Ok(Err(error)) => {
+            let memory_refused = warm.store.data().memory.refused();
+            return Err(FilterFailure::classify(error, deadline, memory_refused));
+        }
         Err(_) => return Err(FilterFailure::deadline(deadline)),
     };
-    let checked = match &returned {
-        Returned::OnRequest(action) => check_request(action, &limits.results),
-        Returned::OnResponse(action) => check_response(action, &limits.results),
-        Returned::Metadata(_) | Returned::Configure(_) => Ok(()),
-    };
-    match checked {
+    match returned.check(&limits.results) {
         Ok(()) => Ok(returned),
         Err(message) => Err(FilterFailure {
             kind: FailureKind::Oversized,
             message: format!("the filter returned too much: {message}"),
         }),
     }
-}
-
-async fn invoke(warm: &mut Warm, call: Call<'_>) -> wasmtime::Result<Returned> {
-    let filter = warm.plugin.weir_gateway_filter();
-    let store = &mut warm.store;
-    Ok(match call {
-        Call::Metadata => Returned::Metadata(filter.call_metadata(store).await?),
-        Call::Configure(config) => Returned::Configure(filter.call_configure(store, config).await?),
-        Call::OnRequest(request) => {
-            Returned::OnRequest(filter.call_on_request(store, request).await?)
-        }
-        Call::OnResponse(request, response) => {
-            Returned::OnResponse(filter.call_on_response(store, request, response).await?)
-        }
-    })
 }

@@ -4,22 +4,18 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
 use super::bindings::FilterPlugin;
+use super::budget;
 use super::cache::ArtifactCache;
 use super::call::CallLimits;
 use super::idle::IdleBudget;
 use super::imports::HostState;
 use crate::config::RuntimeConfig;
 use crate::config::sandbox::max_idle_instances;
-
-/// How often the epoch advances: the granularity of deadlines and of yielding to the
-/// reactor while a plugin runs.
-const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// The engine, the linker, the on-disk cache and the gateway-wide idle-instance budget,
 /// shared by all snapshots.
@@ -30,6 +26,8 @@ pub struct PluginRuntime {
     pub(crate) idle: Arc<IdleBudget>,
     /// The wall-clock stop and the result bounds of the calls made while loading.
     pub(crate) load_limits: CallLimits,
+    /// The memory cap of the instance that reads a plugin's metadata (`runtime.memory_mib`).
+    pub(crate) load_memory: usize,
 }
 
 impl PluginRuntime {
@@ -41,7 +39,7 @@ impl PluginRuntime {
         (cache_dir, key_file): (PathBuf, PathBuf),
     ) -> anyhow::Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
-        let slots = runtime.max_instances;
+        let (slots, sizes) = (runtime.max_instances, runtime.pool);
         pool.total_component_instances(slots)
             .total_core_instances(slots.saturating_mul(4))
             .total_memories(slots.saturating_mul(2))
@@ -50,13 +48,13 @@ impl PluginRuntime {
             .max_memory_size((runtime.max_memory_mib << 20) as usize)
             .max_memories_per_module(1)
             .max_tables_per_module(2)
-            .table_elements(200_000)
-            .max_core_instance_size(8 << 20)
-            .max_component_instance_size(1 << 20)
+            .table_elements(sizes.table_elements)
+            .max_core_instance_size(sizes.max_core_instance_bytes)
+            .max_component_instance_size(sizes.max_component_instance_bytes)
             // Keep a little of each slot's memory resident so reused slots start warm.
-            .linear_memory_keep_resident(1 << 20)
-            .table_keep_resident(64 << 10)
-            .async_stack_keep_resident(64 << 10);
+            .linear_memory_keep_resident(sizes.memory_keep_resident_bytes)
+            .table_keep_resident(sizes.table_keep_resident_bytes)
+            .async_stack_keep_resident(sizes.stack_keep_resident_bytes);
 
         let mut config = Config::new();
         config
@@ -73,16 +71,7 @@ impl PluginRuntime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         FilterPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
 
-        let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("weir-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            })?;
+        budget::start_ticker(&engine)?;
 
         let max_idle = max_idle_instances(runtime.max_idle_instances, runtime.max_instances);
         Ok(Self {
@@ -91,6 +80,7 @@ impl PluginRuntime {
             cache: Arc::new(ArtifactCache::open(cache_dir, &key_file)?),
             idle: Arc::new(IdleBudget::new(max_idle)),
             load_limits: CallLimits::from_runtime(runtime),
+            load_memory: (runtime.memory_mib << 20) as usize,
         })
     }
 }

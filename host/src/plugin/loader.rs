@@ -12,10 +12,11 @@ use wasmtime::component::Component;
 
 use super::bindings::{FilterPluginPre, Phase};
 use super::cache::ArtifactCache;
-use super::call::{Call, Returned, call, new_instance, set_request_id};
+use super::call::new_instance;
 use super::engine::PluginRuntime;
+use super::grants::Grants;
 use super::idle::IdleBudget;
-use super::imports::{Caller, Grants, HostServices, HostState};
+use super::imports::{Caller, HostServices, HostState};
 
 /// What a plugin says about itself.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -143,6 +144,7 @@ impl PluginRuntime {
             secrets: Default::default(),
             upstreams: Default::default(),
             resilience: Default::default(),
+            http_max_response_bytes: 0,
         });
         let caller = Arc::new(Caller {
             plugin: "(loading)".into(),
@@ -152,14 +154,12 @@ impl PluginRuntime {
             services,
         });
         let limits = self.load_limits;
-        let mut warm = new_instance(pre, caller, 64 << 20, &limits)
+        let mut warm = new_instance(pre, caller, self.load_memory, &limits)
             .await
             .context("cannot instantiate")?;
-        set_request_id(&mut warm, "(metadata)");
-        let deadline = limits.wall_clock_min;
-        let info = match call(&mut warm, deadline, &limits, Call::Metadata).await {
-            Ok(Returned::Metadata(info)) => info,
-            Ok(_) => unreachable!("metadata returns metadata"),
+        warm.serve("(metadata)");
+        let info = match warm.metadata(limits.wall_clock_min, &limits).await {
+            Ok(info) => info,
             Err(f) => anyhow::bail!("metadata failed: {}", f.message),
         };
         Ok(PluginInfo {

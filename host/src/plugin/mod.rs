@@ -3,24 +3,32 @@
 //! gateway-wide budget, calls under a deadline and a wall-clock stop with bounded results,
 //! back-off of failing filters, and the host interfaces a plugin may be granted.
 
+mod action;
 mod backoff;
-pub mod bindings;
+mod bindings;
+mod budget;
 mod cache;
 mod call;
 mod engine;
 mod failure;
+mod grants;
 mod idle;
 mod imports;
 mod loader;
+mod memory;
 mod results;
 mod slot;
 mod view;
 
+pub use action::{
+    HeaderEdits, RequestAction, RequestChanges, ResponseAction, ResponseChanges, strip_length,
+};
 pub use backoff::BackoffStatus;
 pub use call::CallLimits;
 pub use engine::PluginRuntime;
 pub use failure::{FailureKind, FilterFailure};
-pub use imports::{Grants, HostServices};
+pub use grants::{Grant, Grants};
+pub use imports::HostServices;
 pub use loader::{LoadedPlugin, PluginInfo, content_hash};
 pub use slot::{FilterSettings, FilterSlot, Phases};
-pub use view::{RequestView, ResponseView};
+pub use view::{RequestView, ResponseView, Variables};

@@ -3,7 +3,8 @@
 //! out of the guest is bounded before it is made, by the store's hostcall fuel.)
 
 use super::bindings::{
-    Header, RequestAction, RequestMutations, Response, ResponseAction, ResponseMutations, Variable,
+    FilterInfo, Header, RequestAction, RequestMutations, Response, ResponseAction,
+    ResponseMutations, Variable,
 };
 use crate::config::sandbox::ResultLimits;
 
@@ -95,8 +96,39 @@ impl<'l> Tally<'l> {
     }
 }
 
+/// A call's result, held to `[runtime.results]` before the gateway touches it.
+pub(crate) trait Bounded {
+    /// The first limit the result passes, if any.
+    fn check(&self, limits: &ResultLimits) -> Result<(), String>;
+}
+
+impl Bounded for RequestAction {
+    fn check(&self, limits: &ResultLimits) -> Result<(), String> {
+        check_request(self, limits)
+    }
+}
+
+impl Bounded for ResponseAction {
+    fn check(&self, limits: &ResultLimits) -> Result<(), String> {
+        check_response(self, limits)
+    }
+}
+
+/// Metadata and `configure`'s answer are small and read once, at configuration.
+impl Bounded for FilterInfo {
+    fn check(&self, _: &ResultLimits) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl Bounded for Result<(), String> {
+    fn check(&self, _: &ResultLimits) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 /// Checks an `on-request` result.
-pub(crate) fn check_request(action: &RequestAction, limits: &ResultLimits) -> Result<(), String> {
+fn check_request(action: &RequestAction, limits: &ResultLimits) -> Result<(), String> {
     let mut tally = Tally::new(limits);
     match action {
         RequestAction::Continue(m) => {
@@ -124,7 +156,7 @@ pub(crate) fn check_request(action: &RequestAction, limits: &ResultLimits) -> Re
 }
 
 /// Checks an `on-response` result.
-pub(crate) fn check_response(action: &ResponseAction, limits: &ResultLimits) -> Result<(), String> {
+fn check_response(action: &ResponseAction, limits: &ResultLimits) -> Result<(), String> {
     let mut tally = Tally::new(limits);
     match action {
         ResponseAction::Continue(m) => {

@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use wasmtime::component::Resource;
 
+use super::action::{RequestAction, ResponseAction};
 use super::backoff::{Backoff, BackoffStatus};
-use super::bindings::{Phase, RequestAction, ResponseAction};
-use super::call::{Call, CallLimits, Returned, Warm, call, new_instance, set_request_id};
+use super::bindings::Phase;
+use super::call::{CallLimits, Warm, new_instance};
 use super::failure::{FailureKind, FilterFailure};
+use super::grants::Grants;
 use super::idle::{Evict, IdleBudget};
-use super::imports::{Caller, Grants, HostServices};
+use super::imports::{Caller, HostServices};
 use super::loader::LoadedPlugin;
 use super::view::{RequestView, ResponseView};
 use crate::config::FailurePolicy;
@@ -154,11 +156,10 @@ impl FilterSlot {
             .instantiate()
             .await
             .map_err(|f| anyhow::anyhow!(f.message))?;
-        set_request_id(&mut warm, "(configure)");
+        warm.serve("(configure)");
         let (deadline, limits) = (slot.settings.deadline, slot.settings.limits);
-        let info = match call(&mut warm, deadline, &limits, Call::Metadata).await {
-            Ok(Returned::Metadata(info)) => info,
-            Ok(_) => unreachable!("metadata returns metadata"),
+        let info = match warm.metadata(deadline, &limits).await {
+            Ok(info) => info,
             Err(f) => anyhow::bail!("metadata after configure: {}", f.message),
         };
         slot.phases = Phases::from_wit(&info.phases);
@@ -176,22 +177,14 @@ impl FilterSlot {
             Ok(warm) => warm,
             Err(failure) => return (request, Err(failure)),
         };
-        set_request_id(&mut warm, &request.request_id);
-        let data = warm.store.data_mut();
-        let lent = data.lend_request(request).rep();
-        let call_kind = Call::OnRequest(Resource::new_borrow(lent));
-        let result = call(
-            &mut warm,
-            self.settings.deadline,
-            &self.settings.limits,
-            call_kind,
-        )
-        .await;
+        warm.serve(&request.request_id);
+        let lent = warm.store.data_mut().lend_request(request).rep();
+        let (deadline, limits) = (self.settings.deadline, &self.settings.limits);
+        let result = warm
+            .on_request(deadline, limits, Resource::new_borrow(lent))
+            .await;
         let request = warm.store.data_mut().take_request(Resource::new_own(lent));
-        let result = self.finish(warm, result).map(|returned| match returned {
-            Returned::OnRequest(action) => action,
-            _ => unreachable!("on-request returns a request action"),
-        });
+        let result = self.finish(warm, result.and_then(RequestAction::from_wit));
         (request, result)
     }
 
@@ -210,28 +203,20 @@ impl FilterSlot {
             Ok(warm) => warm,
             Err(failure) => return (request, response, Err(failure)),
         };
-        set_request_id(&mut warm, &request.request_id);
+        warm.serve(&request.request_id);
         let data = warm.store.data_mut();
         let lent_request = data.lend_request(request).rep();
         let lent_response = data.lend_response(response).rep();
-        let call_kind = Call::OnResponse(
+        let lent = (
             Resource::new_borrow(lent_request),
             Resource::new_borrow(lent_response),
         );
-        let result = call(
-            &mut warm,
-            self.settings.deadline,
-            &self.settings.limits,
-            call_kind,
-        )
-        .await;
+        let (deadline, limits) = (self.settings.deadline, &self.settings.limits);
+        let result = warm.on_response(deadline, limits, lent).await;
         let data = warm.store.data_mut();
         let request = data.take_request(Resource::new_own(lent_request));
         let response = data.take_response(Resource::new_own(lent_response));
-        let result = self.finish(warm, result).map(|returned| match returned {
-            Returned::OnResponse(action) => action,
-            _ => unreachable!("on-response returns a response action"),
-        });
+        let result = self.finish(warm, result.and_then(ResponseAction::from_wit));
         (request, response, result)
     }
 
@@ -280,7 +265,7 @@ impl FilterSlot {
     /// This worker's pool.
     fn own_pool(&self) -> &Pool {
         let pools = &self.idle.per_worker;
-        &pools[crate::server::worker_index() % pools.len()]
+        &pools[crate::worker::index() % pools.len()]
     }
 
     /// A warm instance: this worker's, else another worker's, else a new one; none while
@@ -346,15 +331,16 @@ impl FilterSlot {
             }
             Err(e) => return Err(instantiate_failure(e)),
         };
-        let config = Call::Configure(&settings.config_json);
-        set_request_id(&mut warm, "(configure)");
-        match call(&mut warm, settings.deadline, &settings.limits, config).await? {
-            Returned::Configure(Ok(())) => Ok(warm),
-            Returned::Configure(Err(message)) => Err(FilterFailure {
+        warm.serve("(configure)");
+        let configured = warm
+            .configure(settings.deadline, &settings.limits, &settings.config_json)
+            .await?;
+        match configured {
+            Ok(()) => Ok(warm),
+            Err(message) => Err(FilterFailure {
                 kind: FailureKind::Instantiate,
                 message: format!("configure refused the config: {message}"),
             }),
-            _ => unreachable!("configure returns a result"),
         }
     }
 }

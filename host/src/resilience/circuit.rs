@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use crate::upstream::health::now_ms;
+use crate::time::now_ms;
 
 /// The states of a circuit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::monotonic_ms;
+use crate::time::monotonic_ms;
 
 /// Each new call moves the average by 1/`WEIGHT` of the difference: it follows about the
 /// last hundred calls.

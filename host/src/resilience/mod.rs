@@ -95,10 +95,3 @@ impl Resilience {
         }
     }
 }
-
-/// Milliseconds on a monotonic clock shared by the records.
-pub(crate) fn monotonic_ms() -> u64 {
-    static START: std::sync::LazyLock<std::time::Instant> =
-        std::sync::LazyLock::new(std::time::Instant::now);
-    START.elapsed().as_millis() as u64
-}

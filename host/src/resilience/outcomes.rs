@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use super::monotonic_ms;
+use crate::time::monotonic_ms;
 
 /// How many calls a log keeps: windows reach back at most this many calls.
 pub const CAPACITY: usize = 1024;

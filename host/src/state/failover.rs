@@ -19,7 +19,7 @@ use super::{
 };
 use crate::config::state::LocalStateConfig;
 use crate::config::{RedisConfig, Unavailable};
-use crate::upstream::health::now_ms;
+use crate::time::now_ms;
 
 /// Redis with a fallback policy for its outages.
 pub struct FailoverBackend {

@@ -9,15 +9,9 @@ use std::sync::{Arc, Weak};
 use dashmap::DashMap;
 
 use crate::config::{HealthCheckConfig, PassiveConfig, millis};
+use crate::time::now_ms;
 
 use super::Upstream;
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// The live state of one target.
 #[derive(Debug)]

@@ -19,15 +19,16 @@ use hyper_util::rt::TokioExecutor;
 
 use balancer::Balancer;
 pub use balancer::fnv1a;
-use health::{HealthRegistry, InFlight, TargetHealth, now_ms};
+use health::{HealthRegistry, InFlight, TargetHealth};
 
+use crate::body::{ProxyBody, full_body};
 use crate::body::{Upload, UploadFault};
 use crate::config::{
     HealthCheckConfig, LbPolicy, PassiveConfig, UpstreamConfig, UpstreamProtocol, millis,
 };
 use crate::error::{ErrorKind, GatewayError};
-use crate::proxy::{ProxyBody, full_body};
 use crate::resilience::Record;
+use crate::time::now_ms;
 
 /// One target of an upstream.
 #[derive(Debug)]
@@ -132,7 +133,7 @@ impl Upstream {
 
     /// The client of the worker thread running this code.
     fn client(&self) -> &Client<HttpConnector, ProxyBody> {
-        &self.clients[crate::server::worker_index() % self.clients.len()]
+        &self.clients[crate::worker::index() % self.clients.len()]
     }
 
     /// The protocol spoken to the targets.

@@ -6,15 +6,11 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request};
 
 use super::HostState;
+use crate::body::{ProxyBody, full_body};
 use crate::plugin::bindings::weir::gateway::http::{Host, OutboundRequest};
 use crate::plugin::bindings::weir::gateway::types::{Header, HostError, Response};
-use crate::proxy::full_body;
-
-/// The largest response body handed back to a plugin.
-const MAX_RESPONSE_BODY: usize = 4 << 20;
 
 impl Host for HostState {
-    #[tracing::instrument(name = "weir.http.send", level = "trace", skip_all)]
     async fn send(
         &mut self,
         request: OutboundRequest,
@@ -22,13 +18,8 @@ impl Host for HostState {
         if !self.caller.grants.http.contains(&request.upstream) {
             return Ok(Err(HostError::AccessDenied));
         }
-        let Some(upstream) = self
-            .caller
-            .services
-            .upstreams
-            .get(&request.upstream)
-            .cloned()
-        else {
+        let services = &self.caller.services;
+        let Some(upstream) = services.upstreams.get(&request.upstream).cloned() else {
             return Ok(Err(HostError::Invalid(format!(
                 "unknown upstream {:?}",
                 request.upstream
@@ -43,7 +34,7 @@ impl Host for HostState {
             Duration::from_millis(u64::from(ms))
         });
         let response = match upstream
-            .call(http_request, timeout, MAX_RESPONSE_BODY)
+            .call(http_request, timeout, services.http_max_response_bytes)
             .await
         {
             Ok(r) => r,
@@ -65,7 +56,7 @@ impl Host for HostState {
     }
 }
 
-fn build(request: &OutboundRequest) -> Result<Request<crate::proxy::ProxyBody>, String> {
+fn build(request: &OutboundRequest) -> Result<Request<ProxyBody>, String> {
     if !request.path.starts_with('/') {
         return Err(format!("path {:?} must start with /", request.path));
     }

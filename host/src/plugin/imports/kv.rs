@@ -2,10 +2,9 @@
 //! plugin file, or its `namespace`), held to the namespace's quotas by the backend.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{Caller, HostState, clock_ns, state_error, ttl};
+use super::{Caller, HostState, state_error, ttl};
 use crate::plugin::bindings::weir::gateway::kv::Host;
 use crate::plugin::bindings::weir::gateway::types::HostError;
 use crate::state::Key;
@@ -21,11 +20,7 @@ impl HostState {
     /// treated as down (and the outage policy answers) while the plugin still has time
     /// to act on the answer.
     pub(super) fn state_scope(&self) -> (Arc<Caller>, Instant) {
-        let budget = &self.budget;
-        let ran = clock_ns().saturating_sub(budget.resumed_at_ns.load(Ordering::Relaxed));
-        let used = budget.used_ns.load(Ordering::Relaxed).saturating_add(ran);
-        let left = budget.limit_ns.load(Ordering::Relaxed).saturating_sub(used);
-        let wait = Duration::from_nanos(left / 2).max(MIN_STATE_WAIT);
+        let wait = (self.budget.left() / 2).max(MIN_STATE_WAIT);
         (self.caller.clone(), Instant::now() + wait)
     }
 
@@ -45,7 +40,6 @@ pub(super) fn key<'a>(caller: &'a Caller, name: &'a str, answer_by: Instant) -> 
 }
 
 impl Host for HostState {
-    #[tracing::instrument(name = "weir.kv.get", level = "trace", skip_all)]
     async fn get(&mut self, name: String) -> KvResult<Option<Vec<u8>>> {
         let (caller, by) = match self.kv() {
             Ok(scope) => scope,
@@ -55,7 +49,6 @@ impl Host for HostState {
         Ok(caller.services.state.get(key).await.map_err(state_error))
     }
 
-    #[tracing::instrument(name = "weir.kv.set", level = "trace", skip_all)]
     async fn set(&mut self, name: String, value: Vec<u8>, ttl_ms: Option<u64>) -> KvResult<()> {
         let (caller, by) = match self.kv() {
             Ok(scope) => scope,
@@ -69,7 +62,6 @@ impl Host for HostState {
             .map_err(state_error))
     }
 
-    #[tracing::instrument(name = "weir.kv.delete", level = "trace", skip_all)]
     async fn delete(&mut self, name: String) -> KvResult<bool> {
         let (caller, by) = match self.kv() {
             Ok(scope) => scope,
@@ -79,7 +71,6 @@ impl Host for HostState {
         Ok(caller.services.state.delete(key).await.map_err(state_error))
     }
 
-    #[tracing::instrument(name = "weir.kv.incr", level = "trace", skip_all)]
     async fn incr(&mut self, name: String, delta: i64, ttl_ms: Option<u64>) -> KvResult<i64> {
         let (caller, by) = match self.kv() {
             Ok(scope) => scope,
@@ -95,7 +86,6 @@ impl Host for HostState {
 
     /// Refused (`unavailable`) while a shared backend is down, whatever its outage
     /// policy: the answer must hold on every instance (replay nonces).
-    #[tracing::instrument(name = "weir.kv.set_if_absent", level = "trace", skip_all)]
     async fn set_if_absent(
         &mut self,
         name: String,

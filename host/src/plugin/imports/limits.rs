@@ -7,7 +7,6 @@ use crate::plugin::bindings::weir::gateway::types::HostError;
 use crate::state::{self, RatePolicy};
 
 impl Host for HostState {
-    #[tracing::instrument(name = "weir.limits.take", level = "trace", skip_all)]
     async fn take(
         &mut self,
         key: String,

@@ -4,7 +4,6 @@ use super::HostState;
 use crate::plugin::bindings::weir::gateway::log::{Host, Level};
 
 impl Host for HostState {
-    #[tracing::instrument(name = "weir.log", level = "trace", skip_all)]
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         if !self.caller.grants.log {
             wasmtime::bail!(

@@ -8,71 +8,21 @@ mod limits;
 mod log;
 mod secrets;
 mod upstreams;
+mod view;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::weir::gateway::types;
+use super::budget::{Budgeted, CallBudget};
+use super::grants::Grants;
+use super::memory::MemoryCap;
 use crate::resilience::Resilience;
 use crate::state::StateBackend;
 use crate::upstream::Upstream;
-
-/// What one configured filter may call, parsed from its `grants`.
-#[derive(Debug, Clone, Default)]
-pub struct Grants {
-    log: bool,
-    clock: bool,
-    kv: bool,
-    limits: bool,
-    upstreams: bool,
-    secrets: BTreeSet<String>,
-    http: BTreeSet<String>,
-    /// Directories preopened read-only: (where on the host, the path the plugin uses).
-    files: Vec<(PathBuf, String)>,
-    /// Whose `kv` keys and rate limits these are (assigned by the config, never by the
-    /// plugin).
-    namespace: String,
-}
-
-impl Grants {
-    /// Parses grant strings (already validated with the config); `files:` directories are
-    /// relative to `base_dir`, the config file's directory.
-    pub fn parse(grants: &[String], base_dir: &Path) -> Self {
-        let mut g = Self::default();
-        for grant in grants {
-            match grant.split_once(':') {
-                Some(("files", dir)) => g.files.push((base_dir.join(dir), dir.to_string())),
-                Some(("secrets", name)) => {
-                    g.secrets.insert(name.to_string());
-                }
-                Some(("http", name)) => {
-                    g.http.insert(name.to_string());
-                }
-                _ => match grant.as_str() {
-                    "log" => g.log = true,
-                    "clock" => g.clock = true,
-                    "kv" => g.kv = true,
-                    "limits" => g.limits = true,
-                    "upstreams" => g.upstreams = true,
-                    _ => {}
-                },
-            }
-        }
-        g
-    }
-
-    /// The same grants, with `kv` and `limits` in `namespace`.
-    pub fn with_namespace(self, namespace: String) -> Self {
-        Self { namespace, ..self }
-    }
-}
 
 /// What the host interfaces serve from: shared state, secrets, upstreams.
 pub struct HostServices {
@@ -84,6 +34,8 @@ pub struct HostServices {
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
     /// Upstream outcomes, circuits and load, for `upstreams`.
     pub resilience: Arc<Resilience>,
+    /// The largest upstream response body `http` hands back (`runtime.http_max_response_bytes`).
+    pub http_max_response_bytes: usize,
 }
 
 /// Who is calling: one configured filter.
@@ -103,49 +55,13 @@ pub struct HostState {
     wasi: WasiCtx,
     /// WASI's resources and the request and response lent to the current call.
     pub(crate) table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    /// The instance's memory cap, which records a refused grow.
+    pub(crate) memory: MemoryCap,
     pub(crate) caller: Arc<Caller>,
     /// The request being served, for log lines.
     pub(crate) request_id: String,
     /// The current call's execution budget; checked on every epoch tick.
     pub(crate) budget: Arc<CallBudget>,
-}
-
-/// Measures how long a call has been running, leaving out the time it spent queued behind
-/// other tasks after yielding: under load a call must not be failed for waiting its turn.
-#[derive(Debug, Default)]
-pub(crate) struct CallBudget {
-    limit_ns: AtomicU64,
-    used_ns: AtomicU64,
-    resumed_at_ns: AtomicU64,
-}
-
-impl CallBudget {
-    /// Starts a call with `limit` of execution time.
-    pub(crate) fn start(&self, limit: Duration) {
-        self.limit_ns
-            .store(limit.as_nanos() as u64, Ordering::Relaxed);
-        self.used_ns.store(0, Ordering::Relaxed);
-        self.resumed_at_ns.store(clock_ns(), Ordering::Relaxed);
-    }
-
-    /// Adds the time since the last resume; true when the budget is spent.
-    pub(crate) fn spent(&self) -> bool {
-        let ran = clock_ns().saturating_sub(self.resumed_at_ns.load(Ordering::Relaxed));
-        let used = self.used_ns.fetch_add(ran, Ordering::Relaxed) + ran;
-        used >= self.limit_ns.load(Ordering::Relaxed)
-    }
-
-    /// Marks the call as running again after a yield.
-    pub(crate) fn resumed(&self) {
-        self.resumed_at_ns.store(clock_ns(), Ordering::Relaxed);
-    }
-}
-
-/// Nanoseconds on a monotonic clock.
-fn clock_ns() -> u64 {
-    static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
-    START.elapsed().as_nanos() as u64
 }
 
 impl HostState {
@@ -165,14 +81,17 @@ impl HostState {
         Ok(Self {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(memory_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
+            memory: MemoryCap::new(memory_bytes),
             caller,
             request_id: String::new(),
             budget: Arc::default(),
         })
+    }
+}
+
+impl Budgeted for HostState {
+    fn budget(&self) -> &Arc<CallBudget> {
+        &self.budget
     }
 }
 
@@ -184,8 +103,6 @@ impl WasiView for HostState {
         }
     }
 }
-
-impl types::Host for HostState {}
 
 /// Maps a backend error into the WIT error.
 fn state_error(e: crate::state::StateError) -> types::HostError {

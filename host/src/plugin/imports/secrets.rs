@@ -5,7 +5,6 @@ use crate::plugin::bindings::weir::gateway::secrets::Host;
 use crate::plugin::bindings::weir::gateway::types::HostError;
 
 impl Host for HostState {
-    #[tracing::instrument(name = "weir.secrets.get", level = "trace", skip_all)]
     fn get(&mut self, name: String) -> wasmtime::Result<Result<Option<Vec<u8>>, HostError>> {
         if !self.caller.grants.secrets.contains(&name) {
             return Ok(Err(HostError::AccessDenied));

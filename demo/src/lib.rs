@@ -1,26 +1,43 @@
-//! The built-in demo upstream: an echo service, so that the example config works with no
-//! other server. `GET /hello` answers a fixed text (for benchmarks); `/health` answers
+//! The demo upstream the `weir` binary serves (`server.demo_upstream`, `weir demo-upstream`):
+//! an echo service, so that the example config works with no other server. It is not part
+//! of the gateway library. `GET /hello` answers a fixed text (for benchmarks); `/health` answers
 //! `ok`; `POST /rpc` is a JSON-RPC 2.0 service (`users.get`); `POST /soap` answers a SOAP
 //! envelope that quotes the request; `weir.demo.Greeter/SayHello` is a gRPC method (h2c);
 //! anything else is echoed back as JSON (method, path, headers, body).
 
+#![forbid(unsafe_code)]
+
 mod grpc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, header};
+use http::{HeaderMap, HeaderValue, Request, Response, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-
-use crate::proxy::{ProxyBody, full_body};
 
 /// The largest request body the echo service reads.
 const MAX_ECHO_BODY: usize = 64 << 10;
 
+/// A reply body: held in full, with the trailers that follow it (a gRPC reply's
+/// `grpc-status`).
+#[derive(Debug, Default)]
+pub struct Reply {
+    /// The body.
+    pub data: Bytes,
+    /// The trailers, if any.
+    pub trailers: Option<HeaderMap>,
+}
+
+impl From<Bytes> for Reply {
+    fn from(data: Bytes) -> Self {
+        Self {
+            data,
+            trailers: None,
+        }
+    }
+}
+
 /// Serves one request of the demo upstream.
-pub async fn handle(
-    request: Request<Incoming>,
-    _client: crate::headers::Peer,
-) -> Response<ProxyBody> {
+pub async fn handle(request: Request<Incoming>) -> Response<Reply> {
     match request.uri().path() {
         "/hello" => with_type(&b"hello from the weir demo upstream\n"[..], "text/plain"),
         "/health" => with_type(&b"ok\n"[..], "text/plain"),
@@ -39,8 +56,8 @@ async fn read_body(body: Incoming) -> Bytes {
         .unwrap_or_default()
 }
 
-fn with_type(body: impl Into<Bytes>, content_type: &'static str) -> Response<ProxyBody> {
-    let mut response = Response::new(full_body(body.into()));
+fn with_type(body: impl Into<Bytes>, content_type: &'static str) -> Response<Reply> {
+    let mut response = Response::new(Reply::from(body.into()));
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -52,7 +69,7 @@ const USERS: [(u64, &str); 3] = [(1, "Ada Lovelace"), (2, "Alan Turing"), (3, "G
 
 /// A JSON-RPC 2.0 service with one method, `users.get` (`{"id": n}`), and the standard
 /// errors; an unknown user is the application error -32001.
-fn json_rpc(body: Bytes) -> Response<ProxyBody> {
+fn json_rpc(body: Bytes) -> Response<Reply> {
     use serde_json::{Value, json};
     let reply = |id: &Value, outcome: Result<Value, (i64, &str)>| {
         let mut reply = json!({ "jsonrpc": "2.0", "id": id });
@@ -89,7 +106,7 @@ fn json_rpc(body: Bytes) -> Response<ProxyBody> {
 }
 
 /// A SOAP 1.1 service that answers every call with an envelope quoting the request.
-fn soap(body: Bytes) -> Response<ProxyBody> {
+fn soap(body: Bytes) -> Response<Reply> {
     let quoted = String::from_utf8_lossy(&body)
         .replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -104,7 +121,7 @@ fn soap(body: Bytes) -> Response<ProxyBody> {
     with_type(envelope, "text/xml; charset=utf-8")
 }
 
-async fn echo(request: Request<Incoming>) -> Response<ProxyBody> {
+async fn echo(request: Request<Incoming>) -> Response<Reply> {
     let (parts, body) = request.into_parts();
     let body = read_body(body).await;
     let headers: serde_json::Map<String, serde_json::Value> = parts

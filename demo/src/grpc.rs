@@ -6,8 +6,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Response, header};
 use prost::Message;
 
-use crate::body::Buffered;
-use crate::proxy::ProxyBody;
+use crate::Reply;
 
 /// `weir.demo.HelloRequest`.
 #[derive(Clone, PartialEq, Message)]
@@ -31,7 +30,7 @@ const OK: u8 = 0;
 const INVALID_ARGUMENT: u8 = 3;
 
 /// Answers one `SayHello` call whose request body (one length-prefixed message) is `body`.
-pub fn say_hello(body: &[u8]) -> Response<ProxyBody> {
+pub fn say_hello(body: &[u8]) -> Response<Reply> {
     let Some(message) = unframe(body) else {
         return status(INVALID_ARGUMENT, "expected one uncompressed message", None);
     };
@@ -64,7 +63,7 @@ fn frame(message: &[u8]) -> Bytes {
 }
 
 /// A reply: the message (if any), then `grpc-status` and `grpc-message` in trailers.
-fn status(code: u8, message: &str, reply: Option<Bytes>) -> Response<ProxyBody> {
+fn status(code: u8, message: &str, reply: Option<Bytes>) -> Response<Reply> {
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", HeaderValue::from(u16::from(code)));
     if let Ok(value) = HeaderValue::from_str(message)
@@ -72,8 +71,10 @@ fn status(code: u8, message: &str, reply: Option<Bytes>) -> Response<ProxyBody> 
     {
         trailers.insert("grpc-message", value);
     }
-    let body = Buffered::new(reply.unwrap_or_default(), Some(trailers));
-    let mut response = Response::new(http_body_util::Either::Right(body));
+    let mut response = Response::new(Reply {
+        data: reply.unwrap_or_default(),
+        trailers: Some(trailers),
+    });
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),

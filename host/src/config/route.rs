@@ -1,0 +1,79 @@
+//! `[[routes]]`: what a route matches, where it goes, and its filter chain.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// A route: what it matches, where it goes, which filters run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// A unique name, used in logs, metrics and by filters.
+    pub name: String,
+    /// What requests the route takes.
+    #[serde(default, rename = "match")]
+    pub matches: MatchConfig,
+    /// The upstream that serves it.
+    pub upstream: String,
+    /// Overrides the upstream's request timeout.
+    pub timeout_ms: Option<u64>,
+    /// The `Host` sent upstream (default: the authority the client addressed, canonical).
+    pub host_rewrite: Option<String>,
+    /// The filter chain, in order.
+    #[serde(default)]
+    pub filters: Vec<FilterConfig>,
+}
+
+/// Match conditions; all given conditions must hold.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    /// The host (without port); `*.example.com` matches any subdomain.
+    pub host: Option<String>,
+    /// A path prefix (`/api` matches `/api` and `/api/...`, not `/apix`).
+    pub path_prefix: Option<String>,
+    /// An exact path.
+    pub path: Option<String>,
+    /// Allowed methods.
+    pub methods: Option<Vec<String>>,
+    /// Headers that must be present with exactly these values.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// One filter in a route's chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// The plugin file in the plugins directory (`headers.wasm`).
+    pub plugin: String,
+    /// The filter's config, handed to `configure` as JSON.
+    #[serde(default)]
+    pub config: Option<toml::Value>,
+    /// Host interfaces granted: `log`, `clock`, `kv`, `limits`, `secrets:<name>`,
+    /// `http:<upstream>`.
+    #[serde(default)]
+    pub grants: Vec<String>,
+    /// What a failure of this filter does to the request (default fail closed).
+    #[serde(default)]
+    pub failure: FailurePolicy,
+    /// Overrides the runtime's default deadline.
+    pub deadline_ms: Option<u64>,
+    /// Overrides the runtime's default memory cap.
+    pub memory_mib: Option<u64>,
+    /// Overrides the runtime's default body buffer limit.
+    pub max_body_bytes: Option<usize>,
+    /// The `kv`/`limits` namespace (default: the plugin file name).
+    pub namespace: Option<String>,
+}
+
+/// What happens to a request when its filter traps, runs out of time or memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailurePolicy {
+    /// Answer 500 (trap) or 503 (deadline) with the request id.
+    #[default]
+    FailClosed,
+    /// Go on as if the filter had said continue.
+    FailOpen,
+}

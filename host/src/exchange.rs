@@ -1,0 +1,101 @@
+//! A request on its way through a route: taken in from the client (upgrade set aside,
+//! hop-by-hop headers removed, body under its timeouts), lent to each filter for a call,
+//! and finally moved into the upstream request.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Request;
+use http::header::{HeaderName, HeaderValue};
+use http_body_util::Either;
+use hyper::body::Incoming;
+
+use crate::body::{BufferBudget, ProxyBody, Reservation, Streamed, Upload};
+use crate::config::{LimitsConfig, millis};
+use crate::headers::{Peer, remove_hop_by_hop};
+use crate::plugin::{RequestView, Variables};
+use crate::upgrade::Upgrade;
+
+/// A request on its way through the chain.
+pub struct Exchange {
+    /// Method, URI, headers.
+    pub parts: http::request::Parts,
+    /// The body: still streaming from the client, or buffered.
+    pub body: ProxyBody,
+    /// Variables set by filters so far.
+    pub variables: Variables,
+    /// An upstream chosen by a filter.
+    pub upstream: Option<String>,
+    /// Headers the request filters set for the response (validated).
+    pub response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The client.
+    pub client: Peer,
+    /// The request id.
+    pub request_id: String,
+    /// The authority the client addressed.
+    pub authority: Option<String>,
+    /// An upgrade (WebSocket) the client asked for, set aside before the header hygiene.
+    pub upgrade: Option<Upgrade>,
+    /// How the client's upload goes (it is timed apart from the upstream).
+    pub upload: Arc<Upload>,
+    /// This request's share of the gateway's budget of buffered body bytes.
+    pub buffered: Reservation,
+    /// The budget's size (`server.limits.max_buffered_bytes`).
+    pub max_buffered: usize,
+}
+
+impl Exchange {
+    /// Takes a request in: the upgrade it asks for set aside (when the config allows it),
+    /// hop-by-hop headers (which reach neither a filter nor the upstream) removed, the body
+    /// put under the body timeouts.
+    pub fn new(
+        mut request: Request<Incoming>,
+        client: Peer,
+        request_id: String,
+        authority: Option<String>,
+        buffers: &Arc<BufferBudget>,
+        limits: &LimitsConfig,
+    ) -> Self {
+        let upgrade = Upgrade::take(&mut request, &limits.upgrades);
+        let (mut parts, body) = request.into_parts();
+        remove_hop_by_hop(&mut parts.headers);
+        let upload = Arc::new(Upload::new(millis(limits.body_total_timeout_ms)));
+        let body = Streamed::request(body, millis(limits.body_idle_timeout_ms), upload.clone());
+        Exchange {
+            parts,
+            body: Either::Left(body),
+            variables: Variables::new(),
+            upstream: None,
+            response_headers: Vec::new(),
+            client,
+            request_id,
+            authority,
+            upgrade,
+            upload,
+            buffered: Reservation::new(buffers.clone()),
+            max_buffered: limits.max_buffered_bytes,
+        }
+    }
+
+    /// Moves the request's parts out into a view for one filter call (no copy).
+    pub fn lend(&mut self, body: Option<Bytes>) -> RequestView {
+        RequestView {
+            parts: std::mem::replace(&mut self.parts, Request::new(()).into_parts().0),
+            body,
+            authority: self.authority.take(),
+            client: self.client.addr,
+            request_id: std::mem::take(&mut self.request_id),
+            variables: std::mem::take(&mut self.variables),
+            upstream: self.upstream.take(),
+        }
+    }
+
+    /// Moves the parts back after the call.
+    pub fn give_back(&mut self, view: RequestView) {
+        self.parts = view.parts;
+        self.authority = view.authority;
+        self.request_id = view.request_id;
+        self.variables = view.variables;
+        self.upstream = view.upstream;
+    }
+}

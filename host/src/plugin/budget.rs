@@ -1,0 +1,101 @@
+//! A call's execution budget, in one place: the engine's epoch advances every tick (a
+//! ticker thread), and on every tick the running call's budget is checked; a call over
+//! its budget traps, one within it yields the worker to other tasks. Time spent queued
+//! behind other tasks after yielding is not counted: under load a call must not fail for
+//! waiting its turn.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+
+use crate::time::monotonic_ns;
+
+/// How often the epoch advances: the granularity of deadlines and of yielding to the
+/// reactor while a plugin runs.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Starts the thread that advances `engine`'s epoch every tick, for as long as the engine
+/// lives.
+pub(crate) fn start_ticker(engine: &Engine) -> std::io::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("weir-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+    Ok(())
+}
+
+/// Measures how long a call has been running, leaving out the time it spent queued after
+/// yielding.
+#[derive(Debug, Default)]
+pub(crate) struct CallBudget {
+    limit_ns: AtomicU64,
+    used_ns: AtomicU64,
+    resumed_at_ns: AtomicU64,
+}
+
+impl CallBudget {
+    /// Starts a call with `limit` of execution time.
+    fn start(&self, limit: Duration) {
+        self.limit_ns
+            .store(limit.as_nanos() as u64, Ordering::Relaxed);
+        self.used_ns.store(0, Ordering::Relaxed);
+        self.resumed_at_ns.store(monotonic_ns(), Ordering::Relaxed);
+    }
+
+    /// Adds the time since the last resume; true when the budget is spent.
+    fn spent(&self) -> bool {
+        let ran = monotonic_ns().saturating_sub(self.resumed_at_ns.load(Ordering::Relaxed));
+        let used = self.used_ns.fetch_add(ran, Ordering::Relaxed) + ran;
+        used >= self.limit_ns.load(Ordering::Relaxed)
+    }
+
+    /// Marks the call as running again after a yield.
+    fn resumed(&self) {
+        self.resumed_at_ns.store(monotonic_ns(), Ordering::Relaxed);
+    }
+
+    /// What is left of the budget now.
+    pub(crate) fn left(&self) -> Duration {
+        let ran = monotonic_ns().saturating_sub(self.resumed_at_ns.load(Ordering::Relaxed));
+        let used = self.used_ns.load(Ordering::Relaxed).saturating_add(ran);
+        Duration::from_nanos(self.limit_ns.load(Ordering::Relaxed).saturating_sub(used))
+    }
+}
+
+/// A store's data that carries the running call's budget.
+pub(crate) trait Budgeted: 'static {
+    /// The budget, shared with the epoch callback.
+    fn budget(&self) -> &Arc<CallBudget>;
+}
+
+/// Checks the store's budget on every epoch tick: a trap when it is spent, otherwise a
+/// yield to the reactor, so that a busy plugin never holds a worker thread for long.
+pub(crate) fn enforce<T: Budgeted>(store: &mut Store<T>) {
+    store.epoch_deadline_callback(|ctx| {
+        let budget = ctx.data().budget().clone();
+        if budget.spent() {
+            return Err(Trap::Interrupt.into());
+        }
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                budget.resumed();
+            }),
+        ))
+    });
+}
+
+/// Starts what runs next in `store` (a call, an instantiation) with `limit` of execution.
+pub(crate) fn start<T: Budgeted>(store: &mut Store<T>, limit: Duration) {
+    store.data().budget().start(limit);
+    store.set_epoch_deadline(1);
+}
