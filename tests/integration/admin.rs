@@ -1,7 +1,12 @@
 //! The admin API: routes, upstreams and metrics reflect the live snapshot and traffic.
 
 use weir_tests::plugins::HEADERS;
-use weir_tests::{TestClient, TestGateway, TestUpstream};
+use weir_tests::{TestClient, TestGateway, TestUpstream, one_route, raw_head, raw_status};
+
+/// A gateway with one filterless route to `up` and `server_extra` in `[server]`.
+async fn admin_gateway(up: &TestUpstream, server_extra: &str) -> TestGateway {
+    TestGateway::start_with_server(server_extra, &one_route(up.addr, ""), &[]).await
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_reports_routes_upstreams_and_metrics() {
@@ -60,14 +65,7 @@ async fn admin_reports_routes_upstreams_and_metrics() {
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_token_is_required_when_configured() {
     let up = TestUpstream::start("up").await;
-    // `[server]` is the base config's first table: a key appended to it goes in there.
-    let config = format!(
-        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
-        up.addr
-    );
-    let gw =
-        TestGateway::start_with_server("admin_token = { value = \"let-me-in\" }\n", &config, &[])
-            .await;
+    let gw = admin_gateway(&up, "admin_token = { value = \"let-me-in\" }\n").await;
     let client = TestClient::default();
     let r = client.get(&gw.admin_url("/plugins")).await;
     assert_eq!(r.status, 401);
@@ -163,20 +161,12 @@ const ENDPOINTS: [(&str, &str, u16); 10] = [
     ("GET", "/nope", 404),
 ];
 
-fn token_config(up: &TestUpstream) -> String {
-    format!(
-        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
-        up.addr
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_token_guards_every_endpoint_and_method() {
     let up = TestUpstream::start("up").await;
-    let gw = TestGateway::start_with_server(
+    let gw = admin_gateway(
+        &up,
         "admin_token = { value = \"let-me-in\" }\nwatch = false\n",
-        &token_config(&up),
-        &[],
     )
     .await;
     let client = TestClient::default();
@@ -215,29 +205,16 @@ async fn admin_token_guards_every_endpoint_and_method() {
     gw.shutdown().await;
 }
 
-/// Sends `head` (a request line and headers, without the blank line) on a fresh connection
-/// and returns the status code of the answer.
-async fn raw_status(addr: std::net::SocketAddr, head: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(format!("{head}\r\nconnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer).await;
-    let answer = String::from_utf8_lossy(&answer);
-    answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {answer:?}"))
+/// Sends `head` (a request line and headers, each line ending in CRLF) on a fresh
+/// connection and returns the status code of the answer.
+async fn head_status(addr: std::net::SocketAddr, head: &str) -> u16 {
+    raw_status(&raw_head(addr, head).await)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_answers_only_to_allowed_host_names() {
     let up = TestUpstream::start("up").await;
-    let gw = TestGateway::start_with_server("watch = false\n", &token_config(&up), &[]).await;
+    let gw = admin_gateway(&up, "watch = false\n").await;
     let client = TestClient::default();
     let port = gw.admin.port();
     let with = |headers: &[(&str, &str)], method: &str| {
@@ -282,21 +259,16 @@ async fn admin_answers_only_to_allowed_host_names() {
         .await;
     assert_eq!(r.status, 200);
     // No Host at all (HTTP/1.0), or two of them: refused.
-    assert_eq!(raw_status(gw.admin, "GET /status HTTP/1.0").await, 403);
-    let two = format!("GET /status HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nhost: evil.example");
-    assert!(matches!(raw_status(gw.admin, &two).await, 400 | 403));
+    assert_eq!(head_status(gw.admin, "GET /status HTTP/1.0\r\n").await, 403);
+    let two = format!("GET /status HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nhost: evil.example\r\n");
+    assert!(matches!(head_status(gw.admin, &two).await, 400 | 403));
     gw.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_hosts_replaces_the_default_names() {
     let up = TestUpstream::start("up").await;
-    let gw = TestGateway::start_with_server(
-        "admin_hosts = [\"admin.internal\"]\n",
-        &token_config(&up),
-        &[],
-    )
-    .await;
+    let gw = admin_gateway(&up, "admin_hosts = [\"admin.internal\"]\n").await;
     let client = TestClient::default();
     let status = |host: &'static str| {
         let request = weir_tests::get(&gw.admin_url("/status"), &[("host", host)]);

@@ -96,6 +96,12 @@ fn assert_refused(reply: &Reply, status: u16, code: &str, challenges: &[&str]) {
     assert_eq!(seen, challenges);
 }
 
+/// Asserts a 401 with the error `code` and the one Bearer challenge with `description`.
+#[track_caller]
+fn assert_bearer_refused(reply: &Reply, code: &str, description: &str) {
+    assert_refused(reply, 401, code, &[&bearer_error(description)]);
+}
+
 /// The Bearer challenge of an `invalid_token` refusal with this description.
 fn bearer_error(description: &str) -> String {
     format!("Bearer realm=\"weir\", error=\"invalid_token\", error_description=\"{description}\"")

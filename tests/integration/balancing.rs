@@ -214,14 +214,7 @@ async fn consistent_hash_moves_only_the_keys_of_a_removed_target() {
 
     let generation = gw.generation();
     gw.write_config(&config("consistent_hash", &targets(&u[..2]), hash_on));
-    let r = TestClient::default()
-        .send(weir_tests::request(
-            "POST",
-            &gw.admin_url("/reload"),
-            &[],
-            "",
-        ))
-        .await;
+    let r = gw.reload(&TestClient::default()).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert!(
         gw.generation() > generation,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use weir_tests::plugins::DEGRADATION;
-use weir_tests::{Mode, TestClient, TestGateway, TestUpstream, eventually};
+use weir_tests::{Mode, TestClient, TestGateway, TestUpstream, eventually, refusal};
 
 /// A route `name` on `/<name>` through `degradation` with `config` (a TOML inline table),
 /// more route keys in `route_extra`.
@@ -473,13 +473,11 @@ async fn a_bad_config_is_refused() {
         ("{ shedding = { class = \"non-core\" } }", "max_in_flight"),
     ];
     for (config, expected) in cases {
-        let error = match try_gateway(&upstream, &[route("api", "", config)]).await {
-            Ok(gw) => {
-                gw.shutdown().await;
-                panic!("{config} was accepted");
-            }
-            Err(error) => format!("{error:#}"),
-        };
+        let error = refusal(
+            try_gateway(&upstream, &[route("api", "", config)]).await,
+            config,
+        )
+        .await;
         assert!(error.contains(expected), "{config}: {error}");
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weir_tests::plugins::TESTER;
-use weir_tests::{TestClient, TestGateway, TestUpstream, raw_exchange, raw_status};
+use weir_tests::{TestClient, TestGateway, TestUpstream, one_route, raw_head, raw_status};
 
 /// One route to `up`, with `filters` (TOML) on it.
 fn route(up: &TestUpstream, filters: &str) -> String {
@@ -16,6 +16,12 @@ fn route(up: &TestUpstream, filters: &str) -> String {
          [[routes]]\nname = \"r\"\nupstream = \"u\"\n{filters}",
         up.addr
     )
+}
+
+/// A gateway with one filterless route to `up` and these `[server.limits]` lines.
+async fn limited(up: &TestUpstream, limits: &str) -> TestGateway {
+    let limits = format!("[server.limits]\n{limits}");
+    TestGateway::start_with_server(&limits, &route(up, ""), &[]).await
 }
 
 /// Waits until the gateway closes `stream` (EOF or reset), up to `within`; returns how long
@@ -36,10 +42,9 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> Duration {
 #[tokio::test(flavor = "multi_thread")]
 async fn silent_and_slow_sockets_are_closed_while_others_are_served() {
     let up = TestUpstream::start("up").await;
-    let gw = TestGateway::start_with_server(
-        "[server.limits]\nfirst_byte_timeout_ms = 300\nheader_read_timeout_ms = 300\nidle_timeout_ms = 300\n",
-        &route(&up, ""),
-        &[],
+    let gw = limited(
+        &up,
+        "first_byte_timeout_ms = 300\nheader_read_timeout_ms = 300\nidle_timeout_ms = 300\n",
     )
     .await;
     // Sockets that never send a byte.
@@ -78,12 +83,7 @@ async fn silent_and_slow_sockets_are_closed_while_others_are_served() {
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_are_capped_per_address_and_in_all() {
     let up = TestUpstream::start("up").await;
-    let gw = TestGateway::start_with_server(
-        "[server.limits]\nmax_connections_per_ip = 4\nmax_connections = 6\n",
-        &route(&up, ""),
-        &[],
-    )
-    .await;
+    let gw = limited(&up, "max_connections_per_ip = 4\nmax_connections = 6\n").await;
     let mut held = Vec::new();
     for _ in 0..4 {
         let mut stream = TcpStream::connect(gw.addr).await.unwrap();
@@ -117,14 +117,7 @@ async fn connections_are_capped_per_address_and_in_all() {
     held.clear();
     let mut served = false;
     for _ in 0..50 {
-        if raw_status(
-            &raw_exchange(
-                gw.addr,
-                "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-            )
-            .await,
-        ) == 200
-        {
+        if raw_status(&raw_head(gw.addr, "GET / HTTP/1.1\r\nHost: a\r\n").await) == 200 {
             served = true;
             break;
         }
@@ -272,12 +265,9 @@ async fn a_stalled_upstream_body_is_cut_off() {
             });
         }
     });
-    let config = format!(
-        "[upstreams.u]\ntargets = [\"{upstream}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n"
-    );
     let gw = TestGateway::start_with_server(
         "[server.limits]\nupstream_body_idle_timeout_ms = 300\n",
-        &config,
+        &one_route(upstream, ""),
         &[],
     )
     .await;
@@ -325,12 +315,7 @@ async fn an_upload_is_timed_apart_from_the_upstream() {
     );
     gw.shutdown().await;
     // But an upload longer than the total body timeout is a 408, however lively.
-    let gw = TestGateway::start_with_server(
-        "[server.limits]\nbody_total_timeout_ms = 400\n",
-        &route(&up, ""),
-        &[],
-    )
-    .await;
+    let gw = limited(&up, "body_total_timeout_ms = 400\n").await;
     let started = Instant::now();
     assert_eq!(
         trickled_post(&gw, 20, Duration::from_millis(100)).await,
@@ -347,12 +332,7 @@ async fn an_upload_is_timed_apart_from_the_upstream() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_http2_connection_is_closed() {
     let up = TestUpstream::start("up").await;
-    let gw = TestGateway::start_with_server(
-        "[server.limits]\nidle_timeout_ms = 300\n",
-        &route(&up, ""),
-        &[],
-    )
-    .await;
+    let gw = limited(&up, "idle_timeout_ms = 300\n").await;
     let mut h2 = TcpStream::connect(gw.addr).await.unwrap();
     // The preface and an empty SETTINGS frame (RFC 9113 §3.4), then nothing.
     h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use weir_tests::plugins::{HOSTILE, TESTER};
-use weir_tests::{TestClient, TestGateway, TestUpstream, get};
+use weir_tests::{TestClient, TestGateway, TestUpstream, get, one_route, refusal};
 
 /// A gateway whose one route runs the hostile filter in `mode`, with a 50 ms deadline.
 async fn hostile_gateway(up: &TestUpstream, mode: &str, failure: &str) -> TestGateway {
@@ -20,11 +20,12 @@ async fn hostile_gateway_with(
     failure: &str,
     deadline_ms: u64,
 ) -> TestGateway {
-    let config = format!(
-        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n\
-         [[routes.filters]]\nplugin = \"hostile.wasm\"\nconfig = {{ mode = \"{mode}\" }}\n\
-         failure = \"{failure}\"\ndeadline_ms = {deadline_ms}\nmemory_mib = 16\n",
-        up.addr
+    let config = one_route(
+        up.addr,
+        &format!(
+            "[[routes.filters]]\nplugin = \"hostile.wasm\"\nconfig = {{ mode = \"{mode}\" }}\n\
+             failure = \"{failure}\"\ndeadline_ms = {deadline_ms}\nmemory_mib = 16\n"
+        ),
     );
     TestGateway::start(&config, &[("hostile.wasm", HOSTILE)]).await
 }
@@ -176,16 +177,12 @@ async fn fail_open_lets_requests_through() {
 #[tokio::test(flavor = "multi_thread")]
 async fn configure_error_refuses_startup_with_the_reason() {
     let up = TestUpstream::start("up").await;
-    let config = format!(
-        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n\
-         [[routes.filters]]\nplugin = \"hostile.wasm\"\nconfig = {{ mode = \"refuse\" }}\n",
-        up.addr
+    let config = one_route(
+        up.addr,
+        "[[routes.filters]]\nplugin = \"hostile.wasm\"\nconfig = { mode = \"refuse\" }\n",
     );
-    let error = TestGateway::try_start(&config, &[("hostile.wasm", HOSTILE)])
-        .await
-        .err()
-        .expect("refused");
-    let message = format!("{error:#}");
+    let started = TestGateway::try_start(&config, &[("hostile.wasm", HOSTILE)]).await;
+    let message = refusal(started, "a refusing filter").await;
     assert!(message.contains("hostile.wasm"), "{message}");
     assert!(message.contains("refusing mode \"refuse\""), "{message}");
 }

@@ -1,14 +1,7 @@
 //! Filters that continue, mutate and respond; chains; grants; bodies.
 
 use weir_tests::plugins::{HEADERS, TESTER};
-use weir_tests::{TestClient, TestGateway, TestUpstream, get, request};
-
-fn route_with(upstream: &TestUpstream, filters: &str) -> String {
-    format!(
-        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n{filters}",
-        upstream.addr
-    )
-}
+use weir_tests::{TestClient, TestGateway, TestUpstream, get, named_route, one_route, request};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn filter_mutates_request_and_response() {
@@ -18,7 +11,7 @@ async fn filter_mutates_request_and_response() {
 plugin = "tester.wasm"
 config = { set_request_headers = { x-added = "by-tester" }, rewrite_path = "/rewritten?x=1" }
 "#;
-    let gw = TestGateway::start(&route_with(&up, filters), &[("tester.wasm", TESTER)]).await;
+    let gw = TestGateway::start(&one_route(up.addr, filters), &[("tester.wasm", TESTER)]).await;
     let r = TestClient::default().get(&gw.url("/original")).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["path"], "/rewritten?x=1");
@@ -39,7 +32,7 @@ plugin = "tester.wasm"
 config = { deny_if_header = "x-deny" }
 "#;
     let gw = TestGateway::start(
-        &route_with(&up, filters),
+        &one_route(up.addr, filters),
         &[("tester.wasm", TESTER), ("headers.wasm", HEADERS)],
     )
     .await;
@@ -71,7 +64,7 @@ add = { x-once = "default" }
 set = { x-served-by = "weir" }
 remove = ["x-upstream"]
 "#;
-    let gw = TestGateway::start(&route_with(&up, filters), &[("headers.wasm", HEADERS)]).await;
+    let gw = TestGateway::start(&one_route(up.addr, filters), &[("headers.wasm", HEADERS)]).await;
     let r = TestClient::default()
         .send(get(
             &gw.url("/"),
@@ -97,18 +90,37 @@ remove = ["x-upstream"]
     gw.shutdown().await;
 }
 
+/// A gateway with the tester on `/granted` with `granted` (its config, a TOML inline
+/// table) and `grants`, and on every other path (route `denied`) with `denied` and none.
+async fn granted_and_denied(
+    up: &TestUpstream,
+    granted: &str,
+    grants: &str,
+    denied: &str,
+) -> TestGateway {
+    let config = named_route(
+        up.addr,
+        "granted",
+        &format!(
+            "match = {{ path_prefix = \"/granted\" }}\n\
+             [[routes.filters]]\nplugin = \"tester.wasm\"\nconfig = {granted}\ngrants = {grants}\n\
+             [[routes]]\nname = \"denied\"\nupstream = \"u\"\n\
+             [[routes.filters]]\nplugin = \"tester.wasm\"\nconfig = {denied}\n"
+        ),
+    );
+    TestGateway::start(&config, &[("tester.wasm", TESTER)]).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn kv_works_only_when_granted() {
     let up = TestUpstream::start("up").await;
-    let config = format!(
-        "[upstreams.u]\ntargets = [\"{}\"]\n\
-         [[routes]]\nname = \"granted\"\nupstream = \"u\"\nmatch = {{ path_prefix = \"/granted\" }}\n\
-         [[routes.filters]]\nplugin = \"tester.wasm\"\nconfig = {{ count = true, log = true }}\ngrants = [\"kv\", \"log\"]\n\
-         [[routes]]\nname = \"denied\"\nupstream = \"u\"\n\
-         [[routes.filters]]\nplugin = \"tester.wasm\"\nconfig = {{ count = true }}\n",
-        up.addr
-    );
-    let gw = TestGateway::start(&config, &[("tester.wasm", TESTER)]).await;
+    let gw = granted_and_denied(
+        &up,
+        "{ count = true, log = true }",
+        "[\"kv\", \"log\"]",
+        "{ count = true }",
+    )
+    .await;
     let client = TestClient::default();
     for n in 1..=3 {
         let r = client.get(&gw.url("/granted")).await;
@@ -125,15 +137,7 @@ async fn kv_works_only_when_granted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn log_works_only_when_granted() {
     let up = TestUpstream::start("up").await;
-    let config = format!(
-        "[upstreams.u]\ntargets = [\"{}\"]\n\
-         [[routes]]\nname = \"granted\"\nupstream = \"u\"\nmatch = {{ path_prefix = \"/granted\" }}\n\
-         [[routes.filters]]\nplugin = \"tester.wasm\"\nconfig = {{ log = true }}\ngrants = [\"log\"]\n\
-         [[routes]]\nname = \"denied\"\nupstream = \"u\"\n\
-         [[routes.filters]]\nplugin = \"tester.wasm\"\nconfig = {{ log = true }}\n",
-        up.addr
-    );
-    let gw = TestGateway::start(&config, &[("tester.wasm", TESTER)]).await;
+    let gw = granted_and_denied(&up, "{ log = true }", "[\"log\"]", "{ log = true }").await;
     let client = TestClient::default();
     let r = client.get(&gw.url("/granted")).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -152,7 +156,7 @@ async fn log_works_only_when_granted() {
 async fn body_is_buffered_for_filters_that_ask_and_capped() {
     let up = TestUpstream::start("up").await;
     let filters = "[[routes.filters]]\nplugin = \"tester.wasm\"\nconfig = { uppercase_body = true }\nmax_body_bytes = 1024\n";
-    let gw = TestGateway::start(&route_with(&up, filters), &[("tester.wasm", TESTER)]).await;
+    let gw = TestGateway::start(&one_route(up.addr, filters), &[("tester.wasm", TESTER)]).await;
     let client = TestClient::default();
     let r = client
         .send(request("POST", &gw.url("/"), &[], "make me loud"))

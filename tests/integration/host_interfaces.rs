@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use weir_tests::plugins::PROBE;
-use weir_tests::{TestClient, TestGateway, TestUpstream};
+use weir_tests::{TestClient, TestGateway, TestUpstream, one_route, refusal};
 
 /// Upstreams `main` and `aux`, and a gateway with one route per probe config:
 /// `/<name>` → probe with `config` and `grants`, proxied to `main`.
@@ -259,13 +259,15 @@ async fn files_only_from_a_granted_directory() {
 
     // A grant of a directory that is not there refuses the config, naming it.
     let missing = dir.path().join("missing");
-    let config = format!(
-        "[upstreams.u]\ntargets = [\"127.0.0.1:9\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n\
-         [[routes.filters]]\nplugin = \"probe.wasm\"\nconfig = {{}}\ngrants = [\"files:{}\"]\n",
-        missing.display()
+    let config = one_route(
+        "127.0.0.1:9",
+        &format!(
+            "[[routes.filters]]\nplugin = \"probe.wasm\"\nconfig = {{}}\ngrants = [\"files:{}\"]\n",
+            missing.display()
+        ),
     );
     let refused = TestGateway::try_start(&config, &[("probe.wasm", PROBE)]).await;
-    let message = format!("{:#}", refused.err().expect("refused"));
+    let message = refusal(refused, "a grant of a missing directory").await;
     assert!(message.contains("is not a directory"), "{message}");
     assert!(message.contains("missing"), "{message}");
 }

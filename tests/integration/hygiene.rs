@@ -1,15 +1,12 @@
 //! Header hygiene: hop-by-hop headers never cross; forwarding headers and the request id
 //! are added.
 
-use weir_tests::{TestClient, TestGateway, TestUpstream, get};
+use weir_tests::{TestClient, TestGateway, TestUpstream, get, one_route};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hop_by_hop_removed_and_forwarding_headers_added() {
     let up = TestUpstream::start("up").await;
-    let config = format!(
-        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
-        up.addr
-    );
+    let config = one_route(up.addr, "");
     let gw = TestGateway::start(&config, &[]).await;
     let client = TestClient::default();
 

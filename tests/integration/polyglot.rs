@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use weir_tests::plugins::{PYTHON_PLUGIN_DIR, TARGET_DIR, WIT_DIR};
-use weir_tests::{TempDir, TestClient, TestGateway, TestUpstream, get};
+use weir_tests::{TempDir, TestClient, TestGateway, TestUpstream, get, one_route};
 
 /// The pinned componentize-py, for when none is on `PATH`.
 const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
@@ -67,11 +67,10 @@ async fn python_filter_runs_through_the_same_world() {
     build_python_plugin(&wasm);
 
     let up = TestUpstream::start("up").await;
-    let config = format!(
-        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n\
-         [[routes.filters]]\nplugin = \"py-greeter.wasm\"\nconfig = {{ greeting = \"hi from py\" }}\n\
+    let config = one_route(
+        up.addr,
+        "[[routes.filters]]\nplugin = \"py-greeter.wasm\"\nconfig = { greeting = \"hi from py\" }\n\
          memory_mib = 64\ndeadline_ms = 1000\n",
-        up.addr
     );
     let wasm_path = wasm.to_string_lossy().into_owned();
     let gw = TestGateway::start(&config, &[("py-greeter.wasm", wasm_path.as_str())]).await;

@@ -4,7 +4,9 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use weir_tests::{TempDir, TestClient, TestUpstream, base_config, eventually, free_port};
+use weir_tests::{
+    TempDir, TestClient, TestUpstream, base_config, eventually, free_port, one_route,
+};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir-under-test");
 
@@ -25,10 +27,7 @@ impl WeirProcess {
         let config = base_config()
             .replace("127.0.0.1:0\"]", &format!("127.0.0.1:{port}\"]"))
             .replace("[runtime]", &format!("{server_extra}[runtime]"))
-            + &format!(
-                "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
-                up.addr
-            );
+            + &one_route(up.addr, "");
         let config_path = dir.path().join("weir.toml");
         std::fs::write(&config_path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("weir.log")).unwrap();

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::Response;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use weir_tests::TestGateway;
 use weir_tests::plugins::PROTOCOL_CONVERT;
 
@@ -48,11 +48,7 @@ impl<S: Clone + Send + 'static> RecordingServer<S> {
             async move {
                 hits.fetch_add(1, Ordering::SeqCst);
                 let (parts, body) = req.into_parts();
-                let body = body
-                    .collect()
-                    .await
-                    .map(|c| c.to_bytes())
-                    .unwrap_or_default();
+                let body = weir_tests::read_body(body).await;
                 let (record, response) = handle(&parts, &body);
                 seen.lock().unwrap().push(record);
                 response

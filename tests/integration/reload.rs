@@ -8,24 +8,51 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use weir_tests::plugins::{HEADERS, TESTER, TESTER_V2};
-use weir_tests::{TestClient, TestGateway, TestUpstream, eventually, write_atomic};
+use weir_tests::{
+    TestClient, TestGateway, TestUpstream, eventually, named_route, one_route, refusal,
+    write_atomic,
+};
 
 const WAIT: Duration = Duration::from_secs(15);
 
+/// One route through `filter.wasm` with `filter_config` (a TOML inline table).
 fn config(upstream: &TestUpstream, filter_config: &str) -> String {
-    format!(
-        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n\
-         [[routes.filters]]\nplugin = \"filter.wasm\"\nconfig = {filter_config}\n",
-        upstream.addr
+    one_route(
+        upstream.addr,
+        &format!("[[routes.filters]]\nplugin = \"filter.wasm\"\nconfig = {filter_config}\n"),
     )
 }
 
+/// The `x-tester-version` the filter on `/` answers with.
 async fn version(client: &TestClient, gw: &TestGateway) -> Option<String> {
     client
         .get(&gw.url("/"))
         .await
         .header("x-tester-version")
         .map(str::to_string)
+}
+
+/// Waits up to `WAIT` for the filter on `/` to answer as version `v`; true once it does.
+async fn serves_version(client: &TestClient, gw: &TestGateway, v: &str) -> bool {
+    eventually(WAIT, || async {
+        version(client, gw).await.as_deref() == Some(v)
+    })
+    .await
+}
+
+/// Waits up to `WAIT` for `/status` to report a reload error that `says` accepts; true
+/// once it does.
+async fn reload_refused(
+    client: &TestClient,
+    gw: &TestGateway,
+    says: impl Fn(&str) -> bool,
+) -> bool {
+    eventually(WAIT, || async {
+        gw.status(client).await["reload"]["error"]
+            .as_str()
+            .is_some_and(&says)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -54,12 +81,7 @@ async fn plugin_swapped_under_load_without_a_failed_request() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     gw.install_plugin("filter.wasm", TESTER_V2);
     let client = TestClient::default();
-    assert!(
-        eventually(WAIT, || async {
-            version(&client, &gw).await.as_deref() == Some("2.0.0")
-        })
-        .await
-    );
+    assert!(serves_version(&client, &gw, "2.0.0").await);
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::Relaxed);
 
@@ -149,12 +171,7 @@ async fn broken_plugin_is_refused_and_the_old_one_keeps_serving() {
 
     // Fixing the file is picked up on its next change.
     gw.install_plugin("filter.wasm", TESTER_V2);
-    assert!(
-        eventually(WAIT, || async {
-            version(&client, &gw).await.as_deref() == Some("2.0.0")
-        })
-        .await
-    );
+    assert!(serves_version(&client, &gw, "2.0.0").await);
     let status = gw.plugin_status(&client).await;
     assert!(status["filter.wasm"]["last_error"].is_null());
     gw.shutdown().await;
@@ -189,12 +206,12 @@ async fn config_reload_applies_and_bad_config_is_refused() {
     write_atomic(&gw.config_path, b"[server\nlisten = ");
     assert!(
         eventually(WAIT, || async {
-            let status = client.get(&gw.admin_url("/status")).await.json();
+            let status = gw.status(&client).await;
             status["reload"]["ok"] == false
         })
         .await
     );
-    let status = client.get(&gw.admin_url("/status")).await.json();
+    let status = gw.status(&client).await;
     assert!(
         status["reload"]["error"]
             .as_str()
@@ -207,12 +224,8 @@ async fn config_reload_applies_and_bad_config_is_refused() {
     // A config the plugin refuses (unknown field): refused with the plugin named.
     gw.write_config(&config(&up, "{ nonsense = 1 }"));
     assert!(
-        eventually(WAIT, || async {
-            let status = client.get(&gw.admin_url("/status")).await.json();
-            status["reload"]["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("filter.wasm") && e.contains("nonsense"))
-        })
+        reload_refused(&client, &gw, |e| e.contains("filter.wasm")
+            && e.contains("nonsense"))
         .await
     );
     assert_eq!(gw.generation(), generation);
@@ -230,15 +243,7 @@ async fn config_reload_applies_and_bad_config_is_refused() {
         .replace("upstream = \"u\"", "upstream = \"nope\"");
     assert!(unknown.contains("\"nope\""), "{unknown}");
     gw.write_config(&unknown);
-    assert!(
-        eventually(WAIT, || async {
-            let status = client.get(&gw.admin_url("/status")).await.json();
-            status["reload"]["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("unknown upstream \"nope\""))
-        })
-        .await
-    );
+    assert!(reload_refused(&client, &gw, |e| e.contains("unknown upstream \"nope\"")).await);
     assert_eq!(gw.generation(), generation);
     assert_eq!(color().await.as_deref(), Some("green"));
     gw.shutdown().await;
@@ -258,12 +263,7 @@ async fn replaced_plugins_leave_no_compiled_artifacts_behind() {
         (TESTER_V2, "2.0.0"),
     ] {
         gw.install_plugin("filter.wasm", source);
-        assert!(
-            eventually(WAIT, || async {
-                version(&client, &gw).await.as_deref() == Some(v)
-            })
-            .await
-        );
+        assert!(serves_version(&client, &gw, v).await);
         // Pruning follows the swap: wait for it, then the count must be exactly one.
         let pruned = eventually(WAIT, || async { artifacts() == 1 }).await;
         assert!(
@@ -291,10 +291,7 @@ async fn post_reload(client: &TestClient, gw: &TestGateway, token: &str) -> weir
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_address_and_token_changes_are_refused_until_a_restart() {
     let up = TestUpstream::start("up").await;
-    let routes = format!(
-        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
-        up.addr
-    );
+    let routes = one_route(up.addr, "");
     let server = |extra: &str| {
         format!(
             "{}{routes}",
@@ -412,12 +409,13 @@ async fn configmap_style_swap_of_config_and_plugins_reloads() {
     let up = TestUpstream::start("up").await;
     let dir = weir_tests::TempDir::new();
     let config = |prefix: &str| {
-        format!(
-            "{}[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n\
-             match = {{ path_prefix = \"{prefix}\" }}\n[[routes.filters]]\nplugin = \"filter.wasm\"\n",
-            weir_tests::base_config(),
-            up.addr
-        )
+        weir_tests::base_config()
+            + &one_route(
+                up.addr,
+                &format!(
+                    "match = {{ path_prefix = \"{prefix}\" }}\n[[routes.filters]]\nplugin = \"filter.wasm\"\n"
+                ),
+            )
     };
     let read = |path: &str| std::fs::read(path).unwrap();
     let mut mount = ConfigMapDir::new(dir.path());
@@ -464,10 +462,7 @@ async fn configmap_style_swap_of_config_and_plugins_reloads() {
 async fn a_plugins_directory_mounted_on_its_own_reloads_on_swap() {
     use std::os::unix::fs::symlink;
     let up = TestUpstream::start("up").await;
-    let unfiltered = format!(
-        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
-        up.addr
-    );
+    let unfiltered = one_route(up.addr, "");
     let gw = TestGateway::start(&unfiltered, &[]).await;
     let client = TestClient::default();
     // The plugins directory is the mount: `filter.wasm -> ..data/filter.wasm`.
@@ -475,19 +470,9 @@ async fn a_plugins_directory_mounted_on_its_own_reloads_on_swap() {
     mount.publish(&[("filter.wasm", &std::fs::read(TESTER).unwrap())]);
     symlink("..data/filter.wasm", gw.plugins_dir.join("filter.wasm")).unwrap();
     gw.write_config(&config(&up, "{}"));
-    assert!(
-        eventually(WAIT, || async {
-            version(&client, &gw).await.as_deref() == Some("1.0.0")
-        })
-        .await
-    );
+    assert!(serves_version(&client, &gw, "1.0.0").await);
     mount.publish(&[("filter.wasm", &std::fs::read(TESTER_V2).unwrap())]);
-    assert!(
-        eventually(WAIT, || async {
-            version(&client, &gw).await.as_deref() == Some("2.0.0")
-        })
-        .await
-    );
+    assert!(serves_version(&client, &gw, "2.0.0").await);
     gw.shutdown().await;
 }
 
@@ -495,12 +480,7 @@ async fn a_plugins_directory_mounted_on_its_own_reloads_on_swap() {
 async fn racing_reloads_never_apply_an_older_file_last() {
     use notify::{EventKind, RecursiveMode, Watcher, event::AccessKind};
     let up = TestUpstream::start("up").await;
-    let routes = |name: &str| {
-        format!(
-            "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"{name}\"\nupstream = \"u\"\n",
-            up.addr
-        )
-    };
+    let routes = |name: &str| named_route(up.addr, name, "");
     // A config that takes a while to parse: many secrets, which nothing else looks at.
     let slow = |name: &str| {
         let mut text = routes(name);
@@ -554,12 +534,8 @@ async fn racing_reloads_never_apply_an_older_file_last() {
             server(slow(&format!("older-{round}"))).as_bytes(),
         );
         let first = {
-            let (client, url) = (client.clone(), gw.admin_url("/reload"));
-            tokio::spawn(async move {
-                client
-                    .send(weir_tests::request("POST", &url, &[], ""))
-                    .await
-            })
+            let (client, reload) = (client.clone(), gw.reload_request());
+            tokio::spawn(async move { client.send(reload).await })
         };
         tokio::time::timeout(WAIT, opens.recv())
             .await
@@ -567,14 +543,7 @@ async fn racing_reloads_never_apply_an_older_file_last() {
         // ...and a second one on the newer file begins while it runs.
         let newest = format!("newest-{round}");
         write_atomic(&gw.config_path, server(routes(&newest)).as_bytes());
-        let second = client
-            .send(weir_tests::request(
-                "POST",
-                &gw.admin_url("/reload"),
-                &[],
-                "",
-            ))
-            .await;
+        let second = gw.reload(&client).await;
         assert_eq!(second.status, 200);
         assert_eq!(first.await.unwrap().status, 200);
         assert_eq!(live(), newest, "round {round}: the newest file is live");
@@ -606,8 +575,7 @@ async fn absurd_numbers_are_refused_at_load_and_on_reload() {
         ("request_timeout_ms = 0\n", "request_timeout_ms"),
     ];
     for (extra, key) in absurd {
-        let refused = TestGateway::try_start(&upstream(extra), &[]).await.err();
-        let message = format!("{:#}", refused.expect(extra));
+        let message = refusal(TestGateway::try_start(&upstream(extra), &[]).await, extra).await;
         assert!(
             message.contains(key) && message.contains("weir.toml"),
             "{message}"
@@ -618,10 +586,11 @@ async fn absurd_numbers_are_refused_at_load_and_on_reload() {
          policy = \"consistent_hash\"\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
         up.addr
     );
-    let refused = format!(
-        "{:#}",
-        TestGateway::try_start(&heavy, &[]).await.err().unwrap()
-    );
+    let refused = refusal(
+        TestGateway::try_start(&heavy, &[]).await,
+        "the heavy weight",
+    )
+    .await;
     assert!(
         refused.contains("weight") && refused.contains("10000"),
         "{refused}"
@@ -631,15 +600,7 @@ async fn absurd_numbers_are_refused_at_load_and_on_reload() {
     let gw = TestGateway::start(&upstream(""), &[]).await;
     let client = TestClient::default();
     gw.write_config(&upstream(absurd[0].0));
-    assert!(
-        eventually(WAIT, || async {
-            let status = client.get(&gw.admin_url("/status")).await.json();
-            status["reload"]["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("interval_ms"))
-        })
-        .await
-    );
+    assert!(reload_refused(&client, &gw, |e| e.contains("interval_ms")).await);
     assert_eq!(gw.generation(), 1);
     assert_eq!(client.get(&gw.url("/")).await.status, 200);
     gw.shutdown().await;
@@ -648,25 +609,17 @@ async fn absurd_numbers_are_refused_at_load_and_on_reload() {
 #[tokio::test(flavor = "multi_thread")]
 async fn after_a_burst_of_writes_and_reloads_the_last_file_is_live() {
     let up = TestUpstream::start("up").await;
-    let routes = |name: &str| {
-        format!(
-            "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"{name}\"\nupstream = \"u\"\n",
-            up.addr
-        )
-    };
+    let routes = |name: &str| named_route(up.addr, name, "");
     // The watcher stays on: its reloads race the ones asked for over the admin API.
     let gw = TestGateway::start(&routes("start"), &[]).await;
     let client = TestClient::default();
     let mut reloads = Vec::new();
     for i in 0..40 {
         gw.write_config(&routes(&format!("write-{i}")));
-        let (client, url) = (client.clone(), gw.admin_url("/reload"));
-        reloads.push(tokio::spawn(async move {
-            client
-                .send(weir_tests::request("POST", &url, &[], ""))
-                .await
-                .status
-        }));
+        let (client, reload) = (client.clone(), gw.reload_request());
+        reloads.push(tokio::spawn(
+            async move { client.send(reload).await.status },
+        ));
     }
     for reload in reloads {
         assert_eq!(reload.await.unwrap(), 200);

@@ -45,42 +45,37 @@ match = {{ host = "*.example.org" }}
     );
     let gw = TestGateway::start(&config, &[]).await;
     let client = TestClient::default();
-    let upstream_of = |r: weir_tests::Reply| r.header("x-upstream").map(str::to_string);
-
-    let r = client
-        .send(get(&gw.url("/api/users"), &[("host", "api.example.com")]))
-        .await;
-    assert_eq!(upstream_of(r).as_deref(), Some("a"));
-    let r = client
-        .send(get(
-            &gw.url("/api/users"),
-            &[("host", "api.example.com"), ("x-env", "canary")],
-        ))
-        .await;
-    assert_eq!(
-        upstream_of(r).as_deref(),
-        Some("d"),
-        "earlier route with a header match wins"
-    );
-    let r = client
-        .send(get(
-            &gw.url("/api/users"),
-            &[("host", "api.example.com"), ("x-env", "stable")],
-        ))
-        .await;
-    assert_eq!(
-        upstream_of(r).as_deref(),
-        Some("a"),
-        "a header with another value does not match"
-    );
-    let r = client
-        .send(request("POST", &gw.url("/submit"), &[], "x"))
-        .await;
-    assert_eq!(upstream_of(r).as_deref(), Some("b"));
-    let r = client
-        .send(get(&gw.url("/x"), &[("host", "shop.example.org:8080")]))
-        .await;
-    assert_eq!(upstream_of(r).as_deref(), Some("c"));
+    let api = gw.url("/api/users");
+    for (req, expected, why) in [
+        (
+            get(&api, &[("host", "api.example.com")]),
+            "a",
+            "host and path prefix",
+        ),
+        (
+            get(&api, &[("host", "api.example.com"), ("x-env", "canary")]),
+            "d",
+            "earlier route with a header match wins",
+        ),
+        (
+            get(&api, &[("host", "api.example.com"), ("x-env", "stable")]),
+            "a",
+            "a header with another value does not match",
+        ),
+        (
+            request("POST", &gw.url("/submit"), &[], "x"),
+            "b",
+            "exact path and method",
+        ),
+        (
+            get(&gw.url("/x"), &[("host", "shop.example.org:8080")]),
+            "c",
+            "wildcard host",
+        ),
+    ] {
+        let r = client.send(req).await;
+        assert_eq!(r.header("x-upstream"), Some(expected), "{why}");
+    }
 
     // GET on a POST-only route, a longer path than the exact one, a prefix that is not at
     // a segment boundary, another host, a header with another value: nothing matches.

@@ -10,16 +10,19 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use weir_tests::plugins::{HOSTILE, TESTER};
-use weir_tests::{TestClient, TestGateway, TestUpstream, eventually, get, write_atomic};
+use weir_tests::{
+    TestClient, TestGateway, TestUpstream, eventually, get, one_route, refusal, write_atomic,
+};
 
 /// One upstream `u` and a route `r` with the hostile filter in `mode`, plus `filter_extra`
 /// lines in the filter's table.
 fn hostile_route(up: &TestUpstream, mode: &str, filter_extra: &str) -> String {
-    format!(
-        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n\
-         [[routes.filters]]\nplugin = \"hostile.wasm\"\nconfig = {{ mode = \"{mode}\" }}\n\
-         {filter_extra}",
-        up.addr
+    one_route(
+        up.addr,
+        &format!(
+            "[[routes.filters]]\nplugin = \"hostile.wasm\"\nconfig = {{ mode = \"{mode}\" }}\n\
+             {filter_extra}"
+        ),
     )
 }
 
@@ -146,6 +149,16 @@ async fn aliasing_headers_fail_as_a_plugin_failure_without_moving_rss() {
     gw.shutdown().await;
 }
 
+/// Asserts that what began at `started` was stopped well before a 10 s sleep ended.
+#[track_caller]
+fn assert_stopped_in_time(started: Instant) {
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plugin_sleeping_in_a_wasi_clock_call_cannot_hang_startup_reload_or_requests() {
     let up = TestUpstream::start("up").await;
@@ -156,13 +169,9 @@ async fn a_plugin_sleeping_in_a_wasi_clock_call_cannot_hang_startup_reload_or_re
         &[("hostile.wasm", HOSTILE)],
     )
     .await;
-    let message = format!("{:#}", refused.err().expect("refused"));
+    let message = refusal(refused, "a configure that sleeps").await;
     assert!(message.contains("deadline"), "{message}");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_stopped_in_time(started);
 
     // Reload: the same, while the old config keeps serving.
     let gw = TestGateway::start(
@@ -173,20 +182,9 @@ async fn a_plugin_sleeping_in_a_wasi_clock_call_cannot_hang_startup_reload_or_re
     gw.write_config(&hostile_route(&up, "sleep-configure", ""));
     let started = Instant::now();
     let client = TestClient::default();
-    let r = client
-        .send(weir_tests::request(
-            "POST",
-            &gw.admin_url("/reload"),
-            &[],
-            "",
-        ))
-        .await;
+    let r = gw.reload(&client).await;
     assert_eq!(r.status, 422, "{:?}", r.json());
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_stopped_in_time(started);
 
     // A request: on-request sleeps 10 s with no grant at all.
     let started = Instant::now();
@@ -198,11 +196,7 @@ async fn a_plugin_sleeping_in_a_wasi_clock_call_cannot_hang_startup_reload_or_re
         .await;
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["error"], "filter_timeout");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_stopped_in_time(started);
     assert_eq!(client.get(&gw.url("/")).await.status, 200);
     gw.shutdown().await;
 }
@@ -393,8 +387,7 @@ async fn busy_filter_then_reload(max_idle: u32, burst: usize, busy: usize) -> u6
     let other = "[[routes]]\nname = \"other\"\nupstream = \"u\"\nmatch.path_prefix = \"/other\"\n\
                  [[routes.filters]]\nplugin = \"tester.wasm\"\n";
     write_atomic(&gw.config_path, config(other).as_bytes());
-    let reload = weir_tests::request("POST", &gw.admin_url("/reload"), &[], "");
-    let r = client.send(reload).await;
+    let r = gw.reload(&client).await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     assert_eq!(client.get(&gw.url("/other")).await.status, 200);
     for c in long_calls {

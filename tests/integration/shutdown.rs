@@ -2,16 +2,13 @@
 
 use std::time::Duration;
 
-use weir_tests::{TestClient, TestGateway, TestUpstream, eventually};
+use weir_tests::{TestClient, TestGateway, TestUpstream, eventually, one_route};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_drains_in_flight_requests() {
     let up = TestUpstream::start("slow").await;
     up.set_delay(Duration::from_millis(600));
-    let config = format!(
-        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n",
-        up.addr
-    );
+    let config = one_route(up.addr, "");
     let gw = TestGateway::start(&config, &[]).await;
     let url = gw.url("/");
     let in_flight: Vec<_> = (0..5)

@@ -5,11 +5,9 @@
 //! TTLs and too many keys; the embedded map stays bounded; a Redis slower than a filter's
 //! deadline takes the outage policy instead of failing every call.
 
-use std::time::Duration;
-
 use weir_tests::plugins::TESTER;
 use weir_tests::redis::RedisServer;
-use weir_tests::{TestClient, TestGateway, TestUpstream, eventually, get};
+use weir_tests::{TestClient, TestGateway, TestUpstream, get};
 
 /// A route `/<name>` through the plugin file `file` (the tester) answering `kv` calls,
 /// in `namespace` when given, with more filter keys in `extra`.
@@ -276,21 +274,13 @@ async fn a_redis_slower_than_the_deadline_takes_the_outage_policy() {
     for expected in ["1", "2", "3"] {
         assert_eq!(kv(&client, &gw, "n", "incr", "n", &[]).await, expected);
     }
-    let status = client
-        .get(&format!("http://{}/status", gw.admin))
-        .await
-        .json();
+    let status = gw.status(&client).await;
     assert_eq!(status["state"]["healthy"], false);
     assert_eq!(status["state"]["serving"], "local_fallback");
 
     // When the pause ends, calls go to Redis again (its count may include the write that
     // was abandoned when the pause began: Redis ran it once it resumed).
-    let admin = format!("http://{}/status", gw.admin);
-    let back = eventually(Duration::from_secs(10), || {
-        let (client, admin) = (&client, &admin);
-        async move { client.get(admin).await.json()["state"]["healthy"] == true }
-    })
-    .await;
+    let back = gw.backend_healthy_again(&client).await;
     assert!(back, "the gateway sees Redis again");
     let answer = kv(&client, &gw, "n", "incr", "n", &[]).await;
     let stored = redis.command("INCRBY weir:kv:11:tester.wasm1:n 0");

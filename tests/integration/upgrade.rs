@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use weir_tests::TestGateway;
+use weir_tests::{TestGateway, one_route};
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
@@ -51,21 +51,25 @@ async fn websocket_echo() -> (std::net::SocketAddr, tokio::task::JoinHandle<Stri
     (addr, task)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn websocket_upgrade_is_spliced_through() {
-    let (upstream, seen) = websocket_echo().await;
-    let config = format!(
-        "[upstreams.ws]\ntargets = [\"{upstream}\"]\n[[routes]]\nname = \"ws\"\nupstream = \"ws\"\n"
-    );
-    let gw = TestGateway::start(&config, &[]).await;
-
+/// Opens a connection to the gateway, sends the WebSocket handshake for `/chat` with
+/// `Host: host`, and returns the connection and the head of the answer.
+async fn handshake(gw: &TestGateway, host: &str) -> (TcpStream, String) {
     let mut client = TcpStream::connect(gw.addr).await.unwrap();
     let handshake = format!(
-        "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET /chat HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
     client.write_all(handshake.as_bytes()).await.unwrap();
     let head = read_head(&mut client).await;
+    (client, head)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_upgrade_is_spliced_through() {
+    let (upstream, seen) = websocket_echo().await;
+    let gw = TestGateway::start(&one_route(upstream, ""), &[]).await;
+
+    let (mut client, head) = handshake(&gw, "server.example.com").await;
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
     assert!(head.contains("connection: upgrade"), "{head}");
@@ -106,22 +110,14 @@ async fn websocket_upgrade_is_spliced_through() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_quiet_tunnel_is_closed_after_its_idle_timeout() {
     let (upstream, _seen) = websocket_echo().await;
-    let config = format!(
-        "[upstreams.ws]\ntargets = [\"{upstream}\"]\n[[routes]]\nname = \"ws\"\nupstream = \"ws\"\n"
-    );
     let gw = TestGateway::start_with_server(
         "[server.limits]\ntunnel_idle_timeout_ms = 300\n",
-        &config,
+        &one_route(upstream, ""),
         &[],
     )
     .await;
-    let mut client = TcpStream::connect(gw.addr).await.unwrap();
-    let handshake = format!(
-        "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    client.write_all(handshake.as_bytes()).await.unwrap();
-    assert!(read_head(&mut client).await.starts_with("http/1.1 101"));
+    let (mut client, head) = handshake(&gw, "a").await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
     let started = std::time::Instant::now();
     let mut buf = [0u8; 8];
     let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
@@ -151,10 +147,7 @@ async fn an_h2c_upgrade_is_never_spliced() {
         stream.write_all(answer.as_bytes()).await.unwrap();
         head
     });
-    let config = format!(
-        "[upstreams.u]\ntargets = [\"{upstream}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\n"
-    );
-    let gw = TestGateway::start(&config, &[]).await;
+    let gw = TestGateway::start(&one_route(upstream, ""), &[]).await;
     let answer = weir_tests::raw_exchange(
         gw.addr,
         "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings, close\r\n\

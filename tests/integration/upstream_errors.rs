@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use weir_tests::plugins::TESTER;
-use weir_tests::{Mode, TestClient, TestGateway, TestUpstream, eventually};
+use weir_tests::{Mode, TestClient, TestGateway, TestUpstream, eventually, one_route};
 
 /// A filter on the route, so that the tests see the response filters run.
 const STAMP: &str = "[[routes.filters]]\nplugin = \"tester.wasm\"\n";
@@ -52,10 +52,7 @@ async fn upstream_down_is_502() {
 async fn slow_upstream_is_504() {
     let up = TestUpstream::start("slow").await;
     up.set_delay(Duration::from_secs(3));
-    let config = format!(
-        "[upstreams.u]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"u\"\ntimeout_ms = 200\n{STAMP}",
-        up.addr
-    );
+    let config = one_route(up.addr, &format!("timeout_ms = 200\n{STAMP}"));
     let gw = TestGateway::start(&config, &[("tester.wasm", TESTER)]).await;
     let r = TestClient::default().get(&gw.url("/")).await;
     assert_eq!(r.status, 504);

@@ -19,7 +19,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
+pub mod config;
 pub mod redis;
+
+pub use config::{named_route, one_route};
 
 /// Paths of the plugins built by `build.rs`.
 pub mod plugins {
@@ -208,11 +211,7 @@ async fn upstream_reply(
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
+    let body = read_body(body).await;
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in &parts.headers {
         headers
@@ -241,6 +240,14 @@ async fn upstream_reply(
         .header("keep-alive", "timeout=30")
         .body(Full::new(Bytes::from(json.to_string())))
         .unwrap()
+}
+
+/// The whole body a test server received (empty when it broke off).
+pub async fn read_body(body: Incoming) -> Bytes {
+    body.collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default()
 }
 
 /// The config every test gateway starts from; tests append upstreams and routes.
@@ -351,6 +358,29 @@ impl TestGateway {
         );
     }
 
+    /// A `POST /reload` of the admin API, without headers.
+    pub fn reload_request(&self) -> Request<Full<Bytes>> {
+        request("POST", &self.admin_url("/reload"), &[], "")
+    }
+
+    /// Sends [`Self::reload_request`] and returns the answer.
+    pub async fn reload(&self, client: &TestClient) -> Reply {
+        client.send(self.reload_request()).await
+    }
+
+    /// `GET /status` of the admin API, as JSON.
+    pub async fn status(&self, client: &TestClient) -> serde_json::Value {
+        client.get(&self.admin_url("/status")).await.json()
+    }
+
+    /// Waits up to 10 s for `/status` to call the state backend healthy; true once it does.
+    pub async fn backend_healthy_again(&self, client: &TestClient) -> bool {
+        eventually(Duration::from_secs(10), || async {
+            self.status(client).await["state"]["healthy"] == true
+        })
+        .await
+    }
+
     /// Installs a plugin file (atomically).
     pub fn install_plugin(&self, file: &str, source: &str) {
         let bytes = std::fs::read(source).expect("read plugin");
@@ -386,6 +416,18 @@ impl TestGateway {
         if let Some(running) = self.running.take() {
             running.shutdown().await;
         }
+    }
+}
+
+/// The startup error of `started`, with its causes (`{:#}`); panics, naming `what`, when
+/// the gateway started instead.
+pub async fn refusal(started: anyhow::Result<TestGateway>, what: &str) -> String {
+    match started {
+        Ok(gw) => {
+            gw.shutdown().await;
+            panic!("{what} was accepted");
+        }
+        Err(error) => format!("{error:#}"),
     }
 }
 
@@ -531,6 +573,12 @@ pub async fn raw_exchange(addr: SocketAddr, request: &str) -> String {
         .await
         .expect("the gateway answers and closes within 10 s");
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Sends `head` (a request line and header lines, each ending in CRLF), then
+/// `Connection: close` and the blank line, through [`raw_exchange`].
+pub async fn raw_head(addr: SocketAddr, head: &str) -> String {
+    raw_exchange(addr, &format!("{head}Connection: close\r\n\r\n")).await
 }
 
 /// The status code of a raw HTTP/1.1 answer (0 when there is none).

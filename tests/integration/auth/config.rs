@@ -1,7 +1,7 @@
 //! A bad `auth` config is refused at startup, with the reason.
 
 use weir_tests::plugins::AUTH;
-use weir_tests::{TestGateway, TestUpstream};
+use weir_tests::{TestGateway, TestUpstream, refusal};
 
 use super::route;
 
@@ -35,13 +35,8 @@ async fn a_bad_config_is_refused_with_the_reason() {
             upstream.addr,
             route("bad", "[]", config, "")
         );
-        let error = match TestGateway::try_start(&text, &[("auth.wasm", AUTH)]).await {
-            Ok(gw) => {
-                gw.shutdown().await;
-                panic!("{config:?} was accepted");
-            }
-            Err(e) => format!("{e:#}"),
-        };
+        let started = TestGateway::try_start(&text, &[("auth.wasm", AUTH)]).await;
+        let error = refusal(started, &format!("{config:?}")).await;
         assert!(error.contains(reason), "{config:?}: {error}");
     }
 }

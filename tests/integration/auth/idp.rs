@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 use weir_tests::serve;
@@ -90,11 +90,7 @@ impl Drop for Idp {
 
 async fn idp_reply(req: Request<Incoming>, state: Arc<IdpState>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
+    let body = weir_tests::read_body(body).await;
     let (status, text) = match parts.uri.path() {
         "/jwks" => {
             state.jwks_hits.fetch_add(1, Ordering::SeqCst);

@@ -2,7 +2,7 @@
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
-use weir_tests::TestClient;
+use weir_tests::{TestClient, TestGateway, TestUpstream};
 
 use super::{
     assert_refused, bearer_error, fixture, gateway, now_s, pem_toml, route, upstream_header,
@@ -68,9 +68,10 @@ pub(super) fn rsa_key(file: &str) -> EncodingKey {
     EncodingKey::from_rsa_pem(fixture(file).as_bytes()).expect("RSA key")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn jwt_every_algorithm_family_is_accepted() {
-    let (_upstream, gw) = gateway(
+/// An upstream and a gateway with one route `/jwt` through `jwt_config()`, granted the
+/// clock and the HMAC secrets.
+async fn jwt_gateway() -> (TestUpstream, TestGateway) {
+    gateway(
         JWT_SECRETS,
         None,
         &[route(
@@ -80,7 +81,12 @@ async fn jwt_every_algorithm_family_is_accepted() {
             "",
         )],
     )
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jwt_every_algorithm_family_is_accepted() {
+    let (_upstream, gw) = jwt_gateway().await;
     let client = TestClient::default();
     let secrets: Vec<&str> = JWT_SECRETS.lines().collect();
     let cases = [
@@ -128,23 +134,18 @@ async fn jwt_every_algorithm_family_is_accepted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jwt_bad_tokens_are_refused() {
-    let (upstream, gw) = gateway(
-        JWT_SECRETS,
-        None,
-        &[route(
-            "jwt",
-            "[\"clock\", \"secrets:hs256\", \"secrets:hs384\", \"secrets:hs512\"]",
-            &jwt_config(),
-            "",
-        )],
-    )
-    .await;
+    let (upstream, gw) = jwt_gateway().await;
     let client = TestClient::default();
     let rsa = rsa_key("rsa1.key");
     let with = |change: &dyn Fn(&mut Value)| {
         let mut c = claims("alice");
         change(&mut c);
         sign(Algorithm::RS256, Some("rsa1"), &rsa, &c)
+    };
+    let without = |claim: &str| {
+        with(&|c| {
+            c.as_object_mut().map(|o| o.remove(claim));
+        })
     };
     let good = with(&|_| {});
     let other = with(&|c| c["sub"] = json!("admin"));
@@ -195,17 +196,13 @@ async fn jwt_bad_tokens_are_refused() {
         ),
         (
             "no iss while one is configured",
-            with(&|c| {
-                c.as_object_mut().map(|o| o.remove("iss"));
-            }),
+            without("iss"),
             "invalid_token",
             bearer_error("the issuer is not accepted"),
         ),
         (
             "no aud while one is configured",
-            with(&|c| {
-                c.as_object_mut().map(|o| o.remove("aud"));
-            }),
+            without("aud"),
             "invalid_token",
             bearer_error("the audience is not accepted"),
         ),
@@ -217,9 +214,7 @@ async fn jwt_bad_tokens_are_refused() {
         ),
         (
             "missing required claim",
-            with(&|c| {
-                c.as_object_mut().map(|o| o.remove("jti"));
-            }),
+            without("jti"),
             "invalid_token",
             bearer_error("a required claim is missing"),
         ),

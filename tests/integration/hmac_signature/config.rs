@@ -1,7 +1,7 @@
 //! A bad `hmac-signature` config is refused at startup, with a clear message.
 
 use weir_tests::plugins::HMAC_SIGNATURE;
-use weir_tests::{TestGateway, TestUpstream};
+use weir_tests::{TestGateway, TestUpstream, one_route, refusal};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_configs_are_refused_with_a_clear_message() {
@@ -27,16 +27,14 @@ async fn invalid_configs_are_refused_with_a_clear_message() {
         ),
     ] {
         let upstream = TestUpstream::start("main").await;
-        let gw = format!(
-            "[upstreams.main]\ntargets = [\"{}\"]\n[[routes]]\nname = \"r\"\nupstream = \"main\"\n\
-             [[routes.filters]]\nplugin = \"hmac-signature.wasm\"\n[routes.filters.config]\n{config}\n",
-            upstream.addr
+        let gw = one_route(
+            upstream.addr,
+            &format!(
+                "[[routes.filters]]\nplugin = \"hmac-signature.wasm\"\n[routes.filters.config]\n{config}\n"
+            ),
         );
-        let error = TestGateway::try_start(&gw, &[("hmac-signature.wasm", HMAC_SIGNATURE)])
-            .await
-            .err()
-            .expect("the config is refused");
-        let message = format!("{error:#}");
+        let started = TestGateway::try_start(&gw, &[("hmac-signature.wasm", HMAC_SIGNATURE)]).await;
+        let message = refusal(started, config).await;
         assert!(message.contains(expected), "{expected:?} in {message}");
     }
 }

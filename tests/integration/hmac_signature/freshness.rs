@@ -13,30 +13,19 @@ async fn stale_future_and_expired_signatures_are_refused() {
 
     let r = send(Signer::default()).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let r = send(Signer {
-        created: Some(now() - 3600),
+    let at = |created: Option<u64>, expires: Option<u64>| Signer {
+        created,
+        expires,
         ..Signer::default()
-    })
-    .await;
-    assert_refused(&r, 401, "signature_expired");
-    let r = send(Signer {
-        created: Some(now() + 3600),
-        ..Signer::default()
-    })
-    .await;
-    assert_refused(&r, 401, "signature_not_yet_valid");
-    let r = send(Signer {
-        expires: Some(now() - 3600),
-        ..Signer::default()
-    })
-    .await;
-    assert_refused(&r, 401, "signature_expired");
-    let r = send(Signer {
-        created: None,
-        ..Signer::default()
-    })
-    .await;
-    assert_refused(&r, 401, "malformed_signature");
+    };
+    for (signer, code) in [
+        (at(Some(now() - 3600), None), "signature_expired"),
+        (at(Some(now() + 3600), None), "signature_not_yet_valid"),
+        (at(Some(now()), Some(now() - 3600)), "signature_expired"),
+        (at(None, None), "malformed_signature"),
+    ] {
+        assert_refused(&send(signer).await, 401, code);
+    }
     assert_eq!(upstream.hits(), 1);
     gw.shutdown().await;
 }
@@ -76,6 +65,7 @@ async fn the_configured_clock_skew_is_the_one_applied() {
 
 /// `GET /c`, signed by `signer`.
 async fn signed_get(gw: &TestGateway, signer: Signer<'_>) -> Reply {
-    let request = signer.sign("GET", gw.url("/c"), &[], "").await;
-    TestClient::default().send(request).await
+    signer
+        .send(&TestClient::default(), "GET", gw.url("/c"), "")
+        .await
 }

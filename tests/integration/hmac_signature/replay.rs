@@ -1,8 +1,6 @@
 //! Replay protection: a signature is used once, on one gateway or on several sharing
 //! Redis, and the check fails closed while its store is unavailable.
 
-use std::time::Duration;
-
 use http::Request;
 use weir_tests::redis::RedisServer;
 use weir_tests::{TestClient, TestGateway, TestUpstream};
@@ -38,12 +36,8 @@ async fn a_replayed_request_is_refused_the_second_time() {
     assert_eq!(upstream.hits(), 2);
 
     // Without `kv`, fail closed by default, or skip the check when configured.
-    let r = client
-        .send(
-            Signer::default()
-                .sign("GET", gw.url("/nokv"), &[], "")
-                .await,
-        )
+    let r = Signer::default()
+        .send(&client, "GET", gw.url("/nokv"), "")
         .await;
     assert_refused(&r, 503, "replay_check_unavailable");
     let req = Signer::default()
@@ -134,12 +128,7 @@ async fn replay_protection_fails_closed_while_redis_is_slow_or_down() {
         assert_refused(&r, 503, "replay_check_unavailable");
     }
     // Back: checked (and accepted) again.
-    let admin = format!("http://{}/status", gw.admin);
-    let back = weir_tests::eventually(Duration::from_secs(10), || {
-        let (client, admin) = (&client, &admin);
-        async move { client.get(admin).await.json()["state"]["healthy"] == true }
-    })
-    .await;
+    let back = gw.backend_healthy_again(&client).await;
     assert!(back, "the gateway sees Redis again");
     assert_eq!(client.send(signed().await).await.status, 200);
 

@@ -7,7 +7,7 @@ use http_body_util::{BodyExt, Full};
 use httpsig_hyper::prelude::message_component::HttpMessageComponentId;
 use httpsig_hyper::prelude::{AlgorithmName, HttpSignatureParams, SharedKey};
 use httpsig_hyper::{ContentDigestType, MessageSignatureReq, RequestContentDigest};
-use weir_tests::request;
+use weir_tests::{Reply, TestClient, request};
 
 use super::{Body, CLIENT1_KEY, now};
 
@@ -77,5 +77,16 @@ impl Signer<'_> {
             .await
             .expect("sign");
         req
+    }
+
+    /// Sends `method url` with no headers and `body`, signed as by [`Self::sign`].
+    pub(super) async fn send(
+        &self,
+        client: &TestClient,
+        method: &str,
+        url: String,
+        body: &str,
+    ) -> Reply {
+        client.send(self.sign(method, url, &[], body).await).await
     }
 }

@@ -3,7 +3,7 @@
 
 use http::StatusCode;
 use weir_tests::plugins::{AUTH, RATE_LIMIT};
-use weir_tests::{TestClient, TestGateway, TestUpstream, get};
+use weir_tests::{TestClient, TestGateway, TestUpstream, get, named_route, refusal};
 
 use super::{count, gateway, sf_param, statuses};
 
@@ -129,17 +129,15 @@ async fn several_limits_and_keys_by_header() {
 #[tokio::test]
 async fn bad_config_is_refused_with_the_reason() {
     let upstream = TestUpstream::start("main").await;
-    let text = format!(
-        "[upstreams.main]\ntargets = [\"{}\"]\n[[routes]]\nname = \"rl\"\nupstream = \"main\"\n\
-         [[routes.filters]]\nplugin = \"rate-limit.wasm\"\ngrants = [\"limits\"]\n\
-         config = {{ limits = [{{ limit = 5, window = \"fortnight\" }}] }}\n",
-        upstream.addr
+    let text = named_route(
+        upstream.addr,
+        "rl",
+        "[[routes.filters]]\nplugin = \"rate-limit.wasm\"\ngrants = [\"limits\"]\n\
+         config = { limits = [{ limit = 5, window = \"fortnight\" }] }\n",
     );
-    let err = TestGateway::try_start(&text, &[("rate-limit.wasm", RATE_LIMIT)])
-        .await
-        .err()
-        .expect("refused");
-    assert!(format!("{err:#}").contains("limits[0].window"), "{err:#}");
+    let started = TestGateway::try_start(&text, &[("rate-limit.wasm", RATE_LIMIT)]).await;
+    let err = refusal(started, "a window of a fortnight").await;
+    assert!(err.contains("limits[0].window"), "{err}");
 }
 
 #[tokio::test]

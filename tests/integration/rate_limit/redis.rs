@@ -5,24 +5,42 @@ use std::time::Duration;
 
 use http::StatusCode;
 use weir_tests::redis::RedisServer;
-use weir_tests::{TestClient, TestUpstream, eventually};
+use weir_tests::{TestClient, TestGateway, TestUpstream, eventually};
 
 use super::{count, gateway, redis_state, statuses};
+
+/// Two gateways sharing `redis` (the `local` outage policy) with one budget of `limit` an
+/// hour for the route.
+async fn sharing_gateways(
+    redis: &RedisServer,
+    upstream: &TestUpstream,
+    limit: u32,
+) -> (TestGateway, TestGateway) {
+    let config =
+        format!("{{ limits = [{{ limit = {limit}, window = \"1h\" }}], key = [\"route\"] }}");
+    let state = redis_state(redis, "local");
+    let one = gateway(upstream, &config, &state).await;
+    let two = gateway(upstream, &config, &state).await;
+    (one, two)
+}
+
+/// Statuses of `n` GETs of `/rl`, sent to each of `gateways` in turn.
+async fn alternating(client: &TestClient, gateways: [&TestGateway; 2], n: usize) -> Vec<u16> {
+    let mut got = Vec::new();
+    for i in 0..n {
+        let gw = gateways[i % 2];
+        got.push(client.get(&gw.url("/rl")).await.status.as_u16());
+    }
+    got
+}
 
 #[tokio::test]
 async fn two_gateways_share_one_budget_in_redis() {
     let redis = RedisServer::start();
     let upstream = TestUpstream::start("main").await;
-    let config = r#"{ limits = [{ limit = 10, window = "1h" }], key = ["route"] }"#;
-    let state = redis_state(&redis, "local");
-    let one = gateway(&upstream, config, &state).await;
-    let two = gateway(&upstream, config, &state).await;
+    let (one, two) = sharing_gateways(&redis, &upstream, 10).await;
     let client = TestClient::http1();
-    let mut got = Vec::new();
-    for i in 0..16 {
-        let gw = if i % 2 == 0 { &one } else { &two };
-        got.push(client.get(&gw.url("/rl")).await.status.as_u16());
-    }
+    let got = alternating(&client, [&one, &two], 16).await;
     assert_eq!(count(&got, 200), 10, "{got:?}");
     assert_eq!(&got[10..], [429; 6]);
     let keys = redis.command("DBSIZE").unwrap_or_default();
@@ -33,10 +51,7 @@ async fn two_gateways_share_one_budget_in_redis() {
 async fn redis_outage_falls_back_to_local_limits_then_shared_limiting_resumes() {
     let mut redis = RedisServer::start();
     let upstream = TestUpstream::start("main").await;
-    let config = r#"{ limits = [{ limit = 4, window = "1h" }], key = ["route"] }"#;
-    let state = redis_state(&redis, "local");
-    let one = gateway(&upstream, config, &state).await;
-    let two = gateway(&upstream, config, &state).await;
+    let (one, two) = sharing_gateways(&redis, &upstream, 4).await;
     let client = TestClient::http1();
     assert_eq!(statuses(&client, &one.url("/rl"), 2, &[]).await, [200, 200]);
     assert_eq!(
@@ -54,10 +69,7 @@ async fn redis_outage_falls_back_to_local_limits_then_shared_limiting_resumes() 
         statuses(&client, &two.url("/rl"), 5, &[]).await,
         [200, 200, 200, 200, 429]
     );
-    let status = client
-        .get(&format!("http://{}/status", one.admin))
-        .await
-        .json();
+    let status = one.status(&client).await;
     assert_eq!(status["state"]["backend"], "redis");
     assert_eq!(status["state"]["healthy"], false);
     assert_eq!(status["state"]["serving"], "local_fallback");
@@ -65,24 +77,15 @@ async fn redis_outage_falls_back_to_local_limits_then_shared_limiting_resumes() 
 
     redis.resume();
     for gw in [&one, &two] {
-        let admin = format!("http://{}/status", gw.admin);
-        let back = eventually(Duration::from_secs(10), || {
-            let (client, admin) = (&client, &admin);
-            async move { client.get(admin).await.json()["state"]["healthy"] == true }
-        })
-        .await;
+        let back = gw.backend_healthy_again(&client).await;
         assert!(back, "the gateway sees Redis again");
     }
-    let metrics = client.get(&format!("http://{}/metrics", one.admin)).await;
+    let metrics = client.get(&one.admin_url("/metrics")).await;
     let text = String::from_utf8_lossy(&metrics.body);
     assert!(text.contains("weir_state_backend_up{backend=\"redis\"} 1"));
     assert!(text.contains("weir_state_backend_outages_total{backend=\"redis\"} 1"));
     // The restarted server is empty: one shared budget of 4 again, across both instances.
-    let mut got = Vec::new();
-    for i in 0..6 {
-        let gw = if i % 2 == 0 { &one } else { &two };
-        got.push(client.get(&gw.url("/rl")).await.status.as_u16());
-    }
+    let got = alternating(&client, [&one, &two], 6).await;
     assert_eq!(got, [200, 200, 200, 200, 429, 429]);
 }
 
@@ -103,10 +106,7 @@ async fn redis_outage_with_reject_policy_answers_503_until_it_is_back() {
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.json()["error"], "rate_limit_unavailable");
     assert_eq!(r.header("retry-after"), Some("1"));
-    let status = client
-        .get(&format!("http://{}/status", gw.admin))
-        .await
-        .json();
+    let status = gw.status(&client).await;
     assert_eq!(status["state"]["serving"], "rejecting");
 
     redis.resume();
@@ -133,12 +133,7 @@ async fn a_gateway_starts_while_redis_is_down_and_uses_it_once_up() {
     let client = TestClient::http1();
     assert_eq!(statuses(&client, &gw.url("/rl"), 1, &[]).await, [200]);
     redis.resume();
-    let admin = format!("http://{}/status", gw.admin);
-    let up = eventually(Duration::from_secs(10), || {
-        let (client, admin) = (&client, &admin);
-        async move { client.get(admin).await.json()["state"]["healthy"] == true }
-    })
-    .await;
+    let up = gw.backend_healthy_again(&client).await;
     assert!(up);
     assert_eq!(
         statuses(&client, &gw.url("/rl"), 4, &[]).await,
