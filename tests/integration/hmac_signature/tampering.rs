@@ -12,6 +12,9 @@ use weir_tests::{Reply, TestClient, request};
 use super::signer::Signer;
 use super::{Body, GRANTS, KEYS, assert_refused, copy, setup};
 
+/// One way of changing a signed request after it was signed.
+type Tamper = dyn Fn(&mut Request<Body>);
+
 /// Asserts a `401 missing_component` whose message names `component`.
 #[track_caller]
 fn assert_missing(r: &Reply, component: &str) {
@@ -55,7 +58,7 @@ async fn tampering_with_any_covered_component_is_refused() {
 
     // The method, the authority, the path, the query and the covered header, each changed.
     let (refund, mallory) = (gw.url("/t/refund?to=alice"), gw.url("/t/pay?to=mallory"));
-    let tampers: [&dyn Fn(&mut Request<Body>); 5] = [
+    let tampers: [&Tamper; 5] = [
         &|req| *req.method_mut() = Method::PUT,
         &|req| {
             req.headers_mut()
