@@ -13,7 +13,7 @@ use super::signer::Signer;
 use super::{Body, GRANTS, KEYS, assert_refused, copy, setup};
 
 /// One way of changing a signed request after it was signed.
-type Tamper = dyn Fn(&mut Request<Body>);
+type Tamper<'a> = dyn Fn(&mut Request<Body>) + 'a;
 
 /// Asserts a `401 missing_component` whose message names `component`.
 #[track_caller]
@@ -58,7 +58,7 @@ async fn tampering_with_any_covered_component_is_refused() {
 
     // The method, the authority, the path, the query and the covered header, each changed.
     let (refund, mallory) = (gw.url("/t/refund?to=alice"), gw.url("/t/pay?to=mallory"));
-    let tampers: [&Tamper; 5] = [
+    let tampers: [&Tamper<'_>; 5] = [
         &|req| *req.method_mut() = Method::PUT,
         &|req| {
             req.headers_mut()
