@@ -134,6 +134,10 @@ pub struct RuntimeConfig {
     /// The shortest wall-clock stop of any plugin call (default 1 s; ten deadlines if longer).
     #[serde(default = "sandbox::default_wall_clock_ms")]
     pub wall_clock_ms: u64,
+    /// The shortest execution budget of a filter's `metadata` and `configure` calls
+    /// (default 250 ms; the filter's deadline if longer).
+    #[serde(default = "sandbox::default_setup_deadline_ms")]
+    pub setup_deadline_ms: u64,
     /// Idle instances kept by all filters together (default `max_instances / 2`).
     pub max_idle_instances: Option<u32>,
     /// Bounds on what a plugin call returns.
@@ -161,6 +165,7 @@ impl Default for RuntimeConfig {
             max_instances: defaults::max_instances(),
             max_memory_mib: defaults::max_memory_mib(),
             wall_clock_ms: sandbox::default_wall_clock_ms(),
+            setup_deadline_ms: sandbox::default_setup_deadline_ms(),
             max_idle_instances: None,
             results: Default::default(),
             backoff: Default::default(),

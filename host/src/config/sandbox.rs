@@ -116,6 +116,12 @@ pub fn default_wall_clock_ms() -> u64 {
     1_000
 }
 
+/// The default of `runtime.setup_deadline_ms`: the shortest budget of `metadata` and
+/// `configure`.
+pub fn default_setup_deadline_ms() -> u64 {
+    250
+}
+
 /// The idle instances kept gateway-wide when `runtime.max_idle_instances` is not set: half
 /// the allocator's slots, so that in-flight calls, new instances and a reload always find
 /// free slots.

@@ -24,6 +24,8 @@ use crate::config::sandbox::ResultLimits;
 pub struct CallLimits {
     /// The shortest wall-clock stop of a call.
     pub wall_clock_min: Duration,
+    /// The shortest execution budget of `metadata` and `configure`.
+    pub setup_min: Duration,
     /// What a call may return.
     pub results: ResultLimits,
 }
@@ -33,8 +35,16 @@ impl CallLimits {
     pub fn from_runtime(runtime: &RuntimeConfig) -> Self {
         Self {
             wall_clock_min: Duration::from_millis(runtime.wall_clock_ms),
+            setup_min: Duration::from_millis(runtime.setup_deadline_ms),
             results: runtime.results,
         }
+    }
+
+    /// The execution budget of `metadata` and `configure` for a filter with `deadline`:
+    /// setting up (parsing a descriptor set, say) happens once per instance, not per
+    /// request, and must not fail on a busy machine for want of the per-request budget.
+    pub(crate) fn setup(&self, deadline: Duration) -> Duration {
+        deadline.max(self.setup_min)
     }
 
     /// The wall-clock stop of a call with `deadline`: ten deadlines (a call that yields

@@ -157,8 +157,11 @@ impl FilterSlot {
             .await
             .map_err(|f| anyhow::anyhow!(f.message))?;
         warm.serve("(configure)");
-        let (deadline, limits) = (slot.settings.deadline, slot.settings.limits);
-        let info = match warm.metadata(deadline, &limits).await {
+        let limits = slot.settings.limits;
+        let info = match warm
+            .metadata(limits.setup(slot.settings.deadline), &limits)
+            .await
+        {
             Ok(info) => info,
             Err(f) => anyhow::bail!("metadata after configure: {}", f.message),
         };
@@ -333,7 +336,11 @@ impl FilterSlot {
         };
         warm.serve("(configure)");
         let configured = warm
-            .configure(settings.deadline, &settings.limits, &settings.config_json)
+            .configure(
+                settings.limits.setup(settings.deadline),
+                &settings.limits,
+                &settings.config_json,
+            )
             .await?;
         match configured {
             Ok(()) => Ok(warm),
