@@ -20,7 +20,7 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP_TMP=${KEEP_TMP:-0}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-WEIR="$ROOT/target/release/weir"
+WEIR=${WEIR:-"$ROOT/target/release/weir"}
 PLUGINS="$ROOT/target/plugins"
 DOC="$ROOT/docs/benchmarks.md"
 COMMAND="DURATION=$DURATION CONNECTIONS=\"$CONNECTIONS\" bench/load.sh"
