@@ -63,6 +63,12 @@ pub fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Whole milliseconds of `duration`, at most `u32::MAX` (a timeout in the `http`
+/// interface).
+pub fn millis_u32(duration: Duration) -> u32 {
+    u32::try_from(millis(duration)).unwrap_or(u32::MAX)
+}
+
 /// Whole seconds of `duration`, rounded up.
 pub fn ceil_secs(duration: Duration) -> u64 {
     millis(duration).div_ceil(1000)

@@ -18,6 +18,7 @@ thread_local! {
 }
 
 /// Runs `f` with the host installed on this thread.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn with_installed<R>(f: impl FnOnce(&dyn Host) -> R) -> R {
     let host = INSTALLED.with(|h| h.borrow().clone()).expect(
         "a host call outside the gateway: install a weir_plugin_sdk::testing::FakeHost first",

@@ -22,6 +22,7 @@ mod upstreams;
 use std::cell::RefCell;
 
 pub use host::{FakeHost, Installed};
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) use host::with_installed;
 
 use crate::{
