@@ -30,9 +30,8 @@ const UNITS: [(&str, u64); 5] = [
 
 /// Parses `"250ms"`, `"1s"`, `"5m"`, `"1h"`, `"1d"` or a sum of such parts (`"1m30s"`).
 pub fn parse(text: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!("{text:?} is not a duration: write a number and a unit (250ms, 1s, 5m, 1h, 1d)")
-    };
+    let bad =
+        || format!("{text:?} is not a duration: write a number and a unit (250ms, 1s, 5m, 1h, 1d)");
     let mut rest = text.trim();
     if rest.is_empty() {
         return Err(bad());
@@ -138,7 +137,17 @@ mod tests {
 
     #[test]
     fn anything_else_is_refused_with_the_forms() {
-        for text in ["", "1", "s", "fortnight", "1.5s", "-1s", "1 fortnight", "1s2", "99999999999999999999d"] {
+        for text in [
+            "",
+            "1",
+            "s",
+            "fortnight",
+            "1.5s",
+            "-1s",
+            "1 fortnight",
+            "1s2",
+            "99999999999999999999d",
+        ] {
             let error = parse(text).unwrap_err();
             assert!(error.contains("250ms, 1s"), "{text}: {error}");
         }

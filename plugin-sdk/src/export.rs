@@ -71,7 +71,8 @@ macro_rules! export_filter {
 
             impl Guest for Export {
                 fn metadata() -> wit::FilterInfo {
-                    FILTER.with(|slot| $crate::export::filter_info::<$filter>(slot.borrow().as_ref()))
+                    FILTER
+                        .with(|slot| $crate::export::filter_info::<$filter>(slot.borrow().as_ref()))
                 }
 
                 fn configure(config: String) -> Result<(), String> {
@@ -94,7 +95,7 @@ macro_rules! export_filter {
                 }
             }
 
-            $crate::bindings::export_guest!(Export with_types_in $crate::bindings);
+    $crate::bindings::export_guest!(Export with_types_in $crate::bindings);
         };
     };
 }

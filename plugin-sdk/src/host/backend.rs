@@ -2,6 +2,7 @@
 //! [`crate::testing::FakeHost`] installed on the thread in native tests. Each public
 //! function of [`crate::host`] is one call of this trait.
 
+use crate::HostError;
 use crate::bindings::weir::gateway::http::OutboundRequest;
 use crate::bindings::weir::gateway::limits::{Decision, Policy};
 use crate::bindings::weir::gateway::log::Level;
@@ -10,7 +11,6 @@ use crate::bindings::weir::gateway::upstreams::{
     CircuitState, CircuitStatus, GatewayLoad, Scope, WindowStats,
 };
 use crate::bindings::weir::gateway::{clock, http, kv, limits, log, secrets, upstreams};
-use crate::HostError;
 
 /// The host interfaces, one method per import function.
 pub(crate) trait Host {
@@ -30,8 +30,7 @@ pub(crate) trait Host {
     fn limits_take(&self, key: &str, policy: Policy, cost: u32) -> Result<Decision, HostError>;
     fn secret(&self, name: &str) -> Result<Option<Vec<u8>>, HostError>;
     fn http_send(&self, request: &OutboundRequest) -> Result<Response, HostError>;
-    fn stats(&self, scope: &Scope, window_ms: u32, slow_ms: u32)
-    -> Result<WindowStats, HostError>;
+    fn stats(&self, scope: &Scope, window_ms: u32, slow_ms: u32) -> Result<WindowStats, HostError>;
     fn circuit(&self, scope: &Scope) -> Result<CircuitStatus, HostError>;
     fn transition(
         &self,
@@ -87,12 +86,7 @@ impl Host for Imports {
     fn http_send(&self, request: &OutboundRequest) -> Result<Response, HostError> {
         http::send(request)
     }
-    fn stats(
-        &self,
-        scope: &Scope,
-        window_ms: u32,
-        slow_ms: u32,
-    ) -> Result<WindowStats, HostError> {
+    fn stats(&self, scope: &Scope, window_ms: u32, slow_ms: u32) -> Result<WindowStats, HostError> {
         upstreams::stats(scope, window_ms, slow_ms)
     }
     fn circuit(&self, scope: &Scope) -> Result<CircuitStatus, HostError> {

@@ -193,7 +193,9 @@ impl Host for FakeHost {
         self.check("kv")?;
         let now = self.now_ms.get();
         let kv = self.kv.borrow();
-        let live = kv.get(key).filter(|(_, expires)| expires.is_none_or(|e| e > now));
+        let live = kv
+            .get(key)
+            .filter(|(_, expires)| expires.is_none_or(|e| e > now));
         Ok(live.map(|(value, _)| value.clone()))
     }
 
@@ -277,7 +279,9 @@ impl Host for FakeHost {
         self.sent.borrow_mut().push(request.clone());
         match &*self.http.borrow() {
             Some(handler) => handler(request),
-            None => Err(HostError::Unavailable("no http handler in the fake host".into())),
+            None => Err(HostError::Unavailable(
+                "no http handler in the fake host".into(),
+            )),
         }
     }
 
@@ -299,7 +303,9 @@ impl Host for FakeHost {
         _reason: &str,
     ) -> Result<bool, HostError> {
         self.check("upstreams")?;
-        Ok(self.upstreams.transition(scope, from, to, self.now_ms.get()))
+        Ok(self
+            .upstreams
+            .transition(scope, from, to, self.now_ms.get()))
     }
 
     fn admit_probe(&self, scope: &Scope, max: u32) -> Result<bool, HostError> {

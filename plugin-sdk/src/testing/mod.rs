@@ -21,9 +21,9 @@ mod upstreams;
 
 use std::cell::RefCell;
 
-pub use host::{FakeHost, Installed};
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use host::with_installed;
+pub use host::{FakeHost, Installed};
 
 use crate::{
     Header, HeaderChanges, Request, RequestChanges, RequestHandle, ResponseHandle, ResponseView,
@@ -148,7 +148,8 @@ impl FakeRequest {
             next.headers.retain(|h| h.name != header.name);
             next.headers.push(header.clone());
         }
-        next.headers.extend(changes.appended_headers().iter().cloned());
+        next.headers
+            .extend(changes.appended_headers().iter().cloned());
         if let Some(method) = changes.method() {
             *next.method.borrow_mut() = method.to_string();
         }
@@ -222,7 +223,11 @@ impl RequestHandle for FakeRequest {
     }
     /// Refuses what the gateway refuses: a method that is not an HTTP token.
     fn set_method(&self, method: &str) -> Result<(), String> {
-        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if method.is_empty()
+            || !method
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return Err(format!("invalid method {method:?}"));
         }
         *self.method.borrow_mut() = method.to_string();

@@ -128,7 +128,11 @@ pub struct StaticConfig {
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     /// How long a stored response may be served (default 5m; `ttl_ms`).
-    #[serde(default = "default_ttl", alias = "ttl_ms", deserialize_with = "or_millis")]
+    #[serde(
+        default = "default_ttl",
+        alias = "ttl_ms",
+        deserialize_with = "or_millis"
+    )]
     pub ttl: Duration,
     /// What makes two requests the same: `method`, `path`, `query`, `header:<name>`
     /// (default `["method", "path", "query"]`; the route always is).

@@ -103,11 +103,17 @@ mod tests {
         let sha256 = "sha-256=:RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=:";
         let sha512 = "sha-512=:YMAam51Jz/jOATT6/zvHrLVgOYTGFy1d6GJiOHTohq4yP+pgk4vf2aCsyRZOtw8MjkM7iw7yZ/WkppmM44T3qg==:";
         for value in [sha256, sha512, &format!("{sha256}, {sha512}")] {
-            assert_eq!(check_field(Format::Rfc9421, "content-digest", value, CONTENT), Ok(()));
+            assert_eq!(
+                check_field(Format::Rfc9421, "content-digest", value, CONTENT),
+                Ok(())
+            );
         }
         // B.2: an empty content (the response to a HEAD).
         let empty = "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:";
-        assert_eq!(check_field(Format::Rfc9421, "content-digest", empty, b""), Ok(()));
+        assert_eq!(
+            check_field(Format::Rfc9421, "content-digest", empty, b""),
+            Ok(())
+        );
         // B.3: a partial content (`"world"}` and the newline of a range).
         let partial = "sha-256=:jjcgBDWNAtbYUXI37CVG3gRuGOAjaaDRGpIUFsdyepQ=:";
         assert_eq!(

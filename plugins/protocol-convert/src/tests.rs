@@ -41,7 +41,10 @@ fn the_call_is_private_and_an_unconverted_exchange_passes_back_unchanged() {
     let decision = filter.on_response(&carried.view(), &error.view());
     assert!(decision.changes().unwrap().body().is_none());
     let decision = filter.on_response(&carried.view(), &xml.view());
-    assert_eq!(decision.changes().unwrap().body(), Some(&br#"{"id":"8"}"#[..]));
+    assert_eq!(
+        decision.changes().unwrap().body(),
+        Some(&br#"{"id":"8"}"#[..])
+    );
 }
 
 #[test]
@@ -65,7 +68,10 @@ fn a_soap_fault_becomes_an_http_error_with_the_fault() {
 }
 
 /// The descriptor set of the demo's `weir.demo.Greeter` service.
-const GREETER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/grpc/greeter.binpb");
+const GREETER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../examples/grpc/greeter.binpb"
+);
 
 #[test]
 fn a_json_call_becomes_a_unary_grpc_call_and_its_reply_json() {
@@ -78,13 +84,19 @@ fn a_json_call_becomes_a_unary_grpc_call_and_its_reply_json() {
     // A length-prefixed message: uncompressed, 5 bytes, field 1 = "ann".
     let framed = [0, 0, 0, 0, 5, 0x0a, 3, b'a', b'n', b'n'];
     assert_eq!(changes.body(), Some(&framed[..]));
-    assert_eq!(changes.set_header_value("content-type"), Some("application/grpc"));
+    assert_eq!(
+        changes.set_header_value("content-type"),
+        Some("application/grpc")
+    );
     let reply = FakeResponse::new(200)
         .header("content-type", "application/grpc")
         .body([0, 0, 0, 0, 4, 0x0a, 2, b'h', b'i'])
         .trailer("grpc-status", "0");
     let decision = filter.on_response(&carried.view(), &reply.view());
-    assert_eq!(decision.response().unwrap().body_bytes(), Some(&br#"{"message":"hi"}"#[..]));
+    assert_eq!(
+        decision.response().unwrap().body_bytes(),
+        Some(&br#"{"message":"hi"}"#[..])
+    );
     let not_found = FakeResponse::new(200)
         .header("content-type", "application/grpc")
         .header("grpc-status", "5")
@@ -103,8 +115,14 @@ fn unknown_and_misused_grpc_methods_are_refused_before_the_upstream() {
         let decision = filter.on_request(&request.view());
         decision.response().map(Response::status)
     };
-    assert_eq!(refused(FakeRequest::post("/weir.demo.Greeter/Nope")), Some(404));
-    assert_eq!(refused(FakeRequest::get("/weir.demo.Greeter/SayHello")), Some(405));
+    assert_eq!(
+        refused(FakeRequest::post("/weir.demo.Greeter/Nope")),
+        Some(404)
+    );
+    assert_eq!(
+        refused(FakeRequest::get("/weir.demo.Greeter/SayHello")),
+        Some(405)
+    );
     let grpc_client = FakeRequest::post("/weir.demo.Greeter/SayHello")
         .header("content-type", "application/grpc+proto");
     assert_eq!(refused(grpc_client), None);

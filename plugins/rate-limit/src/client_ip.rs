@@ -83,7 +83,10 @@ mod tests {
     fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
         let proxies = trusted(&["10.0.0.0/8"]);
         let forwarded = ["198.51.100.7"].into_iter();
-        assert_eq!(proxies.client_ip("203.0.113.5:4000", forwarded), ip("203.0.113.5"));
+        assert_eq!(
+            proxies.client_ip("203.0.113.5:4000", forwarded),
+            ip("203.0.113.5")
+        );
     }
 
     #[test]
@@ -92,10 +95,16 @@ mod tests {
         // The client claims 203.0.113.9; the trusted proxy 10.0.0.2 appended the address
         // it saw, 198.51.100.7: that one is believed, the claim is not.
         let forwarded = ["203.0.113.9, 198.51.100.7", "10.0.0.2"].into_iter();
-        assert_eq!(proxies.client_ip("127.0.0.1:80", forwarded), ip("198.51.100.7"));
+        assert_eq!(
+            proxies.client_ip("127.0.0.1:80", forwarded),
+            ip("198.51.100.7")
+        );
         // Ports and IPv6 brackets in entries.
         let forwarded = ["[2001:db8::1]:443"].into_iter();
-        assert_eq!(proxies.client_ip("10.1.1.1:80", forwarded), ip("2001:db8::1"));
+        assert_eq!(
+            proxies.client_ip("10.1.1.1:80", forwarded),
+            ip("2001:db8::1")
+        );
     }
 
     #[test]

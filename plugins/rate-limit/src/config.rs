@@ -130,8 +130,8 @@ impl Settings {
         }
         let mut limits = Vec::new();
         for (i, limit) in config.limits.iter().enumerate() {
-            let window = duration::parse(&limit.window)
-                .map_err(|e| format!("limits[{i}].window: {e}"))?;
+            let window =
+                duration::parse(&limit.window).map_err(|e| format!("limits[{i}].window: {e}"))?;
             limits.push(Limit::new(limit, window).map_err(|e| format!("limits[{i}]: {e}"))?);
         }
         let key = config

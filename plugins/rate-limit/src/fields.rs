@@ -128,6 +128,9 @@ mod tests {
         }];
         assert_eq!(policy_field(&fast), r#""fast";q=5;w=1"#);
         // sf-string escapes (RFC 9651 §4.1.6).
-        assert_eq!(policy_field(&[limit(r#"a"b\c"#, 1, 1)]), r#""a\"b\\c";q=1;w=1"#);
+        assert_eq!(
+            policy_field(&[limit(r#"a"b\c"#, 1, 1)]),
+            r#""a\"b\\c";q=1;w=1"#
+        );
     }
 }

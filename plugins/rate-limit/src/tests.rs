@@ -32,7 +32,10 @@ fn a_client_gets_its_limit_then_429_with_retry_after_and_the_fields() {
     assert_eq!(refused.status(), 429);
     assert_eq!(refused.header_value("x-weir-error"), Some("rate_limited"));
     assert_eq!(refused.header_value("retry-after"), Some("60"));
-    assert_eq!(refused.header_value("ratelimit-policy"), Some("\"2-per-1m\";q=2;w=60"));
+    assert_eq!(
+        refused.header_value("ratelimit-policy"),
+        Some("\"2-per-1m\";q=2;w=60")
+    );
     // Another client has its own budget.
     let other = filter.on_request(&from("192.0.2.2:1000").view());
     assert!(other.changes().is_some());
@@ -67,12 +70,32 @@ fn the_consumer_key_falls_back_to_the_client_ip() {
     let config = json!({ "limits": [{ "limit": 1, "window": "1h" }], "key": ["consumer"] });
     let filter = filter(config).unwrap();
     let ann = |client: &str| from(client).variable("consumer", "ann");
-    assert!(filter.on_request(&ann("192.0.2.1:1").view()).changes().is_some());
+    assert!(
+        filter
+            .on_request(&ann("192.0.2.1:1").view())
+            .changes()
+            .is_some()
+    );
     // Same consumer from another address: same budget, spent.
-    assert!(filter.on_request(&ann("192.0.2.2:1").view()).response().is_some());
+    assert!(
+        filter
+            .on_request(&ann("192.0.2.2:1").view())
+            .response()
+            .is_some()
+    );
     // Anonymous requests draw on their address's budget.
-    assert!(filter.on_request(&from("192.0.2.1:1").view()).changes().is_some());
-    assert!(filter.on_request(&from("192.0.2.1:1").view()).response().is_some());
+    assert!(
+        filter
+            .on_request(&from("192.0.2.1:1").view())
+            .changes()
+            .is_some()
+    );
+    assert!(
+        filter
+            .on_request(&from("192.0.2.1:1").view())
+            .response()
+            .is_some()
+    );
 }
 
 #[test]
@@ -82,11 +105,21 @@ fn forwarded_for_counts_only_through_a_trusted_proxy() {
                          "trusted_proxies": ["10.0.0.0/8"] });
     let filter = filter(config).unwrap();
     let via_proxy = |forwarded: &str| from("10.0.0.1:1").header("x-forwarded-for", forwarded);
-    assert!(filter.on_request(&via_proxy("198.51.100.7").view()).changes().is_some());
+    assert!(
+        filter
+            .on_request(&via_proxy("198.51.100.7").view())
+            .changes()
+            .is_some()
+    );
     // A spoofed left-most entry does not buy the same client a new budget.
     let spoofed = via_proxy("203.0.113.9, 198.51.100.7");
     assert!(filter.on_request(&spoofed.view()).response().is_some());
-    assert!(filter.on_request(&via_proxy("198.51.100.8").view()).changes().is_some());
+    assert!(
+        filter
+            .on_request(&via_proxy("198.51.100.8").view())
+            .changes()
+            .is_some()
+    );
 }
 
 #[test]
@@ -97,24 +130,37 @@ fn a_backend_outage_is_a_503_or_a_pass_as_configured() {
     let decision = deny.on_request(&from("192.0.2.1:1").view());
     let refused = decision.response().unwrap();
     assert_eq!(refused.status(), 503);
-    assert_eq!(refused.header_value("x-weir-error"), Some("rate_limit_unavailable"));
+    assert_eq!(
+        refused.header_value("x-weir-error"),
+        Some("rate_limit_unavailable")
+    );
     assert_eq!(refused.header_value("retry-after"), Some("1"));
     let allow = filter(json!({ "limits": [{ "limit": 1, "window": "1s" }],
                                "on_unavailable": "allow" }))
     .unwrap();
-    assert!(allow.on_request(&from("192.0.2.1:1").view()).changes().is_some());
+    assert!(
+        allow
+            .on_request(&from("192.0.2.1:1").view())
+            .changes()
+            .is_some()
+    );
     host.fail("limits", HostError::AccessDenied);
     let decision = allow.on_request(&from("192.0.2.1:1").view());
     let refused = decision.response().unwrap();
     assert_eq!(refused.status(), 500);
-    assert_eq!(refused.header_value("x-weir-error"), Some("rate_limit_misconfigured"));
+    assert_eq!(
+        refused.header_value("x-weir-error"),
+        Some("rate_limit_misconfigured")
+    );
 }
 
 #[test]
 fn without_fields_nothing_is_added() {
     let _host = FakeHost::new().install();
     let config = json!({ "limits": [{ "limit": 1, "window": "1s" }], "headers": false });
-    let decision = filter(config).unwrap().on_request(&from("192.0.2.1:1").view());
+    let decision = filter(config)
+        .unwrap()
+        .on_request(&from("192.0.2.1:1").view());
     assert!(decision.changes().unwrap().response_headers().is_empty());
 }
 
@@ -122,14 +168,31 @@ fn without_fields_nothing_is_added() {
 fn bad_configs_name_the_key() {
     let cases = [
         (json!({ "limits": [] }), "limits"),
-        (json!({ "limits": [{ "limit": 1, "window": "fortnight" }] }), "limits[0].window"),
-        (json!({ "limits": [{ "limit": 0, "window": "1s" }] }), "limits[0]"),
-        (json!({ "limits": [{ "limit": 1, "window": "1s" }], "cost": 0 }), "cost"),
-        (json!({ "limits": [{ "limit": 1, "window": "1s" }], "key": ["cookie"] }), "unknown part"),
-        (json!({ "limits": [{ "limit": 1, "window": "1s" }], "trusted_proxies": ["x"] }), "trusted_proxies"),
+        (
+            json!({ "limits": [{ "limit": 1, "window": "fortnight" }] }),
+            "limits[0].window",
+        ),
+        (
+            json!({ "limits": [{ "limit": 0, "window": "1s" }] }),
+            "limits[0]",
+        ),
+        (
+            json!({ "limits": [{ "limit": 1, "window": "1s" }], "cost": 0 }),
+            "cost",
+        ),
+        (
+            json!({ "limits": [{ "limit": 1, "window": "1s" }], "key": ["cookie"] }),
+            "unknown part",
+        ),
+        (
+            json!({ "limits": [{ "limit": 1, "window": "1s" }], "trusted_proxies": ["x"] }),
+            "trusted_proxies",
+        ),
     ];
     for (config, expected) in cases {
-        let error = filter(config.clone()).err().unwrap_or_else(|| panic!("{config}"));
+        let error = filter(config.clone())
+            .err()
+            .unwrap_or_else(|| panic!("{config}"));
         assert!(error.contains(expected), "{config}: {error}");
     }
 }

@@ -14,12 +14,17 @@ fn filter(extra: serde_json::Value) -> Auth {
     let mut config = json!({ "api_key": {
         "query": "apikey", "secret": "keys",
         "keys": [{ "consumer": "ann", "sha256": digest }] } });
-    config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    config
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     auth(config).unwrap()
 }
 
 fn host() -> weir_plugin_sdk::testing::Installed {
-    FakeHost::new().secret("keys", "# consumers\nbob=k-bob\n").install()
+    FakeHost::new()
+        .secret("keys", "# consumers\nbob=k-bob\n")
+        .install()
 }
 
 #[test]
@@ -29,7 +34,12 @@ fn keys_from_the_config_and_the_secret_name_their_consumers() {
     let header = |key: &str| FakeRequest::get("/").header("x-api-key", key);
     accepted(&filter, &header("k-ann"), "ann", "api_key");
     accepted(&filter, &header(" k-bob "), "bob", "api_key");
-    accepted(&filter, &FakeRequest::get("/?apikey=k%2Dbob"), "bob", "api_key");
+    accepted(
+        &filter,
+        &FakeRequest::get("/?apikey=k%2Dbob"),
+        "bob",
+        "api_key",
+    );
     let response = refused(&filter, &header("k-eve"), 401, "invalid_api_key");
     assert_eq!(challenges(&response), ["Key realm=\"weir\""]);
 }
@@ -57,7 +67,10 @@ fn no_credential_is_a_401_with_every_enabled_challenge() {
     let response = refused(&filter, &FakeRequest::get("/"), 401, "missing_credentials");
     assert_eq!(
         challenges(&response),
-        ["Key realm=\"shop\"", "Basic realm=\"shop\", charset=\"UTF-8\""]
+        [
+            "Key realm=\"shop\"",
+            "Basic realm=\"shop\", charset=\"UTF-8\""
+        ]
     );
 }
 
@@ -65,7 +78,12 @@ fn no_credential_is_a_401_with_every_enabled_challenge() {
 fn a_secret_that_is_missing_or_not_granted_refuses_the_config() {
     let host = FakeHost::new().install();
     let config = json!({ "api_key": { "secret": "nope" } });
-    assert!(auth(config.clone()).err().unwrap().contains("is not defined"));
+    assert!(
+        auth(config.clone())
+            .err()
+            .unwrap()
+            .contains("is not defined")
+    );
     host.fail("secrets", weir_plugin_sdk::HostError::AccessDenied);
     assert!(auth(config).err().unwrap().contains("is not granted"));
 }

@@ -1,8 +1,8 @@
 //! HTTP Basic (RFC 7617).
 
 use serde_json::json;
-use weir_plugin_sdk::{Filter, HeaderChanges};
 use weir_plugin_sdk::testing::FakeHost;
+use weir_plugin_sdk::{Filter, HeaderChanges};
 
 use super::{accepted, auth, authorized, challenges, refused};
 use crate::Auth;
@@ -20,7 +20,10 @@ fn filter(extra: serde_json::Value) -> Auth {
     let mut config = json!({ "basic": { "users": [
         { "username": "Aladdin", "password_hash": bcrypt("open sesame") },
         { "username": "test", "password_hash": bcrypt("123£"), "consumer": "tester" } ] } });
-    config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    config
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     auth(config).unwrap()
 }
 
@@ -53,7 +56,12 @@ fn a_wrong_password_is_a_401_with_the_basic_challenge() {
         ["Basic realm=\"weir\", charset=\"UTF-8\""]
     );
     for junk in ["Basic", "Basic !!!", "Basic QWxhZGRpbg=="] {
-        refused(&filter(json!({})), &authorized(junk), 401, "invalid_credentials");
+        refused(
+            &filter(json!({})),
+            &authorized(junk),
+            401,
+            "invalid_credentials",
+        );
     }
 }
 
@@ -63,17 +71,26 @@ fn a_verified_credential_is_cached_for_its_ttl() {
     let filter = filter(json!({}));
     let request = authorized("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
     let check = || accepted(&filter, &request, "Aladdin", "basic");
-    assert_eq!(hashes_run_by(|| {
-        check();
-    }), 1);
+    assert_eq!(
+        hashes_run_by(|| {
+            check();
+        }),
+        1
+    );
     host.advance_ms(29_999);
-    assert_eq!(hashes_run_by(|| {
-        check();
-    }), 0);
+    assert_eq!(
+        hashes_run_by(|| {
+            check();
+        }),
+        0
+    );
     host.advance_ms(1);
-    assert_eq!(hashes_run_by(|| {
-        check();
-    }), 1);
+    assert_eq!(
+        hashes_run_by(|| {
+            check();
+        }),
+        1
+    );
 }
 
 #[test]
@@ -87,7 +104,10 @@ fn the_credential_is_hidden_and_the_consumer_headers_replaced_when_asked() {
     assert_eq!(changes.removed_headers(), ["authorization"]);
     let after = request.apply(changes);
     assert_eq!(after.view().header("x-user").as_deref(), Some("Aladdin"));
-    assert_eq!(after.view().header("x-user-name").as_deref(), Some("Aladdin"));
+    assert_eq!(
+        after.view().header("x-user-name").as_deref(),
+        Some("Aladdin")
+    );
     assert_eq!(after.view().header("authorization"), None);
 }
 
@@ -98,7 +118,12 @@ fn allow_and_deny_lists_answer_403() {
     let denied = filter(json!({ "deny": ["Aladdin"] }));
     let response = refused(&denied, &request, 403, "consumer_forbidden");
     assert!(challenges(&response).is_empty());
-    refused(&filter(json!({ "allow": ["tester"] })), &request, 403, "consumer_forbidden");
+    refused(
+        &filter(json!({ "allow": ["tester"] })),
+        &request,
+        403,
+        "consumer_forbidden",
+    );
 }
 
 #[test]

@@ -10,8 +10,7 @@ use super::{accepted, auth, authorized, challenges, refused};
 use crate::Auth;
 
 /// The payload every example signs (RFC 7515 A.1.1), base64url.
-const PAYLOAD: &str =
-    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+const PAYLOAD: &str = "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
 
 /// Its `exp`, in ms.
 const EXP_MS: u64 = 1_300_819_380_000;
@@ -64,11 +63,16 @@ fn the_appendix_a_examples_verify_before_their_exp() {
 #[test]
 fn the_examples_expire_at_their_exp() {
     let _host = FakeHost::new().at_ms(EXP_MS).install();
-    let request = authorized(&format!("Bearer {}", token(HS256_JWS_HEADER, HS256_SIGNATURE)));
+    let request = authorized(&format!(
+        "Bearer {}",
+        token(HS256_JWS_HEADER, HS256_SIGNATURE)
+    ));
     let response = refused(&verifier(), &request, 401, "token_expired");
     assert_eq!(
         challenges(&response),
-        ["Bearer realm=\"weir\", error=\"invalid_token\", error_description=\"the token has expired\""]
+        [
+            "Bearer realm=\"weir\", error=\"invalid_token\", error_description=\"the token has expired\""
+        ]
     );
 }
 
@@ -94,7 +98,10 @@ fn the_legacy_leeway_key_still_reads_seconds() {
     let _host = FakeHost::new().at_ms(EXP_MS + 30_000).install();
     let jwks = json!({ "keys": [{ "kty": "oct", "k": HS256_KEY }] });
     let config = json!({ "jwt": { "jwks": jwks, "consumer_claim": "iss", "leeway_s": 60 } });
-    let request = authorized(&format!("Bearer {}", token(HS256_JWS_HEADER, HS256_SIGNATURE)));
+    let request = authorized(&format!(
+        "Bearer {}",
+        token(HS256_JWS_HEADER, HS256_SIGNATURE)
+    ));
     accepted(&auth(config).unwrap(), &request, "joe", "jwt");
 }
 
@@ -102,7 +109,10 @@ fn the_legacy_leeway_key_still_reads_seconds() {
 fn issuer_and_audience_are_checked_when_configured() {
     let _host = FakeHost::new().at_ms(EXP_MS - 1_000).install();
     let jwks = json!({ "keys": [{ "kty": "oct", "k": HS256_KEY }] });
-    let request = authorized(&format!("Bearer {}", token(HS256_JWS_HEADER, HS256_SIGNATURE)));
+    let request = authorized(&format!(
+        "Bearer {}",
+        token(HS256_JWS_HEADER, HS256_SIGNATURE)
+    ));
     let joe = json!({ "jwt": { "jwks": jwks, "consumer_claim": "iss", "issuer": "joe" } });
     accepted(&auth(joe).unwrap(), &request, "joe", "jwt");
     let other = json!({ "jwt": { "jwks": jwks, "consumer_claim": "iss", "issuer": "ann" } });

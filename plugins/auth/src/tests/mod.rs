@@ -43,7 +43,10 @@ fn accepted(filter: &Auth, request: &FakeRequest, consumer: &str, method: &str) 
 
 /// The `WWW-Authenticate` values of a response.
 fn challenges(response: &Response) -> Vec<String> {
-    let values = response.headers().iter().filter(|h| h.name == "www-authenticate");
+    let values = response
+        .headers()
+        .iter()
+        .filter(|h| h.name == "www-authenticate");
     values
         .map(|h| String::from_utf8_lossy(&h.value).into_owned())
         .collect()

@@ -24,8 +24,10 @@ fn host(status: u16, body: &'static str) -> Installed {
 }
 
 fn filter() -> Auth {
-    auth(json!({ "oauth2": { "upstream": "idp", "path": "/introspect",
-        "client_secret": "client", "token_type_hint": "access_token", "timeout": "250ms" } }))
+    auth(
+        json!({ "oauth2": { "upstream": "idp", "path": "/introspect",
+        "client_secret": "client", "token_type_hint": "access_token", "timeout": "250ms" } }),
+    )
     .unwrap()
 }
 
@@ -53,7 +55,11 @@ fn an_active_token_names_its_consumer_and_the_answer_is_cached_until_exp() {
     let expected = format!("Basic {}", base64_of("my+client:s3cret%2F%2B"));
     assert_eq!(authorization.unwrap().value, expected.as_bytes());
     accepted(&filter, &request, "Z5O3upPC88QrAjx00dis", "oauth2");
-    assert_eq!(host.sent().len(), 1, "the second request is served from the cache");
+    assert_eq!(
+        host.sent().len(),
+        1,
+        "the second request is served from the cache"
+    );
     host.advance_ms(5_000);
     refused(&filter, &request, 401, "token_expired");
 }

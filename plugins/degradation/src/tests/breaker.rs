@@ -20,7 +20,10 @@ fn the_failure_rate_trips_only_past_min_calls() {
     let refused = exchange(&filter, &request(), 200).expect("refused");
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.header_value("x-weir-error"), Some("circuit_open"));
-    assert_eq!(refused.header_value("x-weir-degraded"), Some("circuit-open"));
+    assert_eq!(
+        refused.header_value("x-weir-degraded"),
+        Some("circuit-open")
+    );
     assert_eq!(refused.header_value("retry-after"), Some("5"));
     assert_eq!(host.circuit_of(&scope()).state, CircuitState::Open);
 }
@@ -124,7 +127,10 @@ fn a_missing_grant_is_a_500_and_an_outage_steps_aside() {
     host.fail("upstreams", HostError::AccessDenied);
     let refused = exchange(&filter, &request(), 200).unwrap();
     assert_eq!(refused.status(), 500);
-    assert_eq!(refused.header_value("x-weir-error"), Some("degradation_misconfigured"));
+    assert_eq!(
+        refused.header_value("x-weir-error"),
+        Some("degradation_misconfigured")
+    );
     host.fail("upstreams", HostError::Unavailable("?".into()));
     assert_eq!(exchange(&filter, &request(), 200), None);
 }
@@ -132,15 +138,32 @@ fn a_missing_grant_is_a_500_and_an_outage_steps_aside() {
 #[test]
 fn bad_configs_name_the_key_in_both_spellings() {
     let cases = [
-        (json!({ "breaker": { "failure_rate": 2.0 } }), "failure_rate"),
-        (json!({ "breaker": { "open_ms": 5000, "max_open_ms": 1000 } }), "max_open_ms"),
-        (json!({ "breaker": { "cool_down": "5s", "max_cool_down": "1s" } }), "max_cool_down"),
-        (json!({ "breaker": { "sliding_window": "0s" } }), "sliding_window"),
+        (
+            json!({ "breaker": { "failure_rate": 2.0 } }),
+            "failure_rate",
+        ),
+        (
+            json!({ "breaker": { "open_ms": 5000, "max_open_ms": 1000 } }),
+            "max_open_ms",
+        ),
+        (
+            json!({ "breaker": { "cool_down": "5s", "max_cool_down": "1s" } }),
+            "max_cool_down",
+        ),
+        (
+            json!({ "breaker": { "sliding_window": "0s" } }),
+            "sliding_window",
+        ),
         (json!({ "breaker": { "window": 5 } }), "unknown field"),
-        (json!({ "breaker": { "cool_down": "soon" } }), "not a duration"),
+        (
+            json!({ "breaker": { "cool_down": "soon" } }),
+            "not a duration",
+        ),
     ];
     for (config, expected) in cases {
-        let error = filter(config.clone()).err().unwrap_or_else(|| panic!("{config}"));
+        let error = filter(config.clone())
+            .err()
+            .unwrap_or_else(|| panic!("{config}"));
         assert!(error.contains(expected), "{config}: {error}");
     }
 }

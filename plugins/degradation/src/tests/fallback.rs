@@ -15,7 +15,10 @@ fn a_static_fallback_replaces_a_5xx_and_an_open_circuit() {
     let replaced = exchange(&filter, &request(), 502).unwrap();
     assert_eq!(replaced.status(), 200);
     assert_eq!(replaced.body_bytes(), Some(&b"later"[..]));
-    assert_eq!(replaced.header_value("x-weir-degraded"), Some("upstream-error"));
+    assert_eq!(
+        replaced.header_value("x-weir-degraded"),
+        Some("upstream-error")
+    );
     assert_eq!(exchange(&filter, &request(), 404), None);
     host.set_stats(&scope(), stats(1, 1, 0, 1));
     let open = exchange(&filter, &request(), 200).unwrap();
@@ -33,7 +36,10 @@ fn the_last_good_response_is_served_while_the_upstream_fails() {
     let served = exchange(&filter, &request(), 503).unwrap();
     assert_eq!(served.status(), 200);
     assert_eq!(served.body_bytes(), Some(&b"[1,2]"[..]));
-    assert_eq!(served.header_value("content-type"), Some("application/json"));
+    assert_eq!(
+        served.header_value("content-type"),
+        Some("application/json")
+    );
     // Another query is another entry: nothing stored, the error passes.
     let other = weir_plugin_sdk::testing::FakeRequest::get("/items?page=3").upstream("api");
     assert_eq!(exchange(&filter, &other, 503), None);
@@ -50,9 +56,22 @@ fn personal_responses_are_not_kept() {
     let authorized = request().header("authorization", "Bearer t");
     let cases = [
         (authorized.clone(), FakeResponse::new(200).body("mine")),
-        (request(), FakeResponse::new(200).header("cache-control", "private").body("mine")),
-        (request(), FakeResponse::new(200).header("set-cookie", "a=1").body("mine")),
-        (request(), FakeResponse::new(200).header("vary", "cookie").body("mine")),
+        (
+            request(),
+            FakeResponse::new(200)
+                .header("cache-control", "private")
+                .body("mine"),
+        ),
+        (
+            request(),
+            FakeResponse::new(200)
+                .header("set-cookie", "a=1")
+                .body("mine"),
+        ),
+        (
+            request(),
+            FakeResponse::new(200).header("vary", "cookie").body("mine"),
+        ),
     ];
     for (request, response) in cases {
         exchange_with(&filter, &request, &response);
@@ -60,7 +79,9 @@ fn personal_responses_are_not_kept() {
         assert_eq!(served.body_bytes(), Some(&b"empty"[..]));
     }
     // An authorized response that says it may be shared is kept.
-    let public = FakeResponse::new(200).header("cache-control", "public").body("ours");
+    let public = FakeResponse::new(200)
+        .header("cache-control", "public")
+        .body("ours");
     exchange_with(&filter, &authorized, &public);
     let served = exchange(&filter, &authorized, 503).unwrap();
     assert_eq!(served.body_bytes(), Some(&b"ours"[..]));

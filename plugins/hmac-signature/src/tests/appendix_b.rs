@@ -69,7 +69,8 @@ fn b_2_5_fails_with_another_key_or_a_changed_component() {
 
 #[test]
 fn b_2_5_its_signature_base() {
-    let input = r#"("date" "@authority" "content-type");created=1618884473;keyid="test-shared-secret""#;
+    let input =
+        r#"("date" "@authority" "content-type");created=1618884473;keyid="test-shared-secret""#;
     let expected = [
         r#""date": Tue, 20 Apr 2021 02:07:55 GMT"#,
         r#""@authority": example.com"#,
@@ -126,7 +127,9 @@ fn b_2_2_and_b_2_4_use_components_this_filter_does_not_derive() {
     let b22 = r#"("@authority" "content-digest" "@query-param";name="Pet");created=1618884473;keyid="test-key-rsa-pss";tag="header-example""#;
     assert_eq!(
         base("sig-b22", b22),
-        Err(Rejection::UnsupportedComponent(r#""@query-param";name="Pet""#.into()))
+        Err(Rejection::UnsupportedComponent(
+            r#""@query-param";name="Pet""#.into()
+        ))
     );
     let b24 = r#"("@status" "content-type" "content-digest" "content-length");created=1618884473;keyid="test-key-ecc-p256""#;
     assert_eq!(

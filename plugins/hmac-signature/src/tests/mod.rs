@@ -17,8 +17,7 @@ use crate::HmacSignature;
 const BODY: &str = r#"{"hello": "world"}"#;
 
 /// Its `Content-Digest`: the SHA-512 of [`BODY`] (RFC 9421 Appendix B.2).
-const CONTENT_DIGEST: &str =
-    "sha-512=:WZDPaVn/7XgHaAy8pmojAkGWoRx2UFChF41A2svX+TaPm+AbwAgBWnrIiYllu7BNNyealdVLvRwEmTHWXvJwew==:";
+const CONTENT_DIGEST: &str = "sha-512=:WZDPaVn/7XgHaAy8pmojAkGWoRx2UFChF41A2svX+TaPm+AbwAgBWnrIiYllu7BNNyealdVLvRwEmTHWXvJwew==:";
 
 /// The `created` of every Appendix B signature.
 const CREATED: u64 = 1_618_884_473;
@@ -56,7 +55,10 @@ fn signed(request: FakeRequest, input: &str, key: &[u8]) -> FakeRequest {
         .clone()
         .header("signature-input", input.as_str())
         .header("signature", "sig1=:AA==:");
-    let base = crate::rfc9421::parse(&probe.view(), None).unwrap().unwrap().base;
+    let base = crate::rfc9421::parse(&probe.view(), None)
+        .unwrap()
+        .unwrap()
+        .base;
     request
         .header("signature-input", input)
         .header("signature", format!("sig1=:{}:", mac(key, &base)))
@@ -75,7 +77,10 @@ fn refused(filter: &HmacSignature, request: &FakeRequest, status: u16, code: &st
 fn accepted(filter: &HmacSignature, request: &FakeRequest, key_id: &str) -> RequestChanges {
     let decision = filter.on_request(&request.view());
     if let Some(refusal) = decision.response() {
-        panic!("refused: {:?}", String::from_utf8_lossy(refusal.body_bytes().unwrap()));
+        panic!(
+            "refused: {:?}",
+            String::from_utf8_lossy(refusal.body_bytes().unwrap())
+        );
     }
     let changes = decision.changes().unwrap().clone();
     assert_eq!(changes.variable("signature.keyid"), Some(key_id));

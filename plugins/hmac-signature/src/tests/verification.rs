@@ -19,7 +19,10 @@ fn host() -> Installed {
 
 fn client_1(extra: serde_json::Value) -> HmacSignature {
     let mut config = json!({ "keys": { "client-1": "client1_key" }, "clock_skew": "60s" });
-    config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    config
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     filter(config).unwrap()
 }
 
@@ -75,7 +78,11 @@ fn a_body_must_be_covered_by_its_digest_unless_digests_are_off() {
     let request = signed(test_request(), input, KEY);
     let response = refused(&client_1(json!({})), &request, 401, "missing_component");
     assert!(response.header_value("accept-signature").is_some());
-    accepted(&client_1(json!({ "content_digest": "off" })), &request, "client-1");
+    accepted(
+        &client_1(json!({ "content_digest": "off" })),
+        &request,
+        "client-1",
+    );
 }
 
 #[test]
@@ -90,10 +97,21 @@ fn required_components_must_be_covered() {
 fn an_unknown_key_or_algorithm_is_refused() {
     let _host = host();
     let filter = client_1(json!({}));
-    let input = r#"("@method" "@authority" "@path" "content-digest");created=1618884473;keyid="client-2""#;
-    refused(&filter, &signed(test_request(), input, KEY), 401, "unknown_key");
+    let input =
+        r#"("@method" "@authority" "@path" "content-digest");created=1618884473;keyid="client-2""#;
+    refused(
+        &filter,
+        &signed(test_request(), input, KEY),
+        401,
+        "unknown_key",
+    );
     let input = r#"("@method" "@authority" "@path" "content-digest");created=1618884473;keyid="client-1";alg="hmac-md5""#;
-    refused(&filter, &signed(test_request(), input, KEY), 401, "unsupported_algorithm");
+    refused(
+        &filter,
+        &signed(test_request(), input, KEY),
+        401,
+        "unsupported_algorithm",
+    );
     refused(&filter, &test_request(), 401, "missing_signature");
 }
 
@@ -101,7 +119,12 @@ fn an_unknown_key_or_algorithm_is_refused() {
 fn an_unreachable_replay_store_fails_closed_unless_skipped() {
     let host = host();
     host.fail("kv", HostError::Unavailable("redis down".into()));
-    refused(&client_1(json!({})), &signed_at(0), 503, "replay_check_unavailable");
+    refused(
+        &client_1(json!({})),
+        &signed_at(0),
+        503,
+        "replay_check_unavailable",
+    );
     let skip = client_1(json!({ "replay_unavailable": "skip" }));
     accepted(&skip, &signed_at(0), "client-1");
 }

@@ -15,10 +15,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use weir_plugin_sdk::prelude::*;
 
+use crate::error;
 use crate::media::essence;
 use crate::params::{self, Invalid};
 use crate::template::{Template, Unmatched, Vars};
-use crate::error;
 use status::Status;
 
 /// The `grpc` mode's config.
@@ -179,11 +179,21 @@ impl Grpc {
         if let Some((_, name)) = canonical {
             let Some(method) = self.service.methods().find(|m| m.name() == name) else {
                 let message = format!("{} has no method {name:?}", self.service.full_name());
-                return Err(Response::error(404, "unknown_grpc_method", &message, request));
+                return Err(Response::error(
+                    404,
+                    "unknown_grpc_method",
+                    &message,
+                    request,
+                ));
             };
             if !is_unary(&method) {
                 let message = format!("{} is a streaming method", method.name());
-                return Err(Response::error(501, "streaming_not_supported", &message, request));
+                return Err(Response::error(
+                    501,
+                    "streaming_not_supported",
+                    &message,
+                    request,
+                ));
             }
             if request.method() != "POST" {
                 let message = "a gRPC method is called with POST";

@@ -9,9 +9,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use weir_plugin_sdk::prelude::*;
 
+use crate::error;
 use crate::params::{self, Invalid};
 use crate::template::{Template, Unmatched};
-use crate::error;
 
 /// The `json-rpc` mode's config.
 #[derive(Debug, Deserialize)]

@@ -72,7 +72,10 @@ fn path_variables_become_typed_named_parameters() {
 fn a_non_existent_method() {
     // --> {"jsonrpc": "2.0", "method": "foobar", "id": "1"}
     let (sent, carried) = call(FakeRequest::get("/foobar").id("1"));
-    assert_eq!(sent, json!({"jsonrpc": "2.0", "method": "foobar", "params": {}, "id": "1"}));
+    assert_eq!(
+        sent,
+        json!({"jsonrpc": "2.0", "method": "foobar", "params": {}, "id": "1"})
+    );
     // <-- {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": "1"}
     let response = answer(
         &carried,
@@ -81,7 +84,10 @@ fn a_non_existent_method() {
     assert_eq!(response.status(), 404);
     let body = json_body(&response);
     assert_eq!(body["error"], "rpc_method_not_found");
-    assert_eq!(body["rpc_error"], json!({"code": -32601, "message": "Method not found"}));
+    assert_eq!(
+        body["rpc_error"],
+        json!({"code": -32601, "message": "Method not found"})
+    );
 }
 
 #[test]
@@ -120,7 +126,10 @@ fn a_response_that_breaks_the_spec_is_a_502() {
     }
     // `"result": null` is a result.
     let null = answer(&carried, r#"{"jsonrpc": "2.0", "result": null, "id": "1"}"#);
-    assert_eq!((null.status(), null.body_bytes()), (200, Some(&b"null"[..])));
+    assert_eq!(
+        (null.status(), null.body_bytes()),
+        (200, Some(&b"null"[..]))
+    );
 }
 
 #[test]

@@ -13,9 +13,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use weir_plugin_sdk::prelude::*;
 
+use crate::error;
 use crate::media::essence;
 use crate::params::is_blank;
-use crate::error;
 use json::AsJson;
 use soap::{Payload, Version};
 use tree::Element;
