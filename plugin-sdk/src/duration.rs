@@ -2,13 +2,13 @@
 //! `"5m"`, `"1h"`, `"1d"`, or several such parts, largest first (`"1m30s"`, `"1h 30m"`).
 //!
 //! Config keys that used to take a bare number in their name's unit (`open_ms = 5000`,
-//! `clock_skew_secs = 300`) keep working as serde aliases: [`or_millis`] and [`or_secs`]
-//! read a string as above and a bare number in that unit.
+//! `clock_skew_secs = 300`) keep working as serde aliases: [`ms`] and [`secs`] read a
+//! string as above and a bare number in that unit.
 //!
 //! ```ignore
 //! #[derive(serde::Deserialize)]
 //! struct Config {
-//!     #[serde(alias = "ttl_ms", deserialize_with = "weir_plugin_sdk::duration::or_millis")]
+//!     #[serde(alias = "ttl_ms", with = "weir_plugin_sdk::duration::ms")]
 //!     ttl: std::time::Duration,
 //! }
 //! ```
@@ -101,21 +101,36 @@ impl Visitor<'_> for DurationVisitor {
     }
 }
 
-/// For `deserialize_with`: a duration string, or a bare number of milliseconds (the
-/// unit of a legacy `*_ms` key).
-pub fn or_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    d.deserialize_any(DurationVisitor { legacy_ms: 1 })
+/// For `#[serde(with = "duration::ms")]`: a duration string, or a bare number of
+/// milliseconds (the unit of a legacy `*_ms` key).
+pub mod ms {
+    use super::*;
+
+    /// Reads the duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        d.deserialize_any(DurationVisitor { legacy_ms: 1 })
+    }
 }
 
-/// For `deserialize_with`: a duration string, or a bare number of seconds (the unit of a
-/// legacy `*_s` or `*_secs` key).
-pub fn or_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    d.deserialize_any(DurationVisitor { legacy_ms: 1_000 })
+/// For `#[serde(with = "duration::secs")]`: a duration string, or a bare number of seconds
+/// (the unit of a legacy `*_s` or `*_secs` key).
+pub mod secs {
+    use super::*;
+
+    /// Reads the duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        d.deserialize_any(DurationVisitor { legacy_ms: 1_000 })
+    }
 }
 
-/// [`or_millis`] for an optional key (with `#[serde(default)]`).
-pub fn or_millis_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    or_millis(d).map(Some)
+/// [`ms`] for an optional key (with `#[serde(default)]`).
+pub mod ms_opt {
+    use super::*;
+
+    /// Reads the duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::ms::deserialize(d).map(Some)
+    }
 }
 
 #[cfg(test)]
@@ -155,9 +170,9 @@ mod tests {
 
     #[derive(Debug, serde::Deserialize)]
     struct Keys {
-        #[serde(alias = "open_ms", deserialize_with = "or_millis")]
+        #[serde(alias = "open_ms", with = "ms")]
         open: Duration,
-        #[serde(alias = "skew_secs", deserialize_with = "or_secs")]
+        #[serde(alias = "skew_secs", with = "secs")]
         skew: Duration,
     }
 

@@ -6,11 +6,13 @@ use std::rc::Rc;
 
 use super::upstreams::Upstreams;
 use crate::HostError;
-use crate::host::backend::Host;
+use crate::host::backend::{Host, HostResult};
 use crate::host::http::{OutboundRequest, Response};
 use crate::host::limits::{Decision, Policy};
 use crate::host::log::Level;
-use crate::host::upstreams::{CircuitState, CircuitStatus, GatewayLoad, Scope, WindowStats};
+use crate::host::upstreams::{
+    CircuitState as State, CircuitStatus, GatewayLoad, Scope, WindowStats,
+};
 
 thread_local! {
     /// The host the SDK's host calls reach on this thread.
@@ -189,7 +191,7 @@ impl Host for FakeHost {
         self.now_ms.get().saturating_mul(1_000_000)
     }
 
-    fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, HostError> {
+    fn kv_get(&self, key: &str) -> HostResult<Option<Vec<u8>>> {
         self.check("kv")?;
         let now = self.now_ms.get();
         let kv = self.kv.borrow();
@@ -199,20 +201,20 @@ impl Host for FakeHost {
         Ok(live.map(|(value, _)| value.clone()))
     }
 
-    fn kv_set(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), HostError> {
+    fn kv_set(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> HostResult<()> {
         self.check("kv")?;
         let entry = (value.to_vec(), self.expiry(ttl_ms));
         self.kv.borrow_mut().insert(key.to_string(), entry);
         Ok(())
     }
 
-    fn kv_delete(&self, key: &str) -> Result<bool, HostError> {
+    fn kv_delete(&self, key: &str) -> HostResult<bool> {
         let present = self.kv_get(key)?.is_some();
         self.kv.borrow_mut().remove(key);
         Ok(present)
     }
 
-    fn kv_incr(&self, key: &str, delta: i64, ttl_ms: Option<u64>) -> Result<i64, HostError> {
+    fn kv_incr(&self, key: &str, delta: i64, ttl_ms: Option<u64>) -> HostResult<i64> {
         let current = self.kv_get(key)?;
         let value = match &current {
             None => 0,
@@ -231,12 +233,7 @@ impl Host for FakeHost {
         Ok(next)
     }
 
-    fn kv_set_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl_ms: Option<u64>,
-    ) -> Result<bool, HostError> {
+    fn kv_set_if_absent(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> HostResult<bool> {
         if self.kv_get(key)?.is_some() {
             return Ok(false);
         }
@@ -246,7 +243,7 @@ impl Host for FakeHost {
 
     /// Every algorithm as a fixed window aligned on the clock: enough to see a filter
     /// admit, refuse and report.
-    fn limits_take(&self, key: &str, policy: Policy, cost: u32) -> Result<Decision, HostError> {
+    fn limits_take(&self, key: &str, policy: Policy, cost: u32) -> HostResult<Decision> {
         self.check("limits")?;
         let now = self.now_ms.get();
         let window = policy.window_ms.max(1);
@@ -269,12 +266,12 @@ impl Host for FakeHost {
         })
     }
 
-    fn secret(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+    fn secret(&self, name: &str) -> HostResult<Option<Vec<u8>>> {
         self.check("secrets")?;
         Ok(self.secrets.borrow().get(name).cloned())
     }
 
-    fn http_send(&self, request: &OutboundRequest) -> Result<Response, HostError> {
+    fn http_send(&self, request: &OutboundRequest) -> HostResult<Response> {
         self.check("http")?;
         self.sent.borrow_mut().push(request.clone());
         match &*self.http.borrow() {
@@ -285,35 +282,29 @@ impl Host for FakeHost {
         }
     }
 
-    fn stats(&self, scope: &Scope, _: u32, _: u32) -> Result<WindowStats, HostError> {
+    fn stats(&self, scope: &Scope, _: u32, _: u32) -> HostResult<WindowStats> {
         self.check("upstreams")?;
         Ok(self.upstreams.stats(scope))
     }
 
-    fn circuit(&self, scope: &Scope) -> Result<CircuitStatus, HostError> {
+    fn circuit(&self, scope: &Scope) -> HostResult<CircuitStatus> {
         self.check("upstreams")?;
         Ok(self.upstreams.circuit(scope))
     }
 
-    fn transition(
-        &self,
-        scope: &Scope,
-        from: CircuitState,
-        to: CircuitState,
-        _reason: &str,
-    ) -> Result<bool, HostError> {
+    fn transition(&self, scope: &Scope, from: State, to: State, _reason: &str) -> HostResult<bool> {
         self.check("upstreams")?;
         Ok(self
             .upstreams
             .transition(scope, from, to, self.now_ms.get()))
     }
 
-    fn admit_probe(&self, scope: &Scope, max: u32) -> Result<bool, HostError> {
+    fn admit_probe(&self, scope: &Scope, max: u32) -> HostResult<bool> {
         self.check("upstreams")?;
         Ok(self.upstreams.admit_probe(scope, max))
     }
 
-    fn probe_done(&self, scope: &Scope, success: bool) -> Result<u32, HostError> {
+    fn probe_done(&self, scope: &Scope, success: bool) -> HostResult<u32> {
         self.check("upstreams")?;
         Ok(self.upstreams.probe_done(scope, success))
     }

@@ -30,6 +30,55 @@ use crate::{
     Variable,
 };
 
+/// Setters of text parts of a [`FakeRequest`]: `name => field;`, each with its doc.
+macro_rules! text_setters {
+    ($($(#[$doc:meta])* $name:ident => $field:ident;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, value: &str) -> Self {
+                self.$field = value.to_string();
+                self
+            }
+        )*
+    };
+}
+
+/// The header and body builders of a fake (request or response).
+macro_rules! fake_builders {
+    () => {
+        /// Adds a header line (several lines of one name are kept in order).
+        pub fn header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
+            self.headers.push(crate::changes::header(name, value));
+            self
+        }
+
+        /// Sets the body, as the gateway lends it to a filter that declared the body phase.
+        pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+            self.body = Some(body.into());
+            self
+        }
+    };
+}
+
+/// The header and body reads of a fake (request or response): from its `headers` and
+/// `body` fields, names compared in any case.
+macro_rules! fake_reads {
+    () => {
+        fn header(&self, name: &str) -> Option<Vec<u8>> {
+            all(&self.headers, name).into_iter().next()
+        }
+        fn header_all(&self, name: &str) -> Vec<Vec<u8>> {
+            all(&self.headers, name)
+        }
+        fn headers(&self) -> Vec<Header> {
+            self.headers.clone()
+        }
+        fn body(&self) -> Option<Vec<u8>> {
+            self.body.clone()
+        }
+    };
+}
+
 /// A request to hand a filter: built with chained calls, read through [`FakeRequest::view`].
 #[derive(Debug, Clone)]
 pub struct FakeRequest {
@@ -75,17 +124,7 @@ impl FakeRequest {
         Self::new("POST", path)
     }
 
-    /// Adds a header line (several lines of one name are kept in order).
-    pub fn header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
-        self.headers.push(crate::changes::header(name, value));
-        self
-    }
-
-    /// Sets the body (as the gateway lends it to a filter that declared `request-body`).
-    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
-        self.body = Some(body.into());
-        self
-    }
+    fake_builders!();
 
     /// Sets the authority; `None` for a request without one.
     pub fn authority(mut self, authority: Option<&str>) -> Self {
@@ -93,28 +132,17 @@ impl FakeRequest {
         self
     }
 
-    /// Sets the scheme.
-    pub fn scheme(mut self, scheme: &str) -> Self {
-        self.scheme = scheme.to_string();
-        self
-    }
-
-    /// Sets the client's address (`ip:port`).
-    pub fn client(mut self, addr: &str) -> Self {
-        self.client_addr = addr.to_string();
-        self
-    }
-
-    /// Sets the route's name.
-    pub fn route(mut self, route: &str) -> Self {
-        self.route = route.to_string();
-        self
-    }
-
-    /// Sets the request id.
-    pub fn id(mut self, id: &str) -> Self {
-        self.request_id = id.to_string();
-        self
+    text_setters! {
+        /// Sets the scheme.
+        scheme => scheme;
+        /// Sets the client's address (`ip:port`).
+        client => client_addr;
+        /// Sets the route's name.
+        route => route;
+        /// Sets the request id.
+        id => request_id;
+        /// Sets the upstream the request goes to.
+        upstream => upstream;
     }
 
     /// Adds a variable, as an earlier filter would have set it.
@@ -123,12 +151,6 @@ impl FakeRequest {
             key: key.to_string(),
             value: value.to_string(),
         });
-        self
-    }
-
-    /// Sets the upstream the request goes to.
-    pub fn upstream(mut self, upstream: &str) -> Self {
-        self.upstream = upstream.to_string();
         self
     }
 
@@ -190,18 +212,7 @@ impl RequestHandle for FakeRequest {
     fn scheme(&self) -> String {
         self.scheme.clone()
     }
-    fn header(&self, name: &str) -> Option<Vec<u8>> {
-        first(&self.headers, name)
-    }
-    fn header_all(&self, name: &str) -> Vec<Vec<u8>> {
-        all(&self.headers, name)
-    }
-    fn headers(&self) -> Vec<Header> {
-        self.headers.clone()
-    }
-    fn body(&self) -> Option<Vec<u8>> {
-        self.body.clone()
-    }
+    fake_reads!();
     fn client_addr(&self) -> String {
         self.client_addr.clone()
     }
@@ -255,17 +266,7 @@ impl FakeResponse {
         }
     }
 
-    /// Adds a header line.
-    pub fn header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
-        self.headers.push(crate::changes::header(name, value));
-        self
-    }
-
-    /// Sets the body (as lent to a filter that declared `response-body`).
-    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
-        self.body = Some(body.into());
-        self
-    }
+    fake_builders!();
 
     /// Adds a trailer.
     pub fn trailer(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
@@ -283,26 +284,10 @@ impl ResponseHandle for FakeResponse {
     fn status(&self) -> u16 {
         self.status
     }
-    fn header(&self, name: &str) -> Option<Vec<u8>> {
-        first(&self.headers, name)
-    }
-    fn header_all(&self, name: &str) -> Vec<Vec<u8>> {
-        all(&self.headers, name)
-    }
-    fn headers(&self) -> Vec<Header> {
-        self.headers.clone()
-    }
-    fn body(&self) -> Option<Vec<u8>> {
-        self.body.clone()
-    }
+    fake_reads!();
     fn trailers(&self) -> Vec<Header> {
         self.trailers.clone()
     }
-}
-
-/// The first value of the header `name` (any case).
-fn first(headers: &[Header], name: &str) -> Option<Vec<u8>> {
-    all(headers, name).into_iter().next()
 }
 
 /// Every value of the header `name` (any case), in order.

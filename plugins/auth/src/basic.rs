@@ -25,18 +25,14 @@ pub struct BasicConfig {
     users: Vec<UserEntry>,
     /// How long a verified credential is remembered (`cache_ttl_ms`, a number of ms, is
     /// the older spelling); 0 turns the cache off.
-    #[serde(
-        default = "default_cache_ttl",
-        alias = "cache_ttl_ms",
-        deserialize_with = "duration::or_millis"
-    )]
+    #[serde(default = "ttl_30s", alias = "cache_ttl_ms", with = "duration::ms")]
     cache_ttl: Duration,
     /// How many verified credentials are remembered.
     #[serde(default = "default_cache_size")]
     cache_size: usize,
 }
 
-fn default_cache_ttl() -> Duration {
+fn ttl_30s() -> Duration {
     Duration::from_secs(30)
 }
 

@@ -30,18 +30,10 @@ pub struct OAuth2Config {
     #[serde(default)]
     token_type_hint: Option<String>,
     /// The timeout of an introspection call; the upstream's when absent.
-    #[serde(
-        default,
-        alias = "timeout_ms",
-        deserialize_with = "duration::or_millis_opt"
-    )]
+    #[serde(default, alias = "timeout_ms", with = "duration::ms_opt")]
     timeout: Option<Duration>,
     /// The longest time an answer is used; 0 turns the cache off.
-    #[serde(
-        default = "default_cache_ttl",
-        alias = "cache_ttl_ms",
-        deserialize_with = "duration::or_millis"
-    )]
+    #[serde(default = "ttl_60s", alias = "cache_ttl_ms", with = "duration::ms")]
     cache_ttl: Duration,
     #[serde(default = "default_cache_size")]
     cache_size: usize,
@@ -53,7 +45,7 @@ pub struct OAuth2Config {
     username_field: String,
 }
 
-fn default_cache_ttl() -> Duration {
+fn ttl_60s() -> Duration {
     Duration::from_secs(60)
 }
 

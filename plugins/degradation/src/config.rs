@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
-use weir_plugin_sdk::duration::{or_millis, or_millis_opt, or_secs};
+use weir_plugin_sdk::duration;
 
 use crate::breaker::Breaker;
 use crate::fallback::Fallback;
@@ -39,7 +39,7 @@ pub struct BreakerConfig {
     /// default) or `route` (this route's calls only).
     pub scope: ScopeConfig,
     /// The sliding window the rates are taken over (default 10s; `window_ms`).
-    #[serde(alias = "window_ms", deserialize_with = "or_millis")]
+    #[serde(alias = "window_ms", with = "duration::ms")]
     pub sliding_window: Duration,
     /// Calls the window must hold before a rate can trip the circuit (default 10).
     pub min_calls: u32,
@@ -47,7 +47,7 @@ pub struct BreakerConfig {
     pub failure_rate: f64,
     /// A call slower than this (to the response headers) is slow (default: none, no
     /// slow-call rule; `slow_call_ms`).
-    #[serde(alias = "slow_call_ms", deserialize_with = "or_millis_opt")]
+    #[serde(alias = "slow_call_ms", with = "duration::ms_opt")]
     pub slow_call: Option<Duration>,
     /// Slow-call rate (0..1] that trips the circuit when `slow_call_ms` is set (default 0.5).
     pub slow_call_rate: f64,
@@ -55,16 +55,16 @@ pub struct BreakerConfig {
     pub consecutive_failures: Option<u32>,
     /// The first cool-down before probing (default 5s; `open_ms`); it doubles with each
     /// trip until the circuit closes again.
-    #[serde(alias = "open_ms", deserialize_with = "or_millis")]
+    #[serde(alias = "open_ms", with = "duration::ms")]
     pub cool_down: Duration,
     /// The longest cool-down (default 60s; `max_open_ms`).
-    #[serde(alias = "max_open_ms", deserialize_with = "or_millis")]
+    #[serde(alias = "max_open_ms", with = "duration::ms")]
     pub max_cool_down: Duration,
     /// Probes let through in half-open; the circuit closes when all succeed (default 3).
     pub half_open_probes: u32,
     /// A half-open circuit whose probes have not all ended after this long opens again
     /// (default 30s; `probe_timeout_ms`): a probe whose client went away never reports.
-    #[serde(alias = "probe_timeout_ms", deserialize_with = "or_millis")]
+    #[serde(alias = "probe_timeout_ms", with = "duration::ms")]
     pub probe_timeout: Duration,
 }
 
@@ -128,11 +128,7 @@ pub struct StaticConfig {
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     /// How long a stored response may be served (default 5m; `ttl_ms`).
-    #[serde(
-        default = "default_ttl",
-        alias = "ttl_ms",
-        deserialize_with = "or_millis"
-    )]
+    #[serde(default = "default_ttl", alias = "ttl_ms", with = "duration::ms")]
     pub ttl: Duration,
     /// What makes two requests the same: `method`, `path`, `query`, `header:<name>`
     /// (default `["method", "path", "query"]`; the route always is).
@@ -159,15 +155,11 @@ pub struct SheddingConfig {
     /// Shed when more requests than this are in flight gateway-wide, this one included.
     pub max_in_flight: Option<u32>,
     /// Shed when the gateway's recent upstream latency is above this (`max_latency_ms`).
-    #[serde(default, alias = "max_latency_ms", deserialize_with = "or_millis_opt")]
+    #[serde(default, alias = "max_latency_ms", with = "duration::ms_opt")]
     pub max_latency: Option<Duration>,
     /// `Retry-After` of a shed 503, in whole seconds (default 1s; `retry_after_s`, a
     /// number of seconds).
-    #[serde(
-        default = "default_retry_after",
-        alias = "retry_after_s",
-        deserialize_with = "or_secs"
-    )]
+    #[serde(default = "retry_1s", alias = "retry_after_s", with = "duration::secs")]
     pub retry_after: Duration,
 }
 
@@ -201,7 +193,7 @@ fn default_max_body_bytes() -> usize {
     65_536
 }
 
-fn default_retry_after() -> Duration {
+fn retry_1s() -> Duration {
     Duration::from_secs(1)
 }
 

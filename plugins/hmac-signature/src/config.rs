@@ -38,9 +38,9 @@ pub struct Config {
     /// Accepted distance between `created` (or `Date`) and the gateway's clock
     /// (`clock_skew_secs`, a number of seconds, is the older spelling).
     #[serde(
-        default = "default_skew",
+        default = "skew_5m",
         alias = "clock_skew_secs",
-        deserialize_with = "duration::or_secs"
+        with = "duration::secs"
     )]
     clock_skew: Duration,
     /// Refuse signatures without `created` (or, for legacy signatures, a covered `Date`).
@@ -288,7 +288,7 @@ fn default_legacy_required() -> Vec<String> {
         .to_vec()
 }
 
-fn default_skew() -> Duration {
+fn skew_5m() -> Duration {
     Duration::from_secs(300)
 }
 

@@ -45,26 +45,18 @@ pub struct RemoteJwksConfig {
     /// Its path.
     path: String,
     /// How long a fetched JWKS is used before it is fetched again.
-    #[serde(
-        default = "default_ttl",
-        alias = "ttl_ms",
-        deserialize_with = "duration::or_millis"
-    )]
+    #[serde(default = "ttl_5m", alias = "ttl_ms", with = "duration::ms")]
     ttl: Duration,
     /// The shortest time between two fetches caused by an unknown `kid`, and between a
     /// failed fetch and the next try.
     #[serde(
-        default = "default_min_refetch",
+        default = "refetch_30s",
         alias = "min_refetch_ms",
-        deserialize_with = "duration::or_millis"
+        with = "duration::ms"
     )]
     min_refetch: Duration,
     /// The timeout of a fetch; the upstream's when absent.
-    #[serde(
-        default,
-        alias = "timeout_ms",
-        deserialize_with = "duration::or_millis_opt"
-    )]
+    #[serde(default, alias = "timeout_ms", with = "duration::ms_opt")]
     timeout: Option<Duration>,
     /// Accept symmetric (`oct`) keys from the fetched JWKS (default false): an HMAC key
     /// that travels over the network is a shared secret anyone on the path may learn, and
@@ -73,11 +65,11 @@ pub struct RemoteJwksConfig {
     allow_oct: bool,
 }
 
-fn default_ttl() -> Duration {
+fn ttl_5m() -> Duration {
     Duration::from_secs(300)
 }
 
-fn default_min_refetch() -> Duration {
+fn refetch_30s() -> Duration {
     Duration::from_secs(30)
 }
 

@@ -38,11 +38,7 @@ pub struct JwtConfig {
     audience: OneOrMany,
     /// Clock skew allowed on `exp`, `nbf` and `iat` (`leeway_s`, a number of seconds, is
     /// the older spelling).
-    #[serde(
-        default = "default_leeway",
-        alias = "leeway_s",
-        deserialize_with = "duration::or_secs"
-    )]
+    #[serde(default = "leeway_60s", alias = "leeway_s", with = "duration::secs")]
     leeway: Duration,
     #[serde(default = "default_required_claims")]
     required_claims: Vec<String>,
@@ -54,7 +50,7 @@ pub struct JwtConfig {
     username_claim: Option<String>,
 }
 
-fn default_leeway() -> Duration {
+fn leeway_60s() -> Duration {
     Duration::from_secs(60)
 }
 
