@@ -1,14 +1,15 @@
-//! The response side: responses a filter produces, the upstream's response as a filter
-//! sees it, and the changes a filter returns.
+//! The response side: responses a filter produces, and the upstream's response as a filter
+//! sees it.
 
 use std::cell::OnceCell;
 
-use crate::Header;
 use crate::bindings::weir::gateway::types as wit;
-use crate::request::header;
+use crate::changes::header;
+use crate::handle::ResponseHandle;
+use crate::{Header, HostError, Request};
 
 /// A response a filter answers with.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     status: u16,
     headers: Vec<Header>,
@@ -37,13 +38,46 @@ impl Response {
     /// application/json` and the code also in `x-weir-error`. `code` is a stable,
     /// machine-readable identifier (`invalid_api_key`); `message` is for people and must not
     /// leak secrets.
-    pub fn error(status: u16, code: &str, message: &str, request: &crate::Request) -> Self {
+    pub fn error(status: u16, code: &str, message: &str, request: &Request) -> Self {
         let body = serde_json::json!({
             "error": code,
             "message": message,
             "request_id": request.request_id(),
         });
         Self::json(status, body.to_string()).header("x-weir-error", code)
+    }
+
+    /// The answer when a host call the filter cannot do without fails, in the gateway's
+    /// error shape. The code starts with the filter's name (`rate-limit` gives
+    /// `rate_limit_…`):
+    ///
+    /// - `unavailable` (the backend is down): 503 `<filter>_unavailable` with
+    ///   `retry-after: 1`, since the request may pass a moment later;
+    /// - `access-denied` (the gateway config does not grant `needs`) and `invalid`: 500
+    ///   `<filter>_misconfigured`, which an operator has to fix.
+    ///
+    /// `needs` names what the filter must be granted, for the message (`"the limits
+    /// interface"`).
+    pub fn host_error(error: &HostError, filter: &str, needs: &str, request: &Request) -> Self {
+        let prefix = filter.replace('-', "_");
+        match error {
+            HostError::Unavailable(_) => Self::error(
+                503,
+                &format!("{prefix}_unavailable"),
+                &format!("{needs} is unavailable"),
+                request,
+            )
+            .header("retry-after", "1"),
+            HostError::AccessDenied => Self::error(
+                500,
+                &format!("{prefix}_misconfigured"),
+                &format!("the {filter} filter is not granted {needs}"),
+                request,
+            ),
+            HostError::Invalid(reason) => {
+                Self::error(500, &format!("{prefix}_misconfigured"), reason, request)
+            }
+        }
     }
 
     /// Adds a header.
@@ -56,6 +90,29 @@ impl Response {
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = Some(body.into());
         self
+    }
+
+    /// Its status.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Its headers, in order (names lower-case).
+    pub fn headers(&self) -> &[Header] {
+        &self.headers
+    }
+
+    /// The first value of the header `name` (lower-case) as text, if present and UTF-8.
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.name == name)
+            .and_then(|h| std::str::from_utf8(&h.value).ok())
+    }
+
+    /// Its body, if it has one.
+    pub fn body_bytes(&self) -> Option<&[u8]> {
+        self.body.as_deref()
     }
 }
 
@@ -72,14 +129,14 @@ impl From<Response> for wit::Response {
 /// The response as a filter sees it in `on_response`: a handle lent by the gateway for the
 /// call, read on demand like [`crate::Request`].
 pub struct ResponseView<'a> {
-    handle: &'a wit::ResponseView,
+    handle: &'a dyn ResponseHandle,
     status: OnceCell<u16>,
     body: OnceCell<Option<Vec<u8>>>,
 }
 
 impl<'a> ResponseView<'a> {
-    #[doc(hidden)]
-    pub fn new(handle: &'a wit::ResponseView) -> Self {
+    /// A view of `handle`: the gateway's response, or a [`crate::testing::FakeResponse`].
+    pub fn new(handle: &'a dyn ResponseHandle) -> Self {
         Self {
             handle,
             status: OnceCell::new(),
@@ -99,7 +156,7 @@ impl<'a> ResponseView<'a> {
 
     /// The trailers (`grpc-status`, say), when the filter declared
     /// [`crate::Phase::ResponseBody`]; empty otherwise or when there are none.
-    pub fn trailers(&self) -> Vec<crate::Header> {
+    pub fn trailers(&self) -> Vec<Header> {
         self.handle.trailers()
     }
 }
@@ -111,71 +168,5 @@ impl std::fmt::Debug for ResponseView<'_> {
         f.debug_struct("ResponseView")
             .field("status", &self.status())
             .finish_non_exhaustive()
-    }
-}
-
-/// Changes to the response, built with chained calls.
-#[derive(Debug, Clone)]
-pub struct ResponseChanges {
-    inner: wit::ResponseMutations,
-}
-
-impl Default for ResponseChanges {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ResponseChanges {
-    /// No changes.
-    pub fn new() -> Self {
-        Self {
-            inner: wit::ResponseMutations {
-                status: None,
-                remove_headers: Vec::new(),
-                set_headers: Vec::new(),
-                append_headers: Vec::new(),
-                body: None,
-            },
-        }
-    }
-
-    /// Changes the status code.
-    pub fn set_status(mut self, status: u16) -> Self {
-        self.inner.status = Some(status);
-        self
-    }
-
-    /// Replaces the body.
-    pub fn set_body(mut self, body: impl Into<Vec<u8>>) -> Self {
-        self.inner.body = Some(body.into());
-        self
-    }
-}
-
-impl_header_changes!(ResponseChanges);
-
-/// What a filter decides about a response.
-#[derive(Debug, Clone)]
-pub enum ResponseDecision {
-    /// Send it on with these changes.
-    Continue(ResponseChanges),
-    /// Send this response instead.
-    Replace(Response),
-}
-
-impl ResponseDecision {
-    /// Send it on unchanged.
-    pub fn proceed() -> Self {
-        Self::Continue(ResponseChanges::new())
-    }
-}
-
-impl From<ResponseDecision> for wit::ResponseAction {
-    fn from(decision: ResponseDecision) -> Self {
-        match decision {
-            ResponseDecision::Continue(changes) => wit::ResponseAction::Continue(changes.inner),
-            ResponseDecision::Replace(response) => wit::ResponseAction::Replace(response.into()),
-        }
     }
 }

@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 
 use serde::Deserialize;
+use weir_plugin_sdk::host::secrets;
 use weir_plugin_sdk::prelude::*;
 
 use crate::cache::sha256;
 use crate::credential::{self, is_header_name};
 use crate::identity::Identity;
-use crate::secret;
 
 /// `api_key` in the filter config.
 #[derive(Debug, Deserialize)]
@@ -91,7 +91,7 @@ impl ApiKeys {
             keys.push((digest, identity));
         }
         if let Some(name) = &config.secret {
-            let text = secret::read_text(name)?;
+            let text = secrets::require_text(name)?;
             for (consumer, key) in
                 parse_secret(&text).map_err(|e| format!("secret {name:?}: {e}"))?
             {

@@ -6,10 +6,13 @@
 //! against a configured user's hash and the answer thrown away), so that the time of a
 //! refusal does not tell which user names exist.
 
+use std::time::Duration;
+
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
+use weir_plugin_sdk::duration;
 use weir_plugin_sdk::host::clock;
 
 use crate::cache::{Cache, sha256};
@@ -20,16 +23,17 @@ use crate::identity::Identity;
 #[serde(deny_unknown_fields)]
 pub struct BasicConfig {
     users: Vec<UserEntry>,
-    /// How long a verified credential is remembered; 0 turns the cache off.
-    #[serde(default = "default_cache_ttl_ms")]
-    cache_ttl_ms: u64,
+    /// How long a verified credential is remembered (`cache_ttl_ms`, a number of ms, is
+    /// the older spelling); 0 turns the cache off.
+    #[serde(default = "ttl_30s", alias = "cache_ttl_ms", with = "duration::ms")]
+    cache_ttl: Duration,
     /// How many verified credentials are remembered.
     #[serde(default = "default_cache_size")]
     cache_size: usize,
 }
 
-fn default_cache_ttl_ms() -> u64 {
-    30_000
+fn ttl_30s() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_cache_size() -> usize {
@@ -118,14 +122,15 @@ impl BasicUsers {
         if users.is_empty() {
             return Err("basic.users: no users".into());
         }
-        let cache_size = if config.cache_ttl_ms == 0 {
+        let cache_ttl_ms = duration::millis(config.cache_ttl);
+        let cache_size = if cache_ttl_ms == 0 {
             0
         } else {
             config.cache_size
         };
         Ok(Self {
             users,
-            cache_ttl_ms: config.cache_ttl_ms,
+            cache_ttl_ms,
             cache: Cache::new(cache_size),
         })
     }
@@ -164,14 +169,14 @@ impl BasicUsers {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::cell::Cell;
 
     use super::*;
 
     thread_local! {
         /// Password hashes checked on this thread.
-        pub(super) static HASHES_RUN: Cell<u32> = const { Cell::new(0) };
+        pub(crate) static HASHES_RUN: Cell<u32> = const { Cell::new(0) };
     }
 
     fn users() -> BasicUsers {
@@ -181,13 +186,14 @@ mod tests {
             .format_for_version(bcrypt::Version::TwoB);
         let config: BasicConfig = serde_json::from_value(serde_json::json!({
             "users": [{ "username": "alice", "password_hash": hash }],
-            "cache_ttl_ms": 0,
+            "cache_ttl": "0s",
         }))
         .unwrap();
         BasicUsers::new(config).unwrap()
     }
 
-    fn hashes_run_by(f: impl FnOnce()) -> u32 {
+    /// How many password hashes `f` checked.
+    pub(crate) fn hashes_run_by(f: impl FnOnce()) -> u32 {
         let before = HASHES_RUN.with(Cell::get);
         f();
         HASHES_RUN.with(Cell::get) - before

@@ -17,7 +17,8 @@ mod failure;
 mod identity;
 mod jwt;
 mod oauth2;
-mod secret;
+#[cfg(test)]
+mod tests;
 
 use weir_plugin_sdk::prelude::*;
 

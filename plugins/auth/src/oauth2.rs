@@ -1,18 +1,19 @@
 //! Opaque bearer tokens checked by OAuth 2.0 token introspection (RFC 7662) at a named
 //! upstream. An active token's answer is cached until its `exp`, and no longer than
-//! `cache_ttl_ms`.
+//! `cache_ttl`.
+
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use weir_plugin_sdk::Header;
-use weir_plugin_sdk::host::{clock, http};
+use weir_plugin_sdk::host::{clock, http, secrets};
+use weir_plugin_sdk::{Header, duration};
 
 use crate::cache::{Cache, sha256};
 use crate::failure::Failure;
 use crate::identity::Identity;
-use crate::secret;
 
 /// `oauth2` in the filter config.
 #[derive(Debug, Deserialize)]
@@ -28,11 +29,12 @@ pub struct OAuth2Config {
     /// The `token_type_hint` sent along (RFC 7662 §2.1), if any.
     #[serde(default)]
     token_type_hint: Option<String>,
-    #[serde(default)]
-    timeout_ms: Option<u32>,
+    /// The timeout of an introspection call; the upstream's when absent.
+    #[serde(default, alias = "timeout_ms", with = "duration::ms_opt")]
+    timeout: Option<Duration>,
     /// The longest time an answer is used; 0 turns the cache off.
-    #[serde(default = "default_cache_ttl_ms")]
-    cache_ttl_ms: u64,
+    #[serde(default = "ttl_60s", alias = "cache_ttl_ms", with = "duration::ms")]
+    cache_ttl: Duration,
     #[serde(default = "default_cache_size")]
     cache_size: usize,
     /// The member of the answer that names the consumer; `client_id` when it is absent.
@@ -43,8 +45,8 @@ pub struct OAuth2Config {
     username_field: String,
 }
 
-fn default_cache_ttl_ms() -> u64 {
-    60_000
+fn ttl_60s() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_cache_size() -> usize {
@@ -74,12 +76,12 @@ impl Introspection {
         }
         let authorization = match &config.client_secret {
             Some(name) => Some(
-                client_authorization(&secret::read_text(name)?)
+                client_authorization(&secrets::require_text(name)?)
                     .ok_or_else(|| format!("secret {name:?} is not `client_id:client_secret`"))?,
             ),
             None => None,
         };
-        let size = if config.cache_ttl_ms == 0 {
+        let size = if config.cache_ttl.is_zero() {
             0
         } else {
             config.cache_size
@@ -111,7 +113,7 @@ impl Introspection {
             return Err(Failure::TokenExpired);
         }
         let identity = self.identity(&answer)?;
-        let max = now_ms.saturating_add(self.config.cache_ttl_ms);
+        let max = now_ms.saturating_add(duration::millis(self.config.cache_ttl));
         let expires = exp_ms.map_or(max, |exp| max.min(exp as u64));
         self.cache.insert(key, identity.clone(), expires, now_ms);
         Ok(identity)
@@ -142,7 +144,7 @@ impl Introspection {
             path: self.config.path.clone(),
             headers,
             body: Some(form.finish().into_bytes()),
-            timeout_ms: self.config.timeout_ms,
+            timeout_ms: self.config.timeout.map(duration::millis_u32),
         })
         .map_err(|_| unreachable.clone())?;
         if response.status != 200 {

@@ -11,6 +11,7 @@
 //! ```
 
 use weir_plugin_sdk::HostError;
+use weir_plugin_sdk::duration::{millis, millis_u32};
 use weir_plugin_sdk::host::clock;
 use weir_plugin_sdk::host::upstreams::{self, CircuitState, CircuitStatus, Scope, WindowStats};
 
@@ -69,29 +70,34 @@ impl Breaker {
             true => Ok(()),
             false => Err(format!("breaker.{key} must be at least 1")),
         };
-        at_least_one("window_ms", c.window_ms.into())?;
+        let (window_ms, open_ms) = (millis_u32(c.sliding_window), millis(c.cool_down));
+        let (max_open_ms, probe_timeout_ms) = (millis(c.max_cool_down), millis(c.probe_timeout));
+        at_least_one("sliding_window (window_ms)", window_ms.into())?;
         at_least_one("min_calls", c.min_calls.into())?;
-        at_least_one("open_ms", c.open_ms)?;
+        at_least_one("cool_down (open_ms)", open_ms)?;
         at_least_one("half_open_probes", c.half_open_probes.into())?;
-        at_least_one("probe_timeout_ms", c.probe_timeout_ms)?;
+        at_least_one("probe_timeout (probe_timeout_ms)", probe_timeout_ms)?;
         if let Some(n) = c.consecutive_failures {
             at_least_one("consecutive_failures", n.into())?;
         }
-        if c.max_open_ms < c.open_ms {
-            return Err("breaker.max_open_ms must be at least open_ms".to_string());
+        if max_open_ms < open_ms {
+            return Err(
+                "breaker.max_cool_down (max_open_ms) must be at least cool_down (open_ms)"
+                    .to_string(),
+            );
         }
         let slow_call_rate = rate("slow_call_rate", c.slow_call_rate)?;
         Ok(Some(Self {
             scope: c.scope,
-            window_ms: c.window_ms,
+            window_ms,
             min_calls: c.min_calls,
             failure_rate: rate("failure_rate", c.failure_rate)?,
-            slow: c.slow_call_ms.map(|ms| (ms, slow_call_rate)),
+            slow: c.slow_call.map(|d| (millis_u32(d), slow_call_rate)),
             consecutive_failures: c.consecutive_failures,
-            open_ms: c.open_ms,
-            max_open_ms: c.max_open_ms,
+            open_ms,
+            max_open_ms,
             half_open_probes: c.half_open_probes,
-            probe_timeout_ms: c.probe_timeout_ms,
+            probe_timeout_ms,
         }))
     }
 

@@ -135,8 +135,9 @@ pub struct Cache {
 impl Cache {
     /// Validates a `kind = "cache"` fallback.
     pub fn from_config(c: CacheConfig) -> Result<Self, String> {
-        if c.ttl_ms == 0 {
-            return Err("fallback.ttl_ms must be at least 1".to_string());
+        let ttl_ms = weir_plugin_sdk::duration::millis(c.ttl);
+        if ttl_ms == 0 {
+            return Err("fallback.ttl (ttl_ms) must be at least 1ms".to_string());
         }
         let key = c
             .key
@@ -148,7 +149,7 @@ impl Cache {
             .map(|s| checked_static("fallback.when_empty", s))
             .transpose()?;
         Ok(Self {
-            ttl_ms: c.ttl_ms,
+            ttl_ms,
             key,
             max_body_bytes: c.max_body_bytes,
             store_authorized: c.store_authorized,

@@ -2,8 +2,10 @@
 //! validated whole; each section is validated by the module that runs it.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Deserialize;
+use weir_plugin_sdk::duration;
 
 use crate::breaker::Breaker;
 use crate::fallback::Fallback;
@@ -26,7 +28,8 @@ pub struct Config {
     pub degraded_header: String,
 }
 
-/// The circuit breaker's policy.
+/// The circuit breaker's policy. Durations are written `"10s"`, `"500ms"`; each older
+/// `*_ms` spelling still works and reads a number of milliseconds.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerConfig {
@@ -35,29 +38,34 @@ pub struct BreakerConfig {
     /// Whose calls it watches: `upstream` (the request's upstream, from every route;
     /// default) or `route` (this route's calls only).
     pub scope: ScopeConfig,
-    /// The sliding window the rates are taken over, in ms (default 10 000).
-    pub window_ms: u32,
+    /// The sliding window the rates are taken over (default 10s; `window_ms`).
+    #[serde(alias = "window_ms", with = "duration::ms")]
+    pub sliding_window: Duration,
     /// Calls the window must hold before a rate can trip the circuit (default 10).
     pub min_calls: u32,
     /// Failure rate (0..1] that trips the circuit (default 0.5).
     pub failure_rate: f64,
     /// A call slower than this (to the response headers) is slow (default: none, no
-    /// slow-call rule).
-    pub slow_call_ms: Option<u32>,
+    /// slow-call rule; `slow_call_ms`).
+    #[serde(alias = "slow_call_ms", with = "duration::ms_opt")]
+    pub slow_call: Option<Duration>,
     /// Slow-call rate (0..1] that trips the circuit when `slow_call_ms` is set (default 0.5).
     pub slow_call_rate: f64,
     /// Failures in a row that trip the circuit whatever the window (default: none).
     pub consecutive_failures: Option<u32>,
-    /// The first cool-down before probing, in ms (default 5 000); it doubles with each trip
-    /// until the circuit closes again.
-    pub open_ms: u64,
-    /// The longest cool-down, in ms (default 60 000).
-    pub max_open_ms: u64,
+    /// The first cool-down before probing (default 5s; `open_ms`); it doubles with each
+    /// trip until the circuit closes again.
+    #[serde(alias = "open_ms", with = "duration::ms")]
+    pub cool_down: Duration,
+    /// The longest cool-down (default 60s; `max_open_ms`).
+    #[serde(alias = "max_open_ms", with = "duration::ms")]
+    pub max_cool_down: Duration,
     /// Probes let through in half-open; the circuit closes when all succeed (default 3).
     pub half_open_probes: u32,
-    /// A half-open circuit whose probes have not all ended after this long opens again, in
-    /// ms (default 30 000): a probe whose client went away never reports.
-    pub probe_timeout_ms: u64,
+    /// A half-open circuit whose probes have not all ended after this long opens again
+    /// (default 30s; `probe_timeout_ms`): a probe whose client went away never reports.
+    #[serde(alias = "probe_timeout_ms", with = "duration::ms")]
+    pub probe_timeout: Duration,
 }
 
 impl Default for BreakerConfig {
@@ -65,16 +73,16 @@ impl Default for BreakerConfig {
         Self {
             enabled: true,
             scope: ScopeConfig::Upstream,
-            window_ms: 10_000,
+            sliding_window: Duration::from_secs(10),
             min_calls: 10,
             failure_rate: 0.5,
-            slow_call_ms: None,
+            slow_call: None,
             slow_call_rate: 0.5,
             consecutive_failures: None,
-            open_ms: 5_000,
-            max_open_ms: 60_000,
+            cool_down: Duration::from_secs(5),
+            max_cool_down: Duration::from_secs(60),
             half_open_probes: 3,
-            probe_timeout_ms: 30_000,
+            probe_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -119,9 +127,9 @@ pub struct StaticConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
-    /// How long a stored response may be served, in ms (default 300 000).
-    #[serde(default = "default_ttl_ms")]
-    pub ttl_ms: u64,
+    /// How long a stored response may be served (default 5m; `ttl_ms`).
+    #[serde(default = "default_ttl", alias = "ttl_ms", with = "duration::ms")]
+    pub ttl: Duration,
     /// What makes two requests the same: `method`, `path`, `query`, `header:<name>`
     /// (default `["method", "path", "query"]`; the route always is).
     #[serde(default = "default_key")]
@@ -146,11 +154,13 @@ pub struct SheddingConfig {
     pub class: RouteClass,
     /// Shed when more requests than this are in flight gateway-wide, this one included.
     pub max_in_flight: Option<u32>,
-    /// Shed when the gateway's recent upstream latency is above this, in ms.
-    pub max_latency_ms: Option<u32>,
-    /// `Retry-After` of a shed 503, in seconds (default 1).
-    #[serde(default = "default_retry_after_s")]
-    pub retry_after_s: u32,
+    /// Shed when the gateway's recent upstream latency is above this (`max_latency_ms`).
+    #[serde(default, alias = "max_latency_ms", with = "duration::ms_opt")]
+    pub max_latency: Option<Duration>,
+    /// `Retry-After` of a shed 503, in whole seconds (default 1s; `retry_after_s`, a
+    /// number of seconds).
+    #[serde(default = "retry_1s", alias = "retry_after_s", with = "duration::secs")]
+    pub retry_after: Duration,
 }
 
 /// How a route fares under load.
@@ -171,8 +181,8 @@ fn default_status() -> u16 {
     200
 }
 
-fn default_ttl_ms() -> u64 {
-    300_000
+fn default_ttl() -> Duration {
+    Duration::from_secs(300)
 }
 
 fn default_key() -> Vec<String> {
@@ -183,8 +193,8 @@ fn default_max_body_bytes() -> usize {
     65_536
 }
 
-fn default_retry_after_s() -> u32 {
-    1
+fn retry_1s() -> Duration {
+    Duration::from_secs(1)
 }
 
 /// The validated config.

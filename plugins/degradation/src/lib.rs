@@ -6,8 +6,8 @@
 //! `x-weir-degraded`, or a 503 with `Retry-After`.
 //!
 //! ```json
-//! { "breaker": { "window_ms": 10000, "min_calls": 10, "failure_rate": 0.5, "open_ms": 5000 },
-//!   "fallback": { "kind": "cache", "ttl_ms": 300000 },
+//! { "breaker": { "sliding_window": "10s", "min_calls": 10, "failure_rate": 0.5, "cool_down": "5s" },
+//!   "fallback": { "kind": "cache", "ttl": "5m" },
 //!   "shedding": { "class": "non-core", "max_in_flight": 200 } }
 //! ```
 //! Needs the grants `upstreams` and `clock`, and `kv` for the cache fallback. See
@@ -19,7 +19,10 @@ mod config;
 mod fallback;
 mod sharing;
 mod shedding;
+#[cfg(test)]
+mod tests;
 
+use serde::{Deserialize, Serialize};
 use weir_plugin_sdk::HostError;
 use weir_plugin_sdk::host::upstreams::Scope;
 use weir_plugin_sdk::prelude::*;
@@ -30,14 +33,20 @@ use crate::config::{Config, ScopeConfig, Settings};
 use crate::fallback::{Fallback, Reason};
 use crate::sharing::Exchange;
 
-/// The variable that marks a half-open probe, holding the circuit's scope name.
-const PROBE: &str = "degradation.probe";
-/// The variable that carries the cache key from the request to the response (the
-/// request's headers are gone by then).
-const CACHE_KEY: &str = "degradation.cache_key";
-/// The variable that tells the response phase the request carried `Authorization` (a
-/// later filter may remove the header before the upstream sees it).
-const AUTHORIZED: &str = "degradation.authorized";
+/// What the request phase hands the response phase, in the filter's private context.
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Carried {
+    /// The circuit's scope name, when the request is a half-open probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    probe: Option<String>,
+    /// The cache key (the request's headers are gone by the response).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cache_key: Option<String>,
+    /// The request carried `Authorization` (a later filter may remove the header before
+    /// the upstream sees it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    authorized: bool,
+}
 
 struct Degradation {
     settings: Settings,
@@ -73,12 +82,8 @@ impl Degradation {
     /// The answer when the gateway refuses the filter's calls: an interface is not
     /// granted, or the breaker names a scope the gateway does not know.
     fn misconfigured(&self, error: HostError, request: &Request) -> Response {
-        let message = match error {
-            HostError::Invalid(reason) => reason,
-            _ => "the degradation filter is not granted upstreams (or kv, for the cache fallback)"
-                .to_string(),
-        };
-        Response::error(500, "degradation_misconfigured", &message, request)
+        let needs = "upstreams (or kv, for the cache fallback)";
+        Response::host_error(&error, Self::NAME, needs, request)
     }
 }
 
@@ -134,7 +139,7 @@ impl Filter for Degradation {
         if let Some(shedding) = &self.settings.shedding
             && shedding.overloaded()
         {
-            let retry_after = u64::from(shedding.retry_after_s);
+            let retry_after = shedding.retry_after_s;
             return RequestDecision::Respond(self.degraded(
                 Reason::Shed,
                 key.as_deref(),
@@ -142,7 +147,7 @@ impl Filter for Degradation {
                 request,
             ));
         }
-        let mut changes = RequestChanges::new();
+        let mut carried = Carried::default();
         if let Some(breaker) = &self.settings.breaker {
             let name = match breaker.scope {
                 ScopeConfig::Upstream => request.upstream(),
@@ -150,7 +155,7 @@ impl Filter for Degradation {
             };
             match breaker.admit(&scope(breaker, name.clone())) {
                 Ok(Admission::Pass) => {}
-                Ok(Admission::Probe) => changes = changes.set_variable(PROBE, name),
+                Ok(Admission::Probe) => carried.probe = Some(name),
                 Ok(Admission::Refuse { retry_after_ms }) => {
                     return RequestDecision::Respond(self.degraded(
                         Reason::CircuitOpen,
@@ -167,26 +172,28 @@ impl Filter for Degradation {
                 }
             }
         }
-        if let Some(key) = key {
-            changes = changes.set_variable(CACHE_KEY, key);
-            if request.header_bytes("authorization").is_some() {
-                changes = changes.set_variable(AUTHORIZED, "1");
-            }
+        if key.is_some() {
+            carried.authorized = request.header_bytes("authorization").is_some();
+            carried.cache_key = key;
         }
-        RequestDecision::Continue(changes)
+        match carried == Carried::default() {
+            true => RequestDecision::proceed(),
+            false => RequestDecision::Continue(RequestChanges::new().set_context(&carried)),
+        }
     }
 
     fn on_response(&self, request: &Request, response: &ResponseView) -> ResponseDecision {
         // A failure is what the gateway records as one: a 5xx, including its own 502, 503
         // and 504 for connect errors, no healthy target and timeouts.
         let failed = response.status() >= 500;
+        let carried: Carried = request.context().unwrap_or_default();
         if let Some(breaker) = &self.settings.breaker
-            && let Some(name) = request.variable(PROBE)
+            && let Some(name) = carried.probe
         {
             // The circuit moves on the next request if this report is lost.
             let _ = breaker.probe_done(&scope(breaker, name), !failed);
         }
-        let key = request.variable(CACHE_KEY);
+        let key = carried.cache_key;
         match &self.settings.fallback {
             Some(fallback) if failed => match fallback.response(key.as_deref()) {
                 Some(answer) => ResponseDecision::Replace(fallback::mark(
@@ -202,8 +209,7 @@ impl Filter for Degradation {
                     response.header_all("vary"),
                 );
                 let exchange = Exchange {
-                    authorization: request.variable(AUTHORIZED).is_some()
-                        || request.header_bytes("authorization").is_some(),
+                    authorization: carried.authorized,
                     cache_control: &cache_control,
                     vary: &vary,
                     set_cookie: response.header_bytes("set-cookie").is_some(),

@@ -1,5 +1,6 @@
 //! Load shedding: whether the gateway is too loaded to serve a non-core route.
 
+use weir_plugin_sdk::duration;
 use weir_plugin_sdk::host::upstreams;
 
 use crate::config::{RouteClass, SheddingConfig};
@@ -12,7 +13,7 @@ pub struct Shedding {
     /// Latency limit, in ms.
     pub max_latency_ms: Option<u32>,
     /// `Retry-After` of a shed 503.
-    pub retry_after_s: u32,
+    pub retry_after_s: u64,
 }
 
 impl Shedding {
@@ -21,15 +22,15 @@ impl Shedding {
         if c.class == RouteClass::Core {
             return Ok(None);
         }
-        if c.max_in_flight.is_none() && c.max_latency_ms.is_none() {
+        if c.max_in_flight.is_none() && c.max_latency.is_none() {
             return Err(
-                "shedding: a non-core route needs max_in_flight or max_latency_ms".to_string(),
+                "shedding: a non-core route needs max_in_flight or max_latency".to_string(),
             );
         }
         Ok(Some(Self {
             max_in_flight: c.max_in_flight,
-            max_latency_ms: c.max_latency_ms,
-            retry_after_s: c.retry_after_s,
+            max_latency_ms: c.max_latency.map(duration::millis_u32),
+            retry_after_s: duration::ceil_secs(c.retry_after),
         }))
     }
 

@@ -119,3 +119,73 @@ fn is_token_char(b: u8) -> bool {
 }
 
 export_filter!(Headers);
+
+#[cfg(test)]
+mod tests {
+    use weir_plugin_sdk::testing::{FakeRequest, FakeResponse};
+
+    use super::*;
+
+    fn headers(config: serde_json::Value) -> Result<Headers, String> {
+        Headers::new(serde_json::from_value(config).map_err(|e| e.to_string())?)
+    }
+
+    #[test]
+    fn request_edits_remove_set_append_and_add_only_when_absent() {
+        let filter = headers(serde_json::json!({ "request": {
+            "remove": ["Cookie"], "set": {"x-env": "prod"},
+            "append": {"x-tag": "b"}, "add": {"x-present": "no", "x-absent": "yes"} } }))
+        .unwrap();
+        let request = FakeRequest::get("/")
+            .header("cookie", "a=1")
+            .header("x-tag", "a")
+            .header("x-present", "kept");
+        let decision = filter.on_request(&request.view());
+        let changes = decision.changes().unwrap();
+        assert_eq!(changes.removed_headers(), ["cookie"]);
+        assert_eq!(changes.set_header_value("x-env"), Some("prod"));
+        assert_eq!(changes.set_header_value("x-absent"), Some("yes"));
+        assert_eq!(changes.set_header_value("x-present"), None);
+        let after = request.apply(changes);
+        let tags = after.view().header_all("x-tag");
+        assert_eq!(tags, [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(after.view().header("cookie"), None);
+        assert_eq!(after.view().header("x-present").as_deref(), Some("kept"));
+    }
+
+    #[test]
+    fn response_edits_apply_to_the_response() {
+        let filter = headers(serde_json::json!({ "response": {
+            "set": {"x-served-by": "weir"}, "add": {"cache-control": "no-store"} } }))
+        .unwrap();
+        let request = FakeRequest::get("/").in_response_phase();
+        let cached = FakeResponse::new(200).header("cache-control", "max-age=60");
+        let decision = filter.on_response(&request.view(), &cached.view());
+        let changes = decision.changes().unwrap();
+        assert_eq!(changes.set_header_value("x-served-by"), Some("weir"));
+        assert_eq!(changes.set_header_value("cache-control"), None);
+        let bare = FakeResponse::new(200);
+        let decision = filter.on_response(&request.view(), &bare.view());
+        let changes = decision.changes().unwrap();
+        assert_eq!(changes.set_header_value("cache-control"), Some("no-store"));
+    }
+
+    #[test]
+    fn the_filter_takes_part_only_in_the_directions_it_edits() {
+        let request_only = headers(serde_json::json!({ "request": { "remove": ["a"] } }));
+        assert_eq!(request_only.unwrap().phases(), [Phase::RequestHeaders]);
+        let response_only = headers(serde_json::json!({ "response": { "set": {"a": "1"} } }));
+        assert_eq!(response_only.unwrap().phases(), [Phase::ResponseHeaders]);
+        assert!(headers(serde_json::json!({})).unwrap().phases().is_empty());
+    }
+
+    #[test]
+    fn names_that_are_not_tokens_and_unknown_keys_are_refused() {
+        for bad in ["", "x y", "x:y", "é"] {
+            let config = serde_json::json!({ "request": { "set": { bad: "v" } } });
+            let error = headers(config).err().expect(bad);
+            assert!(error.contains("invalid header name"), "{error}");
+        }
+        assert!(headers(serde_json::json!({ "request": { "rename": {} } })).is_err());
+    }
+}

@@ -2,8 +2,10 @@
 //! runs with. Every key and its default is documented in `docs/plugins/hmac-signature.md`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Deserialize;
+use weir_plugin_sdk::duration;
 
 use crate::components::DERIVED;
 use crate::mac::Algorithm;
@@ -33,9 +35,14 @@ pub struct Config {
     /// When the body must be covered by a checked `content-digest`.
     #[serde(default)]
     content_digest: DigestPolicy,
-    /// Accepted distance, in seconds, between `created` (or `Date`) and the gateway's clock.
-    #[serde(default = "default_skew")]
-    clock_skew_secs: u64,
+    /// Accepted distance between `created` (or `Date`) and the gateway's clock
+    /// (`clock_skew_secs`, a number of seconds, is the older spelling).
+    #[serde(
+        default = "skew_5m",
+        alias = "clock_skew_secs",
+        with = "duration::secs"
+    )]
+    clock_skew: Duration,
     /// Refuse signatures without `created` (or, for legacy signatures, a covered `Date`).
     #[serde(default = "yes")]
     require_created: bool,
@@ -204,8 +211,11 @@ impl TryFrom<Config> for Settings {
                 DERIVED.join(", ")
             ));
         }
-        if c.clock_skew_secs > MAX_SKEW_SECS {
-            return Err(format!("`clock_skew_secs` must be at most {MAX_SKEW_SECS}"));
+        let clock_skew_secs = duration::ceil_secs(c.clock_skew);
+        if clock_skew_secs > MAX_SKEW_SECS {
+            return Err(format!(
+                "`clock_skew` must be at most {MAX_SKEW_SECS}s (a hundred years)"
+            ));
         }
         let legacy = if c.legacy.enabled {
             Some(Legacy {
@@ -227,7 +237,7 @@ impl TryFrom<Config> for Settings {
             label: c.label,
             required_components,
             content_digest: c.content_digest,
-            clock_skew_secs: c.clock_skew_secs,
+            clock_skew_secs,
             require_created: c.require_created,
             replay: c.replay_protection.then_some(c.replay_unavailable),
             set_consumer: c.set_consumer,
@@ -278,8 +288,8 @@ fn default_legacy_required() -> Vec<String> {
         .to_vec()
 }
 
-fn default_skew() -> u64 {
-    300
+fn skew_5m() -> Duration {
+    Duration::from_secs(300)
 }
 
 fn yes() -> bool {

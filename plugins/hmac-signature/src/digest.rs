@@ -83,3 +83,67 @@ fn legacy_digest(value: &[u8]) -> Result<Vec<(String, Vec<u8>)>, Rejection> {
 fn mismatch(why: &str) -> Rejection {
     Rejection::DigestMismatch(why.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use weir_plugin_sdk::testing::FakeRequest;
+
+    use super::*;
+
+    /// The content of RFC 9530's examples (Appendix B), with its final newline.
+    const CONTENT: &[u8] = b"{\"hello\": \"world\"}\n";
+
+    fn check_field(format: Format, name: &str, value: &str, body: &[u8]) -> Result<(), Rejection> {
+        let request = FakeRequest::post("/").header(name, value);
+        check(format, &request.view(), body)
+    }
+
+    #[test]
+    fn the_rfc_9530_examples_match_their_content() {
+        let sha256 = "sha-256=:RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=:";
+        let sha512 = "sha-512=:YMAam51Jz/jOATT6/zvHrLVgOYTGFy1d6GJiOHTohq4yP+pgk4vf2aCsyRZOtw8MjkM7iw7yZ/WkppmM44T3qg==:";
+        for value in [sha256, sha512, &format!("{sha256}, {sha512}")] {
+            assert_eq!(
+                check_field(Format::Rfc9421, "content-digest", value, CONTENT),
+                Ok(())
+            );
+        }
+        // B.2: an empty content (the response to a HEAD).
+        let empty = "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:";
+        assert_eq!(
+            check_field(Format::Rfc9421, "content-digest", empty, b""),
+            Ok(())
+        );
+        // B.3: a partial content (`"world"}` and the newline of a range).
+        let partial = "sha-256=:jjcgBDWNAtbYUXI37CVG3gRuGOAjaaDRGpIUFsdyepQ=:";
+        assert_eq!(
+            check_field(Format::Rfc9421, "content-digest", partial, b"\"world\"}\n"),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn any_mismatch_refuses_even_beside_a_match() {
+        let sha256 = "sha-256=:RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=:";
+        let wrong512 = "sha-512=:WZDPaVn/7XgHaAy8pmojAkGWoRx2UFChF41A2svX+TaPm+AbwAgBWnrIiYllu7BNNyealdVLvRwEmTHWXvJwew==:";
+        let both = format!("{sha256}, {wrong512}");
+        let result = check_field(Format::Rfc9421, "content-digest", &both, CONTENT);
+        assert!(matches!(result, Err(Rejection::DigestMismatch(_))));
+        // Without the newline, the SHA-512 is the one RFC 9421 Appendix B.2 signs.
+        assert_eq!(
+            check_field(Format::Rfc9421, "content-digest", wrong512, &CONTENT[..18]),
+            Ok(())
+        );
+        // Only unknown algorithms: nothing was checked.
+        let unknown = "md5=:Sd/dVLAcvNLSq16eXua5uQ==:";
+        let result = check_field(Format::Rfc9421, "content-digest", unknown, CONTENT);
+        assert!(matches!(result, Err(Rejection::DigestMismatch(_))));
+    }
+
+    #[test]
+    fn the_legacy_digest_header_uses_rfc_3230_names() {
+        let value = "SHA-256=X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=";
+        let result = check_field(Format::Cavage("signature"), "digest", value, &CONTENT[..18]);
+        assert_eq!(result, Ok(()));
+    }
+}

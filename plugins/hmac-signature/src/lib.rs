@@ -23,6 +23,8 @@ mod rejection;
 mod replay;
 mod rfc9421;
 mod signed;
+#[cfg(test)]
+mod tests;
 
 use weir_plugin_sdk::host::clock;
 use weir_plugin_sdk::prelude::*;

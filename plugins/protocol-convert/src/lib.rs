@@ -7,9 +7,10 @@
 //! - `grpc`: JSON ↔ unary gRPC by the proto3 JSON mapping, with a descriptor set file.
 //!
 //! A converted request asks for an answer without `content-encoding` (the filter must read
-//! it) and is marked with the [`CALL`] variable, so that the response phase converts the
-//! answer to that call only; an error response of the gateway (marked `x-weir-error`)
-//! passes unchanged. See docs/plugins/protocol-convert.md.
+//! it) and keeps the call (RPC method, gRPC method path or XML root) in the filter's
+//! private context, so that the response phase converts the answer to that call only; an
+//! error response of the gateway (marked `x-weir-error`) passes unchanged. See
+//! docs/plugins/protocol-convert.md.
 
 mod error;
 mod grpc;
@@ -19,12 +20,11 @@ mod params;
 mod template;
 mod xml;
 
+#[cfg(test)]
+mod tests;
+
 use serde::Deserialize;
 use weir_plugin_sdk::prelude::*;
-
-/// The variable that marks a converted request; its value is the call (RPC method, gRPC
-/// method path or XML root), also seen in the access log.
-const CALL: &str = "protocol-convert.call";
 
 /// The filter's config: the mode and that mode's keys.
 #[derive(Debug, Deserialize)]
@@ -65,7 +65,7 @@ impl Filter for ProtocolConvert {
     }
 
     fn on_response(&self, request: &Request<'_>, response: &ResponseView<'_>) -> ResponseDecision {
-        let Some(call) = request.variable(CALL) else {
+        let Some(call) = request.context::<String>() else {
             return ResponseDecision::proceed();
         };
         if response.header("x-weir-error").is_some() {

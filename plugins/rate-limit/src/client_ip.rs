@@ -65,3 +65,59 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
         .ok()
         .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trusted(entries: &[&str]) -> TrustedProxies {
+        let entries: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
+        TrustedProxies::parse(&entries).unwrap()
+    }
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        let proxies = trusted(&["10.0.0.0/8"]);
+        let forwarded = ["198.51.100.7"].into_iter();
+        assert_eq!(
+            proxies.client_ip("203.0.113.5:4000", forwarded),
+            ip("203.0.113.5")
+        );
+    }
+
+    #[test]
+    fn the_right_most_untrusted_hop_is_the_client() {
+        let proxies = trusted(&["10.0.0.0/8", "127.0.0.1"]);
+        // The client claims 203.0.113.9; the trusted proxy 10.0.0.2 appended the address
+        // it saw, 198.51.100.7: that one is believed, the claim is not.
+        let forwarded = ["203.0.113.9, 198.51.100.7", "10.0.0.2"].into_iter();
+        assert_eq!(
+            proxies.client_ip("127.0.0.1:80", forwarded),
+            ip("198.51.100.7")
+        );
+        // Ports and IPv6 brackets in entries.
+        let forwarded = ["[2001:db8::1]:443"].into_iter();
+        assert_eq!(
+            proxies.client_ip("10.1.1.1:80", forwarded),
+            ip("2001:db8::1")
+        );
+    }
+
+    #[test]
+    fn a_malformed_entry_ends_the_believed_chain() {
+        let proxies = trusted(&["10.0.0.0/8"]);
+        let forwarded = ["198.51.100.7, junk, 10.0.0.3"].into_iter();
+        assert_eq!(proxies.client_ip("10.0.0.1:80", forwarded), ip("10.0.0.3"));
+        assert_eq!(proxies.client_ip("not an address", [].into_iter()), None);
+    }
+
+    #[test]
+    fn entries_are_cidrs_or_addresses() {
+        assert!(TrustedProxies::parse(&["10.0.0.0/33".to_string()]).is_err());
+        assert!(TrustedProxies::parse(&["::1".to_string()]).is_ok());
+    }
+}

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use weir_plugin_sdk::duration;
 use weir_plugin_sdk::host::limits::{Algorithm, Policy};
 
 use crate::client_ip::TrustedProxies;
@@ -41,7 +42,7 @@ pub struct Config {
 pub struct LimitConfig {
     /// Units per window.
     pub limit: u64,
-    /// The window: `1s`, `500ms`, `1m`, `1h`, `1d`.
+    /// The window, in the SDK's duration format: `1s`, `500ms`, `1m`, `1h`, `1d`.
     pub window: String,
     /// `token_bucket` (default), `sliding_window` or `fixed_window`.
     #[serde(default)]
@@ -129,8 +130,8 @@ impl Settings {
         }
         let mut limits = Vec::new();
         for (i, limit) in config.limits.iter().enumerate() {
-            let window = humantime::parse_duration(&limit.window)
-                .map_err(|e| format!("limits[{i}].window {:?}: {e}", limit.window))?;
+            let window =
+                duration::parse(&limit.window).map_err(|e| format!("limits[{i}].window: {e}"))?;
             limits.push(Limit::new(limit, window).map_err(|e| format!("limits[{i}]: {e}"))?);
         }
         let key = config
@@ -160,7 +161,7 @@ impl Settings {
 
 impl Limit {
     fn new(config: &LimitConfig, window: Duration) -> Result<Self, String> {
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let window_ms = duration::millis(window);
         if window_ms == 0 {
             return Err("window must be at least 1ms".to_string());
         }

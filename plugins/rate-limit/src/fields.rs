@@ -65,3 +65,72 @@ pub fn remaining_field(limits: &[Limit], decisions: &[Option<Decision>]) -> Stri
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use weir_plugin_sdk::host::limits::{Algorithm, Policy};
+
+    use super::*;
+
+    fn limit(name: &str, limit: u64, window_s: u64) -> Limit {
+        Limit {
+            name: name.to_string(),
+            policy: Policy {
+                algorithm: Algorithm::FixedWindow,
+                limit,
+                window_ms: window_s * 1000,
+            },
+        }
+    }
+
+    fn decision(remaining: u64, reset_ms: u64) -> Decision {
+        Decision {
+            allowed: true,
+            remaining,
+            reset_ms,
+            retry_after_ms: 0,
+        }
+    }
+
+    /// draft-ietf-httpapi-ratelimit-headers-09 §3 (`RateLimit-Policy`): the example of a
+    /// burst and a daily policy. The draft prints the members without a space after the
+    /// comma; RFC 9651 §4.1.1 serialises a List with ", ", and parsers take both.
+    #[test]
+    fn the_policy_field_of_the_draft_example() {
+        let limits = [limit("burst", 100, 60), limit("daily", 1000, 86400)];
+        assert_eq!(
+            policy_field(&limits),
+            r#""burst";q=100;w=60, "daily";q=1000;w=86400"#
+        );
+    }
+
+    /// draft-ietf-httpapi-ratelimit-headers-09 §4 (`RateLimit`): 50 left in "default",
+    /// whole again in 30 seconds.
+    #[test]
+    fn the_remaining_field_of_the_draft_example() {
+        let limits = [limit("default", 100, 60)];
+        let field = remaining_field(&limits, &[Some(decision(50, 30_000))]);
+        assert_eq!(field, r#""default";r=50;t=30"#);
+    }
+
+    #[test]
+    fn limits_not_reached_are_left_out_and_times_round_up() {
+        let limits = [limit("a", 1, 1), limit("b", 2, 1)];
+        let field = remaining_field(&limits, &[None, Some(decision(0, 1))]);
+        assert_eq!(field, r#""b";r=0;t=1"#);
+        // A sub-second window is announced as one second.
+        let fast = [Limit {
+            policy: Policy {
+                window_ms: 250,
+                ..limit("fast", 5, 1).policy
+            },
+            ..limit("fast", 5, 1)
+        }];
+        assert_eq!(policy_field(&fast), r#""fast";q=5;w=1"#);
+        // sf-string escapes (RFC 9651 §4.1.6).
+        assert_eq!(
+            policy_field(&[limit(r#"a"b\c"#, 1, 1)]),
+            r#""a\"b\\c";q=1;w=1"#
+        );
+    }
+}

@@ -15,6 +15,8 @@ mod client_ip;
 mod config;
 mod fields;
 mod key;
+#[cfg(test)]
+mod tests;
 
 use weir_plugin_sdk::HostError;
 use weir_plugin_sdk::host::limits::{self, Decision};
@@ -69,30 +71,18 @@ impl RateLimit {
         RequestDecision::Respond(response)
     }
 
+    /// The answer when the `limits` interface fails: through, when the config allows it
+    /// while the backend is down; else the SDK's answer (503 `rate_limit_unavailable`, 500
+    /// `rate_limit_misconfigured`).
     fn backend_failed(&self, request: &Request, error: HostError) -> RequestDecision {
         match error {
             HostError::Unavailable(_) if self.settings.on_unavailable == OnUnavailable::Allow => {
                 RequestDecision::proceed()
             }
-            HostError::Unavailable(_) => RequestDecision::Respond(
-                Response::error(
-                    503,
-                    "rate_limit_unavailable",
-                    "the rate-limit backend is unavailable",
-                    request,
-                )
-                .header("retry-after", "1"),
-            ),
-            HostError::AccessDenied => RequestDecision::Respond(Response::error(
-                500,
-                "rate_limit_misconfigured",
-                "the rate-limit filter is not granted the limits interface",
-                request,
-            )),
-            HostError::Invalid(reason) => RequestDecision::Respond(Response::error(
-                500,
-                "rate_limit_misconfigured",
-                &reason,
+            error => RequestDecision::Respond(Response::host_error(
+                &error,
+                Self::NAME,
+                "the limits interface",
                 request,
             )),
         }

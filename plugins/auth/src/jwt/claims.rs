@@ -13,7 +13,7 @@ pub struct ClaimRules {
     /// Accepted `aud` values (one must be in the token); empty accepts any.
     pub audiences: Vec<String>,
     /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds.
-    pub leeway_s: u64,
+    pub leeway_s: f64,
     /// Claims that must be present.
     pub required: Vec<String>,
 }
@@ -25,7 +25,7 @@ impl ClaimRules {
         if !self.required.iter().all(|name| present(name)) {
             return Err(Failure::InvalidToken("a required claim is missing"));
         }
-        let leeway = self.leeway_s as f64;
+        let leeway = self.leeway_s;
         // §4.1.4: the current time must be before `exp`.
         if let Some(exp) = numeric_date(claims, "exp")?
             && now_s >= exp + leeway

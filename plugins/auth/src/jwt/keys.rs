@@ -1,22 +1,23 @@
 //! The keys that may verify a token: fixed ones from the config (PEM public keys, HMAC
 //! secrets, an inline JWKS) and a JWKS fetched from a named upstream, cached for a while
 //! and fetched again when a token names a key it does not know (at most once per
-//! `min_refetch_ms`).
+//! `min_refetch`).
 //!
 //! Each key carries the algorithms it may verify, all of its own family: an RSA key never
 //! verifies an HMAC signature, whatever a token's header claims (RFC 8725 §2.1).
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use serde::Deserialize;
 use weir_plugin_sdk::host::http::{self, OutboundRequest};
-use weir_plugin_sdk::{Header, HostError};
+use weir_plugin_sdk::host::secrets;
+use weir_plugin_sdk::{Header, HostError, duration};
 
 use crate::failure::Failure;
-use crate::secret;
 
 /// One key in `jwt.keys`.
 #[derive(Debug, Deserialize)]
@@ -44,15 +45,19 @@ pub struct RemoteJwksConfig {
     /// Its path.
     path: String,
     /// How long a fetched JWKS is used before it is fetched again.
-    #[serde(default = "default_ttl_ms")]
-    ttl_ms: u64,
+    #[serde(default = "ttl_5m", alias = "ttl_ms", with = "duration::ms")]
+    ttl: Duration,
     /// The shortest time between two fetches caused by an unknown `kid`, and between a
     /// failed fetch and the next try.
-    #[serde(default = "default_min_refetch_ms")]
-    min_refetch_ms: u64,
+    #[serde(
+        default = "refetch_30s",
+        alias = "min_refetch_ms",
+        with = "duration::ms"
+    )]
+    min_refetch: Duration,
     /// The timeout of a fetch; the upstream's when absent.
-    #[serde(default)]
-    timeout_ms: Option<u32>,
+    #[serde(default, alias = "timeout_ms", with = "duration::ms_opt")]
+    timeout: Option<Duration>,
     /// Accept symmetric (`oct`) keys from the fetched JWKS (default false): an HMAC key
     /// that travels over the network is a shared secret anyone on the path may learn, and
     /// whoever holds it can mint tokens.
@@ -60,12 +65,12 @@ pub struct RemoteJwksConfig {
     allow_oct: bool,
 }
 
-fn default_ttl_ms() -> u64 {
-    300_000
+fn ttl_5m() -> Duration {
+    Duration::from_secs(300)
 }
 
-fn default_min_refetch_ms() -> u64 {
-    30_000
+fn refetch_30s() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// A key and what it may verify.
@@ -95,7 +100,7 @@ pub fn from_entry(entry: KeyEntry) -> Result<VerifyingKey, String> {
         .map_err(|_| format!("jwt.keys {name}: unknown alg {:?}", entry.alg))?;
     let key = match (alg.family(), entry.pem, entry.secret) {
         (AlgorithmFamily::Hmac, None, Some(secret)) => {
-            DecodingKey::from_secret(&secret::read(&secret)?)
+            DecodingKey::from_secret(&secrets::require(&secret)?)
         }
         (AlgorithmFamily::Hmac, _, _) => {
             return Err(format!(
@@ -204,14 +209,14 @@ impl RemoteJwks {
         })
     }
 
-    /// The keys, fetched first when there are none yet or they are older than `ttl_ms`.
+    /// The keys, fetched first when there are none yet or they are older than `ttl`.
     /// A failed fetch keeps the keys already known.
     fn keys(&self, now_ms: u64) -> Result<Vec<Rc<VerifyingKey>>, Failure> {
         let stale = self
             .state
             .borrow()
             .fetched_ms
-            .is_none_or(|at| now_ms.saturating_sub(at) >= self.config.ttl_ms);
+            .is_none_or(|at| now_ms.saturating_sub(at) >= duration::millis(self.config.ttl));
         if stale && self.may_try(now_ms) {
             self.refresh(now_ms);
         }
@@ -225,7 +230,7 @@ impl RemoteJwks {
     }
 
     /// Fetches the keys again because a token names an unknown `kid` (keys rotate), at
-    /// most once per `min_refetch_ms` so that made-up `kid`s cannot flood the upstream.
+    /// most once per `min_refetch` so that made-up `kid`s cannot flood the upstream.
     /// True if new keys were fetched.
     fn refetch_for_unknown_kid(&self, now_ms: u64) -> bool {
         let state = self.state.borrow();
@@ -247,7 +252,8 @@ impl RemoteJwks {
     }
 
     fn waited(&self, last_ms: Option<u64>, now_ms: u64) -> bool {
-        last_ms.is_none_or(|at| now_ms.saturating_sub(at) >= self.config.min_refetch_ms)
+        let wait = duration::millis(self.config.min_refetch);
+        last_ms.is_none_or(|at| now_ms.saturating_sub(at) >= wait)
     }
 
     /// One fetch; true on success.
@@ -272,7 +278,7 @@ impl RemoteJwks {
                 value: b"application/jwk-set+json, application/json".to_vec(),
             }],
             body: None,
-            timeout_ms: self.config.timeout_ms,
+            timeout_ms: self.config.timeout.map(duration::millis_u32),
         })?;
         if response.status != 200 {
             return Err(HostError::Unavailable(format!(

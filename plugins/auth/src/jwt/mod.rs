@@ -5,9 +5,12 @@
 mod claims;
 mod keys;
 
+use std::time::Duration;
+
 use jsonwebtoken::{Algorithm, Validation, decode, decode_header, errors::ErrorKind};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use weir_plugin_sdk::duration;
 use weir_plugin_sdk::host::clock;
 
 use crate::failure::Failure;
@@ -33,8 +36,10 @@ pub struct JwtConfig {
     issuer: OneOrMany,
     #[serde(default)]
     audience: OneOrMany,
-    #[serde(default = "default_leeway_s")]
-    leeway_s: u64,
+    /// Clock skew allowed on `exp`, `nbf` and `iat` (`leeway_s`, a number of seconds, is
+    /// the older spelling).
+    #[serde(default = "leeway_60s", alias = "leeway_s", with = "duration::secs")]
+    leeway: Duration,
     #[serde(default = "default_required_claims")]
     required_claims: Vec<String>,
     /// The claim that names the consumer.
@@ -45,8 +50,8 @@ pub struct JwtConfig {
     username_claim: Option<String>,
 }
 
-fn default_leeway_s() -> u64 {
-    60
+fn leeway_60s() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_required_claims() -> Vec<String> {
@@ -144,7 +149,7 @@ impl Jwt {
             rules: ClaimRules {
                 issuers: config.issuer.into_vec(),
                 audiences: config.audience.into_vec(),
-                leeway_s: config.leeway_s,
+                leeway_s: config.leeway.as_secs_f64(),
                 required: config.required_claims,
             },
             consumer_claim: config.consumer_claim,

@@ -15,10 +15,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use weir_plugin_sdk::prelude::*;
 
+use crate::error;
 use crate::media::essence;
 use crate::params::{self, Invalid};
 use crate::template::{Template, Unmatched, Vars};
-use crate::{CALL, error};
 use status::Status;
 
 /// The `grpc` mode's config.
@@ -122,7 +122,7 @@ impl Grpc {
         let (method, vars) = match self.route(request) {
             Ok(Some(found)) => found,
             Ok(None) => return self.unmatched.decide("no_grpc_mapping", request),
-            Err(refused) => return refused,
+            Err(refused) => return RequestDecision::Respond(refused),
         };
         let input = method.input();
         let typed = |name: &str, text: String| {
@@ -164,13 +164,13 @@ impl Grpc {
                 .remove_header("accept-encoding")
                 .set_header("content-type", "application/grpc")
                 .set_header("te", "trailers")
-                .set_variable(CALL, path),
+                .set_context(&path),
         )
     }
 
     /// The method a request calls, with its path variables: the canonical path first,
     /// then the rules. An error is the answer to the client.
-    fn route(&self, request: &Request<'_>) -> Result<Option<Routed>, RequestDecision> {
+    fn route(&self, request: &Request<'_>) -> Result<Option<Routed>, Response> {
         let path = request.path_only();
         let canonical = path
             .strip_prefix('/')
@@ -179,15 +179,25 @@ impl Grpc {
         if let Some((_, name)) = canonical {
             let Some(method) = self.service.methods().find(|m| m.name() == name) else {
                 let message = format!("{} has no method {name:?}", self.service.full_name());
-                return Err(reject(404, "unknown_grpc_method", &message, request));
+                return Err(Response::error(
+                    404,
+                    "unknown_grpc_method",
+                    &message,
+                    request,
+                ));
             };
             if !is_unary(&method) {
                 let message = format!("{} is a streaming method", method.name());
-                return Err(reject(501, "streaming_not_supported", &message, request));
+                return Err(Response::error(
+                    501,
+                    "streaming_not_supported",
+                    &message,
+                    request,
+                ));
             }
             if request.method() != "POST" {
                 let message = "a gRPC method is called with POST";
-                return Err(reject(405, "method_not_allowed", message, request));
+                return Err(Response::error(405, "method_not_allowed", message, request));
             }
             return Ok(Some((method, Vars::new())));
         }

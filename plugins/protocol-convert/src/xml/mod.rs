@@ -13,9 +13,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use weir_plugin_sdk::prelude::*;
 
+use crate::error;
 use crate::media::essence;
 use crate::params::is_blank;
-use crate::{CALL, error};
 use json::AsJson;
 use soap::{Payload, Version};
 use tree::Element;
@@ -106,7 +106,7 @@ impl Xml {
             Ok(changes) => RequestDecision::Continue(
                 changes
                     .remove_header("accept-encoding")
-                    .set_variable(CALL, self.config.root.as_str()),
+                    .set_context(&self.config.root),
             ),
             Err(message) => {
                 RequestDecision::Respond(Response::error(400, "invalid_body", &message, request))

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 use weir_plugin_sdk::{
-    Filter, HeaderChanges, Phase, Request, RequestChanges, RequestDecision, Response,
-    export_filter,
+    Filter, HeaderChanges, Phase, Request, RequestChanges, RequestDecision, Response, export_filter,
 };
 
 #[derive(Debug, Deserialize)]

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use weir_plugin_sdk::host::{kv, log};
+use weir_plugin_sdk::host::kv;
 use weir_plugin_sdk::prelude::*;
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,7 +84,7 @@ impl Filter for Tester {
 
     fn on_request(&self, request: &Request) -> RequestDecision {
         if self.config.log {
-            log::log(log::Level::Info, &format!("tester saw {}", request.path()));
+            weir_plugin_sdk::log!(Info, "tester saw {}", request.path());
         }
         if let Some(name) = &self.config.deny_if_header
             && request.header(name).is_some()

@@ -9,9 +9,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use weir_plugin_sdk::prelude::*;
 
+use crate::error;
 use crate::params::{self, Invalid};
 use crate::template::{Template, Unmatched};
-use crate::{CALL, error};
 
 /// The `json-rpc` mode's config.
 #[derive(Debug, Deserialize)]
@@ -190,7 +190,7 @@ impl JsonRpc {
                 .set_header("content-type", "application/json")
                 .set_header("accept", "application/json")
                 .remove_header("accept-encoding")
-                .set_variable(CALL, mapping.method.as_str()),
+                .set_context(&mapping.method),
         )
     }
 
@@ -247,6 +247,9 @@ impl JsonRpc {
         error::with_details(status, code, &rpc.message, request, extra)
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 /// An error object (§5.1).
 #[derive(Debug, Deserialize)]
