@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::Request;
 use http::header::{HeaderName, HeaderValue};
 use http_body_util::Either;
+use http_body::Body as _;
 use hyper::body::Incoming;
 
 use crate::body::{BufferBudget, ProxyBody, Reservation, Streamed, Upload};
@@ -36,8 +37,9 @@ pub struct Exchange {
     pub authority: Option<String>,
     /// An upgrade (WebSocket) the client asked for, set aside before the header hygiene.
     pub upgrade: Option<Upgrade>,
-    /// How the client's upload goes (it is timed apart from the upstream).
-    pub upload: Arc<Upload>,
+    /// How the client's upload goes (it is timed apart from the upstream); none when the
+    /// request has no body.
+    pub upload: Option<Arc<Upload>>,
     /// This request's share of the gateway's budget of buffered body bytes.
     pub buffered: Reservation,
     /// The budget's size (`server.limits.max_buffered_bytes`).
@@ -59,8 +61,14 @@ impl Exchange {
         let upgrade = Upgrade::take(&mut request, &limits.upgrades);
         let (mut parts, body) = request.into_parts();
         remove_hop_by_hop(&mut parts.headers);
-        let upload = Arc::new(Upload::new(millis(limits.body_total_timeout_ms)));
-        let body = Streamed::request(body, millis(limits.body_idle_timeout_ms), upload.clone());
+        let idle = millis(limits.body_idle_timeout_ms);
+        // Most requests have no body: they need no upload record and no timers.
+        let (body, upload) = if body.is_end_stream() {
+            (Streamed::new(body, idle), None)
+        } else {
+            let upload = Arc::new(Upload::new(millis(limits.body_total_timeout_ms)));
+            (Streamed::request(body, idle, upload.clone()), Some(upload))
+        };
         Exchange {
             parts,
             body: Either::Left(body),

@@ -61,6 +61,9 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// Its IP address as a header value, for `X-Forwarded-For`.
     pub ip: HeaderValue,
+    /// Its `Forwarded` element without a host: `for=192.0.2.1;proto=http`, an IPv6
+    /// address bracketed and quoted (RFC 7239 §6).
+    pub forwarded: HeaderValue,
 }
 
 impl Peer {
@@ -68,7 +71,17 @@ impl Peer {
     pub fn new(addr: SocketAddr) -> Self {
         let ip = HeaderValue::from_str(&addr.ip().to_string())
             .unwrap_or(HeaderValue::from_static("unknown"));
-        Self { addr, ip }
+        let node = match addr.ip() {
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            std::net::IpAddr::V6(ip) => format!("\"[{ip}]\""),
+        };
+        let forwarded = HeaderValue::from_str(&format!("for={node};proto=http"))
+            .unwrap_or(HeaderValue::from_static("for=unknown;proto=http"));
+        Self {
+            addr,
+            ip,
+            forwarded,
+        }
     }
 }
 
@@ -76,19 +89,20 @@ impl Peer {
 /// field line the client sent, in order, and append this hop; `X-Forwarded-Proto` and
 /// `X-Forwarded-Host` say what this hop saw, replacing whatever the client claimed.
 pub fn add_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<&str>) {
-    let for_value = append_element(headers, &X_FORWARDED_FOR, peer.ip.as_bytes());
+    let for_value = append_element(headers, &X_FORWARDED_FOR, &peer.ip);
     headers.insert(X_FORWARDED_FOR.clone(), for_value);
-    let mut element = b"for=".to_vec();
-    match peer.addr.ip() {
-        std::net::IpAddr::V4(ip) => element.extend_from_slice(ip.to_string().as_bytes()),
-        // §6: an IPv6 address is bracketed, and so quoted.
-        std::net::IpAddr::V6(ip) => element.extend_from_slice(format!("\"[{ip}]\"").as_bytes()),
-    }
-    if let Some(host) = host {
+    let element = match host {
         // A canonical authority holds no `"` or `\`; a port makes it a quoted-string.
-        element.extend_from_slice(format!(";host=\"{host}\"").as_bytes());
-    }
-    element.extend_from_slice(b";proto=http");
+        Some(host) => {
+            let mut element = Vec::with_capacity(peer.forwarded.len() + host.len() + 10);
+            element.extend_from_slice(peer.forwarded.as_bytes());
+            element.extend_from_slice(b";host=\"");
+            element.extend_from_slice(host.as_bytes());
+            element.push(b'"');
+            HeaderValue::from_bytes(&element).unwrap_or_else(|_| peer.forwarded.clone())
+        }
+        None => peer.forwarded.clone(),
+    };
     let forwarded = append_element(headers, &header::FORWARDED, &element);
     headers.insert(header::FORWARDED, forwarded);
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
@@ -98,18 +112,26 @@ pub fn add_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<&str>) {
 }
 
 /// Every field line of `name` joined with `, `, then `element`: one list, nothing dropped.
-fn append_element(headers: &HeaderMap, name: &HeaderName, element: &[u8]) -> HeaderValue {
+/// With no line before it, `element` alone (no copy).
+fn append_element(headers: &HeaderMap, name: &HeaderName, element: &HeaderValue) -> HeaderValue {
+    let lines = headers.get_all(name);
+    if lines
+        .iter()
+        .all(|line| line.as_bytes().trim_ascii().is_empty())
+    {
+        return element.clone();
+    }
     let mut list = Vec::new();
-    for line in headers.get_all(name) {
+    for line in lines {
         let line = line.as_bytes().trim_ascii();
         if !line.is_empty() {
             list.extend_from_slice(line);
             list.extend_from_slice(b", ");
         }
     }
-    list.extend_from_slice(element);
-    // Lines that were valid values, commas and an address make a valid value.
-    HeaderValue::from_bytes(&list).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+    list.extend_from_slice(element.as_bytes());
+    // Lines that were valid values, commas and an element make a valid value.
+    HeaderValue::from_bytes(&list).unwrap_or_else(|_| element.clone())
 }
 
 /// Generates request ids: a random per-process prefix and a counter, so ids are unique
@@ -207,7 +229,7 @@ mod tests {
         assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(
             h["forwarded"],
-            "for=192.0.2.43, for=198.51.100.17;proto=https, for=127.0.0.9;host=\"example.com:8080\";proto=http"
+            "for=192.0.2.43, for=198.51.100.17;proto=https, for=127.0.0.9;proto=http;host=\"example.com:8080\""
         );
         assert_eq!(h["x-forwarded-host"], "example.com:8080");
         assert_eq!(

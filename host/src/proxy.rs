@@ -60,7 +60,8 @@ impl Gateway {
         };
 
         let method = request.method().clone();
-        let path = request.uri().path().to_string();
+        // A clone shares the request's bytes: no copy on the hot path.
+        let uri = request.uri().clone();
         let exchange = Exchange::new(
             request,
             client,
@@ -87,7 +88,7 @@ impl Gateway {
         let elapsed = started.elapsed();
         route.metrics.record(status, elapsed);
         // The path only: a query may carry credentials (`?apikey=`).
-        tracing::debug!(target: "weir::access", request_id, route = %route.name, %method, %path, status, micros = elapsed.as_micros() as u64);
+        tracing::debug!(target: "weir::access", request_id, route = %route.name, %method, path = uri.path(), status, micros = elapsed.as_micros() as u64);
         response
     }
 
@@ -163,7 +164,7 @@ async fn proxy(
     }
     let (parts, body) = sent.response.into_parts();
     let idle = millis(limits.upstream_body_idle_timeout_ms);
-    let response = Response::from_parts(parts, Either::Left(Streamed::response(body, idle)));
+    let response = Response::from_parts(parts, Either::Left(Streamed::new(body, idle)));
 
     // Response filters, in reverse chain order.
     let response = filters::on_response(route, route.filters.len(), &mut ex, response).await?;
@@ -190,13 +191,19 @@ async fn call_upstream(
     }
     let started = Instant::now();
     let result = upstream
-        .send(&target, request, route.timeout, Some(&ex.upload))
+        .send(&target, request, route.timeout, ex.upload.as_deref())
         .await;
     // A client's fault (a broken-off or stalled upload) is not the upstream's.
     let latency = match &result {
         Ok(sent) => Some((sent.latency, sent.response.status().is_server_error())),
         Err(error) if error.kind.source() == ErrorSource::Client => None,
-        Err(_) => Some((ex.upload.since_end(started), true)),
+        Err(_) => {
+            let latency = ex
+                .upload
+                .as_ref()
+                .map_or_else(|| started.elapsed(), |upload| upload.since_end(started));
+            Some((latency, true))
+        }
     };
     if let Some((latency, failed)) = latency {
         route.record.outcomes.record(latency, failed);

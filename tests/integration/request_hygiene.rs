@@ -180,7 +180,7 @@ async fn forwarding_fields_keep_every_line_and_tell_the_truth() {
     );
     assert!(
         answer.contains(
-            r#""forwarded":["for=192.0.2.43, for=127.0.0.1;host=\"gw.example\";proto=http"]"#
+            r#""forwarded":["for=192.0.2.43, for=127.0.0.1;proto=http;host=\"gw.example\""]"#
         ),
         "{answer}"
     );

@@ -138,8 +138,8 @@ pub struct Streamed {
 }
 
 impl Streamed {
-    /// A response body from an upstream: only the idle timeout applies.
-    pub fn response(inner: Incoming, idle: Duration) -> Self {
+    /// A body under the idle timeout only (an upstream's response, a request with no body).
+    pub fn new(inner: Incoming, idle: Duration) -> Self {
         Self {
             inner,
             idle,

@@ -5,7 +5,6 @@
 //! upstream's `Host`.
 
 use http::header::{self, HeaderMap};
-use http::uri::Authority;
 use http::{Uri, Version};
 
 /// Why the request's authority was refused.
@@ -64,23 +63,69 @@ pub fn request_authority(
     }
 }
 
-/// `Host: Example.COM.:8080` → `example.com:8080`; user information is refused.
+/// `Host: Example.COM.:8080` → `example.com:8080` (RFC 3986 §3.2.2–3.2.3: a reg-name or
+/// a bracketed IP literal, then an optional port); user information and anything else is
+/// refused. Checked by hand: this runs on every request, and needs no copy but the result.
 fn canonical(text: &str) -> Result<String, AuthorityError> {
-    let authority = Authority::try_from(text).map_err(|_| AuthorityError::Malformed)?;
-    if authority.as_str().contains('@') || authority.host().is_empty() {
+    let (host, port) = match text.strip_prefix('[') {
+        Some(rest) => {
+            let (literal, after) = rest.split_once(']').ok_or(AuthorityError::Malformed)?;
+            let literal_ok = !literal.is_empty()
+                && literal
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
+            if !literal_ok {
+                return Err(AuthorityError::Malformed);
+            }
+            (&text[..literal.len() + 2], after)
+        }
+        None => match text.split_once(':') {
+            Some((host, _)) => (host, &text[host.len()..]),
+            None => (text, ""),
+        },
+    };
+    let port_ok = match port.strip_prefix(':') {
+        None => port.is_empty(),
+        Some(digits) => {
+            !digits.is_empty() && digits.len() <= 5 && digits.bytes().all(|b| b.is_ascii_digit())
+        }
+    };
+    let host_ok = host.starts_with('[') || (!host.is_empty() && host.bytes().all(is_reg_name_byte));
+    if !port_ok || !host_ok {
         return Err(AuthorityError::Malformed);
     }
-    let host = authority.host();
     let host = host
         .strip_suffix('.')
         .filter(|h| !h.is_empty())
         .unwrap_or(host);
-    let mut out = host.to_ascii_lowercase();
-    if let Some(port) = authority.port() {
-        out.push(':');
-        out.push_str(port.as_str());
-    }
+    let mut out = String::with_capacity(host.len() + port.len());
+    out.push_str(host);
+    out.make_ascii_lowercase();
+    out.push_str(port);
     Ok(out)
+}
+
+/// RFC 3986 §3.2.2 `reg-name`: unreserved, percent-encoded and sub-delims characters.
+fn is_reg_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'%'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+        )
 }
 
 /// The host part of a canonical authority, without the port (and without the brackets of
