@@ -7,8 +7,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::Request;
 use http::header::{HeaderName, HeaderValue};
-use http_body_util::Either;
 use http_body::Body as _;
+use http_body_util::Either;
 use hyper::body::Incoming;
 
 use crate::body::{BufferBudget, ProxyBody, Reservation, Streamed, Upload};

@@ -1,6 +1,7 @@
-//! Hostile plugins — an infinite loop, a memory bomb, a panic — are stopped, the failure
-//! policy applies, and other requests through the same filter keep succeeding. The limits
-//! applied are the filter's own `deadline_ms` and `memory_mib`, not the defaults.
+//! Hostile plugins — an infinite loop, a memory bomb, a panic, a stack overflow, a trap in
+//! the response phase — are stopped, the failure policy applies, and other requests through
+//! the same filter keep succeeding. The limits applied are the filter's own `deadline_ms` and
+//! `memory_mib`, not the defaults.
 
 use std::time::{Duration, Instant};
 
@@ -158,6 +159,37 @@ async fn panic_fails_closed() {
     }
     assert_eq!(failures_metric(&gw, "trap").await, 3);
     assert_eq!(up.hits(), 40, "only the bystanders reached the upstream");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stack_overflow_is_a_trap_and_fails_closed() {
+    let up = TestUpstream::start("up").await;
+    let gw = hostile_gateway_with(&up, "recurse", "fail_closed", 1000).await;
+    for r in attack_while_serving(&gw, 3).await {
+        assert_eq!(r.status, 500, "{:?}", r.body);
+        assert_eq!(r.json()["error"], "filter_failed");
+    }
+    assert_eq!(failures_metric(&gw, "trap").await, 3);
+    assert_eq!(up.hits(), 40, "only the bystanders reached the upstream");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trap_in_the_response_phase_fails_closed_after_the_upstream_answered() {
+    let up = TestUpstream::start("up").await;
+    let gw = hostile_gateway(&up, "response-panic", "fail_closed").await;
+    for r in attack_while_serving(&gw, 3).await {
+        assert_eq!(r.status, 500, "{:?}", r.body);
+        assert_eq!(r.json()["error"], "filter_failed");
+        assert!(
+            r.header("x-upstream").is_none(),
+            "the upstream's answer was not passed on"
+        );
+    }
+    assert_eq!(failures_metric(&gw, "trap").await, 3);
+    // The upstream was called for the attacks too: the trap came on the way back.
+    assert_eq!(up.hits(), 43);
     gw.shutdown().await;
 }
 

@@ -2,7 +2,8 @@
 //! `loop` spins forever, `memory` allocates until it can't, `panic` panics, `sleep` sleeps
 //! in a WASI clock call for `x-sleep-ms` (default 10 s), `headers` returns `x-count`
 //! headers (default 100,000) that all alias one `x-size`-byte value (default 1 KiB). Other
-//! requests pass. `mode = "time"` answers every request with what its WASI clocks say;
+//! requests pass. `response-panic` panics in `on-response` instead, and `recurse` recurses
+//! until the stack overflows. `mode = "time"` answers every request with what its WASI clocks say;
 //! `mode = "sleep-configure"` sleeps 10 s in `configure`; `mode = "refuse"` makes
 //! `configure` fail.
 
@@ -10,7 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 use weir_plugin_sdk::{
-    Filter, HeaderChanges, Phase, Request, RequestChanges, RequestDecision, Response, export_filter,
+    Filter, HeaderChanges, Phase, Request, RequestChanges, RequestDecision, Response,
+    ResponseDecision, ResponseView, export_filter,
 };
 
 #[derive(Debug, Deserialize)]
@@ -30,7 +32,8 @@ impl Filter for Hostile {
 
     fn new(config: Config) -> Result<Self, String> {
         match config.mode.as_str() {
-            "loop" | "memory" | "panic" | "sleep" | "headers" | "time" => {
+            "loop" | "memory" | "panic" | "sleep" | "headers" | "time" | "response-panic"
+            | "recurse" => {
                 Ok(Self { mode: config.mode })
             }
             "sleep-configure" => {
@@ -39,6 +42,22 @@ impl Filter for Hostile {
             }
             other => Err(format!("refusing mode {other:?}")),
         }
+    }
+
+    fn phases(&self) -> Vec<Phase> {
+        let mut phases = Self::PHASES.to_vec();
+        if self.mode == "response-panic" {
+            phases.push(Phase::ResponseHeaders);
+        }
+        phases
+    }
+
+    fn on_response(&self, request: &Request, _response: &ResponseView) -> ResponseDecision {
+        // The request's headers went upstream; what on-request saw travels in a variable.
+        if request.variable("hostile.attack").is_some() {
+            panic!("hostile filter panics in the response phase on purpose");
+        }
+        ResponseDecision::proceed()
     }
 
     fn on_request(&self, request: &Request) -> RequestDecision {
@@ -55,6 +74,13 @@ impl Filter for Hostile {
                 .unwrap_or(default)
         };
         match self.mode.as_str() {
+            "response-panic" => {
+                RequestDecision::Continue(RequestChanges::new().set_variable("hostile.attack", "1"))
+            }
+            "recurse" => {
+                let depth = recurse(std::hint::black_box(1));
+                RequestDecision::Respond(Response::new(200).header("x-depth", depth.to_string()))
+            }
             "loop" => spin(),
             "memory" => hoard(),
             "sleep" => {
@@ -96,6 +122,13 @@ fn aliasing_headers(count: usize, size: usize) -> RequestDecision {
         changes = changes.append_header("x-h", value);
     }
     RequestDecision::Continue(changes)
+}
+
+/// Recurses without end (the frame keeps a buffer so the stack fills fast).
+#[allow(unconditional_recursion)]
+fn recurse(n: u64) -> u64 {
+    let frame = std::hint::black_box([n; 64]);
+    recurse(frame[0].wrapping_add(1)).wrapping_add(frame[63])
 }
 
 fn spin() -> ! {
