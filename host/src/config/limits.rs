@@ -9,7 +9,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
-    /// Open client connections, all workers together (default 20 000); beyond it a new
+    /// Open client connections, all workers together (default 10 000); beyond it a new
     /// connection is closed at once.
     pub max_connections: usize,
     /// Open client connections from one IP address (default 1 024).
@@ -49,7 +49,7 @@ pub struct LimitsConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
-            max_connections: 20_000,
+            max_connections: 10_000,
             max_connections_per_ip: 1_024,
             first_byte_timeout_ms: 10_000,
             header_read_timeout_ms: 30_000,
