@@ -2,7 +2,7 @@
 //! dropped, never reused; a filter that keeps failing is backed off; idle instances count
 //! against the gateway-wide budget.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use wasmtime::component::Resource;
@@ -81,6 +81,8 @@ pub struct FilterSlot {
     pub metrics: Arc<FilterMetrics>,
     caller: Arc<Caller>,
     idle: Arc<Pools>,
+    /// `idle` as the budget holds it, made once rather than on every release.
+    idle_handle: Weak<dyn Evict>,
     backoff: Backoff,
 }
 
@@ -143,6 +145,7 @@ impl FilterSlot {
             budget: plugin.idle.clone(),
         });
         let backoff = Backoff::new(settings.backoff);
+        let idle_handle: Weak<dyn Evict> = Arc::downgrade(&idle) as Weak<dyn Evict>;
         let mut slot = Self {
             plugin,
             phases: Phases::default(),
@@ -150,6 +153,7 @@ impl FilterSlot {
             metrics,
             caller,
             idle,
+            idle_handle,
             backoff,
         };
         let mut warm = slot
@@ -309,8 +313,7 @@ impl FilterSlot {
             _ => false,
         };
         if kept {
-            let pools: Arc<dyn Evict> = self.idle.clone();
-            budget.idle(stamp, Arc::downgrade(&pools));
+            budget.idle(stamp, self.idle_handle.clone());
         }
     }
 

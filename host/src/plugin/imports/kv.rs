@@ -39,49 +39,35 @@ pub(super) fn key<'a>(caller: &'a Caller, name: &'a str, answer_by: Instant) -> 
     Key::new(&caller.grants.namespace, name).answer_by(answer_by)
 }
 
-impl Host for HostState {
-    async fn get(&mut self, name: String) -> KvResult<Option<Vec<u8>>> {
-        let (caller, by) = match self.kv() {
+/// Answers a `kv` call: the grant checked, `$name` put in the filter's namespace as
+/// `$key`, `$call` run on the backend `$state`, its error turned into the plugin's.
+macro_rules! kv_call {
+    ($self:ident, $name:expr, |$state:ident, $key:ident| $call:expr) => {{
+        let (caller, by) = match $self.kv() {
             Ok(scope) => scope,
             Err(e) => return Ok(Err(e)),
         };
-        let key = key(&caller, &name, by);
-        Ok(caller.services.state.get(key).await.map_err(state_error))
+        let $key = key(&caller, &$name, by);
+        let $state = &caller.services.state;
+        Ok($call.await.map_err(state_error))
+    }};
+}
+
+impl Host for HostState {
+    async fn get(&mut self, name: String) -> KvResult<Option<Vec<u8>>> {
+        kv_call!(self, name, |state, key| state.get(key))
     }
 
     async fn set(&mut self, name: String, value: Vec<u8>, ttl_ms: Option<u64>) -> KvResult<()> {
-        let (caller, by) = match self.kv() {
-            Ok(scope) => scope,
-            Err(e) => return Ok(Err(e)),
-        };
-        let key = key(&caller, &name, by);
-        let state = &caller.services.state;
-        Ok(state
-            .set(key, value, ttl(ttl_ms))
-            .await
-            .map_err(state_error))
+        kv_call!(self, name, |state, key| state.set(key, value, ttl(ttl_ms)))
     }
 
     async fn delete(&mut self, name: String) -> KvResult<bool> {
-        let (caller, by) = match self.kv() {
-            Ok(scope) => scope,
-            Err(e) => return Ok(Err(e)),
-        };
-        let key = key(&caller, &name, by);
-        Ok(caller.services.state.delete(key).await.map_err(state_error))
+        kv_call!(self, name, |state, key| state.delete(key))
     }
 
     async fn incr(&mut self, name: String, delta: i64, ttl_ms: Option<u64>) -> KvResult<i64> {
-        let (caller, by) = match self.kv() {
-            Ok(scope) => scope,
-            Err(e) => return Ok(Err(e)),
-        };
-        let key = key(&caller, &name, by);
-        let state = &caller.services.state;
-        Ok(state
-            .incr(key, delta, ttl(ttl_ms))
-            .await
-            .map_err(state_error))
+        kv_call!(self, name, |state, key| state.incr(key, delta, ttl(ttl_ms)))
     }
 
     /// Refused (`unavailable`) while a shared backend is down, whatever its outage
@@ -92,15 +78,10 @@ impl Host for HostState {
         value: Vec<u8>,
         ttl_ms: Option<u64>,
     ) -> KvResult<bool> {
-        let (caller, by) = match self.kv() {
-            Ok(scope) => scope,
-            Err(e) => return Ok(Err(e)),
-        };
-        let key = key(&caller, &name, by);
-        let state = &caller.services.state;
-        Ok(state
-            .set_if_absent(key, value, ttl(ttl_ms))
-            .await
-            .map_err(state_error))
+        kv_call!(self, name, |state, key| state.set_if_absent(
+            key,
+            value,
+            ttl(ttl_ms)
+        ))
     }
 }
