@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::Response;
-use http::header::{self, HeaderMap};
+use http::header::HeaderMap;
 use http_body::Body;
 use http_body_util::{BodyExt, Either};
 
@@ -166,15 +166,6 @@ fn unusable(
 
 /// Buffers the request body (once) up to `max`; 413 beyond it.
 async fn buffer_request(ex: &mut Exchange, max: usize) -> Result<Bytes, GatewayError> {
-    let declared = ex
-        .parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_large(max));
-    }
     let body = std::mem::replace(&mut ex.body, full_body(Bytes::new()));
     let (bytes, trailers) = collect(
         body,
@@ -199,6 +190,10 @@ async fn collect(
     held: &mut Reservation,
     budget: usize,
 ) -> Result<(Bytes, Option<HeaderMap>), GatewayError> {
+    // A declared length (or a body already held) larger than `max` is refused unread.
+    if body.size_hint().exact().is_some_and(|n| n > max as u64) {
+        return Err(too_large(max));
+    }
     let streamed = match body {
         Either::Right(buffered) => match buffered.collect().await {
             Ok(collected) => {
@@ -209,9 +204,6 @@ async fn collect(
         },
         Either::Left(streamed) => streamed,
     };
-    if streamed.size_hint().exact().is_some_and(|n| n > max as u64) {
-        return Err(too_large(max));
-    }
     let mut body = std::pin::pin!(streamed);
     let mut data = bytes::BytesMut::new();
     let mut trailers = None;
