@@ -2,22 +2,28 @@
 //! pool holds a slot of the pooling allocator; past the budget the least recently used
 //! idle instance, whichever filter it belongs to, is dropped, so that one busy filter
 //! cannot keep the slots that other filters and reloads need.
+//!
+//! The hot path (an instance taken for a call, then put back) touches two atomics and
+//! the worker's own pool; the pools are searched for the oldest instance only when the
+//! budget overflows or the allocator is full.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, Weak};
 
 /// A pool that can give up one of its idle instances.
 pub(crate) trait Evict: Send + Sync {
-    /// Drops the idle instance stamped `stamp`, if it is still idle.
-    fn evict(&self, stamp: u64);
+    /// The stamp of the pool's least recently used idle instance.
+    fn oldest(&self) -> Option<u64>;
+    /// Drops the idle instance stamped `stamp`; false if it is no longer idle.
+    fn evict(&self, stamp: u64) -> bool;
 }
 
-/// The idle instances of all pools, oldest first.
+/// How many instances are idle gateway-wide, and the pools that hold them.
 pub(crate) struct IdleBudget {
     cap: usize,
     next: AtomicU64,
-    order: Mutex<BTreeMap<u64, Weak<dyn Evict>>>,
+    idle: AtomicUsize,
+    pools: Mutex<Vec<Weak<dyn Evict>>>,
 }
 
 impl IdleBudget {
@@ -26,7 +32,16 @@ impl IdleBudget {
         Self {
             cap,
             next: AtomicU64::new(1),
-            order: Mutex::new(BTreeMap::new()),
+            idle: AtomicUsize::new(0),
+            pools: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Lets the budget evict from `pool` (dropped pools are forgotten on the next search).
+    pub(crate) fn register(&self, pool: Weak<dyn Evict>) {
+        if let Ok(mut pools) = self.pools.lock() {
+            pools.retain(|p| p.strong_count() > 0);
+            pools.push(pool);
         }
     }
 
@@ -35,56 +50,52 @@ impl IdleBudget {
         self.next.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Records that `pool` now holds the idle instance `stamp`, then evicts the least
-    /// recently used idle instances beyond the budget.
-    pub(crate) fn idle(&self, stamp: u64, pool: Weak<dyn Evict>) {
-        let mut victims = Vec::new();
-        if let Ok(mut order) = self.order.lock() {
-            order.insert(stamp, pool);
-            while order.len() > self.cap {
-                match order.pop_first() {
-                    Some(victim) => victims.push(victim),
-                    None => break,
-                }
-            }
-        }
-        // Outside the lock: evicting takes the victim pool's lock and drops a store.
-        for (stamp, pool) in victims {
-            if let Some(pool) = pool.upgrade() {
-                pool.evict(stamp);
-            }
+    /// Counts an instance that went idle, then evicts the least recently used idle
+    /// instances beyond the budget.
+    pub(crate) fn idle(&self) {
+        let mut over = (self.idle.fetch_add(1, Ordering::AcqRel) + 1).saturating_sub(self.cap);
+        while over > 0 && self.evict_oldest() {
+            over -= 1;
         }
     }
 
     /// Drops the least recently used idle instance, if there is one.
     pub(crate) fn evict_oldest(&self) -> bool {
-        let oldest = self
-            .order
-            .lock()
-            .ok()
-            .and_then(|mut order| order.pop_first());
-        match oldest {
-            Some((stamp, pool)) => {
-                if let Some(pool) = pool.upgrade() {
-                    pool.evict(stamp);
-                }
-                true
+        // An instance can be taken for a call between the search and the eviction; then
+        // search again, a bounded number of times.
+        for _ in 0..4 {
+            let Some((stamp, pool)) = self.find_oldest() else {
+                return false;
+            };
+            if pool.evict(stamp) {
+                self.forget();
+                return true;
             }
-            None => false,
         }
+        false
     }
 
-    /// Forgets an instance that left its pool (taken for a call, or dropped).
-    pub(crate) fn forget(&self, stamp: u64) {
-        if let Ok(mut order) = self.order.lock() {
-            order.remove(&stamp);
-        }
+    /// Counts an instance that left its pool (taken for a call, or dropped).
+    pub(crate) fn forget(&self) {
+        let _ = self
+            .idle
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// The oldest idle instance of any live pool.
+    fn find_oldest(&self) -> Option<(u64, std::sync::Arc<dyn Evict>)> {
+        let pools = self.pools.lock().ok()?;
+        pools
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter_map(|pool| Some((pool.oldest()?, pool)))
+            .min_by_key(|(stamp, _)| *stamp)
     }
 
     /// Idle instances gateway-wide.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.order.lock().map_or(0, |order| order.len())
+        self.idle.load(Ordering::Acquire)
     }
 }
 
@@ -97,8 +108,14 @@ mod tests {
     struct Pool(Mutex<Vec<u64>>);
 
     impl Evict for Pool {
-        fn evict(&self, stamp: u64) {
-            self.0.lock().unwrap().retain(|&s| s != stamp);
+        fn oldest(&self) -> Option<u64> {
+            self.0.lock().unwrap().iter().copied().min()
+        }
+        fn evict(&self, stamp: u64) -> bool {
+            let mut idle = self.0.lock().unwrap();
+            let before = idle.len();
+            idle.retain(|&s| s != stamp);
+            idle.len() < before
         }
     }
 
@@ -107,11 +124,13 @@ mod tests {
         let budget = IdleBudget::new(3);
         let busy = Arc::new(Pool(Mutex::new(Vec::new())));
         let quiet = Arc::new(Pool(Mutex::new(Vec::new())));
+        for pool in [&busy, &quiet] {
+            budget.register(Arc::downgrade(pool) as Weak<dyn Evict>);
+        }
         let put = |pool: &Arc<Pool>| {
             let stamp = budget.stamp();
             pool.0.lock().unwrap().push(stamp);
-            let weak: Weak<dyn Evict> = Arc::downgrade(pool) as Weak<dyn Evict>;
-            budget.idle(stamp, weak);
+            budget.idle();
             stamp
         };
         let oldest = put(&quiet);
@@ -123,5 +142,20 @@ mod tests {
         put(&quiet);
         assert_eq!(busy.0.lock().unwrap().len(), 2);
         assert_eq!(quiet.0.lock().unwrap().len(), 1);
+        assert_eq!(budget.len(), 3);
+    }
+
+    #[test]
+    fn an_instance_taken_for_a_call_is_not_counted_or_evicted() {
+        let budget = IdleBudget::new(1);
+        let pool = Arc::new(Pool(Mutex::new(Vec::new())));
+        budget.register(Arc::downgrade(&pool) as Weak<dyn Evict>);
+        let stamp = budget.stamp();
+        pool.0.lock().unwrap().push(stamp);
+        budget.idle();
+        pool.0.lock().unwrap().clear();
+        budget.forget();
+        assert_eq!(budget.len(), 0);
+        assert!(!budget.evict_oldest());
     }
 }

@@ -81,8 +81,6 @@ pub struct FilterSlot {
     pub metrics: Arc<FilterMetrics>,
     caller: Arc<Caller>,
     idle: Arc<Pools>,
-    /// `idle` as the budget holds it, made once rather than on every release.
-    idle_handle: Weak<dyn Evict>,
     backoff: Backoff,
 }
 
@@ -98,16 +96,20 @@ struct Pools {
 }
 
 impl Evict for Pools {
-    fn evict(&self, stamp: u64) {
-        for pool in &self.per_worker {
+    fn oldest(&self) -> Option<u64> {
+        let oldest_of = |pool: &Pool| pool.lock().ok()?.iter().map(|(s, _)| *s).min();
+        self.per_worker.iter().filter_map(oldest_of).min()
+    }
+
+    fn evict(&self, stamp: u64) -> bool {
+        self.per_worker.iter().any(|pool| {
             let evicted = pool.lock().ok().and_then(|mut idle| {
                 let at = idle.iter().position(|(s, _)| *s == stamp)?;
-                Some(idle.swap_remove(at))
+                Some(idle.remove(at))
             });
-            if evicted.is_some() {
-                return;
-            }
-        }
+            // Dropped outside the pool's lock.
+            evicted.is_some()
+        })
     }
 }
 
@@ -115,8 +117,8 @@ impl Drop for Pools {
     fn drop(&mut self) {
         for pool in &self.per_worker {
             if let Ok(idle) = pool.lock() {
-                for (stamp, _) in idle.iter() {
-                    self.budget.forget(*stamp);
+                for _ in idle.iter() {
+                    self.budget.forget();
                 }
             }
         }
@@ -136,6 +138,7 @@ impl FilterSlot {
         let caller = Arc::new(Caller {
             plugin: plugin.info.name.clone(),
             route: route.to_string(),
+            context_key: super::context::new_key(),
             route_upstream: route_upstream.to_string(),
             grants: settings.grants.clone(),
             services,
@@ -145,7 +148,9 @@ impl FilterSlot {
             budget: plugin.idle.clone(),
         });
         let backoff = Backoff::new(settings.backoff);
-        let idle_handle: Weak<dyn Evict> = Arc::downgrade(&idle) as Weak<dyn Evict>;
+        plugin
+            .idle
+            .register(Arc::downgrade(&idle) as Weak<dyn Evict>);
         let mut slot = Self {
             plugin,
             phases: Phases::default(),
@@ -153,7 +158,6 @@ impl FilterSlot {
             metrics,
             caller,
             idle,
-            idle_handle,
             backoff,
         };
         let mut warm = slot
@@ -191,7 +195,10 @@ impl FilterSlot {
             .on_request(deadline, limits, Resource::new_borrow(lent))
             .await;
         let request = warm.store.data_mut().take_request(Resource::new_own(lent));
-        let result = self.finish(warm, result.and_then(RequestAction::from_wit));
+        let result = self.finish(
+            warm,
+            result.and_then(|action| RequestAction::from_wit(action, &self.caller.context_key)),
+        );
         (request, result)
     }
 
@@ -289,8 +296,8 @@ impl FilterSlot {
         let pop = |pool: &Pool| pool.lock().ok().and_then(|mut idle| idle.pop());
         let pooled = pop(self.own_pool()).or_else(|| self.idle.per_worker.iter().find_map(pop));
         match pooled {
-            Some((stamp, warm)) => {
-                self.idle.budget.forget(stamp);
+            Some((_, warm)) => {
+                self.idle.budget.forget();
                 Ok(warm)
             }
             None => self
@@ -313,7 +320,7 @@ impl FilterSlot {
             _ => false,
         };
         if kept {
-            budget.idle(stamp, self.idle_handle.clone());
+            budget.idle();
         }
     }
 
