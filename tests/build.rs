@@ -45,7 +45,7 @@ fn main() {
         (
             "The Python test plugin's source.",
             "PYTHON_PLUGIN_DIR",
-            "tests/plugins/python",
+            "tests/python-plugin",
         ),
     ];
     for (doc, ident, dir) in dirs {

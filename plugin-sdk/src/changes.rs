@@ -168,7 +168,7 @@ impl RequestChanges {
     /// non-string keys) is not kept.
     pub fn set_context<T: Serialize>(self, value: &T) -> Self {
         match serde_json::to_string(value) {
-            Ok(text) => self.push_variable(context::key(), text),
+            Ok(text) => self.push_variable(context::KEY.to_string(), text),
             Err(_) => self,
         }
     }

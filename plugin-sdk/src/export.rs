@@ -14,7 +14,6 @@ pub fn parse_config<C: serde::de::DeserializeOwned>(json: &str) -> Result<C, Str
 /// Builds the filter from its config text (the `configure` export).
 #[doc(hidden)]
 pub fn configure<F: Filter>(config: &str) -> Result<F, String> {
-    crate::context::configure(F::NAME, config);
     F::new(parse_config(config)?)
 }
 

@@ -41,6 +41,13 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// The handle itself, private contexts not hidden: for tests of what the gateway
+    /// shows a filter that does not use this SDK.
+    #[doc(hidden)]
+    pub fn raw(&self) -> &'a dyn RequestHandle {
+        self.handle
+    }
+
     /// The method, upper-case.
     pub fn method(&self) -> &str {
         self.method.get_or_init(|| self.handle.method())
@@ -113,7 +120,7 @@ impl<'a> Request<'a> {
     /// [`crate::RequestChanges::set_context`]; `None` when it stored none (or another
     /// type).
     pub fn context<T: DeserializeOwned>(&self) -> Option<T> {
-        let text = self.handle.variable(&context::key())?;
+        let text = self.handle.variable(context::KEY)?;
         serde_json::from_str(&text).ok()
     }
 

@@ -1,7 +1,8 @@
 //! The sandbox around plugins: the compiled-artifact cache only loads what it wrote,
 //! results are bounded before the host copies them, every call has a wall-clock stop and
 //! plugins without the `clock` grant see no time, a failing filter is backed off without
-//! starving other routes, and idle instances are bounded gateway-wide.
+//! starving other routes, idle instances are bounded gateway-wide, and a filter's private
+//! context is its own.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -17,13 +18,12 @@ use weir_tests::{
 /// One upstream `u` and a route `r` with the hostile filter in `mode`, plus `filter_extra`
 /// lines in the filter's table.
 fn hostile_route(up: &TestUpstream, mode: &str, filter_extra: &str) -> String {
-    one_route(
-        up.addr,
-        &format!(
-            "[[routes.filters]]\nplugin = \"hostile.wasm\"\nconfig = {{ mode = \"{mode}\" }}\n\
-             {filter_extra}"
-        ),
-    )
+    one_route(up.addr, &format!("{}{filter_extra}", hostile_filter(mode)))
+}
+
+/// The hostile filter's table in `mode`.
+fn hostile_filter(mode: &str) -> String {
+    format!("[[routes.filters]]\nplugin = \"hostile.wasm\"\nconfig = {{ mode = \"{mode}\" }}\n")
 }
 
 async fn failures_metric(gw: &TestGateway, route: &str, kind: &str) -> u64 {
@@ -239,6 +239,47 @@ async fn a_plugin_without_the_clock_grant_sees_no_time() {
         .as_millis();
     assert!(now.abs_diff(number(&timed, "x-wall-ms")) < 60_000);
     assert!(number(&timed, "x-mono-moved-ns") >= 5_000_000);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_contexts_are_private_even_to_a_filter_without_the_sdk() {
+    let up = TestUpstream::start("up").await;
+    let tester = |context: &str| {
+        format!(
+            "[[routes.filters]]\nplugin = \"tester.wasm\"\nconfig = {{ context = \"{context}\" }}\n"
+        )
+    };
+    // Two filters of one plugin on the route, and a thief between them.
+    let filters = format!(
+        "{}{}{}",
+        tester("alpha"),
+        hostile_filter("steal"),
+        tester("beta")
+    );
+    let config = one_route(up.addr, &filters);
+    let plugins = [("hostile.wasm", HOSTILE), ("tester.wasm", TESTER)];
+    let gw = TestGateway::start(&config, &plugins).await;
+    let reply = TestClient::default()
+        .send(get(&gw.url("/"), &[("x-attack", "1")]))
+        .await;
+    assert_eq!(reply.status, 200);
+    let stolen = reply.header("x-stolen").expect("the thief ran");
+    assert!(
+        !stolen.contains("alpha") && !stolen.contains("weir.context"),
+        "the thief saw {stolen:?}"
+    );
+    // Each tester reads back its own context, untouched by the thief's and the other's.
+    let contexts: Vec<&str> = reply
+        .headers
+        .get_all("x-context")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert_eq!(contexts.len(), 2, "{contexts:?}");
+    let mut sorted = contexts.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["alpha", "beta"]);
     gw.shutdown().await;
 }
 

@@ -8,6 +8,7 @@ use http::uri::PathAndQuery;
 use http::{Response, StatusCode};
 
 use super::bindings;
+use super::context;
 use super::failure::{FailureKind, FilterFailure};
 use super::view::Variables;
 use crate::body::{ProxyBody, full_body};
@@ -106,14 +107,21 @@ impl ResponseChanges {
 }
 
 impl RequestAction {
-    pub(super) fn from_wit(action: bindings::RequestAction) -> Result<Self, FilterFailure> {
+    /// The action a filter returned; variables under the private-context prefix are
+    /// stored under `context_key`, the filter's own.
+    pub(super) fn from_wit(
+        action: bindings::RequestAction,
+        context_key: &str,
+    ) -> Result<Self, FilterFailure> {
         Ok(match action {
             bindings::RequestAction::Continue(m) => Self::Continue(RequestChanges {
                 headers: HeaderEdits::from_wit(m.remove_headers, m.set_headers, m.append_headers)?,
                 path: m.path.map(path).transpose()?,
                 body: m.body.map(Bytes::from),
                 upstream: m.upstream,
-                variables: m.variables.into_iter().map(|v| (v.key, v.value)).collect(),
+                variables: (m.variables.into_iter())
+                    .map(|v| (context::stored_key(v.key, context_key), v.value))
+                    .collect(),
                 response_headers: headers(m.response_headers)?,
             }),
             bindings::RequestAction::Respond(r) => Self::Respond(response(r)?),

@@ -149,6 +149,7 @@ impl PluginRuntime {
         let caller = Arc::new(Caller {
             plugin: "(loading)".into(),
             route: String::new(),
+            context_key: super::context::new_key(),
             route_upstream: String::new(),
             grants: Grants::default(),
             services,

@@ -9,6 +9,7 @@ mod bindings;
 mod budget;
 mod cache;
 mod call;
+mod context;
 mod engine;
 mod failure;
 mod grants;

@@ -24,6 +24,18 @@ impl<'l> Tally<'l> {
         }
     }
 
+    /// The header edits of a result: names to remove, headers to set and to append.
+    fn edits(
+        &mut self,
+        remove: &[String],
+        set: &[Header],
+        append: &[Header],
+    ) -> Result<(), String> {
+        self.names("remove-headers", remove)?;
+        self.headers("set-headers", set)?;
+        self.headers("append-headers", append)
+    }
+
     /// One list of header names (`remove-headers`).
     fn names(&mut self, what: &str, names: &[String]) -> Result<(), String> {
         self.list(what, names.len(), names.iter().map(String::len).sum())
@@ -142,9 +154,7 @@ fn check_request(action: &RequestAction, limits: &ResultLimits) -> Result<(), St
                 variables,
                 response_headers,
             } = m;
-            tally.names("remove-headers", remove_headers)?;
-            tally.headers("set-headers", set_headers)?;
-            tally.headers("append-headers", append_headers)?;
+            tally.edits(remove_headers, set_headers, append_headers)?;
             tally.headers("response-headers", response_headers)?;
             let strings = path.iter().chain(upstream).map(String::len).sum::<usize>();
             tally.list("path and upstream", 0, strings)?;
@@ -167,9 +177,7 @@ fn check_response(action: &ResponseAction, limits: &ResultLimits) -> Result<(), 
                 append_headers,
                 body,
             } = m;
-            tally.names("remove-headers", remove_headers)?;
-            tally.headers("set-headers", set_headers)?;
-            tally.headers("append-headers", append_headers)?;
+            tally.edits(remove_headers, set_headers, append_headers)?;
             tally.body(body.as_ref())
         }
         ResponseAction::Replace(r) => tally.response(r),

@@ -46,6 +46,8 @@ pub(crate) struct Caller {
     pub route: String,
     /// The route's upstream (what `request.upstream()` answers unless a filter chose one).
     pub route_upstream: String,
+    /// The key of the filter's private per-request context (`context.rs`).
+    pub context_key: String,
     pub grants: Grants,
     pub services: Arc<HostServices>,
 }

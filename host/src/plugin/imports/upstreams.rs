@@ -104,30 +104,18 @@ impl Host for HostState {
             let (plugin, request_id) = (self.caller.plugin.as_str(), self.request_id.as_str());
             let trips = record.circuit.status().trips;
             let (from, to) = (from.label(), to.label());
+            // One set of fields, at the level the move deserves.
+            macro_rules! moved {
+                ($level:ident, $message:literal) => {
+                    tracing::$level!(
+                        scope, name, from, to, trips, reason, plugin, request_id, $message
+                    )
+                };
+            }
             if to == CircuitState::Open.label() {
-                tracing::warn!(
-                    scope,
-                    name,
-                    from,
-                    to,
-                    trips,
-                    reason,
-                    plugin,
-                    request_id,
-                    "circuit opened"
-                );
+                moved!(warn, "circuit opened");
             } else {
-                tracing::info!(
-                    scope,
-                    name,
-                    from,
-                    to,
-                    trips,
-                    reason,
-                    plugin,
-                    request_id,
-                    "circuit moved"
-                );
+                moved!(info, "circuit moved");
             }
         }
         Ok(Ok(moved))

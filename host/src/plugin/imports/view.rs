@@ -9,6 +9,7 @@ use wasmtime::component::Resource;
 use super::HostState;
 use crate::plugin::bindings::weir::gateway::types::{HostRequest, HostResponseView};
 use crate::plugin::bindings::{Header, Variable};
+use crate::plugin::context;
 use crate::plugin::view::{RequestView, ResponseView};
 
 /// The first value of `name`, if any (names that are not valid header names match nothing).
@@ -137,10 +138,14 @@ impl HostRequest for HostState {
         key: String,
     ) -> wasmtime::Result<Option<String>> {
         let variables = &self.request(&this)?.variables;
+        let key = match context::is_private(&key) {
+            true => &self.caller.context_key,
+            false => &key,
+        };
         Ok(variables
             .iter()
             .rev()
-            .find(|(k, _)| *k == key)
+            .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone()))
     }
 
@@ -148,6 +153,7 @@ impl HostRequest for HostState {
         let variables = &self.request(&this)?.variables;
         Ok(variables
             .iter()
+            .filter(|(key, _)| !context::is_private(key))
             .map(|(key, value)| Variable {
                 key: key.clone(),
                 value: value.clone(),

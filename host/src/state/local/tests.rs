@@ -1,7 +1,7 @@
 //! The embedded backend: kv, quotas, expiry and rate limits.
 
 use super::*;
-use crate::state::Algorithm;
+use crate::state::{Algorithm, RatePolicy, StateBackend};
 
 fn backend(max_entries: usize, max_per_namespace: u64) -> Arc<LocalBackend> {
     let config = LocalStateConfig {

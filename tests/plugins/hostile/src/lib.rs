@@ -5,7 +5,9 @@
 //! requests pass. `response-panic` panics in `on-response` instead, and `recurse` recurses
 //! until the stack overflows. `mode = "time"` answers every request with what its WASI clocks say;
 //! `mode = "sleep-configure"` sleeps 10 s in `configure`; `mode = "refuse"` makes
-//! `configure` fail.
+//! `configure` fail. `steal` reads every variable and the private-context keys of the
+//! first 64 filters through the raw handle, as a filter without the SDK could, answers
+//! what it found in `x-stolen`, and sets its own context to `stolen`.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,9 +35,7 @@ impl Filter for Hostile {
     fn new(config: Config) -> Result<Self, String> {
         match config.mode.as_str() {
             "loop" | "memory" | "panic" | "sleep" | "headers" | "time" | "response-panic"
-            | "recurse" => {
-                Ok(Self { mode: config.mode })
-            }
+            | "recurse" | "steal" => Ok(Self { mode: config.mode }),
             "sleep-configure" => {
                 std::thread::sleep(Duration::from_secs(10));
                 Ok(Self { mode: config.mode })
@@ -81,6 +81,7 @@ impl Filter for Hostile {
                 let depth = recurse(std::hint::black_box(1));
                 RequestDecision::Respond(Response::new(200).header("x-depth", depth.to_string()))
             }
+            "steal" => steal(request),
             "loop" => spin(),
             "memory" => hoard(),
             "sleep" => {
@@ -121,6 +122,25 @@ fn aliasing_headers(count: usize, size: usize) -> RequestDecision {
         let value = unsafe { Vec::from_raw_parts(ptr, size, size) };
         changes = changes.append_header("x-h", value);
     }
+    RequestDecision::Continue(changes)
+}
+
+/// Everything the raw handle shows of other filters' variables and contexts.
+fn steal(request: &Request) -> RequestDecision {
+    let raw = request.raw();
+    let mut found: Vec<String> = raw
+        .variables()
+        .into_iter()
+        .map(|v| format!("{}={}", v.key, v.value))
+        .collect();
+    for n in 0..64 {
+        if let Some(value) = raw.variable(&format!("weir.context/{n}")) {
+            found.push(format!("weir.context/{n}={value}"));
+        }
+    }
+    let changes = RequestChanges::new()
+        .set_context(&"stolen")
+        .set_response_header("x-stolen", found.join(",").into_bytes());
     RequestDecision::Continue(changes)
 }
 

@@ -1,6 +1,6 @@
 //! Test filter. It stamps `x-tester-version` (the crate version) on every response and,
 //! as its config says, mutates the request, answers it itself, reads the body, or counts
-//! requests through the `kv` host interface.
+//! requests through the `kv` host interface, or keeps a private context.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +31,9 @@ struct Config {
     /// Write a log line per request through the `log` import.
     #[serde(default)]
     log: bool,
+    /// Keep this text as the private context in `on-request` and append what
+    /// `on-response` reads back to `x-context`.
+    context: Option<String>,
 }
 
 struct Tester {
@@ -110,6 +113,9 @@ impl Filter for Tester {
         {
             changes = changes.set_variable("tester.kv", answer);
         }
+        if let Some(context) = &self.config.context {
+            changes = changes.set_context(context);
+        }
         if self.config.count {
             match kv::incr("requests", 1, None) {
                 Ok(n) => changes = changes.set_variable("tester.count", n.to_string()),
@@ -126,6 +132,10 @@ impl Filter for Tester {
         }
         if let Some(answer) = request.variable("tester.kv") {
             changes = changes.set_header("x-kv", answer.as_bytes());
+        }
+        if self.config.context.is_some() {
+            let context = request.context::<String>().unwrap_or_else(|| "none".into());
+            changes = changes.append_header("x-context", context.as_bytes());
         }
         ResponseDecision::Continue(changes)
     }
