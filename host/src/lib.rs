@@ -15,6 +15,7 @@ pub mod hygiene; // one canonical path and authority before routing
 pub mod metrics; // lock-free counters and histograms, Prometheus text
 pub mod plugin; // the Wasm runtime: engine, loading, instance pools, host imports
 pub mod proxy; // the life of a request, top to bottom
+pub mod push; // devices' long connections, durable messages, delivery and its routing
 pub mod reload; // watching files and swapping snapshots
 pub mod resilience; // upstream outcomes, circuit cells and load, for resilience filters
 pub mod router; // routes compiled into a matcher
