@@ -53,6 +53,7 @@ pub async fn handle(reloader: Arc<Reloader>, request: Request<Incoming>) -> Resp
         (&Method::GET, "/routes") => json_response(StatusCode::OK, &routes(gateway)),
         (&Method::GET, "/upstreams") => json_response(StatusCode::OK, &upstreams(gateway)),
         (&Method::GET, "/circuits") => json_response(StatusCode::OK, &circuits(gateway)),
+        (&Method::GET, "/push") => json_response(StatusCode::OK, &gateway.push.stats()),
         (&Method::GET, "/status") => {
             let status =
                 json!({ "reload": reloader.last_reload(), "state": gateway.state.status() });
@@ -167,7 +168,8 @@ fn routes(gateway: &Gateway) -> serde_json::Value {
                     "methods": config.matches.methods,
                     "headers": config.matches.headers,
                 },
-                "upstream": route.upstream.name,
+                "upstream": route.upstream.as_ref().map(|u| &u.name),
+                "push": route.push,
                 "timeout_ms": route.timeout.as_millis() as u64,
                 "filters": filters,
             })

@@ -14,6 +14,7 @@ pub mod bounds;
 mod defaults;
 mod limits;
 mod paths;
+pub mod push;
 mod route;
 pub mod sandbox;
 pub mod state;
@@ -51,6 +52,10 @@ pub struct Config {
     /// Where plugin state (`kv`, `limits`) lives. Changing it needs a restart.
     #[serde(default)]
     pub state: StateConfig,
+    /// Push: the message store and the bounds of delivery. Changing `store` needs a
+    /// restart.
+    #[serde(default)]
+    pub push: push::PushConfig,
     /// The directory the config file lives in; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -234,6 +239,7 @@ impl Config {
             routes: Vec::new(),
             secrets: BTreeMap::new(),
             state: StateConfig::default(),
+            push: push::PushConfig::default(),
             base_dir: PathBuf::new(),
         }
     }
@@ -292,17 +298,18 @@ impl Config {
             (StateBackendKind::Local, None) => {}
         }
         state::validate(&self.state.kv, &self.state.local)?;
+        self.push.validate()?;
         let mut names = BTreeSet::new();
         for route in &self.routes {
             if !names.insert(route.name.as_str()) {
                 bail!("route name {:?} is used twice", route.name);
             }
-            if !self.upstreams.contains_key(&route.upstream) {
-                bail!(
-                    "route {:?}: unknown upstream {:?}",
-                    route.name,
-                    route.upstream
-                );
+            match (&route.upstream, route.push) {
+                (Some(upstream), None) if !self.upstreams.contains_key(upstream) => {
+                    bail!("route {:?}: unknown upstream {upstream:?}", route.name)
+                }
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => bail!("route {:?}: give upstream or push, one of them", route.name),
             }
             if route.matches.path.is_some() && route.matches.path_prefix.is_some() {
                 bail!("route {:?}: give path or path_prefix, not both", route.name);

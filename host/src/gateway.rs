@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::headers::RequestIds;
 use crate::metrics::Metrics;
 use crate::plugin::PluginRuntime;
+use crate::push::PushService;
 use crate::resilience::Resilience;
 use crate::snapshot::Snapshot;
 use crate::state::StateBackend;
@@ -36,6 +37,8 @@ pub struct Gateway {
     pub(crate) tunnels: Arc<AtomicU64>,
     /// Open client connections of the proxy listeners.
     pub(crate) connections: Arc<Admission>,
+    /// Push: devices' connections and the message store.
+    pub push: Arc<PushService>,
 }
 
 impl Gateway {
@@ -54,6 +57,7 @@ impl Gateway {
             buffers: Arc::default(),
             tunnels: Arc::default(),
             connections: Arc::default(),
+            push: PushService::start(&config.push, &config.base_dir)?,
         })
     }
 

@@ -120,10 +120,24 @@ async fn proxy(
         return filters::on_response(route, index, &mut ex, *response).await;
     }
 
+    // A push route's endpoint answers instead of an upstream.
+    if let Some(endpoint) = route.push {
+        let config = &snapshot.config.push;
+        let router = &crate::push::decision::DefaultPolicy;
+        let response = gateway.push.serve(endpoint, &mut ex, config, router).await;
+        return filters::on_response(route, route.filters.len(), &mut ex, response).await;
+    }
+
     // Upstream: the route's, or one a filter chose; a target by the upstream's policy.
-    let upstream = match &ex.upstream {
-        None => &route.upstream,
-        Some(name) => snapshot.upstreams.get(name).ok_or_else(|| {
+    let upstream = match (&ex.upstream, &route.upstream) {
+        (None, Some(upstream)) => upstream,
+        (None, None) => {
+            return Err(GatewayError::new(
+                ErrorKind::UnknownUpstream,
+                "the route has no upstream".to_string(),
+            ));
+        }
+        (Some(name), _) => snapshot.upstreams.get(name).ok_or_else(|| {
             GatewayError::new(
                 ErrorKind::UnknownUpstream,
                 format!("a filter chose unknown upstream {name:?}"),

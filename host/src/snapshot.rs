@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::config::push::PushEndpoint;
 use crate::config::{Config, FilterConfig, HashOn, millis};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::plugin::{CallLimits, FilterSettings, FilterSlot, Grants, HostServices, LoadedPlugin};
@@ -18,8 +19,10 @@ use crate::upstream::health::HealthRegistry;
 pub struct Route {
     /// The route's name.
     pub name: String,
-    /// Its upstream.
-    pub upstream: Arc<Upstream>,
+    /// Its upstream (none on a push route).
+    pub upstream: Option<Arc<Upstream>>,
+    /// The push endpoint that serves it instead of an upstream.
+    pub push: Option<PushEndpoint>,
     /// What consistent hashing hashes on this route's upstream.
     pub hash_on: HashOn,
     /// Time to the upstream's response headers.
@@ -134,7 +137,8 @@ impl Snapshot {
         let mut routes = Vec::with_capacity(config.routes.len());
         let mut used = BTreeMap::new();
         for route in &config.routes {
-            let upstream = upstreams[&route.upstream].clone();
+            let upstream = route.upstream.as_ref().map(|name| upstreams[name].clone());
+            let upstream_name = route.upstream.as_deref().unwrap_or_default();
             let mut filters = Vec::with_capacity(route.filters.len());
             for filter in &route.filters {
                 let refuse = |message: String| SnapshotError {
@@ -160,7 +164,7 @@ impl Snapshot {
                 let metrics = cx.metrics.filter(&route.name, &plugin.info.name);
                 let slot = FilterSlot::new(
                     plugin.clone(),
-                    (&route.name, &route.upstream),
+                    (&route.name, upstream_name),
                     settings,
                     services.clone(),
                     metrics,
@@ -170,10 +174,16 @@ impl Snapshot {
                 used.insert(filter.plugin.clone(), plugin);
                 filters.push(Arc::new(slot));
             }
-            let hash_on = config.upstreams[&route.upstream].hash_on.clone();
+            let hash_on = (route.upstream.as_ref())
+                .map(|name| config.upstreams[name].hash_on.clone())
+                .unwrap_or_default();
+            let timeout = upstream
+                .as_ref()
+                .map_or(Duration::ZERO, |u| u.request_timeout);
             routes.push(Route {
                 name: route.name.clone(),
-                timeout: route.timeout_ms.map_or(upstream.request_timeout, millis),
+                timeout: route.timeout_ms.map_or(timeout, millis),
+                push: route.push,
                 host_rewrite: route.host_rewrite.clone(),
                 upstream,
                 hash_on,

@@ -45,6 +45,14 @@ impl Upgrade {
         })
     }
 
+    /// The client's side of a WebSocket upgrade that the gateway answers itself; `None`
+    /// for another protocol.
+    pub fn websocket(self) -> Option<OnUpgrade> {
+        let name = self.protocol.to_str().ok()?;
+        name.eq_ignore_ascii_case("websocket")
+            .then_some(self.downstream)
+    }
+
     /// Puts the upgrade headers (removed with the other hop-by-hop headers) back on a
     /// message.
     pub fn restore(&self, headers: &mut HeaderMap) {

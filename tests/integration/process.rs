@@ -13,32 +13,65 @@ const WEIR: &str = env!("CARGO_BIN_EXE_weir-under-test");
 /// A `weir` process on a free port, proxying everything to `up`, with `server_extra` in
 /// `[server]`, started through `sh -c "<prelude> && exec weir CONFIG"` (the prelude sets
 /// limits, say), its standard output in `DIR/weir.log`. Returns once it serves.
-struct WeirProcess {
+pub(crate) struct WeirProcess {
     child: std::process::Child,
     port: u16,
     dir: TempDir,
+    prelude: String,
 }
 
 impl WeirProcess {
     async fn start(up: &TestUpstream, server_extra: &str, prelude: &str) -> Self {
+        Self::start_with(&one_route(up.addr, ""), server_extra, prelude, &[]).await
+    }
+
+    /// A `weir` process serving `routes` (upstreams, routes and more tables after the base
+    /// config) with `plugins` (file name, built component) in its plugins directory.
+    pub(crate) async fn start_with(
+        routes: &str,
+        server_extra: &str,
+        prelude: &str,
+        plugins: &[(&str, &str)],
+    ) -> Self {
         let dir = TempDir::new();
         std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+        for (name, built) in plugins {
+            std::fs::copy(built, dir.path().join("plugins").join(name)).unwrap();
+        }
         let port = free_port();
         let config = base_config()
             .replace("127.0.0.1:0\"]", &format!("127.0.0.1:{port}\"]"))
             .replace("[runtime]", &format!("{server_extra}[runtime]"))
-            + &one_route(up.addr, "");
-        let config_path = dir.path().join("weir.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("weir.log")).unwrap();
-        let child = Command::new("sh")
+            + routes;
+        std::fs::write(dir.path().join("weir.toml"), config).unwrap();
+        let mut weir = Self {
+            child: Self::spawn(&dir, prelude),
+            port,
+            dir,
+            prelude: prelude.to_string(),
+        };
+        weir.wait_serving().await;
+        weir
+    }
+
+    fn spawn(dir: &TempDir, prelude: &str) -> std::process::Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("weir.log"))
+            .unwrap();
+        Command::new("sh")
             .args(["-c", &format!("{prelude} && exec \"$0\" \"$1\""), WEIR])
-            .arg(&config_path)
+            .arg(dir.path().join("weir.toml"))
             .stdout(log)
             .stderr(Stdio::null())
             .spawn()
-            .expect("start weir");
-        let url = format!("http://127.0.0.1:{port}/");
+            .expect("start weir")
+    }
+
+    /// Waits until the listener answers HTTP.
+    async fn wait_serving(&mut self) {
+        let url = self.url();
         let client = TestClient::default();
         assert!(
             eventually(Duration::from_secs(20), || async {
@@ -47,7 +80,20 @@ impl WeirProcess {
             .await,
             "weir serves"
         );
-        Self { child, port, dir }
+    }
+
+    /// Kills the process with SIGKILL (no chance to flush or drain) and starts it again
+    /// on the same config, directory and port.
+    pub(crate) async fn kill_and_restart(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+        self.child = Self::spawn(&self.dir, &self.prelude);
+        self.wait_serving().await;
+    }
+
+    /// Its proxy address.
+    pub(crate) fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// Its proxy URL for `/`.

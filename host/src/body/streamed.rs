@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::time::Instant;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use tokio::time::Sleep;
 
@@ -128,7 +128,7 @@ impl Upload {
 /// A peer's body with an idle timeout and an optional total deadline. Timers are armed
 /// only when the peer makes the body wait, so a body that is already there costs none.
 pub struct Streamed {
-    inner: Incoming,
+    inner: Source,
     idle: Duration,
     idle_timer: Option<Pin<Box<Sleep>>>,
     /// Set when a frame arrived since the idle timer was last armed.
@@ -137,11 +137,61 @@ pub struct Streamed {
     upload: Option<Arc<Upload>>,
 }
 
+/// Where a streamed body's frames come from.
+enum Source {
+    /// A peer's body.
+    Peer(Incoming),
+    /// Chunks the gateway produces itself (a stream of server-sent events); the body ends
+    /// when the sender is dropped.
+    Channel(mpsc::Receiver<Bytes>),
+}
+
+impl Source {
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self {
+            Self::Peer(body) => Pin::new(body).poll_frame(cx),
+            Self::Channel(rx) => rx
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|c| Ok(Frame::data(c)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Peer(body) => body.is_end_stream(),
+            Self::Channel(rx) => rx.is_closed() && rx.is_empty(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Peer(body) => body.size_hint(),
+            Self::Channel(_) => SizeHint::default(),
+        }
+    }
+}
+
 impl Streamed {
+    /// A body of the chunks sent into `rx`, with no idle timeout (the producer keeps it
+    /// alive and bounds its own waits).
+    pub fn channel(rx: mpsc::Receiver<Bytes>) -> Self {
+        Self {
+            inner: Source::Channel(rx),
+            idle: Duration::MAX,
+            idle_timer: None,
+            progressed: false,
+            total: None,
+            upload: None,
+        }
+    }
+
     /// A body under the idle timeout only (an upstream's response, a request with no body).
     pub fn new(inner: Incoming, idle: Duration) -> Self {
         Self {
-            inner,
+            inner: Source::Peer(inner),
             idle,
             idle_timer: None,
             progressed: false,
@@ -155,6 +205,7 @@ impl Streamed {
     pub fn request(inner: Incoming, idle: Duration, upload: Arc<Upload>) -> Self {
         let total = upload.limit;
         let ended = inner.is_end_stream();
+        let inner = Source::Peer(inner);
         if ended {
             upload.end(None);
         }
@@ -192,6 +243,9 @@ impl Streamed {
     /// Called when the peer makes us wait: arms (or re-arms) the timers and reports
     /// whether one ran out.
     fn timed_out(&mut self, cx: &mut Context<'_>) -> Option<StreamError> {
+        if matches!(self.inner, Source::Channel(_)) {
+            return None;
+        }
         let idle = self.idle;
         let timer = self
             .idle_timer
@@ -220,7 +274,7 @@ impl Body for Streamed {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let polled = this.inner.poll_frame(cx);
         let Poll::Ready(frame) = polled else {
             return match this.timed_out(cx) {
                 Some(error) => this.fail(error),

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::push::PushEndpoint;
+
 /// A route: what it matches, where it goes, which filters run.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -13,8 +15,10 @@ pub struct RouteConfig {
     /// What requests the route takes.
     #[serde(default, rename = "match")]
     pub matches: MatchConfig,
-    /// The upstream that serves it.
-    pub upstream: String,
+    /// The upstream that serves it (or `push`).
+    pub upstream: Option<String>,
+    /// The push endpoint that serves it instead of an upstream.
+    pub push: Option<PushEndpoint>,
     /// Overrides the upstream's request timeout.
     pub timeout_ms: Option<u64>,
     /// The `Host` sent upstream (default: the authority the client addressed, canonical).

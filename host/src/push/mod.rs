@@ -1,4 +1,162 @@
 //! Push: devices' long connections, the durable message store, delivery with offsets and
 //! acks, and the routing decision for each message and device.
+//!
+//! A publish is stored (fsync'd) in every target device's stream before its `202`; the
+//! devices online on this gateway are then woken, and each connection reads its stream
+//! from the store at its own pace (at most `push.window` messages unacked): nothing is
+//! queued in memory per message, so a slow device costs no memory, and a restart loses
+//! nothing accepted.
 
+pub mod api;
 pub mod decision;
+pub mod embedded;
+mod frames;
+mod session;
+pub mod store;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
+use tokio::sync::Notify;
+
+use crate::config::push::PushConfig;
+use store::PushStore;
+
+/// One device's live connection on this gateway.
+pub struct Live {
+    /// Woken when a message is stored for the device.
+    pub wake: Notify,
+    /// Woken when a newer connection of the same device replaces this one.
+    pub replaced: Notify,
+    id: u64,
+}
+
+/// Counters shown by the admin API and the metrics.
+#[derive(Debug, Default)]
+pub struct PushCounters {
+    /// Messages accepted (first publishes of an id).
+    pub published: AtomicU64,
+    /// Publishes of an id already accepted.
+    pub duplicates: AtomicU64,
+    /// Messages sent on a connection (resends included).
+    pub sent: AtomicU64,
+    /// Messages sent again after their ack did not come.
+    pub redelivered: AtomicU64,
+    /// Messages that expired before a device read them.
+    pub expired: AtomicU64,
+    /// Connections closed because the device did not read.
+    pub slow_closed: AtomicU64,
+    /// Routing decisions that failed and fell back to the queue.
+    pub router_failures: AtomicU64,
+}
+
+/// The push subsystem of one gateway.
+pub struct PushService {
+    store: Arc<dyn PushStore>,
+    live: DashMap<String, Arc<Live>>,
+    next_id: AtomicU64,
+    /// What happened so far.
+    pub counters: PushCounters,
+}
+
+impl PushService {
+    /// Opens the store `config` names (default `<base_dir>/.weir-push.redb`) and starts
+    /// its sweeper.
+    pub fn start(config: &PushConfig, base_dir: &Path) -> anyhow::Result<Arc<Self>> {
+        let service = Self::open(config, base_dir)?;
+        service.spawn_sweeper();
+        Ok(service)
+    }
+
+    /// Opens the store `config` names.
+    fn open(config: &PushConfig, base_dir: &Path) -> anyhow::Result<Arc<Self>> {
+        let path = match &config.store {
+            Some(path) => base_dir.join(path),
+            None => base_dir.join(".weir-push.redb"),
+        };
+        let store = embedded::EmbeddedStore::open(&path, config.history)
+            .map_err(|e| anyhow::anyhow!("push store {}: {e}", path.display()))?;
+        Ok(Arc::new(Self {
+            store: Arc::new(store),
+            live: DashMap::new(),
+            next_id: AtomicU64::new(1),
+            counters: PushCounters::default(),
+        }))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn PushStore {
+        self.store.as_ref()
+    }
+
+    /// Whether `device` holds a live connection here.
+    pub fn online(&self, device: &str) -> bool {
+        self.live.contains_key(device)
+    }
+
+    /// Live connections on this gateway.
+    pub fn connections(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Wakes `device`'s connection, if it has one here.
+    fn wake(&self, device: &str) {
+        if let Some(live) = self.live.get(device) {
+            live.wake.notify_one();
+        }
+    }
+
+    /// Makes a new connection the device's live one; the one it replaces is told to go.
+    fn attach(&self, device: &str) -> Arc<Live> {
+        let live = Arc::new(Live {
+            wake: Notify::new(),
+            replaced: Notify::new(),
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+        });
+        if let Some(old) = self.live.insert(device.to_string(), live.clone()) {
+            old.replaced.notify_one();
+        }
+        live
+    }
+
+    /// Forgets `live` as the device's connection, unless a newer one took its place.
+    fn detach(&self, device: &str, live: &Live) {
+        self.live
+            .remove_if(device, |_, current| current.id == live.id);
+    }
+
+    /// What the admin API's `GET /push` shows: live connections and the counters.
+    pub fn stats(&self) -> serde_json::Value {
+        let c = &self.counters;
+        let n = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        serde_json::json!({
+            "connections": self.connections(),
+            "published": n(&c.published),
+            "duplicates": n(&c.duplicates),
+            "sent": n(&c.sent),
+            "redelivered": n(&c.redelivered),
+            "expired": n(&c.expired),
+            "slow_closed": n(&c.slow_closed),
+            "router_failures": n(&c.router_failures),
+        })
+    }
+
+    /// Forgets old idempotency answers and expired messages, now and then.
+    fn spawn_sweeper(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(service) = weak.upgrade() else {
+                    return;
+                };
+                if let Err(e) = service.store.sweep(crate::time::now_ms()).await {
+                    tracing::warn!(error = %e, "push store sweep failed");
+                }
+            }
+        });
+    }
+}

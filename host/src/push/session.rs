@@ -1,0 +1,362 @@
+//! A device's live connection: the connect endpoint's checks, then a WebSocket session
+//! (messages out within an ack window, acks and requests in, resends after the ack
+//! timeout) or an SSE session (messages out; acks by `Last-Event-ID` on reconnect or on
+//! the devices endpoint). Either reads the device's stream from the store, so nothing
+//! waits in memory per message; a device that stops reading is closed after
+//! `send_timeout_ms`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::Either;
+use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message as WsMessage, handshake::derive_accept_key};
+
+use super::api::{Refusal, consumer, query};
+use super::frames::{ClientFrame, ServerFrame};
+use super::store::Backlog;
+use super::{Live, PushService};
+use crate::body::{ProxyBody, Streamed};
+use crate::config::millis;
+use crate::config::push::PushConfig;
+use crate::exchange::Exchange;
+
+/// Where a session starts and what bounds it.
+struct Start {
+    device: String,
+    user: String,
+    /// The offset after which to send: what the device acked, or the last one it says it
+    /// got (which acks it).
+    after: u64,
+    config: PushConfig,
+}
+
+impl PushService {
+    /// The connect endpoint: a WebSocket upgrade, or an SSE stream.
+    pub(super) async fn connect(
+        self: &Arc<Self>,
+        ex: &mut Exchange,
+        config: &PushConfig,
+    ) -> Result<Response<ProxyBody>, Refusal> {
+        let user = consumer(ex)?;
+        let device = query(ex, "device").ok_or_else(|| {
+            Refusal::new(StatusCode::BAD_REQUEST, "no_device", "give ?device=<id>")
+        })?;
+        self.owned(&user, &device).await?;
+        let headers = &ex.parts.headers;
+        let resume = (headers.get("last-event-id").and_then(|v| v.to_str().ok()))
+            .map(str::to_string)
+            .or_else(|| query(ex, "last_offset"));
+        let resume = match resume.map(|r| r.trim().parse::<u64>()) {
+            None => 0,
+            Some(Ok(offset)) => offset,
+            Some(Err(_)) => {
+                return Err(Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_offset",
+                    "the last offset is not a number",
+                ));
+            }
+        };
+        // What the device says it got is acked; it resumes after what is acked.
+        let after = self.store.ack(device.clone(), resume).await?;
+        let start = Start {
+            device,
+            user,
+            after,
+            config: config.clone(),
+        };
+        let key = ex.parts.headers.get("sec-websocket-key").cloned();
+        let version = ex.parts.headers.get("sec-websocket-version").cloned();
+        if let Some(upgrade) = ex.upgrade.take().and_then(|u| u.websocket()) {
+            let (Some(key), Some(b"13")) = (key, version.as_ref().map(|v| v.as_bytes())) else {
+                return Err(Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_handshake",
+                    "a WebSocket handshake needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13",
+                ));
+            };
+            let accept = derive_accept_key(key.as_bytes());
+            let service = self.clone();
+            tokio::spawn(async move {
+                match upgrade.await {
+                    Ok(upgraded) => service.websocket(TokioIo::new(upgraded), start).await,
+                    Err(e) => tracing::debug!(error = %e, "push upgrade failed"),
+                }
+            });
+            let mut response = Response::new(crate::body::full_body(Bytes::new()));
+            *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let h = response.headers_mut();
+            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            if let Ok(accept) = HeaderValue::from_str(&accept) {
+                h.insert("sec-websocket-accept", accept);
+            }
+            return Ok(response);
+        }
+        let wants_events = (headers.get_all(header::ACCEPT).iter())
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("text/event-stream"));
+        if !wants_events {
+            return Err(Refusal::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "not_a_stream",
+                "connect with a WebSocket upgrade or Accept: text/event-stream",
+            ));
+        }
+        let (tx, rx) = mpsc::channel(start.config.window.max(4));
+        tokio::spawn(self.clone().events(tx, start));
+        let mut response = Response::new(Either::Left(Streamed::channel(rx)));
+        let h = response.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok(response)
+    }
+
+    /// Up to `max` messages after `after`, counting the expired ones.
+    async fn next(&self, device: &str, after: u64, max: usize) -> Option<Backlog> {
+        match self
+            .store
+            .backlog(device.to_string(), after, max, crate::time::now_ms())
+            .await
+        {
+            Ok(backlog) => {
+                self.counters
+                    .expired
+                    .fetch_add(backlog.expired, Ordering::Relaxed);
+                Some(backlog)
+            }
+            Err(e) => {
+                tracing::warn!(device, error = %e, "push store read failed; closing the session");
+                None
+            }
+        }
+    }
+
+    /// An SSE session: sends the backlog, then whatever is stored, until the client goes.
+    async fn events(self: Arc<Self>, tx: mpsc::Sender<Bytes>, start: Start) {
+        let live = self.attach(&start.device);
+        let config = &start.config;
+        let send_timeout = millis(config.send_timeout_ms);
+        let send = |frame: String| {
+            let tx = tx.clone();
+            async move { timeout(send_timeout, tx.send(Bytes::from(frame))).await }
+        };
+        let hello = ServerFrame::Hello {
+            device: &start.device,
+            acked: start.after,
+        };
+        let mut sent = start.after;
+        let mut ok = matches!(send(hello.event()).await, Ok(Ok(())));
+        while ok {
+            let Some(backlog) = self.next(&start.device, sent, config.window).await else {
+                break;
+            };
+            if let Some((from, to)) = backlog.lost {
+                ok &= matches!(
+                    send(ServerFrame::Gap { from, to }.event()).await,
+                    Ok(Ok(()))
+                );
+                sent = sent.max(to);
+            }
+            for stored in &backlog.entries {
+                match send(ServerFrame::message(stored).event()).await {
+                    Ok(Ok(())) => {
+                        sent = stored.offset;
+                        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Err(_)) => ok = false,
+                    Err(_) => {
+                        self.counters.slow_closed.fetch_add(1, Ordering::Relaxed);
+                        ok = false;
+                    }
+                }
+                if !ok {
+                    break;
+                }
+            }
+            if !ok || backlog.entries.len() == config.window {
+                continue;
+            }
+            tokio::select! {
+                () = live.wake.notified() => {}
+                () = live.replaced.notified() => break,
+                () = tx.closed() => break,
+                () = tokio::time::sleep(millis(config.keepalive_ms)) => {
+                    ok = matches!(send(": keepalive\n\n".into()).await, Ok(Ok(())));
+                }
+            }
+        }
+        self.detach(&start.device, &live);
+    }
+
+    /// A WebSocket session.
+    async fn websocket(self: Arc<Self>, io: TokioIo<hyper::upgrade::Upgraded>, start: Start) {
+        let config = &start.config;
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0)
+            .max_message_size(Some(config.max_frame_bytes))
+            .max_frame_size(Some(config.max_frame_bytes));
+        let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
+        let live = self.attach(&start.device);
+        let reason = self.ws_loop(ws, &start, &live).await;
+        tracing::debug!(device = %start.device, reason, "push connection closed");
+        self.detach(&start.device, &live);
+    }
+
+    /// Runs a WebSocket session until it ends; returns why.
+    async fn ws_loop(
+        &self,
+        mut ws: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
+        start: &Start,
+        live: &Live,
+    ) -> &'static str {
+        let config = &start.config;
+        let (ack_timeout, max_redeliver) = (
+            millis(config.ack_timeout_ms),
+            millis(config.max_redeliver_ms),
+        );
+        let (send_timeout, keepalive) =
+            (millis(config.send_timeout_ms), millis(config.keepalive_ms));
+        let device = start.device.as_str();
+        let (mut sent, mut acked) = (start.after, start.after);
+        let mut resend_at: Option<Instant> = None;
+        let mut backoff = ack_timeout;
+        let mut heard = Instant::now();
+        let mut fill = true;
+        macro_rules! send {
+            ($frame:expr) => {
+                match timeout(send_timeout, ws.send(WsMessage::text($frame.json()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return "write failed",
+                    Err(_) => {
+                        self.counters.slow_closed.fetch_add(1, Ordering::Relaxed);
+                        return "device not reading";
+                    }
+                }
+            };
+        }
+        send!(ServerFrame::Hello { device, acked });
+        loop {
+            let room = config.window.saturating_sub((sent - acked) as usize);
+            if fill && room > 0 {
+                let Some(backlog) = self.next(device, sent, room).await else {
+                    return "store failed";
+                };
+                if let Some((from, to)) = backlog.lost {
+                    send!(ServerFrame::Gap { from, to });
+                    sent = sent.max(to);
+                    acked = acked.max(to);
+                }
+                for stored in &backlog.entries {
+                    send!(ServerFrame::message(stored));
+                    sent = stored.offset;
+                    self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                fill = backlog.entries.len() == room;
+                if sent > acked && resend_at.is_none() {
+                    resend_at = Some(Instant::now() + backoff);
+                }
+            }
+            let resend = async {
+                match resend_at {
+                    Some(at) => sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = live.wake.notified() => fill = true,
+                () = live.replaced.notified() => {
+                    let close = CloseFrame { code: CloseCode::Library(4000), reason: "replaced by a newer connection".into() };
+                    let _ = timeout(send_timeout, ws.close(Some(close))).await;
+                    return "replaced";
+                }
+                () = resend => {
+                    // The ack did not come: send again from the first unacked message.
+                    self.counters.redelivered.fetch_add(sent - acked, Ordering::Relaxed);
+                    sent = acked;
+                    fill = true;
+                    resend_at = None;
+                    backoff = (backoff * 2).min(max_redeliver);
+                }
+                () = tokio::time::sleep(keepalive) => {
+                    if heard.elapsed() > keepalive * 2 {
+                        return "device silent";
+                    }
+                    if timeout(send_timeout, ws.send(WsMessage::Ping(Bytes::new()))).await.is_err() {
+                        return "device not reading";
+                    }
+                }
+                frame = ws.next() => {
+                    heard = Instant::now();
+                    let text = match frame {
+                        None | Some(Ok(WsMessage::Close(_))) => return "closed by the device",
+                        Some(Err(_)) => return "protocol error",
+                        Some(Ok(WsMessage::Text(text))) => text,
+                        Some(Ok(WsMessage::Binary(_))) => {
+                            let close = CloseFrame { code: CloseCode::Unsupported, reason: "text frames only".into() };
+                            let _ = timeout(send_timeout, ws.close(Some(close))).await;
+                            return "binary frame";
+                        }
+                        Some(Ok(_)) => continue,
+                    };
+                    match serde_json::from_str::<ClientFrame>(&text) {
+                        Ok(ClientFrame::Ack { offset }) => {
+                            let offset = offset.min(sent);
+                            if offset > acked {
+                                match self.store.ack(device.to_string(), offset).await {
+                                    Ok(now) => acked = now,
+                                    Err(_) => return "store failed",
+                                }
+                                backoff = ack_timeout;
+                                resend_at = (sent > acked).then(|| Instant::now() + backoff);
+                                fill = true;
+                            }
+                            send!(ServerFrame::Acked { acked });
+                        }
+                        Ok(ClientFrame::Devices) => match self.store.devices(start.user.clone()).await {
+                            Ok(devices) => send!(ServerFrame::Devices { devices: &devices }),
+                            Err(_) => return "store failed",
+                        },
+                        Ok(ClientFrame::Register(registration)) => {
+                            if let Err(refusal) = self.register(&start.user, registration).await {
+                                send!(refusal.frame());
+                            }
+                        }
+                        Ok(ClientFrame::Unbind { device: other }) => {
+                            match self.store.unbind(start.user.clone(), other).await {
+                                Ok(true) => {}
+                                Ok(false) => send!(super::api::unknown_device().frame()),
+                                Err(_) => return "store failed",
+                            }
+                        }
+                        Err(e) => send!(ServerFrame::Error { code: "malformed", message: &e.to_string() }),
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Refusal {
+    /// The refusal as an error frame on a connection.
+    fn frame(&self) -> ServerFrame<'_> {
+        ServerFrame::Error {
+            code: self.1,
+            message: &self.2,
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! What push keeps: devices bound to users, each device's ordered stream of messages with
+//! offsets and its ack cursor, and the answer given to each message id. Behind a trait, so
+//! that the embedded store (`redb`, the default) and a shared one for a fleet serve the
+//! same delivery code.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+use super::decision::{Platform, Priority};
+
+/// A registered device, bound to one user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    /// The client's device id.
+    pub id: String,
+    /// The user it is bound to (the `consumer` an auth filter set).
+    pub user: String,
+    /// Its platform.
+    pub platform: Platform,
+    /// The vendor's token for it, if it has a vendor channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The topics it follows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<String>,
+}
+
+/// A message as stored and delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// The publisher's id (the idempotency key).
+    pub id: String,
+    /// What the publisher sent, as JSON.
+    pub payload: serde_json::Value,
+    /// Its priority.
+    pub priority: Priority,
+    /// When it expires, in ms since the Unix epoch.
+    pub expires_ms: u64,
+    /// Its collapse key, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collapse_key: Option<String>,
+}
+
+/// Whom a message is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// Every device bound to the user.
+    User(String),
+    /// One device.
+    Device(String),
+    /// Every device that follows the topic.
+    Topic(String),
+}
+
+/// A message in a device's stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    /// Its offset in the device's stream (from 1, without holes).
+    pub offset: u64,
+    /// The message.
+    pub message: Message,
+}
+
+/// What a device has to catch up on.
+#[derive(Debug, Default)]
+pub struct Backlog {
+    /// The messages after the asked offset, in order.
+    pub entries: Vec<Stored>,
+    /// Offsets after the asked one that are gone unread (expired, or past the history
+    /// cap): the client must resync what they held.
+    pub lost: Option<(u64, u64)>,
+    /// Messages that expired unread and were removed by this read.
+    pub expired: u64,
+}
+
+/// A store's failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The device is bound to another user.
+    Taken,
+    /// The store failed (I/O, corruption).
+    Failed(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Taken => f.write_str("the device is bound to another user"),
+            Self::Failed(e) => write!(f, "push store failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Makes a publish's answer from the (device, offset) pairs its message got.
+pub type Answer = Box<dyn FnOnce(&[(String, u64)]) -> String + Send>;
+
+/// A store's answer, later.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The push store.
+pub trait PushStore: Send + Sync {
+    /// Registers `device` and binds it to its user (again: its token and topics are
+    /// updated); `Taken` when another user holds it.
+    fn register(&self, device: Device) -> StoreFuture<'_, ()>;
+    /// Unbinds and forgets `device` of `user`, its stream too; false if `user` has no such
+    /// device.
+    fn unbind(&self, user: String, device: String) -> StoreFuture<'_, bool>;
+    /// The devices bound to `user`.
+    fn devices(&self, user: String) -> StoreFuture<'_, Vec<Device>>;
+    /// One device.
+    fn device(&self, id: String) -> StoreFuture<'_, Option<Device>>;
+    /// The devices a target names.
+    fn targets(&self, target: Target) -> StoreFuture<'_, Vec<Device>>;
+    /// The answer given when `id` was first published, if it was.
+    fn answer(&self, id: String) -> StoreFuture<'_, Option<String>>;
+    /// Appends `message` to each of `devices`' streams and keeps `answer` (made from the
+    /// offsets given) for its id, durably, in one step; if the id was published meanwhile,
+    /// appends nothing and returns the first answer. `keep_ms` is how long the answer is
+    /// kept.
+    fn publish(
+        &self,
+        message: Message,
+        devices: Vec<String>,
+        keep_ms: u64,
+        answer: Answer,
+    ) -> StoreFuture<'_, String>;
+    /// Up to `max` messages of `device` after offset `after`, live at `now_ms`; expired
+    /// ones are removed.
+    fn backlog(
+        &self,
+        device: String,
+        after: u64,
+        max: usize,
+        now_ms: u64,
+    ) -> StoreFuture<'_, Backlog>;
+    /// Acks every message of `device` up to `offset`; returns the acked offset.
+    fn ack(&self, device: String, offset: u64) -> StoreFuture<'_, u64>;
+    /// Forgets answers kept past their time and messages expired by `now_ms`.
+    fn sweep(&self, now_ms: u64) -> StoreFuture<'_, ()>;
+}
