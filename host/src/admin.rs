@@ -282,6 +282,7 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
         let _ = writeln!(out, "# HELP weir_connections_refused_total Client connections closed at accept by a connection cap.\n# TYPE weir_connections_refused_total counter\nweir_connections_refused_total {}", connections.refused());
         let _ = writeln!(out, "# HELP weir_tunnels_open Upgraded connections spliced through now.\n# TYPE weir_tunnels_open gauge\nweir_tunnels_open {}", gateway.tunnels.load(std::sync::atomic::Ordering::Relaxed));
         let _ = writeln!(out, "# HELP weir_buffered_body_bytes Body bytes held for filters now.\n# TYPE weir_buffered_body_bytes gauge\nweir_buffered_body_bytes {}", gateway.buffers.used());
+        gateway.push.render_metrics(out);
         let _ = writeln!(out, "# HELP weir_snapshot_generation The live snapshot.\n# TYPE weir_snapshot_generation gauge\nweir_snapshot_generation {}", snapshot.generation);
     });
     let mut response = Response::new(full_body(Bytes::from(text)));

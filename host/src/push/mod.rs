@@ -127,20 +127,71 @@ impl PushService {
             .remove_if(device, |_, current| current.id == live.id);
     }
 
-    /// What the admin API's `GET /push` shows: live connections and the counters.
-    pub fn stats(&self) -> serde_json::Value {
+    /// The counters: name, help text, value.
+    fn counts(&self) -> [(&'static str, &'static str, u64); 7] {
         let c = &self.counters;
         let n = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        serde_json::json!({
-            "connections": self.connections(),
-            "published": n(&c.published),
-            "duplicates": n(&c.duplicates),
-            "sent": n(&c.sent),
-            "redelivered": n(&c.redelivered),
-            "expired": n(&c.expired),
-            "slow_closed": n(&c.slow_closed),
-            "router_failures": n(&c.router_failures),
-        })
+        [
+            ("published", "Messages accepted.", n(&c.published)),
+            (
+                "duplicates",
+                "Publishes of a message id already accepted.",
+                n(&c.duplicates),
+            ),
+            (
+                "sent",
+                "Messages sent on devices' connections, resends included.",
+                n(&c.sent),
+            ),
+            (
+                "redelivered",
+                "Messages sent again after their ack did not come.",
+                n(&c.redelivered),
+            ),
+            (
+                "expired",
+                "Messages that expired before their device read them.",
+                n(&c.expired),
+            ),
+            (
+                "slow_closed",
+                "Connections closed because their device did not read.",
+                n(&c.slow_closed),
+            ),
+            (
+                "router_failures",
+                "Routing decisions that failed and fell back to the queue.",
+                n(&c.router_failures),
+            ),
+        ]
+    }
+
+    /// What the admin API's `GET /push` shows: live connections and the counters.
+    pub fn stats(&self) -> serde_json::Value {
+        let mut stats = serde_json::Map::new();
+        stats.insert("connections".into(), self.connections().into());
+        for (name, _, value) in self.counts() {
+            stats.insert(name.into(), value.into());
+        }
+        stats.into()
+    }
+
+    /// The push metrics in the Prometheus text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "# HELP weir_push_connections Devices connected to this gateway now.\n\
+             # TYPE weir_push_connections gauge\nweir_push_connections {}",
+            self.connections()
+        );
+        for (name, help, value) in self.counts() {
+            let _ = writeln!(
+                out,
+                "# HELP weir_push_{name}_total {help}\n# TYPE weir_push_{name}_total counter\n\
+                 weir_push_{name}_total {value}"
+            );
+        }
     }
 
     /// Forgets old idempotency answers and expired messages, now and then.

@@ -139,6 +139,12 @@ async fn expired_messages_are_not_delivered_and_their_loss_is_said() {
     assert_eq!(phone.message().await, (2, "long".to_string()));
     let stats = push.gw_push_stats().await;
     assert_eq!(stats["expired"], 1, "{stats}");
+    let metrics = weir_tests::TestClient::default()
+        .get(&push.gw.admin_url("/metrics"))
+        .await;
+    let metrics = String::from_utf8_lossy(&metrics.body);
+    assert!(metrics.contains("\nweir_push_expired_total 1\n"), "{metrics}");
+    assert!(metrics.contains("\nweir_push_connections 1\n"), "{metrics}");
     push.gw.shutdown().await;
 }
 
