@@ -18,6 +18,7 @@ use crate::filters::{self, RequestOutcome};
 use crate::gateway::Gateway;
 use crate::headers::{Peer, REQUEST_ID, add_forwarded, remove_hop_by_hop};
 use crate::hygiene;
+use crate::push::api::PushRequest;
 use crate::snapshot::{Route, Snapshot};
 use crate::upstream::{Upstream, UpstreamResponse};
 
@@ -124,7 +125,15 @@ async fn proxy(
     if let Some(endpoint) = route.push {
         let config = &snapshot.config.push;
         let router = &crate::push::decision::DefaultPolicy;
-        let response = gateway.push.serve(endpoint, &mut ex, config, router).await;
+        let request = PushRequest {
+            body: std::mem::replace(&mut ex.body, full_body(Bytes::new())),
+            websocket: ex.upgrade.take().and_then(|u| u.websocket()),
+            consumer: (ex.variables.iter().rev())
+                .find(|(key, _)| key == "consumer")
+                .map(|(_, value)| value.clone()),
+            parts: &ex.parts,
+        };
+        let response = gateway.push.serve(endpoint, request, config, router).await;
         return filters::on_response(route, route.filters.len(), &mut ex, response).await;
     }
 

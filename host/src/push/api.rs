@@ -13,7 +13,6 @@ use super::decision::{Delivery, DeviceFacts, MessageFacts, Platform, Priority, P
 use super::store::{Device, Message, StoreError, Target};
 use crate::body::{ProxyBody, full_body};
 use crate::config::push::{PushConfig, PushEndpoint};
-use crate::exchange::Exchange;
 
 /// The longest device id, message id, topic or user.
 const MAX_ID: usize = 128;
@@ -110,13 +109,21 @@ pub(super) fn json_response(status: StatusCode, body: String) -> Response<ProxyB
     response
 }
 
-/// The user an auth filter identified (its `consumer` variable).
-pub(super) fn consumer(ex: &Exchange) -> Result<String, Refusal> {
-    ex.variables
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "consumer")
-        .map(|(_, v)| v.clone())
+/// A request to a push endpoint, as the route's request filters left it.
+pub struct PushRequest<'a> {
+    /// Method, URI and headers.
+    pub parts: &'a http::request::Parts,
+    /// The body.
+    pub body: ProxyBody,
+    /// The user an auth filter identified (its `consumer` variable), if one did.
+    pub consumer: Option<String>,
+    /// The client's side of a WebSocket upgrade, if it asked for one.
+    pub websocket: Option<hyper::upgrade::OnUpgrade>,
+}
+
+/// The user an auth filter identified.
+pub(super) fn consumer(request: &PushRequest<'_>) -> Result<String, Refusal> {
+    (request.consumer.clone())
         .filter(|v| !v.is_empty())
         .ok_or_else(|| {
             Refusal::new(
@@ -145,10 +152,10 @@ pub(super) fn check_id(what: &'static str, id: &str) -> Result<(), Refusal> {
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(
-    ex: &mut Exchange,
+    request: &mut PushRequest<'_>,
     max: usize,
 ) -> Result<T, Refusal> {
-    let body = std::mem::replace(&mut ex.body, full_body(Bytes::new()));
+    let body = std::mem::replace(&mut request.body, full_body(Bytes::new()));
     let bytes = match Limited::new(body, max).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
@@ -171,33 +178,33 @@ async fn read_json<T: serde::de::DeserializeOwned>(
 }
 
 impl PushService {
-    /// Serves a push route's endpoint for the request in `ex` (the route's request filters
-    /// ran already).
+    /// Serves a push route's endpoint for `request` (the route's request filters ran
+    /// already).
     pub async fn serve(
         self: &std::sync::Arc<Self>,
         endpoint: PushEndpoint,
-        ex: &mut Exchange,
+        request: PushRequest<'_>,
         config: &PushConfig,
         router: &dyn PushRouter,
     ) -> Response<ProxyBody> {
         let served = match endpoint {
-            PushEndpoint::Publish => self.publish(ex, config, router).await,
-            PushEndpoint::Devices => self.devices_endpoint(ex, config).await,
-            PushEndpoint::Connect => self.connect(ex, config).await,
+            PushEndpoint::Publish => self.publish(request, config, router).await,
+            PushEndpoint::Devices => self.devices_endpoint(request, config).await,
+            PushEndpoint::Connect => self.connect(request, config).await,
         };
         served.unwrap_or_else(Refusal::response)
     }
 
     async fn publish(
         &self,
-        ex: &mut Exchange,
+        mut request: PushRequest<'_>,
         config: &PushConfig,
         router: &dyn PushRouter,
     ) -> Result<Response<ProxyBody>, Refusal> {
-        if ex.parts.method != http::Method::POST {
+        if request.parts.method != http::Method::POST {
             return Err(method_not_allowed("POST"));
         }
-        let publish: Publish = read_json(ex, config.max_payload_bytes + 4096).await?;
+        let publish: Publish = read_json(&mut request, config.max_payload_bytes + 4096).await?;
         check_id("bad_id", &publish.id)?;
         let payload_bytes = serde_json::to_string(&publish.payload)
             .map(|p| p.len())
@@ -326,11 +333,11 @@ impl PushService {
 
     async fn devices_endpoint(
         &self,
-        ex: &mut Exchange,
+        mut request: PushRequest<'_>,
         config: &PushConfig,
     ) -> Result<Response<ProxyBody>, Refusal> {
-        let user = consumer(ex)?;
-        match ex.parts.method {
+        let user = consumer(&request)?;
+        match request.parts.method {
             http::Method::GET => {
                 let devices = self.store.devices(user).await?;
                 Ok(json_response(
@@ -338,7 +345,7 @@ impl PushService {
                     json!({ "devices": devices }).to_string(),
                 ))
             }
-            http::Method::POST => match read_json(ex, config.max_frame_bytes).await? {
+            http::Method::POST => match read_json(&mut request, config.max_frame_bytes).await? {
                 DevicesPost::Register(registration) => {
                     let device = self.register(&user, registration).await?;
                     Ok(json_response(
@@ -356,7 +363,7 @@ impl PushService {
                 }
             },
             http::Method::DELETE => {
-                let device = query(ex, "device").ok_or_else(|| {
+                let device = query(request.parts, "device").ok_or_else(|| {
                     Refusal::new(StatusCode::BAD_REQUEST, "no_device", "give ?device=<id>")
                 })?;
                 match self.store.unbind(user, device).await? {
@@ -426,8 +433,8 @@ fn method_not_allowed(allowed: &str) -> Refusal {
 }
 
 /// The query parameter `name`, percent-decoding not needed for ids.
-pub(super) fn query(ex: &Exchange, name: &str) -> Option<String> {
-    let query = ex.parts.uri.query()?;
+pub(super) fn query(parts: &http::request::Parts, name: &str) -> Option<String> {
+    let query = parts.uri.query()?;
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=')?;
         (key == name).then(|| value.to_string())

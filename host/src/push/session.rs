@@ -21,14 +21,13 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message as WsMessage, handshake::derive_accept_key};
 
-use super::api::{Refusal, consumer, query};
+use super::api::{PushRequest, Refusal, consumer, query};
 use super::frames::{ClientFrame, ServerFrame};
 use super::store::Backlog;
 use super::{Live, PushService};
 use crate::body::{ProxyBody, Streamed};
 use crate::config::millis;
 use crate::config::push::PushConfig;
-use crate::exchange::Exchange;
 
 /// Where a session starts and what bounds it.
 struct Start {
@@ -44,18 +43,18 @@ impl PushService {
     /// The connect endpoint: a WebSocket upgrade, or an SSE stream.
     pub(super) async fn connect(
         self: &Arc<Self>,
-        ex: &mut Exchange,
+        request: PushRequest<'_>,
         config: &PushConfig,
     ) -> Result<Response<ProxyBody>, Refusal> {
-        let user = consumer(ex)?;
-        let device = query(ex, "device").ok_or_else(|| {
+        let user = consumer(&request)?;
+        let device = query(request.parts, "device").ok_or_else(|| {
             Refusal::new(StatusCode::BAD_REQUEST, "no_device", "give ?device=<id>")
         })?;
         self.owned(&user, &device).await?;
-        let headers = &ex.parts.headers;
+        let headers = &request.parts.headers;
         let resume = (headers.get("last-event-id").and_then(|v| v.to_str().ok()))
             .map(str::to_string)
-            .or_else(|| query(ex, "last_offset"));
+            .or_else(|| query(request.parts, "last_offset"));
         let resume = match resume.map(|r| r.trim().parse::<u64>()) {
             None => 0,
             Some(Ok(offset)) => offset,
@@ -75,9 +74,9 @@ impl PushService {
             after,
             config: config.clone(),
         };
-        let key = ex.parts.headers.get("sec-websocket-key").cloned();
-        let version = ex.parts.headers.get("sec-websocket-version").cloned();
-        if let Some(upgrade) = ex.upgrade.take().and_then(|u| u.websocket()) {
+        let key = headers.get("sec-websocket-key").cloned();
+        let version = headers.get("sec-websocket-version").cloned();
+        if let Some(upgrade) = request.websocket {
             let (Some(key), Some(b"13")) = (key, version.as_ref().map(|v| v.as_bytes())) else {
                 return Err(Refusal::new(
                     StatusCode::BAD_REQUEST,

@@ -143,7 +143,10 @@ async fn expired_messages_are_not_delivered_and_their_loss_is_said() {
         .get(&push.gw.admin_url("/metrics"))
         .await;
     let metrics = String::from_utf8_lossy(&metrics.body);
-    assert!(metrics.contains("\nweir_push_expired_total 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nweir_push_expired_total 1\n"),
+        "{metrics}"
+    );
     assert!(metrics.contains("\nweir_push_connections 1\n"), "{metrics}");
     push.gw.shutdown().await;
 }
