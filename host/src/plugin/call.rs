@@ -10,6 +10,9 @@ use std::time::Duration;
 use wasmtime::Store;
 use wasmtime::component::Resource;
 
+use super::bindings::router::{
+    Delivery, DeviceFacts, MessageFacts, PushRouter, PushRouterPre, RouterInfo,
+};
 use super::bindings::{FilterInfo, FilterPlugin, FilterPluginPre, RequestAction, ResponseAction};
 use super::budget;
 use super::failure::{FailureKind, FilterFailure};
@@ -55,31 +58,61 @@ impl CallLimits {
     }
 }
 
+/// A plugin ready to instantiate, by the world it implements (settled once, at load time).
+pub(crate) enum PluginPre {
+    /// `filter-plugin`.
+    Filter(FilterPluginPre<HostState>),
+    /// `push-router`.
+    Router(PushRouterPre<HostState>),
+}
+
+/// An instance's exports, by world.
+enum Exports {
+    Filter(FilterPlugin),
+    Router(PushRouter),
+}
+
 /// An instance with its store, ready for a call.
 pub(crate) struct Warm {
     pub(crate) store: Store<HostState>,
-    plugin: FilterPlugin,
+    exports: Exports,
 }
 
 /// A fresh store and instance with a memory cap, a cap on the bytes lifted out of the guest
 /// in one go, and the execution budget enforced on every epoch tick. Instantiation itself
 /// is under the wall-clock stop too.
 pub(crate) async fn new_instance(
-    pre: &FilterPluginPre<HostState>,
+    pre: &PluginPre,
     caller: Arc<Caller>,
     memory_bytes: usize,
     limits: &CallLimits,
 ) -> anyhow::Result<Warm> {
-    let mut store = Store::new(pre.engine(), HostState::new(caller, memory_bytes)?);
+    let engine = match pre {
+        PluginPre::Filter(pre) => pre.engine(),
+        PluginPre::Router(pre) => pre.engine(),
+    };
+    let mut store = Store::new(engine, HostState::new(caller, memory_bytes)?);
     store.limiter(|state| &mut state.memory);
     store.set_hostcall_fuel(limits.results.max_lifted_bytes);
     budget::enforce(&mut store);
     budget::start(&mut store, limits.wall_clock_min);
     let stop = limits.wall_clock_min;
-    let plugin = tokio::time::timeout(stop, pre.instantiate_async(&mut store))
+    let instantiated = async {
+        Ok::<_, wasmtime::Error>(match pre {
+            PluginPre::Filter(pre) => Exports::Filter(pre.instantiate_async(&mut store).await?),
+            PluginPre::Router(pre) => Exports::Router(pre.instantiate_async(&mut store).await?),
+        })
+    };
+    let exports = tokio::time::timeout(stop, instantiated)
         .await
         .map_err(|_| anyhow::anyhow!("instantiation took longer than {} ms", stop.as_millis()))??;
-    Ok(Warm { store, plugin })
+    Ok(Warm { store, exports })
+}
+
+/// The error of an export called on a plugin of the other world. Slots check a plugin's
+/// kind when they are built, so this is a bug in the gateway, not in the plugin.
+fn wrong_world(export: &str) -> wasmtime::Error {
+    wasmtime::Error::msg(format!("the plugin has no `{export}` export"))
 }
 
 impl Warm {
@@ -97,8 +130,28 @@ impl Warm {
         limits: &CallLimits,
     ) -> Result<FilterInfo, FilterFailure> {
         call(self, deadline, limits, async |w: &mut Warm| {
-            let filter = w.plugin.weir_gateway_filter();
-            filter.call_metadata(&mut w.store).await
+            match &w.exports {
+                Exports::Filter(p) => p.weir_gateway_filter().call_metadata(&mut w.store).await,
+                Exports::Router(_) => Err(wrong_world("filter.metadata")),
+            }
+        })
+        .await
+    }
+
+    /// A router's `metadata`.
+    pub(crate) async fn router_metadata(
+        &mut self,
+        deadline: Duration,
+        limits: &CallLimits,
+    ) -> Result<RouterInfo, FilterFailure> {
+        call(self, deadline, limits, async |w: &mut Warm| {
+            match &w.exports {
+                Exports::Router(p) => {
+                    let router = p.weir_gateway_push_routing();
+                    router.call_metadata(&mut w.store).await
+                }
+                Exports::Filter(_) => Err(wrong_world("push-routing.metadata")),
+            }
         })
         .await
     }
@@ -111,8 +164,16 @@ impl Warm {
         config: &str,
     ) -> Result<Result<(), String>, FilterFailure> {
         call(self, deadline, limits, async |w: &mut Warm| {
-            let filter = w.plugin.weir_gateway_filter();
-            filter.call_configure(&mut w.store, config).await
+            match &w.exports {
+                Exports::Filter(p) => {
+                    let filter = p.weir_gateway_filter();
+                    filter.call_configure(&mut w.store, config).await
+                }
+                Exports::Router(p) => {
+                    let router = p.weir_gateway_push_routing();
+                    router.call_configure(&mut w.store, config).await
+                }
+            }
         })
         .await
     }
@@ -125,8 +186,13 @@ impl Warm {
         request: Resource<RequestView>,
     ) -> Result<RequestAction, FilterFailure> {
         call(self, deadline, limits, async |w: &mut Warm| {
-            let filter = w.plugin.weir_gateway_filter();
-            filter.call_on_request(&mut w.store, request).await
+            match &w.exports {
+                Exports::Filter(p) => {
+                    let filter = p.weir_gateway_filter();
+                    filter.call_on_request(&mut w.store, request).await
+                }
+                Exports::Router(_) => Err(wrong_world("filter.on-request")),
+            }
         })
         .await
     }
@@ -139,10 +205,34 @@ impl Warm {
         (request, response): (Resource<RequestView>, Resource<ResponseView>),
     ) -> Result<ResponseAction, FilterFailure> {
         call(self, deadline, limits, async |w: &mut Warm| {
-            let filter = w.plugin.weir_gateway_filter();
-            filter
-                .call_on_response(&mut w.store, request, response)
-                .await
+            match &w.exports {
+                Exports::Filter(p) => {
+                    let filter = p.weir_gateway_filter();
+                    filter
+                        .call_on_response(&mut w.store, request, response)
+                        .await
+                }
+                Exports::Router(_) => Err(wrong_world("filter.on-response")),
+            }
+        })
+        .await
+    }
+
+    /// A router's `decide`.
+    pub(crate) async fn decide(
+        &mut self,
+        deadline: Duration,
+        limits: &CallLimits,
+        (message, device): (&MessageFacts, &DeviceFacts),
+    ) -> Result<Delivery, FilterFailure> {
+        call(self, deadline, limits, async |w: &mut Warm| {
+            match &w.exports {
+                Exports::Router(p) => {
+                    let router = p.weir_gateway_push_routing();
+                    router.call_decide(&mut w.store, message, device).await
+                }
+                Exports::Filter(_) => Err(wrong_world("push-routing.decide")),
+            }
         })
         .await
     }
