@@ -18,6 +18,7 @@ mod polyglot;
 mod process;
 mod protocol_convert;
 mod protocols;
+mod push_router;
 mod rate_limit;
 mod reload;
 mod request_hygiene;
