@@ -15,7 +15,7 @@ use weir::push::decision::{
     DefaultPolicy, Delivery, DeviceFacts, MessageFacts, Platform, Priority, PushRouter,
 };
 use weir_tests::plugins::{HEADERS, PUSH_ROUTING, ROUTER_CUSTOM};
-use weir_tests::{TempDir, TestGateway, one_route, refusal};
+use weir_tests::{TempDir, TestClient, TestGateway, one_route, refusal};
 
 /// A plugin runtime with the default `[runtime]` and its cache in `dir`.
 fn runtime(dir: &TempDir) -> PluginRuntime {
@@ -278,4 +278,13 @@ async fn a_router_is_refused_as_a_route_filter_and_a_filter_as_a_router() {
     let error = refusal(started, "a router on a route").await;
     assert!(error.contains("route \"r\": plugin push.wasm"), "{error}");
     assert!(error.contains("push.wasm is a push router"), "{error}");
+
+    // Unused, it loads, and the admin API tells the two kinds apart.
+    let plugins = [("push.wasm", PUSH_ROUTING), ("headers.wasm", HEADERS)];
+    let gw = TestGateway::start(&one_route("127.0.0.1:9", ""), &plugins).await;
+    let status = gw.plugin_status(&TestClient::http1()).await;
+    assert_eq!(status["push.wasm"]["kind"], "router", "{status:?}");
+    assert_eq!(status["push.wasm"]["state"], "unused", "{status:?}");
+    assert_eq!(status["headers.wasm"]["kind"], "filter", "{status:?}");
+    gw.shutdown().await;
 }

@@ -10,6 +10,8 @@ use std::time::Duration;
 use wasmtime::Store;
 use wasmtime::component::Resource;
 
+use super::bindings::exports::weir::gateway::filter;
+use super::bindings::router::exports::weir::gateway::push_routing;
 use super::bindings::router::{
     Delivery, DeviceFacts, MessageFacts, PushRouter, PushRouterPre, RouterInfo,
 };
@@ -109,10 +111,23 @@ pub(crate) async fn new_instance(
     Ok(Warm { store, exports })
 }
 
-/// The error of an export called on a plugin of the other world. Slots check a plugin's
-/// kind when they are built, so this is a bug in the gateway, not in the plugin.
-fn wrong_world(export: &str) -> wasmtime::Error {
-    wasmtime::Error::msg(format!("the plugin has no `{export}` export"))
+impl Exports {
+    /// The `filter` export. Slots check a plugin's kind when they are built, so the error
+    /// (a router called as a filter) would be a bug in the gateway, not in the plugin.
+    fn filter(&self) -> wasmtime::Result<&filter::Guest> {
+        match self {
+            Self::Filter(p) => Ok(p.weir_gateway_filter()),
+            Self::Router(_) => Err(wasmtime::Error::msg("a push router has no filter export")),
+        }
+    }
+
+    /// The `push-routing` export (likewise).
+    fn router(&self) -> wasmtime::Result<&push_routing::Guest> {
+        match self {
+            Self::Router(p) => Ok(p.weir_gateway_push_routing()),
+            Self::Filter(_) => Err(wasmtime::Error::msg("a filter has no push-routing export")),
+        }
+    }
 }
 
 impl Warm {
@@ -130,10 +145,7 @@ impl Warm {
         limits: &CallLimits,
     ) -> Result<FilterInfo, FilterFailure> {
         call(self, deadline, limits, async |w: &mut Warm| {
-            match &w.exports {
-                Exports::Filter(p) => p.weir_gateway_filter().call_metadata(&mut w.store).await,
-                Exports::Router(_) => Err(wrong_world("filter.metadata")),
-            }
+            w.exports.filter()?.call_metadata(&mut w.store).await
         })
         .await
     }
@@ -145,13 +157,7 @@ impl Warm {
         limits: &CallLimits,
     ) -> Result<RouterInfo, FilterFailure> {
         call(self, deadline, limits, async |w: &mut Warm| {
-            match &w.exports {
-                Exports::Router(p) => {
-                    let router = p.weir_gateway_push_routing();
-                    router.call_metadata(&mut w.store).await
-                }
-                Exports::Filter(_) => Err(wrong_world("push-routing.metadata")),
-            }
+            w.exports.router()?.call_metadata(&mut w.store).await
         })
         .await
     }
@@ -186,13 +192,8 @@ impl Warm {
         request: Resource<RequestView>,
     ) -> Result<RequestAction, FilterFailure> {
         call(self, deadline, limits, async |w: &mut Warm| {
-            match &w.exports {
-                Exports::Filter(p) => {
-                    let filter = p.weir_gateway_filter();
-                    filter.call_on_request(&mut w.store, request).await
-                }
-                Exports::Router(_) => Err(wrong_world("filter.on-request")),
-            }
+            let filter = w.exports.filter()?;
+            filter.call_on_request(&mut w.store, request).await
         })
         .await
     }
@@ -205,15 +206,10 @@ impl Warm {
         (request, response): (Resource<RequestView>, Resource<ResponseView>),
     ) -> Result<ResponseAction, FilterFailure> {
         call(self, deadline, limits, async |w: &mut Warm| {
-            match &w.exports {
-                Exports::Filter(p) => {
-                    let filter = p.weir_gateway_filter();
-                    filter
-                        .call_on_response(&mut w.store, request, response)
-                        .await
-                }
-                Exports::Router(_) => Err(wrong_world("filter.on-response")),
-            }
+            let filter = w.exports.filter()?;
+            filter
+                .call_on_response(&mut w.store, request, response)
+                .await
         })
         .await
     }
@@ -226,13 +222,8 @@ impl Warm {
         (message, device): (&MessageFacts, &DeviceFacts),
     ) -> Result<Delivery, FilterFailure> {
         call(self, deadline, limits, async |w: &mut Warm| {
-            match &w.exports {
-                Exports::Router(p) => {
-                    let router = p.weir_gateway_push_routing();
-                    router.call_decide(&mut w.store, message, device).await
-                }
-                Exports::Filter(_) => Err(wrong_world("push-routing.decide")),
-            }
+            let router = w.exports.router()?;
+            router.call_decide(&mut w.store, message, device).await
         })
         .await
     }

@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use super::backoff::{Backoff, BackoffStatus};
-use super::call::{Warm, new_instance};
+use super::call::{CallLimits, Warm, new_instance};
 use super::failure::{FailureKind, FilterFailure};
 use super::idle::{Evict, IdleBudget};
-use super::imports::Caller;
-use super::loader::LoadedPlugin;
+use super::imports::{Caller, HostServices};
+use super::loader::{LoadedPlugin, PluginKind};
 use super::slot::FilterSettings;
 use crate::metrics::{Decision, FilterMetrics};
 
@@ -68,9 +68,31 @@ pub(crate) struct Instances {
 }
 
 impl Instances {
+    /// Pools for `plugin`, which must be of `kind`, configured with `settings` for `route`
+    /// (its name and its upstream's), and the first instance, configured: the caller reads
+    /// its metadata and then releases it. An error here refuses the snapshot.
+    pub(crate) async fn start(
+        (plugin, kind): (Arc<LoadedPlugin>, PluginKind),
+        route: (&str, &str),
+        settings: FilterSettings,
+        services: Arc<HostServices>,
+        metrics: Arc<FilterMetrics>,
+    ) -> anyhow::Result<(Self, Warm)> {
+        plugin.expect_kind(kind)?;
+        let settings = Arc::new(settings);
+        let caller = Caller::new(&plugin.info.name, route, &settings.grants, services);
+        let instances = Self::new(plugin, settings, metrics, caller);
+        let mut warm = instances
+            .instantiate()
+            .await
+            .map_err(|f| anyhow::anyhow!(f.message))?;
+        warm.serve("(configure)");
+        Ok((instances, warm))
+    }
+
     /// Pools for `plugin` configured with `settings`, serving as `caller`, registered with
     /// the gateway-wide idle budget.
-    pub(crate) fn new(
+    fn new(
         plugin: Arc<LoadedPlugin>,
         settings: Arc<FilterSettings>,
         metrics: Arc<FilterMetrics>,
@@ -99,15 +121,15 @@ impl Instances {
         &self.caller
     }
 
-    /// The first instance, configured: the caller reads its metadata and then releases it.
-    /// An error here refuses the snapshot.
-    pub(crate) async fn first(&self) -> anyhow::Result<Warm> {
-        let mut warm = self
-            .instantiate()
-            .await
-            .map_err(|f| anyhow::anyhow!(f.message))?;
-        warm.serve("(configure)");
-        Ok(warm)
+    /// The settings.
+    pub(crate) fn settings(&self) -> &Arc<FilterSettings> {
+        &self.settings
+    }
+
+    /// The execution budget and the limits of `metadata` and `configure`.
+    pub(crate) fn setup(&self) -> (Duration, CallLimits) {
+        let limits = self.settings.limits;
+        (limits.setup(self.settings.deadline), limits)
     }
 
     /// Warm instances waiting in the pools.

@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::backoff::BackoffStatus;
 use super::bindings::router as wit;
 use super::failure::FilterFailure;
-use super::imports::{Caller, HostServices};
+use super::imports::HostServices;
 use super::loader::{LoadedPlugin, PluginKind};
 use super::pool::Instances;
 use super::slot::FilterSettings;
@@ -40,22 +40,22 @@ impl RouterSlot {
         services: Arc<HostServices>,
         metrics: Arc<FilterMetrics>,
     ) -> anyhow::Result<Self> {
-        plugin.expect_kind(PluginKind::Router)?;
-        let settings = Arc::new(settings);
-        let caller = Caller::new(&plugin.info.name, (route, ""), &settings.grants, services);
-        let instances = Instances::new(plugin.clone(), settings.clone(), metrics.clone(), caller);
-        let mut warm = instances.first().await?;
-        let limits = settings.limits;
-        if let Err(f) = warm
-            .router_metadata(limits.setup(settings.deadline), &limits)
-            .await
-        {
+        let (instances, mut warm) = Instances::start(
+            (plugin.clone(), PluginKind::Router),
+            (route, ""),
+            settings,
+            services,
+            metrics.clone(),
+        )
+        .await?;
+        let (deadline, limits) = instances.setup();
+        if let Err(f) = warm.router_metadata(deadline, &limits).await {
             anyhow::bail!("metadata after configure: {}", f.message);
         }
         instances.release(warm);
         Ok(Self {
+            settings: instances.settings().clone(),
             plugin,
-            settings,
             metrics,
             instances,
         })

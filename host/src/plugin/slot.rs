@@ -12,7 +12,7 @@ use super::bindings::Phase;
 use super::call::CallLimits;
 use super::failure::FilterFailure;
 use super::grants::Grants;
-use super::imports::{Caller, HostServices};
+use super::imports::HostServices;
 use super::loader::{LoadedPlugin, PluginKind};
 use super::pool::Instances;
 use super::view::{RequestView, ResponseView};
@@ -92,29 +92,24 @@ impl FilterSlot {
         services: Arc<HostServices>,
         metrics: Arc<FilterMetrics>,
     ) -> anyhow::Result<Self> {
-        plugin.expect_kind(PluginKind::Filter)?;
-        let settings = Arc::new(settings);
-        let caller = Caller::new(
-            &plugin.info.name,
+        let (instances, mut warm) = Instances::start(
+            (plugin.clone(), PluginKind::Filter),
             (route, route_upstream),
-            &settings.grants,
+            settings,
             services,
-        );
-        let instances = Instances::new(plugin.clone(), settings.clone(), metrics.clone(), caller);
-        let mut warm = instances.first().await?;
-        let limits = settings.limits;
-        let info = match warm
-            .metadata(limits.setup(settings.deadline), &limits)
-            .await
-        {
+            metrics.clone(),
+        )
+        .await?;
+        let (deadline, limits) = instances.setup();
+        let info = match warm.metadata(deadline, &limits).await {
             Ok(info) => info,
             Err(f) => anyhow::bail!("metadata after configure: {}", f.message),
         };
         instances.release(warm);
         Ok(Self {
+            settings: instances.settings().clone(),
             plugin,
             phases: Phases::from_wit(&info.phases),
-            settings,
             metrics,
             instances,
         })
