@@ -31,6 +31,9 @@
 //! export_filter!(RequireHeader);
 //! ```
 //!
+//! A push router (where each published message goes for each device) is written the same
+//! way with [`push::PushRouter`] and [`export_push_router!`].
+//!
 //! Build it with `cargo build --release --target wasm32-wasip2`; the output is a component
 //! that the gateway loads from its plugins directory. Test its logic natively with
 //! [`testing`]: a fake request, response and host, under plain `cargo test`.
@@ -77,6 +80,7 @@ pub mod export;
 mod filter;
 mod handle;
 pub mod host;
+pub mod push;
 mod request;
 mod response;
 pub mod testing;
@@ -91,6 +95,27 @@ pub mod bindings {
         default_bindings_module: "weir_plugin_sdk::bindings",
         export_macro_name: "export_guest",
         additional_derives: [PartialEq, Eq, Hash],
+    });
+}
+
+/// The `push-router` world's bindings: its imports are the filter world's (so [`host`]
+/// serves routers too); only its export, `push-routing`, is generated here.
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod router_bindings {
+    wit_bindgen::generate!({
+        world: "push-router",
+        path: "../wit",
+        pub_export_macro: true,
+        default_bindings_module: "weir_plugin_sdk::router_bindings",
+        export_macro_name: "export_router_guest",
+        additional_derives: [PartialEq, Eq, Hash],
+        with: {
+            "weir:gateway/types@0.2.2": crate::bindings::weir::gateway::types,
+            "weir:gateway/log@0.2.2": crate::bindings::weir::gateway::log,
+            "weir:gateway/clock@0.2.2": crate::bindings::weir::gateway::clock,
+            "weir:gateway/kv@0.2.2": crate::bindings::weir::gateway::kv,
+        },
     });
 }
 

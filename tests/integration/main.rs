@@ -19,6 +19,7 @@ mod process;
 mod protocol_convert;
 mod protocols;
 mod push;
+mod push_router;
 mod rate_limit;
 mod reload;
 mod request_hygiene;

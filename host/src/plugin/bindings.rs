@@ -1,4 +1,6 @@
-//! The one `bindgen!` of the host: Rust types and traits for the `filter-plugin` world.
+//! The host's bindings: Rust types and traits for the `filter-plugin` world, and for the
+//! `push-router` world, whose imports are the filter world's own (one `Host` implementation
+//! each, one linker for both worlds).
 
 #![allow(missing_docs)]
 
@@ -28,3 +30,25 @@ pub(crate) use weir::gateway::types::{
     FilterInfo, Header, Phase, RequestAction, RequestMutations, Response, ResponseAction,
     ResponseMutations, Variable,
 };
+
+/// The `push-router` world: only its export is generated; its imports map to the filter
+/// world's interfaces above.
+pub(crate) mod router {
+    wasmtime::component::bindgen!({
+        world: "push-router",
+        path: "../wit",
+        // The remapped imports keep the flags they were generated with above.
+        imports: { default: async | trappable | tracing },
+        exports: { default: async },
+        with: {
+            "weir:gateway/types": super::weir::gateway::types,
+            "weir:gateway/log": super::weir::gateway::log,
+            "weir:gateway/clock": super::weir::gateway::clock,
+            "weir:gateway/kv": super::weir::gateway::kv,
+        },
+    });
+
+    pub(crate) use exports::weir::gateway::push_routing::{
+        Delivery, DeviceFacts, MessageFacts, Platform, Priority, RouterInfo,
+    };
+}

@@ -10,6 +10,11 @@ use std::time::Duration;
 use wasmtime::Store;
 use wasmtime::component::Resource;
 
+use super::bindings::exports::weir::gateway::filter;
+use super::bindings::router::exports::weir::gateway::push_routing;
+use super::bindings::router::{
+    Delivery, DeviceFacts, MessageFacts, PushRouter, PushRouterPre, RouterInfo,
+};
 use super::bindings::{FilterInfo, FilterPlugin, FilterPluginPre, RequestAction, ResponseAction};
 use super::budget;
 use super::failure::{FailureKind, FilterFailure};
@@ -55,31 +60,74 @@ impl CallLimits {
     }
 }
 
+/// A plugin ready to instantiate, by the world it implements (settled once, at load time).
+pub(crate) enum PluginPre {
+    /// `filter-plugin`.
+    Filter(FilterPluginPre<HostState>),
+    /// `push-router`.
+    Router(PushRouterPre<HostState>),
+}
+
+/// An instance's exports, by world.
+enum Exports {
+    Filter(FilterPlugin),
+    Router(PushRouter),
+}
+
 /// An instance with its store, ready for a call.
 pub(crate) struct Warm {
     pub(crate) store: Store<HostState>,
-    plugin: FilterPlugin,
+    exports: Exports,
 }
 
 /// A fresh store and instance with a memory cap, a cap on the bytes lifted out of the guest
 /// in one go, and the execution budget enforced on every epoch tick. Instantiation itself
 /// is under the wall-clock stop too.
 pub(crate) async fn new_instance(
-    pre: &FilterPluginPre<HostState>,
+    pre: &PluginPre,
     caller: Arc<Caller>,
     memory_bytes: usize,
     limits: &CallLimits,
 ) -> anyhow::Result<Warm> {
-    let mut store = Store::new(pre.engine(), HostState::new(caller, memory_bytes)?);
+    let engine = match pre {
+        PluginPre::Filter(pre) => pre.engine(),
+        PluginPre::Router(pre) => pre.engine(),
+    };
+    let mut store = Store::new(engine, HostState::new(caller, memory_bytes)?);
     store.limiter(|state| &mut state.memory);
     store.set_hostcall_fuel(limits.results.max_lifted_bytes);
     budget::enforce(&mut store);
     budget::start(&mut store, limits.wall_clock_min);
     let stop = limits.wall_clock_min;
-    let plugin = tokio::time::timeout(stop, pre.instantiate_async(&mut store))
+    let instantiated = async {
+        Ok::<_, wasmtime::Error>(match pre {
+            PluginPre::Filter(pre) => Exports::Filter(pre.instantiate_async(&mut store).await?),
+            PluginPre::Router(pre) => Exports::Router(pre.instantiate_async(&mut store).await?),
+        })
+    };
+    let exports = tokio::time::timeout(stop, instantiated)
         .await
         .map_err(|_| anyhow::anyhow!("instantiation took longer than {} ms", stop.as_millis()))??;
-    Ok(Warm { store, plugin })
+    Ok(Warm { store, exports })
+}
+
+impl Exports {
+    /// The `filter` export. Slots check a plugin's kind when they are built, so the error
+    /// (a router called as a filter) would be a bug in the gateway, not in the plugin.
+    fn filter(&self) -> wasmtime::Result<&filter::Guest> {
+        match self {
+            Self::Filter(p) => Ok(p.weir_gateway_filter()),
+            Self::Router(_) => Err(wasmtime::Error::msg("a push router has no filter export")),
+        }
+    }
+
+    /// The `push-routing` export (likewise).
+    fn router(&self) -> wasmtime::Result<&push_routing::Guest> {
+        match self {
+            Self::Router(p) => Ok(p.weir_gateway_push_routing()),
+            Self::Filter(_) => Err(wasmtime::Error::msg("a filter has no push-routing export")),
+        }
+    }
 }
 
 impl Warm {
@@ -97,8 +145,19 @@ impl Warm {
         limits: &CallLimits,
     ) -> Result<FilterInfo, FilterFailure> {
         call(self, deadline, limits, async |w: &mut Warm| {
-            let filter = w.plugin.weir_gateway_filter();
-            filter.call_metadata(&mut w.store).await
+            w.exports.filter()?.call_metadata(&mut w.store).await
+        })
+        .await
+    }
+
+    /// A router's `metadata`.
+    pub(crate) async fn router_metadata(
+        &mut self,
+        deadline: Duration,
+        limits: &CallLimits,
+    ) -> Result<RouterInfo, FilterFailure> {
+        call(self, deadline, limits, async |w: &mut Warm| {
+            w.exports.router()?.call_metadata(&mut w.store).await
         })
         .await
     }
@@ -111,8 +170,16 @@ impl Warm {
         config: &str,
     ) -> Result<Result<(), String>, FilterFailure> {
         call(self, deadline, limits, async |w: &mut Warm| {
-            let filter = w.plugin.weir_gateway_filter();
-            filter.call_configure(&mut w.store, config).await
+            match &w.exports {
+                Exports::Filter(p) => {
+                    let filter = p.weir_gateway_filter();
+                    filter.call_configure(&mut w.store, config).await
+                }
+                Exports::Router(p) => {
+                    let router = p.weir_gateway_push_routing();
+                    router.call_configure(&mut w.store, config).await
+                }
+            }
         })
         .await
     }
@@ -125,7 +192,7 @@ impl Warm {
         request: Resource<RequestView>,
     ) -> Result<RequestAction, FilterFailure> {
         call(self, deadline, limits, async |w: &mut Warm| {
-            let filter = w.plugin.weir_gateway_filter();
+            let filter = w.exports.filter()?;
             filter.call_on_request(&mut w.store, request).await
         })
         .await
@@ -139,10 +206,24 @@ impl Warm {
         (request, response): (Resource<RequestView>, Resource<ResponseView>),
     ) -> Result<ResponseAction, FilterFailure> {
         call(self, deadline, limits, async |w: &mut Warm| {
-            let filter = w.plugin.weir_gateway_filter();
+            let filter = w.exports.filter()?;
             filter
                 .call_on_response(&mut w.store, request, response)
                 .await
+        })
+        .await
+    }
+
+    /// A router's `decide`.
+    pub(crate) async fn decide(
+        &mut self,
+        deadline: Duration,
+        limits: &CallLimits,
+        (message, device): (&MessageFacts, &DeviceFacts),
+    ) -> Result<Delivery, FilterFailure> {
+        call(self, deadline, limits, async |w: &mut Warm| {
+            let router = w.exports.router()?;
+            router.call_decide(&mut w.store, message, device).await
         })
         .await
     }

@@ -1,6 +1,6 @@
 //! Loading a plugin file: hash it, compile it off the reactor (or load the authenticated
-//! artifact cached on disk under its content hash), check it implements the world, and
-//! read its metadata.
+//! artifact cached on disk under its content hash), tell which world it implements (a
+//! filter or a push router), and read its metadata.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -10,22 +10,45 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
+use super::bindings::router::PushRouterPre;
 use super::bindings::{FilterPluginPre, Phase};
 use super::cache::ArtifactCache;
-use super::call::new_instance;
+use super::call::{PluginPre, new_instance};
 use super::engine::PluginRuntime;
 use super::grants::Grants;
 use super::idle::IdleBudget;
-use super::imports::{Caller, HostServices, HostState};
+use super::imports::{Caller, HostServices};
+
+/// The world a plugin implements, which says what it may be used as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    /// `filter-plugin`: a filter on a route's chain.
+    Filter,
+    /// `push-router`: decides where a published message goes for each device.
+    Router,
+}
+
+impl PluginKind {
+    /// The kind and the export that makes it, as told in a refusal.
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Filter => "a filter (it exports weir:gateway/filter)",
+            Self::Router => "a push router (it exports weir:gateway/push-routing)",
+        }
+    }
+}
 
 /// What a plugin says about itself.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PluginInfo {
-    /// The filter's name.
+    /// The plugin's name.
     pub name: String,
-    /// The filter's version.
+    /// The plugin's version.
     pub version: String,
-    /// The phases it declares before being configured.
+    /// Whether it is a filter or a push router.
+    pub kind: PluginKind,
+    /// The phases a filter declares before being configured (none for a router).
     pub phases: Vec<&'static str>,
 }
 
@@ -39,7 +62,7 @@ pub struct LoadedPlugin {
     pub info: PluginInfo,
     /// When it was compiled or loaded from cache.
     pub loaded_at: SystemTime,
-    pub(crate) pre: FilterPluginPre<HostState>,
+    pub(crate) pre: PluginPre,
     /// The gateway-wide budget of idle instances its filters' pools share.
     pub(crate) idle: Arc<IdleBudget>,
 }
@@ -51,6 +74,22 @@ impl std::fmt::Debug for LoadedPlugin {
             .field("hash", &self.hash)
             .field("info", &self.info)
             .finish()
+    }
+}
+
+impl LoadedPlugin {
+    /// Whether the plugin is of `kind`; the error names the file and what it is instead.
+    pub fn expect_kind(&self, kind: PluginKind) -> anyhow::Result<()> {
+        let actual = self.info.kind;
+        if actual != kind {
+            anyhow::bail!(
+                "{} is {}, not {}",
+                self.file_name,
+                actual.describe(),
+                kind.describe()
+            );
+        }
+        Ok(())
     }
 }
 
@@ -88,12 +127,19 @@ impl PluginRuntime {
             .linker
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
-            .context(
-                "the component's imports are not all provided by weir:gateway@0.2.0 and WASI",
-            )?;
-        let pre = FilterPluginPre::new(pre)
-            .map_err(anyhow::Error::from)
-            .context("the component does not export weir:gateway/filter@0.2.0")?;
+            .context("the component's imports are not all provided by weir:gateway@0.2 and WASI")?;
+        // Exports are matched semver-compatibly too: a component built against any 0.2.x
+        // is found by the host's 0.2 bindings.
+        let pre = match FilterPluginPre::new(pre.clone()) {
+            Ok(filter) => PluginPre::Filter(filter),
+            Err(not_filter) => match PushRouterPre::new(pre) {
+                Ok(router) => PluginPre::Router(router),
+                Err(not_router) => anyhow::bail!(
+                    "the component exports neither weir:gateway/filter@0.2 ({not_filter}) \
+                     nor weir:gateway/push-routing@0.2 ({not_router})"
+                ),
+            },
+        };
         let info = self.read_metadata(&pre).await?;
         Ok(Arc::new(LoadedPlugin {
             file_name: file_name.to_string(),
@@ -134,10 +180,7 @@ impl PluginRuntime {
 
 impl PluginRuntime {
     /// Reads a plugin's metadata from a throwaway, unconfigured instance with no grants.
-    pub(crate) async fn read_metadata(
-        &self,
-        pre: &FilterPluginPre<HostState>,
-    ) -> anyhow::Result<PluginInfo> {
+    pub(crate) async fn read_metadata(&self, pre: &PluginPre) -> anyhow::Result<PluginInfo> {
         let services = Arc::new(HostServices {
             // Nothing is granted: the backend is never called, so it needs no sweeper.
             state: Arc::new(crate::state::LocalBackend::default()),
@@ -146,28 +189,35 @@ impl PluginRuntime {
             resilience: Default::default(),
             http_max_response_bytes: 0,
         });
-        let caller = Arc::new(Caller {
-            plugin: "(loading)".into(),
-            route: String::new(),
-            context_key: super::context::new_key(),
-            route_upstream: String::new(),
-            grants: Grants::default(),
-            services,
-        });
+        let caller = Caller::new("(loading)", ("", ""), &Grants::default(), services);
         let limits = self.load_limits;
         let mut warm = new_instance(pre, caller, self.load_memory, &limits)
             .await
             .context("cannot instantiate")?;
         warm.serve("(metadata)");
-        let info = match warm.metadata(limits.wall_clock_min, &limits).await {
-            Ok(info) => info,
-            Err(f) => anyhow::bail!("metadata failed: {}", f.message),
+        let deadline = limits.wall_clock_min;
+        let info = match pre {
+            PluginPre::Filter(_) => warm
+                .metadata(deadline, &limits)
+                .await
+                .map(|info| PluginInfo {
+                    name: info.name,
+                    version: info.version,
+                    kind: PluginKind::Filter,
+                    phases: info.phases.into_iter().map(phase_name).collect(),
+                }),
+            PluginPre::Router(_) => {
+                warm.router_metadata(deadline, &limits)
+                    .await
+                    .map(|info| PluginInfo {
+                        name: info.name,
+                        version: info.version,
+                        kind: PluginKind::Router,
+                        phases: Vec::new(),
+                    })
+            }
         };
-        Ok(PluginInfo {
-            name: info.name,
-            version: info.version,
-            phases: info.phases.into_iter().map(phase_name).collect(),
-        })
+        info.map_err(|f| anyhow::anyhow!("metadata failed: {}", f.message))
     }
 }
 

@@ -1,7 +1,8 @@
 //! The Wasm plugin runtime: one engine for the process, plugins compiled off the reactor
 //! and cached on disk (authenticated), warm instance pools per configured filter under a
 //! gateway-wide budget, calls under a deadline and a wall-clock stop with bounded results,
-//! back-off of failing filters, and the host interfaces a plugin may be granted.
+//! back-off of failing filters, push routers (the `push-router` world) beside filters,
+//! and the host interfaces a plugin may be granted.
 
 mod action;
 mod backoff;
@@ -17,7 +18,9 @@ mod idle;
 mod imports;
 mod loader;
 mod memory;
+mod pool;
 mod results;
+mod router;
 mod slot;
 mod view;
 
@@ -30,6 +33,7 @@ pub use engine::PluginRuntime;
 pub use failure::{FailureKind, FilterFailure};
 pub use grants::{Grant, Grants};
 pub use imports::HostServices;
-pub use loader::{LoadedPlugin, PluginInfo, content_hash};
+pub use loader::{LoadedPlugin, PluginInfo, PluginKind, content_hash};
+pub use router::RouterSlot;
 pub use slot::{FilterSettings, FilterSlot, Phases};
 pub use view::{RequestView, ResponseView, Variables};

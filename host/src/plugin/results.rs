@@ -2,6 +2,7 @@
 //! gateway converts or applies anything. (The copy wasmtime makes while lifting the result
 //! out of the guest is bounded before it is made, by the store's hostcall fuel.)
 
+use super::bindings::router::{Delivery, RouterInfo};
 use super::bindings::{
     FilterInfo, Header, RequestAction, RequestMutations, Response, ResponseAction,
     ResponseMutations, Variable,
@@ -128,6 +129,20 @@ impl Bounded for ResponseAction {
 
 /// Metadata and `configure`'s answer are small and read once, at configuration.
 impl Bounded for FilterInfo {
+    fn check(&self, _: &ResultLimits) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A router's metadata, like a filter's.
+impl Bounded for RouterInfo {
+    fn check(&self, _: &ResultLimits) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A router's decision is one of four cases: nothing to bound.
+impl Bounded for Delivery {
     fn check(&self, _: &ResultLimits) -> Result<(), String> {
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::plugin::LoadedPlugin;
+use crate::plugin::{LoadedPlugin, PluginKind};
 use crate::snapshot::Snapshot;
 use crate::time::{now_ms, unix_ms};
 
@@ -22,6 +22,8 @@ pub struct PluginStatus {
     pub name: Option<String>,
     /// The filter's version.
     pub version: Option<String>,
+    /// `filter` or `router` (a push router), by the world the file implements.
+    pub kind: Option<PluginKind>,
     /// SHA-256 of the file, hex.
     pub hash: Option<String>,
     /// When that version was loaded (ms since the Unix epoch).
@@ -87,6 +89,7 @@ impl Ledger {
                         }
                         entry.name = Some(plugin.info.name.clone());
                         entry.version = Some(plugin.info.version.clone());
+                        entry.kind = Some(plugin.info.kind);
                         entry.hash = Some(plugin.hash.clone());
                         entry.state = if entry.used_by.is_empty() {
                             "unused"

@@ -52,6 +52,26 @@ pub(crate) struct Caller {
     pub services: Arc<HostServices>,
 }
 
+impl Caller {
+    /// A configured plugin `plugin` on `route` (with the route's upstream), with its own
+    /// private-context key.
+    pub(crate) fn new(
+        plugin: &str,
+        (route, route_upstream): (&str, &str),
+        grants: &Grants,
+        services: Arc<HostServices>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            plugin: plugin.to_string(),
+            route: route.to_string(),
+            context_key: super::context::new_key(),
+            route_upstream: route_upstream.to_string(),
+            grants: grants.clone(),
+            services,
+        })
+    }
+}
+
 /// The data of one instance's store.
 pub struct HostState {
     wasi: WasiCtx,
