@@ -336,6 +336,15 @@ impl Config {
             for filter in &route.filters {
                 self.validate_filter(&route.name, filter)?;
             }
+            if let Some(router) = &route.push_router {
+                if route.push != Some(push::PushEndpoint::Publish) {
+                    bail!(
+                        "route {:?}: push_router is for push = \"publish\" routes",
+                        route.name
+                    );
+                }
+                self.validate_filter(&route.name, router)?;
+            }
         }
         Ok(())
     }

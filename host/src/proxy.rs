@@ -124,7 +124,10 @@ async fn proxy(
     // A push route's endpoint answers instead of an upstream.
     if let Some(endpoint) = route.push {
         let config = &snapshot.config.push;
-        let router = &crate::push::decision::DefaultPolicy;
+        let router: &dyn crate::push::decision::PushRouter = match &route.push_router {
+            Some(router) => router.as_ref(),
+            None => &crate::push::decision::DefaultPolicy,
+        };
         let request = PushRequest {
             body: std::mem::replace(&mut ex.body, full_body(Bytes::new())),
             websocket: ex.upgrade.take().and_then(|u| u.websocket()),

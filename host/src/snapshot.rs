@@ -6,9 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::config::push::PushEndpoint;
-use crate::config::{Config, FilterConfig, HashOn, millis};
+use crate::config::{Config, FailurePolicy, FilterConfig, HashOn, millis};
 use crate::metrics::{Metrics, RouteMetrics};
-use crate::plugin::{CallLimits, FilterSettings, FilterSlot, Grants, HostServices, LoadedPlugin};
+use crate::plugin::{
+    CallLimits, FilterSettings, FilterSlot, Grants, HostServices, LoadedPlugin, RouterSlot,
+};
+use crate::push::decision::{FailOpen, PushRouter};
 use crate::resilience::{Record, Resilience, ScopeKind};
 use crate::router::Router;
 use crate::state::StateBackend;
@@ -23,6 +26,8 @@ pub struct Route {
     pub upstream: Option<Arc<Upstream>>,
     /// The push endpoint that serves it instead of an upstream.
     pub push: Option<PushEndpoint>,
+    /// A publish route's router (the default policy when none is configured).
+    pub push_router: Option<Arc<dyn PushRouter>>,
     /// What consistent hashing hashes on this route's upstream.
     pub hash_on: HashOn,
     /// Time to the upstream's response headers.
@@ -141,26 +146,7 @@ impl Snapshot {
             let upstream_name = route.upstream.as_deref().unwrap_or_default();
             let mut filters = Vec::with_capacity(route.filters.len());
             for filter in &route.filters {
-                let refuse = |message: String| SnapshotError {
-                    plugin_file: Some(filter.plugin.clone()),
-                    message: format!(
-                        "route {:?}: plugin {}: {message}",
-                        route.name, filter.plugin
-                    ),
-                };
-                let namespace = filter.namespace.clone().unwrap_or(filter.plugin.clone());
-                let grants = Grants::parse(&filter.grants, &config, namespace).map_err(|e| {
-                    fail(format!(
-                        "route {:?}: plugin {}: {e}",
-                        route.name, filter.plugin
-                    ))
-                })?;
-                let plugin = match cx.plugins.get(&filter.plugin) {
-                    Some(Ok(plugin)) => plugin.clone(),
-                    Some(Err(reason)) => return Err(refuse(reason.clone())),
-                    None => return Err(refuse("no such file in plugins_dir".into())),
-                };
-                let settings = filter_settings(&config, filter, grants).map_err(refuse)?;
+                let (plugin, settings, refuse) = resolve(&cx, &config, &route.name, filter)?;
                 let metrics = cx.metrics.filter(&route.name, &plugin.info.name);
                 let slot = FilterSlot::new(
                     plugin.clone(),
@@ -174,6 +160,28 @@ impl Snapshot {
                 used.insert(filter.plugin.clone(), plugin);
                 filters.push(Arc::new(slot));
             }
+            let push_router: Option<Arc<dyn PushRouter>> = match &route.push_router {
+                None => None,
+                Some(table) => {
+                    let (plugin, settings, refuse) = resolve(&cx, &config, &route.name, table)?;
+                    let failure = settings.failure;
+                    let metrics = cx.metrics.filter(&route.name, &plugin.info.name);
+                    let slot = RouterSlot::new(
+                        plugin.clone(),
+                        &route.name,
+                        settings,
+                        services.clone(),
+                        metrics,
+                    )
+                    .await
+                    .map_err(|e| refuse(format!("{e:#}")))?;
+                    used.insert(table.plugin.clone(), plugin);
+                    Some(match failure {
+                        FailurePolicy::FailClosed => Arc::new(slot),
+                        FailurePolicy::FailOpen => Arc::new(FailOpen(slot)),
+                    })
+                }
+            };
             let hash_on = (route.upstream.as_ref())
                 .map(|name| config.upstreams[name].hash_on.clone())
                 .unwrap_or_default();
@@ -184,6 +192,7 @@ impl Snapshot {
                 name: route.name.clone(),
                 timeout: route.timeout_ms.map_or(timeout, millis),
                 push: route.push,
+                push_router,
                 host_rewrite: route.host_rewrite.clone(),
                 upstream,
                 hash_on,
@@ -202,6 +211,36 @@ impl Snapshot {
             created_at: SystemTime::now(),
         })
     }
+}
+
+/// A refusal that names a plugin file.
+type Refuse = Box<dyn Fn(String) -> SnapshotError + Send + Sync>;
+
+/// The loaded plugin a filter table (or a router table) names, its settings, and how to
+/// refuse the snapshot naming the file.
+fn resolve(
+    cx: &BuildContext<'_>,
+    config: &Config,
+    route: &str,
+    filter: &FilterConfig,
+) -> Result<(Arc<LoadedPlugin>, FilterSettings, Refuse), SnapshotError> {
+    let (file, route_name) = (filter.plugin.clone(), route.to_string());
+    let refuse: Refuse = Box::new(move |message: String| SnapshotError {
+        plugin_file: Some(file.clone()),
+        message: format!("route {route_name:?}: plugin {file}: {message}"),
+    });
+    let namespace = filter.namespace.clone().unwrap_or(filter.plugin.clone());
+    let grants = Grants::parse(&filter.grants, config, namespace).map_err(|e| SnapshotError {
+        plugin_file: None,
+        message: format!("route {route:?}: plugin {}: {e}", filter.plugin),
+    })?;
+    let plugin = match cx.plugins.get(&filter.plugin) {
+        Some(Ok(plugin)) => plugin.clone(),
+        Some(Err(reason)) => return Err(refuse(reason.clone())),
+        None => return Err(refuse("no such file in plugins_dir".into())),
+    };
+    let settings = filter_settings(config, filter, grants).map_err(&refuse)?;
+    Ok((plugin, settings, refuse))
 }
 
 fn filter_settings(

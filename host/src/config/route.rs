@@ -19,6 +19,9 @@ pub struct RouteConfig {
     pub upstream: Option<String>,
     /// The push endpoint that serves it instead of an upstream.
     pub push: Option<PushEndpoint>,
+    /// A publish route's push router: a plugin implementing the `push-router` world,
+    /// with its config, grants, failure policy and limits (default: the built-in policy).
+    pub push_router: Option<FilterConfig>,
     /// Overrides the upstream's request timeout.
     pub timeout_ms: Option<u64>,
     /// The `Host` sent upstream (default: the authority the client addressed, canonical).

@@ -113,3 +113,21 @@ impl PushRouter for DefaultPolicy {
         Box::pin(async move { Ok(delivery) })
     }
 }
+
+/// A router whose failures fall back to [`DefaultPolicy`] (a router configured
+/// `failure = "fail_open"`); a plain router's failures keep the message in the queue.
+pub struct FailOpen<R>(pub R);
+
+impl<R: PushRouter> PushRouter for FailOpen<R> {
+    fn decide<'a>(&'a self, message: &'a MessageFacts, device: &'a DeviceFacts) -> Decided<'a> {
+        Box::pin(async move {
+            match self.0.decide(message, device).await {
+                Ok(delivery) => Ok(delivery),
+                Err(reason) => {
+                    tracing::warn!(message = %message.id, device = %device.id, %reason, "push routing failed; the default policy decides");
+                    Ok(DefaultPolicy::delivery(message, device))
+                }
+            }
+        })
+    }
+}

@@ -6,6 +6,7 @@
 mod bad_input;
 mod delivery;
 mod durability;
+mod routing;
 
 use std::time::Duration;
 
@@ -41,6 +42,11 @@ fn sha256_hex(text: &str) -> String {
 /// The three push routes, each behind `auth` with the tests' keys, and `push_extra` in
 /// `[push]`.
 pub(crate) fn push_routes(push_extra: &str) -> String {
+    push_routes_with(push_extra, "")
+}
+
+/// Like [`push_routes`], with `publish_extra` at the end of the publish route.
+pub(crate) fn push_routes_with(push_extra: &str, publish_extra: &str) -> String {
     let keys = [("alice", ALICE), ("bob", BOB), ("server", SERVER)]
         .iter()
         .map(|(consumer, key)| {
@@ -58,7 +64,7 @@ pub(crate) fn push_routes(push_extra: &str) -> String {
         )
     };
     format!(
-        "[push]\n{push_extra}\n{}{}{}",
+        "[push]\n{push_extra}\n{}{}{}{publish_extra}",
         route("connect", "connect"),
         route("devices", "devices"),
         route("publish", "publish")
@@ -73,7 +79,14 @@ pub(crate) struct Push {
 
 impl Push {
     pub async fn start(push_extra: &str) -> Self {
-        let gw = TestGateway::start(&push_routes(push_extra), &[("auth.wasm", AUTH)]).await;
+        Self::start_with(&push_routes(push_extra), &[]).await
+    }
+
+    /// A gateway with `config` and `plugins` besides `auth.wasm`.
+    pub async fn start_with(config: &str, plugins: &[(&str, &str)]) -> Self {
+        let mut all = vec![("auth.wasm", AUTH)];
+        all.extend_from_slice(plugins);
+        let gw = TestGateway::start(config, &all).await;
         let client = PushClient::new(gw.addr);
         Self { gw, client }
     }
