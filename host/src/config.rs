@@ -28,7 +28,7 @@ pub use route::{FailurePolicy, FilterConfig, MatchConfig, RouteConfig};
 pub use state::{RedisConfig, StateBackendKind, StateConfig, Unavailable};
 pub use upstream::{
     HashOn, HealthCheckConfig, LbPolicy, PassiveConfig, TargetConfig, UpstreamConfig,
-    UpstreamProtocol,
+    UpstreamProtocol, UpstreamTlsConfig,
 };
 
 /// The whole config file.

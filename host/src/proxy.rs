@@ -266,7 +266,7 @@ fn upstream_request(
     };
     parts.version = match protocol {
         UpstreamProtocol::Http1 => Version::HTTP_11,
-        UpstreamProtocol::H2c => Version::HTTP_2,
+        UpstreamProtocol::H2c | UpstreamProtocol::H2 => Version::HTTP_2,
     };
     Request::from_parts(parts, body)
 }

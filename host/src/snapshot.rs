@@ -120,9 +120,15 @@ impl Snapshot {
         let mut upstreams = BTreeMap::new();
         for (name, upstream) in &config.upstreams {
             let record = cx.resilience.record(ScopeKind::Upstream, name);
-            let built = Upstream::new(name, upstream, cx.health, record, config.server.workers())
-                .await
-                .map_err(|e| fail(format!("{e:#}")))?;
+            let built = Upstream::new(
+                name,
+                upstream,
+                cx.health,
+                record,
+                (config.server.workers(), &config.base_dir),
+            )
+            .await
+            .map_err(|e| fail(format!("{e:#}")))?;
             upstreams.insert(name.clone(), Arc::new(built));
         }
         let secrets = config

@@ -5,7 +5,7 @@
 
 use anyhow::bail;
 
-use super::{Config, UpstreamConfig};
+use super::{Config, UpstreamConfig, UpstreamProtocol};
 
 /// The largest target weight.
 pub const MAX_WEIGHT: u32 = 10_000;
@@ -53,6 +53,15 @@ pub fn validate(config: &Config) -> anyhow::Result<()> {
 fn validate_upstream(name: &str, upstream: &UpstreamConfig) -> anyhow::Result<()> {
     if upstream.targets.is_empty() {
         bail!("upstream {name:?} has no targets");
+    }
+    match (upstream.protocol, &upstream.tls) {
+        (UpstreamProtocol::H2, None) => {
+            bail!("upstream {name:?}: protocol \"h2\" is HTTP/2 over TLS and needs [tls]")
+        }
+        (UpstreamProtocol::H2c, Some(_)) => {
+            bail!("upstream {name:?}: h2c is cleartext; over TLS use protocol \"h2\"")
+        }
+        _ => {}
     }
     if upstream.targets.iter().all(|t| t.weight() == 0) {
         bail!("upstream {name:?}: all target weights are 0");

@@ -36,6 +36,8 @@ pub struct UpstreamConfig {
     /// Passive ejection of targets that fail in a row.
     #[serde(default)]
     pub passive: PassiveConfig,
+    /// TLS to the targets; plain TCP when absent.
+    pub tls: Option<UpstreamTlsConfig>,
 }
 
 /// One target of an upstream.
@@ -110,6 +112,23 @@ pub enum UpstreamProtocol {
     Http1,
     /// HTTP/2 over cleartext with prior knowledge.
     H2c,
+    /// HTTP/2 over TLS (ALPN `h2`); needs `tls`.
+    H2,
+}
+
+/// `[upstreams.<name>.tls]`: TLS to the targets (rustls). The targets' certificates are
+/// verified against the public web roots and `ca_file`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsConfig {
+    /// The name the targets' certificate must carry, also sent as SNI (default: the
+    /// first target's host).
+    pub server_name: Option<String>,
+    /// A PEM file of CA certificates to trust as well (relative to the config's directory).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Whether the public web roots are trusted (default true).
+    #[serde(default = "defaults::yes")]
+    pub web_roots: bool,
 }
 
 /// Active health checks.

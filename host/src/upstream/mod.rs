@@ -3,6 +3,7 @@
 
 mod balancer;
 pub mod health;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,12 +15,12 @@ use http::{Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use balancer::Balancer;
 pub use balancer::fnv1a;
 use health::{HealthRegistry, InFlight, TargetHealth};
+use tls::Connector;
 
 use crate::body::{ProxyBody, full_body};
 use crate::body::{Upload, UploadFault};
@@ -54,7 +55,9 @@ pub struct Upstream {
     balancer: Balancer,
     /// One client (and so one connection pool) per worker thread, plus one for the control
     /// thread (health checks), so that a connection is only ever driven by one thread.
-    clients: Box<[Client<HttpConnector, ProxyBody>]>,
+    clients: Box<[Client<Connector, ProxyBody>]>,
+    /// `https` or `http`.
+    scheme: http::uri::Scheme,
     /// Time to the response headers.
     pub request_timeout: Duration,
     protocol: UpstreamProtocol,
@@ -91,7 +94,7 @@ impl Upstream {
         config: &UpstreamConfig,
         registry: &HealthRegistry,
         record: Arc<Record>,
-        workers: usize,
+        (workers, base_dir): (usize, &std::path::Path),
     ) -> anyhow::Result<Self> {
         let mut targets = Vec::with_capacity(config.targets.len());
         for target in &config.targets {
@@ -106,14 +109,12 @@ impl Upstream {
                 health: registry.get(name, addr),
             }));
         }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(millis(config.connect_timeout_ms)));
+        let connector = tls::connector(name, config, base_dir)?;
         let mut builder = Client::builder(TokioExecutor::new());
         builder
             .pool_idle_timeout(millis(config.pool_idle_timeout_ms))
             .pool_max_idle_per_host(config.pool_idle_per_target)
-            .http2_only(config.protocol == UpstreamProtocol::H2c);
+            .http2_only(config.protocol != UpstreamProtocol::Http1);
         let clients = (0..=workers)
             .map(|_| builder.build(connector.clone()))
             .collect();
@@ -123,6 +124,10 @@ impl Upstream {
             targets,
             policy: config.policy,
             clients,
+            scheme: match config.tls {
+                Some(_) => http::uri::Scheme::HTTPS,
+                None => http::uri::Scheme::HTTP,
+            },
             request_timeout: millis(config.request_timeout_ms),
             protocol: config.protocol,
             passive: config.passive.clone(),
@@ -132,7 +137,7 @@ impl Upstream {
     }
 
     /// The client of the worker thread running this code.
-    fn client(&self) -> &Client<HttpConnector, ProxyBody> {
+    fn client(&self) -> &Client<Connector, ProxyBody> {
         &self.clients[crate::worker::index() % self.clients.len()]
     }
 
@@ -168,7 +173,7 @@ impl Upstream {
     ) -> Result<UpstreamResponse, GatewayError> {
         let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
         *request.uri_mut() = Uri::builder()
-            .scheme("http")
+            .scheme(self.scheme.clone())
             .authority(target.authority.clone())
             .path_and_query(path)
             .build()
@@ -242,7 +247,7 @@ impl Upstream {
     /// One active health check: GET `path`, 2xx or 3xx within `timeout` is healthy.
     async fn probe(&self, target: &Target, path: &str, timeout: Duration) -> bool {
         let Ok(uri) = Uri::builder()
-            .scheme("http")
+            .scheme(self.scheme.clone())
             .authority(target.authority.clone())
             .path_and_query(path)
             .build()
