@@ -299,6 +299,17 @@ impl Config {
         }
         state::validate(&self.state.kv, &self.state.local)?;
         self.push.validate()?;
+        let (upstreams, secrets) = self.push.references();
+        for (what, name) in upstreams {
+            if !self.upstreams.contains_key(name) {
+                bail!("{what}: unknown upstream {name:?}");
+            }
+        }
+        for (what, name) in secrets {
+            if !self.secrets.contains_key(name) {
+                bail!("{what}: unknown secret {name:?}");
+            }
+        }
         let mut names = BTreeSet::new();
         for route in &self.routes {
             if !names.insert(route.name.as_str()) {

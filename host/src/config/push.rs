@@ -39,6 +39,110 @@ pub struct PushConfig {
     pub idempotency_ms: u64,
     /// The largest WebSocket message a device may send, in bytes (default 16 384).
     pub max_frame_bytes: usize,
+    /// Vendor channels: APNs, FCM, Huawei Push Kit, Xiaomi Mi Push.
+    pub vendors: VendorsConfig,
+    /// Where a pruned token is reported: a `POST` of JSON to a named upstream.
+    pub feedback: Option<FeedbackConfig>,
+    /// Attempts at a vendor send before it is given up (default 10).
+    pub vendor_max_attempts: u32,
+    /// The time one vendor call may take, in ms (default 10 000).
+    pub vendor_timeout_ms: u64,
+    /// Vendor calls in flight at once (default 32).
+    pub vendor_concurrency: usize,
+}
+
+/// `[push.vendors]`: the vendor channels configured; a device whose platform has none is
+/// served by its long connection only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VendorsConfig {
+    /// Apple Push Notification service (HTTP/2, token-based).
+    pub apns: Option<ApnsConfig>,
+    /// Firebase Cloud Messaging, HTTP v1.
+    pub fcm: Option<FcmConfig>,
+    /// Huawei Push Kit.
+    pub hms: Option<HmsConfig>,
+    /// Xiaomi Mi Push.
+    pub mi: Option<MiConfig>,
+}
+
+/// `[push.vendors.apns]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApnsConfig {
+    /// The named upstream (`api.push.apple.com:443`, TLS, protocol `h2`).
+    pub upstream: String,
+    /// The Apple developer team id (the provider token's `iss`).
+    pub team_id: String,
+    /// The signing key's id (the provider token's `kid`).
+    pub key_id: String,
+    /// The secret holding the signing key (the `.p8` PEM, EC P-256).
+    pub key: String,
+    /// The app's bundle id (`apns-topic`).
+    pub topic: String,
+    /// `apns-push-type` (default `alert`).
+    #[serde(default = "alert")]
+    pub push_type: String,
+}
+
+fn alert() -> String {
+    "alert".into()
+}
+
+/// `[push.vendors.fcm]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FcmConfig {
+    /// The named upstream (`fcm.googleapis.com:443`, TLS).
+    pub upstream: String,
+    /// The named upstream of the service account's `token_uri` (`oauth2.googleapis.com`).
+    pub token_upstream: String,
+    /// The Firebase project id.
+    pub project_id: String,
+    /// The secret holding the service-account JSON (`client_email`, `private_key`,
+    /// `token_uri`).
+    pub service_account: String,
+}
+
+/// `[push.vendors.hms]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmsConfig {
+    /// The named upstream (`push-api.cloud.huawei.com:443`, TLS).
+    pub upstream: String,
+    /// The named upstream of the OAuth server (`oauth-login.cloud.huawei.com`).
+    pub token_upstream: String,
+    /// The app id (the OAuth client id).
+    pub app_id: String,
+    /// The secret holding the app secret (the OAuth client secret).
+    pub client_secret: String,
+}
+
+/// `[push.vendors.mi]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MiConfig {
+    /// The named upstream (`api.xmpush.xiaomi.com:443`, TLS).
+    pub upstream: String,
+    /// The secret holding the app secret (`Authorization: key=`).
+    pub app_secret: String,
+    /// The app's package name (`restricted_package_name`).
+    pub package_name: String,
+}
+
+/// `[push.feedback]`: pruned tokens are reported here.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackConfig {
+    /// The named upstream.
+    pub upstream: String,
+    /// The path (default `/`).
+    #[serde(default = "root")]
+    pub path: String,
+}
+
+fn root() -> String {
+    "/".into()
 }
 
 impl Default for PushConfig {
@@ -56,6 +160,11 @@ impl Default for PushConfig {
             keepalive_ms: 30_000,
             idempotency_ms: 86_400_000,
             max_frame_bytes: 16 << 10,
+            vendors: VendorsConfig::default(),
+            feedback: None,
+            vendor_max_attempts: 10,
+            vendor_timeout_ms: 10_000,
+            vendor_concurrency: 32,
         }
     }
 }
@@ -72,6 +181,9 @@ impl PushConfig {
             ("send_timeout_ms", self.send_timeout_ms),
             ("keepalive_ms", self.keepalive_ms),
             ("max_frame_bytes", self.max_frame_bytes as u64),
+            ("vendor_max_attempts", u64::from(self.vendor_max_attempts)),
+            ("vendor_timeout_ms", self.vendor_timeout_ms),
+            ("vendor_concurrency", self.vendor_concurrency as u64),
         ];
         for (name, value) in positive {
             anyhow::ensure!(value > 0, "push.{name} must be positive");
@@ -85,6 +197,36 @@ impl PushConfig {
             "push.max_redeliver_ms is below push.ack_timeout_ms"
         );
         Ok(())
+    }
+
+    /// The named upstreams and secrets the vendor channels and the feedback hook use, for
+    /// the config's cross-checks: (what, upstream names, secret names).
+    pub fn references(&self) -> (Vec<(&'static str, &str)>, Vec<(&'static str, &str)>) {
+        let v = &self.vendors;
+        let mut upstreams = Vec::new();
+        let mut secrets = Vec::new();
+        if let Some(c) = &v.apns {
+            upstreams.push(("push.vendors.apns.upstream", c.upstream.as_str()));
+            secrets.push(("push.vendors.apns.key", c.key.as_str()));
+        }
+        if let Some(c) = &v.fcm {
+            upstreams.push(("push.vendors.fcm.upstream", c.upstream.as_str()));
+            upstreams.push(("push.vendors.fcm.token_upstream", c.token_upstream.as_str()));
+            secrets.push(("push.vendors.fcm.service_account", c.service_account.as_str()));
+        }
+        if let Some(c) = &v.hms {
+            upstreams.push(("push.vendors.hms.upstream", c.upstream.as_str()));
+            upstreams.push(("push.vendors.hms.token_upstream", c.token_upstream.as_str()));
+            secrets.push(("push.vendors.hms.client_secret", c.client_secret.as_str()));
+        }
+        if let Some(c) = &v.mi {
+            upstreams.push(("push.vendors.mi.upstream", c.upstream.as_str()));
+            secrets.push(("push.vendors.mi.app_secret", c.app_secret.as_str()));
+        }
+        if let Some(f) = &self.feedback {
+            upstreams.push(("push.feedback.upstream", f.upstream.as_str()));
+        }
+        (upstreams, secrets)
     }
 }
 

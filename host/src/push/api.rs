@@ -271,9 +271,9 @@ impl PushService {
                 offset: None,
             });
         }
-        let kept: Vec<String> = (placed.iter())
+        let kept: Vec<(String, bool)> = (placed.iter())
             .filter(|p| p.delivery != Delivery::Drop)
-            .map(|p| p.device.clone())
+            .map(|p| (p.device.clone(), p.delivery == Delivery::Vendor))
             .collect();
         let message = Message {
             id: publish.id.clone(),
@@ -299,8 +299,11 @@ impl PushService {
         self.counters
             .published
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        for device in &kept {
+        for (device, by_vendor) in &kept {
             self.wake(device);
+            if *by_vendor {
+                self.vendor_wake.notify_one();
+            }
         }
         Ok(json_response(StatusCode::ACCEPTED, answer))
     }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::store::{
-    Answer, Backlog, Device, Message, PushStore, StoreError, StoreFuture, Stored, Target,
+    Answer, Backlog, Device, Message, PushStore, StoreError, StoreFuture, Stored, Target, VendorDone,
+    VendorJob,
 };
 
 /// Device id → the device, as JSON.
@@ -22,6 +23,8 @@ const TOPIC_DEVICES: TableDefinition<(&str, &str), ()> = TableDefinition::new("t
 const STREAMS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("streams");
 /// Device → (next offset, acked offset, last offset lost unread).
 const CURSORS: TableDefinition<&str, (u64, u64, u64)> = TableDefinition::new("cursors");
+/// (device, offset) → (attempts so far, not before ms): vendor sends to make.
+const VENDOR: TableDefinition<(&str, u64), (u32, u64)> = TableDefinition::new("vendor");
 /// Message id → (the answer, kept until ms).
 const ANSWERS: TableDefinition<&str, (&str, u64)> = TableDefinition::new("answers");
 
@@ -50,6 +53,7 @@ impl EmbeddedStore {
             tx.open_table(STREAMS).map_err(failed)?;
             tx.open_table(CURSORS).map_err(failed)?;
             tx.open_table(ANSWERS).map_err(failed)?;
+            tx.open_table(VENDOR).map_err(failed)?;
         }
         tx.commit().map_err(failed)?;
         Ok(Self {
@@ -180,6 +184,8 @@ impl PushStore for EmbeddedStore {
                     return Ok(false);
                 };
                 devices.remove(device.as_str())?;
+                tx.open_table(VENDOR)?
+                    .retain_in((device.as_str(), 0)..=(device.as_str(), u64::MAX), |_, _| false)?;
                 tx.open_table(USER_DEVICES)?
                     .remove((user.as_str(), device.as_str()))?;
                 let mut topics = tx.open_table(TOPIC_DEVICES)?;
@@ -224,7 +230,7 @@ impl PushStore for EmbeddedStore {
     fn publish(
         &self,
         message: Message,
-        devices: Vec<String>,
+        devices: Vec<(String, bool)>,
         keep_ms: u64,
         answer: Answer,
     ) -> StoreFuture<'_, String> {
@@ -238,8 +244,9 @@ impl PushStore for EmbeddedStore {
                 }
                 let mut streams = tx.open_table(STREAMS)?;
                 let mut cursors = tx.open_table(CURSORS)?;
+                let mut vendor = tx.open_table(VENDOR)?;
                 let mut offsets = Vec::with_capacity(devices.len());
-                for device in devices {
+                for (device, by_vendor) in devices {
                     let (next, acked, mut lost) = cursors
                         .get(device.as_str())?
                         .map_or((1, 0, 0), |c| c.value());
@@ -250,6 +257,9 @@ impl PushStore for EmbeddedStore {
                         trim(&mut streams, &device, lost)?;
                     }
                     cursors.insert(device.as_str(), (next + 1, acked, lost))?;
+                    if by_vendor {
+                        vendor.insert((device.as_str(), next), (0, 0))?;
+                    }
                     offsets.push((device, next));
                 }
                 let text = answer(&offsets);
@@ -337,6 +347,75 @@ impl PushStore for EmbeddedStore {
                 trim(&mut tx.open_table(STREAMS)?, &device, offset)?;
                 cursors.insert(device.as_str(), (next, offset, lost))?;
                 Ok(offset)
+            })
+        })
+    }
+
+    fn claim_vendor(&self, now_ms: u64, max: usize, lease_ms: u64) -> StoreFuture<'_, Vec<VendorJob>> {
+        self.run(move |db| {
+            write(db, |tx| {
+                let mut vendor = tx.open_table(VENDOR)?;
+                let due: Vec<(String, u64, u32)> = vendor
+                    .iter()?
+                    .filter_map(Result::ok)
+                    .filter(|(_, v)| v.value().1 <= now_ms)
+                    .map(|(k, v)| (k.value().0.to_string(), k.value().1, v.value().0))
+                    .take(max)
+                    .collect();
+                let (devices, streams) = (tx.open_table(DEVICES)?, tx.open_table(STREAMS)?);
+                let mut jobs = Vec::with_capacity(due.len());
+                for (id, offset, attempts) in due {
+                    let device = devices.get(id.as_str())?.and_then(|b| device_of(b.value()));
+                    let message = (streams.get((id.as_str(), offset))?)
+                        .and_then(|b| serde_json::from_slice::<Message>(b.value()).ok())
+                        .filter(|m| m.expires_ms > now_ms);
+                    match (device.filter(|d| d.token.is_some()), message) {
+                        (Some(device), Some(message)) => {
+                            vendor.insert((id.as_str(), offset), (attempts, now_ms + lease_ms))?;
+                            jobs.push(VendorJob { device, offset, message, attempts });
+                        }
+                        _ => {
+                            vendor.remove((id.as_str(), offset))?;
+                        }
+                    }
+                }
+                Ok(jobs)
+            })
+        })
+    }
+
+    fn vendor_done(&self, device: String, offset: u64, done: VendorDone) -> StoreFuture<'_, ()> {
+        self.run(move |db| {
+            write(db, |tx| {
+                let mut vendor = tx.open_table(VENDOR)?;
+                match done {
+                    VendorDone::Finished => {
+                        vendor.remove((device.as_str(), offset))?;
+                    }
+                    VendorDone::RetryAt(at) => {
+                        let attempts = vendor
+                            .get((device.as_str(), offset))?
+                            .map_or(0, |v| v.value().0);
+                        vendor.insert((device.as_str(), offset), (attempts + 1, at))?;
+                    }
+                    VendorDone::Unregistered => {
+                        vendor.retain_in(
+                            (device.as_str(), 0)..=(device.as_str(), u64::MAX),
+                            |_, _| false,
+                        )?;
+                        let mut devices = tx.open_table(DEVICES)?;
+                        let pruned = (devices.get(device.as_str())?)
+                            .and_then(|b| device_of(b.value()))
+                            .map(|d| Device { token: None, ..d });
+                        if let Some(pruned) = pruned {
+                            let json = serde_json::to_vec(&pruned).map_err(|e| {
+                                redb::Error::Corrupted(e.to_string())
+                            })?;
+                            devices.insert(device.as_str(), json.as_slice())?;
+                        }
+                    }
+                }
+                Ok(())
             })
         })
     }

@@ -57,6 +57,8 @@ pub struct PushService {
     store: Arc<dyn PushStore>,
     live: DashMap<String, Arc<Live>>,
     next_id: AtomicU64,
+    /// Woken when a message is queued for a vendor channel.
+    pub(crate) vendor_wake: Notify,
     /// What happened so far.
     pub counters: PushCounters,
 }
@@ -82,6 +84,7 @@ impl PushService {
             store: Arc::new(store),
             live: DashMap::new(),
             next_id: AtomicU64::new(1),
+            vendor_wake: Notify::new(),
             counters: PushCounters::default(),
         }))
     }

@@ -76,6 +76,30 @@ pub struct Backlog {
     pub expired: u64,
 }
 
+/// A message due on a device's vendor channel, claimed for one attempt.
+#[derive(Debug, Clone)]
+pub struct VendorJob {
+    /// The device (with its token).
+    pub device: Device,
+    /// The message's offset in the device's stream.
+    pub offset: u64,
+    /// The message.
+    pub message: Message,
+    /// Attempts made before this one.
+    pub attempts: u32,
+}
+
+/// What became of a vendor attempt, for the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VendorDone {
+    /// Sent, or refused for good: the job is over.
+    Finished,
+    /// Try again at this time (ms since the Unix epoch).
+    RetryAt(u64),
+    /// The token is dead: the device's token is pruned and all its vendor jobs end.
+    Unregistered,
+}
+
 /// A store's failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
@@ -118,14 +142,14 @@ pub trait PushStore: Send + Sync {
     fn targets(&self, target: Target) -> StoreFuture<'_, Vec<Device>>;
     /// The answer given when `id` was first published, if it was.
     fn answer(&self, id: String) -> StoreFuture<'_, Option<String>>;
-    /// Appends `message` to each of `devices`' streams and keeps `answer` (made from the
-    /// offsets given) for its id, durably, in one step; if the id was published meanwhile,
-    /// appends nothing and returns the first answer. `keep_ms` is how long the answer is
-    /// kept.
+    /// Appends `message` to each of `devices`' streams (queueing a vendor send for those
+    /// marked `true`) and keeps `answer` (made from the offsets given) for its id, durably,
+    /// in one step; if the id was published meanwhile, appends nothing and returns the
+    /// first answer. `keep_ms` is how long the answer is kept.
     fn publish(
         &self,
         message: Message,
-        devices: Vec<String>,
+        devices: Vec<(String, bool)>,
         keep_ms: u64,
         answer: Answer,
     ) -> StoreFuture<'_, String>;
@@ -140,6 +164,12 @@ pub trait PushStore: Send + Sync {
     ) -> StoreFuture<'_, Backlog>;
     /// Acks every message of `device` up to `offset`; returns the acked offset.
     fn ack(&self, device: String, offset: u64) -> StoreFuture<'_, u64>;
+    /// Claims up to `max` vendor jobs due at `now_ms` for `lease_ms` (no other claim gets
+    /// them meanwhile); jobs whose message is gone, acked or expired, or whose device has
+    /// no token any more, end without being returned.
+    fn claim_vendor(&self, now_ms: u64, max: usize, lease_ms: u64) -> StoreFuture<'_, Vec<VendorJob>>;
+    /// Records the outcome of a claimed job.
+    fn vendor_done(&self, device: String, offset: u64, done: VendorDone) -> StoreFuture<'_, ()>;
     /// Forgets answers kept past their time and messages expired by `now_ms`.
     fn sweep(&self, now_ms: u64) -> StoreFuture<'_, ()>;
 }
