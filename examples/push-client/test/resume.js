@@ -78,16 +78,18 @@ const client = connectPush({
   onMessage: async (m) => {
     await new Promise((resolve) => setTimeout(resolve, 10 * (5 - (m.offset % 5))));
     events.push({ type: 'message', offset: m.offset, id: m.id, payload: m.payload });
+    console.error('message', m.offset, m.id);
     changed();
   },
   onGap: (gap) => {
     events.push({ type: 'gap', ...gap });
+    console.error('gap', JSON.stringify(gap));
   },
   onAcked: (offset) => {
     acked = offset;
     changed();
   },
-  // What the connection does goes to stderr, which the test shows when it fails.
+  // Everything is also logged to stderr, which the test shows when it fails.
   onOpen: (hello) => console.error('open', JSON.stringify(hello)),
   onClose: (info) => console.error('close', JSON.stringify(info)),
   onError: (error) => console.error('error', error),
