@@ -6,6 +6,7 @@
 mod bad_input;
 mod delivery;
 mod durability;
+mod js_client;
 mod routing;
 
 use std::time::Duration;
