@@ -168,6 +168,8 @@ impl PushService {
                     send(ServerFrame::Gap { from, to }.event()).await,
                     Ok(Ok(()))
                 );
+                // What is gone cannot be acked by the device: it is acked here.
+                ok &= self.store.ack(start.device.clone(), to).await.is_ok();
                 sent = sent.max(to);
             }
             for stored in &backlog.entries {
@@ -257,8 +259,12 @@ impl PushService {
                 };
                 if let Some((from, to)) = backlog.lost {
                     send!(ServerFrame::Gap { from, to });
-                    sent = sent.max(to);
-                    acked = acked.max(to);
+                    // What is gone cannot be acked by the device: it is acked here.
+                    match self.store.ack(device.to_string(), to).await {
+                        Ok(now) => acked = acked.max(now),
+                        Err(_) => return "store failed",
+                    }
+                    sent = sent.max(acked);
                 }
                 for stored in &backlog.entries {
                     send!(ServerFrame::message(stored));
@@ -302,7 +308,12 @@ impl PushService {
                 frame = ws.next() => {
                     heard = Instant::now();
                     let text = match frame {
-                        None | Some(Ok(WsMessage::Close(_))) => return "closed by the device",
+                        None => return "closed by the device",
+                        Some(Ok(WsMessage::Close(_))) => {
+                            // Answers the close handshake (RFC 6455 §5.5.1).
+                            let _ = timeout(send_timeout, ws.close(None)).await;
+                            return "closed by the device";
+                        }
                         Some(Err(_)) => return "protocol error",
                         Some(Ok(WsMessage::Text(text))) => text,
                         Some(Ok(WsMessage::Binary(_))) => {
