@@ -12,6 +12,7 @@ use crate::plugin::{
     CallLimits, FilterSettings, FilterSlot, Grants, HostServices, LoadedPlugin, RouterSlot,
 };
 use crate::push::decision::{FailOpen, PushRouter};
+use crate::push::vendor::{TokenCache, Vendors};
 use crate::resilience::{Record, Resilience, ScopeKind};
 use crate::router::Router;
 use crate::state::StateBackend;
@@ -54,6 +55,8 @@ pub struct Snapshot {
     pub routes: Vec<Route>,
     /// The upstreams by name.
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
+    /// The push vendor channels, when any is configured.
+    pub push_vendors: Option<Arc<Vendors>>,
     /// The plugin files it uses, by file name.
     pub plugins: BTreeMap<String, Arc<LoadedPlugin>>,
     /// When it was built.
@@ -87,6 +90,8 @@ pub struct BuildContext<'a> {
     pub metrics: &'a Metrics,
     /// The `kv`/`limits` backend.
     pub state: Arc<dyn StateBackend>,
+    /// Push vendors' access tokens, kept across snapshots.
+    pub push_tokens: Arc<TokenCache>,
 }
 
 impl Snapshot {
@@ -99,6 +104,7 @@ impl Snapshot {
             routes: Vec::new(),
             upstreams: BTreeMap::new(),
             plugins: BTreeMap::new(),
+            push_vendors: None,
             created_at: SystemTime::now(),
         }
     }
@@ -207,8 +213,11 @@ impl Snapshot {
                 record: cx.resilience.record(ScopeKind::Route, &route.name),
             });
         }
+        let push_vendors = Vendors::build(&config, &upstreams, &cx.push_tokens)
+            .map_err(|e| fail(format!("{e:#}")))?;
         Ok(Self {
             generation,
+            push_vendors,
             config: Arc::new(config),
             router,
             routes,

@@ -13,6 +13,7 @@ pub mod embedded;
 mod frames;
 mod session;
 pub mod store;
+pub mod vendor;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -50,6 +51,14 @@ pub struct PushCounters {
     pub slow_closed: AtomicU64,
     /// Routing decisions that failed and fell back to the queue.
     pub router_failures: AtomicU64,
+    /// Vendor sends accepted by the vendor.
+    pub vendor_sent: AtomicU64,
+    /// Vendor sends to be tried again.
+    pub vendor_retried: AtomicU64,
+    /// Vendor sends given up (refused, too many attempts, expired).
+    pub vendor_failed: AtomicU64,
+    /// Dead vendor tokens pruned.
+    pub vendor_pruned: AtomicU64,
 }
 
 /// The push subsystem of one gateway.
@@ -57,6 +66,8 @@ pub struct PushService {
     store: Arc<dyn PushStore>,
     live: DashMap<String, Arc<Live>>,
     next_id: AtomicU64,
+    /// Vendors' access tokens, kept across snapshots.
+    pub tokens: Arc<vendor::TokenCache>,
     /// Woken when a message is queued for a vendor channel.
     pub(crate) vendor_wake: Notify,
     /// What happened so far.
@@ -85,6 +96,7 @@ impl PushService {
             live: DashMap::new(),
             next_id: AtomicU64::new(1),
             vendor_wake: Notify::new(),
+            tokens: Arc::default(),
             counters: PushCounters::default(),
         }))
     }
@@ -131,7 +143,7 @@ impl PushService {
     }
 
     /// The counters: name, help text, value.
-    fn counts(&self) -> [(&'static str, &'static str, u64); 7] {
+    fn counts(&self) -> [(&'static str, &'static str, u64); 11] {
         let c = &self.counters;
         let n = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         [
@@ -166,6 +178,10 @@ impl PushService {
                 "Routing decisions that failed and fell back to the queue.",
                 n(&c.router_failures),
             ),
+            ("vendor_sent", "Vendor sends the vendor accepted.", n(&c.vendor_sent)),
+            ("vendor_retried", "Vendor sends to be tried again.", n(&c.vendor_retried)),
+            ("vendor_failed", "Vendor sends given up.", n(&c.vendor_failed)),
+            ("vendor_pruned", "Dead vendor tokens pruned from their devices.", n(&c.vendor_pruned)),
         ]
     }
 

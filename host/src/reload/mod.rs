@@ -128,6 +128,7 @@ impl Reloader {
             resilience: &gateway.resilience,
             metrics: &gateway.metrics,
             state: gateway.state.clone(),
+            push_tokens: gateway.push.tokens.clone(),
         };
         let snapshot = match Snapshot::build(config, generation, cx).await {
             Ok(s) => Arc::new(s),
@@ -144,6 +145,9 @@ impl Reloader {
         self.generation.store(generation, Ordering::Relaxed);
         gateway.swap(snapshot.clone());
         spawn_health_checks(snapshot.upstreams.values());
+        if let Some(vendors) = &snapshot.push_vendors {
+            vendors.spawn(gateway.push.clone());
+        }
         tracing::info!(
             generation,
             routes = snapshot.routes.len(),

@@ -58,6 +58,8 @@ pub struct Upstream {
     clients: Box<[Client<Connector, ProxyBody>]>,
     /// `https` or `http`.
     scheme: http::uri::Scheme,
+    /// The name the targets' certificate carries, for TLS upstreams.
+    tls_name: Option<String>,
     /// Time to the response headers.
     pub request_timeout: Duration,
     protocol: UpstreamProtocol,
@@ -124,6 +126,7 @@ impl Upstream {
             targets,
             policy: config.policy,
             clients,
+            tls_name: (config.tls.as_ref()).map(|t| tls::server_name(t, config)),
             scheme: match config.tls {
                 Some(_) => http::uri::Scheme::HTTPS,
                 None => http::uri::Scheme::HTTP,
@@ -139,6 +142,12 @@ impl Upstream {
     /// The client of the worker thread running this code.
     fn client(&self) -> &Client<Connector, ProxyBody> {
         &self.clients[crate::worker::index() % self.clients.len()]
+    }
+
+    /// The name the targets' certificate carries (TLS upstreams only): the `Host` an
+    /// HTTP exchange with the targets' service is addressed to.
+    pub fn tls_name(&self) -> Option<&str> {
+        self.tls_name.as_deref()
     }
 
     /// The protocol spoken to the targets.

@@ -13,7 +13,7 @@ use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-use crate::config::{UpstreamConfig, UpstreamProtocol, millis};
+use crate::config::{UpstreamConfig, UpstreamProtocol, UpstreamTlsConfig, millis};
 
 /// The connector every upstream client uses.
 pub type Connector = HttpsConnector<HttpConnector>;
@@ -59,16 +59,7 @@ pub fn connector(
                 .with_context(|| format!("upstream {name:?}: ca_file {}", path.display()))?;
         }
     }
-    let server_name = match &tls.server_name {
-        Some(name) => name.clone(),
-        None => host_of(
-            config
-                .targets
-                .first()
-                .map(|t| t.address())
-                .unwrap_or_default(),
-        ),
-    };
+    let server_name = server_name(tls, config);
     let server_name = ServerName::try_from(server_name.clone())
         .with_context(|| format!("upstream {name:?}: server name {server_name:?}"))?;
     let builder = builder
@@ -81,6 +72,14 @@ pub fn connector(
             builder.enable_http1().wrap_connector(http)
         }
     })
+}
+
+/// The name the targets' certificate must carry: configured, or the first target's host.
+pub fn server_name(tls: &UpstreamTlsConfig, config: &UpstreamConfig) -> String {
+    match &tls.server_name {
+        Some(name) => name.clone(),
+        None => host_of(config.targets.first().map(|t| t.address()).unwrap_or_default()),
+    }
 }
 
 fn rustls_config(roots: RootCertStore) -> anyhow::Result<rustls::ClientConfig> {

@@ -1,0 +1,122 @@
+//! APNs (HTTP/2, token-based): `POST /3/device/<token>` with an ES256 provider token
+//! (`kid`, `iss` = team id, `iat`), refreshed after 40 minutes (Apple accepts 20–60) or
+//! once when APNs answers `ExpiredProviderToken`, and the `apns-*` headers.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Request;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use super::{Channel, Http, Outcome, Sending, TokenCache, retry};
+use crate::config::push::ApnsConfig;
+use crate::push::decision::Priority;
+use crate::push::store::{Device, Message};
+
+/// How long a provider token is used (Apple: between 20 and 60 minutes).
+const TOKEN_LIFE_MS: u64 = 40 * 60 * 1000;
+
+/// The APNs channel.
+pub(super) struct Apns {
+    http: Http,
+    config: ApnsConfig,
+    key: EncodingKey,
+    tokens: Arc<TokenCache>,
+    cache_key: String,
+}
+
+impl Apns {
+    pub(super) fn new(config: &ApnsConfig, http: Http, pem: &[u8], tokens: Arc<TokenCache>) -> anyhow::Result<Self> {
+        let key = EncodingKey::from_ec_pem(pem)
+            .map_err(|e| anyhow::anyhow!("push.vendors.apns.key: not an EC P-256 PEM key: {e}"))?;
+        Ok(Self {
+            http,
+            cache_key: format!("apns:{}/{}", config.team_id, config.key_id),
+            config: config.clone(),
+            key,
+            tokens,
+        })
+    }
+
+    /// The provider token: the cached one, or a new one.
+    fn provider_token(&self) -> Result<String, String> {
+        let now = crate::time::now_ms();
+        if let Some(token) = self.tokens.get(&self.cache_key, now) {
+            return Ok(token);
+        }
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.config.key_id.clone());
+        let claims = json!({ "iss": self.config.team_id, "iat": now / 1000 });
+        let token = jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| e.to_string())?;
+        self.tokens.put(&self.cache_key, token.clone(), now + TOKEN_LIFE_MS);
+        Ok(token)
+    }
+
+    fn request(&self, provider: &str, token: &str, message: &Message) -> Result<Request<Bytes>, String> {
+        let priority = match message.priority {
+            Priority::High => "10",
+            Priority::Normal => "5",
+        };
+        let mut request = Request::post(format!("/3/device/{token}"))
+            .header("authorization", format!("bearer {provider}"))
+            .header("apns-topic", &self.config.topic)
+            .header("apns-push-type", &self.config.push_type)
+            .header("apns-priority", priority)
+            .header("apns-expiration", (message.expires_ms / 1000).to_string())
+            .header("content-type", "application/json");
+        if let Some(key) = &message.collapse_key {
+            request = request.header("apns-collapse-id", key);
+        }
+        request.body(Bytes::from(body(&message.payload).to_string())).map_err(|e| e.to_string())
+    }
+}
+
+/// The notification: the payload itself when it carries its `aps` dictionary, else the
+/// payload as `data` under a silent `aps`.
+fn body(payload: &Value) -> Value {
+    match payload {
+        Value::Object(map) if map.contains_key("aps") => payload.clone(),
+        _ => json!({ "aps": { "content-available": 1 }, "data": payload }),
+    }
+}
+
+impl Channel for Apns {
+    fn send<'a>(&'a self, _: &'a Device, token: &'a str, message: &'a Message) -> Sending<'a> {
+        Box::pin(async move {
+            // A provider token APNs calls expired is replaced once, at once.
+            for _ in 0..2 {
+                let provider = match self.provider_token() {
+                    Ok(provider) => provider,
+                    Err(e) => return Outcome::Refused(format!("provider token: {e}")),
+                };
+                let request = match self.request(&provider, token, message) {
+                    Ok(request) => request,
+                    Err(e) => return Outcome::Refused(e),
+                };
+                let response = match self.http.call(request).await {
+                    Ok(response) => response,
+                    Err(e) => return retry(None, e),
+                };
+                let status = response.status().as_u16();
+                let reason = serde_json::from_slice::<Value>(response.body())
+                    .ok()
+                    .and_then(|v| v["reason"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                return match (status, reason.as_str()) {
+                    (200, _) => Outcome::Sent,
+                    (403, "ExpiredProviderToken" | "InvalidProviderToken") => {
+                        self.tokens.refused(&self.cache_key, &provider);
+                        continue;
+                    }
+                    (410, _) | (400, "BadDeviceToken" | "DeviceTokenNotForTopic") => {
+                        Outcome::Unregistered(format!("{status} {reason}"))
+                    }
+                    (429 | 500 | 503, _) => retry(Some(&response), format!("{status} {reason}")),
+                    _ => Outcome::Refused(format!("{status} {reason}")),
+                };
+            }
+            retry(None, "provider token refused twice")
+        })
+    }
+}
