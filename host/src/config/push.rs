@@ -49,6 +49,9 @@ pub struct PushConfig {
     pub vendor_timeout_ms: u64,
     /// Vendor calls in flight at once (default 32).
     pub vendor_concurrency: usize,
+    /// The first wait before a vendor send is tried again, in ms (default 1000); it
+    /// doubles with each attempt, up to 5 minutes, unless the vendor says `Retry-After`.
+    pub vendor_retry_ms: u64,
 }
 
 /// `[push.vendors]`: the vendor channels configured; a device whose platform has none is
@@ -165,6 +168,7 @@ impl Default for PushConfig {
             vendor_max_attempts: 10,
             vendor_timeout_ms: 10_000,
             vendor_concurrency: 32,
+            vendor_retry_ms: 1000,
         }
     }
 }
@@ -184,6 +188,7 @@ impl PushConfig {
             ("vendor_max_attempts", u64::from(self.vendor_max_attempts)),
             ("vendor_timeout_ms", self.vendor_timeout_ms),
             ("vendor_concurrency", self.vendor_concurrency as u64),
+            ("vendor_retry_ms", self.vendor_retry_ms),
         ];
         for (name, value) in positive {
             anyhow::ensure!(value > 0, "push.{name} must be positive");
@@ -201,7 +206,7 @@ impl PushConfig {
 
     /// The named upstreams and secrets the vendor channels and the feedback hook use, for
     /// the config's cross-checks: (what, upstream names, secret names).
-    pub fn references(&self) -> (Vec<(&'static str, &str)>, Vec<(&'static str, &str)>) {
+    pub fn references(&self) -> (Vec<Reference<'_>>, Vec<Reference<'_>>) {
         let v = &self.vendors;
         let mut upstreams = Vec::new();
         let mut secrets = Vec::new();
@@ -212,7 +217,10 @@ impl PushConfig {
         if let Some(c) = &v.fcm {
             upstreams.push(("push.vendors.fcm.upstream", c.upstream.as_str()));
             upstreams.push(("push.vendors.fcm.token_upstream", c.token_upstream.as_str()));
-            secrets.push(("push.vendors.fcm.service_account", c.service_account.as_str()));
+            secrets.push((
+                "push.vendors.fcm.service_account",
+                c.service_account.as_str(),
+            ));
         }
         if let Some(c) = &v.hms {
             upstreams.push(("push.vendors.hms.upstream", c.upstream.as_str()));
@@ -229,6 +237,9 @@ impl PushConfig {
         (upstreams, secrets)
     }
 }
+
+/// A name the push config refers to: (the key that holds it, the name).
+pub type Reference<'a> = (&'static str, &'a str);
 
 /// What a push route serves instead of an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]

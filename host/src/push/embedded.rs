@@ -9,8 +9,8 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::store::{
-    Answer, Backlog, Device, Message, PushStore, StoreError, StoreFuture, Stored, Target, VendorDone,
-    VendorJob,
+    Answer, Backlog, Device, Message, PushStore, StoreError, StoreFuture, Stored, Target,
+    VendorDone, VendorJob,
 };
 
 /// Device id → the device, as JSON.
@@ -184,8 +184,10 @@ impl PushStore for EmbeddedStore {
                     return Ok(false);
                 };
                 devices.remove(device.as_str())?;
-                tx.open_table(VENDOR)?
-                    .retain_in((device.as_str(), 0)..=(device.as_str(), u64::MAX), |_, _| false)?;
+                tx.open_table(VENDOR)?.retain_in(
+                    (device.as_str(), 0)..=(device.as_str(), u64::MAX),
+                    |_, _| false,
+                )?;
                 tx.open_table(USER_DEVICES)?
                     .remove((user.as_str(), device.as_str()))?;
                 let mut topics = tx.open_table(TOPIC_DEVICES)?;
@@ -351,7 +353,12 @@ impl PushStore for EmbeddedStore {
         })
     }
 
-    fn claim_vendor(&self, now_ms: u64, max: usize, lease_ms: u64) -> StoreFuture<'_, Vec<VendorJob>> {
+    fn claim_vendor(
+        &self,
+        now_ms: u64,
+        max: usize,
+        lease_ms: u64,
+    ) -> StoreFuture<'_, Vec<VendorJob>> {
         self.run(move |db| {
             write(db, |tx| {
                 let mut vendor = tx.open_table(VENDOR)?;
@@ -372,7 +379,12 @@ impl PushStore for EmbeddedStore {
                     match (device.filter(|d| d.token.is_some()), message) {
                         (Some(device), Some(message)) => {
                             vendor.insert((id.as_str(), offset), (attempts, now_ms + lease_ms))?;
-                            jobs.push(VendorJob { device, offset, message, attempts });
+                            jobs.push(VendorJob {
+                                device,
+                                offset,
+                                message,
+                                attempts,
+                            });
                         }
                         _ => {
                             vendor.remove((id.as_str(), offset))?;
@@ -408,9 +420,8 @@ impl PushStore for EmbeddedStore {
                             .and_then(|b| device_of(b.value()))
                             .map(|d| Device { token: None, ..d });
                         if let Some(pruned) = pruned {
-                            let json = serde_json::to_vec(&pruned).map_err(|e| {
-                                redb::Error::Corrupted(e.to_string())
-                            })?;
+                            let json = serde_json::to_vec(&pruned)
+                                .map_err(|e| redb::Error::Corrupted(e.to_string()))?;
                             devices.insert(device.as_str(), json.as_slice())?;
                         }
                     }

@@ -178,10 +178,26 @@ impl PushService {
                 "Routing decisions that failed and fell back to the queue.",
                 n(&c.router_failures),
             ),
-            ("vendor_sent", "Vendor sends the vendor accepted.", n(&c.vendor_sent)),
-            ("vendor_retried", "Vendor sends to be tried again.", n(&c.vendor_retried)),
-            ("vendor_failed", "Vendor sends given up.", n(&c.vendor_failed)),
-            ("vendor_pruned", "Dead vendor tokens pruned from their devices.", n(&c.vendor_pruned)),
+            (
+                "vendor_sent",
+                "Vendor sends the vendor accepted.",
+                n(&c.vendor_sent),
+            ),
+            (
+                "vendor_retried",
+                "Vendor sends to be tried again.",
+                n(&c.vendor_retried),
+            ),
+            (
+                "vendor_failed",
+                "Vendor sends given up.",
+                n(&c.vendor_failed),
+            ),
+            (
+                "vendor_pruned",
+                "Dead vendor tokens pruned from their devices.",
+                n(&c.vendor_pruned),
+            ),
         ]
     }
 

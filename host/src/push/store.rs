@@ -167,7 +167,12 @@ pub trait PushStore: Send + Sync {
     /// Claims up to `max` vendor jobs due at `now_ms` for `lease_ms` (no other claim gets
     /// them meanwhile); jobs whose message is gone, acked or expired, or whose device has
     /// no token any more, end without being returned.
-    fn claim_vendor(&self, now_ms: u64, max: usize, lease_ms: u64) -> StoreFuture<'_, Vec<VendorJob>>;
+    fn claim_vendor(
+        &self,
+        now_ms: u64,
+        max: usize,
+        lease_ms: u64,
+    ) -> StoreFuture<'_, Vec<VendorJob>>;
     /// Records the outcome of a claimed job.
     fn vendor_done(&self, device: String, offset: u64, done: VendorDone) -> StoreFuture<'_, ()>;
     /// Forgets answers kept past their time and messages expired by `now_ms`.

@@ -78,7 +78,13 @@ pub fn connector(
 pub fn server_name(tls: &UpstreamTlsConfig, config: &UpstreamConfig) -> String {
     match &tls.server_name {
         Some(name) => name.clone(),
-        None => host_of(config.targets.first().map(|t| t.address()).unwrap_or_default()),
+        None => host_of(
+            config
+                .targets
+                .first()
+                .map(|t| t.address())
+                .unwrap_or_default(),
+        ),
     }
 }
 

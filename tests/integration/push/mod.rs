@@ -8,6 +8,7 @@ mod delivery;
 mod durability;
 mod js_client;
 mod routing;
+mod vendors;
 
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 //! once when APNs answers `ExpiredProviderToken`, and the `apns-*` headers.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http::Request;
@@ -24,10 +25,18 @@ pub(super) struct Apns {
     key: EncodingKey,
     tokens: Arc<TokenCache>,
     cache_key: String,
+    /// The `iat` of the last token made: a new token always has a later one (ES256 here is
+    /// deterministic, RFC 6979, so the same claims would make the very token APNs refused).
+    last_iat: AtomicU64,
 }
 
 impl Apns {
-    pub(super) fn new(config: &ApnsConfig, http: Http, pem: &[u8], tokens: Arc<TokenCache>) -> anyhow::Result<Self> {
+    pub(super) fn new(
+        config: &ApnsConfig,
+        http: Http,
+        pem: &[u8],
+        tokens: Arc<TokenCache>,
+    ) -> anyhow::Result<Self> {
         let key = EncodingKey::from_ec_pem(pem)
             .map_err(|e| anyhow::anyhow!("push.vendors.apns.key: not an EC P-256 PEM key: {e}"))?;
         Ok(Self {
@@ -36,24 +45,32 @@ impl Apns {
             config: config.clone(),
             key,
             tokens,
+            last_iat: AtomicU64::new(0),
         })
     }
 
     /// The provider token: the cached one, or a new one.
-    fn provider_token(&self) -> Result<String, String> {
+    async fn provider_token(&self) -> Result<String, String> {
         let now = crate::time::now_ms();
-        if let Some(token) = self.tokens.get(&self.cache_key, now) {
-            return Ok(token);
-        }
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.config.key_id.clone());
-        let claims = json!({ "iss": self.config.team_id, "iat": now / 1000 });
-        let token = jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| e.to_string())?;
-        self.tokens.put(&self.cache_key, token.clone(), now + TOKEN_LIFE_MS);
-        Ok(token)
+        let make = || async {
+            let mut header = Header::new(Algorithm::ES256);
+            header.kid = Some(self.config.key_id.clone());
+            let iat = (now / 1000).max(self.last_iat.load(Ordering::Relaxed) + 1);
+            self.last_iat.store(iat, Ordering::Relaxed);
+            let claims = json!({ "iss": self.config.team_id, "iat": iat });
+            let token =
+                jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| e.to_string())?;
+            Ok((token, now + TOKEN_LIFE_MS))
+        };
+        self.tokens.get_or_make(&self.cache_key, now, make).await
     }
 
-    fn request(&self, provider: &str, token: &str, message: &Message) -> Result<Request<Bytes>, String> {
+    fn request(
+        &self,
+        provider: &str,
+        token: &str,
+        message: &Message,
+    ) -> Result<Request<Bytes>, String> {
         let priority = match message.priority {
             Priority::High => "10",
             Priority::Normal => "5",
@@ -68,7 +85,9 @@ impl Apns {
         if let Some(key) = &message.collapse_key {
             request = request.header("apns-collapse-id", key);
         }
-        request.body(Bytes::from(body(&message.payload).to_string())).map_err(|e| e.to_string())
+        request
+            .body(Bytes::from(body(&message.payload).to_string()))
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -86,7 +105,7 @@ impl Channel for Apns {
         Box::pin(async move {
             // A provider token APNs calls expired is replaced once, at once.
             for _ in 0..2 {
-                let provider = match self.provider_token() {
+                let provider = match self.provider_token().await {
                     Ok(provider) => provider,
                     Err(e) => return Outcome::Refused(format!("provider token: {e}")),
                 };

@@ -36,15 +36,25 @@ pub(super) struct Fcm {
 }
 
 impl Fcm {
-    pub(super) fn new(config: &FcmConfig, send: Http, token_http: Http, json: &[u8], tokens: Arc<TokenCache>) -> anyhow::Result<Self> {
+    pub(super) fn new(
+        config: &FcmConfig,
+        send: Http,
+        token_http: Http,
+        json: &[u8],
+        tokens: Arc<TokenCache>,
+    ) -> anyhow::Result<Self> {
         let account: ServiceAccount = serde_json::from_slice(json)
             .map_err(|e| anyhow::anyhow!("push.vendors.fcm.service_account: {e}"))?;
         let key = EncodingKey::from_rsa_pem(account.private_key.as_bytes())
             .map_err(|e| anyhow::anyhow!("push.vendors.fcm.service_account: private_key: {e}"))?;
-        let token_path = account.token_uri.parse::<http::Uri>()
+        let token_path = account
+            .token_uri
+            .parse::<http::Uri>()
             .ok()
             .and_then(|uri| uri.path_and_query().map(|p| p.to_string()))
-            .ok_or_else(|| anyhow::anyhow!("push.vendors.fcm.service_account: token_uri is not a URL"))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!("push.vendors.fcm.service_account: token_uri is not a URL")
+            })?;
         Ok(Self {
             send,
             token_http,
@@ -67,8 +77,9 @@ impl Fcm {
                 "iat": now,
                 "exp": now + 3600,
             });
-            let assertion = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &self.key)
-                .map_err(|e| e.to_string())?;
+            let assertion =
+                jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &self.key)
+                    .map_err(|e| e.to_string())?;
             let fields = [
                 ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
                 ("assertion", assertion.as_str()),
@@ -78,12 +89,18 @@ impl Fcm {
         .await
     }
 
-    fn request(&self, bearer: &str, token: &str, message: &Message) -> Result<Request<Bytes>, String> {
+    fn request(
+        &self,
+        bearer: &str,
+        token: &str,
+        message: &Message,
+    ) -> Result<Request<Bytes>, String> {
         let priority = match message.priority {
             Priority::High => "high",
             Priority::Normal => "normal",
         };
-        let mut android = json!({ "priority": priority, "ttl": format!("{}s", ttl_seconds(message)) });
+        let mut android =
+            json!({ "priority": priority, "ttl": format!("{}s", ttl_seconds(message)) });
         if let Some(key) = &message.collapse_key {
             android["collapse_key"] = json!(key);
         }

@@ -26,7 +26,13 @@ pub(super) struct Hms {
 }
 
 impl Hms {
-    pub(super) fn new(config: &HmsConfig, send: Http, token_http: Http, secret: &[u8], tokens: Arc<TokenCache>) -> anyhow::Result<Self> {
+    pub(super) fn new(
+        config: &HmsConfig,
+        send: Http,
+        token_http: Http,
+        secret: &[u8],
+        tokens: Arc<TokenCache>,
+    ) -> anyhow::Result<Self> {
         let client_secret = String::from_utf8(secret.to_vec())
             .map_err(|_| anyhow::anyhow!("push.vendors.hms.client_secret is not UTF-8"))?;
         Ok(Self {
@@ -51,7 +57,12 @@ impl Hms {
         .await
     }
 
-    fn request(&self, bearer: &str, token: &str, message: &Message) -> Result<Request<Bytes>, String> {
+    fn request(
+        &self,
+        bearer: &str,
+        token: &str,
+        message: &Message,
+    ) -> Result<Request<Bytes>, String> {
         let urgency = match message.priority {
             Priority::High => "HIGH",
             Priority::Normal => "NORMAL",
@@ -98,7 +109,9 @@ impl Channel for Hms {
                         continue;
                     }
                     (_, "80300007") => Outcome::Unregistered(format!("{status} {code}")),
-                    (429 | 500 | 502 | 503, _) => retry(Some(&response), format!("{status} {code}")),
+                    (429 | 500 | 502 | 503, _) => {
+                        retry(Some(&response), format!("{status} {code}"))
+                    }
                     _ => Outcome::Refused(format!("{status} {code}")),
                 };
             }

@@ -29,7 +29,10 @@ impl Mi {
     }
 
     fn request(&self, token: &str, message: &Message) -> Result<Request<Bytes>, String> {
-        let ttl_ms = message.expires_ms.saturating_sub(crate::time::now_ms()).max(1);
+        let ttl_ms = message
+            .expires_ms
+            .saturating_sub(crate::time::now_ms())
+            .max(1);
         let payload = message.payload.to_string();
         let form = form_urlencoded::Serializer::new(String::new())
             .append_pair("registration_id", token)
@@ -40,7 +43,10 @@ impl Mi {
             .finish();
         Request::post("/v3/message/regid")
             .header("authorization", &self.authorization)
-            .header("content-type", "application/x-www-form-urlencoded;charset=UTF-8")
+            .header(
+                "content-type",
+                "application/x-www-form-urlencoded;charset=UTF-8",
+            )
             .body(Bytes::from(form))
             .map_err(|e| e.to_string())
     }
@@ -67,7 +73,10 @@ impl Channel for Mi {
                 _ if bad => Outcome::Unregistered(format!("badRegIds ({code})")),
                 200 if answer["result"] == "ok" && code == 0 => Outcome::Sent,
                 429 | 500 | 502 | 503 => retry(Some(&response), format!("{status} {code}")),
-                _ => Outcome::Refused(format!("{status} {code} {}", answer["description"].as_str().unwrap_or_default())),
+                _ => Outcome::Refused(format!(
+                    "{status} {code} {}",
+                    answer["description"].as_str().unwrap_or_default()
+                )),
             }
         })
     }

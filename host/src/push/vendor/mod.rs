@@ -76,10 +76,8 @@ impl Http {
     /// Sends `request` and reads the answer (at most 64 KiB of it).
     async fn call(&self, request: Request<Bytes>) -> Result<Response<Bytes>, String> {
         let (mut parts, body) = request.into_parts();
-        if let Some(name) = self.upstream.tls_name() {
-            if let Ok(host) = http::HeaderValue::from_str(name) {
-                parts.headers.insert(http::header::HOST, host);
-            }
+        if let Some(Ok(host)) = self.upstream.tls_name().map(http::HeaderValue::from_str) {
+            parts.headers.insert(http::header::HOST, host);
         }
         let request = Request::from_parts(parts, full_body(body));
         (self.upstream.call(request, self.timeout, 64 << 10).await).map_err(|e| e.to_string())
@@ -127,7 +125,9 @@ impl Vendors {
         let secret = |name: &str| -> anyhow::Result<Vec<u8>> {
             let secret = config.secrets.get(name);
             let secret = secret.ok_or_else(|| anyhow::anyhow!("unknown secret {name:?}"))?;
-            secret.resolve(&format!("secret {name:?}")).map_err(anyhow::Error::msg)
+            secret
+                .resolve(&format!("secret {name:?}"))
+                .map_err(anyhow::Error::msg)
         };
         let v = &push.vendors;
         let mut channels: BTreeMap<&'static str, Box<dyn Channel>> = BTreeMap::new();
@@ -138,15 +138,30 @@ impl Vendors {
         if let Some(c) = &v.fcm {
             let (send, grant) = (http(&c.upstream)?, http(&c.token_upstream)?);
             let account = secret(&c.service_account)?;
-            channels.insert("fcm", Box::new(fcm::Fcm::new(c, send, grant, &account, tokens.clone())?));
+            channels.insert(
+                "fcm",
+                Box::new(fcm::Fcm::new(c, send, grant, &account, tokens.clone())?),
+            );
         }
         if let Some(c) = &v.hms {
             let (send, grant) = (http(&c.upstream)?, http(&c.token_upstream)?);
             let client_secret = secret(&c.client_secret)?;
-            channels.insert("hms", Box::new(hms::Hms::new(c, send, grant, &client_secret, tokens.clone())?));
+            channels.insert(
+                "hms",
+                Box::new(hms::Hms::new(
+                    c,
+                    send,
+                    grant,
+                    &client_secret,
+                    tokens.clone(),
+                )?),
+            );
         }
         if let Some(c) = &v.mi {
-            channels.insert("mi", Box::new(mi::Mi::new(c, http(&c.upstream)?, &secret(&c.app_secret)?)?));
+            channels.insert(
+                "mi",
+                Box::new(mi::Mi::new(c, http(&c.upstream)?, &secret(&c.app_secret)?)?),
+            );
         }
         if channels.is_empty() {
             return Ok(None);
@@ -168,12 +183,18 @@ impl Vendors {
         let weak: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
-                let Some(vendors) = weak.upgrade() else { return };
+                let Some(vendors) = weak.upgrade() else {
+                    return;
+                };
                 let busy = vendors.dispatch(&push).await;
                 drop(vendors);
                 if !busy {
                     // New jobs wake the dispatcher; retries come due on the tick.
-                    let _ = tokio::time::timeout(Duration::from_millis(250), push.vendor_wake.notified()).await;
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(250),
+                        push.vendor_wake.notified(),
+                    )
+                    .await;
                 }
             }
         });
@@ -184,7 +205,11 @@ impl Vendors {
         let c = &self.config;
         let lease = c.vendor_timeout_ms * 2;
         let now = crate::time::now_ms();
-        let jobs = match push.store().claim_vendor(now, c.vendor_concurrency, lease).await {
+        let jobs = match push
+            .store()
+            .claim_vendor(now, c.vendor_concurrency, lease)
+            .await
+        {
             Ok(jobs) => jobs,
             Err(e) => {
                 tracing::warn!(error = %e, "push store: claiming vendor jobs failed");
@@ -201,9 +226,13 @@ impl Vendors {
     async fn attempt(&self, push: &PushService, job: VendorJob) {
         let counters = &push.counters;
         let key = platform_key(job.device.platform);
-        let (Some(channel), Some(token)) = (self.channels.get(key), job.device.token.as_deref()) else {
+        let (Some(channel), Some(token)) = (self.channels.get(key), job.device.token.as_deref())
+        else {
             // No channel for the platform (any more): the device reads its stream instead.
-            let _ = push.store().vendor_done(job.device.id.clone(), job.offset, VendorDone::Finished).await;
+            let _ = push
+                .store()
+                .vendor_done(job.device.id.clone(), job.offset, VendorDone::Finished)
+                .await;
             return;
         };
         let outcome = channel.send(&job.device, token, &job.message).await;
@@ -226,7 +255,9 @@ impl Vendors {
             }
             Outcome::Retry { after, reason } => {
                 let attempts = job.attempts + 1;
-                let backoff = Duration::from_secs(1u64 << attempts.min(8)).min(Duration::from_secs(300));
+                let first = millis(self.config.vendor_retry_ms);
+                let backoff = (first * (1u32 << attempts.min(12).saturating_sub(1)))
+                    .min(Duration::from_secs(300));
                 let wait = after.unwrap_or(backoff);
                 let at = crate::time::now_ms() + wait.as_millis() as u64;
                 if attempts >= self.config.vendor_max_attempts || at >= job.message.expires_ms {
@@ -247,7 +278,9 @@ impl Vendors {
 
     /// Tells the feedback hook that `device`'s token was pruned.
     async fn report(&self, device: &Device, token: &str, reason: &str) {
-        let Some((upstream, path)) = &self.feedback else { return };
+        let Some((upstream, path)) = &self.feedback else {
+            return;
+        };
         let body = serde_json::json!({
             "device": device.id,
             "user": device.user,
@@ -273,13 +306,19 @@ async fn grant(http: &Http, path: &str, fields: &[(&str, &str)]) -> Result<(Stri
         .extend_pairs(fields)
         .finish();
     let request = Request::post(path)
-        .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
         .body(Bytes::from(form))
         .map_err(|e| e.to_string())?;
     let response = http.call(request).await?;
     let answer: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
     match (response.status().as_u16(), answer["access_token"].as_str()) {
-        (200, Some(token)) => Ok((token.to_string(), answer["expires_in"].as_u64().unwrap_or(3600))),
+        (200, Some(token)) => Ok((
+            token.to_string(),
+            answer["expires_in"].as_u64().unwrap_or(3600),
+        )),
         (status, _) => Err(format!("token endpoint answered {status}")),
     }
 }
@@ -292,12 +331,11 @@ where
     Fut: Future<Output = Result<(String, u64), String>>,
 {
     let now = crate::time::now_ms();
-    if let Some(token) = tokens.get(key, now) {
-        return Ok(token);
-    }
-    let (token, life_s) = fetch().await?;
-    tokens.put(key, token.clone(), now + life_s.saturating_sub(60) * 1000);
-    Ok(token)
+    let stale = |life_s: u64| now + life_s.saturating_sub(60) * 1000;
+    (tokens.get_or_make(key, now, || async {
+        fetch().await.map(|(t, life)| (t, stale(life)))
+    }))
+    .await
 }
 
 /// Seconds left to live, at least 1 (what vendors take as a TTL).

@@ -15,9 +15,35 @@ struct Token {
 #[derive(Debug, Default)]
 pub struct TokenCache {
     tokens: DashMap<String, Token>,
+    /// Held while a token is made, so that concurrent sends make one, not one each.
+    making: tokio::sync::Mutex<()>,
 }
 
 impl TokenCache {
+    /// The token under `key`, or one `make` makes (with the time it goes stale) when there
+    /// is none fresh at `now_ms`; one maker at a time.
+    pub async fn get_or_make<F, Fut>(
+        &self,
+        key: &str,
+        now_ms: u64,
+        make: F,
+    ) -> Result<String, String>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(String, u64), String>>,
+    {
+        if let Some(token) = self.get(key, now_ms) {
+            return Ok(token);
+        }
+        let _making = self.making.lock().await;
+        if let Some(token) = self.get(key, now_ms) {
+            return Ok(token);
+        }
+        let (token, stale_ms) = make().await?;
+        self.put(key, token.clone(), stale_ms);
+        Ok(token)
+    }
+
     /// The token under `key`, unless it is stale at `now_ms`.
     pub fn get(&self, key: &str, now_ms: u64) -> Option<String> {
         let token = self.tokens.get(key)?;
@@ -26,7 +52,8 @@ impl TokenCache {
 
     /// Keeps `value` under `key` until `stale_ms`.
     pub fn put(&self, key: &str, value: String, stale_ms: u64) {
-        self.tokens.insert(key.to_string(), Token { value, stale_ms });
+        self.tokens
+            .insert(key.to_string(), Token { value, stale_ms });
     }
 
     /// Forgets `value` under `key` (a vendor refused it), unless a newer one replaced it
