@@ -174,6 +174,36 @@ async fn the_readme_requests_get_their_answers() {
         .await;
     assert_eq!(r.status, 400, "INVALID_ARGUMENT");
     assert_eq!(r.json()["grpc_status"], "INVALID_ARGUMENT");
+
+    // push: register, publish, and the device's event stream has it.
+    let key = [
+        ("x-api-key", "demo-key"),
+        ("content-type", "application/json"),
+    ];
+    let call = |method: &str, path: &str, body: serde_json::Value| {
+        weir_tests::request(method, &example.url(path), &key, body.to_string())
+    };
+    let device = serde_json::json!({ "device": "phone", "platform": "ws" });
+    assert_eq!(
+        client
+            .send(call("POST", "/push/devices", device))
+            .await
+            .status,
+        201
+    );
+    let message = serde_json::json!({ "id": "hello-1", "target": { "user": "demo-app" }, "payload": { "text": "hi" } });
+    let r = client.send(call("POST", "/push/publish", message)).await;
+    assert_eq!(r.status, 202);
+    assert_eq!(r.json()["deliveries"][0]["delivery"], "queue");
+    let mut stream = super::push::sse_at(
+        &example.url("/push/connect?device=phone&apikey=demo-key"),
+        None,
+    )
+    .await;
+    assert_eq!(stream.event().await.0, "hello");
+    let (event, id, data) = stream.event().await;
+    assert_eq!((event.as_str(), id), ("message", Some(1)));
+    assert_eq!(data["payload"]["text"], "hi");
 }
 
 #[test]

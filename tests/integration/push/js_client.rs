@@ -17,18 +17,6 @@ use super::{ALICE, Push, push_routes_with};
 /// How long one step of the script may take.
 const NODE_WAIT: Duration = Duration::from_secs(20);
 
-/// The push routes with a history of 3 messages per device, the API key also taken from
-/// `?apikey=` (a browser cannot set headers on a WebSocket).
-fn routes_with_query_keys() -> String {
-    let routes = push_routes_with("history = 3", "");
-    let keyed = routes.replace(
-        "config.api_key = {",
-        "config.api_key = { query = \"apikey\",",
-    );
-    assert_ne!(keyed, routes, "the routes' auth config changed shape");
-    keyed
-}
-
 /// Publishes `m<n>` with the payload `{"n": n}` to the device `web`, for each `n`.
 async fn publish(push: &Push, ns: impl IntoIterator<Item = u64>) {
     for n in ns {
@@ -140,7 +128,7 @@ impl Drop for Node {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_js_client_gets_messages_in_order_acks_them_resumes_after_a_drop_and_reports_gaps() {
-    let push = Push::start_with(&routes_with_query_keys(), &[]).await;
+    let push = Push::start_with(&push_routes_with("history = 3", ""), &[]).await;
     push.register(ALICE, "web").await;
     let dir = TempDir::new();
     let url = format!("ws://{}/push/connect", push.gw.addr);

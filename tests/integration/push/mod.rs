@@ -62,7 +62,7 @@ pub(crate) fn push_routes_with(push_extra: &str, publish_extra: &str) -> String 
     let route = |name: &str, endpoint: &str| {
         format!(
             "[[routes]]\nname = \"{name}\"\npush = \"{endpoint}\"\nmatch.path_prefix = \"/push/{name}\"\n\
-             [[routes.filters]]\nplugin = \"auth.wasm\"\nconfig.api_key = {{ keys = [{keys}] }}\n"
+             [[routes.filters]]\nplugin = \"auth.wasm\"\nconfig.api_key = {{ query = \"apikey\", keys = [{keys}] }}\n"
         )
     };
     format!(
@@ -177,23 +177,28 @@ impl PushClient {
 
     /// An SSE stream of `device`, resuming after `last_event_id`.
     pub async fn sse(&self, key: &str, device: &str, last_event_id: Option<u64>) -> Sse {
-        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-        let mut builder = http::Request::get(self.url(&format!("/push/connect?device={device}")))
-            .header("x-api-key", key)
-            .header("accept", "text/event-stream");
-        if let Some(id) = last_event_id {
-            builder = builder.header("last-event-id", id.to_string());
-        }
-        let response = client
-            .request(builder.body(Empty::new()).expect("request"))
-            .await
-            .expect("the stream opens");
-        assert_eq!(response.status(), 200);
-        assert_eq!(response.headers()["content-type"], "text/event-stream");
-        Sse {
-            body: response.into_body(),
-            buffer: BytesMut::new(),
-        }
+        let url = self.url(&format!("/push/connect?device={device}&apikey={key}"));
+        sse_at(&url, last_event_id).await
+    }
+}
+
+/// The SSE stream at `url` (a connect endpoint with its query), resuming after
+/// `last_event_id`.
+pub(crate) async fn sse_at(url: &str, last_event_id: Option<u64>) -> Sse {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let mut builder = http::Request::get(url).header("accept", "text/event-stream");
+    if let Some(id) = last_event_id {
+        builder = builder.header("last-event-id", id.to_string());
+    }
+    let response = client
+        .request(builder.body(Empty::new()).expect("request"))
+        .await
+        .expect("the stream opens");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    Sse {
+        body: response.into_body(),
+        buffer: BytesMut::new(),
     }
 }
 
