@@ -53,7 +53,7 @@ pub async fn handle(reloader: Arc<Reloader>, request: Request<Incoming>) -> Resp
         (&Method::GET, "/routes") => json_response(StatusCode::OK, &routes(gateway)),
         (&Method::GET, "/upstreams") => json_response(StatusCode::OK, &upstreams(gateway)),
         (&Method::GET, "/circuits") => json_response(StatusCode::OK, &circuits(gateway)),
-        (&Method::GET, "/push") => json_response(StatusCode::OK, &gateway.push.stats()),
+        (&Method::GET, "/push") => json_response(StatusCode::OK, &gateway.push.stats().await),
         (&Method::GET, "/status") => {
             let status =
                 json!({ "reload": reloader.last_reload(), "state": gateway.state.status() });

@@ -310,6 +310,15 @@ impl Config {
                 bail!("{what}: unknown secret {name:?}");
             }
         }
+        if let Some(apns) = &self.push.vendors.apns {
+            let upstream = &self.upstreams[&apns.upstream];
+            if upstream.protocol != UpstreamProtocol::H2 {
+                bail!(
+                    "push.vendors.apns: APNs speaks HTTP/2 only: upstream {:?} needs protocol = \"h2\" (and tls)",
+                    apns.upstream
+                );
+            }
+        }
         let mut names = BTreeSet::new();
         for route in &self.routes {
             if !names.insert(route.name.as_str()) {

@@ -135,6 +135,7 @@ async fn proxy(
                 .find(|(key, _)| key == "consumer")
                 .map(|(_, value)| value.clone()),
             parts: &ex.parts,
+            request_id: &ex.request_id,
         };
         let response = gateway.push.serve(endpoint, request, config, router).await;
         return filters::on_response(route, route.filters.len(), &mut ex, response).await;

@@ -12,7 +12,7 @@ use super::PushService;
 use super::decision::{Delivery, DeviceFacts, MessageFacts, Platform, Priority, PushRouter};
 use super::store::{Device, Message, StoreError, Target};
 use crate::body::{ProxyBody, full_body};
-use crate::config::push::{PushConfig, PushEndpoint};
+use crate::config::push::{PushConfig, PushEndpoint, VendorsConfig};
 
 /// The longest device id, message id, topic or user.
 const MAX_ID: usize = 128;
@@ -77,9 +77,17 @@ impl Refusal {
         Self(status, code, message.into())
     }
 
-    pub(super) fn response(self) -> Response<ProxyBody> {
-        let body = json!({ "error": self.1, "message": self.2 }).to_string();
-        json_response(self.0, body)
+    /// The refusal in the gateway's error format: the code in the body and in
+    /// `x-weir-error`, with the request id.
+    pub(super) fn response(self, request_id: &str) -> Response<ProxyBody> {
+        let body = json!({ "error": self.1, "message": self.2, "request_id": request_id });
+        let mut response = json_response(self.0, body.to_string());
+        let headers = response.headers_mut();
+        headers.insert("x-weir-error", http::HeaderValue::from_static(self.1));
+        if let Ok(id) = http::HeaderValue::from_str(request_id) {
+            headers.insert("x-request-id", id);
+        }
+        response
     }
 }
 
@@ -113,6 +121,8 @@ pub(super) fn json_response(status: StatusCode, body: String) -> Response<ProxyB
 pub struct PushRequest<'a> {
     /// Method, URI and headers.
     pub parts: &'a http::request::Parts,
+    /// The gateway's id for the request.
+    pub request_id: &'a str,
     /// The body.
     pub body: ProxyBody,
     /// The user an auth filter identified (its `consumer` variable), if one did.
@@ -161,7 +171,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(Refusal::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
+                "payload_too_large",
                 format!("the body is larger than {max} bytes"),
             ));
         }
@@ -187,12 +197,13 @@ impl PushService {
         config: &PushConfig,
         router: &dyn PushRouter,
     ) -> Response<ProxyBody> {
+        let request_id = request.request_id;
         let served = match endpoint {
             PushEndpoint::Publish => self.publish(request, config, router).await,
             PushEndpoint::Devices => self.devices_endpoint(request, config).await,
             PushEndpoint::Connect => self.connect(request, config).await,
         };
-        served.unwrap_or_else(Refusal::response)
+        served.unwrap_or_else(|refusal| refusal.response(request_id))
     }
 
     async fn publish(
@@ -270,6 +281,12 @@ impl PushService {
                 delivery,
                 offset: None,
             });
+        }
+        // A vendor delivery needs the platform's channel; without one it is the queue.
+        for (p, device) in placed.iter_mut().zip(&devices) {
+            if p.delivery == Delivery::Vendor && !has_channel(&config.vendors, device.platform) {
+                p.delivery = Delivery::Queue;
+            }
         }
         let kept: Vec<(String, bool)> = (placed.iter())
             .filter(|p| p.delivery != Delivery::Drop)
@@ -416,6 +433,17 @@ impl PushService {
             Some(d) if d.user == user => Ok(d),
             _ => Err(unknown_device()),
         }
+    }
+}
+
+/// Whether a vendor channel is configured for `platform`.
+fn has_channel(vendors: &VendorsConfig, platform: Platform) -> bool {
+    match platform {
+        Platform::Ws => false,
+        Platform::Apns => vendors.apns.is_some(),
+        Platform::Fcm => vendors.fcm.is_some(),
+        Platform::Hms => vendors.hms.is_some(),
+        Platform::Mi => vendors.mi.is_some(),
     }
 }
 

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::store::{
     Answer, Backlog, Device, Message, PushStore, StoreError, StoreFuture, Stored, Target,
@@ -195,7 +195,13 @@ impl PushStore for EmbeddedStore {
                     topics.remove((topic.as_str(), device.as_str()))?;
                 }
                 trim(&mut tx.open_table(STREAMS)?, &device, u64::MAX)?;
-                tx.open_table(CURSORS)?.remove(device.as_str())?;
+                // The offsets go on where they were (all acked): a client that kept its
+                // last offset never acks a message of a later registration unread.
+                let mut cursors = tx.open_table(CURSORS)?;
+                let cursor = cursors.get(device.as_str())?.map(|c| c.value());
+                if let Some((next, _, lost)) = cursor {
+                    cursors.insert(device.as_str(), (next, next - 1, lost))?;
+                }
                 Ok(true)
             })
         })
@@ -428,6 +434,23 @@ impl PushStore for EmbeddedStore {
                 }
                 Ok(())
             })
+        })
+    }
+
+    fn depths(&self) -> StoreFuture<'_, (u64, u64)> {
+        self.run(|db| {
+            let tx = db.begin_read().map_err(failed)?;
+            let streams = tx
+                .open_table(STREAMS)
+                .map_err(failed)?
+                .len()
+                .map_err(failed)?;
+            let vendor = tx
+                .open_table(VENDOR)
+                .map_err(failed)?
+                .len()
+                .map_err(failed)?;
+            Ok((streams, vendor))
         })
     }
 

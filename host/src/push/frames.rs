@@ -45,6 +45,16 @@ pub enum ServerFrame<'a> {
         /// Everything up to this offset is acked.
         acked: u64,
     },
+    /// The answer to a `register`: the device is registered and bound.
+    Registered {
+        /// The device id.
+        device: &'a str,
+    },
+    /// The answer to an `unbind`.
+    Unbound {
+        /// The device id.
+        device: &'a str,
+    },
     /// The answer to a `devices` request.
     Devices {
         /// The user's devices.
@@ -87,6 +97,8 @@ impl<'a> ServerFrame<'a> {
             Self::Gap { .. } => ("gap", None),
             Self::Acked { .. } => ("acked", None),
             Self::Devices { .. } => ("devices", None),
+            Self::Registered { .. } => ("registered", None),
+            Self::Unbound { .. } => ("unbound", None),
             Self::Error { .. } => ("error", None),
         };
         let id = id.map(|id| format!("id: {id}\n")).unwrap_or_default();

@@ -201,10 +201,15 @@ impl PushService {
         ]
     }
 
-    /// What the admin API's `GET /push` shows: live connections and the counters.
-    pub fn stats(&self) -> serde_json::Value {
+    /// What the admin API's `GET /push` shows: live connections, what waits in the store
+    /// (`queued`: messages not yet acked; `vendor_queued`: vendor sends to make; null when
+    /// the store does not answer) and the counters.
+    pub async fn stats(&self) -> serde_json::Value {
         let mut stats = serde_json::Map::new();
         stats.insert("connections".into(), self.connections().into());
+        let depths = self.store.depths().await.ok();
+        stats.insert("queued".into(), depths.map(|d| d.0).into());
+        stats.insert("vendor_queued".into(), depths.map(|d| d.1).into());
         for (name, _, value) in self.counts() {
             stats.insert(name.into(), value.into());
         }

@@ -46,6 +46,13 @@ impl PushService {
         request: PushRequest<'_>,
         config: &PushConfig,
     ) -> Result<Response<ProxyBody>, Refusal> {
+        if request.parts.method != http::Method::GET {
+            return Err(Refusal::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "allowed: GET",
+            ));
+        }
         let user = consumer(&request)?;
         let device = query(request.parts, "device").ok_or_else(|| {
             Refusal::new(StatusCode::BAD_REQUEST, "no_device", "give ?device=<id>")
@@ -342,13 +349,14 @@ impl PushService {
                             Err(_) => return "store failed",
                         },
                         Ok(ClientFrame::Register(registration)) => {
-                            if let Err(refusal) = self.register(&start.user, registration).await {
-                                send!(refusal.frame());
+                            match self.register(&start.user, registration).await {
+                                Ok(device) => send!(ServerFrame::Registered { device: &device.id }),
+                                Err(refusal) => send!(refusal.frame()),
                             }
                         }
                         Ok(ClientFrame::Unbind { device: other }) => {
-                            match self.store.unbind(start.user.clone(), other).await {
-                                Ok(true) => {}
+                            match self.store.unbind(start.user.clone(), other.clone()).await {
+                                Ok(true) => send!(ServerFrame::Unbound { device: &other }),
                                 Ok(false) => send!(super::api::unknown_device().frame()),
                                 Err(_) => return "store failed",
                             }

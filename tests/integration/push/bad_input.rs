@@ -63,6 +63,21 @@ async fn bad_publishes_and_registrations_are_4xx_and_change_nothing() {
     );
     let get = client.send(request("GET", &url, &headers, "")).await;
     assert_eq!(get.status, 405);
+    // Refusals have the gateway's error format.
+    assert_eq!(get.header("x-weir-error"), Some("method_not_allowed"));
+    assert_eq!(
+        get.json()["request_id"].as_str(),
+        get.header("x-request-id")
+    );
+    let post = client
+        .send(request(
+            "POST",
+            &push.url("/push/connect?device=phone"),
+            &headers,
+            "",
+        ))
+        .await;
+    assert_eq!(post.status, 405);
     // Without an API key the auth filter answers first; a registration for a vendor
     // platform needs its token; another user's device is not found.
     let anonymous = client

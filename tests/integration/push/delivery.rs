@@ -40,11 +40,14 @@ async fn a_live_device_gets_messages_at_once_and_an_offline_one_on_reconnect_in_
         assert_eq!(phone.message().await, (n, format!("m{n}")));
     }
     phone.ack(3).await;
+    // Acked messages leave the store; the laptop's wait for it.
+    assert_eq!(push.gw_push_stats().await["queued"], 3);
     let mut laptop = push.ws(ALICE, "laptop", None).await;
     for n in 1..=3 {
         assert_eq!(laptop.message().await, (n, format!("m{n}")));
     }
     laptop.ack(3).await;
+    assert_eq!(push.gw_push_stats().await["queued"], 0);
     // Bob's devices saw nothing of Alice's.
     push.register(BOB, "tablet").await;
     let mut tablet = push.ws(BOB, "tablet", None).await;
@@ -217,6 +220,10 @@ async fn devices_are_registered_listed_and_unbound_over_the_connection_too() {
     phone
         .send(r#"{"type":"register","device":"watch","platform":"ws","topics":["news"]}"#)
         .await;
+    assert_eq!(
+        phone.frame().await,
+        json!({ "type": "registered", "device": "watch" })
+    );
     phone.send(r#"{"type":"devices"}"#).await;
     let listed = phone.frame().await;
     let ids: Vec<&str> = listed["devices"]
@@ -232,6 +239,10 @@ async fn devices_are_registered_listed_and_unbound_over_the_connection_too() {
     assert_eq!(deliveries.as_array().map(Vec::len), Some(1), "{deliveries}");
     assert_eq!(deliveries[0]["device"], "watch");
     phone.send(r#"{"type":"unbind","device":"watch"}"#).await;
+    assert_eq!(
+        phone.frame().await,
+        json!({ "type": "unbound", "device": "watch" })
+    );
     phone.send(r#"{"type":"unbind","device":"watch"}"#).await;
     assert_eq!(phone.frame().await["code"], "unknown_device");
     phone.send(r#"{"type":"launch","device":"watch"}"#).await;
@@ -240,5 +251,32 @@ async fn devices_are_registered_listed_and_unbound_over_the_connection_too() {
         .call("GET", "devices", ALICE, &serde_json::Value::Null)
         .await;
     assert_eq!(devices.json()["devices"].as_array().map(Vec::len), Some(1));
+    push.gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offsets_go_on_after_an_unbind_and_a_new_registration() {
+    let push = Push::start("").await;
+    push.register(ALICE, "phone").await;
+    for n in 1..=2 {
+        push.publish(&format!("m{n}"), json!({ "device": "phone" }), json!(n))
+            .await;
+    }
+    let unbound = push
+        .call(
+            "DELETE",
+            "devices?device=phone",
+            ALICE,
+            &serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(unbound.status, 200);
+    push.register(ALICE, "phone").await;
+    push.publish("m3", json!({ "device": "phone" }), json!(3))
+        .await;
+    // A client that kept offset 2 from before resumes there and gets the new message,
+    // offset 3: it neither sees the unbound messages nor acks the new one unread.
+    let mut phone = push.ws(ALICE, "phone", Some(2)).await;
+    assert_eq!(phone.message().await, (3, "m3".to_string()));
     push.gw.shutdown().await;
 }

@@ -39,8 +39,10 @@ async fn a_custom_router_changes_where_messages_go() {
         .publish("a1", json!({ "user": "alice" }), json!(1))
         .await;
     assert_eq!(delivery(&to_alice, "phone")["delivery"], "queue");
-    // The built-in policy sends normal priority to the queue; this one to the vendor.
-    assert_eq!(delivery(&to_alice, "iphone")["delivery"], "vendor");
+    // This router says `vendor` for APNs devices; with no APNs channel configured, the
+    // message waits in the queue instead (never lost in a vendor queue nobody drains).
+    assert_eq!(delivery(&to_alice, "iphone")["delivery"], "queue");
+    assert_eq!(push.gw_push_stats().await["vendor_queued"], 0);
     let to_bob = push.publish("b1", json!({ "user": "bob" }), json!(1)).await;
     assert_eq!(delivery(&to_bob, "tablet")["delivery"], "drop");
     assert_eq!(delivery(&to_bob, "tablet")["offset"], Value::Null);

@@ -360,7 +360,9 @@ async fn register(push: &Push, device: &str, platform: &str, token: &str) {
 /// Publishes a high-priority message to Alice; every device is offline with a token, so
 /// the built-in policy sends each through its vendor.
 async fn publish_high(push: &Push, id: &str) -> Value {
-    let body = json!({ "id": id, "target": { "user": "alice" }, "payload": { "text": "hi", "n": 1 }, "priority": "high" });
+    let payload = json!({ "aps": { "alert": "hi" }, "n": 1 });
+    let body =
+        json!({ "id": id, "target": { "user": "alice" }, "payload": payload, "priority": "high" });
     let reply = push.call("POST", "publish", super::SERVER, &body).await;
     assert_eq!(reply.status, 202, "{:?}", reply.body);
     reply.json()
@@ -504,6 +506,7 @@ async fn fcm_push_kit_and_mi_push_speak_their_formats() {
     publish_high(&push, "m1").await;
     wait_for(&push, "vendor_sent", 3).await;
     wait_for(&push, "vendor_pruned", 3).await;
+    wait_for(&push, "vendor_queued", 0).await;
     assert_eq!(push.gw_push_stats().await["vendor_failed"], 0);
     // One grant for FCM; Push Kit's first token expired and was replaced once.
     assert_eq!(vendor.seen("/token").len(), 1);
@@ -514,4 +517,41 @@ async fn fcm_push_kit_and_mi_push_speak_their_formats() {
     .await;
     assert!(reported, "{:?}", vendor.seen("/feedback"));
     push.gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_upstream_is_verified_against_its_ca() {
+    let vendor = Arc::new(Vendor::default());
+    let (addr, ca) = vendor_server(vendor.clone()).await;
+    let dir = TempDir::new();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).expect("write CA");
+    let route = |tls: &str| {
+        format!(
+            "[upstreams.u]\ntargets = [\"{addr}\"]\ntls = {{ server_name = \"vendor.test\", {tls} }}\n\
+             [[routes]]\nname = \"r\"\nupstream = \"u\"\n"
+        )
+    };
+    let client = weir_tests::TestClient::default();
+    // Trusted through the CA file: proxied over TLS.
+    let trusted = format!("ca_file = \"{}\", web_roots = false", ca_file.display());
+    let gw = weir_tests::TestGateway::start(&route(&trusted), &[]).await;
+    assert_eq!(client.get(&gw.url("/feedback")).await.status, 200);
+    assert_eq!(vendor.seen("/feedback").len(), 1);
+    gw.shutdown().await;
+    // The public roots alone do not trust the test's CA: the handshake fails, a 502.
+    let gw = weir_tests::TestGateway::start(&route("web_roots = true"), &[]).await;
+    assert_eq!(client.get(&gw.url("/feedback")).await.status, 502);
+    assert_eq!(
+        vendor.seen("/feedback").len(),
+        1,
+        "nothing reached the server"
+    );
+    gw.shutdown().await;
+    // Nor does the right CA for another name.
+    let gw =
+        weir_tests::TestGateway::start(&route(&trusted).replace("vendor.test", "other.test"), &[])
+            .await;
+    assert_eq!(client.get(&gw.url("/feedback")).await.status, 502);
+    gw.shutdown().await;
 }

@@ -71,14 +71,22 @@ impl Apns {
         token: &str,
         message: &Message,
     ) -> Result<Request<Bytes>, String> {
-        let priority = match message.priority {
-            Priority::High => "10",
-            Priority::Normal => "5",
+        let body = body(&message.payload);
+        // A silent notification is a `background` push, which APNs takes at priority 5 only.
+        let silent = !message.payload.get("aps").is_some_and(Value::is_object);
+        let push_type = if silent {
+            "background"
+        } else {
+            self.config.push_type.as_str()
+        };
+        let priority = match (push_type, message.priority) {
+            ("background", _) | (_, Priority::Normal) => "5",
+            (_, Priority::High) => "10",
         };
         let mut request = Request::post(format!("/3/device/{token}"))
             .header("authorization", format!("bearer {provider}"))
             .header("apns-topic", &self.config.topic)
-            .header("apns-push-type", &self.config.push_type)
+            .header("apns-push-type", push_type)
             .header("apns-priority", priority)
             .header("apns-expiration", (message.expires_ms / 1000).to_string())
             .header("content-type", "application/json");
@@ -86,7 +94,7 @@ impl Apns {
             request = request.header("apns-collapse-id", key);
         }
         request
-            .body(Bytes::from(body(&message.payload).to_string()))
+            .body(Bytes::from(body.to_string()))
             .map_err(|e| e.to_string())
     }
 }
@@ -131,7 +139,9 @@ impl Channel for Apns {
                     (410, _) | (400, "BadDeviceToken" | "DeviceTokenNotForTopic") => {
                         Outcome::Unregistered(format!("{status} {reason}"))
                     }
-                    (429 | 500 | 503, _) => retry(Some(&response), format!("{status} {reason}")),
+                    (429 | 500 | 502 | 503, _) => {
+                        retry(Some(&response), format!("{status} {reason}"))
+                    }
                     _ => Outcome::Refused(format!("{status} {reason}")),
                 };
             }

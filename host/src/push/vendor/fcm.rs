@@ -167,7 +167,9 @@ impl Channel for Fcm {
                     (_, "UNREGISTERED" | "SENDER_ID_MISMATCH") | (404, _) => {
                         Outcome::Unregistered(format!("{status} {code}"))
                     }
-                    (429 | 500 | 503, _) => retry(Some(&response), format!("{status} {code}")),
+                    (429 | 500 | 502 | 503, _) => {
+                        retry(Some(&response), format!("{status} {code}"))
+                    }
                     _ => Outcome::Refused(format!("{status} {code}")),
                 };
             }

@@ -32,6 +32,9 @@ use crate::upstream::Upstream;
 
 pub use token::TokenCache;
 
+/// The longest `Retry-After` honoured, in seconds (an hour); longer is taken as an hour.
+const MAX_RETRY_AFTER_S: u64 = 3600;
+
 /// What a vendor said about one send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -90,7 +93,7 @@ fn retry(response: Option<&Response<Bytes>>, reason: impl Into<String>) -> Outco
         .and_then(|r| r.headers().get(http::header::RETRY_AFTER))
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .map(|s| Duration::from_secs(s.min(MAX_RETRY_AFTER_S)));
     Outcome::Retry {
         after,
         reason: reason.into(),
