@@ -57,7 +57,11 @@ impl Gateway {
             buffers: Arc::default(),
             tunnels: Arc::default(),
             connections: Arc::default(),
-            push: PushService::start(&config.push, &config.base_dir)?,
+            push: PushService::start(
+                &config.push,
+                &config.base_dir,
+                config.routes.iter().any(|r| r.push.is_some()),
+            )?,
         })
     }
 

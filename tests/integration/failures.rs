@@ -110,7 +110,7 @@ async fn memory_bomb_is_capped() {
     let up = TestUpstream::start("up").await;
     let gw = hostile_gateway(&up, "memory", "fail_closed").await;
     for r in attack_while_serving(&gw, 3).await {
-        assert_eq!(r.status, 500);
+        assert_eq!(r.status, 500, "{:?}", r.body);
         assert_eq!(r.json()["error"], "filter_failed");
     }
     assert_eq!(failures_metric(&gw, "memory").await, 3);

@@ -129,7 +129,9 @@ fn rss_bytes() -> u64 {
 async fn aliasing_headers_fail_as_a_plugin_failure_without_moving_rss() {
     let up = TestUpstream::start("up").await;
     let gw = TestGateway::start(
-        &hostile_route(&up, "headers", ""),
+        // The bounds are the point here, not the deadline: building 100,000 headers in the
+        // guest can take longer than the default 20 ms on a busy machine.
+        &hostile_route(&up, "headers", "deadline_ms = 2000\n"),
         &[("hostile.wasm", HOSTILE)],
     )
     .await;
@@ -139,7 +141,7 @@ async fn aliasing_headers_fail_as_a_plugin_failure_without_moving_rss() {
     // Each result: 100,000 headers aliasing one 1 KiB value, ~100 MiB if lifted.
     for _ in 0..3 {
         let r = client.send(get(&gw.url("/"), &[("x-attack", "1")])).await;
-        assert_eq!(r.status, 500);
+        assert_eq!(r.status, 500, "{:?}", r.body);
         assert_eq!(r.json()["error"], "filter_failed");
     }
     let grown = rss_bytes().saturating_sub(before);

@@ -1,8 +1,11 @@
 //! A call's execution budget, in one place: the engine's epoch advances every tick (a
 //! ticker thread), and on every tick the running call's budget is checked; a call over
 //! its budget traps, one within it yields the worker to other tasks. Time spent queued
-//! behind other tasks after yielding is not counted: under load a call must not fail for
-//! waiting its turn.
+//! behind other tasks after yielding is not counted, and neither is time the operating
+//! system gave the worker's core to another thread: the budget counts the worker thread's
+//! CPU time, so that under load a call does not fail for waiting its turn. (A slice that
+//! ends on another thread than it began, after an asynchronous host call, is counted in
+//! wall time. The call's wall-clock stop bounds everything else.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,12 +36,30 @@ pub(crate) fn start_ticker(engine: &Engine) -> std::io::Result<()> {
 }
 
 /// Measures how long a call has been running, leaving out the time it spent queued after
-/// yielding.
+/// yielding and the time its thread was not on a core.
 #[derive(Debug, Default)]
 pub(crate) struct CallBudget {
     limit_ns: AtomicU64,
     used_ns: AtomicU64,
+    /// When the running slice began: the thread, its CPU clock, and the wall clock.
+    resumed_on: AtomicU64,
+    resumed_cpu_ns: AtomicU64,
     resumed_at_ns: AtomicU64,
+}
+
+/// A number for the current thread (thread ids have no stable integer form).
+fn thread_number() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static NUMBER: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    NUMBER.with(|n| *n)
+}
+
+/// The current thread's CPU time.
+fn thread_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    (t.tv_sec as u64).saturating_mul(1_000_000_000) + t.tv_nsec as u64
 }
 
 impl CallBudget {
@@ -47,25 +68,41 @@ impl CallBudget {
         self.limit_ns
             .store(limit.as_nanos() as u64, Ordering::Relaxed);
         self.used_ns.store(0, Ordering::Relaxed);
-        self.resumed_at_ns.store(monotonic_ns(), Ordering::Relaxed);
+        self.resumed();
     }
 
-    /// Adds the time since the last resume; true when the budget is spent.
+    /// Time the running slice has taken: CPU time on the thread it began on, wall time if
+    /// it moved.
+    fn ran(&self) -> u64 {
+        if self.resumed_on.load(Ordering::Relaxed) == thread_number() {
+            thread_cpu_ns().saturating_sub(self.resumed_cpu_ns.load(Ordering::Relaxed))
+        } else {
+            monotonic_ns().saturating_sub(self.resumed_at_ns.load(Ordering::Relaxed))
+        }
+    }
+
+    /// Adds the slice that just ended and starts the next; true when the budget is spent.
     fn spent(&self) -> bool {
-        let ran = monotonic_ns().saturating_sub(self.resumed_at_ns.load(Ordering::Relaxed));
+        let ran = self.ran();
+        self.resumed();
         let used = self.used_ns.fetch_add(ran, Ordering::Relaxed) + ran;
         used >= self.limit_ns.load(Ordering::Relaxed)
     }
 
-    /// Marks the call as running again after a yield.
+    /// Marks the call as running (again) on this thread.
     fn resumed(&self) {
+        self.resumed_on.store(thread_number(), Ordering::Relaxed);
+        self.resumed_cpu_ns
+            .store(thread_cpu_ns(), Ordering::Relaxed);
         self.resumed_at_ns.store(monotonic_ns(), Ordering::Relaxed);
     }
 
     /// What is left of the budget now.
     pub(crate) fn left(&self) -> Duration {
-        let ran = monotonic_ns().saturating_sub(self.resumed_at_ns.load(Ordering::Relaxed));
-        let used = self.used_ns.load(Ordering::Relaxed).saturating_add(ran);
+        let used = self
+            .used_ns
+            .load(Ordering::Relaxed)
+            .saturating_add(self.ran());
         Duration::from_nanos(self.limit_ns.load(Ordering::Relaxed).saturating_sub(used))
     }
 }

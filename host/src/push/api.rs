@@ -242,7 +242,7 @@ impl PushService {
             check_id("bad_collapse_key", key)?;
         }
         // A repeated id gets the first answer, and nothing is delivered again.
-        if let Some(answer) = self.store.answer(publish.id.clone()).await? {
+        if let Some(answer) = self.store()?.answer(publish.id.clone()).await? {
             self.counters
                 .duplicates
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -251,11 +251,11 @@ impl PushService {
         let devices = match &publish.target {
             Target::User(id) | Target::Topic(id) => {
                 check_id("bad_target", id)?;
-                self.store.targets(publish.target.clone()).await?
+                self.store()?.targets(publish.target.clone()).await?
             }
             Target::Device(id) => {
                 check_id("bad_target", id)?;
-                let devices = self.store.targets(publish.target.clone()).await?;
+                let devices = self.store()?.targets(publish.target.clone()).await?;
                 if devices.is_empty() {
                     return Err(Refusal::new(
                         StatusCode::NOT_FOUND,
@@ -310,7 +310,7 @@ impl PushService {
         });
         let keep = config.idempotency_ms;
         let answer = self
-            .store
+            .store()?
             .publish(message, kept.clone(), keep, answer)
             .await?;
         self.counters
@@ -359,7 +359,7 @@ impl PushService {
         let user = consumer(&request)?;
         match request.parts.method {
             http::Method::GET => {
-                let devices = self.store.devices(user).await?;
+                let devices = self.store()?.devices(user).await?;
                 Ok(json_response(
                     StatusCode::OK,
                     json!({ "devices": devices }).to_string(),
@@ -375,7 +375,7 @@ impl PushService {
                 }
                 DevicesPost::Ack { device, ack } => {
                     self.owned(&user, &device).await?;
-                    let acked = self.store.ack(device, ack).await?;
+                    let acked = self.store()?.ack(device, ack).await?;
                     Ok(json_response(
                         StatusCode::OK,
                         json!({ "acked": acked }).to_string(),
@@ -386,7 +386,7 @@ impl PushService {
                 let device = query(request.parts, "device").ok_or_else(|| {
                     Refusal::new(StatusCode::BAD_REQUEST, "no_device", "give ?device=<id>")
                 })?;
-                match self.store.unbind(user, device).await? {
+                match self.store()?.unbind(user, device).await? {
                     true => Ok(json_response(StatusCode::OK, "{}".into())),
                     false => Err(unknown_device()),
                 }
@@ -422,14 +422,14 @@ impl PushService {
             token: r.token,
             topics: r.topics,
         };
-        self.store.register(device.clone()).await?;
+        self.store()?.register(device.clone()).await?;
         Ok(device)
     }
 
     /// `device`, if `user` owns it; 404 otherwise (whether another user has it or nobody).
     pub(super) async fn owned(&self, user: &str, device: &str) -> Result<Device, Refusal> {
         check_id("bad_device", device)?;
-        match self.store.device(device.to_string()).await? {
+        match self.store()?.device(device.to_string()).await? {
             Some(d) if d.user == user => Ok(d),
             _ => Err(unknown_device()),
         }

@@ -15,15 +15,15 @@ mod session;
 pub mod store;
 pub mod vendor;
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use dashmap::DashMap;
 use tokio::sync::Notify;
 
 use crate::config::push::PushConfig;
-use store::PushStore;
+use store::{PushStore, StoreError};
 
 /// One device's live connection on this gateway.
 pub struct Live {
@@ -63,7 +63,13 @@ pub struct PushCounters {
 
 /// The push subsystem of one gateway.
 pub struct PushService {
-    store: Arc<dyn PushStore>,
+    /// Opened on first use (or at start when a route serves push), so that a gateway
+    /// without push routes holds no store file, and two such gateways can share a config
+    /// directory.
+    store: OnceLock<Arc<dyn PushStore>>,
+    store_path: PathBuf,
+    history: u64,
+    opening: Mutex<()>,
     live: DashMap<String, Arc<Live>>,
     next_id: AtomicU64,
     /// Vendors' access tokens, kept across snapshots.
@@ -75,35 +81,55 @@ pub struct PushService {
 }
 
 impl PushService {
-    /// Opens the store `config` names (default `<base_dir>/.weir-push.redb`) and starts
-    /// its sweeper.
-    pub fn start(config: &PushConfig, base_dir: &Path) -> anyhow::Result<Arc<Self>> {
-        let service = Self::open(config, base_dir)?;
-        service.spawn_sweeper();
-        Ok(service)
-    }
-
-    /// Opens the store `config` names.
-    fn open(config: &PushConfig, base_dir: &Path) -> anyhow::Result<Arc<Self>> {
-        let path = match &config.store {
+    /// The push subsystem for `config`, its store at `push.store` (default
+    /// `<base_dir>/.weir-push.redb`), opened now when `open_now` (a route serves push:
+    /// a store that cannot open then stops the start), else on first use; and its sweeper.
+    pub fn start(
+        config: &PushConfig,
+        base_dir: &Path,
+        open_now: bool,
+    ) -> anyhow::Result<Arc<Self>> {
+        let store_path = match &config.store {
             Some(path) => base_dir.join(path),
             None => base_dir.join(".weir-push.redb"),
         };
-        let store = embedded::EmbeddedStore::open(&path, config.history)
-            .map_err(|e| anyhow::anyhow!("push store {}: {e}", path.display()))?;
-        Ok(Arc::new(Self {
-            store: Arc::new(store),
+        let service = Arc::new(Self {
+            store: OnceLock::new(),
+            store_path,
+            history: config.history,
+            opening: Mutex::new(()),
             live: DashMap::new(),
             next_id: AtomicU64::new(1),
             vendor_wake: Notify::new(),
             tokens: Arc::default(),
             counters: PushCounters::default(),
-        }))
+        });
+        if open_now {
+            service.store()?;
+        }
+        service.spawn_sweeper();
+        Ok(service)
     }
 
-    /// The store.
-    pub fn store(&self) -> &dyn PushStore {
-        self.store.as_ref()
+    /// The store, opened now if it was not yet.
+    pub fn store(&self) -> Result<&Arc<dyn PushStore>, StoreError> {
+        if let Some(store) = self.store.get() {
+            return Ok(store);
+        }
+        let _opening = self
+            .opening
+            .lock()
+            .map_err(|_| StoreError::Failed("poisoned".into()))?;
+        if let Some(store) = self.store.get() {
+            return Ok(store);
+        }
+        let path = &self.store_path;
+        let opened = embedded::EmbeddedStore::open(path, self.history)
+            .map_err(|e| StoreError::Failed(format!("{}: {e}", path.display())))?;
+        let _ = self.store.set(Arc::new(opened));
+        self.store
+            .get()
+            .ok_or_else(|| StoreError::Failed("not opened".into()))
     }
 
     /// Whether `device` holds a live connection here.
@@ -207,7 +233,10 @@ impl PushService {
     pub async fn stats(&self) -> serde_json::Value {
         let mut stats = serde_json::Map::new();
         stats.insert("connections".into(), self.connections().into());
-        let depths = self.store.depths().await.ok();
+        let depths = match self.store.get() {
+            Some(store) => store.depths().await.ok(),
+            None => Some((0, 0)),
+        };
         stats.insert("queued".into(), depths.map(|d| d.0).into());
         stats.insert("vendor_queued".into(), depths.map(|d| d.1).into());
         for (name, _, value) in self.counts() {
@@ -234,7 +263,8 @@ impl PushService {
         }
     }
 
-    /// Forgets old idempotency answers and expired messages, now and then.
+    /// Forgets old idempotency answers, now and then (expired messages leave a stream when
+    /// its device reads it, or with the device).
     fn spawn_sweeper(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -244,7 +274,10 @@ impl PushService {
                 let Some(service) = weak.upgrade() else {
                     return;
                 };
-                if let Err(e) = service.store.sweep(crate::time::now_ms()).await {
+                let Some(store) = service.store.get() else {
+                    continue;
+                };
+                if let Err(e) = store.sweep(crate::time::now_ms()).await {
                     tracing::warn!(error = %e, "push store sweep failed");
                 }
             }

@@ -74,7 +74,7 @@ impl PushService {
             }
         };
         // What the device says it got is acked; it resumes after what is acked.
-        let after = self.store.ack(device.clone(), resume).await?;
+        let after = self.store()?.ack(device.clone(), resume).await?;
         let start = Start {
             device,
             user,
@@ -133,8 +133,8 @@ impl PushService {
 
     /// Up to `max` messages after `after`, counting the expired ones.
     async fn next(&self, device: &str, after: u64, max: usize) -> Option<Backlog> {
-        match self
-            .store
+        let Ok(store) = self.store() else { return None };
+        match store
             .backlog(device.to_string(), after, max, crate::time::now_ms())
             .await
         {
@@ -153,6 +153,10 @@ impl PushService {
 
     /// An SSE session: sends the backlog, then whatever is stored, until the client goes.
     async fn events(self: Arc<Self>, tx: mpsc::Sender<Bytes>, start: Start) {
+        // The connect endpoint opened the store.
+        let Ok(store) = self.store().cloned() else {
+            return;
+        };
         let live = self.attach(&start.device);
         let config = &start.config;
         let send_timeout = millis(config.send_timeout_ms);
@@ -176,7 +180,7 @@ impl PushService {
                     Ok(Ok(()))
                 );
                 // What is gone cannot be acked by the device: it is acked here.
-                ok &= self.store.ack(start.device.clone(), to).await.is_ok();
+                ok &= store.ack(start.device.clone(), to).await.is_ok();
                 sent = sent.max(to);
             }
             for stored in &backlog.entries {
@@ -232,6 +236,9 @@ impl PushService {
         start: &Start,
         live: &Live,
     ) -> &'static str {
+        let Ok(store) = self.store() else {
+            return "store failed";
+        };
         let config = &start.config;
         let (ack_timeout, max_redeliver) = (
             millis(config.ack_timeout_ms),
@@ -267,7 +274,7 @@ impl PushService {
                 if let Some((from, to)) = backlog.lost {
                     send!(ServerFrame::Gap { from, to });
                     // What is gone cannot be acked by the device: it is acked here.
-                    match self.store.ack(device.to_string(), to).await {
+                    match store.ack(device.to_string(), to).await {
                         Ok(now) => acked = acked.max(now),
                         Err(_) => return "store failed",
                     }
@@ -334,7 +341,7 @@ impl PushService {
                         Ok(ClientFrame::Ack { offset }) => {
                             let offset = offset.min(sent);
                             if offset > acked {
-                                match self.store.ack(device.to_string(), offset).await {
+                                match store.ack(device.to_string(), offset).await {
                                     Ok(now) => acked = now,
                                     Err(_) => return "store failed",
                                 }
@@ -344,7 +351,7 @@ impl PushService {
                             }
                             send!(ServerFrame::Acked { acked });
                         }
-                        Ok(ClientFrame::Devices) => match self.store.devices(start.user.clone()).await {
+                        Ok(ClientFrame::Devices) => match store.devices(start.user.clone()).await {
                             Ok(devices) => send!(ServerFrame::Devices { devices: &devices }),
                             Err(_) => return "store failed",
                         },
@@ -355,7 +362,7 @@ impl PushService {
                             }
                         }
                         Ok(ClientFrame::Unbind { device: other }) => {
-                            match self.store.unbind(start.user.clone(), other.clone()).await {
+                            match store.unbind(start.user.clone(), other.clone()).await {
                                 Ok(true) => send!(ServerFrame::Unbound { device: &other }),
                                 Ok(false) => send!(super::api::unknown_device().frame()),
                                 Err(_) => return "store failed",

@@ -177,6 +177,6 @@ pub trait PushStore: Send + Sync {
     fn vendor_done(&self, device: String, offset: u64, done: VendorDone) -> StoreFuture<'_, ()>;
     /// Messages kept in devices' streams (not yet acked), and vendor sends waiting.
     fn depths(&self) -> StoreFuture<'_, (u64, u64)>;
-    /// Forgets answers kept past their time and messages expired by `now_ms`.
+    /// Forgets answers kept past their time at `now_ms`.
     fn sweep(&self, now_ms: u64) -> StoreFuture<'_, ()>;
 }

@@ -24,7 +24,7 @@ use http::{Request, Response};
 
 use super::PushService;
 use super::decision::Platform;
-use super::store::{Device, Message, VendorDone, VendorJob};
+use super::store::{Device, Message, PushStore, VendorDone, VendorJob};
 use crate::body::full_body;
 use crate::config::push::PushConfig;
 use crate::config::{Config, millis};
@@ -208,11 +208,10 @@ impl Vendors {
         let c = &self.config;
         let lease = c.vendor_timeout_ms * 2;
         let now = crate::time::now_ms();
-        let jobs = match push
-            .store()
-            .claim_vendor(now, c.vendor_concurrency, lease)
-            .await
-        {
+        let Ok(store) = push.store() else {
+            return false;
+        };
+        let jobs = match store.claim_vendor(now, c.vendor_concurrency, lease).await {
             Ok(jobs) => jobs,
             Err(e) => {
                 tracing::warn!(error = %e, "push store: claiming vendor jobs failed");
@@ -220,20 +219,21 @@ impl Vendors {
             }
         };
         let full = jobs.len() == c.vendor_concurrency;
-        let sends = jobs.into_iter().map(|job| self.attempt(push, job));
+        let sends = jobs
+            .into_iter()
+            .map(|job| self.attempt(push, store.as_ref(), job));
         futures_util::future::join_all(sends).await;
         full
     }
 
     /// One attempt at one job, and its bookkeeping.
-    async fn attempt(&self, push: &PushService, job: VendorJob) {
+    async fn attempt(&self, push: &PushService, store: &dyn PushStore, job: VendorJob) {
         let counters = &push.counters;
         let key = platform_key(job.device.platform);
         let (Some(channel), Some(token)) = (self.channels.get(key), job.device.token.as_deref())
         else {
             // No channel for the platform (any more): the device reads its stream instead.
-            let _ = push
-                .store()
+            let _ = store
                 .vendor_done(job.device.id.clone(), job.offset, VendorDone::Finished)
                 .await;
             return;
@@ -274,7 +274,7 @@ impl Vendors {
                 }
             }
         };
-        if let Err(e) = push.store().vendor_done(device, offset, done).await {
+        if let Err(e) = store.vendor_done(device, offset, done).await {
             tracing::warn!(error = %e, "push store: recording a vendor outcome failed");
         }
     }
