@@ -5,7 +5,7 @@
 #      (and, for comparison, idle HTTP/1.1 keep-alive connections that made one request);
 #   2. fan-out: messages per second delivered to FANOUT live WebSocket devices that all
 #      follow one topic (closed-loop publishers), then publish→deliver p50/p99 at about
-#      half that rate;
+#      half that rate; devices ack every ACK_EVERY messages and every ACK_PERIOD s (5);
 #   3. durable publish: accepted (fsync'd) messages per second with PUBLISHERS concurrent
 #      publishers, each message to one device.
 #
