@@ -5,7 +5,7 @@
 #      (and, for comparison, idle HTTP/1.1 keep-alive connections that made one request);
 #   2. fan-out: messages per second delivered to FANOUT live WebSocket devices that all
 #      follow one topic (closed-loop publishers), then publish→deliver p50/p99 at about
-#      half that rate; devices ack every ACK_EVERY messages and every ACK_PERIOD s (5);
+#      half that rate; devices ack every ACK_EVERY messages and every ACK_PERIOD s;
 #   3. durable publish: accepted (fsync'd) messages per second with PUBLISHERS concurrent
 #      publishers, each message to one device.
 #
@@ -24,6 +24,7 @@ IDLE_COUNTS=${IDLE_COUNTS:-5000,15000}
 FANOUT=${FANOUT:-10000}
 RUN=${RUN:-15}
 ACK_EVERY=${ACK_EVERY:-32}
+export ACK_PERIOD=${ACK_PERIOD:-5}
 PUBLISHERS=${PUBLISHERS:-4}
 PUBLISH_DEVICES=${PUBLISH_DEVICES:-64}
 export SETTLE=${SETTLE:-11}
@@ -34,7 +35,7 @@ WEIR=${WEIR:-"$ROOT/target/release/weir"}
 PLUGINS="$ROOT/target/plugins"
 DOC="$ROOT/docs/benchmarks.md"
 DRIVER="$ROOT/bench/push_driver.py"
-COMMAND="IDLE_COUNTS=$IDLE_COUNTS FANOUT=$FANOUT RUN=$RUN ACK_EVERY=$ACK_EVERY PUBLISHERS=$PUBLISHERS bench/push.sh"
+COMMAND="IDLE_COUNTS=$IDLE_COUNTS FANOUT=$FANOUT RUN=$RUN ACK_EVERY=$ACK_EVERY ACK_PERIOD=$ACK_PERIOD PUBLISHERS=$PUBLISHERS bench/push.sh"
 START_SECONDS=$SECONDS
 
 NAME=push
@@ -239,7 +240,7 @@ for name, r in (("WebSocket (push session)", ws), ("HTTP/1.1 keep-alive (one 404
 t, l = fan["throughput"], fan["latency"]
 lines += ["",
           f"**Fan-out** to {fan['connected']:,} connected WebSocket devices (of {fan['devices']:,}), every",
-          f"publish to the topic all follow; devices ack every {fan['ack_every']} messages and every 5 s (cumulative",
+          f"publish to the topic all follow; devices ack every {fan['ack_every']} messages and every {os.environ['ACK_PERIOD']} s (cumulative",
           "acks, each one fsync'd redb transaction; the window and the 10 s ack timeout are the defaults);",
           "publishers stay at most 8 messages per device ahead of the deliveries:",
           "",
