@@ -2,9 +2,12 @@
 //! gateway; `X-Forwarded-*` and a request id are added on the way upstream.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::admission::Admitted;
 
 /// `x-request-id`.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -64,6 +67,10 @@ pub struct Peer {
     /// Its `Forwarded` element without a host: `for=192.0.2.1;proto=http`, an IPv6
     /// address bracketed and quoted (RFC 7239 §6).
     pub forwarded: HeaderValue,
+    /// The connection's place under the connection caps: whatever outlives the HTTP
+    /// connection (an upgraded tunnel, a device's push session) holds it too, so that the
+    /// place is given back only when all of them are done.
+    pub place: Option<Arc<Admitted>>,
 }
 
 impl Peer {
@@ -81,6 +88,15 @@ impl Peer {
             addr,
             ip,
             forwarded,
+            place: None,
+        }
+    }
+
+    /// The peer, holding its connection's place under the caps.
+    pub fn holding(self, place: Arc<Admitted>) -> Self {
+        Self {
+            place: Some(place),
+            ..self
         }
     }
 }

@@ -136,6 +136,7 @@ async fn proxy(
                 .map(|(_, value)| value.clone()),
             parts: &ex.parts,
             request_id: &ex.request_id,
+            place: ex.client.place.clone(),
         };
         let response = gateway.push.serve(endpoint, request, config, router).await;
         return filters::on_response(route, route.filters.len(), &mut ex, response).await;
@@ -178,7 +179,7 @@ async fn proxy(
         Some(upgrade) => upgrade.splice(
             &mut sent.response,
             millis(limits.tunnel_idle_timeout_ms),
-            gateway.tunnels.clone(),
+            (gateway.tunnels.clone(), ex.client.place.clone()),
         ),
         // A switch nobody asked for (or that the config does not allow) is not passed on.
         None if sent.response.status() == http::StatusCode::SWITCHING_PROTOCOLS => {

@@ -17,6 +17,8 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::admission::Admitted;
+
 /// An upgrade a client asked for, waiting for the upstream's answer.
 pub struct Upgrade {
     protocol: HeaderValue,
@@ -62,12 +64,13 @@ impl Upgrade {
 
     /// When the upstream switched protocols, puts the upgrade headers back on its (already
     /// cleaned) response and splices the two connections once both sides have upgraded;
-    /// `idle` closes a tunnel with no traffic either way, `tunnels` counts the open ones.
+    /// `idle` closes a tunnel with no traffic either way, `tunnels` counts the open ones,
+    /// and the tunnel holds the client connection's `place` under the caps.
     pub fn splice(
         self,
         response: &mut Response<Incoming>,
         idle: Duration,
-        tunnels: Arc<AtomicU64>,
+        (tunnels, place): (Arc<AtomicU64>, Option<Arc<Admitted>>),
     ) {
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             return;
@@ -86,6 +89,8 @@ impl Upgrade {
                         }
                     }
                     tunnels.fetch_sub(1, Ordering::Relaxed);
+                    // The client connection's place under the caps is given back now.
+                    drop(place);
                 }
                 Err(e) => tracing::debug!(error = %e, "upgrade failed"),
             }

@@ -2,6 +2,8 @@
 //! endpoint's checks before a WebSocket or SSE session starts. Bad input is a 4xx with a
 //! stable code and changes nothing.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -129,6 +131,9 @@ pub struct PushRequest<'a> {
     pub consumer: Option<String>,
     /// The client's side of a WebSocket upgrade, if it asked for one.
     pub websocket: Option<hyper::upgrade::OnUpgrade>,
+    /// The client connection's place under the connection caps, held by a session for
+    /// as long as it lasts.
+    pub place: Option<Arc<crate::admission::Admitted>>,
 }
 
 /// The user an auth filter identified.
@@ -191,7 +196,7 @@ impl PushService {
     /// Serves a push route's endpoint for `request` (the route's request filters ran
     /// already).
     pub async fn serve(
-        self: &std::sync::Arc<Self>,
+        self: &Arc<Self>,
         endpoint: PushEndpoint,
         request: PushRequest<'_>,
         config: &PushConfig,

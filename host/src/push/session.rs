@@ -37,6 +37,8 @@ struct Start {
     /// got (which acks it).
     after: u64,
     config: PushConfig,
+    /// The connection's place under the caps, given back when the session ends.
+    _place: Option<Arc<crate::admission::Admitted>>,
 }
 
 impl PushService {
@@ -80,6 +82,7 @@ impl PushService {
             user,
             after,
             config: config.clone(),
+            _place: request.place.clone(),
         };
         let key = headers.get("sec-websocket-key").cloned();
         let version = headers.get("sec-websocket-version").cloned();
@@ -218,7 +221,8 @@ impl PushService {
     async fn websocket(self: Arc<Self>, io: TokioIo<hyper::upgrade::Upgraded>, start: Start) {
         let config = &start.config;
         let ws_config = WebSocketConfig::default()
-            .read_buffer_size(4096)
+            // Devices send small frames (acks); a large one grows the buffer as it reads.
+            .read_buffer_size(512)
             .write_buffer_size(0)
             .max_message_size(Some(config.max_frame_bytes))
             .max_frame_size(Some(config.max_frame_bytes));

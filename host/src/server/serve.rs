@@ -67,7 +67,9 @@ pub(super) async fn accept_loop<F, Fut>(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let connection = serve_connection(stream, Peer::new(client), handler.clone(), limits, stop.clone(), grace);
+                let admitted = Arc::new(admitted);
+                let peer = Peer::new(client).holding(admitted.clone());
+                let connection = serve_connection(stream, peer, handler.clone(), limits, stop.clone(), grace);
                 let open = open.clone();
                 tokio::spawn(async move {
                     connection.await;

@@ -280,3 +280,39 @@ async fn offsets_go_on_after_an_unbind_and_a_new_registration() {
     assert_eq!(phone.message().await, (3, "m3".to_string()));
     push.gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_session_keeps_its_place_under_the_connection_caps() {
+    let gw = weir_tests::TestGateway::start_with_server(
+        "[server.limits]\nmax_connections_per_ip = 2\n",
+        &super::push_routes(""),
+        &[("auth.wasm", weir_tests::plugins::AUTH)],
+    )
+    .await;
+    // One request per connection, so that no keep-alive connection holds a place.
+    let once = |request: String| async move { weir_tests::raw_exchange(gw.addr, &request).await };
+    for device in ["phone", "tablet"] {
+        let body = format!("{{\"device\":\"{device}\",\"platform\":\"ws\"}}");
+        let answer = once(format!(
+            "POST /push/devices?apikey={ALICE} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    }
+    let push = super::PushClient::new(gw.addr);
+    let phone = push.ws(ALICE, "phone", None).await;
+    let tablet = push.ws(ALICE, "tablet", None).await;
+    // Two upgraded sessions: the cap is reached, a third connection is closed at accept.
+    let plain = || once("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_string());
+    assert_eq!(plain().await, "", "a third connection was served");
+    phone.close().await;
+    let served = weir_tests::eventually(std::time::Duration::from_secs(5), || async {
+        !plain().await.is_empty()
+    })
+    .await;
+    assert!(served, "the closed session gave its place back");
+    drop(tablet);
+    gw.shutdown().await;
+}
