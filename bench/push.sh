@@ -241,7 +241,7 @@ t, l = fan["throughput"], fan["latency"]
 lines += ["",
           f"**Fan-out** to {fan['connected']:,} connected WebSocket devices (of {fan['devices']:,}), every",
           f"publish to the topic all follow; devices ack every {fan['ack_every']} messages and every {os.environ['ACK_PERIOD']} s (cumulative",
-          "acks, each one fsync'd redb transaction; the window and the 10 s ack timeout are the defaults);",
+          "acks, each a redb write without its own fsync; the window and the 10 s ack timeout are the defaults);",
           "publishers stay at most 8 messages per device ahead of the deliveries:",
           "",
           f"- closed loop, {t['publishers']} publishers, {t['seconds']} s: {t['published']} publishes accepted "

@@ -63,16 +63,20 @@ fn thread_cpu_ns() -> u64 {
 }
 
 impl CallBudget {
-    /// Starts a call with `limit` of execution time.
+    /// Starts a call with `limit` of execution time. Its first slice is timed by the wall
+    /// clock (most calls end within it, and reading a thread's CPU clock is a system
+    /// call); each slice after a yield by the CPU clock of the thread it resumed on.
     fn start(&self, limit: Duration) {
         self.limit_ns
             .store(limit.as_nanos() as u64, Ordering::Relaxed);
         self.used_ns.store(0, Ordering::Relaxed);
-        self.resumed();
+        // No thread is numbered 0: the first slice is timed by the wall clock.
+        self.resumed_on.store(0, Ordering::Relaxed);
+        self.resumed_at_ns.store(monotonic_ns(), Ordering::Relaxed);
     }
 
-    /// Time the running slice has taken: CPU time on the thread it began on, wall time if
-    /// it moved.
+    /// Time the running slice has taken: CPU time on the thread it resumed on, wall time
+    /// for the first slice or one that moved threads.
     fn ran(&self) -> u64 {
         if self.resumed_on.load(Ordering::Relaxed) == thread_number() {
             thread_cpu_ns().saturating_sub(self.resumed_cpu_ns.load(Ordering::Relaxed))
@@ -81,15 +85,14 @@ impl CallBudget {
         }
     }
 
-    /// Adds the slice that just ended and starts the next; true when the budget is spent.
+    /// Adds the slice that just ended; true when the budget is spent.
     fn spent(&self) -> bool {
         let ran = self.ran();
-        self.resumed();
         let used = self.used_ns.fetch_add(ran, Ordering::Relaxed) + ran;
         used >= self.limit_ns.load(Ordering::Relaxed)
     }
 
-    /// Marks the call as running (again) on this thread.
+    /// Marks the call as running again, on this thread, after a yield.
     fn resumed(&self) {
         self.resumed_on.store(thread_number(), Ordering::Relaxed);
         self.resumed_cpu_ns
