@@ -10,9 +10,9 @@ use http_body_util::{BodyExt, Limited};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::PushService;
 use super::decision::{Delivery, DeviceFacts, MessageFacts, Platform, Priority, PushRouter};
 use super::store::{Device, Message, StoreError, Target};
+use super::{Count, PushService};
 use crate::body::{ProxyBody, full_body};
 use crate::config::push::{PushConfig, PushEndpoint, VendorsConfig};
 
@@ -248,9 +248,7 @@ impl PushService {
         }
         // A repeated id gets the first answer, and nothing is delivered again.
         if let Some(answer) = self.store()?.answer(publish.id.clone()).await? {
-            self.counters
-                .duplicates
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.counters.add(Count::Duplicates, 1);
             return Ok(json_response(StatusCode::ACCEPTED, answer));
         }
         let devices = match &publish.target {
@@ -318,9 +316,7 @@ impl PushService {
             .store()?
             .publish(message, kept.clone(), keep, answer)
             .await?;
-        self.counters
-            .published
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.counters.add(Count::Published, 1);
         for (device, by_vendor) in &kept {
             self.wake(device);
             if *by_vendor {
@@ -347,9 +343,7 @@ impl PushService {
         match router.decide(message, &facts).await {
             Ok(delivery) => delivery,
             Err(reason) => {
-                self.counters
-                    .router_failures
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.counters.add(Count::RouterFailures, 1);
                 tracing::warn!(message = %message.id, device = %device.id, %reason, "push routing failed; the message is queued");
                 Delivery::Queue
             }

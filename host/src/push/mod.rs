@@ -8,6 +8,7 @@
 //! nothing accepted.
 
 pub mod api;
+mod counters;
 pub mod decision;
 pub mod embedded;
 mod frames;
@@ -23,6 +24,7 @@ use dashmap::DashMap;
 use tokio::sync::Notify;
 
 use crate::config::push::PushConfig;
+pub use counters::{Count, PushCounters};
 use store::{PushStore, StoreError};
 
 /// One device's live connection on this gateway.
@@ -32,33 +34,6 @@ pub struct Live {
     /// Woken when a newer connection of the same device replaces this one.
     pub replaced: Notify,
     id: u64,
-}
-
-/// Counters shown by the admin API and the metrics.
-#[derive(Debug, Default)]
-pub struct PushCounters {
-    /// Messages accepted (first publishes of an id).
-    pub published: AtomicU64,
-    /// Publishes of an id already accepted.
-    pub duplicates: AtomicU64,
-    /// Messages sent on a connection (resends included).
-    pub sent: AtomicU64,
-    /// Messages sent again after their ack did not come.
-    pub redelivered: AtomicU64,
-    /// Messages that expired before a device read them.
-    pub expired: AtomicU64,
-    /// Connections closed because the device did not read.
-    pub slow_closed: AtomicU64,
-    /// Routing decisions that failed and fell back to the queue.
-    pub router_failures: AtomicU64,
-    /// Vendor sends accepted by the vendor.
-    pub vendor_sent: AtomicU64,
-    /// Vendor sends to be tried again.
-    pub vendor_retried: AtomicU64,
-    /// Vendor sends given up (refused, too many attempts, expired).
-    pub vendor_failed: AtomicU64,
-    /// Dead vendor tokens pruned.
-    pub vendor_pruned: AtomicU64,
 }
 
 /// The push subsystem of one gateway.
@@ -168,65 +143,6 @@ impl PushService {
             .remove_if(device, |_, current| current.id == live.id);
     }
 
-    /// The counters: name, help text, value.
-    fn counts(&self) -> [(&'static str, &'static str, u64); 11] {
-        let c = &self.counters;
-        let n = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        [
-            ("published", "Messages accepted.", n(&c.published)),
-            (
-                "duplicates",
-                "Publishes of a message id already accepted.",
-                n(&c.duplicates),
-            ),
-            (
-                "sent",
-                "Messages sent on devices' connections, resends included.",
-                n(&c.sent),
-            ),
-            (
-                "redelivered",
-                "Messages sent again after their ack did not come.",
-                n(&c.redelivered),
-            ),
-            (
-                "expired",
-                "Messages that expired before their device read them.",
-                n(&c.expired),
-            ),
-            (
-                "slow_closed",
-                "Connections closed because their device did not read.",
-                n(&c.slow_closed),
-            ),
-            (
-                "router_failures",
-                "Routing decisions that failed and fell back to the queue.",
-                n(&c.router_failures),
-            ),
-            (
-                "vendor_sent",
-                "Vendor sends the vendor accepted.",
-                n(&c.vendor_sent),
-            ),
-            (
-                "vendor_retried",
-                "Vendor sends to be tried again.",
-                n(&c.vendor_retried),
-            ),
-            (
-                "vendor_failed",
-                "Vendor sends given up.",
-                n(&c.vendor_failed),
-            ),
-            (
-                "vendor_pruned",
-                "Dead vendor tokens pruned from their devices.",
-                n(&c.vendor_pruned),
-            ),
-        ]
-    }
-
     /// What the admin API's `GET /push` shows: live connections, what waits in the store
     /// (`queued`: messages not yet acked; `vendor_queued`: vendor sends to make; null when
     /// the store does not answer) and the counters.
@@ -239,7 +155,7 @@ impl PushService {
         };
         stats.insert("queued".into(), depths.map(|d| d.0).into());
         stats.insert("vendor_queued".into(), depths.map(|d| d.1).into());
-        for (name, _, value) in self.counts() {
+        for (name, _, value) in self.counters.all() {
             stats.insert(name.into(), value.into());
         }
         stats.into()
@@ -254,7 +170,7 @@ impl PushService {
              # TYPE weir_push_connections gauge\nweir_push_connections {}",
             self.connections()
         );
-        for (name, help, value) in self.counts() {
+        for (name, help, value) in self.counters.all() {
             let _ = writeln!(
                 out,
                 "# HELP weir_push_{name}_total {help}\n# TYPE weir_push_{name}_total counter\n\

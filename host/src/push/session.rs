@@ -6,7 +6,6 @@
 //! `send_timeout_ms`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -24,7 +23,7 @@ use tokio_tungstenite::tungstenite::{Message as WsMessage, handshake::derive_acc
 use super::api::{PushRequest, Refusal, consumer, query};
 use super::frames::{ClientFrame, ServerFrame};
 use super::store::Backlog;
-use super::{Live, PushService};
+use super::{Count, Live, PushService};
 use crate::body::{ProxyBody, Streamed};
 use crate::config::millis;
 use crate::config::push::PushConfig;
@@ -142,9 +141,7 @@ impl PushService {
             .await
         {
             Ok(backlog) => {
-                self.counters
-                    .expired
-                    .fetch_add(backlog.expired, Ordering::Relaxed);
+                self.counters.add(Count::Expired, backlog.expired);
                 Some(backlog)
             }
             Err(e) => {
@@ -190,11 +187,11 @@ impl PushService {
                 match send(ServerFrame::message(stored).event()).await {
                     Ok(Ok(())) => {
                         sent = stored.offset;
-                        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                        self.counters.add(Count::Sent, 1);
                     }
                     Ok(Err(_)) => ok = false,
                     Err(_) => {
-                        self.counters.slow_closed.fetch_add(1, Ordering::Relaxed);
+                        self.counters.add(Count::SlowClosed, 1);
                         ok = false;
                     }
                 }
@@ -262,7 +259,7 @@ impl PushService {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return "write failed",
                     Err(_) => {
-                        self.counters.slow_closed.fetch_add(1, Ordering::Relaxed);
+                        self.counters.add(Count::SlowClosed, 1);
                         return "device not reading";
                     }
                 }
@@ -287,7 +284,7 @@ impl PushService {
                 for stored in &backlog.entries {
                     send!(ServerFrame::message(stored));
                     sent = stored.offset;
-                    self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                    self.counters.add(Count::Sent, 1);
                 }
                 fill = backlog.entries.len() == room;
                 if sent > acked && resend_at.is_none() {
@@ -309,7 +306,7 @@ impl PushService {
                 }
                 () = resend => {
                     // The ack did not come: send again from the first unacked message.
-                    self.counters.redelivered.fetch_add(sent - acked, Ordering::Relaxed);
+                    self.counters.add(Count::Redelivered, sent - acked);
                     sent = acked;
                     fill = true;
                     resend_at = None;

@@ -15,16 +15,15 @@ mod token;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
 
-use super::PushService;
 use super::decision::Platform;
 use super::store::{Device, Message, PushStore, VendorDone, VendorJob};
+use super::{Count, PushService};
 use crate::body::full_body;
 use crate::config::push::PushConfig;
 use crate::config::{Config, millis};
@@ -242,16 +241,16 @@ impl Vendors {
         let (device, offset) = (job.device.id.clone(), job.offset);
         let done = match &outcome {
             Outcome::Sent => {
-                counters.vendor_sent.fetch_add(1, Ordering::Relaxed);
+                counters.add(Count::VendorSent, 1);
                 VendorDone::Finished
             }
             Outcome::Refused(reason) => {
-                counters.vendor_failed.fetch_add(1, Ordering::Relaxed);
+                counters.add(Count::VendorFailed, 1);
                 tracing::warn!(%device, platform = key, %reason, "vendor refused a message");
                 VendorDone::Finished
             }
             Outcome::Unregistered(reason) => {
-                counters.vendor_pruned.fetch_add(1, Ordering::Relaxed);
+                counters.add(Count::VendorPruned, 1);
                 tracing::info!(%device, platform = key, %reason, "vendor token is dead; pruned");
                 self.report(&job.device, token, reason).await;
                 VendorDone::Unregistered
@@ -264,11 +263,11 @@ impl Vendors {
                 let wait = after.unwrap_or(backoff);
                 let at = crate::time::now_ms() + wait.as_millis() as u64;
                 if attempts >= self.config.vendor_max_attempts || at >= job.message.expires_ms {
-                    counters.vendor_failed.fetch_add(1, Ordering::Relaxed);
+                    counters.add(Count::VendorFailed, 1);
                     tracing::warn!(%device, platform = key, %reason, attempts, "vendor send given up");
                     VendorDone::Finished
                 } else {
-                    counters.vendor_retried.fetch_add(1, Ordering::Relaxed);
+                    counters.add(Count::VendorRetried, 1);
                     tracing::debug!(%device, platform = key, %reason, attempts, "vendor send retried later");
                     VendorDone::RetryAt(at)
                 }
