@@ -1,6 +1,7 @@
 //! Bad input gets a clear 4xx with a stable code and changes nothing: an unknown device,
 //! a payload too big, a bad TTL, malformed JSON, a caller no filter identified, another
-//! user's device, a WebSocket frame that breaks RFC 6455.
+//! user's device, a WebSocket frame that breaks RFC 6455 or the size limit, a device that never
+//! answers a ping.
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -177,5 +178,64 @@ async fn a_frame_that_breaks_rfc_6455_closes_the_connection() {
     push.publish("m1", json!({ "device": "phone" }), json!(1))
         .await;
     assert_eq!(phone.message().await, (1, "m1".to_string()));
+    push.gw.shutdown().await;
+}
+
+/// Completes a WebSocket handshake for `device` by hand and returns the socket.
+async fn raw_websocket(push: &Push, device: &str) -> tokio::net::TcpStream {
+    let mut tcp = tokio::net::TcpStream::connect(push.gw.addr)
+        .await
+        .expect("connect");
+    let handshake = format!(
+        "GET /push/connect?device={device} HTTP/1.1\r\nHost: {}\r\nx-api-key: {ALICE}\r\n\
+         Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        push.gw.addr
+    );
+    tcp.write_all(handshake.as_bytes()).await.expect("write");
+    let mut head = vec![0u8; 4096];
+    let n = tcp.read(&mut head).await.expect("read");
+    assert!(
+        head[..n].starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    tcp
+}
+
+/// Reads until the gateway closes the socket; false if it is still open after `wait`.
+async fn closed_within(tcp: &mut tokio::net::TcpStream, wait: std::time::Duration) -> bool {
+    let mut rest = Vec::new();
+    tokio::time::timeout(wait, tcp.read_to_end(&mut rest))
+        .await
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frame_over_the_size_limit_closes_the_connection() {
+    let push = Push::start("max_frame_bytes = 1024").await;
+    push.register(ALICE, "phone").await;
+    let mut tcp = raw_websocket(&push, "phone").await;
+    // A masked text frame of 4096 bytes (RFC 6455 §5.2: 126 = 16-bit length follows).
+    let mut frame = vec![0x81, 0x80 | 126, 0x10, 0x00, 1, 2, 3, 4];
+    frame.extend(std::iter::repeat_n(b'a' ^ 1, 4096));
+    tcp.write_all(&frame).await.expect("write");
+    assert!(closed_within(&mut tcp, std::time::Duration::from_secs(5)).await);
+    push.gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_device_is_closed_after_two_keepalives() {
+    let push = Push::start("keepalive_ms = 200").await;
+    push.register(ALICE, "phone").await;
+    // Never answers a ping (and never reads): the gateway closes it, well before 5 s.
+    let mut tcp = raw_websocket(&push, "phone").await;
+    let started = std::time::Instant::now();
+    assert!(closed_within(&mut tcp, std::time::Duration::from_secs(5)).await);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(350),
+        "{:?}",
+        started.elapsed()
+    );
     push.gw.shutdown().await;
 }
