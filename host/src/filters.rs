@@ -43,7 +43,8 @@ pub async fn on_request(route: &Route, ex: &mut Exchange) -> Result<RequestOutco
             continue;
         }
         let body = if slot.phases.request_body {
-            Some(buffer_request(ex, slot.settings.max_body).await?)
+            // Boxed: only body filters buffer, and the chain's state stays small without it.
+            Some(Box::pin(buffer_request(ex, slot.settings.max_body)).await?)
         } else {
             None
         };
@@ -84,13 +85,13 @@ pub async fn on_response(
         let (parts, body) = response.into_parts();
         // A body read for the filter lives in the view during the call, trailers and all.
         let (streamed, buffered, trailers) = if slot.phases.response_body {
-            let (bytes, trailers) = collect(
+            let (bytes, trailers) = Box::pin(collect(
                 body,
                 slot.settings.max_body,
                 ErrorKind::UpstreamFailed,
                 &mut ex.buffered,
                 ex.max_buffered,
-            )
+            ))
             .await?;
             (None, Some(bytes), trailers)
         } else {

@@ -11,6 +11,7 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 
 use crate::body::{ProxyBody, Streamed, full_body};
+use crate::config::push::PushEndpoint;
 use crate::config::{HashOn, UpstreamProtocol, millis};
 use crate::error::{ErrorKind, ErrorSource, GatewayError};
 use crate::exchange::Exchange;
@@ -20,6 +21,7 @@ use crate::headers::{Peer, REQUEST_ID, add_forwarded, remove_hop_by_hop};
 use crate::hygiene;
 use crate::push::api::PushRequest;
 use crate::snapshot::{Route, Snapshot};
+use crate::upstream::health::InFlight;
 use crate::upstream::{Upstream, UpstreamResponse};
 
 impl Gateway {
@@ -116,33 +118,67 @@ async fn proxy(
 ) -> Result<Response<ProxyBody>, GatewayError> {
     // Request filters, in chain order; one may answer at once. They see the client's own
     // `X-Forwarded-For` (what trusted-proxy logic needs); the gateway's come after them.
-    if let RequestOutcome::Respond { response, index } = filters::on_request(route, &mut ex).await?
-    {
-        return filters::on_response(route, index, &mut ex, *response).await;
-    }
+    let answered = match filters::on_request(route, &mut ex).await? {
+        RequestOutcome::Respond { response, index } => Some((*response, index)),
+        RequestOutcome::Continue => None,
+    };
 
-    // A push route's endpoint answers instead of an upstream.
-    if let Some(endpoint) = route.push {
-        let config = &snapshot.config.push;
-        let router: &dyn crate::push::decision::PushRouter = match &route.push_router {
-            Some(router) => router.as_ref(),
-            None => &crate::push::decision::DefaultPolicy,
-        };
-        let request = PushRequest {
-            body: std::mem::replace(&mut ex.body, full_body(Bytes::new())),
-            websocket: ex.upgrade.take().and_then(|u| u.websocket()),
-            consumer: (ex.variables.iter().rev())
-                .find(|(key, _)| key == "consumer")
-                .map(|(_, value)| value.clone()),
-            parts: &ex.parts,
-            request_id: &ex.request_id,
-            place: ex.client.place.clone(),
-        };
-        let response = gateway.push.serve(endpoint, request, config, router).await;
-        return filters::on_response(route, route.filters.len(), &mut ex, response).await;
-    }
+    // The answer: a filter's, a push endpoint's, or the upstream's (the gateway's error
+    // response when the upstream failed, so that a response filter can degrade it).
+    let (response, upto, in_flight) = match (answered, route.push) {
+        (Some((response, index)), _) => (response, index, None),
+        // Boxed: push is the rare route, and its state must not weigh on every request.
+        (None, Some(endpoint)) => {
+            let push = serve_push(gateway, snapshot, route, endpoint, &mut ex);
+            (Box::pin(push).await, route.filters.len(), None)
+        }
+        (None, None) => {
+            let (response, in_flight) = forward(gateway, snapshot, route, &mut ex).await?;
+            (response, route.filters.len(), in_flight)
+        }
+    };
 
-    // Upstream: the route's, or one a filter chose; a target by the upstream's policy.
+    // Response filters, in reverse chain order.
+    let response = filters::on_response(route, upto, &mut ex, response).await?;
+    drop(in_flight);
+    Ok(response)
+}
+
+/// A push route's endpoint answers instead of an upstream.
+async fn serve_push(
+    gateway: &Gateway,
+    snapshot: &Snapshot,
+    route: &Route,
+    endpoint: PushEndpoint,
+    ex: &mut Exchange,
+) -> Response<ProxyBody> {
+    let router: &dyn crate::push::decision::PushRouter = match &route.push_router {
+        Some(router) => router.as_ref(),
+        None => &crate::push::decision::DefaultPolicy,
+    };
+    let request = PushRequest {
+        body: std::mem::replace(&mut ex.body, full_body(Bytes::new())),
+        websocket: ex.upgrade.take().and_then(|u| u.websocket()),
+        consumer: (ex.variables.iter().rev())
+            .find(|(key, _)| key == "consumer")
+            .map(|(_, value)| value.clone()),
+        parts: &ex.parts,
+        request_id: &ex.request_id,
+        place: ex.client.place.clone(),
+    };
+    let config = &snapshot.config.push;
+    gateway.push.serve(endpoint, request, config, router).await
+}
+
+/// Sends the request to its upstream: the route's, or one a filter chose; a target by the
+/// upstream's policy. An upstream's failure is answered with the gateway's error response;
+/// the target's in-flight count is kept until the response filters are done.
+async fn forward(
+    gateway: &Gateway,
+    snapshot: &Snapshot,
+    route: &Route,
+    ex: &mut Exchange,
+) -> Result<(Response<ProxyBody>, Option<InFlight>), GatewayError> {
     let upstream = match (&ex.upstream, &route.upstream) {
         (None, Some(upstream)) => upstream,
         (None, None) => {
@@ -158,14 +194,11 @@ async fn proxy(
             )
         })?,
     };
-    let mut sent = match call_upstream(gateway, route, upstream, &mut ex).await {
+    let mut sent = match call_upstream(gateway, route, upstream, ex).await {
         Ok(sent) => sent,
-        // The upstream failed: the response filters see the gateway's error response, so
-        // that a filter can degrade it (a fallback, a cached answer).
         Err(error) if error.kind.source() == ErrorSource::Upstream => {
             tracing::warn!(request_id = ex.request_id, route = %route.name, error = %error, "upstream failed");
-            let response = error.into_response(&ex.request_id);
-            return filters::on_response(route, route.filters.len(), &mut ex, response).await;
+            return Ok((error.into_response(&ex.request_id), None));
         }
         Err(error) => return Err(error),
     };
@@ -193,11 +226,7 @@ async fn proxy(
     let (parts, body) = sent.response.into_parts();
     let idle = millis(limits.upstream_body_idle_timeout_ms);
     let response = Response::from_parts(parts, Either::Left(Streamed::new(body, idle)));
-
-    // Response filters, in reverse chain order.
-    let response = filters::on_response(route, route.filters.len(), &mut ex, response).await?;
-    drop(sent.in_flight);
-    Ok(response)
+    Ok((response, Some(sent.in_flight)))
 }
 
 /// Picks a target and sends the filtered request to it; the outcome goes into the route's
@@ -218,9 +247,8 @@ async fn call_upstream(
         upgrade.restore(request.headers_mut());
     }
     let started = Instant::now();
-    let result = upstream
-        .send(&target, request, route.timeout, ex.upload.as_deref())
-        .await;
+    let result = upstream.send(&target, request, route.timeout, ex.upload.as_deref());
+    let result = result.await;
     // A client's fault (a broken-off or stalled upload) is not the upstream's.
     let latency = match &result {
         Ok(sent) => Some((sent.latency, sent.response.status().is_server_error())),

@@ -200,8 +200,9 @@ impl Instances {
                 self.idle.budget.forget();
                 Ok(warm)
             }
-            None => self
-                .instantiate()
+            // Boxed: instantiating is the cold path, and its state must not weigh on
+            // every call.
+            None => Box::pin(self.instantiate())
                 .await
                 .inspect_err(|f| self.record_failure(f)),
         }

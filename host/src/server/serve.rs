@@ -119,14 +119,17 @@ async fn serve_connection<F, Fut>(
         .max_concurrent_streams(limits.h2_max_concurrent_streams);
     let activity = Activity::new();
     let requests = activity.clone();
+    // Each request's future is boxed: hyper keeps a connection's in-flight future in a
+    // slot as large as the future for the connection's whole life, idle or not.
     let service = service_fn(move |request| {
         let guard = requests.request();
         let response = handler(request, peer.clone());
-        async move {
+
+        Box::pin(async move {
             let response = response.await;
             drop(guard);
             Ok::<_, Infallible>(response)
-        }
+        })
     });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     let mut connection = std::pin::pin!(connection);
