@@ -11,7 +11,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
 use super::limiter::LimiterState;
-use super::{Key, StateError, StateFuture};
+use super::{Key, Reply, StateError};
 use crate::config::state::LocalStateConfig;
 
 /// The shortest time between two sweeps that a full map asks for: a namespace at its
@@ -240,7 +240,7 @@ impl LocalBackend {
         });
     }
 
-    fn ready<T: Send + 'static>(value: Result<T, StateError>) -> StateFuture<'static, T> {
+    fn ready<T: Send + 'static>(value: Result<T, StateError>) -> Reply<'static, T> {
         Box::pin(std::future::ready(value))
     }
 
