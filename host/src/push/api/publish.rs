@@ -11,7 +11,7 @@ use super::refusal::{Refusal, json_response, method_not_allowed};
 use crate::body::ProxyBody;
 use crate::config::push::{PushConfig, VendorsConfig};
 use crate::push::decision::{Delivery, DeviceFacts, MessageFacts, Platform, Priority, PushRouter};
-use crate::push::store::{Device, Message, Target};
+use crate::push::store::{Device, Message, Publication, Target};
 use crate::push::{Count, PushService};
 
 /// A publish.
@@ -141,11 +141,13 @@ impl PushService {
             }
             json!({ "id": id, "deliveries": placed }).to_string()
         });
-        let keep = config.idempotency_ms;
-        let answer = self
-            .store()?
-            .publish(message, kept.clone(), keep, answer)
-            .await?;
+        let publication = Publication {
+            message,
+            devices: kept.clone(),
+            keep_ms: config.idempotency_ms,
+            answer,
+        };
+        let answer = self.store()?.publish(publication).await?;
         self.counters.add(Count::Published, 1);
         for (device, by_vendor) in &kept {
             self.wake(device);
