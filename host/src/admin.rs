@@ -301,32 +301,17 @@ fn render_circuits(out: &mut String, records: &[Arc<Record>], load: &Load) {
         CircuitState::HalfOpen,
     ];
     out.push_str("# HELP weir_circuit_state 1 for the state a circuit is in.\n# TYPE weir_circuit_state gauge\n");
-    for r in records {
+    per_state(out, records, ("weir_circuit_state", "state"), |r| {
         let current = r.circuit.status().state;
-        for state in STATES {
-            let _ = writeln!(
-                out,
-                "weir_circuit_state{{scope=\"{}\",name=\"{}\",state=\"{}\"}} {}",
-                r.kind.label(),
-                esc(&r.name),
-                state.label(),
-                u8::from(state == current)
-            );
-        }
-    }
+        STATES.map(|state| (state, u64::from(state == current)))
+    });
     out.push_str("# HELP weir_circuit_transitions_total Circuit transitions by the state entered.\n# TYPE weir_circuit_transitions_total counter\n");
-    for r in records {
-        for state in STATES {
-            let _ = writeln!(
-                out,
-                "weir_circuit_transitions_total{{scope=\"{}\",name=\"{}\",to=\"{}\"}} {}",
-                r.kind.label(),
-                esc(&r.name),
-                state.label(),
-                r.circuit.entered(state)
-            );
-        }
-    }
+    per_state(
+        out,
+        records,
+        ("weir_circuit_transitions_total", "to"),
+        |r| STATES.map(|state| (state, r.circuit.entered(state))),
+    );
     let _ = writeln!(
         out,
         "# HELP weir_requests_in_flight Requests being served.\n# TYPE weir_requests_in_flight gauge\nweir_requests_in_flight {}",
@@ -337,6 +322,27 @@ fn render_circuits(out: &mut String, records: &[Arc<Record>], load: &Load) {
         "# HELP weir_upstream_latency_average_seconds Moving average of the time to upstream response headers.\n# TYPE weir_upstream_latency_average_seconds gauge\nweir_upstream_latency_average_seconds {}",
         load.latency().as_secs_f64()
     );
+}
+
+/// One line per circuit and state, `<series>{scope,name,<label>=<state>} <value>`,
+/// from each record's (state, value) pairs.
+fn per_state(
+    out: &mut String,
+    records: &[Arc<Record>],
+    (series, label): (&str, &str),
+    values: impl Fn(&Record) -> [(CircuitState, u64); 3],
+) {
+    for r in records {
+        for (state, value) in values(r) {
+            let _ = writeln!(
+                out,
+                "{series}{{scope=\"{}\",name=\"{}\",{label}=\"{}\"}} {value}",
+                r.kind.label(),
+                esc(&r.name),
+                state.label(),
+            );
+        }
+    }
 }
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ProxyBody> {

@@ -123,60 +123,56 @@ impl std::error::Error for StoreError {}
 /// Makes a publish's answer from the (device, offset) pairs its message got.
 pub type Answer = Box<dyn FnOnce(&[(String, u64)]) -> String + Send>;
 
-/// A store's answer, later.
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+/// What one publish stores: the message, the devices whose streams it joins, and how its
+/// answer is made and kept.
+pub struct Publication {
+    /// The message.
+    pub message: Message,
+    /// The target devices' ids, each marked `true` when it also gets a vendor send.
+    pub devices: Vec<(String, bool)>,
+    /// How long the answer is kept (at least as long as the message).
+    pub keep_ms: u64,
+    /// Makes the answer from the offsets the message got.
+    pub answer: Answer,
+}
+
+/// A store's reply to one call, later.
+pub type Reply<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// The push store.
 pub trait PushStore: Send + Sync {
     /// Registers `device` and binds it to its user (again: its token and topics are
     /// updated); `Taken` when another user holds it.
-    fn register(&self, device: Device) -> StoreFuture<'_, ()>;
+    fn register(&self, device: Device) -> Reply<'_, ()>;
     /// Unbinds and forgets `device` of `user`, its stream too; false if `user` has no such
     /// device.
-    fn unbind(&self, user: String, device: String) -> StoreFuture<'_, bool>;
+    fn unbind(&self, user: String, device: String) -> Reply<'_, bool>;
     /// The devices bound to `user`.
-    fn devices(&self, user: String) -> StoreFuture<'_, Vec<Device>>;
+    fn devices(&self, user: String) -> Reply<'_, Vec<Device>>;
     /// One device.
-    fn device(&self, id: String) -> StoreFuture<'_, Option<Device>>;
+    fn device(&self, id: String) -> Reply<'_, Option<Device>>;
     /// The devices a target names.
-    fn targets(&self, target: Target) -> StoreFuture<'_, Vec<Device>>;
+    fn targets(&self, target: Target) -> Reply<'_, Vec<Device>>;
     /// The answer given when `id` was first published, if it was.
-    fn answer(&self, id: String) -> StoreFuture<'_, Option<String>>;
-    /// Appends `message` to each of `devices`' streams (queueing a vendor send for those
-    /// marked `true`) and keeps `answer` (made from the offsets given) for its id, durably,
-    /// in one step; if the id was published meanwhile, appends nothing and returns the
-    /// first answer. `keep_ms` is how long the answer is kept.
-    fn publish(
-        &self,
-        message: Message,
-        devices: Vec<(String, bool)>,
-        keep_ms: u64,
-        answer: Answer,
-    ) -> StoreFuture<'_, String>;
+    fn answer(&self, id: String) -> Reply<'_, Option<String>>;
+    /// Appends the publication's message to each of its devices' streams (queueing a
+    /// vendor send for those marked `true`) and keeps its answer (made from the offsets
+    /// given) for the message id, durably, in one step; if the id was published meanwhile,
+    /// appends nothing and returns the first answer.
+    fn publish(&self, publication: Publication) -> Reply<'_, String>;
     /// Up to `max` messages of `device` after offset `after`, live at `now_ms`; expired
     /// ones are removed.
-    fn backlog(
-        &self,
-        device: String,
-        after: u64,
-        max: usize,
-        now_ms: u64,
-    ) -> StoreFuture<'_, Backlog>;
+    fn backlog(&self, device: String, after: u64, max: usize, now_ms: u64) -> Reply<'_, Backlog>;
     /// Acks every message of `device` up to `offset`; returns the acked offset.
-    fn ack(&self, device: String, offset: u64) -> StoreFuture<'_, u64>;
+    fn ack(&self, device: String, offset: u64) -> Reply<'_, u64>;
     /// Claims up to `max` vendor jobs due at `now_ms` for `lease_ms` (no other claim gets
     /// them meanwhile); jobs whose message is gone, acked or expired, or whose device has
     /// no token any more, end without being returned.
-    fn claim_vendor(
-        &self,
-        now_ms: u64,
-        max: usize,
-        lease_ms: u64,
-    ) -> StoreFuture<'_, Vec<VendorJob>>;
+    fn claim_vendor(&self, now_ms: u64, max: usize, lease_ms: u64) -> Reply<'_, Vec<VendorJob>>;
     /// Records the outcome of a claimed job.
-    fn vendor_done(&self, device: String, offset: u64, done: VendorDone) -> StoreFuture<'_, ()>;
+    fn vendor_done(&self, device: String, offset: u64, done: VendorDone) -> Reply<'_, ()>;
     /// Messages kept in devices' streams (not yet acked), and vendor sends waiting.
-    fn depths(&self) -> StoreFuture<'_, (u64, u64)>;
+    fn depths(&self) -> Reply<'_, (u64, u64)>;
     /// Forgets answers kept past their time at `now_ms`.
-    fn sweep(&self, now_ms: u64) -> StoreFuture<'_, ()>;
+    fn sweep(&self, now_ms: u64) -> Reply<'_, ()>;
 }

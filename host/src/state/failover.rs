@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use super::redis::RedisBackend;
 use super::{
-    BackendStatus, Key, LocalBackend, RateDecision, RatePolicy, StateBackend, StateError,
-    StateFuture,
+    BackendStatus, Key, LocalBackend, RateDecision, RatePolicy, Reply, StateBackend, StateError,
+    Ttl,
 };
 use crate::config::state::LocalStateConfig;
 use crate::config::{RedisConfig, Unavailable};
@@ -97,7 +97,7 @@ impl FailoverBackend {
     async fn on_redis<'a, T>(
         &'a self,
         key: Key<'a>,
-        call: StateFuture<'a, T>,
+        call: Reply<'a, T>,
     ) -> Option<Result<T, StateError>> {
         if !self.is_up() {
             return None;
@@ -128,8 +128,8 @@ impl FailoverBackend {
     fn call<'a, T: Send + 'a>(
         &'a self,
         key: Key<'a>,
-        op: impl Fn(&'a dyn StateBackend) -> StateFuture<'a, T> + Send + 'a,
-    ) -> StateFuture<'a, T> {
+        op: impl Fn(&'a dyn StateBackend) -> Reply<'a, T> + Send + 'a,
+    ) -> Reply<'a, T> {
         Box::pin(async move {
             if let Some(done) = self.on_redis(key, op(&self.redis)).await {
                 return done;
@@ -163,34 +163,24 @@ async fn probe(backend: Weak<FailoverBackend>, interval: Duration) {
 }
 
 impl StateBackend for FailoverBackend {
-    fn get<'a>(&'a self, key: Key<'a>) -> StateFuture<'a, Option<Vec<u8>>> {
+    fn get<'a>(&'a self, key: Key<'a>) -> Reply<'a, Option<Vec<u8>>> {
         self.call(key, move |b| b.get(key))
     }
 
-    fn set<'a>(
-        &'a self,
-        key: Key<'a>,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-    ) -> StateFuture<'a, ()> {
+    fn set<'a>(&'a self, key: Key<'a>, value: Vec<u8>, ttl: Ttl) -> Reply<'a, ()> {
         self.call(key, move |b| b.set(key, value.clone(), ttl))
     }
 
-    fn delete<'a>(&'a self, key: Key<'a>) -> StateFuture<'a, bool> {
+    fn delete<'a>(&'a self, key: Key<'a>) -> Reply<'a, bool> {
         self.call(key, move |b| b.delete(key))
     }
 
-    fn incr<'a>(&'a self, key: Key<'a>, delta: i64, ttl: Option<Duration>) -> StateFuture<'a, i64> {
+    fn incr<'a>(&'a self, key: Key<'a>, delta: i64, ttl: Ttl) -> Reply<'a, i64> {
         self.call(key, move |b| b.incr(key, delta, ttl))
     }
 
     /// Never answered by the fallback: see the module doc.
-    fn set_if_absent<'a>(
-        &'a self,
-        key: Key<'a>,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-    ) -> StateFuture<'a, bool> {
+    fn set_if_absent<'a>(&'a self, key: Key<'a>, value: Vec<u8>, ttl: Ttl) -> Reply<'a, bool> {
         Box::pin(async move {
             let call = self.redis.set_if_absent(key, value, ttl);
             match self.on_redis(key, call).await {
@@ -204,12 +194,7 @@ impl StateBackend for FailoverBackend {
         })
     }
 
-    fn take<'a>(
-        &'a self,
-        key: Key<'a>,
-        policy: RatePolicy,
-        cost: u64,
-    ) -> StateFuture<'a, RateDecision> {
+    fn take<'a>(&'a self, key: Key<'a>, policy: RatePolicy, cost: u64) -> Reply<'a, RateDecision> {
         self.call(key, move |b| b.take(key, policy, cost))
     }
 

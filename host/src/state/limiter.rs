@@ -60,22 +60,21 @@ pub enum LimiterState {
 impl RatePolicy {
     /// Takes `cost` units at `now_ms`, updating `state` (created on first use).
     pub fn take(&self, state: &mut Option<LimiterState>, cost: u64, now_ms: u64) -> RateDecision {
-        let window = self.window_ms.max(1);
         match self.algorithm {
-            Algorithm::TokenBucket => self.take_bucket(state, cost, now_ms, window),
+            Algorithm::TokenBucket => self.take_bucket(state, cost, now_ms),
             Algorithm::FixedWindow | Algorithm::SlidingWindow => {
-                self.take_window(state, cost, now_ms, window)
+                self.take_window(state, cost, now_ms)
             }
         }
     }
 
-    fn take_bucket(
-        &self,
-        state: &mut Option<LimiterState>,
-        cost: u64,
-        now: u64,
-        window: u64,
-    ) -> RateDecision {
+    /// The window, at least 1 ms.
+    fn window(&self) -> u64 {
+        self.window_ms.max(1)
+    }
+
+    fn take_bucket(&self, state: &mut Option<LimiterState>, cost: u64, now: u64) -> RateDecision {
+        let window = self.window();
         let limit = self.limit as f64;
         let rate = limit / window as f64; // tokens per ms
         let tokens = match *state {
@@ -108,13 +107,8 @@ impl RatePolicy {
         }
     }
 
-    fn take_window(
-        &self,
-        state: &mut Option<LimiterState>,
-        cost: u64,
-        now: u64,
-        window: u64,
-    ) -> RateDecision {
+    fn take_window(&self, state: &mut Option<LimiterState>, cost: u64, now: u64) -> RateDecision {
+        let window = self.window();
         let start = now - now % window;
         let (count, previous) = match *state {
             Some(LimiterState::Window {
@@ -174,63 +168,77 @@ impl RatePolicy {
 mod tests {
     use super::*;
 
-    fn policy(algorithm: Algorithm, limit: u64, window_ms: u64) -> RatePolicy {
-        RatePolicy {
-            algorithm,
-            limit,
-            window_ms,
+    /// A limiter under test: its policy and its state.
+    struct Tested {
+        policy: RatePolicy,
+        state: Option<LimiterState>,
+    }
+
+    impl Tested {
+        fn new(algorithm: Algorithm, limit: u64, window_ms: u64) -> Self {
+            let policy = RatePolicy {
+                algorithm,
+                limit,
+                window_ms,
+            };
+            Self {
+                policy,
+                state: None,
+            }
+        }
+
+        fn take(&mut self, cost: u64, now_ms: u64) -> RateDecision {
+            self.policy.take(&mut self.state, cost, now_ms)
+        }
+
+        /// Takes 1 at `now_ms`, `times` times, each allowed.
+        fn allows(&mut self, times: usize, now_ms: u64) {
+            for _ in 0..times {
+                assert!(self.take(1, now_ms).allowed);
+            }
+        }
+
+        /// Takes `cost` at `now_ms`, refused; the wait it is told.
+        fn refuses(&mut self, cost: u64, now_ms: u64) -> u64 {
+            let refused = self.take(cost, now_ms);
+            assert!(!refused.allowed);
+            refused.retry_after_ms
         }
     }
 
     #[test]
     fn token_bucket_allows_burst_then_refills() {
-        let p = policy(Algorithm::TokenBucket, 3, 3000);
-        let mut s = None;
-        for _ in 0..3 {
-            assert!(p.take(&mut s, 1, 1000).allowed);
-        }
-        let refused = p.take(&mut s, 1, 1000);
-        assert!(!refused.allowed);
-        assert_eq!(refused.retry_after_ms, 1000);
-        assert!(p.take(&mut s, 1, 2000).allowed);
-        assert!(!p.take(&mut s, 1, 2000).allowed);
+        let mut l = Tested::new(Algorithm::TokenBucket, 3, 3000);
+        l.allows(3, 1000);
+        assert_eq!(l.refuses(1, 1000), 1000);
+        l.allows(1, 2000);
+        assert!(!l.take(1, 2000).allowed);
     }
 
     #[test]
     fn fixed_window_resets_on_boundary() {
-        let p = policy(Algorithm::FixedWindow, 2, 1000);
-        let mut s = None;
-        assert!(p.take(&mut s, 1, 10_100).allowed);
-        assert!(p.take(&mut s, 1, 10_200).allowed);
-        let refused = p.take(&mut s, 1, 10_900);
-        assert!(!refused.allowed);
-        assert_eq!(refused.retry_after_ms, 100);
-        assert!(p.take(&mut s, 1, 11_000).allowed);
+        let mut l = Tested::new(Algorithm::FixedWindow, 2, 1000);
+        l.allows(1, 10_100);
+        l.allows(1, 10_200);
+        assert_eq!(l.refuses(1, 10_900), 100);
+        l.allows(1, 11_000);
     }
 
     #[test]
     fn sliding_window_counts_overlap_of_previous() {
-        let p = policy(Algorithm::SlidingWindow, 10, 1000);
-        let mut s = None;
-        for _ in 0..10 {
-            assert!(p.take(&mut s, 1, 500).allowed);
-        }
+        let mut l = Tested::new(Algorithm::SlidingWindow, 10, 1000);
+        l.allows(10, 500);
         // Half-way into the next window half of the previous 10 still count.
-        let d = p.take(&mut s, 1, 1500);
+        let d = l.take(1, 1500);
         assert!(d.allowed);
         assert_eq!(d.remaining, 4);
-        for _ in 0..4 {
-            assert!(p.take(&mut s, 1, 1500).allowed);
-        }
-        assert!(!p.take(&mut s, 1, 1500).allowed);
+        l.allows(4, 1500);
+        assert!(!l.take(1, 1500).allowed);
     }
 
     #[test]
     fn cost_above_limit_is_never_allowed() {
-        let p = policy(Algorithm::TokenBucket, 2, 1000);
-        let mut s = None;
-        let d = p.take(&mut s, 5, 0);
-        assert!(!d.allowed);
-        assert_eq!(d.retry_after_ms, 1000);
+        let mut l = Tested::new(Algorithm::TokenBucket, 2, 1000);
+        assert_eq!(l.refuses(5, 0), 1000);
     }
 }

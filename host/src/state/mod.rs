@@ -69,44 +69,33 @@ pub enum StateError {
     Invalid(String),
 }
 
-/// The future every backend call returns (boxed at this boundary to keep the trait
-/// object-safe and compile times flat).
-pub type StateFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StateError>> + Send + 'a>>;
+/// How long a written value lives: `None` keeps it until it is deleted (or evicted to
+/// make room).
+pub type Ttl = Option<Duration>;
+
+/// A backend's reply to one call, later: the future every backend call returns (boxed at
+/// this boundary to keep the trait object-safe and compile times flat).
+pub type Reply<'a, T> = Pin<Box<dyn Future<Output = Result<T, StateError>> + Send + 'a>>;
 
 /// A backend for `kv` and `limits`. Every call is atomic with respect to the others on
 /// the same key, across all gateway instances that share the backend. `kv` keys and rate
 /// limiters are separate spaces: the same [`Key`] names one of each.
 pub trait StateBackend: Send + Sync + 'static {
     /// The value under `key`, if present and not expired.
-    fn get<'a>(&'a self, key: Key<'a>) -> StateFuture<'a, Option<Vec<u8>>>;
+    fn get<'a>(&'a self, key: Key<'a>) -> Reply<'a, Option<Vec<u8>>>;
     /// Stores `value`, expiring after `ttl` when given.
-    fn set<'a>(
-        &'a self,
-        key: Key<'a>,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-    ) -> StateFuture<'a, ()>;
+    fn set<'a>(&'a self, key: Key<'a>, value: Vec<u8>, ttl: Ttl) -> Reply<'a, ()>;
     /// Removes `key`; true if it was present.
-    fn delete<'a>(&'a self, key: Key<'a>) -> StateFuture<'a, bool>;
+    fn delete<'a>(&'a self, key: Key<'a>) -> Reply<'a, bool>;
     /// Adds `delta` to the decimal integer under `key` (missing is 0); `ttl` applies when
     /// the key is created.
-    fn incr<'a>(&'a self, key: Key<'a>, delta: i64, ttl: Option<Duration>) -> StateFuture<'a, i64>;
+    fn incr<'a>(&'a self, key: Key<'a>, delta: i64, ttl: Ttl) -> Reply<'a, i64>;
     /// Stores `value` only if `key` is absent; true if stored. The answer holds for every
     /// instance sharing the backend (replay nonces rely on it), so a shared backend in an
     /// outage refuses the call rather than answer for this instance alone.
-    fn set_if_absent<'a>(
-        &'a self,
-        key: Key<'a>,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-    ) -> StateFuture<'a, bool>;
+    fn set_if_absent<'a>(&'a self, key: Key<'a>, value: Vec<u8>, ttl: Ttl) -> Reply<'a, bool>;
     /// Takes `cost` from the rate budget under `key`.
-    fn take<'a>(
-        &'a self,
-        key: Key<'a>,
-        policy: RatePolicy,
-        cost: u64,
-    ) -> StateFuture<'a, RateDecision>;
+    fn take<'a>(&'a self, key: Key<'a>, policy: RatePolicy, cost: u64) -> Reply<'a, RateDecision>;
     /// The backend's name for the admin API (`local`, `redis`).
     fn name(&self) -> &'static str;
     /// Its health for the admin API; an embedded backend is always healthy.

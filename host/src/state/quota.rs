@@ -3,9 +3,8 @@
 //! per namespace is counted by the backends themselves, which know what is stored.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use super::{BackendStatus, Key, RateDecision, RatePolicy, StateBackend, StateError, StateFuture};
+use super::{BackendStatus, Key, RateDecision, RatePolicy, Reply, StateBackend, StateError, Ttl};
 use crate::config::state::KvQuotaConfig;
 
 /// A backend behind the configured quotas.
@@ -32,12 +31,7 @@ impl Quotas {
     }
 
     /// Checks a write; the TTL it gets.
-    fn check_write(
-        &self,
-        key: Key<'_>,
-        value: Option<&[u8]>,
-        ttl: Option<Duration>,
-    ) -> Result<Option<Duration>, StateError> {
+    fn check_write(&self, key: Key<'_>, value: Option<&[u8]>, ttl: Ttl) -> Result<Ttl, StateError> {
         self.check_key(key)?;
         if let Some(value) = value
             && value.len() > self.config.max_value_bytes
@@ -65,62 +59,47 @@ fn quota(message: String) -> StateError {
 }
 
 /// A future that fails at once.
-fn refused<'a, T: Send + 'a>(error: StateError) -> StateFuture<'a, T> {
+fn refused<'a, T: Send + 'a>(error: StateError) -> Reply<'a, T> {
     Box::pin(std::future::ready(Err(error)))
 }
 
 impl StateBackend for Quotas {
-    fn get<'a>(&'a self, key: Key<'a>) -> StateFuture<'a, Option<Vec<u8>>> {
+    fn get<'a>(&'a self, key: Key<'a>) -> Reply<'a, Option<Vec<u8>>> {
         match self.check_key(key) {
             Ok(()) => self.inner.get(key),
             Err(e) => refused(e),
         }
     }
 
-    fn set<'a>(
-        &'a self,
-        key: Key<'a>,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-    ) -> StateFuture<'a, ()> {
+    fn set<'a>(&'a self, key: Key<'a>, value: Vec<u8>, ttl: Ttl) -> Reply<'a, ()> {
         match self.check_write(key, Some(&value), ttl) {
             Ok(ttl) => self.inner.set(key, value, ttl),
             Err(e) => refused(e),
         }
     }
 
-    fn delete<'a>(&'a self, key: Key<'a>) -> StateFuture<'a, bool> {
+    fn delete<'a>(&'a self, key: Key<'a>) -> Reply<'a, bool> {
         match self.check_key(key) {
             Ok(()) => self.inner.delete(key),
             Err(e) => refused(e),
         }
     }
 
-    fn incr<'a>(&'a self, key: Key<'a>, delta: i64, ttl: Option<Duration>) -> StateFuture<'a, i64> {
+    fn incr<'a>(&'a self, key: Key<'a>, delta: i64, ttl: Ttl) -> Reply<'a, i64> {
         match self.check_write(key, None, ttl) {
             Ok(ttl) => self.inner.incr(key, delta, ttl),
             Err(e) => refused(e),
         }
     }
 
-    fn set_if_absent<'a>(
-        &'a self,
-        key: Key<'a>,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-    ) -> StateFuture<'a, bool> {
+    fn set_if_absent<'a>(&'a self, key: Key<'a>, value: Vec<u8>, ttl: Ttl) -> Reply<'a, bool> {
         match self.check_write(key, Some(&value), ttl) {
             Ok(ttl) => self.inner.set_if_absent(key, value, ttl),
             Err(e) => refused(e),
         }
     }
 
-    fn take<'a>(
-        &'a self,
-        key: Key<'a>,
-        policy: RatePolicy,
-        cost: u64,
-    ) -> StateFuture<'a, RateDecision> {
+    fn take<'a>(&'a self, key: Key<'a>, policy: RatePolicy, cost: u64) -> Reply<'a, RateDecision> {
         match self.check_key(key) {
             Ok(()) => self.inner.take(key, policy, cost),
             Err(e) => refused(e),
@@ -138,6 +117,8 @@ impl StateBackend for Quotas {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::config::state::LocalStateConfig;
     use crate::state::LocalBackend;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use super::{Algorithm, Key, RateDecision, RatePolicy, StateBackend, StateError, StateFuture};
+use super::{Algorithm, Key, RateDecision, RatePolicy, Reply, StateBackend, StateError, Ttl};
 use crate::config::RedisConfig;
 
 /// `kv` and `limits` in a Redis server.
@@ -98,9 +98,9 @@ impl RedisBackend {
         &'a self,
         key: Key<'a>,
         value: Vec<u8>,
-        ttl: Option<Duration>,
+        ttl: Ttl,
         only_if_absent: bool,
-    ) -> StateFuture<'a, bool> {
+    ) -> Reply<'a, bool> {
         let mut connection = self.connection.clone();
         let (value_key, index_key) = (self.value_key(key), self.index_key(key));
         Box::pin(self.bounded(async move {
@@ -151,28 +151,23 @@ fn is_data_error(e: &redis::RedisError) -> bool {
 }
 
 /// A TTL as the scripts take it: milliseconds, at least 1, or 0 for none.
-fn ttl_ms(ttl: Option<Duration>) -> u64 {
+fn ttl_ms(ttl: Ttl) -> u64 {
     ttl.map_or(0, |t| t.as_millis().clamp(1, u128::from(u64::MAX)) as u64)
 }
 
 impl StateBackend for RedisBackend {
-    fn get<'a>(&'a self, key: Key<'a>) -> StateFuture<'a, Option<Vec<u8>>> {
+    fn get<'a>(&'a self, key: Key<'a>) -> Reply<'a, Option<Vec<u8>>> {
         let mut connection = self.connection.clone();
         let key = self.value_key(key);
         Box::pin(self.bounded(async move { connection.get(key).await }))
     }
 
-    fn set<'a>(
-        &'a self,
-        key: Key<'a>,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-    ) -> StateFuture<'a, ()> {
+    fn set<'a>(&'a self, key: Key<'a>, value: Vec<u8>, ttl: Ttl) -> Reply<'a, ()> {
         let stored = self.run_set(key, value, ttl, false);
         Box::pin(async move { stored.await.map(drop) })
     }
 
-    fn delete<'a>(&'a self, key: Key<'a>) -> StateFuture<'a, bool> {
+    fn delete<'a>(&'a self, key: Key<'a>) -> Reply<'a, bool> {
         let mut connection = self.connection.clone();
         let (value_key, index_key) = (self.value_key(key), self.index_key(key));
         Box::pin(self.bounded(async move {
@@ -186,7 +181,7 @@ impl StateBackend for RedisBackend {
         }))
     }
 
-    fn incr<'a>(&'a self, key: Key<'a>, delta: i64, ttl: Option<Duration>) -> StateFuture<'a, i64> {
+    fn incr<'a>(&'a self, key: Key<'a>, delta: i64, ttl: Ttl) -> Reply<'a, i64> {
         let mut connection = self.connection.clone();
         let (value_key, index_key) = (self.value_key(key), self.index_key(key));
         Box::pin(self.bounded(async move {
@@ -201,21 +196,11 @@ impl StateBackend for RedisBackend {
         }))
     }
 
-    fn set_if_absent<'a>(
-        &'a self,
-        key: Key<'a>,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-    ) -> StateFuture<'a, bool> {
+    fn set_if_absent<'a>(&'a self, key: Key<'a>, value: Vec<u8>, ttl: Ttl) -> Reply<'a, bool> {
         self.run_set(key, value, ttl, true)
     }
 
-    fn take<'a>(
-        &'a self,
-        key: Key<'a>,
-        policy: RatePolicy,
-        cost: u64,
-    ) -> StateFuture<'a, RateDecision> {
+    fn take<'a>(&'a self, key: Key<'a>, policy: RatePolicy, cost: u64) -> Reply<'a, RateDecision> {
         let mut connection = self.connection.clone();
         let key = self.limiter_key(key);
         let algorithm = match policy.algorithm {

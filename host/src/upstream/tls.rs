@@ -110,8 +110,12 @@ mod tests {
 
     #[test]
     fn the_default_server_name_is_the_first_targets_host() {
-        assert_eq!(host_of("api.push.apple.com:443"), "api.push.apple.com");
-        assert_eq!(host_of("[::1]:8443"), "::1");
-        assert_eq!(host_of("localhost"), "localhost");
+        for (address, host) in [
+            ("api.push.apple.com:443", "api.push.apple.com"),
+            ("[::1]:8443", "::1"),
+            ("localhost", "localhost"),
+        ] {
+            assert_eq!(host_of(address), host, "{address}");
+        }
     }
 }

@@ -26,8 +26,8 @@ pub(crate) use host::with_installed;
 pub use host::{FakeHost, Installed};
 
 use crate::{
-    Header, HeaderChanges, Request, RequestChanges, RequestHandle, ResponseHandle, ResponseView,
-    Variable,
+    Filter, Header, HeaderChanges, Request, RequestChanges, RequestHandle, Response,
+    ResponseHandle, ResponseView, Variable,
 };
 
 /// Setters of text parts of a [`FakeRequest`]: `name => field;`, each with its doc.
@@ -197,6 +197,16 @@ impl FakeRequest {
             ..self.clone()
         }
     }
+}
+
+/// `filter`'s refusal of `request`, checked to have `status` and the error `code` (its
+/// `x-weir-error` header); panics if the filter lets the request through.
+pub fn refused<F: Filter>(filter: &F, request: &FakeRequest, status: u16, code: &str) -> Response {
+    let decision = filter.on_request(&request.view());
+    let response = decision.response().expect("refused").clone();
+    assert_eq!(response.status(), status);
+    assert_eq!(response.header_value("x-weir-error"), Some(code));
+    response
 }
 
 impl RequestHandle for FakeRequest {

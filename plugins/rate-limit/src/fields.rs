@@ -26,19 +26,27 @@ pub fn ceil_secs(ms: u64) -> u64 {
     ms.div_ceil(1000)
 }
 
+/// Appends one List member (RFC 9651 §4.1.1: members separated by ", "): the name as an
+/// sf-string with its integer parameters.
+fn member(out: &mut String, name: &str, parameters: [(char, u64); 2]) {
+    if !out.is_empty() {
+        out.push_str(", ");
+    }
+    sf_string(out, name);
+    for (key, value) in parameters {
+        let _ = write!(out, ";{key}={value}");
+    }
+}
+
 /// `RateLimit-Policy`: every limit with its quota `q` and window `w` in seconds.
 pub fn policy_field(limits: &[Limit]) -> String {
     let mut out = String::new();
     for limit in limits {
-        if !out.is_empty() {
-            out.push_str(", ");
-        }
-        sf_string(&mut out, &limit.name);
-        let _ = write!(
-            out,
-            ";q={};w={}",
-            limit.policy.limit,
-            ceil_secs(limit.policy.window_ms).max(1)
+        let window = ceil_secs(limit.policy.window_ms).max(1);
+        member(
+            &mut out,
+            &limit.name,
+            [('q', limit.policy.limit), ('w', window)],
         );
     }
     out
@@ -52,15 +60,11 @@ pub fn remaining_field(limits: &[Limit], decisions: &[Option<Decision>]) -> Stri
         let Some(decision) = decision else {
             continue;
         };
-        if !out.is_empty() {
-            out.push_str(", ");
-        }
-        sf_string(&mut out, &limit.name);
-        let _ = write!(
-            out,
-            ";r={};t={}",
-            decision.remaining,
-            ceil_secs(decision.reset_ms)
+        let reset = ceil_secs(decision.reset_ms);
+        member(
+            &mut out,
+            &limit.name,
+            [('r', decision.remaining), ('t', reset)],
         );
     }
     out

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use http::Request;
+use http::{Request, Response};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
+use super::token::{Credential, Kind};
 use super::{Channel, Http, Outcome, Sending, TokenCache, retry};
 use crate::config::push::ApnsConfig;
 use crate::push::decision::Priority;
@@ -23,8 +24,7 @@ pub(super) struct Apns {
     http: Http,
     config: ApnsConfig,
     key: EncodingKey,
-    tokens: Arc<TokenCache>,
-    cache_key: String,
+    credential: Credential,
     /// The `iat` of the last token made: a new token always has a later one (ES256 here is
     /// deterministic, RFC 6979, so the same claims would make the very token APNs refused).
     last_iat: AtomicU64,
@@ -41,10 +41,13 @@ impl Apns {
             .map_err(|e| anyhow::anyhow!("push.vendors.apns.key: not an EC P-256 PEM key: {e}"))?;
         Ok(Self {
             http,
-            cache_key: format!("apns:{}/{}", config.team_id, config.key_id),
+            credential: Credential::new(
+                tokens,
+                format!("apns:{}/{}", config.team_id, config.key_id),
+                Kind::Signed,
+            ),
             config: config.clone(),
             key,
-            tokens,
             last_iat: AtomicU64::new(0),
         })
     }
@@ -62,7 +65,7 @@ impl Apns {
                 jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| e.to_string())?;
             Ok((token, now + TOKEN_LIFE_MS))
         };
-        self.tokens.get_or_make(&self.cache_key, now, make).await
+        self.credential.get_or_make(now, make).await
     }
 
     fn request(
@@ -108,44 +111,33 @@ fn body(payload: &Value) -> Value {
     }
 }
 
+/// What APNs's answer means; `None` when it refused the provider token (expired or
+/// invalid).
+fn answer(response: &Response<Bytes>) -> Option<Outcome> {
+    let status = response.status().as_u16();
+    let reason = serde_json::from_slice::<Value>(response.body())
+        .ok()
+        .and_then(|v| v["reason"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    Some(match (status, reason.as_str()) {
+        (200, _) => Outcome::Sent,
+        (403, "ExpiredProviderToken" | "InvalidProviderToken") => return None,
+        (410, _) | (400, "BadDeviceToken" | "DeviceTokenNotForTopic") => {
+            Outcome::Unregistered(format!("{status} {reason}"))
+        }
+        (429 | 500 | 502 | 503, _) => retry(Some(response), format!("{status} {reason}")),
+        _ => Outcome::Refused(format!("{status} {reason}")),
+    })
+}
+
 impl Channel for Apns {
     fn send<'a>(&'a self, _: &'a Device, token: &'a str, message: &'a Message) -> Sending<'a> {
-        Box::pin(async move {
-            // A provider token APNs calls expired is replaced once, at once.
-            for _ in 0..2 {
-                let provider = match self.provider_token().await {
-                    Ok(provider) => provider,
-                    Err(e) => return Outcome::Refused(format!("provider token: {e}")),
-                };
-                let request = match self.request(&provider, token, message) {
-                    Ok(request) => request,
-                    Err(e) => return Outcome::Refused(e),
-                };
-                let response = match self.http.call(request).await {
-                    Ok(response) => response,
-                    Err(e) => return retry(None, e),
-                };
-                let status = response.status().as_u16();
-                let reason = serde_json::from_slice::<Value>(response.body())
-                    .ok()
-                    .and_then(|v| v["reason"].as_str().map(str::to_string))
-                    .unwrap_or_default();
-                return match (status, reason.as_str()) {
-                    (200, _) => Outcome::Sent,
-                    (403, "ExpiredProviderToken" | "InvalidProviderToken") => {
-                        self.tokens.refused(&self.cache_key, &provider);
-                        continue;
-                    }
-                    (410, _) | (400, "BadDeviceToken" | "DeviceTokenNotForTopic") => {
-                        Outcome::Unregistered(format!("{status} {reason}"))
-                    }
-                    (429 | 500 | 502 | 503, _) => {
-                        retry(Some(&response), format!("{status} {reason}"))
-                    }
-                    _ => Outcome::Refused(format!("{status} {reason}")),
-                };
-            }
-            retry(None, "provider token refused twice")
-        })
+        // A provider token APNs calls expired is replaced once, at once.
+        Box::pin(self.credential.send(
+            &self.http,
+            || self.provider_token(),
+            |provider| self.request(provider, token, message),
+            answer,
+        ))
     }
 }

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::Request;
+use http::{Request, Response};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Channel, Http, Outcome, Sending, TokenCache, bearer, grant, retry, ttl_seconds};
+use super::token::{Credential, Kind};
+use super::{Channel, Http, Outcome, Sending, TokenCache, grant, retry, ttl_seconds};
 use crate::config::push::FcmConfig;
 use crate::push::decision::Priority;
 use crate::push::store::{Device, Message};
@@ -31,8 +32,7 @@ pub(super) struct Fcm {
     account: ServiceAccount,
     token_path: String,
     key: EncodingKey,
-    tokens: Arc<TokenCache>,
-    cache_key: String,
+    credential: Credential,
 }
 
 impl Fcm {
@@ -59,34 +59,38 @@ impl Fcm {
             send,
             token_http,
             project_id: config.project_id.clone(),
-            cache_key: format!("fcm:{}", account.client_email),
+            credential: Credential::new(
+                tokens,
+                format!("fcm:{}", account.client_email),
+                Kind::Granted,
+            ),
             token_path,
             account,
             key,
-            tokens,
         })
     }
 
     async fn access_token(&self) -> Result<String, String> {
-        bearer(&self.tokens, &self.cache_key, || async {
-            let now = crate::time::now_ms() / 1000;
-            let claims = json!({
-                "iss": self.account.client_email,
-                "scope": SCOPE,
-                "aud": self.account.token_uri,
-                "iat": now,
-                "exp": now + 3600,
-            });
-            let assertion =
-                jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &self.key)
-                    .map_err(|e| e.to_string())?;
-            let fields = [
-                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-                ("assertion", assertion.as_str()),
-            ];
-            grant(&self.token_http, &self.token_path, &fields).await
-        })
-        .await
+        self.credential
+            .bearer(|| async {
+                let now = crate::time::now_ms() / 1000;
+                let claims = json!({
+                    "iss": self.account.client_email,
+                    "scope": SCOPE,
+                    "aud": self.account.token_uri,
+                    "iat": now,
+                    "exp": now + 3600,
+                });
+                let assertion =
+                    jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &self.key)
+                        .map_err(|e| e.to_string())?;
+                let fields = [
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                    ("assertion", assertion.as_str()),
+                ];
+                grant(&self.token_http, &self.token_path, &fields).await
+            })
+            .await
     }
 
     fn request(
@@ -140,40 +144,28 @@ fn error_code(body: &[u8]) -> String {
         .to_string()
 }
 
+/// What FCM's answer means; `None` when it refused the access token.
+fn answer(response: &Response<Bytes>) -> Option<Outcome> {
+    let status = response.status().as_u16();
+    let code = error_code(response.body());
+    Some(match (status, code.as_str()) {
+        (200, _) => Outcome::Sent,
+        (401, _) => return None,
+        (_, "UNREGISTERED" | "SENDER_ID_MISMATCH") | (404, _) => {
+            Outcome::Unregistered(format!("{status} {code}"))
+        }
+        (429 | 500 | 502 | 503, _) => retry(Some(response), format!("{status} {code}")),
+        _ => Outcome::Refused(format!("{status} {code}")),
+    })
+}
+
 impl Channel for Fcm {
     fn send<'a>(&'a self, _: &'a Device, token: &'a str, message: &'a Message) -> Sending<'a> {
-        Box::pin(async move {
-            for _ in 0..2 {
-                let bearer = match self.access_token().await {
-                    Ok(bearer) => bearer,
-                    Err(e) => return retry(None, format!("access token: {e}")),
-                };
-                let request = match self.request(&bearer, token, message) {
-                    Ok(request) => request,
-                    Err(e) => return Outcome::Refused(e),
-                };
-                let response = match self.send.call(request).await {
-                    Ok(response) => response,
-                    Err(e) => return retry(None, e),
-                };
-                let status = response.status().as_u16();
-                let code = error_code(response.body());
-                return match (status, code.as_str()) {
-                    (200, _) => Outcome::Sent,
-                    (401, _) => {
-                        self.tokens.refused(&self.cache_key, &bearer);
-                        continue;
-                    }
-                    (_, "UNREGISTERED" | "SENDER_ID_MISMATCH") | (404, _) => {
-                        Outcome::Unregistered(format!("{status} {code}"))
-                    }
-                    (429 | 500 | 502 | 503, _) => {
-                        retry(Some(&response), format!("{status} {code}"))
-                    }
-                    _ => Outcome::Refused(format!("{status} {code}")),
-                };
-            }
-            retry(None, "access token refused twice")
-        })
+        Box::pin(self.credential.send(
+            &self.send,
+            || self.access_token(),
+            |bearer| self.request(bearer, token, message),
+            answer,
+        ))
     }
 }

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::Request;
+use http::{Request, Response};
 use serde_json::{Value, json};
 
-use super::{Channel, Http, Outcome, Sending, TokenCache, bearer, grant, retry, ttl_seconds};
+use super::token::{Credential, Kind};
+use super::{Channel, Http, Outcome, Sending, TokenCache, grant, retry, ttl_seconds};
 use crate::config::push::HmsConfig;
 use crate::push::decision::Priority;
 use crate::push::store::{Device, Message};
@@ -21,8 +22,7 @@ pub(super) struct Hms {
     token_http: Http,
     app_id: String,
     client_secret: String,
-    tokens: Arc<TokenCache>,
-    cache_key: String,
+    credential: Credential,
 }
 
 impl Hms {
@@ -38,23 +38,23 @@ impl Hms {
         Ok(Self {
             send,
             token_http,
-            cache_key: format!("hms:{}", config.app_id),
+            credential: Credential::new(tokens, format!("hms:{}", config.app_id), Kind::Granted),
             app_id: config.app_id.clone(),
             client_secret,
-            tokens,
         })
     }
 
     async fn access_token(&self) -> Result<String, String> {
-        bearer(&self.tokens, &self.cache_key, || async {
-            let fields = [
-                ("grant_type", "client_credentials"),
-                ("client_id", self.app_id.as_str()),
-                ("client_secret", self.client_secret.as_str()),
-            ];
-            grant(&self.token_http, TOKEN_PATH, &fields).await
-        })
-        .await
+        self.credential
+            .bearer(|| async {
+                let fields = [
+                    ("grant_type", "client_credentials"),
+                    ("client_id", self.app_id.as_str()),
+                    ("client_secret", self.client_secret.as_str()),
+                ];
+                grant(&self.token_http, TOKEN_PATH, &fields).await
+            })
+            .await
     }
 
     fn request(
@@ -83,39 +83,27 @@ impl Hms {
     }
 }
 
+/// What Push Kit's answer means; `None` when it refused the access token.
+fn answer(response: &Response<Bytes>) -> Option<Outcome> {
+    let status = response.status().as_u16();
+    let answer: Value = serde_json::from_slice(response.body()).unwrap_or_default();
+    let code = answer["code"].as_str().unwrap_or_default().to_string();
+    Some(match (status, code.as_str()) {
+        (200, "80000000") => Outcome::Sent,
+        (_, "80200001" | "80200003") | (401, _) => return None,
+        (_, "80300007") => Outcome::Unregistered(format!("{status} {code}")),
+        (429 | 500 | 502 | 503, _) => retry(Some(response), format!("{status} {code}")),
+        _ => Outcome::Refused(format!("{status} {code}")),
+    })
+}
+
 impl Channel for Hms {
     fn send<'a>(&'a self, _: &'a Device, token: &'a str, message: &'a Message) -> Sending<'a> {
-        Box::pin(async move {
-            for _ in 0..2 {
-                let bearer = match self.access_token().await {
-                    Ok(bearer) => bearer,
-                    Err(e) => return retry(None, format!("access token: {e}")),
-                };
-                let request = match self.request(&bearer, token, message) {
-                    Ok(request) => request,
-                    Err(e) => return Outcome::Refused(e),
-                };
-                let response = match self.send.call(request).await {
-                    Ok(response) => response,
-                    Err(e) => return retry(None, e),
-                };
-                let status = response.status().as_u16();
-                let answer: Value = serde_json::from_slice(response.body()).unwrap_or_default();
-                let code = answer["code"].as_str().unwrap_or_default().to_string();
-                return match (status, code.as_str()) {
-                    (200, "80000000") => Outcome::Sent,
-                    (_, "80200001" | "80200003") | (401, _) => {
-                        self.tokens.refused(&self.cache_key, &bearer);
-                        continue;
-                    }
-                    (_, "80300007") => Outcome::Unregistered(format!("{status} {code}")),
-                    (429 | 500 | 502 | 503, _) => {
-                        retry(Some(&response), format!("{status} {code}"))
-                    }
-                    _ => Outcome::Refused(format!("{status} {code}")),
-                };
-            }
-            retry(None, "access token refused twice")
-        })
+        Box::pin(self.credential.send(
+            &self.send,
+            || self.access_token(),
+            |bearer| self.request(bearer, token, message),
+            answer,
+        ))
     }
 }

@@ -325,21 +325,6 @@ async fn grant(http: &Http, path: &str, fields: &[(&str, &str)]) -> Result<(Stri
     }
 }
 
-/// A cached OAuth2 token under `key`, or a new one from `fetch`; kept until a minute
-/// before it expires.
-async fn bearer<F, Fut>(tokens: &TokenCache, key: &str, fetch: F) -> Result<String, String>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<(String, u64), String>>,
-{
-    let now = crate::time::now_ms();
-    let stale = |life_s: u64| now + life_s.saturating_sub(60) * 1000;
-    (tokens.get_or_make(key, now, || async {
-        fetch().await.map(|(t, life)| (t, stale(life)))
-    }))
-    .await
-}
-
 /// Seconds left to live, at least 1 (what vendors take as a TTL).
 fn ttl_seconds(message: &Message) -> u64 {
     (message.expires_ms.saturating_sub(crate::time::now_ms()) / 1000).max(1)

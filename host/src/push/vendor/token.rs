@@ -1,8 +1,16 @@
 //! Vendors' access tokens (APNs provider tokens, OAuth2 bearer tokens), kept across
 //! snapshots so that a reload does not make new ones (APNs refuses a provider token
-//! refreshed more often than every 20 minutes).
+//! refreshed more often than every 20 minutes); and a send with one, which replaces a
+//! token the vendor refuses once, at once.
 
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
 use dashmap::DashMap;
+use http::{Request, Response};
+
+use super::{Http, Outcome, retry};
 
 /// One token and when it is stale.
 #[derive(Debug, Clone)]
@@ -60,6 +68,103 @@ impl TokenCache {
     /// already: concurrent refusals of one token make one new token.
     pub fn refused(&self, key: &str, value: &str) {
         self.tokens.remove_if(key, |_, token| token.value == value);
+    }
+}
+
+/// How a channel's token is had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// Signed here (an APNs provider token): failing to make one is final for the send.
+    Signed,
+    /// Granted by the vendor's OAuth2 server: failing to get one is retried later.
+    Granted,
+}
+
+impl Kind {
+    /// What the token is called in outcomes.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Signed => "provider token",
+            Self::Granted => "access token",
+        }
+    }
+}
+
+/// One channel's token: its place in the cache, and how it is had.
+pub(super) struct Credential {
+    tokens: Arc<TokenCache>,
+    key: String,
+    kind: Kind,
+}
+
+impl Credential {
+    /// The token cached in `tokens` under `key`, had as `kind` says.
+    pub(super) fn new(tokens: Arc<TokenCache>, key: String, kind: Kind) -> Self {
+        Self { tokens, key, kind }
+    }
+
+    /// The cached token, or one `make` makes (with the time it goes stale) when there is
+    /// none fresh at `now_ms`.
+    pub(super) async fn get_or_make<F, Fut>(&self, now_ms: u64, make: F) -> Result<String, String>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(String, u64), String>>,
+    {
+        self.tokens.get_or_make(&self.key, now_ms, make).await
+    }
+
+    /// The cached OAuth2 token, or a new one from `fetch` (the token and its lifetime in
+    /// seconds); kept until a minute before it expires.
+    pub(super) async fn bearer<F, Fut>(&self, fetch: F) -> Result<String, String>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(String, u64), String>>,
+    {
+        let now = crate::time::now_ms();
+        let stale = |life_s: u64| now + life_s.saturating_sub(60) * 1000;
+        self.get_or_make(now, || async {
+            fetch().await.map(|(t, life)| (t, stale(life)))
+        })
+        .await
+    }
+
+    /// Sends one message over `http` with the token `token` gives: `request` makes the
+    /// request with it, and `answer` says what the vendor's answer means (`None`: the
+    /// vendor refused the token). A refused token is forgotten and replaced once, at once;
+    /// refused again, the send is retried later.
+    pub(super) async fn send<Fut>(
+        &self,
+        http: &Http,
+        token: impl Fn() -> Fut,
+        request: impl Fn(&str) -> Result<Request<Bytes>, String>,
+        answer: fn(&Response<Bytes>) -> Option<Outcome>,
+    ) -> Outcome
+    where
+        Fut: Future<Output = Result<String, String>>,
+    {
+        let what = self.kind.name();
+        for _ in 0..2 {
+            let access = match token().await {
+                Ok(access) => access,
+                Err(e) if self.kind == Kind::Signed => {
+                    return Outcome::Refused(format!("{what}: {e}"));
+                }
+                Err(e) => return retry(None, format!("{what}: {e}")),
+            };
+            let request = match request(&access) {
+                Ok(request) => request,
+                Err(e) => return Outcome::Refused(e),
+            };
+            let response = match http.call(request).await {
+                Ok(response) => response,
+                Err(e) => return retry(None, e),
+            };
+            match answer(&response) {
+                Some(outcome) => return outcome,
+                None => self.tokens.refused(&self.key, &access),
+            }
+        }
+        retry(None, format!("{what} refused twice"))
     }
 }
 

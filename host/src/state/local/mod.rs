@@ -11,7 +11,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
 use super::limiter::LimiterState;
-use super::{Key, StateError, StateFuture};
+use super::{Key, Reply, StateError};
 use crate::config::state::LocalStateConfig;
 
 /// The shortest time between two sweeps that a full map asks for: a namespace at its
@@ -187,25 +187,11 @@ impl LocalBackend {
             if !self.full(size) {
                 return Ok(());
             }
-            let mut expiries: Vec<(bool, Option<Instant>)> = self
-                .values
-                .iter()
-                .map(|v| (v.expires.is_none(), v.expires))
-                .collect();
-            if expiries.is_empty() {
+            // Values without a TTL go last.
+            let expiry = |v: &Value| (v.expires.is_none(), v.expires);
+            if !evict_soonest(&self.values, expiry, |key, v| self.forget(key, v)) {
                 break;
             }
-            let batch = (expiries.len() / EVICT_SHARE).max(1);
-            let (_, &mut threshold, _) = expiries.select_nth_unstable(batch - 1);
-            let mut evicted = 0;
-            self.values.retain(|key, v| {
-                let evict = evicted < batch && (v.expires.is_none(), v.expires) <= threshold;
-                if evict {
-                    evicted += 1;
-                    self.forget(key, v);
-                }
-                !evict
-            });
         }
         if self.bytes.load(Ordering::Relaxed) + size > self.config.max_bytes {
             return Err(StateError::Invalid(
@@ -226,21 +212,10 @@ impl LocalBackend {
         if self.limiters.len() < self.config.max_limiters {
             return;
         }
-        let mut expiries: Vec<Instant> = self.limiters.iter().map(|l| l.expires).collect();
-        if expiries.is_empty() {
-            return;
-        }
-        let batch = (expiries.len() / EVICT_SHARE).max(1);
-        let (_, &mut threshold, _) = expiries.select_nth_unstable(batch - 1);
-        let mut evicted = 0;
-        self.limiters.retain(|_, l| {
-            let evict = evicted < batch && l.expires <= threshold;
-            evicted += usize::from(evict);
-            !evict
-        });
+        evict_soonest(&self.limiters, |l| l.expires, |_, _| ());
     }
 
-    fn ready<T: Send + 'static>(value: Result<T, StateError>) -> StateFuture<'static, T> {
+    fn ready<T: Send + 'static>(value: Result<T, StateError>) -> Reply<'static, T> {
         Box::pin(std::future::ready(value))
     }
 
@@ -260,6 +235,31 @@ impl LocalBackend {
             }
         }
     }
+}
+
+/// Evicts from `map` its `1/EVICT_SHARE` share (at least one) of the entries whose
+/// `expiry` comes soonest, telling `evicted` of each; false if `map` is empty.
+fn evict_soonest<V, E: Ord + Copy>(
+    map: &DashMap<String, V>,
+    expiry: impl Fn(&V) -> E,
+    mut evicted: impl FnMut(&String, &V),
+) -> bool {
+    let mut expiries: Vec<E> = map.iter().map(|entry| expiry(entry.value())).collect();
+    if expiries.is_empty() {
+        return false;
+    }
+    let batch = (expiries.len() / EVICT_SHARE).max(1);
+    let (_, &mut threshold, _) = expiries.select_nth_unstable(batch - 1);
+    let mut count = 0;
+    map.retain(|key, v| {
+        let evict = count < batch && expiry(v) <= threshold;
+        if evict {
+            count += 1;
+            evicted(key, v);
+        }
+        !evict
+    });
+    true
 }
 
 impl Default for LocalBackend {

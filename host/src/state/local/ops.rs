@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use dashmap::mapref::entry::Entry;
 
-use super::super::{Key, RateDecision, RatePolicy, StateBackend, StateError, StateFuture};
+use super::super::{Key, RateDecision, RatePolicy, Reply, StateBackend, StateError, Ttl};
 use super::{Limiter, LocalBackend, Value};
 use crate::time::now_ms;
 
 impl StateBackend for LocalBackend {
-    fn get<'a>(&'a self, key: Key<'a>) -> StateFuture<'a, Option<Vec<u8>>> {
+    fn get<'a>(&'a self, key: Key<'a>) -> Reply<'a, Option<Vec<u8>>> {
         let now = Instant::now();
         let value = self
             .values
@@ -21,12 +21,7 @@ impl StateBackend for LocalBackend {
         Self::ready(Ok(value))
     }
 
-    fn set<'a>(
-        &'a self,
-        key: Key<'a>,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-    ) -> StateFuture<'a, ()> {
+    fn set<'a>(&'a self, key: Key<'a>, value: Vec<u8>, ttl: Ttl) -> Reply<'a, ()> {
         let encoded = key.encoded();
         let result = self
             .make_room(key, &encoded, encoded.len() + value.len())
@@ -43,7 +38,7 @@ impl StateBackend for LocalBackend {
         Self::ready(result)
     }
 
-    fn delete<'a>(&'a self, key: Key<'a>) -> StateFuture<'a, bool> {
+    fn delete<'a>(&'a self, key: Key<'a>) -> Reply<'a, bool> {
         let now = Instant::now();
         let removed = self.values.remove(&key.encoded()).is_some_and(|(k, v)| {
             self.forget(&k, &v);
@@ -52,7 +47,7 @@ impl StateBackend for LocalBackend {
         Self::ready(Ok(removed))
     }
 
-    fn incr<'a>(&'a self, key: Key<'a>, delta: i64, ttl: Option<Duration>) -> StateFuture<'a, i64> {
+    fn incr<'a>(&'a self, key: Key<'a>, delta: i64, ttl: Ttl) -> Reply<'a, i64> {
         let encoded = key.encoded();
         if let Err(e) = self.make_room(key, &encoded, encoded.len() + 20) {
             return Self::ready(Err(e));
@@ -100,12 +95,7 @@ impl StateBackend for LocalBackend {
         Self::ready(result)
     }
 
-    fn set_if_absent<'a>(
-        &'a self,
-        key: Key<'a>,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-    ) -> StateFuture<'a, bool> {
+    fn set_if_absent<'a>(&'a self, key: Key<'a>, value: Vec<u8>, ttl: Ttl) -> Reply<'a, bool> {
         let encoded = key.encoded();
         let now = Instant::now();
         if self.values.get(&encoded).is_some_and(|v| v.live(now)) {
@@ -135,12 +125,7 @@ impl StateBackend for LocalBackend {
         Self::ready(Ok(stored))
     }
 
-    fn take<'a>(
-        &'a self,
-        key: Key<'a>,
-        policy: RatePolicy,
-        cost: u64,
-    ) -> StateFuture<'a, RateDecision> {
+    fn take<'a>(&'a self, key: Key<'a>, policy: RatePolicy, cost: u64) -> Reply<'a, RateDecision> {
         let encoded = key.encoded();
         self.fit_limiter(&encoded);
         let idle_ttl = Duration::from_millis(policy.window_ms.saturating_mul(2).max(1000));

@@ -7,7 +7,7 @@ mod jwt;
 mod oauth2;
 
 use weir_plugin_sdk::prelude::*;
-use weir_plugin_sdk::testing::FakeRequest;
+use weir_plugin_sdk::testing::{FakeRequest, refused};
 
 use crate::Auth;
 
@@ -19,15 +19,6 @@ fn auth(config: serde_json::Value) -> Result<Auth, String> {
 /// A request with `Authorization: <value>`.
 fn authorized(value: &str) -> FakeRequest {
     FakeRequest::get("/orders").header("authorization", value)
-}
-
-/// The refusal of `request`, checked to have this status and error code.
-fn refused(filter: &Auth, request: &FakeRequest, status: u16, code: &str) -> Response {
-    let decision = filter.on_request(&request.view());
-    let response = decision.response().expect("refused").clone();
-    assert_eq!(response.status(), status);
-    assert_eq!(response.header_value("x-weir-error"), Some(code));
-    response
 }
 
 /// The changes of an accepted `request`, checked to name `consumer` as authenticated by

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use weir_plugin_sdk::prelude::*;
-use weir_plugin_sdk::testing::FakeRequest;
+use weir_plugin_sdk::testing::{FakeRequest, refused};
 
 use crate::HmacSignature;
 
@@ -62,15 +62,6 @@ fn signed(request: FakeRequest, input: &str, key: &[u8]) -> FakeRequest {
     request
         .header("signature-input", input)
         .header("signature", format!("sig1=:{}:", mac(key, &base)))
-}
-
-/// The refusal of `request`, checked to have this status and error code.
-fn refused(filter: &HmacSignature, request: &FakeRequest, status: u16, code: &str) -> Response {
-    let decision = filter.on_request(&request.view());
-    let response = decision.response().expect("refused").clone();
-    assert_eq!(response.status(), status);
-    assert_eq!(response.header_value("x-weir-error"), Some(code));
-    response
 }
 
 /// The changes of an accepted `request`, checked to carry the key id.

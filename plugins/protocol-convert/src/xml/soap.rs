@@ -144,15 +144,21 @@ mod tests {
     use super::super::tree::parse;
     use super::*;
 
+    /// The fault an envelope carries; panics if it carries none.
+    fn fault_of(envelope: &[u8]) -> Fault {
+        match unwrap(parse(envelope).unwrap()).unwrap() {
+            Payload::Fault(fault) => fault,
+            _ => panic!("a fault"),
+        }
+    }
+
     #[test]
     fn unwraps_bodies_and_faults_of_both_versions() {
         let v11 =
             br#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>
             <faultcode>s:Client</faultcode><faultstring>no such user</faultstring>
             <detail><id>7</id></detail></s:Fault></s:Body></s:Envelope>"#;
-        let Payload::Fault(fault) = unwrap(parse(v11).unwrap()).unwrap() else {
-            panic!("a fault")
-        };
+        let fault = fault_of(v11);
         assert_eq!(
             (fault.code.as_str(), fault.reason.as_str()),
             ("Client", "no such user")
@@ -164,9 +170,7 @@ mod tests {
             <env:Fault><env:Code><env:Value>env:Receiver</env:Value></env:Code>
             <env:Reason><env:Text xml:lang="en">down</env:Text></env:Reason></env:Fault>
             </env:Body></env:Envelope>"#;
-        let Payload::Fault(fault) = unwrap(parse(v12).unwrap()).unwrap() else {
-            panic!("a fault")
-        };
+        let fault = fault_of(v12);
         assert_eq!(
             (fault.code.as_str(), fault.reason.as_str()),
             ("Receiver", "down")
