@@ -4,7 +4,7 @@
 # hmac-signature, rate-limit on the local backend), all on loopback on this machine.
 #
 #   bench/load.sh                               # defaults: DURATION=10s CONNECTIONS="64 256"
-#   SKIP_BUILD=1 DURATION=30s CONNECTIONS="32 128 512" bench/load.sh
+#   SKIP_BUILD=1 DURATION=30s CONNECTIONS="32 128 512" IDLE_CONNECTIONS=10000 bench/load.sh
 #
 # Writes the results between <!-- load:begin --> and <!-- load:end --> in
 # docs/benchmarks.md (creating the file if needed) and prints them.
@@ -16,6 +16,7 @@ DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64 256}
 THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-2s}
+IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-5000}
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP_TMP=${KEEP_TMP:-0}
 
@@ -23,7 +24,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WEIR=${WEIR:-"$ROOT/target/release/weir"}
 PLUGINS="$ROOT/target/plugins"
 DOC="$ROOT/docs/benchmarks.md"
-COMMAND="DURATION=$DURATION CONNECTIONS=\"$CONNECTIONS\" bench/load.sh"
+COMMAND="DURATION=$DURATION CONNECTIONS=\"$CONNECTIONS\" IDLE_CONNECTIONS=$IDLE_CONNECTIONS bench/load.sh"
 START_SECONDS=$SECONDS
 
 NAME=load
@@ -67,7 +68,7 @@ pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx.log warn;
 
 events {
-    worker_connections 4096;
+    worker_connections 16384;
     multi_accept on;
 }
 
@@ -102,6 +103,10 @@ listen = ["127.0.0.1:$WEIR_PORT"]
 admin = "127.0.0.1:$ADMIN_PORT"
 plugins_dir = "$PLUGINS"
 watch = false
+
+# The idle-connection row opens IDLE_CONNECTIONS from one address.
+[server.limits]
+max_connections_per_ip = 100000
 
 [upstreams.up]
 targets = ["127.0.0.1:$UPSTREAM_PORT"]
@@ -253,6 +258,7 @@ wait_for upstream "$!" "http://127.0.0.1:$UPSTREAM_PORT/hello"
 
 nginx -e "$TMP/nginx.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" > "$TMP/nginx-stdout.log" 2>&1 &
 PIDS+=($!)
+NGINX_PID=$!
 wait_for nginx "$!" "http://127.0.0.1:$NGINX_PORT/hello"
 
 RUST_LOG=${RUST_LOG:-warn} "$WEIR" run "$TMP/weir-bench.toml" > "$TMP/weir.log" 2>&1 &
@@ -322,9 +328,24 @@ to_ms() {
     }'
 }
 
-# weir_cpu_ticks: user + system CPU of the weir process so far, in clock ticks.
-weir_cpu_ticks() {
-    awk '{ print $14 + $15 }' "/proc/$WEIR_PID/stat"
+# cpu_ticks PID...: user + system CPU of the processes so far, in clock ticks.
+cpu_ticks() {
+    local pid total=0
+    for pid in "$@"; do
+        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+
+# nginx's processes: the master and its workers.
+NGINX_PIDS=("$NGINX_PID" $(pgrep -P "$NGINX_PID"))
+
+# proxy_pids NAME: the processes whose CPU a row counts (none for the upstream alone).
+proxy_pids() {
+    case $1 in
+        weir*) echo "$WEIR_PID" ;;
+        nginx*) echo "${NGINX_PIDS[@]}" ;;
+    esac
 }
 
 # A wrk script that counts, over a run, the answers that are not 2xx and those the gateway
@@ -384,11 +405,12 @@ fi
     echo "stores every 2xx through kv). The protocol-convert rows ask other URLs of the demo upstream:"
     echo "\`GET /users/1\` becomes a JSON-RPC 2.0 call of its \`/rpc\`, \`GET /greet/bench\` a unary gRPC"
     echo "call of \`weir.demo.Greeter/SayHello\` over h2c; their req/s include the demo's JSON-RPC and"
-    echo "gRPC handling, so compare their weir CPU µs/req with passthrough's for the filter's cost."
+    echo "gRPC handling, so compare their proxy CPU µs/req with passthrough's for the filter's cost."
     echo "Every run counts the answers that were not 2xx and those marked \`x-weir-degraded\` (a wrk"
     echo "Lua \`response\` hook, the same cost to wrk on every row); a row with any is marked ⚠."
-    echo "\"weir CPU µs/req\" is the weir process's user + system CPU time over the run (from"
-    echo "\`/proc/PID/stat\`) divided by the requests served: what one request costs the gateway."
+    echo "\"proxy CPU µs/req\" is the proxy's user + system CPU time over the run (from"
+    echo "\`/proc/PID/stat\`: the weir process; nginx's master and workers) divided by the requests"
+    echo "served: what one request costs the proxy, the figure that holds on a busy box."
     echo "nginx: \`worker_processes auto\`,"
     echo "upstream \`keepalive 256\`, HTTP/1.1 to the upstream, no access log. weir: release build,"
     echo "default settings (one proxy worker thread per core), \`RUST_LOG=warn\`."
@@ -405,9 +427,10 @@ for conns in $CONNECTIONS; do
         log "c=$conns: $name (warm-up $WARMUP, then $DURATION)"
         run_wrk "$TMP/warmup.txt" "$conns" "$WARMUP" "$url" "$header"
         out="$TMP/wrk-c$conns-$(echo "$name" | tr -c 'a-z0-9' '-').txt"
-        cpu_before=$(weir_cpu_ticks)
+        read -ra pids <<< "$(proxy_pids "$name")"
+        cpu_before=$(cpu_ticks "${pids[@]}")
         run_wrk "$out" "$conns" "$DURATION" "$url" "$header"
-        cpu_after=$(weir_cpu_ticks)
+        cpu_after=$(cpu_ticks "${pids[@]}")
         RPS[$name]=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
         P50[$name]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
         P99[$name]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
@@ -428,7 +451,7 @@ for conns in $CONNECTIONS; do
         fi
         [[ -n ${RPS[$name]} ]] || die "could not parse wrk output: $(cat "$out")"
         requests=$(awk '/requests in/ { print $1 }' "$out")
-        if [[ $name == weir* ]]; then
+        if [[ ${#pids[@]} -gt 0 ]]; then
             CPU[$name]=$(awk -v a="$cpu_after" -v b="$cpu_before" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
                 'BEGIN { printf "%.1f", (a - b) / hz * 1e6 / n }')
         else
@@ -441,7 +464,7 @@ for conns in $CONNECTIONS; do
         echo
         echo "### $conns connections"
         echo
-        echo "| target | req/s | p50 (ms) | p99 (ms) | req/s vs nginx | vs passthrough | weir CPU µs/req | errors |"
+        echo "| target | req/s | p50 (ms) | p99 (ms) | req/s vs nginx | vs passthrough | proxy CPU µs/req | errors |"
         echo "|---|---:|---:|---:|---:|---:|---:|---|"
         for entry in "${TARGETS[@]}"; do
             IFS='|' read -r name _ _ <<< "$entry"
@@ -453,6 +476,28 @@ for conns in $CONNECTIONS; do
     } >> "$SECTION"
     unset RPS P50 P99 ERR CPU MARK
 done
+
+# Memory per idle keep-alive connection: IDLE_CONNECTIONS connections, one request each,
+# then silent; the growth of the proxy's resident memory (nginx: master and workers).
+{
+    echo
+    echo "### Memory per idle keep-alive connection"
+    echo
+    echo "\`bench/idle_driver.py\`: $IDLE_CONNECTIONS HTTP/1.1 connections, one \`GET /hello\` each, then left"
+    echo "open and silent; the proxy's resident memory (RSS) before and after, per connection."
+    echo
+    echo "| proxy | RSS before (MB) | RSS with the idle connections (MB) | KB per idle connection |"
+    echo "|---|---:|---:|---:|"
+    for proxy in nginx weir; do
+        if [[ $proxy == nginx ]]; then port=$NGINX_PORT; else port=$WEIR_PORT; fi
+        read -ra pids <<< "$(proxy_pids "$proxy")"
+        log "idle connections: $proxy ($IDLE_CONNECTIONS)"
+        read -r _ before after per < <(python3 "$ROOT/bench/idle_driver.py" 127.0.0.1 "$port" /hello \
+            "$IDLE_CONNECTIONS" "${pids[@]}") || die "idle connections to $proxy failed"
+        awk -v p="$proxy" -v b="$before" -v a="$after" -v k="$per" \
+            'BEGIN { printf "| %s | %.1f | %.1f | %.1f |\n", p, b / 1024, a / 1024, k }'
+    done
+} >> "$SECTION"
 
 # Anything the servers logged at warn or above during the run is worth a look.
 for f in upstream weir nginx; do

@@ -5,6 +5,7 @@
 //! must be dropped.
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use wasmtime::Store;
@@ -241,13 +242,13 @@ async fn call<R: Bounded>(
 ) -> Result<R, FilterFailure> {
     warm.store.data_mut().memory.clear();
     budget::start(&mut warm.store, deadline);
-    let returned = match tokio::time::timeout(limits.stop(deadline), export(warm)).await {
-        Ok(Ok(returned)) => returned,
-        Ok(Err(error)) => {
+    let returned = match within_stop(limits.stop(deadline), export(warm)).await {
+        Some(Ok(returned)) => returned,
+        Some(Err(error)) => {
             let memory_refused = warm.store.data().memory.refused();
             return Err(FilterFailure::classify(error, deadline, memory_refused));
         }
-        Err(_) => return Err(FilterFailure::deadline(deadline)),
+        None => return Err(FilterFailure::deadline(deadline)),
     };
     match returned.check(&limits.results) {
         Ok(()) => Ok(returned),
@@ -255,5 +256,18 @@ async fn call<R: Bounded>(
             kind: FailureKind::Oversized,
             message: format!("the filter returned too much: {message}"),
         }),
+    }
+}
+
+/// Runs `call` under a wall-clock stop of `stop`; `None` when it did not end in time. Most
+/// calls end in their first poll, without waiting on anything: the stop's timer is armed
+/// only for a call that has to wait, so that they pay nothing for it.
+async fn within_stop<F: Future>(stop: Duration, call: F) -> Option<F::Output> {
+    let started = tokio::time::Instant::now();
+    let mut call = std::pin::pin!(call);
+    let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => tokio::time::timeout_at(started + stop, call).await.ok(),
     }
 }

@@ -51,6 +51,13 @@ pub struct Sniffed {
     stream: TcpStream,
 }
 
+impl Sniffed {
+    /// Whether the connection began with the HTTP/2 preface (h2c with prior knowledge).
+    pub fn is_h2(&self) -> bool {
+        self.prefix[..self.len] == PREFACE[..]
+    }
+}
+
 impl AsyncRead for Sniffed {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -4,14 +4,15 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -89,13 +90,14 @@ pub(super) async fn accept_loop<F, Fut>(
 }
 
 /// Serves one connection: its first bytes within the first-byte timeout, then HTTP/1.1 or
-/// HTTP/2 until the client closes, the connection idles out, or the gateway stops.
+/// HTTP/2 (told apart by those bytes, so that each connection holds only its own protocol's
+/// state) until the client closes, the connection idles out, or the gateway stops.
 async fn serve_connection<F, Fut>(
     stream: tokio::net::TcpStream,
     peer: Peer,
     handler: F,
     limits: LimitsConfig,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     grace: Duration,
 ) where
     F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + 'static,
@@ -106,17 +108,7 @@ async fn serve_connection<F, Fut>(
         tracing::debug!(%client, "connection closed: no request within the first-byte timeout");
         return;
     };
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(millis(limits.header_read_timeout_ms));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(millis(limits.h2_ping_interval_ms))
-        .keep_alive_timeout(millis(limits.h2_ping_timeout_ms))
-        .max_concurrent_streams(limits.h2_max_concurrent_streams);
+    let h2 = io.is_h2();
     let activity = Activity::new();
     let requests = activity.clone();
     // Each request's future is boxed: hyper keeps a connection's in-flight future in a
@@ -124,34 +116,78 @@ async fn serve_connection<F, Fut>(
     let service = service_fn(move |request| {
         let guard = requests.request();
         let response = handler(request, peer.clone());
-
         Box::pin(async move {
             let response = response.await;
             drop(guard);
             Ok::<_, Infallible>(response)
         })
     });
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    let mut connection = std::pin::pin!(connection);
-    let idle = millis(limits.idle_timeout_ms);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        _ = stop.changed() => {
-            connection.as_mut().graceful_shutdown();
-            // The accept loop's grace period bounds this wait.
-            connection.await
-        }
-        () = activity.idle(idle) => {
-            tracing::debug!(%client, idle_ms = idle.as_millis() as u64, "closing an idle connection");
-            connection.as_mut().graceful_shutdown();
-            // A response the client will not read cannot hold the connection either.
-            match tokio::time::timeout(grace.min(idle), connection).await {
-                Ok(result) => result,
-                Err(_) => Ok(()),
-            }
-        }
+    let io = TokioIo::new(io);
+    let ending = Ending {
+        client,
+        activity,
+        idle: millis(limits.idle_timeout_ms),
+        stop,
+        grace,
+    };
+    let result = if h2 {
+        let connection = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(millis(limits.h2_ping_interval_ms))
+            .keep_alive_timeout(millis(limits.h2_ping_timeout_ms))
+            .max_concurrent_streams(limits.h2_max_concurrent_streams)
+            .serve_connection(io, service);
+        ending.drive(connection, |c| c.graceful_shutdown()).await
+    } else {
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(millis(limits.header_read_timeout_ms))
+            .serve_connection(io, service)
+            .with_upgrades();
+        ending.drive(connection, |c| c.graceful_shutdown()).await
     };
     if let Err(e) = result {
         tracing::debug!(%client, error = %e, "connection ended with an error");
+    }
+}
+
+/// How a served connection ends: when the client closes it, when it has been idle for
+/// `idle`, or when the gateway stops (then gracefully, within `grace`).
+struct Ending {
+    client: std::net::SocketAddr,
+    activity: Arc<Activity>,
+    idle: Duration,
+    stop: watch::Receiver<bool>,
+    grace: Duration,
+}
+
+impl Ending {
+    /// Runs `connection` until it ends; `shut_down` asks it to finish gracefully.
+    async fn drive<C>(
+        mut self,
+        connection: C,
+        shut_down: impl Fn(Pin<&mut C>),
+    ) -> Result<(), hyper::Error>
+    where
+        C: Future<Output = Result<(), hyper::Error>>,
+    {
+        let mut connection = std::pin::pin!(connection);
+        tokio::select! {
+            result = connection.as_mut() => result,
+            _ = self.stop.changed() => {
+                shut_down(connection.as_mut());
+                // The accept loop's grace period bounds this wait.
+                connection.await
+            }
+            () = self.activity.idle(self.idle) => {
+                tracing::debug!(client = %self.client, idle_ms = self.idle.as_millis() as u64, "closing an idle connection");
+                shut_down(connection.as_mut());
+                // A response the client will not read cannot hold the connection either.
+                match tokio::time::timeout(self.grace.min(self.idle), connection).await {
+                    Ok(result) => result,
+                    Err(_) => Ok(()),
+                }
+            }
+        }
     }
 }
