@@ -14,6 +14,7 @@ pub struct Admission {
     open: AtomicUsize,
     per_ip: DashMap<IpAddr, usize>,
     refused: AtomicU64,
+    parked: AtomicUsize,
 }
 
 /// An admitted connection's place; dropping it frees the place.
@@ -49,6 +50,11 @@ impl Admission {
         self.open.load(Ordering::Relaxed)
     }
 
+    /// Keep-alive connections parked now: idle, holding their socket and nothing else.
+    pub fn parked(&self) -> usize {
+        self.parked.load(Ordering::Relaxed)
+    }
+
     /// Connections refused so far.
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
@@ -57,6 +63,24 @@ impl Admission {
     fn refuse(&self) -> Option<Admitted> {
         self.refused.fetch_add(1, Ordering::Relaxed);
         None
+    }
+}
+
+impl Admitted {
+    /// Counts the connection as parked until the guard is dropped.
+    pub fn park(&self) -> ParkedGuard {
+        self.admission.parked.fetch_add(1, Ordering::Relaxed);
+        ParkedGuard(self.admission.clone())
+    }
+}
+
+/// A parked connection, counted until dropped.
+#[derive(Debug)]
+pub struct ParkedGuard(Arc<Admission>);
+
+impl Drop for ParkedGuard {
+    fn drop(&mut self) {
+        self.0.parked.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

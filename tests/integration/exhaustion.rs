@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weir_tests::plugins::TESTER;
-use weir_tests::{TestClient, TestGateway, TestUpstream, one_route, raw_head, raw_status};
+use weir_tests::{
+    TestClient, TestGateway, TestUpstream, eventually, one_route, raw_head, raw_status,
+};
 
 /// One route to `up`, with `filters` (TOML) on it.
 fn route(up: &TestUpstream, filters: &str) -> String {
@@ -344,4 +346,81 @@ async fn an_idle_http2_connection_is_closed() {
         "{took:?}"
     );
     gw.shutdown().await;
+}
+
+/// The number of open connections the gateway counts as parked.
+async fn parked(gw: &TestGateway, client: &TestClient) -> u64 {
+    let metrics = client.get(&gw.admin_url("/metrics")).await;
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    text.lines()
+        .find_map(|line| line.strip_prefix("weir_connections_parked "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a weir_connections_parked gauge")
+}
+
+/// Reads from `stream` until `count` answers have begun (each `HTTP/1.1 200` status line).
+async fn read_answers(stream: &mut TcpStream, count: usize) {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while String::from_utf8_lossy(&seen)
+        .matches("HTTP/1.1 200")
+        .count()
+        < count
+    {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("answers in time")
+            .expect("the connection stays open");
+        assert!(n > 0, "closed after {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_keep_alive_connection_is_parked_and_serves_its_next_requests() {
+    let up = TestUpstream::start("up").await;
+    let gw = limited(&up, "idle_release_ms = 100\nidle_timeout_ms = 1500\n").await;
+    let client = TestClient::default();
+    let request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let mut kept = TcpStream::connect(gw.addr).await.unwrap();
+    kept.write_all(request).await.unwrap();
+    read_answers(&mut kept, 1).await;
+    // No request for `idle_release_ms`: hyper lets go of the connection, which waits
+    // holding only its socket.
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            parked(&gw, &client).await == 1
+        })
+        .await
+    );
+    // Its next requests, two at once, are served on the same socket.
+    kept.write_all(&[&request[..], &request[..]].concat())
+        .await
+        .unwrap();
+    read_answers(&mut kept, 2).await;
+    // Parked again, it still ends at the idle timeout, counted from its last request.
+    let took = closed_within(&mut kept, Duration::from_secs(5)).await;
+    assert!(
+        took >= Duration::from_millis(1200) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    assert_eq!(parked(&gw, &client).await, 0);
+    // A gateway that stops does not wait on a parked connection.
+    let mut last = TcpStream::connect(gw.addr).await.unwrap();
+    last.write_all(request).await.unwrap();
+    read_answers(&mut last, 1).await;
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            parked(&gw, &client).await == 1
+        })
+        .await
+    );
+    let started = Instant::now();
+    gw.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    closed_within(&mut last, Duration::from_secs(3)).await;
 }

@@ -21,6 +21,9 @@ pub struct LimitsConfig {
     pub header_read_timeout_ms: u64,
     /// A connection with no byte read or written for this long is closed (default 60 s).
     pub idle_timeout_ms: u64,
+    /// An HTTP/1.1 keep-alive connection with no request for this long gives back its
+    /// buffers and waits for its next request holding only its socket (default 1 s).
+    pub idle_release_ms: u64,
     /// HTTP/2 keep-alive ping interval (default 20 s) ...
     pub h2_ping_interval_ms: u64,
     /// ... and how long a ping may go unanswered (default 20 s).
@@ -54,6 +57,7 @@ impl Default for LimitsConfig {
             first_byte_timeout_ms: 10_000,
             header_read_timeout_ms: 30_000,
             idle_timeout_ms: 60_000,
+            idle_release_ms: 1_000,
             h2_ping_interval_ms: 20_000,
             h2_ping_timeout_ms: 20_000,
             h2_max_concurrent_streams: 128,
@@ -77,6 +81,7 @@ impl LimitsConfig {
             ("first_byte_timeout_ms", self.first_byte_timeout_ms),
             ("header_read_timeout_ms", self.header_read_timeout_ms),
             ("idle_timeout_ms", self.idle_timeout_ms),
+            ("idle_release_ms", self.idle_release_ms),
             ("h2_ping_interval_ms", self.h2_ping_interval_ms),
             ("h2_ping_timeout_ms", self.h2_ping_timeout_ms),
             (

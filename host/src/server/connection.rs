@@ -5,10 +5,11 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -35,26 +36,44 @@ pub async fn first_bytes(stream: TcpStream, timeout: Duration) -> Option<Sniffed
         }
     };
     tokio::time::timeout(timeout, read).await.ok()??;
-    Some(Sniffed {
-        prefix: buf,
-        len,
-        at: 0,
+    Some(Sniffed::resume(
         stream,
-    })
+        Bytes::copy_from_slice(&buf[..len]),
+        Arc::default(),
+    ))
 }
 
-/// A connection whose first bytes were read already: they are read again first.
+/// A connection whose first bytes were read already: they are read again first. While
+/// `keep_open` is set, shutting it down leaves the socket open (a connection being parked).
 pub struct Sniffed {
-    prefix: [u8; 24],
-    len: usize,
-    at: usize,
+    prefix: Bytes,
     stream: TcpStream,
+    keep_open: Arc<AtomicBool>,
 }
 
 impl Sniffed {
+    /// `stream`, whose `prefix` was read from it already.
+    pub fn resume(stream: TcpStream, prefix: Bytes, keep_open: Arc<AtomicBool>) -> Self {
+        Self {
+            prefix,
+            stream,
+            keep_open,
+        }
+    }
+
     /// Whether the connection began with the HTTP/2 preface (h2c with prior knowledge).
     pub fn is_h2(&self) -> bool {
-        self.prefix[..self.len] == PREFACE[..]
+        self.prefix[..] == PREFACE[..]
+    }
+
+    /// The flag that keeps the socket open when the connection is shut down.
+    pub fn keep_open(&self) -> &Arc<AtomicBool> {
+        &self.keep_open
+    }
+
+    /// The socket, once hyper has let go of it (what it read ahead is in its parts).
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
     }
 }
 
@@ -65,10 +84,9 @@ impl AsyncRead for Sniffed {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.at < this.len {
-            let n = (this.len - this.at).min(buf.remaining());
-            buf.put_slice(&this.prefix[this.at..this.at + n]);
-            this.at += n;
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut this.stream).poll_read(cx, buf)
@@ -101,7 +119,11 @@ impl AsyncWrite for Sniffed {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.keep_open.load(Ordering::Acquire) {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.stream).poll_shutdown(cx)
     }
 }
 

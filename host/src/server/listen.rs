@@ -30,7 +30,7 @@ pub(super) async fn listen<F, Fut>(
     grace: Duration,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)>
 where
-    F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + Unpin + 'static,
     Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
 {
     let listener = TcpListener::bind(addr)
@@ -63,7 +63,7 @@ pub(super) fn serve_per_core<F, Fut>(
     grace: Duration,
 ) -> anyhow::Result<(Vec<SocketAddr>, Vec<std::thread::JoinHandle<()>>)>
 where
-    F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + Unpin + 'static,
     Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
 {
     let mut bound: Vec<SocketAddr> = addrs.to_vec();
@@ -107,7 +107,7 @@ fn run_worker<F, Fut>(
     stopped: watch::Receiver<bool>,
     grace: Duration,
 ) where
-    F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + Unpin + 'static,
     Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
 {
     crate::worker::enter(index);

@@ -193,7 +193,11 @@ pub async fn serve_alone(
 /// A side service as a connection handler.
 fn side(
     service: SideService,
-) -> impl Fn(Request<Incoming>, Peer) -> BoxFuture<Response<ProxyBody>> + Clone + Send + Sync + 'static
-{
+) -> impl Fn(Request<Incoming>, Peer) -> BoxFuture<Response<ProxyBody>>
++ Clone
++ Send
++ Sync
++ Unpin
++ 'static {
     move |request, _client| service(request)
 }

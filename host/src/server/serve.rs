@@ -6,24 +6,26 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
-use hyper::service::service_fn;
+use hyper::service::{HttpService, service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Admitted};
 use crate::body::ProxyBody;
 use crate::config::{LimitsConfig, millis};
 use crate::headers::Peer;
 
 use super::LimitsSource;
 use super::accept::AcceptBackoff;
-use super::connection::{Activity, first_bytes};
+use super::connection::{Activity, Sniffed, first_bytes};
 
 /// Accepts connections until `stop` flips, serving each with `handler` (upgrades such as
 /// WebSocket included) under the connection limits; then asks every connection to finish
@@ -36,7 +38,7 @@ pub(super) async fn accept_loop<F, Fut>(
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) where
-    F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + Unpin + 'static,
     Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
 {
     // Every connection task holds a clone of `open`; when all are gone, `drained` resolves.
@@ -100,7 +102,7 @@ async fn serve_connection<F, Fut>(
     stop: watch::Receiver<bool>,
     grace: Duration,
 ) where
-    F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + Unpin + 'static,
     Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
 {
     let client = peer.addr;
@@ -108,7 +110,7 @@ async fn serve_connection<F, Fut>(
         tracing::debug!(%client, "connection closed: no request within the first-byte timeout");
         return;
     };
-    let h2 = io.is_h2();
+    let place = peer.place.clone();
     let activity = Activity::new();
     let requests = activity.clone();
     // Each request's future is boxed: hyper keeps a connection's in-flight future in a
@@ -122,33 +124,98 @@ async fn serve_connection<F, Fut>(
             Ok::<_, Infallible>(response)
         })
     });
-    let io = TokioIo::new(io);
-    let ending = Ending {
+    let mut ending = Ending {
         client,
         activity,
         idle: millis(limits.idle_timeout_ms),
         stop,
         grace,
     };
-    let result = if h2 {
+    let result = if io.is_h2() {
         let connection = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .keep_alive_interval(millis(limits.h2_ping_interval_ms))
             .keep_alive_timeout(millis(limits.h2_ping_timeout_ms))
             .max_concurrent_streams(limits.h2_max_concurrent_streams)
-            .serve_connection(io, service);
-        ending.drive(connection, |c| c.graceful_shutdown()).await
+            .serve_connection(TokioIo::new(io), service);
+        // Boxed: an HTTP/1.1 connection's task must not be as large as HTTP/2's state.
+        let mut connection = Box::pin(connection);
+        match (ending.drive(connection.as_mut(), None, |c| c.graceful_shutdown())).await {
+            Ended::Done(result) => result,
+            Ended::Released => Ok(()),
+        }
     } else {
-        let connection = http1::Builder::new()
+        let mut builder = http1::Builder::new();
+        builder
             .timer(TokioTimer::new())
-            .header_read_timeout(millis(limits.header_read_timeout_ms))
-            .serve_connection(io, service)
-            .with_upgrades();
-        ending.drive(connection, |c| c.graceful_shutdown()).await
+            .header_read_timeout(millis(limits.header_read_timeout_ms));
+        let release = millis(limits.idle_release_ms);
+        serve_http1(io, service, (&builder, release), &mut ending, place).await
     };
     if let Err(e) = result {
         tracing::debug!(%client, error = %e, "connection ended with an error");
     }
+}
+
+/// HTTP/1.1, served by hyper while requests come. After `release` without one, the
+/// connection is parked: hyper's state and buffers are given back and only the socket is
+/// kept, until the client sends again (then a new hyper connection takes over with what
+/// the last one read ahead), the idle timeout, or the gateway stops.
+async fn serve_http1<S, B>(
+    mut io: Sniffed,
+    mut service: S,
+    (builder, release): (&http1::Builder, Duration),
+    ending: &mut Ending,
+    place: Option<Arc<Admitted>>,
+) -> Result<(), hyper::Error>
+where
+    S: HttpService<Incoming, ResBody = B> + Unpin,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    loop {
+        let keep_open = io.keep_open().clone();
+        // Boxed, so that a parked connection's task does not keep hyper's state.
+        let mut connection = Box::new(
+            builder
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades(),
+        );
+        let released = ending.drive(
+            Pin::new(&mut *connection),
+            Some((release, &keep_open)),
+            |c| c.graceful_shutdown(),
+        );
+        if let Ended::Done(result) = released.await {
+            return result;
+        }
+        // `None`: the connection was upgraded, and the tunnel has the socket.
+        let Some(parts) = connection.into_parts() else {
+            return Ok(());
+        };
+        service = parts.service;
+        let stream = parts.io.into_inner().into_stream();
+        // What hyper read ahead, copied: its `Bytes` would keep the whole read buffer.
+        let read_ahead = Bytes::copy_from_slice(&parts.read_buf);
+        drop(parts.read_buf);
+        if read_ahead.is_empty() {
+            let _parked = place.as_ref().map(|p| p.park());
+            if !ending.unparked(&stream).await {
+                return Ok(());
+            }
+        }
+        keep_open.store(false, Ordering::Release);
+        io = Sniffed::resume(stream, read_ahead, keep_open);
+    }
+}
+
+/// How a driven connection ended.
+enum Ended {
+    /// It is over, well or not.
+    Done(Result<(), hyper::Error>),
+    /// It was idle long enough to be parked, and hyper let go of the socket.
+    Released,
 }
 
 /// How a served connection ends: when the client closes it, when it has been idle for
@@ -162,31 +229,70 @@ struct Ending {
 }
 
 impl Ending {
-    /// Runs `connection` until it ends; `shut_down` asks it to finish gracefully.
+    /// Runs `connection` until it ends; `shut_down` asks it to finish gracefully. With
+    /// `release`, a connection idle for that long is shut down with its socket kept open
+    /// (the flag set), to be parked.
     async fn drive<C>(
-        mut self,
-        connection: C,
+        &mut self,
+        mut connection: Pin<&mut C>,
+        release: Option<(Duration, &AtomicBool)>,
         shut_down: impl Fn(Pin<&mut C>),
-    ) -> Result<(), hyper::Error>
+    ) -> Ended
     where
         C: Future<Output = Result<(), hyper::Error>>,
     {
-        let mut connection = std::pin::pin!(connection);
+        let Self {
+            client,
+            activity,
+            idle,
+            stop,
+            grace,
+        } = self;
+        let released = async {
+            match release {
+                Some((after, _)) => activity.idle(after).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            result = connection.as_mut() => result,
-            _ = self.stop.changed() => {
+            result = connection.as_mut() => Ended::Done(result),
+            _ = stop.changed() => {
                 shut_down(connection.as_mut());
                 // The accept loop's grace period bounds this wait.
-                connection.await
+                Ended::Done(connection.await)
             }
-            () = self.activity.idle(self.idle) => {
-                tracing::debug!(client = %self.client, idle_ms = self.idle.as_millis() as u64, "closing an idle connection");
+            () = activity.idle(*idle) => {
+                tracing::debug!(client = %client, idle_ms = idle.as_millis() as u64, "closing an idle connection");
                 shut_down(connection.as_mut());
                 // A response the client will not read cannot hold the connection either.
-                match tokio::time::timeout(self.grace.min(self.idle), connection).await {
-                    Ok(result) => result,
-                    Err(_) => Ok(()),
+                match tokio::time::timeout((*grace).min(*idle), connection).await {
+                    Ok(result) => Ended::Done(result),
+                    Err(_) => Ended::Done(Ok(())),
                 }
+            }
+            () = released => {
+                if let Some((_, keep_open)) = release {
+                    keep_open.store(true, Ordering::Release);
+                }
+                shut_down(connection.as_mut());
+                match tokio::time::timeout((*grace).min(*idle), connection).await {
+                    Ok(Ok(())) => Ended::Released,
+                    Ok(Err(e)) => Ended::Done(Err(e)),
+                    Err(_) => Ended::Done(Ok(())),
+                }
+            }
+        }
+    }
+
+    /// Waits, parked, until the client sends again (true), or the connection idles out or
+    /// the gateway stops (false).
+    async fn unparked(&mut self, stream: &tokio::net::TcpStream) -> bool {
+        tokio::select! {
+            ready = stream.readable() => ready.is_ok(),
+            _ = self.stop.changed() => false,
+            () = self.activity.idle(self.idle) => {
+                tracing::debug!(client = %self.client, "closing an idle parked connection");
+                false
             }
         }
     }
