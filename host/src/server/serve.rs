@@ -113,16 +113,16 @@ async fn serve_connection<F, Fut>(
     let place = peer.place.clone();
     let activity = Activity::new();
     let requests = activity.clone();
-    // Each request's future is boxed: hyper keeps a connection's in-flight future in a
-    // slot as large as the future for the connection's whole life, idle or not.
+    // (hyper keeps a slot as large as this future for as long as a connection is served:
+    // parking an idle connection gives it back.)
     let service = service_fn(move |request| {
         let guard = requests.request();
         let response = handler(request, peer.clone());
-        Box::pin(async move {
+        async move {
             let response = response.await;
             drop(guard);
             Ok::<_, Infallible>(response)
-        })
+        }
     });
     let mut ending = Ending {
         client,
