@@ -376,23 +376,30 @@ async fn read_answers(stream: &mut TcpStream, count: usize) {
     }
 }
 
+/// A connection that made one request and was then parked (the only one parked).
+async fn parked_connection(gw: &TestGateway, client: &TestClient) -> TcpStream {
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    read_answers(&mut stream, 1).await;
+    let parks = eventually(Duration::from_secs(3), || async {
+        parked(gw, client).await == 1
+    });
+    assert!(parks.await, "the idle connection is parked");
+    stream
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_keep_alive_connection_is_parked_and_serves_its_next_requests() {
     let up = TestUpstream::start("up").await;
     let gw = limited(&up, "idle_release_ms = 100\nidle_timeout_ms = 1500\n").await;
     let client = TestClient::default();
     let request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-    let mut kept = TcpStream::connect(gw.addr).await.unwrap();
-    kept.write_all(request).await.unwrap();
-    read_answers(&mut kept, 1).await;
     // No request for `idle_release_ms`: hyper lets go of the connection, which waits
     // holding only its socket.
-    assert!(
-        eventually(Duration::from_secs(3), || async {
-            parked(&gw, &client).await == 1
-        })
-        .await
-    );
+    let mut kept = parked_connection(&gw, &client).await;
     // Its next requests, two at once, are served on the same socket.
     kept.write_all(&[&request[..], &request[..]].concat())
         .await
@@ -406,15 +413,7 @@ async fn an_idle_keep_alive_connection_is_parked_and_serves_its_next_requests() 
     );
     assert_eq!(parked(&gw, &client).await, 0);
     // A gateway that stops does not wait on a parked connection.
-    let mut last = TcpStream::connect(gw.addr).await.unwrap();
-    last.write_all(request).await.unwrap();
-    read_answers(&mut last, 1).await;
-    assert!(
-        eventually(Duration::from_secs(3), || async {
-            parked(&gw, &client).await == 1
-        })
-        .await
-    );
+    let mut last = parked_connection(&gw, &client).await;
     let started = Instant::now();
     gw.shutdown().await;
     assert!(
