@@ -182,11 +182,12 @@ where
                 .serve_connection(TokioIo::new(io), service)
                 .with_upgrades(),
         );
-        let released = ending.drive(
+        // Boxed too: its timers and select state are dead weight while parked.
+        let released = Box::pin(ending.drive(
             Pin::new(&mut *connection),
             Some((release, &keep_open)),
             |c| c.graceful_shutdown(),
-        );
+        ));
         if let Ended::Done(result) = released.await {
             return result;
         }
