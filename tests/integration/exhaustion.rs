@@ -423,3 +423,51 @@ async fn an_idle_keep_alive_connection_is_parked_and_serves_its_next_requests() 
     );
     closed_within(&mut last, Duration::from_secs(3)).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_response_still_being_sent_is_never_parked_or_cut() {
+    // An upstream that trickles a chunked body: ten chunks, one every 150 ms.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+                let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+                let _ = stream.write_all(head.as_bytes()).await;
+                for _ in 0..10 {
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    let _ = stream.write_all(b"1\r\nx\r\n").await;
+                }
+                let _ = stream.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    // Parking after 100 ms without a request, and a short grace: a connection shut down
+    // under the response would lose it within 300 ms.
+    let gw = TestGateway::start_with_server(
+        "shutdown_grace_ms = 200\n[server.limits]\nidle_release_ms = 100\n",
+        &one_route(upstream, ""),
+        &[],
+    )
+    .await;
+    let mut client = TcpStream::connect(gw.addr).await.unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.ends_with(b"0\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
+            .await
+            .expect("the body arrives in time")
+            .unwrap_or(0);
+        assert!(n > 0, "cut off: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let body = String::from_utf8_lossy(&answer);
+    assert_eq!(body.matches("\r\nx\r\n").count(), 10, "{body}");
+    gw.shutdown().await;
+}

@@ -127,12 +127,16 @@ impl AsyncWrite for Sniffed {
     }
 }
 
-/// The requests of one connection: how many are in flight, and when the last one started
-/// or ended. A connection with none in flight for the idle timeout is closed.
+/// The requests of one connection: how many are in flight (until their response's head),
+/// how many exchanges are not over (until their response's body is sent or dropped), and
+/// when the last one started or ended. A connection with no request in flight for the idle
+/// timeout is closed (a response its client does not read cannot hold it); one with no
+/// exchange going on can be parked.
 #[derive(Debug)]
 pub struct Activity {
     opened: Instant,
     in_flight: AtomicUsize,
+    exchanges: AtomicUsize,
     last_ms: AtomicU64,
 }
 
@@ -142,15 +146,18 @@ impl Activity {
         Arc::new(Self {
             opened: Instant::now(),
             in_flight: AtomicUsize::new(0),
+            exchanges: AtomicUsize::new(0),
             last_ms: AtomicU64::new(0),
         })
     }
 
-    /// A request starts; the guard marks its end.
-    pub fn request(self: &Arc<Self>) -> RequestGuard {
+    /// A request starts; the first guard marks the end of the request (its response's
+    /// head is ready), the second the end of the exchange (put it in the response body).
+    pub fn request(self: &Arc<Self>) -> (RequestGuard, ExchangeGuard) {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.exchanges.fetch_add(1, Ordering::AcqRel);
         self.touch();
-        RequestGuard(self.clone())
+        (RequestGuard(self.clone()), ExchangeGuard(self.clone()))
     }
 
     fn touch(&self) {
@@ -160,13 +167,22 @@ impl Activity {
 
     /// Resolves once the connection has had no request in flight for `idle`.
     pub async fn idle(&self, idle: Duration) {
+        self.none_for(&self.in_flight, idle).await;
+    }
+
+    /// Resolves once the connection has had no exchange going on for `after`.
+    pub async fn quiet(&self, after: Duration) {
+        self.none_for(&self.exchanges, after).await;
+    }
+
+    async fn none_for(&self, count: &AtomicUsize, wait: Duration) {
         loop {
             let last = self.opened + Duration::from_millis(self.last_ms.load(Ordering::Acquire));
-            let busy = self.in_flight.load(Ordering::Acquire) > 0;
+            let busy = count.load(Ordering::Acquire) > 0;
             let deadline = if busy {
-                Instant::now() + idle
+                Instant::now() + wait
             } else {
-                last + idle
+                last + wait
             };
             if !busy && Instant::now() >= deadline {
                 return;
@@ -184,5 +200,52 @@ impl Drop for RequestGuard {
     fn drop(&mut self) {
         self.0.touch();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Marks the end of an exchange when dropped.
+#[derive(Debug)]
+pub struct ExchangeGuard(Arc<Activity>);
+
+impl Drop for ExchangeGuard {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.exchanges.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its exchange going on until it is sent (or dropped).
+pub struct Counted<B> {
+    body: B,
+    _exchange: ExchangeGuard,
+}
+
+impl<B> Counted<B> {
+    /// `body`, counted by `exchange`.
+    pub fn new(body: B, exchange: ExchangeGuard) -> Self {
+        Self {
+            body,
+            _exchange: exchange,
+        }
+    }
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for Counted<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }

@@ -25,7 +25,7 @@ use crate::headers::Peer;
 
 use super::LimitsSource;
 use super::accept::AcceptBackoff;
-use super::connection::{Activity, Sniffed, first_bytes};
+use super::connection::{Activity, Counted, Sniffed, first_bytes};
 
 /// Accepts connections until `stop` flips, serving each with `handler` (upgrades such as
 /// WebSocket included) under the connection limits; then asks every connection to finish
@@ -116,12 +116,12 @@ async fn serve_connection<F, Fut>(
     // (hyper keeps a slot as large as this future for as long as a connection is served:
     // parking an idle connection gives it back.)
     let service = service_fn(move |request| {
-        let guard = requests.request();
+        let (request_guard, exchange) = requests.request();
         let response = handler(request, peer.clone());
         async move {
             let response = response.await;
-            drop(guard);
-            Ok::<_, Infallible>(response)
+            drop(request_guard);
+            Ok::<_, Infallible>(response.map(|body| Counted::new(body, exchange)))
         }
     });
     let mut ending = Ending {
@@ -251,7 +251,8 @@ impl Ending {
         } = self;
         let released = async {
             match release {
-                Some((after, _)) => activity.idle(after).await,
+                // Parked only between exchanges, never under a response still being sent.
+                Some((after, _)) => activity.quiet(after).await,
                 None => std::future::pending().await,
             }
         };
