@@ -255,14 +255,19 @@ pub fn base_config() -> String {
     base_config_with("")
 }
 
-/// The base config with more `[server]` keys.
+/// The base config with more `[server]` keys (a grace period of 5 s unless they set one).
 pub fn base_config_with(server_extra: &str) -> String {
+    let grace = if server_extra.contains("shutdown_grace_ms") {
+        ""
+    } else {
+        "shutdown_grace_ms = 5000\n"
+    };
     format!(
         "[server]\n\
          listen = [\"127.0.0.1:0\"]\n\
          admin = \"127.0.0.1:0\"\n\
          plugins_dir = \"plugins\"\n\
-         shutdown_grace_ms = 5000\n\
+         {grace}\
          {server_extra}\
          [runtime]\n\
          max_instances = 200\n\
