@@ -251,33 +251,50 @@ async fn buffered_bodies_share_one_budget() {
     gw.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_stalled_upstream_body_is_cut_off() {
+/// An upstream that reads each connection's request and answers it with `answer`.
+async fn scripted_upstream(
+    answer: impl AsyncFn(TcpStream) + Clone + Send + Sync + 'static,
+) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
+            let answer = answer.clone();
             tokio::spawn(async move {
                 let mut buf = [0u8; 1024];
                 let _ = stream.read(&mut buf).await;
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
-                    .await;
-                tokio::time::sleep(Duration::from_secs(30)).await;
+                answer(stream).await;
             });
         }
     });
+    upstream
+}
+
+/// A new connection to the gateway with one `GET /` sent on it.
+async fn get_on_a_new_connection(gw: &TestGateway) -> TcpStream {
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_upstream_body_is_cut_off() {
+    let upstream = scripted_upstream(async |mut stream| {
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial";
+        let _ = stream.write_all(head).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    })
+    .await;
     let gw = TestGateway::start_with_server(
         "[server.limits]\nupstream_body_idle_timeout_ms = 300\n",
         &one_route(upstream, ""),
         &[],
     )
     .await;
-    let mut client = TcpStream::connect(gw.addr).await.unwrap();
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
+    let mut client = get_on_a_new_connection(&gw).await;
     let took = closed_within(&mut client, Duration::from_secs(5)).await;
     assert!(took < Duration::from_secs(3), "{took:?}");
     gw.shutdown().await;
@@ -378,11 +395,7 @@ async fn read_answers(stream: &mut TcpStream, count: usize) {
 
 /// A connection that made one request and was then parked (the only one parked).
 async fn parked_connection(gw: &TestGateway, client: &TestClient) -> TcpStream {
-    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
+    let mut stream = get_on_a_new_connection(gw).await;
     read_answers(&mut stream, 1).await;
     let parks = eventually(Duration::from_secs(3), || async {
         parked(gw, client).await == 1
@@ -427,23 +440,16 @@ async fn an_idle_keep_alive_connection_is_parked_and_serves_its_next_requests() 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_response_still_being_sent_is_never_parked_or_cut() {
     // An upstream that trickles a chunked body: ten chunks, one every 150 ms.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                let _ = stream.read(&mut buf).await;
-                let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
-                let _ = stream.write_all(head.as_bytes()).await;
-                for _ in 0..10 {
-                    tokio::time::sleep(Duration::from_millis(150)).await;
-                    let _ = stream.write_all(b"1\r\nx\r\n").await;
-                }
-                let _ = stream.write_all(b"0\r\n\r\n").await;
-            });
+    let upstream = scripted_upstream(async |mut stream| {
+        let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let _ = stream.write_all(head).await;
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let _ = stream.write_all(b"1\r\nx\r\n").await;
         }
-    });
+        let _ = stream.write_all(b"0\r\n\r\n").await;
+    })
+    .await;
     // Parking after 100 ms without a request, and a short grace: a connection shut down
     // under the response would lose it within 300 ms.
     let gw = TestGateway::start_with_server(
@@ -452,11 +458,7 @@ async fn a_response_still_being_sent_is_never_parked_or_cut() {
         &[],
     )
     .await;
-    let mut client = TcpStream::connect(gw.addr).await.unwrap();
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
+    let mut client = get_on_a_new_connection(&gw).await;
     let mut answer = Vec::new();
     let mut buf = [0u8; 1024];
     while !answer.ends_with(b"0\r\n\r\n") {

@@ -153,11 +153,21 @@ impl Activity {
 
     /// A request starts; the first guard marks the end of the request (its response's
     /// head is ready), the second the end of the exchange (put it in the response body).
-    pub fn request(self: &Arc<Self>) -> (RequestGuard, ExchangeGuard) {
+    pub fn request(self: &Arc<Self>) -> (EndMark, EndMark) {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.exchanges.fetch_add(1, Ordering::AcqRel);
         self.touch();
-        (RequestGuard(self.clone()), ExchangeGuard(self.clone()))
+        (
+            EndMark(self.clone(), Counted::Request),
+            EndMark(self.clone(), Counted::Exchange),
+        )
+    }
+
+    fn count(&self, what: Counted) -> &AtomicUsize {
+        match what {
+            Counted::Request => &self.in_flight,
+            Counted::Exchange => &self.exchanges,
+        }
     }
 
     fn touch(&self) {
@@ -192,37 +202,35 @@ impl Activity {
     }
 }
 
-/// Marks the end of a request when dropped.
-#[derive(Debug)]
-pub struct RequestGuard(Arc<Activity>);
-
-impl Drop for RequestGuard {
-    fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
+/// What an [`EndMark`] counts.
+#[derive(Debug, Clone, Copy)]
+enum Counted {
+    /// A request, until its response's head.
+    Request,
+    /// An exchange, until its response's body is sent.
+    Exchange,
 }
 
-/// Marks the end of an exchange when dropped.
+/// Marks the end of a request or of an exchange when dropped.
 #[derive(Debug)]
-pub struct ExchangeGuard(Arc<Activity>);
+pub struct EndMark(Arc<Activity>, Counted);
 
-impl Drop for ExchangeGuard {
+impl Drop for EndMark {
     fn drop(&mut self) {
         self.0.touch();
-        self.0.exchanges.fetch_sub(1, Ordering::AcqRel);
+        self.0.count(self.1).fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// A response body that keeps its exchange going on until it is sent (or dropped).
-pub struct Counted<B> {
+pub struct CountedBody<B> {
     body: B,
-    _exchange: ExchangeGuard,
+    _exchange: EndMark,
 }
 
-impl<B> Counted<B> {
-    /// `body`, counted by `exchange`.
-    pub fn new(body: B, exchange: ExchangeGuard) -> Self {
+impl<B> CountedBody<B> {
+    /// `body`, its exchange's end marked by `exchange`.
+    pub fn new(body: B, exchange: EndMark) -> Self {
         Self {
             body,
             _exchange: exchange,
@@ -230,7 +238,7 @@ impl<B> Counted<B> {
     }
 }
 
-impl<B: http_body::Body + Unpin> http_body::Body for Counted<B> {
+impl<B: http_body::Body + Unpin> http_body::Body for CountedBody<B> {
     type Data = B::Data;
     type Error = B::Error;
 

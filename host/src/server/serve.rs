@@ -25,7 +25,7 @@ use crate::headers::Peer;
 
 use super::LimitsSource;
 use super::accept::AcceptBackoff;
-use super::connection::{Activity, Counted, Sniffed, first_bytes};
+use super::connection::{Activity, CountedBody, Sniffed, first_bytes};
 
 /// Accepts connections until `stop` flips, serving each with `handler` (upgrades such as
 /// WebSocket included) under the connection limits; then asks every connection to finish
@@ -121,7 +121,7 @@ async fn serve_connection<F, Fut>(
         async move {
             let response = response.await;
             drop(request_guard);
-            Ok::<_, Infallible>(response.map(|body| Counted::new(body, exchange)))
+            Ok::<_, Infallible>(response.map(|body| CountedBody::new(body, exchange)))
         }
     });
     let mut ending = Ending {
