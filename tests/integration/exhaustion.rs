@@ -252,9 +252,11 @@ async fn buffered_bodies_share_one_budget() {
 }
 
 /// An upstream that reads each connection's request and answers it with `answer`.
-async fn scripted_upstream(
-    answer: impl AsyncFn(TcpStream) + Clone + Send + Sync + 'static,
-) -> std::net::SocketAddr {
+async fn scripted_upstream<F, Fut>(answer: F) -> std::net::SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -282,7 +284,7 @@ async fn get_on_a_new_connection(gw: &TestGateway) -> TcpStream {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_upstream_body_is_cut_off() {
-    let upstream = scripted_upstream(async |mut stream| {
+    let upstream = scripted_upstream(|mut stream| async move {
         let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial";
         let _ = stream.write_all(head).await;
         tokio::time::sleep(Duration::from_secs(30)).await;
@@ -440,7 +442,7 @@ async fn an_idle_keep_alive_connection_is_parked_and_serves_its_next_requests() 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_response_still_being_sent_is_never_parked_or_cut() {
     // An upstream that trickles a chunked body: ten chunks, one every 150 ms.
-    let upstream = scripted_upstream(async |mut stream| {
+    let upstream = scripted_upstream(|mut stream| async move {
         let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
         let _ = stream.write_all(head).await;
         for _ in 0..10 {
