@@ -222,18 +222,19 @@ impl Drop for EndMark {
     }
 }
 
-/// A response body that keeps its exchange going on until it is sent (or dropped).
+/// A response body that keeps its exchange going on until it is sent (or dropped), and
+/// its request in flight too when it holds the request's mark.
 pub struct CountedBody<B> {
     body: B,
-    _exchange: EndMark,
+    _marks: (EndMark, Option<EndMark>),
 }
 
 impl<B> CountedBody<B> {
-    /// `body`, its exchange's end marked by `exchange`.
-    pub fn new(body: B, exchange: EndMark) -> Self {
+    /// `body`, the ends of its exchange and (optionally) of its request marked by `marks`.
+    pub fn new(body: B, marks: (EndMark, Option<EndMark>)) -> Self {
         Self {
             body,
-            _exchange: exchange,
+            _marks: marks,
         }
     }
 }

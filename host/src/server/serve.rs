@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::admission::{Admission, Admitted};
-use crate::body::ProxyBody;
+use crate::body::{BoundsItsOwnWaits, ProxyBody};
 use crate::config::{LimitsConfig, millis};
 use crate::headers::Peer;
 
@@ -120,8 +120,15 @@ async fn serve_connection<F, Fut>(
         let response = handler(request, peer.clone());
         async move {
             let response = response.await;
-            drop(request_guard);
-            Ok::<_, Infallible>(response.map(|body| CountedBody::new(body, exchange)))
+            // A body that bounds its own waits stays a request in flight until it ends;
+            // any other request ends with its response's head.
+            let open = if response.extensions().get::<BoundsItsOwnWaits>().is_some() {
+                Some(request_guard)
+            } else {
+                drop(request_guard);
+                None
+            };
+            Ok::<_, Infallible>(response.map(|body| CountedBody::new(body, (exchange, open))))
         }
     });
     let mut ending = Ending {
