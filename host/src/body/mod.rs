@@ -15,12 +15,6 @@ mod streamed;
 pub use budget::{BufferBudget, OverBudget, Reservation};
 pub use streamed::{StreamError, Streamed, Upload, UploadFault};
 
-/// Marks a response (in its extensions) whose body bounds its own waits, such as an event
-/// stream with its own keep-alive and send timeout: its connection counts it as a request
-/// in flight until the body ends, so the connection's idle timeout does not cut it.
-#[derive(Debug, Clone, Copy)]
-pub struct BoundsItsOwnWaits;
-
 /// The body of requests to upstreams and responses to clients: streamed from a peer under
 /// time limits, or held in full.
 pub type ProxyBody = Either<Streamed, Buffered>;

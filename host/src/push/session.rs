@@ -24,7 +24,7 @@ use super::api::{PushRequest, Refusal, consumer, query};
 use super::frames::{ClientFrame, ServerFrame};
 use super::store::Backlog;
 use super::{Count, Live, PushService};
-use crate::body::{BoundsItsOwnWaits, ProxyBody, Streamed};
+use crate::body::{ProxyBody, Streamed};
 use crate::config::millis;
 use crate::config::push::PushConfig;
 
@@ -130,7 +130,6 @@ impl PushService {
             HeaderValue::from_static("text/event-stream"),
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response.extensions_mut().insert(BoundsItsOwnWaits);
         Ok(response)
     }
 

@@ -222,19 +222,18 @@ impl Drop for EndMark {
     }
 }
 
-/// A response body that keeps its exchange going on until it is sent (or dropped), and
-/// its request in flight too when it holds the request's mark.
+/// A response body that keeps its exchange going on until it is sent (or dropped).
 pub struct CountedBody<B> {
     body: B,
-    _marks: (EndMark, Option<EndMark>),
+    _exchange: EndMark,
 }
 
 impl<B> CountedBody<B> {
-    /// `body`, the ends of its exchange and (optionally) of its request marked by `marks`.
-    pub fn new(body: B, marks: (EndMark, Option<EndMark>)) -> Self {
+    /// `body`, its exchange's end marked by `exchange`.
+    pub fn new(body: B, exchange: EndMark) -> Self {
         Self {
             body,
-            _marks: marks,
+            _exchange: exchange,
         }
     }
 }

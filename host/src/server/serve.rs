@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::admission::{Admission, Admitted};
-use crate::body::{BoundsItsOwnWaits, ProxyBody};
+use crate::body::ProxyBody;
 use crate::config::{LimitsConfig, millis};
 use crate::headers::Peer;
 
@@ -120,15 +120,8 @@ async fn serve_connection<F, Fut>(
         let response = handler(request, peer.clone());
         async move {
             let response = response.await;
-            // A body that bounds its own waits stays a request in flight until it ends;
-            // any other request ends with its response's head.
-            let open = if response.extensions().get::<BoundsItsOwnWaits>().is_some() {
-                Some(request_guard)
-            } else {
-                drop(request_guard);
-                None
-            };
-            Ok::<_, Infallible>(response.map(|body| CountedBody::new(body, (exchange, open))))
+            drop(request_guard);
+            Ok::<_, Infallible>(response.map(|body| CountedBody::new(body, exchange)))
         }
     });
     let mut ending = Ending {

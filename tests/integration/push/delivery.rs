@@ -8,10 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use weir_tests::TestGateway;
-use weir_tests::plugins::AUTH;
-
-use super::{ALICE, BOB, Push, PushClient, push_routes};
+use super::{ALICE, BOB, Push};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_live_device_gets_messages_at_once_and_an_offline_one_on_reconnect_in_order() {
@@ -317,28 +314,5 @@ async fn a_push_session_keeps_its_place_under_the_connection_caps() {
     .await;
     assert!(served, "the closed session gave its place back");
     drop(tablet);
-    gw.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn an_sse_session_outlives_the_connection_idle_timeout() {
-    // The connection idle timeout and the grace after it are short; the session's own
-    // keep-alive and send timeout bound it instead.
-    let gw = TestGateway::start_with_server(
-        "shutdown_grace_ms = 200\n[server.limits]\nidle_timeout_ms = 300\n",
-        &push_routes(""),
-        &[("auth.wasm", AUTH)],
-    )
-    .await;
-    let push = PushClient::new(gw.addr);
-    push.register(ALICE, "web").await;
-    let mut stream = push.sse(ALICE, "web", None).await;
-    assert_eq!(stream.event().await.0, "hello");
-    // Well past the idle timeout and its grace, the stream still delivers.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    push.publish("m1", json!({ "device": "web" }), json!(1))
-        .await;
-    let (event, id, _) = stream.event().await;
-    assert_eq!((event.as_str(), id), ("message", Some(1)));
     gw.shutdown().await;
 }
