@@ -146,33 +146,17 @@ async fn connecting_needs_a_known_device_of_ones_own() {
 async fn a_frame_that_breaks_rfc_6455_closes_the_connection() {
     let push = Push::start("").await;
     push.register(ALICE, "phone").await;
-    let mut tcp = tokio::net::TcpStream::connect(push.gw.addr)
-        .await
-        .expect("connect");
-    let handshake = format!(
-        "GET /push/connect?device=phone HTTP/1.1\r\nHost: {}\r\nx-api-key: {ALICE}\r\n\
-         Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        push.gw.addr
-    );
-    tcp.write_all(handshake.as_bytes()).await.expect("write");
-    let mut head = vec![0u8; 4096];
-    let n = tcp.read(&mut head).await.expect("read");
-    let head = String::from_utf8_lossy(&head[..n]).to_string();
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let (mut tcp, head) = raw_websocket(&push, "phone").await;
     // RFC 6455 §6.2's own example key gives this accept value.
     assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
     // A client frame without a mask (§5.1: the server must close the connection).
     tcp.write_all(&[0x81, 0x02, b'h', b'i'])
         .await
         .expect("write");
-    let mut rest = Vec::new();
-    let read = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        tcp.read_to_end(&mut rest),
-    )
-    .await;
-    assert!(read.is_ok(), "the gateway closed the connection");
+    assert!(
+        closed_within(&mut tcp, std::time::Duration::from_secs(5)).await,
+        "the gateway closed the connection"
+    );
     // Still serving everyone else.
     let mut phone = push.ws(ALICE, "phone", None).await;
     push.publish("m1", json!({ "device": "phone" }), json!(1))
@@ -181,8 +165,9 @@ async fn a_frame_that_breaks_rfc_6455_closes_the_connection() {
     push.gw.shutdown().await;
 }
 
-/// Completes a WebSocket handshake for `device` by hand and returns the socket.
-async fn raw_websocket(push: &Push, device: &str) -> tokio::net::TcpStream {
+/// Completes a WebSocket handshake for `device` by hand; returns the socket and the
+/// gateway's `101` answer.
+async fn raw_websocket(push: &Push, device: &str) -> (tokio::net::TcpStream, String) {
     let mut tcp = tokio::net::TcpStream::connect(push.gw.addr)
         .await
         .expect("connect");
@@ -195,12 +180,9 @@ async fn raw_websocket(push: &Push, device: &str) -> tokio::net::TcpStream {
     tcp.write_all(handshake.as_bytes()).await.expect("write");
     let mut head = vec![0u8; 4096];
     let n = tcp.read(&mut head).await.expect("read");
-    assert!(
-        head[..n].starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head[..n])
-    );
-    tcp
+    let head = String::from_utf8_lossy(&head[..n]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    (tcp, head)
 }
 
 /// Reads until the gateway closes the socket; false if it is still open after `wait`.
@@ -215,7 +197,7 @@ async fn closed_within(tcp: &mut tokio::net::TcpStream, wait: std::time::Duratio
 async fn a_frame_over_the_size_limit_closes_the_connection() {
     let push = Push::start("max_frame_bytes = 1024").await;
     push.register(ALICE, "phone").await;
-    let mut tcp = raw_websocket(&push, "phone").await;
+    let (mut tcp, _) = raw_websocket(&push, "phone").await;
     // A masked text frame of 4096 bytes (RFC 6455 §5.2: 126 = 16-bit length follows).
     let mut frame = vec![0x81, 0x80 | 126, 0x10, 0x00, 1, 2, 3, 4];
     frame.extend(std::iter::repeat_n(b'a' ^ 1, 4096));
@@ -229,7 +211,7 @@ async fn a_silent_device_is_closed_after_two_keepalives() {
     let push = Push::start("keepalive_ms = 200").await;
     push.register(ALICE, "phone").await;
     // Never answers a ping (and never reads): the gateway closes it, well before 5 s.
-    let mut tcp = raw_websocket(&push, "phone").await;
+    let (mut tcp, _) = raw_websocket(&push, "phone").await;
     let started = std::time::Instant::now();
     assert!(closed_within(&mut tcp, std::time::Duration::from_secs(5)).await);
     assert!(
