@@ -87,6 +87,10 @@ pub struct ServerConfig {
     /// How long in-flight requests may take to finish after SIGTERM (default 30 s).
     #[serde(default = "defaults::shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// How often a warning that repeats on the request path is logged: the first of each
+    /// interval, then the count of the others (default 10 s; 0 logs every one).
+    #[serde(default = "defaults::log_repeat_interval_ms")]
+    pub log_repeat_interval_ms: u64,
     /// Keep a client's `x-request-id` when it sends one (default false: a client could
     /// otherwise make its requests hard to tell apart in the logs).
     #[serde(default)]
@@ -228,6 +232,7 @@ impl Config {
                 cache_key_file: None,
                 demo_upstream: None,
                 shutdown_grace_ms: defaults::shutdown_grace_ms(),
+                log_repeat_interval_ms: defaults::log_repeat_interval_ms(),
                 trust_request_id: false,
                 watch: false,
                 workers: None,

@@ -54,14 +54,14 @@ pub async fn on_request(route: &Route, ex: &mut Exchange) -> Result<RequestOutco
         match outcome {
             Ok(RequestAction::Continue(changes)) => match apply_request(ex, changes) {
                 Ok(()) => slot.record_success(started.elapsed(), Decision::Continue),
-                Err(failure) => unusable(slot, failure, &ex.request_id)?,
+                Err(failure) => unusable(route, slot, failure, &ex.request_id)?,
             },
             Ok(RequestAction::Respond(response)) => {
                 slot.record_success(started.elapsed(), Decision::Respond);
                 let response = Box::new(response);
                 return Ok(RequestOutcome::Respond { response, index });
             }
-            Err(failure) => fail(slot, failure, &ex.request_id)?,
+            Err(failure) => fail(route, slot, failure, &ex.request_id)?,
         }
     }
     Ok(RequestOutcome::Continue)
@@ -118,16 +118,22 @@ pub async fn on_response(
                 slot.record_success(started.elapsed(), Decision::Respond);
                 response = replacement;
             }
-            Err(failure) => fail(slot, failure, &ex.request_id)?,
+            Err(failure) => fail(route, slot, failure, &ex.request_id)?,
         }
     }
     Ok(response)
 }
 
 /// Applies a filter's failure policy: fail-open logs and goes on, fail-closed ends the
-/// request. A backed-off filter's answers are logged at debug level only: the failures
-/// that backed it off were logged, and an attacker must not flood the log.
-fn fail(slot: &FilterSlot, failure: FilterFailure, request_id: &str) -> Result<(), GatewayError> {
+/// request. A backed-off filter's answers are logged at debug level only (the failures that
+/// backed it off were logged), and other failures once per interval with a count: an
+/// attacker must not flood the log.
+fn fail(
+    route: &Route,
+    slot: &FilterSlot,
+    failure: FilterFailure,
+    request_id: &str,
+) -> Result<(), GatewayError> {
     let plugin = slot.plugin.info.name.as_str();
     let (kind, reason, policy) = (
         failure.kind.label(),
@@ -136,8 +142,8 @@ fn fail(slot: &FilterSlot, failure: FilterFailure, request_id: &str) -> Result<(
     );
     if failure.kind == FailureKind::BackedOff {
         tracing::debug!(plugin, request_id, kind, reason = %reason, ?policy, "filter backed off");
-    } else {
-        tracing::warn!(plugin, request_id, kind, reason = %reason, ?policy, "filter failed");
+    } else if let Some(unlogged) = slot.metrics.failed.occur(route.log_repeat_interval_ms) {
+        tracing::warn!(plugin, request_id, kind, reason = %reason, ?policy, unlogged, "filter failed");
     }
     match policy {
         FailurePolicy::FailOpen => Ok(()),
@@ -157,12 +163,13 @@ fn fail(slot: &FilterSlot, failure: FilterFailure, request_id: &str) -> Result<(
 /// A filter returned something the gateway cannot use: counted like a failed call (metrics,
 /// back-off), then its policy applies.
 fn unusable(
+    route: &Route,
     slot: &FilterSlot,
     failure: FilterFailure,
     request_id: &str,
 ) -> Result<(), GatewayError> {
     slot.record_failure(&failure);
-    fail(slot, failure, request_id)
+    fail(route, slot, failure, request_id)
 }
 
 /// Buffers the request body (once) up to `max`; 413 beyond it.

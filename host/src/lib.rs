@@ -17,6 +17,7 @@ pub mod plugin; // the Wasm runtime: engine, loading, instance pools, host impor
 pub mod proxy; // the life of a request, top to bottom
 pub mod push; // devices' long connections, durable messages, delivery and its routing
 pub mod reload; // watching files and swapping snapshots
+pub mod repeats; // repeated warnings logged once per interval, with a count
 pub mod resilience; // upstream outcomes, circuit cells and load, for resilience filters
 pub mod router; // routes compiled into a matcher
 pub mod server; // listeners, per-core workers, HTTP/1.1 and h2c, graceful shutdown

@@ -2,6 +2,7 @@
 //! `weir check CONFIG` validates a config and its plugins and exits;
 //! `weir demo-upstream ADDR` serves only the built-in echo upstream (for benchmarks).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,6 +17,8 @@ const USAGE: &str = "usage: weir [run] [CONFIG]         serve (default config: w
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
+        // Colours only on a terminal: a log file or collector gets plain text.
+        .with_ansi(std::io::stdout().is_terminal())
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )

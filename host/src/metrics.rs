@@ -10,6 +10,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 
 use crate::error::FailureKind;
+use crate::repeats::Repeats;
 
 /// Histogram bucket bounds, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -75,6 +76,10 @@ impl Histogram {
 pub struct RouteMetrics {
     by_status: Box<[AtomicU64]>,
     latency: Histogram,
+    /// The "request failed" warning (a plugin or the gateway failed the request).
+    pub request_failed: Repeats,
+    /// The "upstream failed" warning.
+    pub upstream_failed: Repeats,
 }
 
 impl Default for RouteMetrics {
@@ -82,6 +87,8 @@ impl Default for RouteMetrics {
         Self {
             by_status: (100..600).map(|_| AtomicU64::new(0)).collect(),
             latency: Histogram::default(),
+            request_failed: Repeats::default(),
+            upstream_failed: Repeats::default(),
         }
     }
 }
@@ -103,6 +110,8 @@ pub struct FilterMetrics {
     continued: AtomicU64,
     responded: AtomicU64,
     failures: [AtomicU64; FailureKind::ALL.len()],
+    /// The "filter failed" warning.
+    pub failed: Repeats,
 }
 
 /// What a filter decided, for metrics.
@@ -162,6 +171,28 @@ impl Metrics {
             &self.reloads_refused
         }
         .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Logs how often each repeated warning was left unlogged in an interval that has
+    /// passed (see [`Repeats`]).
+    pub fn log_repeats(&self, interval_ms: u64) {
+        for entry in self.routes.iter() {
+            let route = entry.key().as_str();
+            for (what, repeats) in [
+                ("request failed", &entry.request_failed),
+                ("upstream failed", &entry.upstream_failed),
+            ] {
+                if let Some(more) = repeats.sweep(interval_ms) {
+                    tracing::warn!(route, more, interval_ms, "{what}: repeated");
+                }
+            }
+        }
+        for entry in self.filters.iter() {
+            let (route, plugin) = entry.key();
+            if let Some(more) = entry.failed.sweep(interval_ms) {
+                tracing::warn!(route, plugin, more, interval_ms, "filter failed: repeated");
+            }
+        }
     }
 
     /// Renders every metric in the Prometheus text format; `extra` appends gauges that are

@@ -78,11 +78,12 @@ impl Gateway {
             Err(error) => {
                 let source = error.kind.source();
                 // A client's mistake is routine; the gateway's, a plugin's or an upstream's
-                // is worth an operator's attention.
+                // is worth an operator's attention, once per interval with a count.
+                let interval = route.log_repeat_interval_ms;
                 if source == ErrorSource::Client {
                     tracing::debug!(request_id, route = %route.name, ?source, error = %error, "request refused");
-                } else {
-                    tracing::warn!(request_id, route = %route.name, ?source, error = %error, "request failed");
+                } else if let Some(unlogged) = route.metrics.request_failed.occur(interval) {
+                    tracing::warn!(request_id, route = %route.name, ?source, error = %error, unlogged, "request failed");
                 }
                 error.into_response(&request_id)
             }
@@ -197,7 +198,10 @@ async fn forward(
     let mut sent = match call_upstream(gateway, route, upstream, ex).await {
         Ok(sent) => sent,
         Err(error) if error.kind.source() == ErrorSource::Upstream => {
-            tracing::warn!(request_id = ex.request_id, route = %route.name, error = %error, "upstream failed");
+            let interval = route.log_repeat_interval_ms;
+            if let Some(unlogged) = route.metrics.upstream_failed.occur(interval) {
+                tracing::warn!(request_id = ex.request_id, route = %route.name, error = %error, unlogged, "upstream failed");
+            }
             return Ok((error.into_response(&ex.request_id), None));
         }
         Err(error) => return Err(error),

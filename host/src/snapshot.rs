@@ -37,6 +37,8 @@ pub struct Route {
     pub host_rewrite: Option<String>,
     /// The filter chain, in order.
     pub filters: Vec<Arc<FilterSlot>>,
+    /// How often its repeated warnings are logged (`server.log_repeat_interval_ms`).
+    pub log_repeat_interval_ms: u64,
     /// Requests and latency.
     pub metrics: Arc<RouteMetrics>,
     /// The outcomes of its upstream calls and its circuit.
@@ -209,6 +211,7 @@ impl Snapshot {
                 upstream,
                 hash_on,
                 filters,
+                log_repeat_interval_ms: config.server.log_repeat_interval_ms,
                 metrics: cx.metrics.route(&route.name),
                 record: cx.resilience.record(ScopeKind::Route, &route.name),
             });

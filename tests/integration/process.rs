@@ -218,3 +218,70 @@ async fn out_of_file_descriptors_backs_off_logs_once_and_recovers() {
     assert!(failures <= 3, "{failures} accept-failure lines:\n{text}");
     assert!(text.contains("accept works again"), "{text}");
 }
+
+/// How many failed requests of route `down` the log accounts for: one per warning logged,
+/// plus the counts it reports (`unlogged=` on a warning, `more=` on a sweep's line), and how
+/// many lines it took.
+fn failures_logged(log: &str) -> (u64, usize) {
+    let number = |line: &str, key: &str| -> u64 {
+        line.split_once(key)
+            .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("WARN") && (l.contains("route=down") || l.contains("route=\"down\""))
+        })
+        .collect();
+    let accounted = lines
+        .iter()
+        .map(|line| {
+            if line.contains(": repeated") {
+                number(line, "more=")
+            } else {
+                1 + number(line, "unlogged=")
+            }
+        })
+        .sum();
+    (accounted, lines.len())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_outage_is_a_few_warnings_with_counts_not_one_per_request() {
+    let up = TestUpstream::start("up").await;
+    // Route `down` goes to a port nothing listens on: every request there fails upstream.
+    let routes = format!(
+        "[upstreams.up]\ntargets = [\"{}\"]\n[upstreams.gone]\ntargets = [\"127.0.0.1:{}\"]\n\
+         [[routes]]\nname = \"down\"\nupstream = \"gone\"\nmatch = {{ path_prefix = \"/down\" }}\n\
+         [[routes]]\nname = \"ok\"\nupstream = \"up\"\n",
+        up.addr,
+        free_port()
+    );
+    let weir =
+        WeirProcess::start_with(&routes, "log_repeat_interval_ms = 1000\n", "true", &[]).await;
+    let client = TestClient::default();
+    let url = format!("http://127.0.0.1:{}/down", weir.port);
+    const FAILED: u64 = 60;
+    for _ in 0..FAILED {
+        assert!(client.get(&url).await.status.is_server_error());
+    }
+    // Every failure is accounted for once the sweep has reported the last interval's count…
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            failures_logged(&weir.log()).0 == FAILED
+        })
+        .await,
+        "the log accounts for {:?} of {FAILED} failures:\n{}",
+        failures_logged(&weir.log()),
+        weir.log()
+    );
+    // …in a few lines: one warning per interval and one count, not one line per request.
+    let (_, lines) = failures_logged(&weir.log());
+    assert!(
+        lines <= 6,
+        "{lines} lines for {FAILED} failures:\n{}",
+        weir.log()
+    );
+}

@@ -23,6 +23,11 @@ pub fn validate(config: &Config) -> anyhow::Result<()> {
         bail!("server.workers must be at most {MAX_WORKERS}");
     }
     duration("server.shutdown_grace_ms", server.shutdown_grace_ms, 0)?;
+    duration(
+        "server.log_repeat_interval_ms",
+        server.log_repeat_interval_ms,
+        0,
+    )?;
     let runtime = &config.runtime;
     duration("runtime.deadline_ms", runtime.deadline_ms, 1)?;
     if runtime.max_memory_mib > MAX_MEMORY_MIB {

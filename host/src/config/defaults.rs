@@ -11,6 +11,9 @@ pub(super) fn yes() -> bool {
 pub(super) fn shutdown_grace_ms() -> u64 {
     30_000
 }
+pub(super) fn log_repeat_interval_ms() -> u64 {
+    10_000
+}
 pub(super) fn deadline_ms() -> u64 {
     20
 }

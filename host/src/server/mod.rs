@@ -133,6 +133,11 @@ pub async fn start_with(config_path: &Path, demo: Option<SideService>) -> anyhow
     let (admin, task) = listen(server.admin, "admin", admin_handler, &stopped, grace).await?;
     tasks.push(task);
 
+    tasks.push(tokio::spawn(sweep_repeats(
+        gateway.clone(),
+        stopped.clone(),
+    )));
+
     let proxy_gateway = gateway.clone();
     let handler = move |request, client| proxy_gateway.clone().handle(request, client);
     let live = gateway.clone();
@@ -161,6 +166,20 @@ pub async fn start_with(config_path: &Path, demo: Option<SideService>) -> anyhow
         workers,
         _watcher: watcher,
     })
+}
+
+/// Logs the counts of repeated warnings left unlogged (see [`crate::repeats`]) every
+/// `server.log_repeat_interval_ms`, until the server stops.
+async fn sweep_repeats(gateway: Arc<Gateway>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        let interval = gateway.snapshot().config.server.log_repeat_interval_ms;
+        // An interval of 0 logs every warning: nothing to sweep, look at the setting again.
+        let period = millis(interval.max(1_000));
+        tokio::select! {
+            _ = tokio::time::sleep(period) => gateway.metrics.log_repeats(interval),
+            _ = stopped.wait_for(|&stop| stop) => return,
+        }
+    }
 }
 
 /// A side service running alone.
