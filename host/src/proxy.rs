@@ -10,7 +10,7 @@ use http::{Request, Response, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
 
-use crate::body::{ProxyBody, Streamed, full_body};
+use crate::body::{ProxyBody, full_body};
 use crate::config::push::PushEndpoint;
 use crate::config::{HashOn, UpstreamProtocol, millis};
 use crate::error::{ErrorKind, ErrorSource, GatewayError};
@@ -229,7 +229,7 @@ async fn forward(
     }
     let (parts, body) = sent.response.into_parts();
     let idle = millis(limits.upstream_body_idle_timeout_ms);
-    let response = Response::from_parts(parts, Either::Left(Streamed::new(body, idle)));
+    let response = Response::from_parts(parts, Either::Left(body.streamed(idle)));
     Ok((response, Some(sent.in_flight)))
 }
 

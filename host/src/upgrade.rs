@@ -66,9 +66,9 @@ impl Upgrade {
     /// cleaned) response and splices the two connections once both sides have upgraded;
     /// `idle` closes a tunnel with no traffic either way, `tunnels` counts the open ones,
     /// and the tunnel holds the client connection's `place` under the caps.
-    pub fn splice(
+    pub fn splice<B>(
         self,
-        response: &mut Response<Incoming>,
+        response: &mut Response<B>,
         idle: Duration,
         (tunnels, place): (Arc<AtomicU64>, Option<Arc<Admitted>>),
     ) {

@@ -29,3 +29,4 @@ mod shutdown;
 mod state_hardening;
 mod upgrade;
 mod upstream_errors;
+mod upstream_pool;

@@ -13,7 +13,7 @@ mod budget;
 mod streamed;
 
 pub use budget::{BufferBudget, OverBudget, Reservation};
-pub use streamed::{StreamError, Streamed, Upload, UploadFault};
+pub use streamed::{PeerBody, StreamError, Streamed, Upload, UploadFault};
 
 /// The body of requests to upstreams and responses to clients: streamed from a peer under
 /// time limits, or held in full.

@@ -137,10 +137,16 @@ pub struct Streamed {
     upload: Option<Arc<Upload>>,
 }
 
+/// A peer's body that is more than hyper's `Incoming` (one that drives its connection as
+/// it is read, say).
+pub type PeerBody = Pin<Box<dyn Body<Data = Bytes, Error = hyper::Error> + Send>>;
+
 /// Where a streamed body's frames come from.
 enum Source {
     /// A peer's body.
     Peer(Incoming),
+    /// A peer's body of another kind.
+    Boxed(PeerBody),
     /// Chunks the gateway produces itself (a stream of server-sent events); the body ends
     /// when the sender is dropped.
     Channel(mpsc::Receiver<Bytes>),
@@ -153,6 +159,7 @@ impl Source {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self {
             Self::Peer(body) => Pin::new(body).poll_frame(cx),
+            Self::Boxed(body) => body.as_mut().poll_frame(cx),
             Self::Channel(rx) => rx
                 .poll_recv(cx)
                 .map(|chunk| chunk.map(|c| Ok(Frame::data(c)))),
@@ -162,6 +169,7 @@ impl Source {
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Peer(body) => body.is_end_stream(),
+            Self::Boxed(body) => body.is_end_stream(),
             Self::Channel(rx) => rx.is_closed() && rx.is_empty(),
         }
     }
@@ -169,6 +177,7 @@ impl Source {
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Peer(body) => body.size_hint(),
+            Self::Boxed(body) => body.size_hint(),
             Self::Channel(_) => SizeHint::default(),
         }
     }
@@ -190,8 +199,17 @@ impl Streamed {
 
     /// A body under the idle timeout only (an upstream's response, a request with no body).
     pub fn new(inner: Incoming, idle: Duration) -> Self {
+        Self::peer(Source::Peer(inner), idle)
+    }
+
+    /// [`Streamed::new`] for a peer's body of another kind.
+    pub fn boxed(inner: PeerBody, idle: Duration) -> Self {
+        Self::peer(Source::Boxed(inner), idle)
+    }
+
+    fn peer(inner: Source, idle: Duration) -> Self {
         Self {
-            inner: Source::Peer(inner),
+            inner,
             idle,
             idle_timer: None,
             progressed: false,

@@ -2,6 +2,7 @@
 //! policy, and health state.
 
 mod balancer;
+mod driven;
 pub mod health;
 pub mod tls;
 
@@ -10,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::uri::Authority;
-use http::{Request, Response, Uri};
+use http::uri::{Authority, PathAndQuery};
+use http::{HeaderValue, Request, Response, Uri, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -19,10 +20,11 @@ use hyper_util::rt::TokioExecutor;
 
 use balancer::Balancer;
 pub use balancer::fnv1a;
+use driven::{DrivenBody, DrivenPool};
 use health::{HealthRegistry, InFlight, TargetHealth};
 use tls::Connector;
 
-use crate::body::{ProxyBody, full_body};
+use crate::body::{ProxyBody, Streamed, full_body};
 use crate::body::{Upload, UploadFault};
 use crate::config::{
     HealthCheckConfig, LbPolicy, PassiveConfig, UpstreamConfig, UpstreamProtocol, millis,
@@ -56,6 +58,9 @@ pub struct Upstream {
     /// One client (and so one connection pool) per worker thread, plus one for the control
     /// thread (health checks), so that a connection is only ever driven by one thread.
     clients: Box<[Client<Connector, ProxyBody>]>,
+    /// Plain HTTP/1.1 targets: connections driven by the requests' own tasks (upgrades
+    /// still go through `clients`).
+    driven: Option<DrivenPool>,
     /// `https` or `http`.
     scheme: http::uri::Scheme,
     /// The name the targets' certificate carries, for TLS upstreams.
@@ -82,7 +87,7 @@ impl std::fmt::Debug for Upstream {
 /// A response from an upstream, with the target's in-flight mark held until it is dropped.
 pub struct UpstreamResponse {
     /// The response.
-    pub response: Response<Incoming>,
+    pub response: Response<UpstreamBody>,
     /// The time to its headers, counted from when the upstream had the whole request.
     pub latency: Duration,
     /// Keeps the target's in-flight count until the response is handed on.
@@ -120,12 +125,22 @@ impl Upstream {
         let clients = (0..=workers)
             .map(|_| builder.build(connector.clone()))
             .collect();
+        let driven =
+            (config.protocol == UpstreamProtocol::Http1 && config.tls.is_none()).then(|| {
+                DrivenPool::new(
+                    workers,
+                    config.pool_idle_per_target,
+                    millis(config.pool_idle_timeout_ms),
+                    millis(config.connect_timeout_ms),
+                )
+            });
         Ok(Self {
             name: name.to_string(),
             balancer: Balancer::new(config.policy, &targets),
             targets,
             policy: config.policy,
             clients,
+            driven,
             tls_name: (config.tls.as_ref()).map(|t| tls::server_name(t, config)),
             scheme: match config.tls {
                 Some(_) => http::uri::Scheme::HTTPS,
@@ -176,22 +191,13 @@ impl Upstream {
     pub async fn send(
         &self,
         target: &Target,
-        mut request: Request<ProxyBody>,
+        request: Request<ProxyBody>,
         timeout: Duration,
         upload: Option<&Upload>,
     ) -> Result<UpstreamResponse, GatewayError> {
-        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        *request.uri_mut() = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(target.authority.clone())
-            .path_and_query(path)
-            .build()
-            .map_err(|e| {
-                GatewayError::new(ErrorKind::BadRequest, format!("bad request target: {e}"))
-            })?;
         let in_flight = target.health.start();
         let started = std::time::Instant::now();
-        let result = within(timeout, upload, self.client().request(request)).await;
+        let result = within(timeout, upload, self.exchange(target, request)).await;
         let latency = upload.map_or_else(|| started.elapsed(), |u| u.since_end(started));
         if let Some(fault) = upload
             .and_then(Upload::fault)
@@ -210,7 +216,7 @@ impl Upstream {
             )),
             Some(Err(e)) => Err(GatewayError::new(
                 ErrorKind::UpstreamFailed,
-                format!("upstream {:?}: {}", self.name, describe(&e)),
+                format!("upstream {:?}: {e}", self.name),
             )),
             Some(Ok(response)) => Ok(response),
         };
@@ -228,6 +234,46 @@ impl Upstream {
             latency,
             in_flight,
         })
+    }
+
+    /// One exchange with `target`: on a driven connection when the upstream has them and
+    /// the request is no upgrade (hyper's upgrades need the pooled client), else through
+    /// the worker's pooled client.
+    async fn exchange(
+        &self,
+        target: &Target,
+        mut request: Request<ProxyBody>,
+    ) -> Result<Response<UpstreamBody>, String> {
+        let driven = self
+            .driven
+            .as_ref()
+            .filter(|_| !request.headers().contains_key(header::UPGRADE));
+        let Some(pool) = driven else {
+            // The pooled client dials the URI's authority and writes the origin form.
+            let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+            *request.uri_mut() = Uri::builder()
+                .scheme(self.scheme.clone())
+                .authority(target.authority.clone())
+                .path_and_query(path)
+                .build()
+                .map_err(|e| format!("bad request target: {e}"))?;
+            return (self.client().request(request).await)
+                .map(|r| r.map(UpstreamBody::Pooled))
+                .map_err(|e| describe(&e));
+        };
+        // A driven connection writes the URI as it is: the origin form, and a `Host`.
+        let origin = (request.uri().path_and_query().cloned())
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *request.uri_mut() = Uri::from(origin);
+        if !request.headers().contains_key(header::HOST) {
+            let host = HeaderValue::from_str(target.authority.as_str())
+                .map_err(|e| format!("bad target authority: {e}"))?;
+            request.headers_mut().insert(header::HOST, host);
+        }
+        pool.send(target.addr, request)
+            .await
+            .map(|r| r.map(UpstreamBody::Driven))
+            .map_err(|e| e.to_string())
     }
 
     /// Sends a request to the next available target and reads the whole response, with a
@@ -274,6 +320,46 @@ impl Upstream {
                 ok
             }
             _ => false,
+        }
+    }
+}
+
+/// The body of an upstream's response.
+pub enum UpstreamBody {
+    /// From the worker's pooled client.
+    Pooled(Incoming),
+    /// From a driven connection, which reading it drives.
+    Driven(DrivenBody),
+}
+
+impl UpstreamBody {
+    /// Streamed on to the client under the idle timeout `idle`.
+    pub fn streamed(self, idle: Duration) -> Streamed {
+        match self {
+            Self::Pooled(body) => Streamed::new(body, idle),
+            Self::Driven(body) => Streamed::boxed(Box::pin(body), idle),
+        }
+    }
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            Self::Pooled(body) => std::pin::Pin::new(body).poll_frame(cx),
+            Self::Driven(body) => std::pin::Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Pooled(body) => body.is_end_stream(),
+            Self::Driven(body) => body.is_end_stream(),
         }
     }
 }
