@@ -33,13 +33,13 @@ source "$ROOT/bench/common.sh"
 
 # --- tools ------------------------------------------------------------------------------
 
-if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
-    log "installing nginx and wrk"
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null || ! command -v h2load >/dev/null; then
+    log "installing nginx, wrk and h2load"
     SUDO=; [[ $(id -u) -ne 0 ]] && SUDO=sudo
     $SUDO apt-get update
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y nginx wrk
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y nginx wrk nghttp2-client
 fi
-for tool in curl python3 nginx wrk openssl sha256sum; do
+for tool in curl python3 nginx wrk h2load openssl sha256sum; do
     command -v "$tool" >/dev/null || die "$tool is missing"
 done
 
@@ -54,8 +54,8 @@ done
 
 # --- ports ------------------------------------------------------------------------------
 
-# Four distinct free ports, picked by the kernel (all sockets held open until all are bound).
-read -r UPSTREAM_PORT NGINX_PORT WEIR_PORT ADMIN_PORT < <(free_ports 4)
+# Five distinct free ports, picked by the kernel (all sockets held open until all are bound).
+read -r UPSTREAM_PORT NGINX_PORT WEIR_PORT ADMIN_PORT NGINX_H2_PORT < <(free_ports 5)
 
 # --- configs ----------------------------------------------------------------------------
 
@@ -86,6 +86,16 @@ $(nginx_temp_paths)
 
     server {
         listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+
+    # HTTP/2 without TLS (prior knowledge), for the h2c row.
+    server {
+        listen 127.0.0.1:$NGINX_H2_PORT http2;
         location / {
             proxy_pass http://up;
             proxy_http_version 1.1;
@@ -146,6 +156,44 @@ config = { limits = [{ limit = 1000000000, window = "1s" }], key = ["consumer"] 
 
 [secrets]
 bench_hmac = { value = "$BENCH_HMAC_KEY" }
+
+# ... the same three and degradation (breaker, static fallback, shedding): four filters ...
+[[routes]]
+name = "chain4"
+upstream = "up"
+match = { headers = { "x-bench" = "chain4" } }
+
+[[routes.filters]]
+plugin = "auth.wasm"
+config.api_key = { keys = [{ consumer = "bench", sha256 = "$(printf '%s' "$BENCH_API_KEY" | sha256sum | cut -d' ' -f1)" }] }
+
+[[routes.filters]]
+plugin = "hmac-signature.wasm"
+grants = ["secrets:bench_hmac", "clock"]
+config = { keys = { bench = "bench_hmac" }, content_digest = "off", replay_protection = false, clock_skew_secs = 86400 }
+
+[[routes.filters]]
+plugin = "rate-limit.wasm"
+grants = ["limits"]
+config = { limits = [{ limit = 1000000000, window = "1s" }], key = ["consumer"] }
+
+[[routes.filters]]
+plugin = "degradation.wasm"
+grants = ["upstreams", "clock"]
+config.breaker = { window_ms = 10000, min_calls = 20, failure_rate = 0.5 }
+config.fallback = { kind = "static", status = 200, body = "fallback" }
+config.shedding = { class = "non-core", max_in_flight = 100000 }
+
+# ... a POST whose 4 KiB body hmac-signature reads and checks against its content-digest ...
+[[routes]]
+name = "hmac-body"
+upstream = "up"
+match = { headers = { "x-bench" = "hmac-body" } }
+
+[[routes.filters]]
+plugin = "hmac-signature.wasm"
+grants = ["secrets:bench_hmac", "clock"]
+config = { keys = { bench = "bench_hmac" }, content_digest = "when_body", replay_protection = false, clock_skew_secs = 86400 }
 
 # ... and each of the three alone, for its own cost.
 [[routes]]
@@ -282,8 +330,28 @@ sign_get() {
     printf 'Signature-Input: sig1=%s^Signature: sig1=:%s:' "$params" \
         "$(printf '%s' "$base" | openssl dgst -sha256 -hmac "$BENCH_HMAC_KEY" -binary | openssl base64 -A)"
 }
+# The POST rows' body: 4 KiB, the same on every request (written by the wrk script below).
+POST_BODY=$(head -c 4096 /dev/zero | tr '\0' 'x')
+# sign_post AUTHORITY PATH: a Content-Digest (RFC 9530) of the POST body and an RFC 9421
+# signature that covers it, as headers for run_wrk.
+sign_post() {
+    local authority=$1 path=$2 nl=$'\n' params base digest
+    digest="sha-256=:$(printf '%s' "$POST_BODY" | openssl dgst -sha256 -binary | openssl base64 -A):"
+    params="(\"@method\" \"@authority\" \"@path\" \"content-digest\");created=$(date +%s);keyid=\"bench\";alg=\"hmac-sha256\""
+    base="\"@method\": POST$nl\"@authority\": $authority$nl\"@path\": $path$nl\"content-digest\": $digest$nl\"@signature-params\": $params"
+    printf 'Content-Digest: %s^Signature-Input: sig1=%s^Signature: sig1=:%s:' "$digest" "$params" \
+        "$(printf '%s' "$base" | openssl dgst -sha256 -hmac "$BENCH_HMAC_KEY" -binary | openssl base64 -A)"
+}
 CREDENTIALS="x-api-key: $BENCH_API_KEY^$(sign_get "127.0.0.1:$WEIR_PORT" /hello)"
 CHAIN_HEADERS="x-bench: chain^$CREDENTIALS"
+POST_HEADERS="x-bench: hmac-body^$(sign_post "127.0.0.1:$WEIR_PORT" /hello)"
+post_args=(-X POST --data-binary "$POST_BODY")
+IFS='^' read -ra post_parts <<< "$POST_HEADERS"
+for h in "${post_parts[@]}"; do post_args+=(-H "$h"); done
+[[ $(curl -s -o /dev/null -w '%{http_code}' "${post_args[@]}" "http://127.0.0.1:$WEIR_PORT/hello") == 200 ]] \
+    || die "weir + hmac-signature (POST): a signed body with its digest was not accepted"
+[[ $(curl -s -o /dev/null -w '%{http_code}' "${post_args[@]/%$POST_BODY/${POST_BODY}y}" "http://127.0.0.1:$WEIR_PORT/hello") != 200 ]] \
+    || die "weir + hmac-signature (POST): a body that does not match its digest was accepted"
 chain_args=()
 IFS='^' read -ra chain_parts <<< "$CHAIN_HEADERS"
 for h in "${chain_parts[@]}"; do chain_args+=(-H "$h"); done
@@ -309,6 +377,10 @@ TARGETS=(
     "weir + hmac-signature alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: hmac^$CREDENTIALS"
     "weir + rate-limit alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: rate-limit^$CREDENTIALS"
     "weir + auth, hmac-signature, rate-limit|http://127.0.0.1:$WEIR_PORT/hello|$CHAIN_HEADERS"
+    "weir + auth, hmac-signature, rate-limit, degradation|http://127.0.0.1:$WEIR_PORT/hello|x-bench: chain4^$CREDENTIALS"
+    "nginx, POST 4 KiB|http://127.0.0.1:$NGINX_PORT/hello||$TMP/post.lua"
+    "weir passthrough, POST 4 KiB|http://127.0.0.1:$WEIR_PORT/hello||$TMP/post.lua"
+    "weir + hmac-signature, POST 4 KiB (body read, content-digest checked)|http://127.0.0.1:$WEIR_PORT/hello|$POST_HEADERS|$TMP/post.lua"
     "weir + degradation (breaker, static fallback, shedding)|http://127.0.0.1:$WEIR_PORT/hello|x-bench: degradation"
     "weir + degradation (breaker, cache fallback)|http://127.0.0.1:$WEIR_PORT/hello|x-bench: degradation-cache"
     "weir + protocol-convert (REST → JSON-RPC, GET /users/1)|http://127.0.0.1:$WEIR_PORT/users/1|x-bench: json-rpc"
@@ -368,10 +440,18 @@ function done(summary, latency, requests)
 end
 LUA
 
-# run_wrk OUT CONNS DURATION URL [HEADERS] (HEADERS separated by ^)
+# The POST rows' script: the same counts, each request a POST of the 4 KiB body.
+{
+    echo 'wrk.method = "POST"'
+    echo "wrk.body = string.rep(\"x\", 4096)"
+    cat "$TMP/count.lua"
+} > "$TMP/post.lua"
+
+# run_wrk OUT CONNS DURATION URL [HEADERS] [SCRIPT] (HEADERS separated by ^; SCRIPT is
+# count.lua unless given)
 run_wrk() {
-    local out=$1 conns=$2 duration=$3 url=$4 headers=${5:-} h
-    local args=(-t"$THREADS" -c"$conns" -d"$duration" --latency -s "$TMP/count.lua")
+    local out=$1 conns=$2 duration=$3 url=$4 headers=${5:-} script=${6:-$TMP/count.lua} h
+    local args=(-t"$THREADS" -c"$conns" -d"$duration" --latency -s "$script")
     if [[ -n $headers ]]; then
         IFS='^' read -ra hs <<< "$headers"
         for h in "${hs[@]}"; do args+=(-H "$h"); done
@@ -423,13 +503,13 @@ fi
 for conns in $CONNECTIONS; do
     declare -A RPS=() P50=() P99=() ERR=() CPU=() MARK=()
     for entry in "${TARGETS[@]}"; do
-        IFS='|' read -r name url header <<< "$entry"
+        IFS='|' read -r name url header script <<< "$entry"
         log "c=$conns: $name (warm-up $WARMUP, then $DURATION)"
-        run_wrk "$TMP/warmup.txt" "$conns" "$WARMUP" "$url" "$header"
+        run_wrk "$TMP/warmup.txt" "$conns" "$WARMUP" "$url" "$header" "$script"
         out="$TMP/wrk-c$conns-$(echo "$name" | tr -c 'a-z0-9' '-').txt"
         read -ra pids <<< "$(proxy_pids "$name")"
         cpu_before=$(cpu_ticks "${pids[@]}")
-        run_wrk "$out" "$conns" "$DURATION" "$url" "$header"
+        run_wrk "$out" "$conns" "$DURATION" "$url" "$header" "$script"
         cpu_after=$(cpu_ticks "${pids[@]}")
         RPS[$name]=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
         P50[$name]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
@@ -475,6 +555,38 @@ for conns in $CONNECTIONS; do
         done
     } >> "$SECTION"
     unset RPS P50 P99 ERR CPU MARK
+done
+
+# h2c downstream: h2load (prior knowledge, one stream at a time per connection) against
+# nginx's http2 listener and weir's (which sniffs the HTTP/2 preface), both proxying to the
+# upstream over HTTP/1.1.
+{
+    echo
+    echo "### h2c downstream (\`h2load -t$THREADS -c64 -m1 -D${DURATION%s}\`)"
+    echo
+    echo "| target | req/s | req/s vs nginx | proxy CPU µs/req | errors |"
+    echo "|---|---:|---:|---:|---|"
+} >> "$SECTION"
+declare -A H2_RPS
+for entry in "nginx (reverse proxy)|$NGINX_H2_PORT" "weir passthrough|$WEIR_PORT"; do
+    IFS='|' read -r name port <<< "$entry"
+    log "h2c: $name"
+    h2load -t"$THREADS" -c64 -m1 -D"${WARMUP%s}" "http://127.0.0.1:$port/hello" > "$TMP/h2-warmup.txt" 2>&1 \
+        || die "h2load failed: $(cat "$TMP/h2-warmup.txt")"
+    read -ra pids <<< "$(proxy_pids "$name")"
+    cpu_before=$(cpu_ticks "${pids[@]}")
+    h2load -t"$THREADS" -c64 -m1 -D"${DURATION%s}" "http://127.0.0.1:$port/hello" > "$TMP/h2.txt" 2>&1 \
+        || die "h2load failed: $(cat "$TMP/h2.txt")"
+    cpu_after=$(cpu_ticks "${pids[@]}")
+    H2_RPS[$name]=$(awk '/^finished in/ { print $4 }' "$TMP/h2.txt")
+    read -r done ok < <(awk '/^requests:/ { print $6, $8 }' "$TMP/h2.txt")
+    [[ -n ${H2_RPS[$name]} && -n $done ]] || die "could not parse h2load output: $(cat "$TMP/h2.txt")"
+    cpu=$(awk -v a="$cpu_after" -v b="$cpu_before" -v hz="$(getconf CLK_TCK)" -v n="$done" \
+        'BEGIN { printf "%.1f", (a - b) / hz * 1e6 / n }')
+    errors=none
+    [[ $ok == "$done" ]] || { errors="**not all valid**: $((done - ok)) of $done failed"; ODD+=("h2c $name: $errors"); }
+    ratio=$(awk -v a="${H2_RPS[$name]}" -v b="${H2_RPS["nginx (reverse proxy)"]}" 'BEGIN { printf "%.2f×", a / b }')
+    printf '| %s | %.0f | %s | %s | %s |\n' "$name" "${H2_RPS[$name]}" "$ratio" "$cpu" "$errors" >> "$SECTION"
 done
 
 # Memory per idle keep-alive connection: IDLE_CONNECTIONS connections, one request each,
