@@ -1,7 +1,9 @@
 //! The bodies the gateway sends: streamed from a peer, or held in full (produced by the
 //! gateway or a filter, or buffered for a filter), with the trailers that came with them.
 
+use std::any::Any;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -14,6 +16,24 @@ mod streamed;
 
 pub use budget::{BufferBudget, OverBudget, Reservation};
 pub use streamed::{PeerBody, StreamError, Streamed, Upload, UploadFault};
+
+/// Put in a response's extensions by a stream that outlives its response's head and bounds
+/// its own waits (a push SSE session, with its keep-alive and send timeout). The server hands
+/// it the request's in-flight mark, which stays until every clone of the handoff is dropped:
+/// the stream's owner keeps one for as long as the stream lives. So the connection's idle
+/// timeout does not cut a live stream, and a stream that ended (its client stopped reading,
+/// say) no longer holds its connection, even while hyper still waits to write to it.
+#[derive(Clone, Default)]
+pub struct InFlightHandoff(Arc<Mutex<Option<Box<dyn Any + Send>>>>);
+
+impl InFlightHandoff {
+    /// Keeps `mark` until the last clone of the handoff is dropped.
+    pub fn hold(&self, mark: Box<dyn Any + Send>) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(mark);
+        }
+    }
+}
 
 /// The body of requests to upstreams and responses to clients: streamed from a peer under
 /// time limits, or held in full.

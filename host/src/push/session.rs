@@ -24,7 +24,7 @@ use super::api::{PushRequest, Refusal, consumer, query};
 use super::frames::{ClientFrame, ServerFrame};
 use super::store::Backlog;
 use super::{Count, Live, PushService};
-use crate::body::{ProxyBody, Streamed};
+use crate::body::{InFlightHandoff, ProxyBody, Streamed};
 use crate::config::millis;
 use crate::config::push::PushConfig;
 
@@ -122,8 +122,11 @@ impl PushService {
             ));
         }
         let (tx, rx) = mpsc::channel(start.config.window.max(4));
-        tokio::spawn(self.clone().events(tx, start));
+        // The session holds its connection's in-flight mark until it ends.
+        let in_flight = InFlightHandoff::default();
+        tokio::spawn(self.clone().events(tx, start, in_flight.clone()));
         let mut response = Response::new(Either::Left(Streamed::channel(rx)));
+        response.extensions_mut().insert(in_flight);
         let h = response.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
@@ -151,8 +154,14 @@ impl PushService {
         }
     }
 
-    /// An SSE session: sends the backlog, then whatever is stored, until the client goes.
-    async fn events(self: Arc<Self>, tx: mpsc::Sender<Bytes>, start: Start) {
+    /// An SSE session: sends the backlog, then whatever is stored, until the client goes;
+    /// `_in_flight` keeps its connection busy until then.
+    async fn events(
+        self: Arc<Self>,
+        tx: mpsc::Sender<Bytes>,
+        start: Start,
+        _in_flight: InFlightHandoff,
+    ) {
         // The connect endpoint opened the store.
         let Ok(store) = self.store().cloned() else {
             return;

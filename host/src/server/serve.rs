@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::admission::{Admission, Admitted};
-use crate::body::ProxyBody;
+use crate::body::{InFlightHandoff, ProxyBody};
 use crate::config::{LimitsConfig, millis};
 use crate::headers::Peer;
 
@@ -119,8 +119,14 @@ async fn serve_connection<F, Fut>(
         let (request_guard, exchange) = requests.request();
         let response = handler(request, peer.clone());
         async move {
-            let response = response.await;
-            drop(request_guard);
+            let mut response = response.await;
+            // A request ends with its response's head, unless its stream bounds its own
+            // waits and takes the mark (`InFlightHandoff`).
+            if let Some(handoff) = response.extensions_mut().remove::<InFlightHandoff>() {
+                handoff.hold(Box::new(request_guard));
+            } else {
+                drop(request_guard);
+            }
             Ok::<_, Infallible>(response.map(|body| CountedBody::new(body, exchange)))
         }
     });

@@ -2,13 +2,16 @@
 //! offsets; SSE resumes from `Last-Event-ID`; an unacked message comes again, an acked one
 //! never; a message id published twice is delivered once with the same answer; expired
 //! messages are not delivered and their loss is said; a device that does not read cannot
-//! hold up others.
+//! hold up others; an SSE session is bounded by its own timeouts, not the connection's.
 
 use std::time::Duration;
 
 use serde_json::json;
 
-use super::{ALICE, BOB, Push};
+use weir_tests::TestGateway;
+use weir_tests::plugins::AUTH;
+
+use super::{ALICE, BOB, Push, PushClient, push_routes};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_live_device_gets_messages_at_once_and_an_offline_one_on_reconnect_in_order() {
@@ -181,13 +184,7 @@ async fn a_device_that_does_not_read_is_closed_and_holds_up_no_one() {
     // A client that completes the handshake and then never reads.
     let stuck = push.ws(ALICE, "stuck", None).await;
     let mut fine = push.ws(BOB, "fine", None).await;
-    let big = "x".repeat(60_000);
-    for n in 0..200 {
-        let reply = push
-            .publish(&format!("big{n}"), json!({ "device": "stuck" }), json!(big))
-            .await;
-        assert_eq!(reply.status, 202);
-    }
+    fill_the_buffers_of(&push, "stuck").await;
     // Others are served meanwhile.
     push.publish("hello", json!({ "device": "fine" }), json!("hi"))
         .await;
@@ -315,4 +312,80 @@ async fn a_push_session_keeps_its_place_under_the_connection_caps() {
     assert!(served, "the closed session gave its place back");
     drop(tablet);
     gw.shutdown().await;
+}
+
+/// Short connection timeouts: the idle timeout and the grace after it.
+const SHORT_IDLE: &str = "shutdown_grace_ms = 200\n[server.limits]\nidle_timeout_ms = 300\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sse_session_outlives_the_connection_idle_timeout() {
+    // The session's own keep-alive and send timeout bound it, not the connection's.
+    let gw =
+        TestGateway::start_with_server(SHORT_IDLE, &push_routes(""), &[("auth.wasm", AUTH)]).await;
+    let push = PushClient::new(gw.addr);
+    push.register(ALICE, "web").await;
+    let mut stream = push.sse(ALICE, "web", None).await;
+    assert_eq!(stream.event().await.0, "hello");
+    // Well past the idle timeout and its grace, the stream still delivers.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    push.publish("m1", json!({ "device": "web" }), json!(1))
+        .await;
+    let (event, id, _) = stream.event().await;
+    assert_eq!((event.as_str(), id), ("message", Some(1)));
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sse_client_that_stops_reading_does_not_keep_its_connection() {
+    let gw = TestGateway::start_with_server(
+        SHORT_IDLE,
+        &push_routes("send_timeout_ms = 300\nwindow = 4\nmax_payload_bytes = 65536"),
+        &[("auth.wasm", AUTH)],
+    )
+    .await;
+    let push = PushClient::new(gw.addr);
+    push.register(ALICE, "stuck").await;
+    // Asks for the stream, then never reads: the socket buffers and the session's queue
+    // (a window of 4 messages) fill, and its sends time out.
+    let mut stuck = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let ask = format!(
+        "GET /push/connect?device=stuck&apikey={ALICE} HTTP/1.1\r\nHost: a\r\n\
+         Accept: text/event-stream\r\n\r\n"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stuck, ask.as_bytes())
+        .await
+        .unwrap();
+    fill_the_buffers_of(&push, "stuck").await;
+    // The session ended, so the connection is idle: the gateway closes it although it
+    // still has bytes it cannot write (the publisher's connections close at the idle
+    // timeout too).
+    let closed = weir_tests::eventually(Duration::from_secs(10), || async {
+        open_connections(&gw).await == 0
+    });
+    assert!(closed.await, "the stuck SSE connection is still open");
+    drop(stuck);
+    gw.shutdown().await;
+}
+
+/// The gateway's `weir_connections_open` gauge.
+async fn open_connections(gw: &TestGateway) -> u64 {
+    let metrics = weir_tests::TestClient::default()
+        .get(&gw.admin_url("/metrics"))
+        .await;
+    String::from_utf8_lossy(&metrics.body)
+        .lines()
+        .find_map(|line| line.strip_prefix("weir_connections_open "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a weir_connections_open gauge")
+}
+
+/// Publishes 200 messages of 60 kB to `device`: more than the socket buffers hold.
+async fn fill_the_buffers_of(push: &PushClient, device: &str) {
+    let big = "x".repeat(60_000);
+    for n in 0..200 {
+        let reply = push
+            .publish(&format!("big{n}"), json!({ "device": device }), json!(big))
+            .await;
+        assert_eq!(reply.status, 202);
+    }
 }
