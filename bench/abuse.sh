@@ -30,13 +30,8 @@ NAME=abuse
 # shellcheck source=bench/common.sh
 source "$ROOT/bench/common.sh"
 
-for tool in nginx wrk python3 curl; do command -v "$tool" >/dev/null || die "$tool is missing (apt-get install nginx wrk)"; done
-if [[ $SKIP_BUILD != 1 ]]; then
-    log "building weir (release)"
-    (cd "$ROOT" && cargo build --release -p weir)
-fi
-[[ -x $WEIR ]] || die "$WEIR not found"
-ulimit -n "$(ulimit -Hn)"
+need nginx wrk python3 curl
+ensure_weir
 
 read -r UP_PORT NGINX_PORT WEIR_PORT ADMIN_PORT < <(free_ports 4)
 
@@ -179,14 +174,5 @@ MACHINE="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /pro
     printf '%s\n' "${ROWS[@]}"
     echo "<!-- abuse:end -->"
 } >"$TMP/section.md"
-python3 - "$DOC" "$TMP/section.md" <<'PY'
-import re, sys
-doc, section = sys.argv[1], open(sys.argv[2]).read().strip()
-text = open(doc).read() if __import__("os").path.exists(doc) else "# Benchmarks\n"
-if "<!-- abuse:begin -->" in text:
-    text = re.sub(r"<!-- abuse:begin -->.*?<!-- abuse:end -->", lambda _: section, text, flags=re.S)
-else:
-    text = text.rstrip() + "\n\n" + section + "\n"
-open(doc, "w").write(text)
-PY
+replace_section "$DOC" abuse "$TMP/section.md"
 cat "$TMP/section.md"

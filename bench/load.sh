@@ -39,15 +39,8 @@ if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null || ! command -v 
     $SUDO apt-get update
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y nginx wrk nghttp2-client
 fi
-for tool in curl python3 nginx wrk h2load openssl sha256sum; do
-    command -v "$tool" >/dev/null || die "$tool is missing"
-done
-
-if [[ $SKIP_BUILD != 1 ]]; then
-    log "building weir (release)"
-    (cd "$ROOT" && cargo build --release -p weir)
-fi
-[[ -x $WEIR ]] || die "$WEIR not found (build it, or unset SKIP_BUILD)"
+need curl python3 nginx wrk h2load openssl sha256sum
+ensure_weir
 for plugin in headers auth hmac-signature rate-limit degradation protocol-convert; do
     [[ -f $PLUGINS/$plugin.wasm ]] || die "$PLUGINS/$plugin.wasm not found"
 done
@@ -105,8 +98,13 @@ $(nginx_temp_paths)
 }
 EOF
 
-BENCH_API_KEY=bench-api-key
-BENCH_HMAC_KEY=bench-hmac-secret
+# The degradation filter as the static-fallback rows run it.
+DEGRADATION_STATIC='[[routes.filters]]
+plugin = "degradation.wasm"
+grants = ["upstreams", "clock"]
+config.breaker = { window_ms = 10000, min_calls = 20, failure_rate = 0.5 }
+config.fallback = { kind = "static", status = 200, body = "fallback" }
+config.shedding = { class = "non-core", max_in_flight = 100000 }'
 cat > "$TMP/weir-bench.toml" <<EOF
 [server]
 listen = ["127.0.0.1:$WEIR_PORT"]
@@ -138,21 +136,7 @@ name = "chain"
 upstream = "up"
 match = { headers = { "x-bench" = "chain" } }
 
-[[routes.filters]]
-plugin = "auth.wasm"
-config.api_key = { keys = [{ consumer = "bench", sha256 = "$(printf '%s' "$BENCH_API_KEY" | sha256sum | cut -d' ' -f1)" }] }
-
-[[routes.filters]]
-plugin = "hmac-signature.wasm"
-grants = ["secrets:bench_hmac", "clock"]
-# wrk repeats one signed request: no replay protection, a skew window longer than the run.
-config = { keys = { bench = "bench_hmac" }, content_digest = "off", replay_protection = false, clock_skew_secs = 86400 }
-
-[[routes.filters]]
-plugin = "rate-limit.wasm"
-grants = ["limits"]
-# Keyed by the consumer auth set; high enough never to refuse during the run.
-config = { limits = [{ limit = 1000000000, window = "1s" }], key = ["consumer"] }
+$(security_chain_filters)
 
 [secrets]
 bench_hmac = { value = "$BENCH_HMAC_KEY" }
@@ -163,26 +147,9 @@ name = "chain4"
 upstream = "up"
 match = { headers = { "x-bench" = "chain4" } }
 
-[[routes.filters]]
-plugin = "auth.wasm"
-config.api_key = { keys = [{ consumer = "bench", sha256 = "$(printf '%s' "$BENCH_API_KEY" | sha256sum | cut -d' ' -f1)" }] }
+$(security_chain_filters)
 
-[[routes.filters]]
-plugin = "hmac-signature.wasm"
-grants = ["secrets:bench_hmac", "clock"]
-config = { keys = { bench = "bench_hmac" }, content_digest = "off", replay_protection = false, clock_skew_secs = 86400 }
-
-[[routes.filters]]
-plugin = "rate-limit.wasm"
-grants = ["limits"]
-config = { limits = [{ limit = 1000000000, window = "1s" }], key = ["consumer"] }
-
-[[routes.filters]]
-plugin = "degradation.wasm"
-grants = ["upstreams", "clock"]
-config.breaker = { window_ms = 10000, min_calls = 20, failure_rate = 0.5 }
-config.fallback = { kind = "static", status = 200, body = "fallback" }
-config.shedding = { class = "non-core", max_in_flight = 100000 }
+$DEGRADATION_STATIC
 
 # ... a POST whose 4 KiB body hmac-signature reads and checks against its content-digest ...
 [[routes]]
@@ -233,12 +200,7 @@ name = "degradation-static"
 upstream = "up"
 match = { headers = { "x-bench" = "degradation" } }
 
-[[routes.filters]]
-plugin = "degradation.wasm"
-grants = ["upstreams", "clock"]
-config.breaker = { window_ms = 10000, min_calls = 20, failure_rate = 0.5 }
-config.fallback = { kind = "static", status = 200, body = "fallback" }
-config.shedding = { class = "non-core", max_in_flight = 100000 }
+$DEGRADATION_STATIC
 
 [[routes]]
 name = "degradation-cache"
@@ -323,13 +285,6 @@ fi
 
 # The chain's request: an API key, and an RFC 9421 signature over method, authority and path
 # (made once with openssl; the route does not check replays, so wrk may repeat it).
-sign_get() {
-    local authority=$1 path=$2 nl=$'\n' params base
-    params="(\"@method\" \"@authority\" \"@path\");created=$(date +%s);keyid=\"bench\";alg=\"hmac-sha256\""
-    base="\"@method\": GET$nl\"@authority\": $authority$nl\"@path\": $path$nl\"@signature-params\": $params"
-    printf 'Signature-Input: sig1=%s^Signature: sig1=:%s:' "$params" \
-        "$(printf '%s' "$base" | openssl dgst -sha256 -hmac "$BENCH_HMAC_KEY" -binary | openssl base64 -A)"
-}
 # The POST rows' body: 4 KiB, the same on every request (written by the wrk script below).
 POST_BODY=$(head -c 4096 /dev/zero | tr '\0' 'x')
 # sign_post AUTHORITY PATH: a Content-Digest (RFC 9530) of the POST body and an RFC 9421
