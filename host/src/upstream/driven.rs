@@ -43,15 +43,7 @@ impl std::fmt::Display for DrivenError {
         match self {
             Self::Connect(e) => write!(f, "connect: {e}"),
             Self::ConnectTimeout(d) => write!(f, "connect: timed out after {} ms", d.as_millis()),
-            Self::Http(e) => {
-                write!(f, "{e}")?;
-                let mut source = std::error::Error::source(e);
-                while let Some(cause) = source {
-                    write!(f, ": {cause}")?;
-                    source = cause.source();
-                }
-                Ok(())
-            }
+            Self::Http(e) => f.write_str(&super::describe(e)),
         }
     }
 }
@@ -122,21 +114,20 @@ impl IdleList {
         let Ok(mut idle) = self.connections.lock() else {
             return;
         };
-        let mut same = idle.iter().filter(|i| i.target == target).count();
-        while same >= self.max_per_target {
-            let Some(oldest) = idle.iter().position(|i| i.target == target) else {
-                break;
-            };
+        if self.max_per_target == 0 {
+            return;
+        }
+        // One in, at most one out: the list never holds more than the cap per target.
+        if idle.iter().filter(|i| i.target == target).count() >= self.max_per_target
+            && let Some(oldest) = idle.iter().position(|i| i.target == target)
+        {
             idle.remove(oldest);
-            same -= 1;
         }
-        if self.max_per_target > 0 {
-            idle.push(Idle {
-                target,
-                since: Instant::now(),
-                connection,
-            });
-        }
+        idle.push(Idle {
+            target,
+            since: Instant::now(),
+            connection,
+        });
     }
 }
 

@@ -410,9 +410,9 @@ async fn resolve(address: &str) -> anyhow::Result<SocketAddr> {
 }
 
 /// A client error with its causes, without the request.
-fn describe(error: &hyper_util::client::legacy::Error) -> String {
+fn describe(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
+    let mut source = error.source();
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());
