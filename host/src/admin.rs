@@ -280,6 +280,7 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
         let connections = &gateway.connections;
         let _ = writeln!(out, "# HELP weir_connections_open Client connections open now.\n# TYPE weir_connections_open gauge\nweir_connections_open {}", connections.open());
         let _ = writeln!(out, "# HELP weir_connections_parked Idle keep-alive connections that gave back their buffers and hold only their socket.\n# TYPE weir_connections_parked gauge\nweir_connections_parked {}", connections.parked());
+        let _ = writeln!(out, "# HELP weir_connections_parks_total Times an idle keep-alive connection was parked.\n# TYPE weir_connections_parks_total counter\nweir_connections_parks_total {}", connections.parks());
         let _ = writeln!(out, "# HELP weir_connections_refused_total Client connections closed at accept by a connection cap.\n# TYPE weir_connections_refused_total counter\nweir_connections_refused_total {}", connections.refused());
         let _ = writeln!(out, "# HELP weir_tunnels_open Upgraded connections spliced through now.\n# TYPE weir_tunnels_open gauge\nweir_tunnels_open {}", gateway.tunnels.load(std::sync::atomic::Ordering::Relaxed));
         let _ = writeln!(out, "# HELP weir_buffered_body_bytes Body bytes held for filters now.\n# TYPE weir_buffered_body_bytes gauge\nweir_buffered_body_bytes {}", gateway.buffers.used());

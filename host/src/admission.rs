@@ -15,6 +15,7 @@ pub struct Admission {
     per_ip: DashMap<IpAddr, usize>,
     refused: AtomicU64,
     parked: AtomicUsize,
+    parks: AtomicU64,
 }
 
 /// An admitted connection's place; dropping it frees the place.
@@ -55,6 +56,11 @@ impl Admission {
         self.parked.load(Ordering::Relaxed)
     }
 
+    /// Times a keep-alive connection was parked so far.
+    pub fn parks(&self) -> u64 {
+        self.parks.load(Ordering::Relaxed)
+    }
+
     /// Connections refused so far.
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
@@ -70,6 +76,7 @@ impl Admitted {
     /// Counts the connection as parked until the guard is dropped.
     pub fn park(&self) -> ParkedGuard {
         self.admission.parked.fetch_add(1, Ordering::Relaxed);
+        self.admission.parks.fetch_add(1, Ordering::Relaxed);
         ParkedGuard(self.admission.clone())
     }
 }

@@ -369,12 +369,17 @@ async fn an_idle_http2_connection_is_closed() {
 
 /// The number of open connections the gateway counts as parked.
 async fn parked(gw: &TestGateway, client: &TestClient) -> u64 {
+    connection_metric(gw, client, "weir_connections_parked").await
+}
+
+/// The value of the connection metric `name` (a gauge or a counter).
+async fn connection_metric(gw: &TestGateway, client: &TestClient, name: &str) -> u64 {
     let metrics = client.get(&gw.admin_url("/metrics")).await;
     let text = String::from_utf8_lossy(&metrics.body).into_owned();
     text.lines()
-        .find_map(|line| line.strip_prefix("weir_connections_parked "))
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|n| n.trim().parse().ok())
-        .expect("a weir_connections_parked gauge")
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
 }
 
 /// Reads from `stream` until `count` answers have begun (each `HTTP/1.1 200` status line).
@@ -437,6 +442,33 @@ async fn an_idle_keep_alive_connection_is_parked_and_serves_its_next_requests() 
         started.elapsed()
     );
     closed_within(&mut last, Duration::from_secs(3)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parked_connection_that_sends_again_is_served_not_parked_again_at_once() {
+    let up = TestUpstream::start("up").await;
+    let gw = limited(&up, "idle_release_ms = 1000\nidle_timeout_ms = 30000\n").await;
+    let client = TestClient::default();
+    let mut kept = parked_connection(&gw, &client).await;
+    // Each time the client sends again, the connection leaves its parking once and the
+    // request is served: a connection released again before it has read anything would
+    // be parked again with the request still unread, over and over.
+    for round in 1..=3 {
+        kept.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        read_answers(&mut kept, 1).await;
+        let parks = connection_metric(&gw, &client, "weir_connections_parks_total").await;
+        assert_eq!(
+            parks, round,
+            "parks after {round} requests on a parked connection"
+        );
+        let parks_again = eventually(Duration::from_secs(5), || async {
+            parked(&gw, &client).await == 1
+        });
+        assert!(parks_again.await, "parked again after its idle release");
+    }
+    gw.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

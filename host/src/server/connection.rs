@@ -170,7 +170,9 @@ impl Activity {
         }
     }
 
-    fn touch(&self) {
+    /// Marks the connection active now (a request started or ended, or a parked
+    /// connection's client sent again).
+    pub fn touch(&self) {
         let ms = self.opened.elapsed().as_millis() as u64;
         self.last_ms.store(ms, Ordering::Release);
     }

@@ -296,7 +296,12 @@ impl Ending {
     /// the gateway stops (false).
     async fn unparked(&mut self, stream: &tokio::net::TcpStream) -> bool {
         tokio::select! {
-            ready = stream.readable() => ready.is_ok(),
+            ready = stream.readable() => {
+                // The new hyper connection gets a whole release period to read its request,
+                // rather than being released again before it has read anything.
+                self.activity.touch();
+                ready.is_ok()
+            }
             _ = self.stop.changed() => false,
             () = self.activity.idle(self.idle) => {
                 tracing::debug!(client = %self.client, "closing an idle parked connection");
