@@ -6,7 +6,7 @@
 //! deadline takes the outage policy instead of failing every call.
 
 use weir_tests::plugins::TESTER;
-use weir_tests::redis::RedisServer;
+use weir_tests::redis::{RedisCluster, RedisServer};
 use weir_tests::{TestClient, TestGateway, TestUpstream, get};
 
 /// A route `/<name>` through the plugin file `file` (the tester) answering `kv` calls,
@@ -42,6 +42,14 @@ fn redis_state(redis: &RedisServer, more: &str) -> String {
     format!(
         "[state]\nbackend = \"redis\"\n[state.redis]\nurl = {{ value = \"{}\" }}\n{more}",
         redis.url()
+    )
+}
+
+/// The `[state]` table of a Redis Cluster backend.
+fn cluster_state(cluster: &RedisCluster) -> String {
+    format!(
+        "[state]\nbackend = \"redis\"\n[state.redis]\nurl = {{ value = \"{}\" }}\ncluster = true\n",
+        cluster.url()
     )
 }
 
@@ -220,6 +228,19 @@ async fn kv_quotas_refuse_big_keys_values_and_ttls_and_too_many_keys_in_redis() 
     quotas_hold(&redis_state(&redis, "")).await;
 }
 
+/// Every script that updates a value with its namespace's index runs on one node of a
+/// cluster (a key layout without a shared hash tag would be refused with `CROSSSLOT`).
+#[tokio::test(flavor = "multi_thread")]
+async fn kv_quotas_hold_in_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    quotas_hold(&cluster_state(&cluster)).await;
+    let keys: u64 = cluster.keys_per_node().iter().sum();
+    assert!(
+        keys >= 4,
+        "the values and their index live in the cluster: {keys}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_embedded_store_stays_bounded() {
     let upstream = TestUpstream::start("main").await;
@@ -263,7 +284,7 @@ async fn a_redis_slower_than_the_deadline_takes_the_outage_policy() {
     let client = TestClient::default();
     assert_eq!(kv(&client, &gw, "n", "incr", "n", &[]).await, "1");
     assert_eq!(
-        redis.command("EXISTS weir:kv:11:tester.wasm1:n").as_deref(),
+        redis.command("EXISTS weir:kv:{11:tester.wasm}1:n").as_deref(),
         Some(":1")
     );
 
@@ -283,7 +304,7 @@ async fn a_redis_slower_than_the_deadline_takes_the_outage_policy() {
     let back = gw.backend_healthy_again(&client).await;
     assert!(back, "the gateway sees Redis again");
     let answer = kv(&client, &gw, "n", "incr", "n", &[]).await;
-    let stored = redis.command("INCRBY weir:kv:11:tester.wasm1:n 0");
+    let stored = redis.command("INCRBY weir:kv:{11:tester.wasm}1:n 0");
     assert_eq!(stored, Some(format!(":{answer}")), "answered by Redis");
     gw.shutdown().await;
 }

@@ -5,21 +5,31 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::TempDir;
+
 /// A `redis-server` process on 127.0.0.1; it can be stopped and started again on the same
 /// port, to play an outage.
 pub struct RedisServer {
     /// Its address.
     pub addr: SocketAddr,
     child: Option<Child>,
+    /// Arguments beyond the port, the address and no persistence.
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts one on a free port, without persistence, and waits until it answers.
     pub fn start() -> Self {
+        Self::start_with(Vec::new())
+    }
+
+    /// [`RedisServer::start`], with more `redis-server` arguments.
+    fn start_with(extra: Vec<String>) -> Self {
         let port = crate::free_port();
         let mut server = Self {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             child: None,
+            extra,
         };
         server.resume();
         server
@@ -44,6 +54,7 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &self.addr.port().to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -60,18 +71,88 @@ impl RedisServer {
 
     /// Sends one inline command and returns the first line of the reply.
     pub fn command(&self, command: &str) -> Option<String> {
+        self.reply(command)?.lines().next().map(str::to_string)
+    }
+
+    /// Sends one inline command and returns the start of the reply (its first read, at
+    /// most 512 bytes).
+    pub fn reply(&self, command: &str) -> Option<String> {
         let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
         stream.write_all(format!("{command}\r\n").as_bytes()).ok()?;
         let mut reply = [0u8; 512];
         let n = stream.read(&mut reply).ok()?;
-        let text = String::from_utf8_lossy(&reply[..n]);
-        text.lines().next().map(str::to_string)
+        Some(String::from_utf8_lossy(&reply[..n]).into_owned())
     }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A Redis Cluster of three masters (no replicas) on free ports, made with
+/// `redis-cli --cluster create`; stopped when dropped.
+pub struct RedisCluster {
+    /// Its nodes.
+    pub nodes: Vec<RedisServer>,
+    _dir: TempDir,
+}
+
+impl RedisCluster {
+    /// Starts the three nodes, joins them into a cluster with the 16,384 slots spread
+    /// over them, and waits until every node reports the cluster ok.
+    pub fn start() -> Self {
+        let dir = TempDir::new();
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|i| {
+                let config = dir.path().join(format!("nodes-{i}.conf"));
+                RedisServer::start_with(vec![
+                    "--cluster-enabled".into(),
+                    "yes".into(),
+                    "--cluster-config-file".into(),
+                    config.display().to_string(),
+                    "--dir".into(),
+                    dir.path().display().to_string(),
+                ])
+            })
+            .collect();
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(nodes.iter().map(|node| node.addr.to_string()))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli must be installed (it comes with redis-server)");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !nodes.iter().all(|node| {
+            node.reply("CLUSTER INFO")
+                .is_some_and(|info| info.contains("cluster_state:ok"))
+        }) {
+            assert!(Instant::now() < deadline, "the cluster did not become ok");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { nodes, _dir: dir }
+    }
+
+    /// The seed nodes as `[state.redis] url` takes them with `cluster = true`.
+    pub fn url(&self) -> String {
+        let urls: Vec<String> = self.nodes.iter().map(RedisServer::url).collect();
+        urls.join(",")
+    }
+
+    /// Keys held by each node.
+    pub fn keys_per_node(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .map(|node| {
+                node.command("DBSIZE")
+                    .and_then(|reply| reply.strip_prefix(':')?.parse().ok())
+                    .unwrap_or(0)
+            })
+            .collect()
     }
 }

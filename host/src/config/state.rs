@@ -129,9 +129,14 @@ pub enum StateBackendKind {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]`; a secret (`{ env = "REDIS_URL" }`) keeps a
-    /// password out of the file.
+    /// `redis://[user:password@]host:port[/db]`; a secret
+    /// (`{ env = "REDIS_URL" }`) keeps a password out of the file. With `cluster`, one or
+    /// more seed nodes separated by commas.
     pub url: SecretConfig,
+    /// Whether `url` names nodes of a Redis Cluster (default false): the cluster's slot
+    /// map is read from them and each call goes to the node that holds its keys.
+    #[serde(default)]
+    pub cluster: bool,
     /// Connect and response timeout of one call (default 100 ms).
     #[serde(default = "defaults::redis_timeout_ms")]
     pub timeout_ms: u64,

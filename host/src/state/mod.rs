@@ -6,6 +6,7 @@
 mod failover;
 mod key;
 mod limiter;
+mod link;
 mod local;
 mod quota;
 mod redis;

@@ -1,24 +1,27 @@
-//! The Redis backend: `kv` reads map onto plain commands, writes that may create a key
-//! and each rate-limit decision are one round trip through a Lua script, so that they are
-//! atomic across every gateway instance that shares the server (the writes also keep the
-//! namespace's entry quota). A lazy connection manager reconnects on its own; each call is
-//! bounded by the configured timeout.
+//! The Redis backend: `kv` reads map onto plain commands, writes that may create a key,
+//! deletes and each rate-limit decision are one round trip through a Lua script, so that
+//! they are atomic across every gateway instance that shares the server or cluster (the
+//! writes also keep the namespace's entry quota). The [`Link`] reconnects on its own; each
+//! call is bounded by the configured timeout.
 //!
-//! Key layout under the configured prefix: `kv:<key>` for values, `rl:<key>` for rate
-//! limiters, `kv-keys:<namespace>` for a namespace's index of keys, where `<key>` is the
-//! length-prefixed [`Key::encoded`] form and `<namespace>` is length-prefixed too.
+//! Key layout under the configured prefix: `kv:{<namespace>}<name>` for values,
+//! `kv-keys:{<namespace>}` for a namespace's index of keys, `rl:<namespace><name>` for rate
+//! limiters, where `<namespace>` and `<name>` are length-prefixed as in [`Key::encoded`].
+//! The braces are a Redis Cluster hash tag: a value and its namespace's index, which one
+//! script updates together, always live in one slot; limiters, one key per script, spread
+//! over the whole cluster.
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
+use super::link::{Connection, Link};
 use super::{Algorithm, Key, RateDecision, RatePolicy, Reply, StateBackend, StateError, Ttl};
 use crate::config::RedisConfig;
 
-/// `kv` and `limits` in a Redis server.
+/// `kv` and `limits` in a Redis server or cluster.
 pub struct RedisBackend {
-    connection: ConnectionManager,
+    link: Link,
     prefix: String,
     timeout: Duration,
     /// Live keys per namespace.
@@ -26,6 +29,7 @@ pub struct RedisBackend {
     take_script: Script,
     incr_script: Script,
     set_script: Script,
+    delete_script: Script,
 }
 
 /// The scripts that may create a key start with the shared quota helpers.
@@ -45,29 +49,26 @@ impl RedisBackend {
             .resolve("state.redis.url")
             .map_err(anyhow::Error::msg)?;
         let url = String::from_utf8(url)?;
-        let client = redis::Client::open(url)?;
         let timeout = Duration::from_millis(config.timeout_ms.max(1));
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(timeout);
-        let connection = ConnectionManager::new_lazy_with_config(client, manager_config)?;
+        let link = Link::new(&url, config.cluster, timeout)?;
         Ok(Self {
-            connection,
+            link,
             prefix: config.key_prefix.clone(),
             timeout,
             max_entries,
             take_script: Script::new(include_str!("scripts/take.lua")),
             incr_script: Script::new(with_index!("scripts/incr.lua")),
             set_script: Script::new(with_index!("scripts/set.lua")),
+            delete_script: Script::new(include_str!("scripts/delete.lua")),
         })
     }
 
-    /// Sends `PING`; used to tell when an unreachable server is back.
+    /// Connects a cluster that is not connected yet, then sends `PING`; used at startup
+    /// and to tell when an unreachable server is back.
     pub async fn ping(&self) -> Result<(), StateError> {
-        let mut connection = self.connection.clone();
-        self.bounded(async move {
+        self.bounded(async {
+            self.link.connect().await?;
+            let mut connection = self.connection()?;
             redis::cmd("PING")
                 .query_async::<String>(&mut connection)
                 .await
@@ -76,17 +77,26 @@ impl RedisBackend {
         .map(drop)
     }
 
+    /// A handle for one call; an error while a cluster is not connected yet.
+    fn connection(&self) -> redis::RedisResult<Connection> {
+        self.link.connection().ok_or_else(|| {
+            redis::RedisError::from((redis::ErrorKind::Io, "not connected to the cluster yet"))
+        })
+    }
+
     fn value_key(&self, key: Key<'_>) -> String {
-        format!("{}kv:{}", self.prefix, key.encoded())
+        let (namespace, name) = (key.namespace, key.name);
+        format!(
+            "{}kv:{{{}:{namespace}}}{}:{name}",
+            self.prefix,
+            namespace.len(),
+            name.len()
+        )
     }
 
     fn index_key(&self, key: Key<'_>) -> String {
-        format!(
-            "{}kv-keys:{}:{}",
-            self.prefix,
-            key.namespace.len(),
-            key.namespace
-        )
+        let namespace = key.namespace;
+        format!("{}kv-keys:{{{}:{namespace}}}", self.prefix, namespace.len())
     }
 
     fn limiter_key(&self, key: Key<'_>) -> String {
@@ -101,9 +111,9 @@ impl RedisBackend {
         ttl: Ttl,
         only_if_absent: bool,
     ) -> Reply<'a, bool> {
-        let mut connection = self.connection.clone();
         let (value_key, index_key) = (self.value_key(key), self.index_key(key));
         Box::pin(self.bounded(async move {
+            let mut connection = self.connection()?;
             let stored: u8 = self
                 .set_script
                 .key(value_key)
@@ -157,9 +167,8 @@ fn ttl_ms(ttl: Ttl) -> u64 {
 
 impl StateBackend for RedisBackend {
     fn get<'a>(&'a self, key: Key<'a>) -> Reply<'a, Option<Vec<u8>>> {
-        let mut connection = self.connection.clone();
         let key = self.value_key(key);
-        Box::pin(self.bounded(async move { connection.get(key).await }))
+        Box::pin(self.bounded(async move { self.connection()?.get(key).await }))
     }
 
     fn set<'a>(&'a self, key: Key<'a>, value: Vec<u8>, ttl: Ttl) -> Reply<'a, ()> {
@@ -168,23 +177,23 @@ impl StateBackend for RedisBackend {
     }
 
     fn delete<'a>(&'a self, key: Key<'a>) -> Reply<'a, bool> {
-        let mut connection = self.connection.clone();
         let (value_key, index_key) = (self.value_key(key), self.index_key(key));
         Box::pin(self.bounded(async move {
-            let (removed, _): (u64, u64) = redis::pipe()
-                .atomic()
-                .del(&value_key)
-                .zrem(index_key, &value_key)
-                .query_async(&mut connection)
+            let mut connection = self.connection()?;
+            let removed: u8 = self
+                .delete_script
+                .key(value_key)
+                .key(index_key)
+                .invoke_async(&mut connection)
                 .await?;
             Ok(removed > 0)
         }))
     }
 
     fn incr<'a>(&'a self, key: Key<'a>, delta: i64, ttl: Ttl) -> Reply<'a, i64> {
-        let mut connection = self.connection.clone();
         let (value_key, index_key) = (self.value_key(key), self.index_key(key));
         Box::pin(self.bounded(async move {
+            let mut connection = self.connection()?;
             self.incr_script
                 .key(value_key)
                 .key(index_key)
@@ -201,7 +210,6 @@ impl StateBackend for RedisBackend {
     }
 
     fn take<'a>(&'a self, key: Key<'a>, policy: RatePolicy, cost: u64) -> Reply<'a, RateDecision> {
-        let mut connection = self.connection.clone();
         let key = self.limiter_key(key);
         let algorithm = match policy.algorithm {
             Algorithm::TokenBucket => 1,
@@ -209,6 +217,7 @@ impl StateBackend for RedisBackend {
             Algorithm::FixedWindow => 3,
         };
         Box::pin(self.bounded(async move {
+            let mut connection = self.connection()?;
             let (allowed, remaining, reset_ms, retry_after_ms): (u8, u64, u64, u64) = self
                 .take_script
                 .key(key)

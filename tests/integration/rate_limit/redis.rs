@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use weir_tests::redis::RedisServer;
+use weir_tests::redis::{RedisCluster, RedisServer};
 use weir_tests::{TestClient, TestGateway, TestUpstream, eventually};
 
 use super::{count, gateway, redis_state, statuses};
@@ -45,6 +45,39 @@ async fn two_gateways_share_one_budget_in_redis() {
     assert_eq!(&got[10..], [429; 6]);
     let keys = redis.command("DBSIZE").unwrap_or_default();
     assert_eq!(keys, ":1", "the budget lives in Redis");
+}
+
+#[tokio::test]
+async fn two_gateways_share_budgets_spread_over_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    let upstream = TestUpstream::start("main").await;
+    let config = r#"{ limits = [{ limit = 3, window = "1h" }], key = ["header:x-user"] }"#;
+    let state = format!(
+        "[state]\nbackend = \"redis\"\n[state.redis]\nurl = {{ value = \"{}\" }}\n\
+         cluster = true\non_unavailable = \"reject\"\ntimeout_ms = 2000\n",
+        cluster.url()
+    );
+    let one = gateway(&upstream, config, &state).await;
+    let two = gateway(&upstream, config, &state).await;
+    let client = TestClient::http1();
+    let users = ["ada", "bob", "cy", "dee", "eve", "fay"];
+    for user in users {
+        let mut got = Vec::new();
+        for i in 0..5 {
+            let gw = [&one, &two][i % 2];
+            let headers = [("x-user", user)];
+            got.push(statuses(&client, &gw.url("/rl"), 1, &headers).await[0]);
+        }
+        assert_eq!(
+            got,
+            [200, 200, 200, 429, 429],
+            "{user}, across the two gateways"
+        );
+    }
+    // One budget per user, spread over the masters by their keys' slots.
+    let keys = cluster.keys_per_node();
+    assert_eq!(keys.iter().sum::<u64>(), users.len() as u64, "{keys:?}");
+    assert!(keys.iter().filter(|&&n| n > 0).count() >= 2, "{keys:?}");
 }
 
 #[tokio::test]
