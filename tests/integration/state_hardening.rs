@@ -284,7 +284,9 @@ async fn a_redis_slower_than_the_deadline_takes_the_outage_policy() {
     let client = TestClient::default();
     assert_eq!(kv(&client, &gw, "n", "incr", "n", &[]).await, "1");
     assert_eq!(
-        redis.command("EXISTS weir:kv:{11:tester.wasm}1:n").as_deref(),
+        redis
+            .command("EXISTS weir:kv:{11:tester.wasm}1:n")
+            .as_deref(),
         Some(":1")
     );
 

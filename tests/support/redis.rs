@@ -69,6 +69,12 @@ impl RedisServer {
         }
     }
 
+    /// Whether this is a replica (of a cluster or of another server).
+    pub fn is_replica(&self) -> bool {
+        self.reply("ROLE")
+            .is_some_and(|role| role.contains("\r\nslave\r\n"))
+    }
+
     /// Sends one inline command and returns the first line of the reply.
     pub fn command(&self, command: &str) -> Option<String> {
         self.reply(command)?.lines().next().map(str::to_string)
@@ -92,8 +98,8 @@ impl Drop for RedisServer {
     }
 }
 
-/// A Redis Cluster of three masters (no replicas) on free ports, made with
-/// `redis-cli --cluster create`; stopped when dropped.
+/// A Redis Cluster of three masters on free ports, made with `redis-cli --cluster create`;
+/// stopped when dropped.
 pub struct RedisCluster {
     /// Its nodes.
     pub nodes: Vec<RedisServer>,
@@ -101,41 +107,64 @@ pub struct RedisCluster {
 }
 
 impl RedisCluster {
-    /// Starts the three nodes, joins them into a cluster with the 16,384 slots spread
-    /// over them, and waits until every node reports the cluster ok.
+    /// Three masters (no replicas), with the 16,384 slots spread over them; returns once
+    /// every node reports the cluster ok.
     pub fn start() -> Self {
+        Self::start_with_replicas(0)
+    }
+
+    /// Three masters with `replicas` replicas each. A node that has not answered its peers
+    /// for a second is failed over.
+    pub fn start_with_replicas(replicas: usize) -> Self {
         let dir = TempDir::new();
-        let nodes: Vec<RedisServer> = (0..3)
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|i| {
                 let config = dir.path().join(format!("nodes-{i}.conf"));
-                RedisServer::start_with(vec![
-                    "--cluster-enabled".into(),
-                    "yes".into(),
-                    "--cluster-config-file".into(),
-                    config.display().to_string(),
-                    "--dir".into(),
-                    dir.path().display().to_string(),
-                ])
+                let args = [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--cluster-config-file",
+                    &config.display().to_string(),
+                    "--dir",
+                    &dir.path().display().to_string(),
+                ];
+                RedisServer::start_with(args.map(String::from).to_vec())
             })
             .collect();
         let status = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(nodes.iter().map(|node| node.addr.to_string()))
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .expect("redis-cli must be installed (it comes with redis-server)");
         assert!(status.success(), "redis-cli --cluster create failed");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !nodes.iter().all(|node| {
+        let cluster = Self { nodes, _dir: dir };
+        cluster.wait_until_ok(|node| {
+            // A replica counts once it has synchronised with its master.
+            !node.is_replica()
+                || node
+                    .reply("INFO replication")
+                    .is_some_and(|info| info.contains("master_link_status:up"))
+        });
+        cluster
+    }
+
+    /// Waits until every running node reports the cluster ok and passes `ready`.
+    pub fn wait_until_ok(&self, ready: impl Fn(&RedisServer) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let running = || self.nodes.iter().filter(|node| node.child.is_some());
+        while !running().all(|node| {
             node.reply("CLUSTER INFO")
                 .is_some_and(|info| info.contains("cluster_state:ok"))
+                && ready(node)
         }) {
             assert!(Instant::now() < deadline, "the cluster did not become ok");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { nodes, _dir: dir }
     }
 
     /// The seed nodes as `[state.redis] url` takes them with `cluster = true`.

@@ -80,6 +80,58 @@ async fn two_gateways_share_budgets_spread_over_a_redis_cluster() {
     assert!(keys.iter().filter(|&&n| n > 0).count() >= 2, "{keys:?}");
 }
 
+/// A master of the cluster is killed: while its replica is not promoted yet, the budgets
+/// it held are unavailable (the `reject` policy answers 503, and nothing is counted);
+/// once the replica has taken over, every budget goes on from where it was, the killed
+/// master's included (it had replicated them: `WAIT`).
+#[tokio::test(flavor = "multi_thread")]
+async fn budgets_survive_a_cluster_master_failing_over_to_its_replica() {
+    let mut cluster = RedisCluster::start_with_replicas(1);
+    let upstream = TestUpstream::start("main").await;
+    let config = r#"{ limits = [{ limit = 4, window = "1h" }], key = ["header:x-user"] }"#;
+    let state = format!(
+        "[state]\nbackend = \"redis\"\n[state.redis]\nurl = {{ value = \"{}\" }}\n\
+         cluster = true\non_unavailable = \"reject\"\ntimeout_ms = 500\nprobe_interval_ms = 100\n",
+        cluster.url()
+    );
+    let gw = gateway(&upstream, config, &state).await;
+    let client = TestClient::http1();
+    let users = [
+        "user-ada", "user-bob", "user-cy", "user-dee", "user-eve", "user-fay",
+    ];
+    let url = gw.url("/rl");
+    for user in users {
+        let got = statuses(&client, &url, 2, &[("x-user", user)]).await;
+        assert_eq!(got, [200, 200], "{user}");
+    }
+    // A master holding a budget, and whose budget it is.
+    let (victim, key) = cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, node)| !node.is_replica())
+        .find_map(|(i, node)| Some((i, node.reply("RANDOMKEY")?.lines().nth(1)?.to_string())))
+        .expect("a master with a budget");
+    let lost = users
+        .into_iter()
+        .find(|user| key.contains(user))
+        .unwrap_or_else(|| panic!("whose budget is {key}?"));
+    assert_eq!(
+        cluster.nodes[victim].command("WAIT 1 2000").as_deref(),
+        Some(":1"),
+        "replicated"
+    );
+    cluster.nodes[victim].stop();
+    let refused = statuses(&client, &url, 1, &[("x-user", lost)]).await;
+    assert_eq!(refused, [503], "{lost} while its master is down");
+    cluster.wait_until_ok(|_| true);
+    assert!(gw.backend_healthy_again(&client).await);
+    for user in users {
+        let got = statuses(&client, &url, 3, &[("x-user", user)]).await;
+        assert_eq!(got, [200, 200, 429], "{user} after the failover");
+    }
+}
+
 #[tokio::test]
 async fn redis_outage_falls_back_to_local_limits_then_shared_limiting_resumes() {
     let mut redis = RedisServer::start();
