@@ -153,11 +153,25 @@ impl RedisCluster {
         cluster
     }
 
-    /// Waits until every running node reports the cluster ok and passes `ready`.
-    pub fn wait_until_ok(&self, ready: impl Fn(&RedisServer) -> bool) {
+    /// Waits until three running nodes are masters: after a master is stopped, until its
+    /// replica has taken its place (which the others agree to after the node timeout).
+    pub fn wait_for_failover(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let running = || self.nodes.iter().filter(|node| node.child.is_some());
-        while !running().all(|node| {
+        while self.running().filter(|node| !node.is_replica()).count() != 3 {
+            assert!(Instant::now() < deadline, "no replica took over");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.wait_until_ok(|_| true);
+    }
+
+    fn running(&self) -> impl Iterator<Item = &RedisServer> {
+        self.nodes.iter().filter(|node| node.child.is_some())
+    }
+
+    /// Waits until every running node reports the cluster ok and passes `ready`.
+    fn wait_until_ok(&self, ready: impl Fn(&RedisServer) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.running().all(|node| {
             node.reply("CLUSTER INFO")
                 .is_some_and(|info| info.contains("cluster_state:ok"))
                 && ready(node)

@@ -124,7 +124,7 @@ async fn budgets_survive_a_cluster_master_failing_over_to_its_replica() {
     cluster.nodes[victim].stop();
     let refused = statuses(&client, &url, 1, &[("x-user", lost)]).await;
     assert_eq!(refused, [503], "{lost} while its master is down");
-    cluster.wait_until_ok(|_| true);
+    cluster.wait_for_failover();
     assert!(gw.backend_healthy_again(&client).await);
     for user in users {
         let got = statuses(&client, &url, 3, &[("x-user", user)]).await;
