@@ -1,17 +1,11 @@
 //! The connection to Redis: one server through a connection manager that reconnects on
 //! its own, or a Redis Cluster through a cluster connection that reads the slot map from
-//! the seed nodes and sends each call to the node holding its keys.
-//!
-//! A cluster connection follows `MOVED` and `ASK` redirections, but keeps dialling a
-//! master that is gone; when a master fails over to its replica, only a new slot map sends
-//! its slots to the new master. So a call that cannot reach its node has the link read the
-//! slot map again ([`Link::reconnect`]), once per failed connection, however many calls
-//! failed on it.
+//! the seed nodes and sends each call to the node holding its keys (following `MOVED` and
+//! `ASK` redirections when slots move, as in a failover).
 
-use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
@@ -21,16 +15,11 @@ use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 pub enum Link {
     /// One server.
     Server(ConnectionManager),
-    /// A cluster.
-    Cluster(ClusterLink),
-}
-
-/// A cluster's client and its current connection, numbered so that a connection that
-/// failed is replaced once.
-pub struct ClusterLink {
-    client: ClusterClient,
-    current: ArcSwapOption<(u64, ClusterConnection)>,
-    replacing: tokio::sync::Mutex<()>,
+    /// A cluster, connected on the first [`Link::connect`] that reaches a seed node.
+    Cluster {
+        client: ClusterClient,
+        connection: OnceLock<ClusterConnection>,
+    },
 }
 
 /// A handle for one call; cheap to clone.
@@ -53,11 +42,10 @@ impl Link {
                 .response_timeout(timeout)
                 .retries(1)
                 .build()?;
-            return Ok(Self::Cluster(ClusterLink {
+            return Ok(Self::Cluster {
                 client,
-                current: ArcSwapOption::empty(),
-                replacing: tokio::sync::Mutex::new(()),
-            }));
+                connection: OnceLock::new(),
+            });
         }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -70,55 +58,26 @@ impl Link {
         )?))
     }
 
-    /// Connects a cluster link that has no connection yet (a server link connects on its
-    /// own).
+    /// Connects a cluster link that is not connected yet (reading the slot map from the
+    /// first seed node that answers). Called from the control runtime, which then drives
+    /// the connection; a server link connects on its own.
     pub async fn connect(&self) -> RedisResult<()> {
-        match self {
-            Self::Cluster(cluster) if cluster.current.load().is_none() => {
-                cluster.replace(None).await
-            }
-            _ => Ok(()),
+        if let Self::Cluster { client, connection } = self
+            && connection.get().is_none()
+        {
+            let connected = client.get_async_connection().await?;
+            // Another connect may have won the race; either connection serves.
+            let _ = connection.set(connected);
         }
-    }
-
-    /// A handle for one call and its connection's number; `None` while a cluster link is
-    /// not connected.
-    pub fn connection(&self) -> Option<(u64, Connection)> {
-        match self {
-            Self::Server(manager) => Some((0, Connection::Server(manager.clone()))),
-            Self::Cluster(cluster) => cluster
-                .current
-                .load()
-                .as_deref()
-                .map(|(number, connection)| (*number, Connection::Cluster(connection.clone()))),
-        }
-    }
-
-    /// After a call on connection `failed` could not reach its node: a cluster reads its
-    /// slot map again through a new connection (unless another call did so already), so
-    /// that slots a failover moved reach their new master. True if the call may be tried
-    /// again.
-    pub async fn reconnect(&self, failed: u64) -> RedisResult<bool> {
-        match self {
-            Self::Server(_) => Ok(false),
-            Self::Cluster(cluster) => cluster.replace(Some(failed)).await.map(|()| true),
-        }
-    }
-}
-
-impl ClusterLink {
-    /// Replaces connection `failed` (or sets the first one) with a new one, read from the
-    /// seed nodes; a no-op if another call has replaced it already.
-    async fn replace(&self, failed: Option<u64>) -> RedisResult<()> {
-        let _one_at_a_time = self.replacing.lock().await;
-        let now = self.current.load().as_deref().map(|(number, _)| *number);
-        if now != failed {
-            return Ok(());
-        }
-        let connection = self.client.get_async_connection().await?;
-        let number = now.map_or(0, |n| n + 1);
-        self.current.store(Some(Arc::new((number, connection))));
         Ok(())
+    }
+
+    /// A handle for one call; `None` while a cluster link is not connected yet.
+    pub fn connection(&self) -> Option<Connection> {
+        match self {
+            Self::Server(manager) => Some(Connection::Server(manager.clone())),
+            Self::Cluster { connection, .. } => connection.get().cloned().map(Connection::Cluster),
+        }
     }
 }
 
