@@ -13,6 +13,8 @@ pub struct RedisServer {
     /// Its address.
     pub addr: SocketAddr,
     child: Option<Child>,
+    /// A config file to start from (a sentinel's), before the other arguments.
+    config: Option<String>,
     /// Arguments beyond the port, the address and no persistence.
     extra: Vec<String>,
 }
@@ -25,10 +27,15 @@ impl RedisServer {
 
     /// [`RedisServer::start`], with more `redis-server` arguments.
     fn start_with(extra: Vec<String>) -> Self {
-        let port = crate::free_port();
+        Self::start_from(None, crate::free_port(), extra)
+    }
+
+    /// A server on `port`, from `config` if given, with `extra` arguments.
+    fn start_from(config: Option<String>, port: u16, extra: Vec<String>) -> Self {
         let mut server = Self {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             child: None,
+            config,
             extra,
         };
         server.resume();
@@ -52,6 +59,7 @@ impl RedisServer {
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "redis-server is already running");
         let child = Command::new("redis-server")
+            .args(&self.config)
             .args(["--port", &self.addr.port().to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(&self.extra)
@@ -197,5 +205,84 @@ impl RedisCluster {
                     .unwrap_or(0)
             })
             .collect()
+    }
+}
+
+/// A master, its replica and a Redis Sentinel that watches them as `weir` (quorum 1, the
+/// master deemed down after 500 ms without an answer); stopped when dropped.
+pub struct RedisSentinel {
+    /// The master at the start.
+    pub master: RedisServer,
+    /// Its replica.
+    pub replica: RedisServer,
+    /// The sentinel.
+    pub sentinel: RedisServer,
+    _dir: TempDir,
+}
+
+impl RedisSentinel {
+    /// Starts the three and waits until the sentinel knows the replica.
+    pub fn start() -> Self {
+        let dir = TempDir::new();
+        let master = RedisServer::start();
+        let replica = RedisServer::start_with(vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            master.addr.port().to_string(),
+        ]);
+        let config = dir.path().join("sentinel.conf");
+        let port = master.addr.port();
+        let rules = format!(
+            "sentinel monitor weir 127.0.0.1 {port} 1\n\
+             sentinel down-after-milliseconds weir 500\n\
+             sentinel failover-timeout weir 5000\n"
+        );
+        std::fs::write(&config, rules).expect("write sentinel.conf");
+        let sentinel = RedisServer::start_from(
+            Some(config.display().to_string()),
+            crate::free_port(),
+            vec!["--sentinel".into()],
+        );
+        let replica_port = replica.addr.port().to_string();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !sentinel
+            .reply("SENTINEL REPLICAS weir")
+            .is_some_and(|replicas| replicas.contains(&replica_port))
+            || !replica
+                .reply("INFO replication")
+                .is_some_and(|info| info.contains("master_link_status:up"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the sentinel did not find the replica"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            master,
+            replica,
+            sentinel,
+            _dir: dir,
+        }
+    }
+
+    /// The sentinel as `[state.redis] url` takes it with `sentinel_master = "weir"`.
+    pub fn url(&self) -> String {
+        self.sentinel.url()
+    }
+
+    /// Waits until the sentinel names the replica as the master.
+    pub fn wait_for_failover(&self) {
+        let replica_port = self.replica.addr.port().to_string();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self
+            .sentinel
+            .reply("SENTINEL GET-MASTER-ADDR-BY-NAME weir")
+            .is_some_and(|master| master.contains(&replica_port))
+            || self.replica.is_replica()
+        {
+            assert!(Instant::now() < deadline, "the sentinel did not fail over");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }

@@ -137,6 +137,12 @@ pub struct RedisConfig {
     /// map is read from them and each call goes to the node that holds its keys.
     #[serde(default)]
     pub cluster: bool,
+    /// The master name Redis Sentinel monitors: `url` then lists the sentinels (separated
+    /// by commas), the master is asked of them, and asked again when it stops answering or
+    /// turns replica (a failover). The first URL's user, password and database are the
+    /// master's.
+    #[serde(default)]
+    pub sentinel_master: Option<String>,
     /// Connect and response timeout of one call (default 100 ms).
     #[serde(default = "defaults::redis_timeout_ms")]
     pub timeout_ms: u64,

@@ -1,15 +1,28 @@
-//! The connection to Redis: one server through a connection manager that reconnects on
-//! its own, or a Redis Cluster through a cluster connection that reads the slot map from
-//! the seed nodes and sends each call to the node holding its keys (following `MOVED` and
-//! `ASK` redirections when slots move, as in a failover).
+//! The connection to Redis, in one of three shapes:
+//!
+//! - one server, through a connection manager that reconnects on its own;
+//! - a Redis Cluster, through a cluster connection that reads the slot map from the seed
+//!   nodes, sends each call to the node holding its keys and follows the cluster's
+//!   redirections and failovers;
+//! - a master found through Redis Sentinel. Its connection does not follow a failover, so
+//!   a call that cannot reach the master, or finds it turned replica, has the link ask the
+//!   sentinels again ([`Link::reconnect`]), once per failed connection however many calls
+//!   failed on it.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use anyhow::{Context, bail};
+use arc_swap::ArcSwapOption;
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{
+    AsyncConnectionConfig, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, RedisResult, Value,
+};
 
 /// How the gateway reaches Redis.
 pub enum Link {
@@ -20,6 +33,16 @@ pub enum Link {
         client: ClusterClient,
         connection: OnceLock<ClusterConnection>,
     },
+    /// The master the sentinels name.
+    Sentinel(SentinelLink),
+}
+
+/// The sentinels and the current master connection, numbered so that a connection that
+/// failed is replaced once.
+pub struct SentinelLink {
+    sentinels: tokio::sync::Mutex<SentinelClient>,
+    config: AsyncConnectionConfig,
+    current: ArcSwapOption<(u64, MultiplexedConnection)>,
 }
 
 /// A handle for one call; cheap to clone.
@@ -29,55 +52,132 @@ pub enum Connection {
     Server(ConnectionManager),
     /// To a cluster.
     Cluster(ClusterConnection),
+    /// To the master the sentinels named.
+    Sentinel(MultiplexedConnection),
 }
 
 impl Link {
-    /// A link to `url` (with `cluster`, seed nodes separated by commas), calls bounded by
-    /// `timeout`. Connects lazily: nothing is dialled here.
-    pub fn new(url: &str, cluster: bool, timeout: Duration) -> anyhow::Result<Self> {
-        if cluster {
-            let seeds: Vec<&str> = url.split(',').map(str::trim).collect();
-            let client = ClusterClientBuilder::new(seeds)
-                .connection_timeout(timeout)
-                .response_timeout(timeout)
-                .retries(1)
-                .build()?;
-            return Ok(Self::Cluster {
-                client,
-                connection: OnceLock::new(),
-            });
+    /// A link to `url` (with `cluster`, seed nodes separated by commas; with
+    /// `sentinel_master`, sentinels separated by commas), calls bounded by `timeout`.
+    /// Connects lazily: nothing is dialled here.
+    pub fn new(
+        url: &str,
+        cluster: bool,
+        sentinel_master: Option<&str>,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let urls: Vec<&str> = url.split(',').map(str::trim).collect();
+        match (cluster, sentinel_master) {
+            (true, Some(_)) => bail!("state.redis: cluster and sentinel_master exclude each other"),
+            (true, None) => {
+                let client = ClusterClientBuilder::new(urls)
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .retries(1)
+                    .build()?;
+                Ok(Self::Cluster {
+                    client,
+                    connection: OnceLock::new(),
+                })
+            }
+            (false, Some(master)) => {
+                let first = urls[0].into_connection_info().context("state.redis.url")?;
+                let node = SentinelNodeConnectionInfo::default()
+                    .set_redis_connection_info(first.redis_settings().clone());
+                let sentinels = SentinelClient::build(
+                    urls,
+                    master.to_string(),
+                    Some(node),
+                    SentinelServerType::Master,
+                )?;
+                Ok(Self::Sentinel(SentinelLink {
+                    sentinels: tokio::sync::Mutex::new(sentinels),
+                    config: AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(timeout))
+                        .set_response_timeout(Some(timeout)),
+                    current: ArcSwapOption::empty(),
+                }))
+            }
+            (false, None) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(timeout);
+                let client = redis::Client::open(url)?;
+                Ok(Self::Server(ConnectionManager::new_lazy_with_config(
+                    client, config,
+                )?))
+            }
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(timeout);
-        let client = redis::Client::open(url)?;
-        Ok(Self::Server(ConnectionManager::new_lazy_with_config(
-            client, config,
-        )?))
     }
 
-    /// Connects a cluster link that is not connected yet (reading the slot map from the
-    /// first seed node that answers). Called from the control runtime, which then drives
-    /// the connection; a server link connects on its own.
+    /// Connects a cluster or sentinel link that has no connection yet (a server link
+    /// connects on its own). Called from the control runtime, which then drives the
+    /// connection.
     pub async fn connect(&self) -> RedisResult<()> {
-        if let Self::Cluster { client, connection } = self
-            && connection.get().is_none()
-        {
-            let connected = client.get_async_connection().await?;
-            // Another connect may have won the race; either connection serves.
-            let _ = connection.set(connected);
+        match self {
+            Self::Server(_) => Ok(()),
+            Self::Cluster { client, connection } => {
+                if connection.get().is_none() {
+                    let connected = client.get_async_connection().await?;
+                    // Another connect may have won the race; either connection serves.
+                    let _ = connection.set(connected);
+                }
+                Ok(())
+            }
+            // Boxed, as below: a cold path that would make every caller's future deeper.
+            Self::Sentinel(sentinel) if sentinel.current.load().is_none() => {
+                Box::pin(sentinel.replace(None)).await
+            }
+            Self::Sentinel(_) => Ok(()),
         }
-        Ok(())
     }
 
-    /// A handle for one call; `None` while a cluster link is not connected yet.
-    pub fn connection(&self) -> Option<Connection> {
+    /// A handle for one call and its connection's number; `None` while a cluster or
+    /// sentinel link is not connected.
+    pub fn connection(&self) -> Option<(u64, Connection)> {
         match self {
-            Self::Server(manager) => Some(Connection::Server(manager.clone())),
-            Self::Cluster { connection, .. } => connection.get().cloned().map(Connection::Cluster),
+            Self::Server(manager) => Some((0, Connection::Server(manager.clone()))),
+            Self::Cluster { connection, .. } => connection
+                .get()
+                .map(|connection| (0, Connection::Cluster(connection.clone()))),
+            Self::Sentinel(sentinel) => sentinel
+                .current
+                .load()
+                .as_deref()
+                .map(|(number, master)| (*number, Connection::Sentinel(master.clone()))),
         }
+    }
+
+    /// After a call on connection `failed` could not reach its node or found it a replica:
+    /// a sentinel link asks the sentinels for the master again and connects to it (unless
+    /// another call did so already). True if the call may be tried again.
+    pub async fn reconnect(&self, failed: u64) -> RedisResult<bool> {
+        match self {
+            Self::Sentinel(sentinel) => Box::pin(sentinel.replace(Some(failed)))
+                .await
+                .map(|()| true),
+            Self::Server(_) | Self::Cluster { .. } => Ok(false),
+        }
+    }
+}
+
+impl SentinelLink {
+    /// Replaces connection `failed` (or sets the first one) with one to the master the
+    /// sentinels name now; a no-op if another call has replaced it already.
+    async fn replace(&self, failed: Option<u64>) -> RedisResult<()> {
+        let mut sentinels = self.sentinels.lock().await;
+        let now = self.current.load().as_deref().map(|(number, _)| *number);
+        if now != failed {
+            return Ok(());
+        }
+        let master = sentinels
+            .get_async_connection_with_config(&self.config)
+            .await?;
+        let number = now.map_or(0, |n| n + 1);
+        self.current.store(Some(Arc::new((number, master))));
+        Ok(())
     }
 }
 
@@ -86,6 +186,7 @@ impl ConnectionLike for Connection {
         match self {
             Self::Server(c) => c.req_packed_command(cmd),
             Self::Cluster(c) => c.req_packed_command(cmd),
+            Self::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -98,6 +199,7 @@ impl ConnectionLike for Connection {
         match self {
             Self::Server(c) => c.req_packed_commands(pipeline, offset, count),
             Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -105,6 +207,7 @@ impl ConnectionLike for Connection {
         match self {
             Self::Server(c) => c.get_db(),
             Self::Cluster(c) => c.get_db(),
+            Self::Sentinel(c) => c.get_db(),
         }
     }
 }

@@ -50,7 +50,12 @@ impl RedisBackend {
             .map_err(anyhow::Error::msg)?;
         let url = String::from_utf8(url)?;
         let timeout = Duration::from_millis(config.timeout_ms.max(1));
-        let link = Link::new(&url, config.cluster, timeout)?;
+        let link = Link::new(
+            &url,
+            config.cluster,
+            config.sentinel_master.as_deref(),
+            timeout,
+        )?;
         Ok(Self {
             link,
             prefix: config.key_prefix.clone(),
@@ -68,20 +73,36 @@ impl RedisBackend {
     pub async fn ping(&self) -> Result<(), StateError> {
         self.bounded(async {
             self.link.connect().await?;
-            let mut connection = self.connection()?;
-            redis::cmd("PING")
-                .query_async::<String>(&mut connection)
-                .await
+            self.call(|mut connection| async move {
+                redis::cmd("PING")
+                    .query_async::<String>(&mut connection)
+                    .await
+            })
+            .await
         })
         .await
         .map(drop)
     }
 
-    /// A handle for one call; an error while a cluster is not connected yet.
-    fn connection(&self) -> redis::RedisResult<Connection> {
-        self.link.connection().ok_or_else(|| {
-            redis::RedisError::from((redis::ErrorKind::Io, "not connected to the cluster yet"))
-        })
+    /// Runs `op` on a connection; if it could not reach its node or found it a replica,
+    /// once more after a sentinel link has found the master again (see
+    /// [`Link::reconnect`]).
+    async fn call<T, F, Fut>(&self, op: F) -> redis::RedisResult<T>
+    where
+        F: Fn(Connection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let (number, connection) = self
+            .link
+            .connection()
+            .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "not connected yet")))?;
+        match op(connection).await {
+            Err(e) if unreachable(&e) && self.link.reconnect(number).await? => {
+                let (_, connection) = self.link.connection().ok_or(e)?;
+                op(connection).await
+            }
+            result => result,
+        }
     }
 
     fn value_key(&self, key: Key<'_>) -> String {
@@ -113,16 +134,19 @@ impl RedisBackend {
     ) -> Reply<'a, bool> {
         let (value_key, index_key) = (self.value_key(key), self.index_key(key));
         Box::pin(self.bounded(async move {
-            let mut connection = self.connection()?;
-            let stored: u8 = self
-                .set_script
-                .key(value_key)
-                .key(index_key)
-                .arg(value)
-                .arg(ttl_ms(ttl))
-                .arg(u8::from(only_if_absent))
-                .arg(self.max_entries)
-                .invoke_async(&mut connection)
+            let (value_key, index_key, value) = (&value_key, &index_key, &value);
+            let stored = self
+                .call(|mut connection| async move {
+                    self.set_script
+                        .key(value_key)
+                        .key(index_key)
+                        .arg(value)
+                        .arg(ttl_ms(ttl))
+                        .arg(u8::from(only_if_absent))
+                        .arg(self.max_entries)
+                        .invoke_async::<u8>(&mut connection)
+                        .await
+                })
                 .await?;
             Ok(stored == 1)
         }))
@@ -160,6 +184,16 @@ fn is_data_error(e: &redis::RedisError) -> bool {
     ) && !e.is_io_error()
 }
 
+/// Errors that say the call did not reach its node (refused, dropped, timed out) or that
+/// the node is no master any more (`READONLY`): a failover may have moved the master.
+fn unreachable(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_timeout()
+        || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+}
+
 /// A TTL as the scripts take it: milliseconds, at least 1, or 0 for none.
 fn ttl_ms(ttl: Ttl) -> u64 {
     ttl.map_or(0, |t| t.as_millis().clamp(1, u128::from(u64::MAX)) as u64)
@@ -168,7 +202,11 @@ fn ttl_ms(ttl: Ttl) -> u64 {
 impl StateBackend for RedisBackend {
     fn get<'a>(&'a self, key: Key<'a>) -> Reply<'a, Option<Vec<u8>>> {
         let key = self.value_key(key);
-        Box::pin(self.bounded(async move { self.connection()?.get(key).await }))
+        Box::pin(self.bounded(async move {
+            let key = &key;
+            self.call(|mut connection| async move { connection.get(key).await })
+                .await
+        }))
     }
 
     fn set<'a>(&'a self, key: Key<'a>, value: Vec<u8>, ttl: Ttl) -> Reply<'a, ()> {
@@ -179,12 +217,15 @@ impl StateBackend for RedisBackend {
     fn delete<'a>(&'a self, key: Key<'a>) -> Reply<'a, bool> {
         let (value_key, index_key) = (self.value_key(key), self.index_key(key));
         Box::pin(self.bounded(async move {
-            let mut connection = self.connection()?;
-            let removed: u8 = self
-                .delete_script
-                .key(value_key)
-                .key(index_key)
-                .invoke_async(&mut connection)
+            let (value_key, index_key) = (&value_key, &index_key);
+            let removed = self
+                .call(|mut connection| async move {
+                    self.delete_script
+                        .key(value_key)
+                        .key(index_key)
+                        .invoke_async::<u8>(&mut connection)
+                        .await
+                })
                 .await?;
             Ok(removed > 0)
         }))
@@ -193,15 +234,18 @@ impl StateBackend for RedisBackend {
     fn incr<'a>(&'a self, key: Key<'a>, delta: i64, ttl: Ttl) -> Reply<'a, i64> {
         let (value_key, index_key) = (self.value_key(key), self.index_key(key));
         Box::pin(self.bounded(async move {
-            let mut connection = self.connection()?;
-            self.incr_script
-                .key(value_key)
-                .key(index_key)
-                .arg(delta)
-                .arg(ttl_ms(ttl))
-                .arg(self.max_entries)
-                .invoke_async(&mut connection)
-                .await
+            let (value_key, index_key) = (&value_key, &index_key);
+            self.call(|mut connection| async move {
+                self.incr_script
+                    .key(value_key)
+                    .key(index_key)
+                    .arg(delta)
+                    .arg(ttl_ms(ttl))
+                    .arg(self.max_entries)
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await
         }))
     }
 
@@ -217,15 +261,18 @@ impl StateBackend for RedisBackend {
             Algorithm::FixedWindow => 3,
         };
         Box::pin(self.bounded(async move {
-            let mut connection = self.connection()?;
+            let key = &key;
             let (allowed, remaining, reset_ms, retry_after_ms): (u8, u64, u64, u64) = self
-                .take_script
-                .key(key)
-                .arg(algorithm)
-                .arg(policy.limit)
-                .arg(policy.window_ms)
-                .arg(cost)
-                .invoke_async(&mut connection)
+                .call(|mut connection| async move {
+                    self.take_script
+                        .key(key)
+                        .arg(algorithm)
+                        .arg(policy.limit)
+                        .arg(policy.window_ms)
+                        .arg(cost)
+                        .invoke_async(&mut connection)
+                        .await
+                })
                 .await?;
             Ok(RateDecision {
                 allowed: allowed == 1,

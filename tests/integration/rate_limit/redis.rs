@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use weir_tests::redis::{RedisCluster, RedisServer};
+use weir_tests::redis::{RedisCluster, RedisSentinel, RedisServer};
 use weir_tests::{TestClient, TestGateway, TestUpstream, eventually};
 
 use super::{count, gateway, redis_state, statuses};
@@ -125,6 +125,45 @@ async fn budgets_survive_a_cluster_master_failing_over_to_its_replica() {
     let refused = statuses(&client, &url, 1, &[("x-user", lost)]).await;
     assert_eq!(refused, [503], "{lost} while its master is down");
     cluster.wait_for_failover();
+    assert!(gw.backend_healthy_again(&client).await);
+    for user in users {
+        let got = statuses(&client, &url, 3, &[("x-user", user)]).await;
+        assert_eq!(got, [200, 200, 429], "{user} after the failover");
+    }
+}
+
+/// The master Sentinel watches is killed: until the sentinel has promoted the replica,
+/// budgets are unavailable (503 under `reject`); then the gateway finds the new master
+/// through the sentinel and every budget goes on from where it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn budgets_survive_a_sentinel_failover() {
+    let mut redis = RedisSentinel::start();
+    let upstream = TestUpstream::start("main").await;
+    let config = r#"{ limits = [{ limit = 4, window = "1h" }], key = ["header:x-user"] }"#;
+    let state = format!(
+        "[state]\nbackend = \"redis\"\n[state.redis]\nurl = {{ value = \"{}\" }}\n\
+         sentinel_master = \"weir\"\non_unavailable = \"reject\"\ntimeout_ms = 500\n\
+         probe_interval_ms = 100\n",
+        redis.url()
+    );
+    let gw = gateway(&upstream, config, &state).await;
+    let client = TestClient::http1();
+    let url = gw.url("/rl");
+    let users = ["user-ada", "user-bob"];
+    for user in users {
+        let got = statuses(&client, &url, 2, &[("x-user", user)]).await;
+        assert_eq!(got, [200, 200], "{user}");
+    }
+    assert_eq!(redis.master.command("DBSIZE").as_deref(), Some(":2"));
+    assert_eq!(
+        redis.master.command("WAIT 1 2000").as_deref(),
+        Some(":1"),
+        "replicated"
+    );
+    redis.master.stop();
+    let refused = statuses(&client, &url, 1, &[("x-user", "user-ada")]).await;
+    assert_eq!(refused, [503], "while the master is down");
+    redis.wait_for_failover();
     assert!(gw.backend_healthy_again(&client).await);
     for user in users {
         let got = statuses(&client, &url, 3, &[("x-user", user)]).await;
