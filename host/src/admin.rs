@@ -1,10 +1,13 @@
 //! The admin listener (loopback by default): `GET /plugins`, `/routes`, `/upstreams`,
-//! `/circuits`, `/metrics` (Prometheus text), `/status`; `POST /reload` reloads now.
+//! `/circuits`, `/metrics` (Prometheus text), `/status`; `POST /reload` reloads now;
+//! `GET /live` and `/ready` for an orchestrator's probes.
 //!
-//! Every request passes two gates before it is routed: its `Host` (and `Origin`, when a
-//! browser sent one) must be on the admin host allow-list, so that a web page cannot reach
-//! the API through DNS rebinding or a cross-site form; and, when `server.admin_token` is
-//! set, it must carry that token, whatever the endpoint or method.
+//! Every request but the probes passes two gates before it is routed: its `Host` (and
+//! `Origin`, when a browser sent one) must be on the admin host allow-list, so that a web
+//! page cannot reach the API through DNS rebinding or a cross-site form; and, when
+//! `server.admin_token` is set, it must carry that token, whatever the endpoint or method.
+//! The probes answer one fixed word and tell nothing else, so they need neither: a
+//! Kubernetes kubelet sends the pod's address as `Host` and cannot hold a token.
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -26,6 +29,9 @@ use crate::time::now_ms;
 
 /// Serves one admin request: reads the gateway `reloader` reloads, and reloads it.
 pub async fn handle(reloader: Arc<Reloader>, request: Request<Incoming>) -> Response<ProxyBody> {
+    if let Some(answer) = probe(&request) {
+        return answer;
+    }
     let gateway = reloader.gateway().as_ref();
     if let Err(refusal) = allowed_origin(gateway, &request) {
         tracing::warn!(reason = refusal, "admin request refused");
@@ -345,6 +351,22 @@ fn per_state(
             );
         }
     }
+}
+
+/// The answer to an orchestrator's probe, if `request` is one: `GET /live` (the process
+/// answers) and `GET /ready` (it serves: the listeners close, and the probes with them, as
+/// soon as a drain starts).
+fn probe(request: &Request<Incoming>) -> Option<Response<ProxyBody>> {
+    let word = match (request.method(), request.uri().path()) {
+        (&Method::GET, "/live") => "live\n",
+        (&Method::GET, "/ready") => "ready\n",
+        _ => return None,
+    };
+    let mut response = Response::new(full_body(Bytes::from_static(word.as_bytes())));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    Some(response)
 }
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ProxyBody> {

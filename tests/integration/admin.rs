@@ -205,6 +205,39 @@ async fn admin_token_guards_every_endpoint_and_method() {
     gw.shutdown().await;
 }
 
+/// The orchestrator's probes answer without the token and to any `Host` (a kubelet sends
+/// the pod's address and holds no token), one fixed word each; anything else on those
+/// paths still passes both gates.
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_answer_without_the_token_and_to_any_host() {
+    let up = TestUpstream::start("up").await;
+    let gw = admin_gateway(&up, "admin_token = { value = \"let-me-in\" }\n").await;
+    let client = TestClient::default();
+    for (path, word) in [("/live", "live\n"), ("/ready", "ready\n")] {
+        let r = client.get(&gw.admin_url(path)).await;
+        assert_eq!(
+            (r.status.as_u16(), &r.body[..]),
+            (200, word.as_bytes()),
+            "{path}"
+        );
+        let head = format!("GET {path} HTTP/1.1\r\nHost: 10.1.2.3:9901\r\n\r\n");
+        assert_eq!(
+            head_status(gw.admin, &head).await,
+            200,
+            "{path} from a pod address"
+        );
+        let post = weir_tests::request("POST", &gw.admin_url(path), &[], "");
+        assert_eq!(client.send(post).await.status, 401, "POST {path}");
+    }
+    let head = "GET /status HTTP/1.1\r\nHost: 10.1.2.3:9901\r\n\r\n";
+    assert_eq!(
+        head_status(gw.admin, head).await,
+        403,
+        "other endpoints keep the host gate"
+    );
+    gw.shutdown().await;
+}
+
 /// Sends `head` (a request line and headers, each line ending in CRLF) on a fresh
 /// connection and returns the status code of the answer.
 async fn head_status(addr: std::net::SocketAddr, head: &str) -> u16 {
