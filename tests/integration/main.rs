@@ -7,6 +7,7 @@ mod auth;
 mod balancing;
 mod config_fuzz;
 mod degradation;
+mod deployment;
 mod example_config;
 mod exhaustion;
 mod failures;
