@@ -1,7 +1,10 @@
 //! The admin API's settings: which `Host` names it answers to (a DNS-rebinding defence),
 //! its token, and which of its settings only a restart may change.
 
+use std::net::IpAddr;
+
 use anyhow::bail;
+use ipnet::IpNet;
 
 use super::ServerConfig;
 
@@ -59,19 +62,50 @@ impl HostPattern {
     }
 }
 
+/// One entry of the allow-list: a host (with or without a port), or a network whose
+/// addresses are allowed when a client names one as its `Host` (such as the pod addresses
+/// a scraper in a cluster uses). An address literal cannot be rebound, so a network opens
+/// nothing to DNS rebinding.
+#[derive(Debug, Clone)]
+enum Allowed {
+    Host(HostPattern),
+    Network(IpNet),
+}
+
+impl Allowed {
+    fn parse(text: &str) -> Option<Self> {
+        match text.trim().parse::<IpNet>() {
+            Ok(network) => Some(Self::Network(network)),
+            Err(_) => HostPattern::parse(text).map(Self::Host),
+        }
+    }
+
+    fn allows(&self, presented: &HostPattern) -> bool {
+        match self {
+            Self::Host(pattern) => pattern.allows(presented),
+            Self::Network(network) => {
+                let literal = presented.host.trim_start_matches('[').trim_end_matches(']');
+                literal
+                    .parse::<IpAddr>()
+                    .is_ok_and(|address| network.contains(&address))
+            }
+        }
+    }
+}
+
 /// The `Host` allow-list of the admin API.
 #[derive(Debug, Clone)]
-pub struct AdminHosts(Vec<HostPattern>);
+pub struct AdminHosts(Vec<Allowed>);
 
 impl AdminHosts {
     /// The allow-list of a server config: `admin_hosts` (or the defaults) plus the admin
     /// listen address with its port.
     pub fn of(server: &ServerConfig) -> Self {
-        let mut patterns: Vec<HostPattern> = match &server.admin_hosts {
-            Some(hosts) => hosts.iter().filter_map(|h| HostPattern::parse(h)).collect(),
+        let mut patterns: Vec<Allowed> = match &server.admin_hosts {
+            Some(hosts) => hosts.iter().filter_map(|h| Allowed::parse(h)).collect(),
             None => DEFAULT_ADMIN_HOSTS
                 .iter()
-                .filter_map(|h| HostPattern::parse(h))
+                .filter_map(|h| Allowed::parse(h))
                 .collect(),
         };
         let admin = server.admin;
@@ -82,7 +116,7 @@ impl AdminHosts {
             };
             // Port 0 asks the OS for a port: the one it gave is not known here.
             let port = (admin.port() != 0).then_some(admin.port());
-            patterns.push(HostPattern { host, port });
+            patterns.push(Allowed::Host(HostPattern { host, port }));
         }
         Self(patterns)
     }
@@ -117,8 +151,10 @@ pub fn validate(server: &ServerConfig) -> anyhow::Result<()> {
     }
     if let Some(hosts) = &server.admin_hosts {
         for host in hosts {
-            if HostPattern::parse(host).is_none() {
-                bail!("server.admin_hosts: {host:?} is not a host name, `host:port` or `[v6]`");
+            if Allowed::parse(host).is_none() {
+                bail!(
+                    "server.admin_hosts: {host:?} is not a host name, `host:port`, `[v6]` or a network (`10.0.0.0/8`)"
+                );
             }
         }
     }
@@ -172,6 +208,31 @@ mod tests {
             "",
             "[::1",
             "a b",
+        ] {
+            assert!(!allowed.allows(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_network_allows_the_address_literals_in_it_and_no_names() {
+        let allowed = hosts(
+            Some(&["10.0.0.0/8", "fd00::/8", "weir.internal"]),
+            "0.0.0.0:9901",
+        );
+        for ok in [
+            "10.1.2.3:9901",
+            "10.255.0.1",
+            "[fd00::1]:9901",
+            "weir.internal",
+        ] {
+            assert!(allowed.allows(ok), "{ok}");
+        }
+        for bad in [
+            "11.0.0.1:9901",
+            "[fe80::1]",
+            "10.1.2.3.nip.io",
+            "localhost",
+            "0.0.0.0",
         ] {
             assert!(!allowed.allows(bad), "{bad}");
         }
