@@ -2,6 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,21 @@ impl RedisServer {
     /// Starts one on a free port, without persistence, and waits until it answers.
     pub fn start() -> Self {
         Self::start_with(Vec::new())
+    }
+
+    /// A server that writes every acknowledged write to its append-only file in `dir`
+    /// before answering (`appendfsync always`): killed and resumed, it has them all.
+    pub fn start_durable(dir: &Path) -> Self {
+        let dir = dir.display().to_string();
+        let args = [
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            &dir,
+        ];
+        Self::start_with(args.map(String::from).to_vec())
     }
 
     /// [`RedisServer::start`], with more `redis-server` arguments.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use weir_tests::redis::{RedisCluster, RedisSentinel, RedisServer};
-use weir_tests::{TestClient, TestGateway, TestUpstream, eventually};
+use weir_tests::{TempDir, TestClient, TestGateway, TestUpstream, eventually};
 
 use super::{count, gateway, redis_state, statuses};
 
@@ -169,6 +169,24 @@ async fn budgets_survive_a_sentinel_failover() {
         let got = statuses(&client, &url, 3, &[("x-user", user)]).await;
         assert_eq!(got, [200, 200, 429], "{user} after the failover");
     }
+}
+
+/// With `appendfsync always`, Redis writes each decision to disk before it answers: killed
+/// (SIGKILL) and started again, it has every budget the gateway was told about.
+#[tokio::test(flavor = "multi_thread")]
+async fn budgets_survive_a_redis_crash_with_appendfsync_always() {
+    let dir = TempDir::new();
+    let mut redis = RedisServer::start_durable(dir.path());
+    let upstream = TestUpstream::start("main").await;
+    let config = r#"{ limits = [{ limit = 5, window = "1h" }], key = ["route"] }"#;
+    let gw = gateway(&upstream, config, &redis_state(&redis, "reject")).await;
+    let client = TestClient::http1();
+    let url = gw.url("/rl");
+    assert_eq!(statuses(&client, &url, 3, &[]).await, [200; 3]);
+    redis.stop();
+    redis.resume();
+    assert!(gw.backend_healthy_again(&client).await);
+    assert_eq!(statuses(&client, &url, 3, &[]).await, [200, 200, 429]);
 }
 
 #[tokio::test]
