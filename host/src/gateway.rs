@@ -52,7 +52,7 @@ impl Gateway {
             health: HealthRegistry::default(),
             resilience: Arc::default(),
             metrics: Metrics::default(),
-            state: crate::state::start(&config.state).await?,
+            state: crate::state::start(&config.state, &config.base_dir).await?,
             request_ids: RequestIds::default(),
             buffers: Arc::default(),
             tunnels: Arc::default(),

@@ -129,7 +129,7 @@ pub enum StateBackendKind {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]`; a secret
+    /// `redis://[user:password@]host:port[/db]` (`rediss://` for TLS); a secret
     /// (`{ env = "REDIS_URL" }`) keeps a password out of the file. With `cluster`, one or
     /// more seed nodes separated by commas.
     pub url: SecretConfig,
@@ -143,6 +143,11 @@ pub struct RedisConfig {
     /// master's.
     #[serde(default)]
     pub sentinel_master: Option<String>,
+    /// With `rediss://` URLs (TLS), a PEM file of the CA certificates the servers'
+    /// certificates are verified against, instead of the system's roots (relative to the
+    /// config's directory).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Connect and response timeout of one call (default 100 ms).
     #[serde(default = "defaults::redis_timeout_ms")]
     pub timeout_ms: u64,

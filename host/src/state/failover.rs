@@ -36,14 +36,16 @@ impl FailoverBackend {
     /// Connects (lazily) to the configured Redis and starts the recovery probe, which ends
     /// when the backend is dropped. Redis being down at startup is not an error: the
     /// backend starts in its outage policy and recovers when the server comes up.
-    /// `local` bounds the fallback; a namespace holds `max_entries` keys in either.
+    /// `local` bounds the fallback; a namespace holds `max_entries` keys in either;
+    /// `base_dir` resolves a relative `ca_file`.
     pub async fn start(
         config: &RedisConfig,
         local: &LocalStateConfig,
         max_entries: u64,
+        base_dir: &std::path::Path,
     ) -> anyhow::Result<Arc<Self>> {
         let backend = Arc::new(Self {
-            redis: RedisBackend::new(config, max_entries)?,
+            redis: RedisBackend::new(config, max_entries, base_dir)?,
             local: LocalBackend::new(local, max_entries),
             policy: config.on_unavailable,
             up: AtomicBool::new(true),

@@ -21,8 +21,11 @@ use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
-    AsyncConnectionConfig, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, RedisResult, Value,
+    AsyncConnectionConfig, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, RedisResult,
+    TlsCertificates, Value,
 };
+
+use crate::config::RedisConfig;
 
 /// How the gateway reaches Redis.
 pub enum Link {
@@ -57,28 +60,37 @@ pub enum Connection {
 }
 
 impl Link {
-    /// A link to `url` (with `cluster`, seed nodes separated by commas; with
-    /// `sentinel_master`, sentinels separated by commas), calls bounded by `timeout`.
+    /// A link to `url` as `config` describes it (with `cluster`, seed nodes separated by
+    /// commas; with `sentinel_master`, sentinels separated by commas), calls bounded by its
+    /// timeout; `roots` (PEM) replace the system's CA roots for `rediss://` URLs.
     /// Connects lazily: nothing is dialled here.
-    pub fn new(
-        url: &str,
-        cluster: bool,
-        sentinel_master: Option<&str>,
-        timeout: Duration,
-    ) -> anyhow::Result<Self> {
+    pub fn new(url: &str, config: &RedisConfig, roots: Option<Vec<u8>>) -> anyhow::Result<Self> {
+        let timeout = Duration::from_millis(config.timeout_ms.max(1));
         let urls: Vec<&str> = url.split(',').map(str::trim).collect();
-        match (cluster, sentinel_master) {
+        let tls = roots.map(|pem| TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        });
+        if tls.is_some() && !urls.iter().all(|url| url.starts_with("rediss://")) {
+            bail!("state.redis.ca_file is for rediss:// (TLS) URLs only");
+        }
+        match (config.cluster, config.sentinel_master.as_deref()) {
             (true, Some(_)) => bail!("state.redis: cluster and sentinel_master exclude each other"),
             (true, None) => {
-                let client = ClusterClientBuilder::new(urls)
+                let mut builder = ClusterClientBuilder::new(urls)
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
-                    .retries(1)
-                    .build()?;
+                    .retries(1);
+                if let Some(tls) = tls {
+                    builder = builder.certs(tls);
+                }
                 Ok(Self::Cluster {
-                    client,
+                    client: builder.build()?,
                     connection: OnceLock::new(),
                 })
+            }
+            (false, Some(_)) if tls.is_some() => {
+                bail!("state.redis.ca_file is not supported with sentinel_master yet")
             }
             (false, Some(master)) => {
                 let first = urls[0].into_connection_info().context("state.redis.url")?;
@@ -99,14 +111,17 @@ impl Link {
                 }))
             }
             (false, None) => {
-                let config = ConnectionManagerConfig::new()
+                let manager = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout))
                     .set_number_of_retries(1)
                     .set_max_delay(timeout);
-                let client = redis::Client::open(url)?;
+                let client = match tls {
+                    Some(tls) => redis::Client::build_with_tls(url, tls)?,
+                    None => redis::Client::open(url)?,
+                };
                 Ok(Self::Server(ConnectionManager::new_lazy_with_config(
-                    client, config,
+                    client, manager,
                 )?))
             }
         }

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use std::path::Path;
+
 use crate::config::{StateBackendKind, StateConfig};
 
 pub use failover::FailoverBackend;
@@ -29,11 +31,12 @@ pub use quota::Quotas;
 /// The backend a config asks for, held to the configured quotas. Redis being unreachable
 /// at startup is not an error (its outage policy applies until it answers); a malformed
 /// URL is.
-pub async fn start(config: &StateConfig) -> anyhow::Result<Arc<dyn StateBackend>> {
+/// `base_dir` resolves a relative `ca_file`.
+pub async fn start(config: &StateConfig, base_dir: &Path) -> anyhow::Result<Arc<dyn StateBackend>> {
     let max_entries = config.kv.max_entries;
     let backend: Arc<dyn StateBackend> = match (config.backend, &config.redis) {
         (StateBackendKind::Redis, Some(redis)) => {
-            FailoverBackend::start(redis, &config.local, max_entries).await?
+            FailoverBackend::start(redis, &config.local, max_entries, base_dir).await?
         }
         (StateBackendKind::Redis, None) => {
             anyhow::bail!("state.backend = \"redis\" needs [state.redis]")

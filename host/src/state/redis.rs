@@ -13,6 +13,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
+
 use redis::{AsyncCommands, Script};
 
 use super::link::{Connection, Link};
@@ -42,20 +44,28 @@ macro_rules! with_index {
 impl RedisBackend {
     /// A backend for `config`. Connects lazily: a server that is down at startup is not an
     /// error, calls fail with `unavailable` until it is up. Must run inside a Tokio runtime,
-    /// which then drives the connection.
-    pub fn new(config: &RedisConfig, max_entries: u64) -> anyhow::Result<Self> {
+    /// which then drives the connection. `base_dir` resolves a relative `ca_file`.
+    pub fn new(
+        config: &RedisConfig,
+        max_entries: u64,
+        base_dir: &std::path::Path,
+    ) -> anyhow::Result<Self> {
         let url = config
             .url
             .resolve("state.redis.url")
             .map_err(anyhow::Error::msg)?;
         let url = String::from_utf8(url)?;
+        let roots = match &config.ca_file {
+            Some(file) => {
+                let path = base_dir.join(file);
+                let pem = std::fs::read(&path)
+                    .with_context(|| format!("state.redis.ca_file {}", path.display()))?;
+                Some(pem)
+            }
+            None => None,
+        };
         let timeout = Duration::from_millis(config.timeout_ms.max(1));
-        let link = Link::new(
-            &url,
-            config.cluster,
-            config.sentinel_master.as_deref(),
-            timeout,
-        )?;
+        let link = Link::new(&url, config, roots)?;
         Ok(Self {
             link,
             prefix: config.key_prefix.clone(),

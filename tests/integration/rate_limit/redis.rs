@@ -196,6 +196,43 @@ async fn budgets_survive_a_redis_crash_with_appendfsync_always() {
     assert_eq!(statuses(&client, &url, 3, &user).await, [200, 200, 429]);
 }
 
+/// `rediss://`: the budget lives in a Redis reached over TLS, its certificate verified
+/// against `ca_file`; without it (the system's roots), the certificate is refused and the
+/// outage policy answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_over_tls_verified_against_the_configured_ca() {
+    let dir = TempDir::new();
+    let (redis, tls_port) = RedisServer::start_tls(dir.path());
+    let upstream = TestUpstream::start("main").await;
+    let config = r#"{ limits = [{ limit = 2, window = "1h" }], key = ["route"] }"#;
+    let state = |ca: &str| {
+        format!(
+            "[state]\nbackend = \"redis\"\n[state.redis]\n\
+             url = {{ value = \"rediss://127.0.0.1:{tls_port}\" }}\n{ca}\
+             on_unavailable = \"reject\"\ntimeout_ms = 2000\n"
+        )
+    };
+    let ca_file = format!("ca_file = {:?}\n", dir.path().join("ca.pem"));
+    let gw = gateway(&upstream, config, &state(&ca_file)).await;
+    let client = TestClient::http1();
+    assert_eq!(
+        statuses(&client, &gw.url("/rl"), 3, &[]).await,
+        [200, 200, 429]
+    );
+    assert_eq!(
+        redis.command("DBSIZE").as_deref(),
+        Some(":1"),
+        "the budget lives in Redis"
+    );
+    let untrusted = gateway(&upstream, config, &state("")).await;
+    assert_eq!(
+        statuses(&client, &untrusted.url("/rl"), 1, &[]).await,
+        [503]
+    );
+    let status = untrusted.status(&client).await;
+    assert_eq!(status["state"]["healthy"], false, "{status}");
+}
+
 #[tokio::test]
 async fn redis_outage_falls_back_to_local_limits_then_shared_limiting_resumes() {
     let mut redis = RedisServer::start();
