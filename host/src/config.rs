@@ -296,8 +296,12 @@ impl Config {
                     .resolve("state.redis.url")
                     .map_err(anyhow::Error::msg)?;
                 let url = String::from_utf8(url).context("state.redis.url is not UTF-8")?;
-                if !url.starts_with("redis://") && !url.starts_with("redis+unix://") {
-                    bail!("state.redis.url must start with redis:// (TLS is not supported yet)");
+                let schemes = ["redis://", "rediss://", "redis+unix://"];
+                if !url
+                    .split(',')
+                    .all(|url| schemes.iter().any(|s| url.trim().starts_with(s)))
+                {
+                    bail!("state.redis.url must start with redis:// or rediss:// (TLS)");
                 }
             }
             (StateBackendKind::Local, None) => {}

@@ -24,11 +24,12 @@ async fn gateway(upstream: &TestUpstream, config: &str, extra: &str) -> TestGate
     TestGateway::start(&text, &[("rate-limit.wasm", RATE_LIMIT)]).await
 }
 
-/// The `[state]` table for a Redis backend with this outage policy.
+/// The `[state]` table for a Redis backend with this outage policy (two seconds per call:
+/// time enough for a busy machine; an outage shows as a refused connection at once).
 fn redis_state(redis: &RedisServer, on_unavailable: &str) -> String {
     format!(
         "[state]\nbackend = \"redis\"\n[state.redis]\nurl = {{ value = \"{}\" }}\n\
-         on_unavailable = \"{on_unavailable}\"\ntimeout_ms = 200\nprobe_interval_ms = 50\n",
+         on_unavailable = \"{on_unavailable}\"\ntimeout_ms = 2000\nprobe_interval_ms = 50\n",
         redis.url()
     )
 }

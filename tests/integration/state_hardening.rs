@@ -37,10 +37,16 @@ async fn gateway(upstream: &TestUpstream, state: &str, routes: &[String]) -> Tes
     TestGateway::start(&config, &plugins).await
 }
 
-/// The `[state]` table of a Redis backend.
+/// The `[state]` table of a Redis backend, with `more` settings (by default, time
+/// enough for a busy machine: two seconds per call).
 fn redis_state(redis: &RedisServer, more: &str) -> String {
+    let timeout = if more.contains("timeout_ms") {
+        ""
+    } else {
+        "timeout_ms = 2000\n"
+    };
     format!(
-        "[state]\nbackend = \"redis\"\n[state.redis]\nurl = {{ value = \"{}\" }}\n{more}",
+        "[state]\nbackend = \"redis\"\n[state.redis]\nurl = {{ value = \"{}\" }}\n{timeout}{more}",
         redis.url()
     )
 }
