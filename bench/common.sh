@@ -80,6 +80,15 @@ ensure_weir() {
     ulimit -n "$(ulimit -Hn)"
 }
 
+# cpu_ticks PID...: user + system CPU of the processes so far, in clock ticks.
+cpu_ticks() {
+    local pid total=0
+    for pid in "$@"; do
+        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+
 # The benchmarks' API key and the HMAC secret they sign with.
 BENCH_API_KEY=bench-api-key
 BENCH_HMAC_KEY=bench-hmac-secret

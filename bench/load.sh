@@ -355,15 +355,6 @@ to_ms() {
     }'
 }
 
-# cpu_ticks PID...: user + system CPU of the processes so far, in clock ticks.
-cpu_ticks() {
-    local pid total=0
-    for pid in "$@"; do
-        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
-    done
-    echo "$total"
-}
-
 # nginx's processes: the master and its workers.
 NGINX_PIDS=("$NGINX_PID" $(pgrep -P "$NGINX_PID"))
 

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Fleet benchmark: gateway instances sharing their rate limits through one Redis.
+#
+# 1. Cost of a shared decision: one instance, a rate-limited route whose limit is never
+#    reached (every request is one decision), with the embedded backend and then with Redis:
+#    req/s, the gateway's CPU per request, and Redis commands per request.
+# 2. Accuracy across the fleet: three instances, a limit of LIMIT per second on the route
+#    (one budget for everyone), for each algorithm; wrk loads the three instances at once for
+#    DURATION seconds; the requests admitted in all, against what the limit allows.
+#
+#   bench/cluster.sh                              # defaults: DURATION=10 LIMIT=2000
+#   SKIP_BUILD=1 DURATION=5 bench/cluster.sh
+#
+# Writes its results between <!-- cluster:begin --> and <!-- cluster:end --> in
+# docs/benchmarks.md.
+
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+LIMIT=${LIMIT:-2000}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WEIR="$ROOT/target/release/weir"
+PLUGINS="$ROOT/target/plugins"
+DOC="$ROOT/docs/benchmarks.md"
+COMMAND="DURATION=$DURATION LIMIT=$LIMIT bench/cluster.sh"
+
+NAME=cluster
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
+
+need wrk curl redis-server redis-cli
+ensure_weir
+
+read -r UPSTREAM_PORT REDIS_PORT < <(free_ports 2)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$TMP/redis.log" 2>&1 &
+PIDS+=("$!")
+"$WEIR" demo-upstream "127.0.0.1:$UPSTREAM_PORT" >"$TMP/upstream.log" 2>&1 &
+PIDS+=("$!")
+for _ in $(seq 100); do
+    redis-cli -p "$REDIS_PORT" PING >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+# config BACKEND PORT ADMIN: a gateway config with the state backend BACKEND (local or
+# redis): `/free` with a limit it never reaches, and `/<algorithm>` with LIMIT per second,
+# all keyed by route (one budget for every client).
+config() {
+    local backend=$1 port=$2 admin=$3 algorithm
+    cat <<EOF
+[server]
+listen = ["127.0.0.1:$port"]
+admin = "127.0.0.1:$admin"
+plugins_dir = "$PLUGINS"
+watch = false
+
+[state]
+backend = "$backend"
+[state.redis]
+url = { value = "redis://127.0.0.1:$REDIS_PORT" }
+on_unavailable = "reject"
+timeout_ms = 1000
+
+[upstreams.up]
+targets = ["127.0.0.1:$UPSTREAM_PORT"]
+
+[[routes]]
+name = "free"
+upstream = "up"
+match = { path_prefix = "/free" }
+[[routes.filters]]
+plugin = "rate-limit.wasm"
+grants = ["limits"]
+config = { limits = [{ limit = 1000000000, window = "1s" }], key = ["route"] }
+EOF
+    for algorithm in token_bucket sliding_window fixed_window; do
+        cat <<EOF
+
+[[routes]]
+name = "$algorithm"
+upstream = "up"
+match = { path_prefix = "/$algorithm" }
+[[routes.filters]]
+plugin = "rate-limit.wasm"
+grants = ["limits"]
+config = { limits = [{ limit = $LIMIT, window = "1s", algorithm = "$algorithm" }], key = ["route"] }
+EOF
+    done
+}
+
+# start BACKEND: starts an instance on free ports and waits until it serves; sets PID and
+# PORT.
+start() {
+    local admin
+    read -r PORT admin < <(free_ports 2)
+    config "$1" "$PORT" "$admin" >"$TMP/weir-$PORT.toml"
+    RUST_LOG=warn "$WEIR" run "$TMP/weir-$PORT.toml" >"$TMP/weir-$PORT.log" 2>&1 &
+    PID=$!
+    PIDS+=("$PID")
+    for _ in $(seq 100); do
+        curl -fs -o /dev/null "http://127.0.0.1:$PORT/free" && return
+        sleep 0.1
+    done
+    die "the $1 instance did not start"
+}
+
+redis_commands() {
+    redis-cli -p "$REDIS_PORT" INFO stats | awk -F: '/^total_commands_processed/ { print $2 + 0 }'
+}
+
+# 1. One instance, every request one decision.
+ROWS=()
+for backend in local redis; do
+    start "$backend"
+    pid=$PID port=$PORT
+    log "$backend backend: wrk -c64 ${DURATION}s"
+    wrk -t2 -c64 -d2s "http://127.0.0.1:$port/free" >/dev/null
+    cpu_before=$(cpu_ticks "$pid")
+    commands_before=$(redis_commands)
+    wrk -t2 -c64 -d"${DURATION}s" "http://127.0.0.1:$port/free" >"$TMP/wrk-$backend.txt"
+    cpu_after=$(cpu_ticks "$pid")
+    commands_after=$(redis_commands)
+    requests=$(awk '/requests in/ { print $1 }' "$TMP/wrk-$backend.txt")
+    rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$TMP/wrk-$backend.txt")
+    p99=$(awk '$1 == "99%" { print $2 }' "$TMP/wrk-$backend.txt")
+    non2xx=$(awk '/Non-2xx/ { print $5 }' "$TMP/wrk-$backend.txt")
+    cpu=$(awk -v a="$cpu_after" -v b="$cpu_before" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+        'BEGIN { printf "%.1f", (a - b) / hz * 1e6 / n }')
+    per_request=$(awk -v a="$commands_after" -v b="$commands_before" -v n="$requests" \
+        'BEGIN { printf "%.2f", (a - b) / n }')
+    ROWS+=("| $backend | $rps | $p99 | $cpu | $per_request | ${non2xx:-0} |")
+    kill -TERM "$pid"
+    wait "$pid" 2>/dev/null || true
+done
+
+# 2. Three instances, one budget of LIMIT per second.
+INSTANCES=()
+for _ in 1 2 3; do
+    start redis
+    INSTANCES+=("$PORT")
+done
+ACCURACY=()
+for algorithm in token_bucket sliding_window fixed_window; do
+    log "$algorithm: three instances at once, ${DURATION}s"
+    wrks=()
+    for port in "${INSTANCES[@]}"; do
+        wrk -t1 -c16 -d"${DURATION}s" "http://127.0.0.1:$port/$algorithm" >"$TMP/acc-$algorithm-$port.txt" &
+        wrks+=("$!")
+    done
+    wait "${wrks[@]}"
+    total=0
+    refused=0
+    for port in "${INSTANCES[@]}"; do
+        total=$((total + $(awk '/requests in/ { print $1 }' "$TMP/acc-$algorithm-$port.txt")))
+        refused=$((refused + $(awk '/Non-2xx/ { print $5 } END { print 0 }' "$TMP/acc-$algorithm-$port.txt" | head -1)))
+    done
+    admitted=$((total - refused))
+    # A run of D seconds starting inside a window meets D + 1 windows (the first and last in
+    # part); a token bucket starts full: both allow up to LIMIT × (D + 1).
+    ACCURACY+=("$(awk -v alg="$algorithm" -v a="$admitted" -v t="$total" -v l="$LIMIT" -v d="$DURATION" \
+        'BEGIN { printf "| %s | %d | %d | %d | %.3f | %.3f |", alg, t, a, l * (d + 1), a / (l * d), a / (l * (d + 1)) }')")
+done
+
+REV=$(git -C "$ROOT" rev-parse --short HEAD)
+DIRTY=$(git -C "$ROOT" diff --quiet HEAD -- host plugins 2>/dev/null || echo " (with uncommitted changes)")
+{
+    echo "<!-- cluster:begin -->"
+    echo "Weir commit $REV$DIRTY. Run on $(date -u '+%Y-%m-%d %H:%M:%S UTC'), on $(nproc) cores, everything on loopback (Redis $(redis-server --version | awk '{ print $3 }' | cut -d= -f2), one server)."
+    echo
+    echo "Command: \`$COMMAND\`."
+    echo
+    echo "**One decision per request** (one instance, \`wrk -t2 -c64 -d${DURATION}s\`, a rate-limit"
+    echo "filter whose limit is never reached): the embedded backend against Redis. Redis commands"
+    echo "per request is Redis's \`total_commands_processed\` over the run divided by the requests."
+    echo
+    echo "| backend | req/s | p99 | gateway CPU µs/req | Redis commands/req | non-2xx |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${ROWS[@]}"
+    echo
+    echo "**Accuracy across three instances** (\`wrk -t1 -c16\` against each at once for ${DURATION} s,"
+    echo "one budget of $LIMIT per second on the route): admitted requests against what the limit"
+    echo "allows, $LIMIT × ${DURATION} s, and $LIMIT × ($DURATION + 1) for a run that meets a partial window"
+    echo "at each end (a token bucket starts full)."
+    echo
+    echo "| algorithm | requests | admitted | allowed at most | admitted / (limit × D) | admitted / (limit × (D + 1)) |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${ACCURACY[@]}"
+    echo "<!-- cluster:end -->"
+} >"$TMP/section.md"
+replace_section "$DOC" cluster "$TMP/section.md" "## Fleet (\`bench/cluster.sh\`)"
+cat "$TMP/section.md"
