@@ -104,8 +104,14 @@ start() {
     die "the $1 instance did not start"
 }
 
-redis_commands() {
-    redis-cli -p "$REDIS_PORT" INFO stats | awk -F: '/^total_commands_processed/ { print $2 + 0 }'
+# redis_counts: "COMMANDS SCRIPTS": the commands Redis has run (those inside scripts
+# included) and the scripts it was asked to run (each one round trip of the gateway's).
+redis_counts() {
+    local commands scripts
+    commands=$(redis-cli -p "$REDIS_PORT" INFO stats | awk -F: '/^total_commands_processed/ { print $2 + 0 }')
+    scripts=$(redis-cli -p "$REDIS_PORT" INFO commandstats \
+        | awk -F'[:=,]' '/^cmdstat_(evalsha|eval):/ { n += $3 } END { print n + 0 }')
+    echo "$commands $scripts"
 }
 
 # 1. One instance, every request one decision.
@@ -116,19 +122,20 @@ for backend in local redis; do
     log "$backend backend: wrk -c64 ${DURATION}s"
     wrk -t2 -c64 -d2s "http://127.0.0.1:$port/free" >/dev/null
     cpu_before=$(cpu_ticks "$pid")
-    commands_before=$(redis_commands)
-    wrk -t2 -c64 -d"${DURATION}s" "http://127.0.0.1:$port/free" >"$TMP/wrk-$backend.txt"
+    read -r commands_before scripts_before < <(redis_counts)
+    wrk -t2 -c64 -d"${DURATION}s" --latency "http://127.0.0.1:$port/free" >"$TMP/wrk-$backend.txt"
     cpu_after=$(cpu_ticks "$pid")
-    commands_after=$(redis_commands)
+    read -r commands_after scripts_after < <(redis_counts)
     requests=$(awk '/requests in/ { print $1 }' "$TMP/wrk-$backend.txt")
     rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$TMP/wrk-$backend.txt")
     p99=$(awk '$1 == "99%" { print $2 }' "$TMP/wrk-$backend.txt")
     non2xx=$(awk '/Non-2xx/ { print $5 }' "$TMP/wrk-$backend.txt")
     cpu=$(awk -v a="$cpu_after" -v b="$cpu_before" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
         'BEGIN { printf "%.1f", (a - b) / hz * 1e6 / n }')
-    per_request=$(awk -v a="$commands_after" -v b="$commands_before" -v n="$requests" \
-        'BEGIN { printf "%.2f", (a - b) / n }')
-    ROWS+=("| $backend | $rps | $p99 | $cpu | $per_request | ${non2xx:-0} |")
+    per_request() {
+        awk -v a="$1" -v b="$2" -v n="$requests" 'BEGIN { printf "%.2f", (a - b) / n }'
+    }
+    ROWS+=("| $backend | $rps | $p99 | $cpu | $(per_request "$scripts_after" "$scripts_before") | $(per_request "$commands_after" "$commands_before") | ${non2xx:-0} |")
     kill -TERM "$pid"
     wait "$pid" 2>/dev/null || true
 done
@@ -170,11 +177,12 @@ DIRTY=$(git -C "$ROOT" diff --quiet HEAD -- host plugins 2>/dev/null || echo " (
     echo "Command: \`$COMMAND\`."
     echo
     echo "**One decision per request** (one instance, \`wrk -t2 -c64 -d${DURATION}s\`, a rate-limit"
-    echo "filter whose limit is never reached): the embedded backend against Redis. Redis commands"
-    echo "per request is Redis's \`total_commands_processed\` over the run divided by the requests."
+    echo "filter whose limit is never reached): the embedded backend against Redis. Per request:"
+    echo "the scripts Redis ran (\`EVALSHA\` and \`EVAL\` calls: the gateway's round trips) and"
+    echo "all the commands it ran (\`total_commands_processed\`, those inside the scripts included)."
     echo
-    echo "| backend | req/s | p99 | gateway CPU µs/req | Redis commands/req | non-2xx |"
-    echo "|---|---:|---:|---:|---:|---:|"
+    echo "| backend | req/s | p99 | gateway CPU µs/req | Redis round trips/req | Redis commands/req | non-2xx |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${ROWS[@]}"
     echo
     echo "**Accuracy across three instances** (\`wrk -t1 -c16\` against each at once for ${DURATION} s,"
