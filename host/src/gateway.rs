@@ -52,7 +52,8 @@ impl Gateway {
             health: HealthRegistry::default(),
             resilience: Arc::default(),
             metrics: Metrics::default(),
-            state: crate::state::start(&config.state, &config.base_dir).await?,
+            state: crate::state::start(&config.state, (&config.base_dir, config.server.workers()))
+                .await?,
             request_ids: RequestIds::default(),
             buffers: Arc::default(),
             tunnels: Arc::default(),

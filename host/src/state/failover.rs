@@ -37,15 +37,15 @@ impl FailoverBackend {
     /// when the backend is dropped. Redis being down at startup is not an error: the
     /// backend starts in its outage policy and recovers when the server comes up.
     /// `local` bounds the fallback; a namespace holds `max_entries` keys in either;
-    /// `base_dir` resolves a relative `ca_file`.
+    /// `base_dir` resolves a relative `ca_file`; `workers` is the proxy's worker threads.
     pub async fn start(
         config: &RedisConfig,
         local: &LocalStateConfig,
         max_entries: u64,
-        base_dir: &std::path::Path,
+        (base_dir, workers): (&std::path::Path, usize),
     ) -> anyhow::Result<Arc<Self>> {
         let backend = Arc::new(Self {
-            redis: RedisBackend::new(config, max_entries, base_dir)?,
+            redis: RedisBackend::new(config, max_entries, base_dir, workers)?,
             local: LocalBackend::new(local, max_entries),
             policy: config.on_unavailable,
             up: AtomicBool::new(true),

@@ -1,6 +1,8 @@
 //! The connection to Redis, in one of three shapes:
 //!
-//! - one server, through a connection manager that reconnects on its own;
+//! - one server, through a connection manager per proxy worker thread (created on that
+//!   thread, so that its driver runs on the worker's runtime and a call never hops to
+//!   another thread and back), each reconnecting on its own;
 //! - a Redis Cluster, through a cluster connection that reads the slot map from the seed
 //!   nodes, sends each call to the node holding its keys and follows the cluster's
 //!   redirections and failovers;
@@ -30,7 +32,7 @@ use crate::config::RedisConfig;
 /// How the gateway reaches Redis.
 pub enum Link {
     /// One server.
-    Server(ConnectionManager),
+    Server(ServerLink),
     /// A cluster, connected on the first [`Link::connect`] that reaches a seed node.
     Cluster {
         client: ClusterClient,
@@ -38,6 +40,27 @@ pub enum Link {
     },
     /// The master the sentinels name.
     Sentinel(SentinelLink),
+}
+
+/// One server: its client, and a connection manager per worker thread, made on first use.
+pub struct ServerLink {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    per_worker: Box<[OnceLock<ConnectionManager>]>,
+}
+
+impl ServerLink {
+    /// The calling worker's connection manager (made now, on the worker's runtime, if this
+    /// is its first call).
+    fn manager(&self) -> RedisResult<ConnectionManager> {
+        let slot = &self.per_worker[crate::worker::index() % self.per_worker.len()];
+        if let Some(manager) = slot.get() {
+            return Ok(manager.clone());
+        }
+        let made =
+            ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())?;
+        Ok(slot.get_or_init(|| made).clone())
+    }
 }
 
 /// The sentinels and the current master connection, numbered so that a connection that
@@ -62,9 +85,15 @@ pub enum Connection {
 impl Link {
     /// A link to `url` as `config` describes it (with `cluster`, seed nodes separated by
     /// commas; with `sentinel_master`, sentinels separated by commas), calls bounded by its
-    /// timeout; `roots` (PEM) replace the system's CA roots for `rediss://` URLs.
+    /// timeout; `roots` (PEM) replace the system's CA roots for `rediss://` URLs; a server
+    /// gets a connection per each of `workers` proxy worker threads and one for the rest.
     /// Connects lazily: nothing is dialled here.
-    pub fn new(url: &str, config: &RedisConfig, roots: Option<Vec<u8>>) -> anyhow::Result<Self> {
+    pub fn new(
+        url: &str,
+        config: &RedisConfig,
+        roots: Option<Vec<u8>>,
+        workers: usize,
+    ) -> anyhow::Result<Self> {
         let timeout = Duration::from_millis(config.timeout_ms.max(1));
         let urls: Vec<&str> = url.split(',').map(str::trim).collect();
         let tls = roots.map(|pem| TlsCertificates {
@@ -120,9 +149,11 @@ impl Link {
                     Some(tls) => redis::Client::build_with_tls(url, tls)?,
                     None => redis::Client::open(url)?,
                 };
-                Ok(Self::Server(ConnectionManager::new_lazy_with_config(
-                    client, manager,
-                )?))
+                Ok(Self::Server(ServerLink {
+                    client,
+                    config: manager,
+                    per_worker: (0..=workers).map(|_| OnceLock::new()).collect(),
+                }))
             }
         }
     }
@@ -149,11 +180,11 @@ impl Link {
         }
     }
 
-    /// A handle for one call and its connection's number; `None` while a cluster or
+    /// A handle for one call and its connection's number; an error while a cluster or
     /// sentinel link is not connected.
-    pub fn connection(&self) -> Option<(u64, Connection)> {
-        match self {
-            Self::Server(manager) => Some((0, Connection::Server(manager.clone()))),
+    pub fn connection(&self) -> RedisResult<(u64, Connection)> {
+        let connection = match self {
+            Self::Server(server) => return Ok((0, Connection::Server(server.manager()?))),
             Self::Cluster { connection, .. } => connection
                 .get()
                 .map(|connection| (0, Connection::Cluster(connection.clone()))),
@@ -162,7 +193,8 @@ impl Link {
                 .load()
                 .as_deref()
                 .map(|(number, master)| (*number, Connection::Sentinel(master.clone()))),
-        }
+        };
+        connection.ok_or_else(|| (redis::ErrorKind::Io, "not connected yet").into())
     }
 
     /// After a call on connection `failed` could not reach its node or found it a replica:

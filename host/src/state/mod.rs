@@ -31,12 +31,16 @@ pub use quota::Quotas;
 /// The backend a config asks for, held to the configured quotas. Redis being unreachable
 /// at startup is not an error (its outage policy applies until it answers); a malformed
 /// URL is.
-/// `base_dir` resolves a relative `ca_file`.
-pub async fn start(config: &StateConfig, base_dir: &Path) -> anyhow::Result<Arc<dyn StateBackend>> {
+/// `base_dir` resolves a relative `ca_file`; `workers` is the proxy's worker threads (a
+/// Redis server gets a connection per worker).
+pub async fn start(
+    config: &StateConfig,
+    (base_dir, workers): (&Path, usize),
+) -> anyhow::Result<Arc<dyn StateBackend>> {
     let max_entries = config.kv.max_entries;
     let backend: Arc<dyn StateBackend> = match (config.backend, &config.redis) {
         (StateBackendKind::Redis, Some(redis)) => {
-            FailoverBackend::start(redis, &config.local, max_entries, base_dir).await?
+            FailoverBackend::start(redis, &config.local, max_entries, (base_dir, workers)).await?
         }
         (StateBackendKind::Redis, None) => {
             anyhow::bail!("state.backend = \"redis\" needs [state.redis]")

@@ -44,11 +44,13 @@ macro_rules! with_index {
 impl RedisBackend {
     /// A backend for `config`. Connects lazily: a server that is down at startup is not an
     /// error, calls fail with `unavailable` until it is up. Must run inside a Tokio runtime,
-    /// which then drives the connection. `base_dir` resolves a relative `ca_file`.
+    /// which then drives the connection. `base_dir` resolves a relative `ca_file`; a single
+    /// server gets a connection per each of `workers` proxy worker threads.
     pub fn new(
         config: &RedisConfig,
         max_entries: u64,
         base_dir: &std::path::Path,
+        workers: usize,
     ) -> anyhow::Result<Self> {
         let url = config
             .url
@@ -65,7 +67,7 @@ impl RedisBackend {
             None => None,
         };
         let timeout = Duration::from_millis(config.timeout_ms.max(1));
-        let link = Link::new(&url, config, roots)?;
+        let link = Link::new(&url, config, roots, workers)?;
         Ok(Self {
             link,
             prefix: config.key_prefix.clone(),
@@ -102,13 +104,10 @@ impl RedisBackend {
         F: Fn(Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let (number, connection) = self
-            .link
-            .connection()
-            .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "not connected yet")))?;
+        let (number, connection) = self.link.connection()?;
         match op(connection).await {
             Err(e) if unreachable(&e) && self.link.reconnect(number).await? => {
-                let (_, connection) = self.link.connection().ok_or(e)?;
+                let (_, connection) = self.link.connection()?;
                 op(connection).await
             }
             result => result,
