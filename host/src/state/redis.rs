@@ -85,7 +85,7 @@ impl RedisBackend {
     pub async fn ping(&self) -> Result<(), StateError> {
         self.bounded(async {
             self.link.connect().await?;
-            self.call(|mut connection| async move {
+            self.call(true, |mut connection| async move {
                 redis::cmd("PING")
                     .query_async::<String>(&mut connection)
                     .await
@@ -96,17 +96,22 @@ impl RedisBackend {
         .map(drop)
     }
 
-    /// Runs `op` on a connection; if it could not reach its node or found it a replica,
-    /// once more after a sentinel link has found the master again (see
-    /// [`Link::reconnect`]).
-    async fn call<T, F, Fut>(&self, op: F) -> redis::RedisResult<T>
+    /// Runs `op` on a connection. If it could not reach its node or found it a replica, a
+    /// sentinel link finds the master again (see [`Link::reconnect`]) and `op` is tried
+    /// once more there, when that cannot count twice: `op` is `idempotent`, or the error
+    /// says it never reached a master (refused, or refused as a replica's).
+    async fn call<T, F, Fut>(&self, idempotent: bool, op: F) -> redis::RedisResult<T>
     where
         F: Fn(Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let (number, connection) = self.link.connection()?;
         match op(connection).await {
-            Err(e) if unreachable(&e) && self.link.reconnect(number).await? => {
+            Err(e)
+                if unreachable(&e)
+                    && self.link.reconnect(number).await?
+                    && (idempotent || not_applied(&e)) =>
+            {
                 let (_, connection) = self.link.connection()?;
                 op(connection).await
             }
@@ -145,7 +150,7 @@ impl RedisBackend {
         Box::pin(self.bounded(async move {
             let (value_key, index_key, value) = (&value_key, &index_key, &value);
             let stored = self
-                .call(|mut connection| async move {
+                .call(false, |mut connection| async move {
                     self.set_script
                         .key(value_key)
                         .key(index_key)
@@ -200,7 +205,18 @@ fn unreachable(e: &redis::RedisError) -> bool {
         || e.is_connection_refusal()
         || e.is_connection_dropped()
         || e.is_timeout()
-        || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+        || is_read_only(e)
+}
+
+/// Errors after which the call cannot have been applied: no connection was made, or a
+/// replica refused the write. (A dropped connection or a timeout may follow a write the
+/// master applied.)
+fn not_applied(e: &redis::RedisError) -> bool {
+    e.is_connection_refusal() || is_read_only(e)
+}
+
+fn is_read_only(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
 }
 
 /// A TTL as the scripts take it: milliseconds, at least 1, or 0 for none.
@@ -213,8 +229,11 @@ impl StateBackend for RedisBackend {
         let key = self.value_key(key);
         Box::pin(self.bounded(async move {
             let key = &key;
-            self.call(|mut connection| async move { connection.get(key).await })
-                .await
+            self.call(
+                true,
+                |mut connection| async move { connection.get(key).await },
+            )
+            .await
         }))
     }
 
@@ -228,7 +247,7 @@ impl StateBackend for RedisBackend {
         Box::pin(self.bounded(async move {
             let (value_key, index_key) = (&value_key, &index_key);
             let removed = self
-                .call(|mut connection| async move {
+                .call(false, |mut connection| async move {
                     self.delete_script
                         .key(value_key)
                         .key(index_key)
@@ -244,7 +263,7 @@ impl StateBackend for RedisBackend {
         let (value_key, index_key) = (self.value_key(key), self.index_key(key));
         Box::pin(self.bounded(async move {
             let (value_key, index_key) = (&value_key, &index_key);
-            self.call(|mut connection| async move {
+            self.call(false, |mut connection| async move {
                 self.incr_script
                     .key(value_key)
                     .key(index_key)
@@ -272,7 +291,7 @@ impl StateBackend for RedisBackend {
         Box::pin(self.bounded(async move {
             let key = &key;
             let (allowed, remaining, reset_ms, retry_after_ms): (u8, u64, u64, u64) = self
-                .call(|mut connection| async move {
+                .call(false, |mut connection| async move {
                     self.take_script
                         .key(key)
                         .arg(algorithm)
