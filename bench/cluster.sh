@@ -47,9 +47,25 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
+# route NAME LIMIT ALGORITHM: a route `/NAME` whose rate-limit filter allows LIMIT per
+# second with ALGORITHM, keyed by route (one budget for every client).
+route() {
+    cat <<EOF
+
+[[routes]]
+name = "$1"
+upstream = "up"
+match = { path_prefix = "/$1" }
+[[routes.filters]]
+plugin = "rate-limit.wasm"
+grants = ["limits"]
+deadline_ms = $DEADLINE_MS
+config = { limits = [{ limit = $2, window = "1s", algorithm = "$3" }], key = ["route"] }
+EOF
+}
+
 # config BACKEND PORT ADMIN: a gateway config with the state backend BACKEND (local or
-# redis): `/free` with a limit it never reaches, and `/<algorithm>` with LIMIT per second,
-# all keyed by route (one budget for every client).
+# redis): `/free` with a limit it never reaches, and `/<algorithm>` with LIMIT per second.
 config() {
     local backend=$1 port=$2 admin=$3 algorithm
     cat <<EOF
@@ -68,30 +84,10 @@ timeout_ms = 1000
 
 [upstreams.up]
 targets = ["127.0.0.1:$UPSTREAM_PORT"]
-
-[[routes]]
-name = "free"
-upstream = "up"
-match = { path_prefix = "/free" }
-[[routes.filters]]
-plugin = "rate-limit.wasm"
-grants = ["limits"]
-deadline_ms = $DEADLINE_MS
-config = { limits = [{ limit = 1000000000, window = "1s" }], key = ["route"] }
 EOF
+    route free 1000000000 token_bucket
     for algorithm in token_bucket sliding_window fixed_window; do
-        cat <<EOF
-
-[[routes]]
-name = "$algorithm"
-upstream = "up"
-match = { path_prefix = "/$algorithm" }
-[[routes.filters]]
-plugin = "rate-limit.wasm"
-grants = ["limits"]
-deadline_ms = $DEADLINE_MS
-config = { limits = [{ limit = $LIMIT, window = "1s", algorithm = "$algorithm" }], key = ["route"] }
-EOF
+        route "$algorithm" "$LIMIT" "$algorithm"
     done
 }
 

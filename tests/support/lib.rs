@@ -21,6 +21,7 @@ use hyper_util::server::conn::auto;
 
 pub mod config;
 pub mod redis;
+pub mod tls;
 
 pub use config::{named_route, one_route};
 

@@ -6,9 +6,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-
 use crate::TempDir;
+use crate::tls::SignedCertificate;
 
 /// A `redis-server` process on 127.0.0.1; it can be stopped and started again on the same
 /// port, to play an outage.
@@ -47,30 +46,21 @@ impl RedisServer {
     /// 127.0.0.1 signed by a CA made for the test; the CA's certificate is `dir/ca.pem`.
     /// (The plain port stays open for the test's own commands.)
     pub fn start_tls(dir: &Path) -> (Self, u16) {
-        let ca_key = KeyPair::generate().expect("key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).expect("CA");
-        let issuer = Issuer::new(ca_params, ca_key);
-        let key = KeyPair::generate().expect("key");
-        let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
-            .expect("params")
-            .signed_by(&key, &issuer)
-            .expect("certificate");
+        let signed = SignedCertificate::for_names(&["127.0.0.1"]);
         let write = |name: &str, pem: String| {
             let path = dir.join(name);
             std::fs::write(&path, pem).expect("write a PEM file");
             path.display().to_string()
         };
-        write("ca.pem", ca.pem());
+        write("ca.pem", signed.ca_pem);
         let tls_port = crate::free_port();
         let args = [
             "--tls-port".to_string(),
             tls_port.to_string(),
             "--tls-cert-file".to_string(),
-            write("cert.pem", cert.pem()),
+            write("cert.pem", signed.certificate.pem()),
             "--tls-key-file".to_string(),
-            write("key.pem", key.serialize_pem()),
+            write("key.pem", signed.key.serialize_pem()),
             "--tls-auth-clients".to_string(),
             "no".to_string(),
         ];

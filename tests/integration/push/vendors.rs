@@ -16,9 +16,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
+use weir_tests::tls::SignedCertificate;
 use weir_tests::{TempDir, eventually};
 
 use super::{ALICE, Push, push_routes};
@@ -248,24 +248,15 @@ fn others(vendor: &Vendor, seen: &Seen) -> Response<Full<Bytes>> {
 /// A vendor server for `vendor.test` over TLS (h2 and http/1.1); returns its address and
 /// the CA that signed its certificate, as PEM.
 async fn vendor_server(vendor: Arc<Vendor>) -> (SocketAddr, String) {
-    let ca_key = KeyPair::generate().expect("key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).expect("CA");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().expect("key");
-    let cert = CertificateParams::new(vec!["vendor.test".to_string()])
-        .expect("params")
-        .signed_by(&key, &issuer)
-        .expect("certificate");
+    let signed = SignedCertificate::for_names(&["vendor.test"]);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("versions")
         .with_no_client_auth()
         .with_single_cert(
-            vec![CertificateDer::from(cert.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            vec![CertificateDer::from(signed.certificate.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(signed.key.serialize_der())),
         )
         .expect("server config");
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -310,7 +301,7 @@ async fn vendor_server(vendor: Arc<Vendor>) -> (SocketAddr, String) {
             });
         }
     });
-    (addr, ca.pem())
+    (addr, signed.ca_pem)
 }
 
 /// A TOML literal string of `text` (taken as it is, new lines and quotes included).

@@ -88,22 +88,14 @@ async fn two_gateways_share_budgets_spread_over_a_redis_cluster() {
 async fn budgets_survive_a_cluster_master_failing_over_to_its_replica() {
     let mut cluster = RedisCluster::start_with_replicas(1);
     let upstream = TestUpstream::start("main").await;
-    let config = r#"{ limits = [{ limit = 4, window = "1h" }], key = ["header:x-user"] }"#;
-    let state = format!(
-        "[state]\nbackend = \"redis\"\n[state.redis]\nurl = {{ value = \"{}\" }}\n\
-         cluster = true\non_unavailable = \"reject\"\ntimeout_ms = 500\nprobe_interval_ms = 100\n",
-        cluster.url()
-    );
-    let gw = gateway(&upstream, config, &state).await;
-    let client = TestClient::http1();
     let users = [
         "user-ada", "user-bob", "user-cy", "user-dee", "user-eve", "user-fay",
     ];
-    let url = gw.url("/rl");
-    for user in users {
-        let got = statuses(&client, &url, 2, &[("x-user", user)]).await;
-        assert_eq!(got, [200, 200], "{user}");
-    }
+    let settings = format!(
+        "url = {{ value = \"{}\" }}\ncluster = true\n",
+        cluster.url()
+    );
+    let (gw, client) = spend_two_each(&upstream, &settings, &users).await;
     // A master holding a budget, and whose budget it is.
     let (victim, key) = cluster
         .nodes
@@ -116,20 +108,9 @@ async fn budgets_survive_a_cluster_master_failing_over_to_its_replica() {
         .into_iter()
         .find(|user| key.contains(user))
         .unwrap_or_else(|| panic!("whose budget is {key}?"));
-    assert_eq!(
-        cluster.nodes[victim].command("WAIT 1 2000").as_deref(),
-        Some(":1"),
-        "replicated"
-    );
-    cluster.nodes[victim].stop();
-    let refused = statuses(&client, &url, 1, &[("x-user", lost)]).await;
-    assert_eq!(refused, [503], "{lost} while its master is down");
+    fail_over(&gw, &client, &mut cluster.nodes[victim], lost).await;
     cluster.wait_for_failover();
-    assert!(gw.backend_healthy_again(&client).await);
-    for user in users {
-        let got = statuses(&client, &url, 3, &[("x-user", user)]).await;
-        assert_eq!(got, [200, 200, 429], "{user} after the failover");
-    }
+    two_left_each(&gw, &client, &users).await;
 }
 
 /// The master Sentinel watches is killed: until the sentinel has promoted the replica,
@@ -139,34 +120,57 @@ async fn budgets_survive_a_cluster_master_failing_over_to_its_replica() {
 async fn budgets_survive_a_sentinel_failover() {
     let mut redis = RedisSentinel::start();
     let upstream = TestUpstream::start("main").await;
-    let config = r#"{ limits = [{ limit = 4, window = "1h" }], key = ["header:x-user"] }"#;
-    let state = format!(
-        "[state]\nbackend = \"redis\"\n[state.redis]\nurl = {{ value = \"{}\" }}\n\
-         sentinel_master = \"weir\"\non_unavailable = \"reject\"\ntimeout_ms = 500\n\
-         probe_interval_ms = 100\n",
+    let users = ["user-ada", "user-bob"];
+    let settings = format!(
+        "url = {{ value = \"{}\" }}\nsentinel_master = \"weir\"\n",
         redis.url()
     );
-    let gw = gateway(&upstream, config, &state).await;
+    let (gw, client) = spend_two_each(&upstream, &settings, &users).await;
+    assert_eq!(redis.master.command("DBSIZE").as_deref(), Some(":2"));
+    fail_over(&gw, &client, &redis.master, "user-ada", || {
+        redis.master.stop()
+    })
+    .await;
+    redis.wait_for_failover();
+    two_left_each(&gw, &client, &users).await;
+}
+
+/// A gateway on the Redis of `settings` (`[state.redis]` lines: where and how), under the
+/// `reject` policy, with a budget of 4 an hour per user; each of `users` spends 2.
+async fn spend_two_each(
+    upstream: &TestUpstream,
+    settings: &str,
+    users: &[&str],
+) -> (TestGateway, TestClient) {
+    let config = r#"{ limits = [{ limit = 4, window = "1h" }], key = ["header:x-user"] }"#;
+    let state = format!(
+        "[state]\nbackend = \"redis\"\n[state.redis]\n{settings}\
+         on_unavailable = \"reject\"\ntimeout_ms = 500\nprobe_interval_ms = 100\n"
+    );
+    let gw = gateway(upstream, config, &state).await;
     let client = TestClient::http1();
-    let url = gw.url("/rl");
-    let users = ["user-ada", "user-bob"];
     for user in users {
-        let got = statuses(&client, &url, 2, &[("x-user", user)]).await;
+        let got = statuses(&client, &gw.url("/rl"), 2, &[("x-user", user)]).await;
         assert_eq!(got, [200, 200], "{user}");
     }
-    assert_eq!(redis.master.command("DBSIZE").as_deref(), Some(":2"));
-    assert_eq!(
-        redis.master.command("WAIT 1 2000").as_deref(),
-        Some(":1"),
-        "replicated"
-    );
-    redis.master.stop();
-    let refused = statuses(&client, &url, 1, &[("x-user", "user-ada")]).await;
-    assert_eq!(refused, [503], "while the master is down");
-    redis.wait_for_failover();
-    assert!(gw.backend_healthy_again(&client).await);
+    (gw, client)
+}
+
+/// Kills `master` once it has replicated what it holds (`WAIT`); `lost`, whose budget it
+/// held, is refused while no replica has taken over.
+async fn fail_over(gw: &TestGateway, client: &TestClient, master: &mut RedisServer, lost: &str) {
+    let replicated = master.command("WAIT 1 2000");
+    assert_eq!(replicated.as_deref(), Some(":1"), "replicated");
+    master.stop();
+    let refused = statuses(client, &gw.url("/rl"), 1, &[("x-user", lost)]).await;
+    assert_eq!(refused, [503], "{lost} while its master is down");
+}
+
+/// After a failover: Redis is used again, and each of `users` has exactly 2 left.
+async fn two_left_each(gw: &TestGateway, client: &TestClient, users: &[&str]) {
+    assert!(gw.backend_healthy_again(client).await);
     for user in users {
-        let got = statuses(&client, &url, 3, &[("x-user", user)]).await;
+        let got = statuses(client, &gw.url("/rl"), 3, &[("x-user", user)]).await;
         assert_eq!(got, [200, 200, 429], "{user} after the failover");
     }
 }
