@@ -127,10 +127,7 @@ async fn budgets_survive_a_sentinel_failover() {
     );
     let (gw, client) = spend_two_each(&upstream, &settings, &users).await;
     assert_eq!(redis.master.command("DBSIZE").as_deref(), Some(":2"));
-    fail_over(&gw, &client, &redis.master, "user-ada", || {
-        redis.master.stop()
-    })
-    .await;
+    fail_over(&gw, &client, &mut redis.master, "user-ada").await;
     redis.wait_for_failover();
     two_left_each(&gw, &client, &users).await;
 }
