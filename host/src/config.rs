@@ -303,6 +303,11 @@ impl Config {
                 {
                     bail!("state.redis.url must start with redis:// or rediss:// (TLS)");
                 }
+                // A brace would move the Redis Cluster hash tag of a value and of its
+                // namespace's index into the prefix, apart: every kv write would then fail.
+                if redis.key_prefix.contains(['{', '}']) {
+                    bail!("state.redis.key_prefix must not contain {{ or }}");
+                }
             }
             (StateBackendKind::Local, None) => {}
         }

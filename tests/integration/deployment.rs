@@ -121,6 +121,26 @@ fn the_kubernetes_manifests_agree_with_the_config_they_mount() {
         "the image keeps its plugins in {bundled_dir}"
     );
 
+    // The compiled-plugin cache (and its key beside it) is on a writable volume of its
+    // own: the config's directory is a read-only ConfigMap, and the image makes the
+    // directories the config names for the user it runs as.
+    let cache_dir = server["cache_dir"].as_str().expect("cache_dir");
+    let cache_volume = mount(container, "cache");
+    assert!(
+        Path::new(cache_dir).parent() == Some(Path::new(&cache_volume)),
+        "{cache_dir} (and its key) in the cache volume {cache_volume}"
+    );
+    assert!(!named(&pod["volumes"], "name", "cache")["emptyDir"].is_badvalue());
+    for dir in [cache_volume.as_str(), plugins_dir] {
+        assert!(dockerfile.contains(dir), "the image makes {dir}");
+    }
+    assert!(
+        dockerfile.contains(&format!(
+            "COPY --from=build --chown=10001:10001 /out/plugins {plugins_dir}"
+        )),
+        "the image alone serves its config: its plugins_dir holds the bundled plugins"
+    );
+
     // Ports: the container's named ports are the config's listeners; the probes ask the
     // admin port for /live and /ready; the Service sends to the proxy port.
     let port = |name: &str| named(&container["ports"], "name", name)["containerPort"].as_i64();
@@ -205,6 +225,10 @@ async fn the_fleet_config_serves_and_answers_the_probes() {
         .replace("0.0.0.0:8080", &format!("127.0.0.1:{port}"))
         .replace("0.0.0.0:9901", &format!("127.0.0.1:{admin}"))
         .replace("\"/var/lib/weir/plugins\"", &format!("{:?}", plugins))
+        .replace(
+            "\"/var/cache/weir/cache\"",
+            &format!("{:?}", dir.path().join("cache")),
+        )
         .replace("\"app:8080\"", &format!("\"{}\"", app.addr));
     assert!(
         config.contains(&app.addr.to_string()),

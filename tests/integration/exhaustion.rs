@@ -404,7 +404,7 @@ async fn read_answers(stream: &mut TcpStream, count: usize) {
 async fn parked_connection(gw: &TestGateway, client: &TestClient) -> TcpStream {
     let mut stream = get_on_a_new_connection(gw).await;
     read_answers(&mut stream, 1).await;
-    let parks = eventually(Duration::from_secs(3), || async {
+    let parks = eventually(Duration::from_secs(6), || async {
         parked(gw, client).await == 1
     });
     assert!(parks.await, "the idle connection is parked");
@@ -447,7 +447,8 @@ async fn an_idle_keep_alive_connection_is_parked_and_serves_its_next_requests() 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_parked_connection_that_sends_again_is_served_not_parked_again_at_once() {
     let up = TestUpstream::start("up").await;
-    let gw = limited(&up, "idle_release_ms = 1000\nidle_timeout_ms = 30000\n").await;
+    // Parked after 2 s without a request: the counts below are read well within that.
+    let gw = limited(&up, "idle_release_ms = 2000\nidle_timeout_ms = 30000\n").await;
     let client = TestClient::default();
     let mut kept = parked_connection(&gw, &client).await;
     // Each time the client sends again, the connection leaves its parking once and the

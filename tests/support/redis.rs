@@ -164,7 +164,8 @@ impl RedisCluster {
     }
 
     /// Three masters with `replicas` replicas each. A node that has not answered its peers
-    /// for a second is failed over.
+    /// for three seconds is failed over (long enough that a busy machine does not fail a
+    /// live node over).
     pub fn start_with_replicas(replicas: usize) -> Self {
         let dir = TempDir::new();
         let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
@@ -174,7 +175,7 @@ impl RedisCluster {
                     "--cluster-enabled",
                     "yes",
                     "--cluster-node-timeout",
-                    "1000",
+                    "3000",
                     "--cluster-config-file",
                     &config.display().to_string(),
                     "--dir",
@@ -251,7 +252,7 @@ impl RedisCluster {
 }
 
 /// A master, its replica and a Redis Sentinel that watches them as `weir` (quorum 1, the
-/// master deemed down after 500 ms without an answer); stopped when dropped.
+/// master deemed down after two seconds without an answer); stopped when dropped.
 pub struct RedisSentinel {
     /// The master at the start.
     pub master: RedisServer,
@@ -276,7 +277,7 @@ impl RedisSentinel {
         let port = master.addr.port();
         let rules = format!(
             "sentinel monitor weir 127.0.0.1 {port} 1\n\
-             sentinel down-after-milliseconds weir 500\n\
+             sentinel down-after-milliseconds weir 2000\n\
              sentinel failover-timeout weir 5000\n"
         );
         std::fs::write(&config, rules).expect("write sentinel.conf");

@@ -18,3 +18,18 @@ fn admin_off_loopback_needs_a_token() {
         "{missing}"
     );
 }
+
+#[test]
+fn redis_urls_and_key_prefixes_are_checked_at_load() {
+    let state = |settings: &str| {
+        parse(&format!(
+            "[state]\nbackend = \"redis\"\n[state.redis]\n{settings}\n"
+        ))
+    };
+    assert!(state("url = { value = \"redis://127.0.0.1:6379\" }").is_ok());
+    assert!(state("url = { value = \"rediss://a:6379,rediss://b:6379\" }\ncluster = true").is_ok());
+    let http = state("url = { value = \"http://127.0.0.1:6379\" }").unwrap_err();
+    assert!(http.to_string().contains("redis://"), "{http}");
+    let braces = state("url = { value = \"redis://a:1\" }\nkey_prefix = \"weir{x}:\"").unwrap_err();
+    assert!(braces.to_string().contains("key_prefix"), "{braces}");
+}

@@ -39,7 +39,7 @@ pub enum Link {
         connection: OnceLock<ClusterConnection>,
     },
     /// The master the sentinels name.
-    Sentinel(SentinelLink),
+    Sentinel(Arc<SentinelLink>),
 }
 
 /// One server: its client, and a connection manager per worker thread, made on first use.
@@ -64,11 +64,13 @@ impl ServerLink {
 }
 
 /// The sentinels and the current master connection, numbered so that a connection that
-/// failed is replaced once.
+/// failed is replaced once; the control runtime, which asks the sentinels and drives the
+/// master connection.
 pub struct SentinelLink {
     sentinels: tokio::sync::Mutex<SentinelClient>,
     config: AsyncConnectionConfig,
     current: ArcSwapOption<(u64, MultiplexedConnection)>,
+    control: tokio::runtime::Handle,
 }
 
 /// A handle for one call; cheap to clone.
@@ -118,8 +120,8 @@ impl Link {
                     connection: OnceLock::new(),
                 })
             }
-            (false, Some(_)) if tls.is_some() => {
-                bail!("state.redis.ca_file is not supported with sentinel_master yet")
+            (false, Some(_)) if urls.iter().any(|url| url.starts_with("rediss://")) => {
+                bail!("state.redis: rediss:// (TLS) is not supported with sentinel_master yet")
             }
             (false, Some(master)) => {
                 let first = urls[0].into_connection_info().context("state.redis.url")?;
@@ -131,13 +133,14 @@ impl Link {
                     Some(node),
                     SentinelServerType::Master,
                 )?;
-                Ok(Self::Sentinel(SentinelLink {
+                Ok(Self::Sentinel(Arc::new(SentinelLink {
                     sentinels: tokio::sync::Mutex::new(sentinels),
                     config: AsyncConnectionConfig::new()
                         .set_connection_timeout(Some(timeout))
                         .set_response_timeout(Some(timeout)),
                     current: ArcSwapOption::empty(),
-                }))
+                    control: tokio::runtime::Handle::current(),
+                })))
             }
             (false, None) => {
                 let manager = ConnectionManagerConfig::new()
@@ -159,8 +162,8 @@ impl Link {
     }
 
     /// Connects a cluster or sentinel link that has no connection yet (a server link
-    /// connects on its own). Called from the control runtime, which then drives the
-    /// connection.
+    /// connects on its own). Called from the control runtime (at startup and by the
+    /// recovery probe), which then drives the connection.
     pub async fn connect(&self) -> RedisResult<()> {
         match self {
             Self::Server(_) => Ok(()),
@@ -200,12 +203,28 @@ impl Link {
     /// After a call on connection `failed` could not reach its node or found it a replica:
     /// a sentinel link asks the sentinels for the master again and connects to it (unless
     /// another call did so already). True if the call may be tried again.
+    ///
+    /// The search runs on the control runtime, in a task of its own: a caller that stops
+    /// waiting (its deadline) does not cancel it — a master that hangs rather than refuses
+    /// is replaced all the same, bounded by the connection timeouts — and the new master
+    /// connection is driven there.
     pub async fn reconnect(&self, failed: u64) -> RedisResult<bool> {
-        match self {
-            Self::Sentinel(sentinel) => Box::pin(sentinel.replace(Some(failed)))
-                .await
-                .map(|()| true),
-            Self::Server(_) | Self::Cluster { .. } => Ok(false),
+        let Self::Sentinel(sentinel) = self else {
+            return Ok(false);
+        };
+        let sentinel = sentinel.clone();
+        let search = sentinel
+            .control
+            .clone()
+            .spawn(async move { sentinel.replace(Some(failed)).await });
+        match search.await {
+            Ok(found) => found.map(|()| true),
+            Err(e) => Err((
+                redis::ErrorKind::Io,
+                "the master search ended",
+                e.to_string(),
+            )
+                .into()),
         }
     }
 }
