@@ -221,6 +221,7 @@ async fn the_fleet_config_serves_and_answers_the_probes() {
         .join("target/plugins")
         .canonicalize()
         .expect("the built plugins");
+    let dir = TempDir::new();
     let config = config
         .replace("0.0.0.0:8080", &format!("127.0.0.1:{port}"))
         .replace("0.0.0.0:9901", &format!("127.0.0.1:{admin}"))
@@ -234,7 +235,6 @@ async fn the_fleet_config_serves_and_answers_the_probes() {
         config.contains(&app.addr.to_string()),
         "the fleet config's upstream is app:8080"
     );
-    let dir = TempDir::new();
     let path = dir.path().join("weir.toml");
     std::fs::write(&path, config).expect("write the config");
     let _weir = Process(
