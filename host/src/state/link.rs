@@ -127,12 +127,8 @@ impl Link {
                 let first = urls[0].into_connection_info().context("state.redis.url")?;
                 let node = SentinelNodeConnectionInfo::default()
                     .set_redis_connection_info(first.redis_settings().clone());
-                let sentinels = SentinelClient::build(
-                    urls,
-                    master.to_string(),
-                    Some(node),
-                    SentinelServerType::Master,
-                )?;
+                let sentinels =
+                    SentinelClient::build(urls, master, Some(node), SentinelServerType::Master)?;
                 Ok(Self::Sentinel(Arc::new(SentinelLink {
                     sentinels: tokio::sync::Mutex::new(sentinels),
                     config: AsyncConnectionConfig::new()
