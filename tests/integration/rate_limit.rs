@@ -34,6 +34,14 @@ fn redis_state(redis: &RedisServer, on_unavailable: &str) -> String {
     )
 }
 
+/// Milliseconds since the Unix epoch, as the limiter counts them (on Redis's clock, which
+/// is this machine's).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Statuses of `n` sequential GETs of `url` with `headers`.
 async fn statuses(client: &TestClient, url: &str, n: usize, headers: &[(&str, &str)]) -> Vec<u16> {
     let mut out = Vec::new();

@@ -3,13 +3,13 @@
 //! filter (or a Redis script) that ignored `algorithm` could not pass.
 
 use std::ops::RangeInclusive;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use weir_tests::plugins::RATE_LIMIT;
 use weir_tests::redis::RedisServer;
 use weir_tests::{TestClient, TestGateway, TestUpstream, get};
 
-use super::redis_state;
+use super::{now_ms, redis_state};
 
 /// The window of every limit here; windows are aligned to the Unix epoch.
 const WINDOW_MS: u64 = 4000;
@@ -150,13 +150,6 @@ async fn burst(client: TestClient, url: String, n: usize) -> Vec<(u16, Option<u6
         out.push((r.status.as_u16(), retry));
     }
     out
-}
-
-/// Milliseconds since the Unix epoch, as the limiter counts them.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The next instant (ms since the Unix epoch) `offset_ms` into a window.

@@ -7,7 +7,7 @@ use http::StatusCode;
 use weir_tests::redis::{RedisCluster, RedisSentinel, RedisServer};
 use weir_tests::{TempDir, TestClient, TestGateway, TestUpstream, eventually};
 
-use super::{count, gateway, redis_state, statuses};
+use super::{count, gateway, now_ms, redis_state, statuses};
 
 /// Two gateways sharing `redis` (the `local` outage policy) with one budget of `limit` an
 /// hour for the route.
@@ -45,6 +45,47 @@ async fn two_gateways_share_one_budget_in_redis() {
     assert_eq!(&got[10..], [429; 6]);
     let keys = redis.command("DBSIZE").unwrap_or_default();
     assert_eq!(keys, ":1", "the budget lives in Redis");
+}
+
+/// Three instances loaded at once, each by its own client, share one fixed-window budget
+/// of 100 a second: over two whole windows they admit 200 in all, within 2% (a request
+/// sent just before the end can be counted in the window after: at most one per client).
+#[tokio::test(flavor = "multi_thread")]
+async fn one_budget_holds_across_three_instances_loaded_at_once() {
+    let redis = RedisServer::start();
+    let upstream = TestUpstream::start("main").await;
+    let config = r#"{ limits = [{ limit = 100, window = "1s", algorithm = "fixed_window" }], key = ["route"] }"#;
+    let state = redis_state(&redis, "reject");
+    let mut fleet = Vec::new();
+    for _ in 0..3 {
+        fleet.push(gateway(&upstream, config, &state).await);
+    }
+    // From 50 ms into a window to 50 ms before the end of the next one (the limiter's
+    // windows are aligned to the Unix epoch, on Redis's clock: this machine's).
+    let now = now_ms();
+    let start = now - now % 1000 + 1050;
+    let end = start + 1900;
+    tokio::time::sleep(Duration::from_millis(start - now)).await;
+    let clients = fleet.iter().map(|gw| {
+        let (client, url) = (TestClient::http1(), gw.url("/rl"));
+        tokio::spawn(async move {
+            let mut admitted = 0;
+            while now_ms() < end {
+                if client.get(&url).await.status == StatusCode::OK {
+                    admitted += 1;
+                }
+            }
+            admitted
+        })
+    });
+    let mut admitted = 0;
+    for client in clients.collect::<Vec<_>>() {
+        admitted += client.await.expect("a client");
+    }
+    assert!(
+        (200..=203).contains(&admitted),
+        "admitted {admitted} of 2 × 100"
+    );
 }
 
 #[tokio::test]
