@@ -296,18 +296,7 @@ impl Config {
                     .resolve("state.redis.url")
                     .map_err(anyhow::Error::msg)?;
                 let url = String::from_utf8(url).context("state.redis.url is not UTF-8")?;
-                let schemes = ["redis://", "rediss://", "redis+unix://"];
-                if !url
-                    .split(',')
-                    .all(|url| schemes.iter().any(|s| url.trim().starts_with(s)))
-                {
-                    bail!("state.redis.url must start with redis:// or rediss:// (TLS)");
-                }
-                // A brace would move the Redis Cluster hash tag of a value and of its
-                // namespace's index into the prefix, apart: every kv write would then fail.
-                if redis.key_prefix.contains(['{', '}']) {
-                    bail!("state.redis.key_prefix must not contain {{ or }}");
-                }
+                redis.validate(&url)?;
             }
             (StateBackendKind::Local, None) => {}
         }

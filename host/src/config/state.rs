@@ -162,6 +162,40 @@ pub struct RedisConfig {
     pub probe_interval_ms: u64,
 }
 
+impl RedisConfig {
+    /// Checks the settings with the resolved `url`: its schemes, the shape it names (one
+    /// server, a cluster or Sentinel) and what that shape supports.
+    pub fn validate(&self, url: &str) -> anyhow::Result<()> {
+        let urls: Vec<&str> = url.split(',').map(str::trim).collect();
+        let schemes = ["redis://", "rediss://", "redis+unix://"];
+        if !urls
+            .iter()
+            .all(|url| schemes.iter().any(|s| url.starts_with(s)))
+        {
+            bail!("state.redis.url must start with redis:// or rediss:// (TLS)");
+        }
+        let tls = urls
+            .iter()
+            .filter(|url| url.starts_with("rediss://"))
+            .count();
+        if self.ca_file.is_some() && tls < urls.len() {
+            bail!("state.redis.ca_file is for rediss:// (TLS) URLs only");
+        }
+        if self.cluster && self.sentinel_master.is_some() {
+            bail!("state.redis: cluster and sentinel_master exclude each other");
+        }
+        if self.sentinel_master.is_some() && tls > 0 {
+            bail!("state.redis: rediss:// (TLS) is not supported with sentinel_master yet");
+        }
+        // A brace would move the Redis Cluster hash tag of a value and of its namespace's
+        // index into the prefix, apart: every kv write would then fail.
+        if self.key_prefix.contains(['{', '}']) {
+            bail!("state.redis.key_prefix must not contain {{ or }}");
+        }
+        Ok(())
+    }
+}
+
 /// The policy while the shared backend is down.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

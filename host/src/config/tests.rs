@@ -20,7 +20,7 @@ fn admin_off_loopback_needs_a_token() {
 }
 
 #[test]
-fn redis_urls_and_key_prefixes_are_checked_at_load() {
+fn redis_settings_the_gateway_cannot_serve_are_refused_at_load() {
     let state = |settings: &str| {
         parse(&format!(
             "[state]\nbackend = \"redis\"\n[state.redis]\n{settings}\n"
@@ -30,6 +30,29 @@ fn redis_urls_and_key_prefixes_are_checked_at_load() {
     assert!(state("url = { value = \"rediss://a:6379,rediss://b:6379\" }\ncluster = true").is_ok());
     let http = state("url = { value = \"http://127.0.0.1:6379\" }").unwrap_err();
     assert!(http.to_string().contains("redis://"), "{http}");
-    let braces = state("url = { value = \"redis://a:1\" }\nkey_prefix = \"weir{x}:\"").unwrap_err();
-    assert!(braces.to_string().contains("key_prefix"), "{braces}");
+    let refused = [
+        (
+            "url = { value = \"redis://a:1\" }\nkey_prefix = \"weir{x}:\"",
+            "key_prefix",
+        ),
+        (
+            "url = { value = \"redis://a:1\" }\nca_file = \"ca.pem\"",
+            "ca_file",
+        ),
+        (
+            "url = { value = \"redis://a:1\" }\ncluster = true\nsentinel_master = \"m\"",
+            "exclude",
+        ),
+        (
+            "url = { value = \"rediss://a:1\" }\nsentinel_master = \"m\"",
+            "sentinel_master",
+        ),
+    ];
+    for (settings, reason) in refused {
+        let refusal = state(settings).unwrap_err();
+        assert!(
+            refusal.to_string().contains(reason),
+            "{settings}: {refusal}"
+        );
+    }
 }

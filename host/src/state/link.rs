@@ -14,7 +14,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use arc_swap::ArcSwapOption;
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
@@ -102,12 +102,10 @@ impl Link {
             client_tls: None,
             root_cert: Some(pem),
         });
-        if tls.is_some() && !urls.iter().all(|url| url.starts_with("rediss://")) {
-            bail!("state.redis.ca_file is for rediss:// (TLS) URLs only");
-        }
+        // The combinations the shapes do not support were refused with the config
+        // (`RedisConfig::validate`).
         match (config.cluster, config.sentinel_master.as_deref()) {
-            (true, Some(_)) => bail!("state.redis: cluster and sentinel_master exclude each other"),
-            (true, None) => {
+            (true, _) => {
                 let mut builder = ClusterClientBuilder::new(urls)
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
@@ -119,9 +117,6 @@ impl Link {
                     client: builder.build()?,
                     connection: OnceLock::new(),
                 })
-            }
-            (false, Some(_)) if urls.iter().any(|url| url.starts_with("rediss://")) => {
-                bail!("state.redis: rediss:// (TLS) is not supported with sentinel_master yet")
             }
             (false, Some(master)) => {
                 let first = urls[0].into_connection_info().context("state.redis.url")?;

@@ -12,13 +12,12 @@ mod quota;
 mod redis;
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-
-use std::path::Path;
 
 use crate::config::{StateBackendKind, StateConfig};
 

@@ -80,8 +80,8 @@ impl RedisBackend {
         })
     }
 
-    /// Connects a cluster that is not connected yet, then sends `PING`; used at startup
-    /// and to tell when an unreachable server is back.
+    /// Connects a cluster or sentinel link that is not connected yet, then sends `PING`;
+    /// used at startup and to tell when an unreachable Redis is back.
     pub async fn ping(&self) -> Result<(), StateError> {
         self.bounded(async {
             self.link.connect().await?;
@@ -120,18 +120,12 @@ impl RedisBackend {
     }
 
     fn value_key(&self, key: Key<'_>) -> String {
-        let (namespace, name) = (key.namespace, key.name);
-        format!(
-            "{}kv:{{{}:{namespace}}}{}:{name}",
-            self.prefix,
-            namespace.len(),
-            name.len()
-        )
+        let name = key.name;
+        format!("{}kv:{}{}:{name}", self.prefix, tag(key), name.len())
     }
 
     fn index_key(&self, key: Key<'_>) -> String {
-        let namespace = key.namespace;
-        format!("{}kv-keys:{{{}:{namespace}}}", self.prefix, namespace.len())
+        format!("{}kv-keys:{}", self.prefix, tag(key))
     }
 
     fn limiter_key(&self, key: Key<'_>) -> String {
@@ -196,6 +190,12 @@ fn is_data_error(e: &redis::RedisError) -> bool {
         redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError)
             | redis::ErrorKind::UnexpectedReturnType
     ) && !e.is_io_error()
+}
+
+/// The Redis Cluster hash tag of `key`'s namespace, `{<len>:<namespace>}`: the value keys
+/// and the index of one namespace share it, so one slot holds them all.
+fn tag(key: Key<'_>) -> String {
+    format!("{{{}:{}}}", key.namespace.len(), key.namespace)
 }
 
 /// Errors that say the call did not reach its node (refused, dropped, timed out) or that
