@@ -9,11 +9,11 @@ use arc_swap::ArcSwap;
 
 use crate::admission::Admission;
 use crate::body::BufferBudget;
-use crate::config::Config;
+use crate::config::{Config, StateBackendKind};
 use crate::headers::RequestIds;
 use crate::metrics::Metrics;
 use crate::plugin::PluginRuntime;
-use crate::push::PushService;
+use crate::push::{PushBackend, PushService};
 use crate::resilience::Resilience;
 use crate::snapshot::Snapshot;
 use crate::state::StateBackend;
@@ -58,11 +58,7 @@ impl Gateway {
             buffers: Arc::default(),
             tunnels: Arc::default(),
             connections: Arc::default(),
-            push: PushService::start(
-                &config.push,
-                &config.base_dir,
-                config.routes.iter().any(|r| r.push.is_some()),
-            )?,
+            push: PushService::start(&config.push, &config.base_dir, push_backend(config))?,
         })
     }
 
@@ -74,5 +70,16 @@ impl Gateway {
     /// Makes `snapshot` the live one; requests in flight finish on the one they loaded.
     pub(crate) fn swap(&self, snapshot: Arc<Snapshot>) {
         self.snapshot.store(snapshot);
+    }
+}
+
+/// Where push keeps its state: in Redis with the Redis state backend (a fleet), else in
+/// the embedded store, opened at start when a route serves push.
+fn push_backend(config: &Config) -> PushBackend<'_> {
+    match (config.state.backend, &config.state.redis) {
+        (StateBackendKind::Redis, Some(redis)) => {
+            PushBackend::Redis(redis, config.server.workers())
+        }
+        _ => PushBackend::Embedded(config.routes.iter().any(|r| r.push.is_some())),
     }
 }

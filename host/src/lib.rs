@@ -16,6 +16,7 @@ pub mod metrics; // lock-free counters and histograms, Prometheus text
 pub mod plugin; // the Wasm runtime: engine, loading, instance pools, host imports
 pub mod proxy; // the life of a request, top to bottom
 pub mod push; // devices' long connections, durable messages, delivery and its routing
+pub mod redis_link; // the way to Redis for state and push: its three shapes, bounded calls
 pub mod reload; // watching files and swapping snapshots
 pub mod repeats; // repeated warnings logged once per interval, with a count
 pub mod resilience; // upstream outcomes, circuit cells and load, for resilience filters

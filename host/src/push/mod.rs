@@ -11,8 +11,10 @@ pub mod api;
 mod counters;
 pub mod decision;
 pub mod embedded;
+mod fleet;
 mod frames;
 mod session;
+pub mod shared;
 pub mod store;
 pub mod vendor;
 
@@ -23,8 +25,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use dashmap::DashMap;
 use tokio::sync::Notify;
 
+use crate::config::RedisConfig;
 use crate::config::push::PushConfig;
+use crate::redis_link::RedisClient;
 pub use counters::{Count, PushCounters};
+use fleet::Fleet;
+use shared::RedisPushStore;
 use store::{PushStore, StoreError};
 
 /// One device's live connection on this gateway.
@@ -53,22 +59,33 @@ pub struct PushService {
     pub(crate) vendor_wake: Notify,
     /// What happened so far.
     pub counters: PushCounters,
+    /// With a shared store: presences and wake-ups across the fleet.
+    fleet: Option<Arc<Fleet>>,
+}
+
+/// Where push keeps its state.
+pub enum PushBackend<'a> {
+    /// The embedded store, opened now when the flag is set (a route serves push: a store
+    /// that cannot open then stops the start), else on first use.
+    Embedded(bool),
+    /// Redis, shared by a fleet; `usize` is the proxy's worker threads.
+    Redis(&'a RedisConfig, usize),
 }
 
 impl PushService {
-    /// The push subsystem for `config`, its store at `push.store` (default
-    /// `<base_dir>/.weir-push.redb`), opened now when `open_now` (a route serves push:
-    /// a store that cannot open then stops the start), else on first use; and its sweeper.
+    /// The push subsystem for `config` with its store in `backend`: embedded at
+    /// `push.store` (default `<base_dir>/.weir-push.redb`), or in Redis with the fleet's
+    /// presences and wake-ups; and its sweeper.
     pub fn start(
         config: &PushConfig,
         base_dir: &Path,
-        open_now: bool,
+        backend: PushBackend<'_>,
     ) -> anyhow::Result<Arc<Self>> {
         let store_path = match &config.store {
             Some(path) => base_dir.join(path),
             None => base_dir.join(".weir-push.redb"),
         };
-        let service = Arc::new(Self {
+        let mut service = Arc::new(Self {
             store: OnceLock::new(),
             store_path,
             history: config.history,
@@ -78,9 +95,21 @@ impl PushService {
             vendor_wake: Notify::new(),
             tokens: Arc::default(),
             counters: PushCounters::default(),
+            fleet: None,
         });
-        if open_now {
-            service.store()?;
+        match backend {
+            PushBackend::Embedded(true) => drop(service.store()?),
+            PushBackend::Embedded(false) => {}
+            PushBackend::Redis(redis, workers) => {
+                let client = RedisClient::new(redis, base_dir, workers)?;
+                let store = Arc::new(RedisPushStore::new(client, config.history));
+                let _ = service.store.set(store.clone());
+                // Not shared yet: the fleet is set before anyone else holds the service.
+                if let Some(service) = Arc::get_mut(&mut service) {
+                    service.fleet = Some(Arc::new(Fleet::new(store)));
+                }
+                tokio::spawn(fleet::listen(Arc::downgrade(&service)));
+            }
         }
         service.spawn_sweeper();
         Ok(service)
@@ -107,9 +136,15 @@ impl PushService {
             .ok_or_else(|| StoreError::Failed("not opened".into()))
     }
 
-    /// Whether `device` holds a live connection here.
-    pub fn online(&self, device: &str) -> bool {
-        self.live.contains_key(device)
+    /// Whether `device` holds a live connection here or, in a fleet, on any instance.
+    pub async fn online(&self, device: &str) -> bool {
+        if self.live.contains_key(device) {
+            return true;
+        }
+        match &self.fleet {
+            Some(fleet) => fleet.present(device).await,
+            None => false,
+        }
     }
 
     /// Live connections on this gateway.
@@ -117,10 +152,55 @@ impl PushService {
         self.live.len()
     }
 
-    /// Wakes `device`'s connection, if it has one here.
-    fn wake(&self, device: &str) {
-        if let Some(live) = self.live.get(device) {
+    /// Wakes the connections of `devices`, here and on the fleet's other instances.
+    async fn wake(&self, devices: &[&str]) {
+        for device in devices {
+            if let Some(live) = self.live.get(*device) {
+                live.wake.notify_one();
+            }
+        }
+        if let Some(fleet) = &self.fleet {
+            fleet.wake(devices).await;
+        }
+    }
+
+    /// Wakes every connection on this instance (they read their streams again).
+    fn wake_all_local(&self) {
+        for live in &self.live {
             live.wake.notify_one();
+        }
+    }
+
+    /// The devices connected here, with their connections' ids.
+    fn live_connections(&self) -> Vec<(String, u64)> {
+        (self.live.iter())
+            .map(|entry| (entry.key().clone(), entry.id))
+            .collect()
+    }
+
+    /// A line from the fleet (see [`fleet`]): wakes the devices named, or closes the
+    /// connection of a device that connected to another instance.
+    fn on_fleet_line(&self, me: &str, line: &str) {
+        let mut parts = line.split('\n');
+        match parts.next() {
+            Some("w") => {
+                for device in parts {
+                    if let Some(live) = self.live.get(device) {
+                        live.wake.notify_one();
+                    }
+                }
+            }
+            Some("r") => {
+                let (Some(instance), Some(device)) = (parts.next(), parts.next()) else {
+                    return;
+                };
+                if instance != me
+                    && let Some((_, old)) = self.live.remove(device)
+                {
+                    old.replaced.notify_one();
+                }
+            }
+            _ => {}
         }
     }
 
@@ -134,13 +214,22 @@ impl PushService {
         if let Some(old) = self.live.insert(device.to_string(), live.clone()) {
             old.replaced.notify_one();
         }
+        if let Some(fleet) = self.fleet.clone() {
+            let (device, id) = (device.to_string(), live.id);
+            tokio::spawn(async move { fleet.announce(&device, id).await });
+        }
         live
     }
 
     /// Forgets `live` as the device's connection, unless a newer one took its place.
     fn detach(&self, device: &str, live: &Live) {
-        self.live
+        let removed = self
+            .live
             .remove_if(device, |_, current| current.id == live.id);
+        if let (Some(fleet), Some(_)) = (self.fleet.clone(), removed) {
+            let (device, id) = (device.to_string(), live.id);
+            tokio::spawn(async move { fleet.release(&device, id).await });
+        }
     }
 
     /// What the admin API's `GET /push` shows: live connections, what waits in the store
@@ -151,9 +240,9 @@ impl PushService {
         stats.insert("connections".into(), self.connections().into());
         let depths = match self.store.get() {
             Some(store) => store.depths().await.ok(),
-            None => Some((0, 0)),
+            None => Some((Some(0), 0)),
         };
-        stats.insert("queued".into(), depths.map(|d| d.0).into());
+        stats.insert("queued".into(), depths.and_then(|d| d.0).into());
         stats.insert("vendor_queued".into(), depths.map(|d| d.1).into());
         for (name, _, value) in self.counters.all() {
             stats.insert(name.into(), value.into());

@@ -171,8 +171,9 @@ pub trait PushStore: Send + Sync {
     fn claim_vendor(&self, now_ms: u64, max: usize, lease_ms: u64) -> Reply<'_, Vec<VendorJob>>;
     /// Records the outcome of a claimed job.
     fn vendor_done(&self, device: String, offset: u64, done: VendorDone) -> Reply<'_, ()>;
-    /// Messages kept in devices' streams (not yet acked), and vendor sends waiting.
-    fn depths(&self) -> Reply<'_, (u64, u64)>;
+    /// Messages kept in devices' streams (not yet acked; `None` where the store cannot
+    /// count them cheaply), and vendor sends waiting.
+    fn depths(&self) -> Reply<'_, (Option<u64>, u64)>;
     /// Forgets answers kept past their time at `now_ms`.
     fn sweep(&self, now_ms: u64) -> Reply<'_, ()>;
 }

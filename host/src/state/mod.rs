@@ -6,7 +6,6 @@
 mod failover;
 mod key;
 mod limiter;
-mod link;
 mod local;
 mod quota;
 mod redis;

@@ -1,7 +1,7 @@
 //! The Redis backend: `kv` reads map onto plain commands, writes that may create a key,
 //! deletes and each rate-limit decision are one round trip through a Lua script, so that
 //! they are atomic across every gateway instance that shares the server or cluster (the
-//! writes also keep the namespace's entry quota). The [`Link`] reconnects on its own; each
+//! writes also keep the namespace's entry quota). The [`RedisClient`] reconnects on its own; each
 //! call is bounded by the configured timeout.
 //!
 //! Key layout under the configured prefix: `kv:{<namespace>}<name>` for values,
@@ -11,21 +11,15 @@
 //! script updates together, always live in one slot; limiters, one key per script, spread
 //! over the whole cluster.
 
-use std::time::Duration;
-
-use anyhow::Context;
-
 use redis::{AsyncCommands, Script};
 
-use super::link::{Connection, Link};
 use super::{Algorithm, Key, RateDecision, RatePolicy, Reply, StateBackend, StateError, Ttl};
 use crate::config::RedisConfig;
+use crate::redis_link::{RedisClient, RedisFailure};
 
 /// `kv` and `limits` in a Redis server or cluster.
 pub struct RedisBackend {
-    link: Link,
-    prefix: String,
-    timeout: Duration,
+    redis: RedisClient,
     /// Live keys per namespace.
     max_entries: u64,
     take_script: Script,
@@ -42,36 +36,15 @@ macro_rules! with_index {
 }
 
 impl RedisBackend {
-    /// A backend for `config`. Connects lazily: a server that is down at startup is not an
-    /// error, calls fail with `unavailable` until it is up. Must run inside a Tokio runtime,
-    /// which then drives the connection. `base_dir` resolves a relative `ca_file`; a single
-    /// server gets a connection per each of `workers` proxy worker threads.
+    /// A backend for `config` (see [`RedisClient::new`]).
     pub fn new(
         config: &RedisConfig,
         max_entries: u64,
         base_dir: &std::path::Path,
         workers: usize,
     ) -> anyhow::Result<Self> {
-        let url = config
-            .url
-            .resolve("state.redis.url")
-            .map_err(anyhow::Error::msg)?;
-        let url = String::from_utf8(url)?;
-        let roots = match &config.ca_file {
-            Some(file) => {
-                let path = base_dir.join(file);
-                let pem = std::fs::read(&path)
-                    .with_context(|| format!("state.redis.ca_file {}", path.display()))?;
-                Some(pem)
-            }
-            None => None,
-        };
-        let timeout = Duration::from_millis(config.timeout_ms.max(1));
-        let link = Link::new(&url, config, roots, workers)?;
         Ok(Self {
-            link,
-            prefix: config.key_prefix.clone(),
-            timeout,
+            redis: RedisClient::new(config, base_dir, workers)?,
             max_entries,
             take_script: Script::new(include_str!("scripts/take.lua")),
             incr_script: Script::new(with_index!("scripts/incr.lua")),
@@ -80,56 +53,37 @@ impl RedisBackend {
         })
     }
 
-    /// Connects a cluster or sentinel link that is not connected yet, then sends `PING`;
-    /// used at startup and to tell when an unreachable Redis is back.
+    /// Connects if need be, then sends `PING`; used at startup and to tell when an
+    /// unreachable Redis is back.
     pub async fn ping(&self) -> Result<(), StateError> {
-        self.bounded(async {
-            self.link.connect().await?;
-            self.call(true, |mut connection| async move {
-                redis::cmd("PING")
-                    .query_async::<String>(&mut connection)
-                    .await
-            })
-            .await
-        })
-        .await
-        .map(drop)
+        self.redis.ping().await.map_err(state_error)
     }
 
-    /// Runs `op` on a connection. If it could not reach its node or found it a replica, a
-    /// sentinel link finds the master again (see [`Link::reconnect`]) and `op` is tried
-    /// once more there, when that cannot count twice: `op` is `idempotent`, or the error
-    /// says it never reached a master (refused, or refused as a replica's).
-    async fn call<T, F, Fut>(&self, idempotent: bool, op: F) -> redis::RedisResult<T>
+    /// Runs `op` as [`RedisClient::call`] does, its failure as a [`StateError`].
+    async fn call<T, F, Fut>(&self, idempotent: bool, op: F) -> Result<T, StateError>
     where
-        F: Fn(Connection) -> Fut,
+        F: Fn(crate::redis_link::Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let (number, connection) = self.link.connection()?;
-        match op(connection).await {
-            Err(e)
-                if unreachable(&e)
-                    && self.link.reconnect(number).await?
-                    && (idempotent || not_applied(&e)) =>
-            {
-                let (_, connection) = self.link.connection()?;
-                op(connection).await
-            }
-            result => result,
-        }
+        self.redis.call(idempotent, op).await.map_err(state_error)
     }
 
     fn value_key(&self, key: Key<'_>) -> String {
         let name = key.name;
-        format!("{}kv:{}{}:{name}", self.prefix, tag(key), name.len())
+        format!(
+            "{}kv:{}{}:{name}",
+            self.redis.prefix(),
+            tag(key),
+            name.len()
+        )
     }
 
     fn index_key(&self, key: Key<'_>) -> String {
-        format!("{}kv-keys:{}", self.prefix, tag(key))
+        format!("{}kv-keys:{}", self.redis.prefix(), tag(key))
     }
 
     fn limiter_key(&self, key: Key<'_>) -> String {
-        format!("{}rl:{}", self.prefix, key.encoded())
+        format!("{}rl:{}", self.redis.prefix(), key.encoded())
     }
 
     /// One run of the set script; true if stored.
@@ -141,7 +95,7 @@ impl RedisBackend {
         only_if_absent: bool,
     ) -> Reply<'a, bool> {
         let (value_key, index_key) = (self.value_key(key), self.index_key(key));
-        Box::pin(self.bounded(async move {
+        Box::pin(async move {
             let (value_key, index_key, value) = (&value_key, &index_key, &value);
             let stored = self
                 .call(false, |mut connection| async move {
@@ -157,39 +111,8 @@ impl RedisBackend {
                 })
                 .await?;
             Ok(stored == 1)
-        }))
+        })
     }
-
-    /// Runs one Redis call with the timeout, mapping errors to [`StateError`].
-    async fn bounded<T>(
-        &self,
-        call: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, StateError> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(value)) => Ok(value),
-            // A quota refusal from a script reads as the embedded backend's does.
-            Ok(Err(e)) if is_data_error(&e) => Err(StateError::Invalid(
-                e.detail()
-                    .filter(|detail| detail.starts_with("quota:"))
-                    .map_or_else(|| e.to_string(), str::to_string),
-            )),
-            Ok(Err(e)) => Err(StateError::Unavailable(format!("redis: {e}"))),
-            Err(_) => Err(StateError::Unavailable(format!(
-                "redis: no answer within {} ms",
-                self.timeout.as_millis()
-            ))),
-        }
-    }
-}
-
-/// Errors that say the call does not fit the stored data (`incr` on text, a wrong type),
-/// as opposed to Redis being unreachable or unwell.
-fn is_data_error(e: &redis::RedisError) -> bool {
-    matches!(
-        e.kind(),
-        redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError)
-            | redis::ErrorKind::UnexpectedReturnType
-    ) && !e.is_io_error()
 }
 
 /// The Redis Cluster hash tag of `key`'s namespace, `{<len>:<namespace>}`: the value keys
@@ -198,25 +121,13 @@ fn tag(key: Key<'_>) -> String {
     format!("{{{}:{}}}", key.namespace.len(), key.namespace)
 }
 
-/// Errors that say the call did not reach its node (refused, dropped, timed out) or that
-/// the node is no master any more (`READONLY`): a failover may have moved the master.
-fn unreachable(e: &redis::RedisError) -> bool {
-    e.is_io_error()
-        || e.is_connection_refusal()
-        || e.is_connection_dropped()
-        || e.is_timeout()
-        || is_read_only(e)
-}
-
-/// Errors after which the call cannot have been applied: no connection was made, or a
-/// replica refused the write. (A dropped connection or a timeout may follow a write the
-/// master applied.)
-fn not_applied(e: &redis::RedisError) -> bool {
-    e.is_connection_refusal() || is_read_only(e)
-}
-
-fn is_read_only(e: &redis::RedisError) -> bool {
-    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+/// A Redis failure as the state API's: a script's quota refusal reads as the embedded
+/// backend's does.
+fn state_error(failure: RedisFailure) -> StateError {
+    match failure {
+        RedisFailure::Data(detail) => StateError::Invalid(detail),
+        RedisFailure::Unavailable(reason) => StateError::Unavailable(reason),
+    }
 }
 
 /// A TTL as the scripts take it: milliseconds, at least 1, or 0 for none.
@@ -227,14 +138,14 @@ fn ttl_ms(ttl: Ttl) -> u64 {
 impl StateBackend for RedisBackend {
     fn get<'a>(&'a self, key: Key<'a>) -> Reply<'a, Option<Vec<u8>>> {
         let key = self.value_key(key);
-        Box::pin(self.bounded(async move {
+        Box::pin(async move {
             let key = &key;
             self.call(
                 true,
                 |mut connection| async move { connection.get(key).await },
             )
             .await
-        }))
+        })
     }
 
     fn set<'a>(&'a self, key: Key<'a>, value: Vec<u8>, ttl: Ttl) -> Reply<'a, ()> {
@@ -244,7 +155,7 @@ impl StateBackend for RedisBackend {
 
     fn delete<'a>(&'a self, key: Key<'a>) -> Reply<'a, bool> {
         let (value_key, index_key) = (self.value_key(key), self.index_key(key));
-        Box::pin(self.bounded(async move {
+        Box::pin(async move {
             let (value_key, index_key) = (&value_key, &index_key);
             let removed = self
                 .call(false, |mut connection| async move {
@@ -256,12 +167,12 @@ impl StateBackend for RedisBackend {
                 })
                 .await?;
             Ok(removed > 0)
-        }))
+        })
     }
 
     fn incr<'a>(&'a self, key: Key<'a>, delta: i64, ttl: Ttl) -> Reply<'a, i64> {
         let (value_key, index_key) = (self.value_key(key), self.index_key(key));
-        Box::pin(self.bounded(async move {
+        Box::pin(async move {
             let (value_key, index_key) = (&value_key, &index_key);
             self.call(false, |mut connection| async move {
                 self.incr_script
@@ -274,7 +185,7 @@ impl StateBackend for RedisBackend {
                     .await
             })
             .await
-        }))
+        })
     }
 
     fn set_if_absent<'a>(&'a self, key: Key<'a>, value: Vec<u8>, ttl: Ttl) -> Reply<'a, bool> {
@@ -288,7 +199,7 @@ impl StateBackend for RedisBackend {
             Algorithm::SlidingWindow => 2,
             Algorithm::FixedWindow => 3,
         };
-        Box::pin(self.bounded(async move {
+        Box::pin(async move {
             let key = &key;
             let (allowed, remaining, reset_ms, retry_after_ms): (u8, u64, u64, u64) = self
                 .call(false, |mut connection| async move {
@@ -308,7 +219,7 @@ impl StateBackend for RedisBackend {
                 reset_ms,
                 retry_after_ms,
             })
-        }))
+        })
     }
 
     fn name(&self) -> &'static str {

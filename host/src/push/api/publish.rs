@@ -149,11 +149,10 @@ impl PushService {
         };
         let answer = self.store()?.publish(publication).await?;
         self.counters.add(Count::Published, 1);
-        for (device, by_vendor) in &kept {
-            self.wake(device);
-            if *by_vendor {
-                self.vendor_wake.notify_one();
-            }
+        let woken: Vec<&str> = kept.iter().map(|(device, _)| device.as_str()).collect();
+        self.wake(&woken).await;
+        if kept.iter().any(|(_, by_vendor)| *by_vendor) {
+            self.vendor_wake.notify_one();
         }
         Ok(json_response(StatusCode::ACCEPTED, answer))
     }
@@ -169,7 +168,7 @@ impl PushService {
             id: device.id.clone(),
             user: device.user.clone(),
             platform: device.platform,
-            online: self.online(&device.id),
+            online: self.online(&device.id).await,
             has_token: device.token.is_some(),
         };
         match router.decide(message, &facts).await {

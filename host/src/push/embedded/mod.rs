@@ -97,8 +97,8 @@ impl PushStore for EmbeddedStore {
         self.run(move |db| vendor::done(db, &device, offset, done))
     }
 
-    fn depths(&self) -> Reply<'_, (u64, u64)> {
-        self.run(streams::depths)
+    fn depths(&self) -> Reply<'_, (Option<u64>, u64)> {
+        self.run(|db| streams::depths(db).map(|(kept, vendor)| (Some(kept), vendor)))
     }
 
     fn sweep(&self, now_ms: u64) -> Reply<'_, ()> {

@@ -37,6 +37,8 @@ pub enum Link {
     Cluster {
         client: ClusterClient,
         connection: OnceLock<ClusterConnection>,
+        /// The seed nodes, for pub/sub connections.
+        seeds: Vec<redis::Client>,
     },
     /// The master the sentinels name.
     Sentinel(Arc<SentinelLink>),
@@ -106,6 +108,12 @@ impl Link {
         // (`RedisConfig::validate`).
         match (config.cluster, config.sentinel_master.as_deref()) {
             (true, _) => {
+                let seeds = (urls.iter())
+                    .map(|url| match &tls {
+                        Some(tls) => redis::Client::build_with_tls(*url, tls.clone()),
+                        None => redis::Client::open(*url),
+                    })
+                    .collect::<RedisResult<_>>()?;
                 let mut builder = ClusterClientBuilder::new(urls)
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
@@ -116,6 +124,7 @@ impl Link {
                 Ok(Self::Cluster {
                     client: builder.build()?,
                     connection: OnceLock::new(),
+                    seeds,
                 })
             }
             (false, Some(master)) => {
@@ -158,7 +167,9 @@ impl Link {
     pub async fn connect(&self) -> RedisResult<()> {
         match self {
             Self::Server(_) => Ok(()),
-            Self::Cluster { client, connection } => {
+            Self::Cluster {
+                client, connection, ..
+            } => {
                 if connection.get().is_none() {
                     let connected = client.get_async_connection().await?;
                     // Another connect may have won the race; either connection serves.
@@ -189,6 +200,16 @@ impl Link {
                 .map(|(number, master)| (*number, Connection::Sentinel(master.clone()))),
         };
         connection.ok_or_else(|| (redis::ErrorKind::Io, "not connected yet").into())
+    }
+
+    /// A client for pub/sub: the server, a cluster's seed node `attempt` (round robin),
+    /// or the master the sentinels name now.
+    pub async fn subscriber(&self, attempt: usize) -> RedisResult<redis::Client> {
+        match self {
+            Self::Server(server) => Ok(server.client.clone()),
+            Self::Cluster { seeds, .. } => Ok(seeds[attempt % seeds.len()].clone()),
+            Self::Sentinel(sentinel) => sentinel.sentinels.lock().await.async_get_client().await,
+        }
     }
 
     /// After a call on connection `failed` could not reach its node or found it a replica:
