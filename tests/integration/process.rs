@@ -85,10 +85,15 @@ impl WeirProcess {
     /// Kills the process with SIGKILL (no chance to flush or drain) and starts it again
     /// on the same config, directory and port.
     pub(crate) async fn kill_and_restart(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        let _ = self.child.wait();
+        self.kill();
         self.child = Self::spawn(&self.dir, &self.prelude);
         self.wait_serving().await;
+    }
+
+    /// Kills the process with SIGKILL, for good.
+    pub(crate) fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
     }
 
     /// Its proxy address.

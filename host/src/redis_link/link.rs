@@ -162,8 +162,8 @@ impl Link {
     }
 
     /// Connects a cluster or sentinel link that has no connection yet (a server link
-    /// connects on its own). Called from the control runtime (at startup and by the
-    /// recovery probe), which then drives the connection.
+    /// connects on its own); the runtime of the first caller (at startup, the control
+    /// runtime) drives the connection.
     pub async fn connect(&self) -> RedisResult<()> {
         match self {
             Self::Server(_) => Ok(()),
@@ -213,16 +213,20 @@ impl Link {
     }
 
     /// After a call on connection `failed` could not reach its node or found it a replica:
-    /// a sentinel link asks the sentinels for the master again and connects to it (unless
-    /// another call did so already). True if the call may be tried again.
+    /// a server link's manager reconnects on its own (true: the call may be tried again);
+    /// a cluster connection has retried already (false); a sentinel link asks the
+    /// sentinels for the master again and connects to it (unless another call did so
+    /// already).
     ///
     /// The search runs on the control runtime, in a task of its own: a caller that stops
     /// waiting (its deadline) does not cancel it — a master that hangs rather than refuses
     /// is replaced all the same, bounded by the connection timeouts — and the new master
     /// connection is driven there.
     pub async fn reconnect(&self, failed: u64) -> RedisResult<bool> {
-        let Self::Sentinel(sentinel) = self else {
-            return Ok(false);
+        let sentinel = match self {
+            Self::Server(_) => return Ok(true),
+            Self::Cluster { .. } => return Ok(false),
+            Self::Sentinel(sentinel) => sentinel,
         };
         let sentinel = sentinel.clone();
         let search = sentinel

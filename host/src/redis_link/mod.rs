@@ -72,15 +72,9 @@ impl RedisClient {
         &self.prefix
     }
 
-    /// Connects a cluster or sentinel link that is not connected yet, then sends `PING`;
-    /// used at startup and to tell when an unreachable Redis is back.
+    /// Sends `PING` (connecting first if need be); used at startup and to tell when an
+    /// unreachable Redis is back.
     pub async fn ping(&self) -> Result<(), RedisFailure> {
-        let connected = tokio::time::timeout(self.timeout, self.link.connect()).await;
-        match connected {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(RedisFailure::Unavailable(format!("redis: {e}"))),
-            Err(_) => return Err(self.late()),
-        }
         self.call(true, |mut connection| async move {
             redis::cmd("PING")
                 .query_async::<String>(&mut connection)
@@ -91,15 +85,18 @@ impl RedisClient {
     }
 
     /// Runs `op` on a connection within the timeout. If it could not reach its node or
-    /// found it a replica, a sentinel link finds the master again and `op` is tried once
-    /// more there, when that cannot count twice: `op` is `idempotent`, or the error says
-    /// it never reached a master (refused, or refused as a replica's).
+    /// found it a replica, the link reconnects (a sentinel link finds the master again)
+    /// and `op` is tried once more, when that cannot count twice: `op` is `idempotent`,
+    /// or the error says it never reached a master (refused, or refused as a replica's).
     pub async fn call<T, F, Fut>(&self, idempotent: bool, op: F) -> Result<T, RedisFailure>
     where
         F: Fn(Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let attempt = async {
+            // A cluster or sentinel link not connected yet (Redis was down at startup)
+            // connects with the first call that needs it.
+            self.link.connect().await?;
             let (number, connection) = self.link.connection()?;
             match op(connection).await {
                 Err(e)

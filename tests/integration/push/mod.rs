@@ -6,6 +6,7 @@
 mod bad_input;
 mod delivery;
 mod durability;
+mod fleet;
 mod js_client;
 mod routing;
 mod vendors;
@@ -252,6 +253,19 @@ impl Ws {
                 Err(_) => return true,
                 Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
                 Ok(_) => return false,
+            }
+        }
+    }
+
+    /// The code of the close frame that comes within the wait (other frames skipped);
+    /// `None` if the connection ends without one, or nothing comes.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.0.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+                Ok(Some(Ok(_))) => continue,
+                _ => return None,
             }
         }
     }

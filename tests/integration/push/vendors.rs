@@ -546,3 +546,37 @@ async fn a_tls_upstream_is_verified_against_its_ca() {
     assert_eq!(client.get(&gw.url("/feedback")).await.status, 502);
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_sharing_redis_send_each_message_once() {
+    let vendor = Arc::new(Vendor::default());
+    let (addr, ca) = vendor_server(vendor.clone()).await;
+    let dir = TempDir::new();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).expect("write CA");
+    let redis = weir_tests::redis::RedisServer::start();
+    let vendors = "[push.vendors.fcm]\nupstream = \"fcm\"\ntoken_upstream = \"oauth\"\nproject_id = \"proj\"\nservice_account = \"fcm-account\"\n";
+    let config = super::fleet::shared(&redis.url(), false) + &config(addr, &ca_file, vendors);
+    let a = Push::start_with(&config, &[]).await;
+    let b = Push::start_with(&config, &[]).await;
+    register(&a, "fcm-ok", "fcm", "fcm-ok").await;
+    // Published on both; each instance's dispatcher claims what is due.
+    for n in 1..=20 {
+        let on = if n % 2 == 0 { &a } else { &b };
+        publish_high(on, &format!("m{n}")).await;
+    }
+    let sends = || vendor.seen("/v1/projects/proj/messages:send").len();
+    let all = eventually(Duration::from_secs(15), || async { sends() >= 20 }).await;
+    assert!(all, "{} sends", sends());
+    wait_for(&a, "vendor_queued", 0).await;
+    let (on_a, on_b) = (
+        a.gw_push_stats().await["vendor_sent"].as_u64().unwrap_or(0),
+        b.gw_push_stats().await["vendor_sent"].as_u64().unwrap_or(0),
+    );
+    assert_eq!(on_a + on_b, 20, "{on_a} + {on_b}");
+    // Nothing is sent twice, later either.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(sends(), 20);
+    a.gw.shutdown().await;
+    b.gw.shutdown().await;
+}
