@@ -3,13 +3,13 @@
 //! answer per message id, loss said); a message published on one instance is sent once
 //! by the instance that holds the device's connection; a device whose instance was killed
 //! recovers every message on another; what Redis acknowledged with `appendfsync always`
-//! survives a Redis crash.
+//! survives a Redis crash; push follows a Sentinel failover.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use weir_tests::plugins::AUTH;
-use weir_tests::redis::{RedisCluster, RedisServer};
+use weir_tests::redis::{RedisCluster, RedisSentinel, RedisServer};
 use weir_tests::{TempDir, eventually};
 
 use super::{ALICE, BOB, Push, PushClient, push_routes};
@@ -245,4 +245,56 @@ async fn push_spreads_over_a_redis_cluster_and_crosses_instances() {
     }
     a.gw.shutdown().await;
     b.gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn push_follows_a_sentinel_failover() {
+    let mut redis = RedisSentinel::start();
+    let config = format!(
+        "[state]\nbackend = \"redis\"\n[state.redis]\nurl = {{ value = \"{}\" }}\n\
+         sentinel_master = \"weir\"\ntimeout_ms = 500\nprobe_interval_ms = 100\n",
+        redis.url()
+    ) + &push_routes("");
+    let push = Push::start_with(&config, &[]).await;
+    push.register(ALICE, "phone").await;
+    let mut phone = push.ws(ALICE, "phone", None).await;
+    for n in 1..=3 {
+        accepted(&push, &format!("m{n}"), json!({ "user": "alice" })).await;
+        assert_eq!(phone.message().await, (n, format!("m{n}")));
+    }
+    phone.ack(3).await;
+    // The master dies once its replica has everything it acknowledged.
+    let offset = |server: &RedisServer| {
+        let info = server.reply("INFO replication").unwrap_or_default();
+        (info.lines())
+            .find_map(|l| l.strip_prefix("master_repl_offset:"))
+            .map(|o| o.trim().to_string())
+    };
+    let caught_up = eventually(Duration::from_secs(5), || async {
+        offset(&redis.master) == offset(&redis.replica)
+    })
+    .await;
+    assert!(caught_up, "the replica caught up");
+    redis.master.stop();
+    // Until a replica is promoted, a publish is refused (the publisher tries again).
+    let refused = push
+        .publish("m4", json!({ "user": "alice" }), json!({}))
+        .await;
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+    redis.wait_for_failover();
+    let taken = eventually(Duration::from_secs(10), || async {
+        let reply = push
+            .publish("m4", json!({ "user": "alice" }), json!({}))
+            .await;
+        reply.status == 202
+    })
+    .await;
+    assert!(taken, "the new master takes publishes");
+    accepted(&push, "m5", json!({ "user": "alice" })).await;
+    // The connection goes on: what was acked stays acked, and the new messages come once.
+    assert_eq!(phone.message().await, (4, "m4".to_string()));
+    assert_eq!(phone.message().await, (5, "m5".to_string()));
+    phone.ack(5).await;
+    assert!(phone.quiet_for(Duration::from_millis(300)).await);
+    push.gw.shutdown().await;
 }
