@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use http::StatusCode;
+use weir_tests::plugins::RATE_LIMIT;
 use weir_tests::redis::{RedisCluster, RedisSentinel, RedisServer};
 use weir_tests::{TempDir, TestClient, TestGateway, TestUpstream, eventually};
 
@@ -47,45 +48,71 @@ async fn two_gateways_share_one_budget_in_redis() {
     assert_eq!(keys, ":1", "the budget lives in Redis");
 }
 
-/// Three instances loaded at once, each by its own client, share one fixed-window budget
-/// of 100 a second: over two whole windows they admit 200 in all, within 2% (a request
-/// sent just before the end can be counted in the window after: at most one per client).
+/// Three instances loaded at once, each by its own clients, share one budget of 100 a
+/// second per algorithm (a route each), from 50 ms into a window to 50 ms before the end of
+/// the next: a fixed window admits 2 × 100, a token bucket its full bucket and what 1.9 s
+/// refill (100 + 190), a sliding window 100 in the first window and, in the second, what
+/// the first's share leaves (95): each within 2%.
 #[tokio::test(flavor = "multi_thread")]
-async fn one_budget_holds_across_three_instances_loaded_at_once() {
+async fn each_algorithm_holds_its_budget_across_three_instances_loaded_at_once() {
     let redis = RedisServer::start();
     let upstream = TestUpstream::start("main").await;
-    let config = r#"{ limits = [{ limit = 100, window = "1s", algorithm = "fixed_window" }], key = ["route"] }"#;
     let state = redis_state(&redis, "reject");
+    let algorithms = [
+        ("fixed_window", 200),
+        ("token_bucket", 290),
+        ("sliding_window", 195),
+    ];
+    let mut config = format!(
+        "{state}\n[upstreams.main]\ntargets = [\"{}\"]\n",
+        upstream.addr
+    );
+    for (algorithm, _) in algorithms {
+        config += &format!(
+            "[[routes]]\nname = \"{algorithm}\"\nupstream = \"main\"\n\
+             match = {{ path_prefix = \"/{algorithm}\" }}\n[[routes.filters]]\n\
+             plugin = \"rate-limit.wasm\"\ngrants = [\"limits\"]\ndeadline_ms = 2000\n\
+             config = {{ limits = [{{ limit = 100, window = \"1s\", algorithm = \"{algorithm}\" }}], key = [\"route\"] }}\n"
+        );
+    }
     let mut fleet = Vec::new();
     for _ in 0..3 {
-        fleet.push(gateway(&upstream, config, &state).await);
+        fleet.push(TestGateway::start(&config, &[("rate-limit.wasm", RATE_LIMIT)]).await);
     }
-    // From 50 ms into a window to 50 ms before the end of the next one (the limiter's
-    // windows are aligned to the Unix epoch, on Redis's clock: this machine's).
+    // The limiter's windows are aligned to the Unix epoch, on Redis's clock: this
+    // machine's.
     let now = now_ms();
     let start = now - now % 1000 + 1050;
     let end = start + 1900;
     tokio::time::sleep(Duration::from_millis(start - now)).await;
-    let clients = fleet.iter().map(|gw| {
-        let (client, url) = (TestClient::http1(), gw.url("/rl"));
-        tokio::spawn(async move {
-            let mut admitted = 0;
-            while now_ms() < end {
-                if client.get(&url).await.status == StatusCode::OK {
-                    admitted += 1;
+    let mut loads = Vec::new();
+    for gw in &fleet {
+        for (algorithm, _) in algorithms {
+            let (client, url) = (TestClient::http1(), gw.url(&format!("/{algorithm}")));
+            loads.push(tokio::spawn(async move {
+                let mut admitted = 0;
+                while now_ms() < end {
+                    if client.get(&url).await.status == StatusCode::OK {
+                        admitted += 1;
+                    }
                 }
-            }
-            admitted
-        })
-    });
-    let mut admitted = 0;
-    for client in clients.collect::<Vec<_>>() {
-        admitted += client.await.expect("a client");
+                (algorithm, admitted)
+            }));
+        }
     }
-    assert!(
-        (200..=203).contains(&admitted),
-        "admitted {admitted} of 2 × 100"
-    );
+    let mut admitted = std::collections::HashMap::new();
+    for load in loads {
+        let (algorithm, n) = load.await.expect("a client");
+        *admitted.entry(algorithm).or_insert(0u32) += n;
+    }
+    for (algorithm, expected) in algorithms {
+        let got = admitted[algorithm];
+        let within = expected * 98 / 100..=expected * 102 / 100;
+        assert!(
+            within.contains(&got),
+            "{algorithm}: admitted {got}, expected {expected} ± 2%"
+        );
+    }
 }
 
 #[tokio::test]
