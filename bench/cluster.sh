@@ -7,8 +7,12 @@
 # 2. Accuracy across the fleet: three instances, a limit of LIMIT per second on the route
 #    (one budget for everyone), for each algorithm; wrk loads the three instances at once for
 #    DURATION seconds; the requests admitted in all, against what the limit allows.
+# 3. Push across instances: PUSH_DEVICES devices following one topic hold their connections
+#    to instance B, publishers publish to instance A (bench/push_driver.py's fan-out case):
+#    deliveries per second, publish→deliver p50/p99 at about half that rate, B's CPU per
+#    delivery, and Redis commands per delivery.
 #
-#   bench/cluster.sh                              # defaults: DURATION=10 LIMIT=2000
+#   bench/cluster.sh                              # defaults: DURATION=10 LIMIT=2000 PUSH_DEVICES=500
 #   SKIP_BUILD=1 DURATION=5 bench/cluster.sh
 #
 # Writes its results between <!-- cluster:begin --> and <!-- cluster:end --> in
@@ -23,18 +27,19 @@ LIMIT=${LIMIT:-2000}
 # that for a core (the backend is then marked down until the next probe). The figures are
 # about the cost of a decision, not about that.
 DEADLINE_MS=${DEADLINE_MS:-200}
+PUSH_DEVICES=${PUSH_DEVICES:-500}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WEIR="$ROOT/target/release/weir"
 PLUGINS="$ROOT/target/plugins"
 DOC="$ROOT/docs/benchmarks.md"
-COMMAND="DURATION=$DURATION LIMIT=$LIMIT DEADLINE_MS=$DEADLINE_MS bench/cluster.sh"
+COMMAND="DURATION=$DURATION LIMIT=$LIMIT DEADLINE_MS=$DEADLINE_MS PUSH_DEVICES=$PUSH_DEVICES bench/cluster.sh"
 
 NAME=cluster
 # shellcheck source=bench/common.sh
 source "$ROOT/bench/common.sh"
 
-need wrk curl redis-server redis-cli
+need wrk curl redis-server redis-cli python3 sha256sum
 ensure_weir
 
 read -r UPSTREAM_PORT REDIS_PORT < <(free_ports 2)
@@ -76,6 +81,9 @@ admin = "127.0.0.1:$admin"
 plugins_dir = "$PLUGINS"
 watch = false
 
+[server.limits]
+max_connections_per_ip = 100000
+
 [state]
 backend = "$backend"
 [state.redis]
@@ -90,7 +98,27 @@ EOF
     for algorithm in token_bucket sliding_window fixed_window; do
         route "$algorithm" "$LIMIT" "$algorithm"
     done
+    # Push (in Redis with that backend), behind auth with the driver's keys.
+    if [[ $backend == redis ]]; then
+        for endpoint in connect devices publish; do
+            cat <<EOF
+
+[[routes]]
+name = "push-$endpoint"
+push = "$endpoint"
+match.path_prefix = "/push/$endpoint"
+[[routes.filters]]
+plugin = "auth.wasm"
+config.api_key = { keys = [$PUSH_KEYS] }
+EOF
+        done
+    fi
 }
+
+DEVICE_KEY=bench-device-key
+SERVER_KEY=bench-server-key
+sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+PUSH_KEYS="{ consumer = \"bench\", sha256 = \"$(sha "$DEVICE_KEY")\" }, { consumer = \"server\", sha256 = \"$(sha "$SERVER_KEY")\" }"
 
 # start BACKEND: starts an instance on free ports and waits until it serves; sets PID and
 # PORT.
@@ -171,6 +199,28 @@ for algorithm in token_bucket sliding_window fixed_window; do
         'BEGIN { printf "| %s | %d | %d | %d | %.3f | %.3f |", alg, t, a, l * (d + 1), a / (l * d), a / (l * (d + 1)) }')")
 done
 
+# 3. Push: devices on instance B, publishers on instance A.
+publisher=${INSTANCES[0]}
+start redis
+holder_pid=$PID holder=$PORT
+log "push: registering $PUSH_DEVICES devices through A"
+python3 "$ROOT/bench/push_driver.py" register "127.0.0.1:$publisher" "$DEVICE_KEY" fleet 0 "$PUSH_DEVICES" all >"$TMP/register.json"
+read -r commands_before _ < <(redis_counts)
+log "push: $PUSH_DEVICES devices on B, publishing on A, ${DURATION}s each for throughput and latency"
+python3 "$ROOT/bench/push_driver.py" fanout "127.0.0.1:$holder" "$DEVICE_KEY" "$SERVER_KEY" fleet \
+    "$PUSH_DEVICES" all "$DURATION" 32 "$holder_pid" "127.0.0.1:$publisher" >"$TMP/push.json"
+read -r commands_after _ < <(redis_counts)
+PUSH_ROW=$(python3 - "$TMP/push.json" "$commands_before" "$commands_after" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+t, l = r["throughput"], r["latency"]
+delivered = t["delivered"] + l["published"] * r["connected"]
+commands = (int(sys.argv[3]) - int(sys.argv[2])) / max(1, delivered)
+print(f"| {r['connected']} | {t['delivered_per_second']} | {t['all_delivered']} | {t['gateway_cpu_us_per_delivery']} "
+      f"| {l['target_deliveries_per_second']} | {l['p50_ms']} | {l['p99_ms']} | {commands:.1f} | {r['errors']} |")
+PY
+)
+
 REV=$(git -C "$ROOT" rev-parse --short HEAD)
 DIRTY=$(git -C "$ROOT" diff --quiet HEAD -- host plugins 2>/dev/null || echo " (with uncommitted changes)")
 {
@@ -196,6 +246,16 @@ DIRTY=$(git -C "$ROOT" diff --quiet HEAD -- host plugins 2>/dev/null || echo " (
     echo "| algorithm | requests | admitted | allowed at most | admitted / (limit × D) | admitted / (limit × (D + 1)) |"
     echo "|---|---:|---:|---:|---:|---:|"
     printf '%s\n' "${ACCURACY[@]}"
+    echo
+    echo "**Push across instances** ($PUSH_DEVICES devices following one topic, connected to instance B;"
+    echo "closed-loop publishers on instance A for ${DURATION} s, then one paced publisher at about half"
+    echo "the delivery rate for the latency): deliveries per second, B's CPU per delivery (the"
+    echo "stream read, the frame, the ack), publish→deliver latency, and Redis commands per delivery"
+    echo "(the publish's appends, the reads, the acks and the presence refreshes, all included)."
+    echo
+    echo "| devices | delivered/s | all delivered | B's CPU µs/delivery | latency run deliveries/s | p50 ms | p99 ms | Redis commands/delivery | device errors |"
+    echo "|---:|---:|---|---:|---:|---:|---:|---:|---:|"
+    echo "$PUSH_ROW"
     echo "<!-- cluster:end -->"
 } >"$TMP/section.md"
 replace_section "$DOC" cluster "$TMP/section.md" "## Fleet (\`bench/cluster.sh\`)"

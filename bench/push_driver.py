@@ -394,7 +394,9 @@ async def publish_loop(client, pubkey, target, stop_at, counter, id_prefix, pace
                 print(f"publish: {status} {answer[:200]!r}", file=sys.stderr)
 
 
-async def fanout(host, port, key, pubkey, prefix, n, topic, seconds, ack_every, pid):
+async def fanout(host, port, key, pubkey, prefix, n, topic, seconds, ack_every, pid, publish_at=None):
+    """Devices connect to host:port; publishers publish there too, or to `publish_at`
+    ((host, port) of another instance of a fleet)."""
     stats = Stats()
     started = time.perf_counter()
     transports, ok = await open_all(
@@ -428,7 +430,8 @@ async def fanout(host, port, key, pubkey, prefix, n, topic, seconds, ack_every, 
 
     # (1) Throughput: closed-loop publishers; deliveries counted over the run.
     counter = {"accepted": 0, "refused": 0}
-    publishers = [Http(host, port, SOURCES[i]) for i in range(2)]
+    publish_host, publish_port = publish_at or (host, port)
+    publishers = [Http(publish_host, publish_port, SOURCES[i]) for i in range(2)]
     cpu0, d0, t0 = cpu_seconds(pid), stats.delivered, time.perf_counter()
     own0, a0 = time.process_time(), stats.acks_answered
     stop_at = t0 + seconds
@@ -517,7 +520,12 @@ def main():
     elif case == "idle-http":
         coro = idle_http(host, port, int(a[0]), [int(c) for c in a[1].split(",")], float(a[2]))
     elif case == "fanout":
-        coro = fanout(host, port, a[0], a[1], a[2], int(a[3]), a[4], float(a[5]), int(a[6]), int(a[7]))
+        publish_at = None
+        if len(a) > 8:
+            publish_host, publish_port = a[8].rsplit(":", 1)
+            publish_at = (publish_host, int(publish_port))
+        coro = fanout(host, port, a[0], a[1], a[2], int(a[3]), a[4], float(a[5]), int(a[6]), int(a[7]),
+                      publish_at)
     elif case == "publish":
         coro = publish(host, port, a[0], a[1], int(a[2]), int(a[3]), float(a[4]), int(a[5]))
     else:
