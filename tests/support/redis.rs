@@ -119,6 +119,31 @@ impl RedisServer {
         }
     }
 
+    /// Waits (up to 10 s) until every replica of this master has acknowledged all it
+    /// holds; false if one has not by then.
+    pub fn wait_for_replicas(&self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let info = self.reply("INFO replication").unwrap_or_default();
+            let offset = (info.lines())
+                .find_map(|line| line.strip_prefix("master_repl_offset:"))
+                .map(|value| value.trim().to_string());
+            let replicas: Vec<Option<String>> = (info.lines())
+                .filter(|line| line.starts_with("slave") && line.contains("offset="))
+                .map(|line| {
+                    (line.split(','))
+                        .find_map(|part| part.strip_prefix("offset="))
+                        .map(str::to_string)
+                })
+                .collect();
+            if !replicas.is_empty() && replicas.iter().all(|r| *r == offset) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// Whether this is a replica (of a cluster or of another server).
     pub fn is_replica(&self) -> bool {
         self.reply("ROLE")
@@ -131,12 +156,12 @@ impl RedisServer {
     }
 
     /// Sends one inline command and returns the start of the reply (its first read, at
-    /// most 512 bytes).
+    /// most 4 KiB).
     pub fn reply(&self, command: &str) -> Option<String> {
         let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
         stream.write_all(format!("{command}\r\n").as_bytes()).ok()?;
-        let mut reply = [0u8; 512];
+        let mut reply = [0u8; 4096];
         let n = stream.read(&mut reply).ok()?;
         Some(String::from_utf8_lossy(&reply[..n]).into_owned())
     }
@@ -230,6 +255,16 @@ impl RedisCluster {
             assert!(Instant::now() < deadline, "the cluster did not become ok");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The running master that holds `key`.
+    pub fn master_of(&mut self, key: &str) -> &mut RedisServer {
+        let command = format!("EXISTS {key}");
+        self.nodes
+            .iter_mut()
+            .filter(|node| node.child.is_some() && !node.is_replica())
+            .find(|node| node.command(&command).as_deref() == Some(":1"))
+            .unwrap_or_else(|| panic!("no master holds {key}"))
     }
 
     /// The seed nodes as `[state.redis] url` takes them with `cluster = true`.

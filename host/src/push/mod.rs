@@ -61,6 +61,8 @@ pub struct PushService {
     pub counters: PushCounters,
     /// With a shared store: presences and wake-ups across the fleet.
     fleet: Option<Arc<Fleet>>,
+    /// Failed reads of devices' streams, logged once per interval.
+    read_failures: crate::repeats::Repeats,
 }
 
 /// Where push keeps its state.
@@ -96,6 +98,7 @@ impl PushService {
             tokens: Arc::default(),
             counters: PushCounters::default(),
             fleet: None,
+            read_failures: crate::repeats::Repeats::default(),
         });
         match backend {
             PushBackend::Embedded(true) => drop(service.store()?),

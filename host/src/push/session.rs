@@ -28,6 +28,26 @@ use crate::body::{InFlightHandoff, ProxyBody, Streamed};
 use crate::config::millis;
 use crate::config::push::PushConfig;
 
+/// How long a session waits between reads of its stream while the store fails (a Redis
+/// failover, say): the connection stays open meanwhile.
+const STORE_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long a session lasts with a store that keeps failing before it closes.
+const STORE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Sleeps until `at`, or forever without one.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// After a failed read of the stream: false once the store has failed for longer than
+/// [`STORE_PATIENCE`] (counted from the first failure in a row, kept in `failing`).
+fn patient(failing: &mut Option<Instant>) -> bool {
+    failing.get_or_insert_with(Instant::now).elapsed() <= STORE_PATIENCE
+}
+
 /// Where a session starts and what bounds it.
 struct Start {
     device: String,
@@ -148,7 +168,9 @@ impl PushService {
                 Some(backlog)
             }
             Err(e) => {
-                tracing::warn!(device, error = %e, "push store read failed; closing the session");
+                if let Some(unlogged) = self.read_failures.occur(10_000) {
+                    tracing::warn!(device, error = %e, unlogged, "push store read failed; the session reads again shortly");
+                }
                 None
             }
         }
@@ -179,10 +201,19 @@ impl PushService {
         };
         let mut sent = start.after;
         let mut ok = matches!(send(hello.event()).await, Ok(Ok(())));
+        let mut failing = None;
         while ok {
             let Some(backlog) = self.next(&start.device, sent, config.window).await else {
-                break;
+                if !patient(&mut failing) {
+                    break;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(STORE_RETRY) => continue,
+                    () = live.replaced.notified() => break,
+                    () = tx.closed() => break,
+                }
             };
+            failing = None;
             if let Some((from, to)) = backlog.lost {
                 ok &= matches!(
                     send(ServerFrame::Gap { from, to }.event()).await,
@@ -259,6 +290,8 @@ impl PushService {
         let device = start.device.as_str();
         let (mut sent, mut acked) = (start.after, start.after);
         let mut resend_at: Option<Instant> = None;
+        // While reads of the stream fail: since when, and when to read again.
+        let (mut failing, mut retry_at) = (None, None);
         let mut backoff = ack_timeout;
         let mut heard = Instant::now();
         let mut fill = true;
@@ -279,8 +312,13 @@ impl PushService {
             let room = config.window.saturating_sub((sent - acked) as usize);
             if fill && room > 0 {
                 let Some(backlog) = self.next(device, sent, room).await else {
-                    return "store failed";
+                    if !patient(&mut failing) {
+                        return "store failed";
+                    }
+                    (fill, retry_at) = (false, Some(Instant::now() + STORE_RETRY));
+                    continue;
                 };
+                failing = None;
                 if let Some((from, to)) = backlog.lost {
                     send!(ServerFrame::Gap { from, to });
                     // What is gone cannot be acked by the device: it is acked here.
@@ -300,20 +338,15 @@ impl PushService {
                     resend_at = Some(Instant::now() + backoff);
                 }
             }
-            let resend = async {
-                match resend_at {
-                    Some(at) => sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 () = live.wake.notified() => fill = true,
+                () = until(retry_at) => (fill, retry_at) = (true, None),
                 () = live.replaced.notified() => {
                     let close = CloseFrame { code: CloseCode::Library(4000), reason: "replaced by a newer connection".into() };
                     let _ = timeout(send_timeout, ws.close(Some(close))).await;
                     return "replaced";
                 }
-                () = resend => {
+                () = until(resend_at) => {
                     // The ack did not come: send again from the first unacked message.
                     self.counters.add(Count::Redelivered, sent - acked);
                     sent = acked;
@@ -353,7 +386,11 @@ impl PushService {
                             if offset > acked {
                                 match store.ack(device.to_string(), offset).await {
                                     Ok(now) => acked = now,
-                                    Err(_) => return "store failed",
+                                    // The device acks again (its next ack covers this one).
+                                    Err(_) => {
+                                        send!(ServerFrame::Error { code: "store_unavailable", message: "the push store failed; ack again" });
+                                        continue;
+                                    }
                                 }
                                 backoff = ack_timeout;
                                 resend_at = (sent > acked).then(|| Instant::now() + backoff);

@@ -3,7 +3,7 @@
 //! answer per message id, loss said); a message published on one instance is sent once
 //! by the instance that holds the device's connection; a device whose instance was killed
 //! recovers every message on another; what Redis acknowledged with `appendfsync always`
-//! survives a Redis crash; push follows a Sentinel failover.
+//! survives a Redis crash; push follows a Sentinel failover and a Cluster failover.
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use weir_tests::plugins::AUTH;
 use weir_tests::redis::{RedisCluster, RedisSentinel, RedisServer};
 use weir_tests::{TempDir, eventually};
 
-use super::{ALICE, BOB, Push, PushClient, push_routes};
+use super::{ALICE, BOB, Push, PushClient, Ws, push_routes};
 use crate::process::WeirProcess;
 
 /// The `[state]` table of a fleet sharing Redis at `url` (`cluster = true` when `cluster`).
@@ -247,6 +247,43 @@ async fn push_spreads_over_a_redis_cluster_and_crosses_instances() {
     b.gw.shutdown().await;
 }
 
+/// Alice's phone, connected to `holder`, gets three messages published on `publisher`
+/// and acks them.
+async fn three_delivered(publisher: &PushClient, holder: &PushClient) -> Ws {
+    publisher.register(ALICE, "phone").await;
+    let mut phone = holder.ws(ALICE, "phone", None).await;
+    for n in 1..=3 {
+        accepted(publisher, &format!("m{n}"), json!({ "user": "alice" })).await;
+        assert_eq!(phone.message().await, (n, format!("m{n}")));
+    }
+    phone.ack(3).await;
+    phone
+}
+
+/// The master holding the phone's stream has died: until `failover` has seen a replica
+/// take over, a publish is refused (the publisher tries again); then the new master takes
+/// it, and the phone's connection, which stayed open, gets the new messages once, in order.
+async fn through_the_failover(publisher: &PushClient, phone: &mut Ws, failover: impl FnOnce()) {
+    let refused = publisher
+        .publish("m4", json!({ "user": "alice" }), json!({}))
+        .await;
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+    failover();
+    let taken = eventually(Duration::from_secs(10), || async {
+        let reply = publisher
+            .publish("m4", json!({ "user": "alice" }), json!({}))
+            .await;
+        reply.status == 202
+    })
+    .await;
+    assert!(taken, "the new master takes publishes");
+    accepted(publisher, "m5", json!({ "user": "alice" })).await;
+    assert_eq!(phone.message().await, (4, "m4".to_string()));
+    assert_eq!(phone.message().await, (5, "m5".to_string()));
+    phone.ack(5).await;
+    assert!(phone.quiet_for(Duration::from_millis(300)).await);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn push_follows_a_sentinel_failover() {
     let mut redis = RedisSentinel::start();
@@ -256,45 +293,23 @@ async fn push_follows_a_sentinel_failover() {
         redis.url()
     ) + &push_routes("");
     let push = Push::start_with(&config, &[]).await;
-    push.register(ALICE, "phone").await;
-    let mut phone = push.ws(ALICE, "phone", None).await;
-    for n in 1..=3 {
-        accepted(&push, &format!("m{n}"), json!({ "user": "alice" })).await;
-        assert_eq!(phone.message().await, (n, format!("m{n}")));
-    }
-    phone.ack(3).await;
-    // The master dies once its replica has everything it acknowledged.
-    let offset = |server: &RedisServer| {
-        let info = server.reply("INFO replication").unwrap_or_default();
-        (info.lines())
-            .find_map(|l| l.strip_prefix("master_repl_offset:"))
-            .map(|o| o.trim().to_string())
-    };
-    let caught_up = eventually(Duration::from_secs(5), || async {
-        offset(&redis.master) == offset(&redis.replica)
-    })
-    .await;
-    assert!(caught_up, "the replica caught up");
+    let mut phone = three_delivered(&push, &push).await;
+    assert!(redis.master.wait_for_replicas(), "the replica caught up");
     redis.master.stop();
-    // Until a replica is promoted, a publish is refused (the publisher tries again).
-    let refused = push
-        .publish("m4", json!({ "user": "alice" }), json!({}))
-        .await;
-    assert_eq!(refused.status, 503, "{:?}", refused.body);
-    redis.wait_for_failover();
-    let taken = eventually(Duration::from_secs(10), || async {
-        let reply = push
-            .publish("m4", json!({ "user": "alice" }), json!({}))
-            .await;
-        reply.status == 202
-    })
-    .await;
-    assert!(taken, "the new master takes publishes");
-    accepted(&push, "m5", json!({ "user": "alice" })).await;
-    // The connection goes on: what was acked stays acked, and the new messages come once.
-    assert_eq!(phone.message().await, (4, "m4".to_string()));
-    assert_eq!(phone.message().await, (5, "m5".to_string()));
-    phone.ack(5).await;
-    assert!(phone.quiet_for(Duration::from_millis(300)).await);
+    through_the_failover(&push, &mut phone, || redis.wait_for_failover()).await;
     push.gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn push_follows_a_cluster_master_failing_over_to_its_replica() {
+    let mut cluster = RedisCluster::start_with_replicas(1);
+    let a = instance(&cluster.url(), true, "").await;
+    let b = instance(&cluster.url(), true, "").await;
+    let mut phone = three_delivered(&a, &b).await;
+    let master = cluster.master_of("weir:push:{d5:phone}:cur");
+    assert!(master.wait_for_replicas(), "the replica caught up");
+    master.stop();
+    through_the_failover(&a, &mut phone, || cluster.wait_for_failover()).await;
+    a.gw.shutdown().await;
+    b.gw.shutdown().await;
 }
