@@ -5,7 +5,8 @@
 //! another instance closes its connection on the first.
 //!
 //! On the channel `<prefix>push:wake`, lines separated by `\n`:
-//! - `w`, then device ids: messages were stored for these devices;
+//! - `w`, then device ids: messages were stored for these devices (published by the
+//!   store, within each publish, before its answer is kept);
 //! - `r`, an instance's id, a device id: the device connected to that instance.
 //!
 //! Pub/sub loses what is published while an instance is not subscribed; every
@@ -86,25 +87,6 @@ impl Fleet {
                 script.key(key).arg(holder).invoke_async::<u8>(&mut c).await
             })
             .await;
-    }
-
-    /// Tells every instance that messages were stored for `devices`.
-    pub async fn wake(&self, devices: &[&str]) {
-        if devices.is_empty() {
-            return;
-        }
-        let line = &format!("w\n{}", devices.join("\n"));
-        let channel = &self.store.channel();
-        let sent = (self.store.client())
-            .call(true, |mut c| async move {
-                c.publish::<_, _, ()>(channel, line).await
-            })
-            .await;
-        if let Err(e) = sent {
-            // The devices read their streams when the instance holding them
-            // resubscribes, or on their next message.
-            tracing::warn!(error = %e, "push: waking the fleet failed");
-        }
     }
 
     fn holder(&self, id: u64) -> String {

@@ -155,15 +155,13 @@ impl PushService {
         self.live.len()
     }
 
-    /// Wakes the connections of `devices`, here and on the fleet's other instances.
-    async fn wake(&self, devices: &[&str]) {
-        for device in devices {
-            if let Some(live) = self.live.get(*device) {
+    /// Wakes the connections of `devices` here (a shared store wakes the fleet's other
+    /// instances itself, within the publish).
+    fn wake(&self, devices: &[(String, bool)]) {
+        for (device, _) in devices {
+            if let Some(live) = self.live.get(device) {
                 live.wake.notify_one();
             }
-        }
-        if let Some(fleet) = &self.fleet {
-            fleet.wake(devices).await;
         }
     }
 

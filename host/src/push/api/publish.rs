@@ -149,8 +149,7 @@ impl PushService {
         };
         let answer = self.store()?.publish(publication).await?;
         self.counters.add(Count::Published, 1);
-        let woken: Vec<&str> = kept.iter().map(|(device, _)| device.as_str()).collect();
-        self.wake(&woken).await;
+        self.wake(&kept);
         if kept.iter().any(|(_, by_vendor)| *by_vendor) {
             self.vendor_wake.notify_one();
         }

@@ -15,8 +15,9 @@
 //!
 //! A device's keys share its hash tag, so each script runs in one slot of a cluster. A
 //! publish to several devices is one script per device, each idempotent by message id,
-//! and the answer is written last: a publisher that does not hear `202` publishes again
-//! and no device gets the message twice. The indexes are written around the device's
+//! then one `PUBLISH` of the devices' ids on `push:wake` (see [`super::fleet`]), and the
+//! answer is written last: a publisher that does not hear `202` publishes again, no device
+//! gets the message twice, and every device is woken. The indexes are written around the device's
 //! record and checked against it on every read, so a step that failed half-way leaves at
 //! most an entry that reads as absent.
 
@@ -237,6 +238,17 @@ impl RedisPushStore {
             .buffered(CONCURRENCY)
             .try_collect()
             .await?;
+        // Every instance hears which devices have news before the answer is kept: a
+        // publish cut short before its answer is published again, and wakes them again.
+        if !offsets.is_empty() {
+            let (channel, line) = (&self.channel(), &wake_line(&offsets));
+            (self.redis)
+                .call(true, |mut c| async move {
+                    c.publish::<_, _, ()>(channel, line).await
+                })
+                .await
+                .map_err(failed)?;
+        }
         let text = answer(&offsets);
         let (key, value) = (&answer_key, &text);
         let options = &redis::SetOptions::default()
@@ -556,6 +568,17 @@ impl PushStore for RedisPushStore {
         // Redis expires answers, id records and streams by their TTLs.
         Box::pin(async { Ok(()) })
     }
+}
+
+/// The line that tells every instance of the fleet that messages were stored for the
+/// devices of `offsets`: `w`, then the device ids, separated by `\n`.
+fn wake_line(offsets: &[(String, u64)]) -> String {
+    let mut line = String::from("w");
+    for (device, _) in offsets {
+        line.push('\n');
+        line.push_str(device);
+    }
+    line
 }
 
 /// A Redis failure as the store's.
