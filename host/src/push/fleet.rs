@@ -36,6 +36,7 @@ pub struct Fleet {
     /// A random id of this instance, for presences and `r` lines.
     instance: String,
     release: Script,
+    refresh: Script,
 }
 
 impl Fleet {
@@ -45,6 +46,7 @@ impl Fleet {
             store,
             instance: format!("{:016x}", fastrand::u64(..)),
             release: Script::new(include_str!("shared/scripts/release.lua")),
+            refresh: Script::new(include_str!("shared/scripts/refresh.lua")),
         }
     }
 
@@ -59,21 +61,24 @@ impl Fleet {
     }
 
     /// Records that connection `id` of this instance holds `device`, and tells the other
-    /// instances to close theirs.
+    /// instances to close theirs. (Two calls: in a cluster the channel and the presence
+    /// key route to different nodes.)
     pub async fn announce(&self, device: &str, id: u64) {
         let (key, holder) = (&self.store.presence_key(device), &self.holder(id));
         let line = &format!("r\n{}\n{device}", self.instance);
         let channel = &self.store.channel();
-        let done = (self.store.client())
+        let client = self.store.client();
+        let held = client
             .call(true, |mut c| async move {
-                redis::pipe()
-                    .set_ex(key, holder, PRESENCE_MS / 1000)
-                    .publish(channel, line)
-                    .query_async::<()>(&mut c)
-                    .await
+                c.pset_ex::<_, _, ()>(key, holder, PRESENCE_MS).await
             })
             .await;
-        if let Err(e) = done {
+        let told = client
+            .call(true, |mut c| async move {
+                c.publish::<_, _, ()>(channel, line).await
+            })
+            .await;
+        if let Err(e) = held.and(told) {
             tracing::warn!(device, error = %e, "push: announcing a connection to the fleet failed");
         }
     }
@@ -93,13 +98,20 @@ impl Fleet {
         format!("{}:{id}", self.instance)
     }
 
-    /// Refreshes the presences of `live` connections of this instance.
+    /// Refreshes the presences of `live` connections of this instance (a presence another
+    /// connection holds now is left alone).
     async fn refresh(&self, live: Vec<(String, u64)>) {
         let writes = live.into_iter().map(|(device, id)| async move {
             let (key, holder) = (&self.store.presence_key(&device), &self.holder(id));
+            let script = &self.refresh;
             let _ = (self.store.client())
                 .call(true, |mut c| async move {
-                    c.set_ex::<_, _, ()>(key, holder, PRESENCE_MS / 1000).await
+                    script
+                        .key(key)
+                        .arg(holder)
+                        .arg(PRESENCE_MS)
+                        .invoke_async::<u8>(&mut c)
+                        .await
                 })
                 .await;
         });
@@ -141,7 +153,9 @@ pub(super) async fn listen(service: Weak<PushService>) {
                             }
                             _ = tick.tick() => {
                                 let Some(service) = service.upgrade() else { return };
-                                fleet.refresh(service.live_connections()).await;
+                                // In a task of its own: lines keep being read meanwhile.
+                                let (fleet, live) = (fleet.clone(), service.live_connections());
+                                tokio::spawn(async move { fleet.refresh(live).await });
                                 let pong = tokio::time::timeout(
                                     REFRESH,
                                     sink.ping::<String>(),

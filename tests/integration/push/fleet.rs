@@ -82,6 +82,21 @@ async fn the_store_keeps_its_promises_in_redis() {
         assert_eq!(laptop.message().await, (offset, id.to_string()));
     }
     laptop.ack(5).await;
+    laptop.close().await;
+    // A stream that expired whole before the next message: the loss is said all the same.
+    let brief =
+        json!({ "id": "brief", "target": { "device": "laptop" }, "payload": 1, "ttl_ms": 50 });
+    let reply = push.call("POST", "publish", super::SERVER, &brief).await;
+    assert_eq!(reply.status, 202);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    accepted(&push, "m7", json!({ "device": "laptop" })).await;
+    let mut laptop = push.ws(ALICE, "laptop", None).await;
+    assert_eq!(
+        laptop.frame().await,
+        json!({ "type": "gap", "from": 6, "to": 6 })
+    );
+    assert_eq!(laptop.message().await, (7, "m7".to_string()));
+    laptop.ack(7).await;
     // Expired messages are not sent, and their loss is said.
     let short =
         json!({ "id": "short", "target": { "device": "phone" }, "payload": 1, "ttl_ms": 50 });
@@ -243,6 +258,9 @@ async fn push_spreads_over_a_redis_cluster_and_crosses_instances() {
     for socket in &mut sockets {
         assert!(socket.quiet_for(Duration::from_millis(100)).await);
     }
+    // A device that connects to the other instance has its first connection closed.
+    let _moved = a.ws(ALICE, "d0", None).await;
+    assert_eq!(sockets[0].close_code().await, Some(4000));
     a.gw.shutdown().await;
     b.gw.shutdown().await;
 }

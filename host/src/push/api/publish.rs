@@ -1,6 +1,7 @@
 //! `POST` on a publish endpoint: the message checked, each target device's delivery
 //! decided, and the message stored for them before the publisher hears `202 Accepted`.
 
+use futures_util::StreamExt;
 use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -106,9 +107,18 @@ impl PushService {
             collapse_key: publish.collapse_key.clone(),
             payload_bytes: payload_bytes as u32,
         };
+        // Whether each is online (in a fleet, a Redis read each: made concurrently).
+        type Check<'a> = std::pin::Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+        let checks: Vec<Check<'_>> = (devices.iter())
+            .map(|device| Box::pin(self.online(&device.id)) as Check<'_>)
+            .collect();
+        let online: Vec<bool> = futures_util::stream::iter(checks)
+            .buffered(32)
+            .collect()
+            .await;
         let mut placed = Vec::with_capacity(devices.len());
-        for device in &devices {
-            let delivery = self.route(router, &facts, device).await;
+        for (device, online) in devices.iter().zip(online) {
+            let delivery = self.route(router, &facts, device, online).await;
             placed.push(Placed {
                 device: device.id.clone(),
                 delivery,
@@ -162,12 +172,13 @@ impl PushService {
         router: &dyn PushRouter,
         message: &MessageFacts,
         device: &Device,
+        online: bool,
     ) -> Delivery {
         let facts = DeviceFacts {
             id: device.id.clone(),
             user: device.user.clone(),
             platform: device.platform,
-            online: self.online(&device.id).await,
+            online,
             has_token: device.token.is_some(),
         };
         match router.decide(message, &facts).await {

@@ -7,7 +7,8 @@
 //! - `push:<d>:dev` the device (JSON); `push:<d>:cur` its cursor (hash: `next`, `acked`,
 //!   `lost`); `push:<d>:log` its stream (a Redis Stream, entry id `<offset>-0`, fields
 //!   `m` the message and `x` its expiry; capped at `push.history` and expiring with its
-//!   longest-lived message); `push:<d>:id:<message>` the offset a message id got there;
+//!   longest-lived message); `push:<d>:ids` the offset each message id got there, and
+//!   `push:<d>:ids-until` when each of those records goes (kept `push.idempotency_ms`);
 //! - `push:{u<len>:<user>}:devices` and `push:{t<len>:<topic>}:devices` the indexes (sets);
 //! - `push:{m<len>:<id>}:answer` a publish's answer, kept `push.idempotency_ms`;
 //! - `push:{vendor}:due` vendor jobs (`<offset>:<device>` by when due or leased until)
@@ -42,6 +43,8 @@ pub struct RedisPushStore {
 
 struct Scripts {
     append: Script,
+    queued: Script,
+    retry: Script,
     backlog: Script,
     ack: Script,
     register: Script,
@@ -60,6 +63,8 @@ impl RedisPushStore {
             history: history.max(1),
             scripts: Scripts {
                 append: script(include_str!("scripts/append.lua")),
+                queued: script(include_str!("scripts/queued.lua")),
+                retry: script(include_str!("scripts/retry.lua")),
                 backlog: script(include_str!("scripts/backlog.lua")),
                 ack: script(include_str!("scripts/ack.lua")),
                 register: script(include_str!("scripts/register.lua")),
@@ -196,40 +201,32 @@ impl RedisPushStore {
         let json = serde_json::to_vec(&message).map_err(|e| StoreError::Failed(e.to_string()))?;
         let now = crate::time::now_ms();
         let keep_ms = keep_ms.max(message.expires_ms.saturating_sub(now)).max(1);
-        let (expires, history, keep) = (
+        let (expires, history, keep_until) = (
             message.expires_ms.to_string(),
             self.history.to_string(),
-            keep_ms.to_string(),
+            (now + keep_ms).to_string(),
         );
+        let id = message.id.as_bytes();
         let appends = devices.into_iter().map(|(device, by_vendor)| {
             let keys = [
                 self.device_key(&device, "cur"),
                 self.device_key(&device, "log"),
-                self.device_key(&device, &format!("id:{}", message.id)),
+                self.device_key(&device, "ids"),
+                self.device_key(&device, "ids-until"),
             ];
-            let args: [&[u8]; 4] = [
+            let args: [&[u8]; 5] = [
+                id,
                 &json,
                 expires.as_bytes(),
                 history.as_bytes(),
-                keep.as_bytes(),
+                keep_until.as_bytes(),
             ];
             async move {
-                let offset: u64 = self.run(&self.scripts.append, &keys, &args).await?;
-                if by_vendor {
-                    // NX: a publish tried again leaves a job's lease alone.
-                    let (due, job) = (&self.vendor_key("due"), &format!("{offset}:{device}"));
-                    (self.redis)
-                        .call(true, |mut c| async move {
-                            redis::cmd("ZADD")
-                                .arg(due)
-                                .arg("NX")
-                                .arg(now)
-                                .arg(job)
-                                .query_async::<()>(&mut c)
-                                .await
-                        })
-                        .await
-                        .map_err(failed)?;
+                let (offset, queued): (u64, u8) =
+                    self.run(&self.scripts.append, &keys, &args).await?;
+                if by_vendor && queued == 0 {
+                    self.queue_vendor(&device, offset, now, id, &keys[2])
+                        .await?;
                 }
                 Ok::<_, StoreError>((device, offset))
             }
@@ -240,8 +237,9 @@ impl RedisPushStore {
             .await?;
         // Every instance hears which devices have news before the answer is kept: a
         // publish cut short before its answer is published again, and wakes them again.
-        if !offsets.is_empty() {
-            let (channel, line) = (&self.channel(), &wake_line(&offsets));
+        let channel = &self.channel();
+        for line in wake_lines(&offsets) {
+            let line = &line;
             (self.redis)
                 .call(true, |mut c| async move {
                     c.publish::<_, _, ()>(channel, line).await
@@ -266,6 +264,38 @@ impl RedisPushStore {
             // are the same, each device's append being idempotent).
             None => Ok(self.answer_at(&answer_key).await?.unwrap_or(text)),
         }
+    }
+
+    /// Queues the vendor send of `device`'s message `offset` (due `now`), then marks it
+    /// queued in the device's record of message `id` (the key `ids`): a publish made
+    /// again does not queue it again, even once the first send is over.
+    async fn queue_vendor(
+        &self,
+        device: &str,
+        offset: u64,
+        now: u64,
+        id: &[u8],
+        ids: &str,
+    ) -> Result<(), StoreError> {
+        // NX: a publish made again leaves a claimed job's lease alone.
+        let (due, job) = (&self.vendor_key("due"), &format!("{offset}:{device}"));
+        (self.redis)
+            .call(true, |mut c| async move {
+                redis::cmd("ZADD")
+                    .arg(due)
+                    .arg("NX")
+                    .arg(now)
+                    .arg(job)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+            .map_err(failed)?;
+        let offset = offset.to_string();
+        let keys = [ids.to_string()];
+        self.run::<u8>(&self.scripts.queued, &keys, &[id, offset.as_bytes()])
+            .await
+            .map(drop)
     }
 
     async fn answer_at(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -439,23 +469,11 @@ impl RedisPushStore {
         match done {
             VendorDone::Finished => self.end_job(&job).await,
             VendorDone::RetryAt(at) => {
-                let (due, tries, job) = (
-                    &self.vendor_key("due"),
-                    &self.vendor_key("tries"),
-                    job.as_str(),
-                );
-                let result = self
-                    .redis
-                    .call(false, |mut c| async move {
-                        redis::pipe()
-                            .atomic()
-                            .zadd(due, job, at)
-                            .hincr(tries, job, 1)
-                            .query_async::<()>(&mut c)
-                            .await
-                    })
-                    .await;
-                result.map_err(failed)
+                let keys = [self.vendor_key("due"), self.vendor_key("tries")];
+                let at = at.to_string();
+                (self.run::<u8>(&self.scripts.retry, &keys, &[job.as_bytes(), at.as_bytes()]))
+                    .await
+                    .map(drop)
             }
             VendorDone::Unregistered => {
                 self.end_job(&job).await?;
@@ -570,15 +588,21 @@ impl PushStore for RedisPushStore {
     }
 }
 
-/// The line that tells every instance of the fleet that messages were stored for the
-/// devices of `offsets`: `w`, then the device ids, separated by `\n`.
-fn wake_line(offsets: &[(String, u64)]) -> String {
-    let mut line = String::from("w");
-    for (device, _) in offsets {
-        line.push('\n');
-        line.push_str(device);
-    }
-    line
+/// Device ids in one wake-up line at most: a line goes to every instance, and Redis
+/// bounds what a subscriber may have waiting (`client-output-buffer-limit pubsub`).
+const WAKE_LINE_DEVICES: usize = 1000;
+
+/// The lines that tell every instance of the fleet that messages were stored for the
+/// devices of `offsets`: each `w`, then device ids, separated by `\n`.
+fn wake_lines(offsets: &[(String, u64)]) -> impl Iterator<Item = String> + '_ {
+    offsets.chunks(WAKE_LINE_DEVICES).map(|chunk| {
+        let mut line = String::from("w");
+        for (device, _) in chunk {
+            line.push('\n');
+            line.push_str(device);
+        }
+        line
+    })
 }
 
 /// A Redis failure as the store's.

@@ -9,24 +9,35 @@ local max = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local out = { next, lost, 0 }
 local expired = 0
-local entries = redis.call('XRANGE', KEYS[2], (tonumber(ARGV[1]) + 1) .. '-0', '+')
-for _, entry in ipairs(entries) do
-  local offset = tonumber(string.match(entry[1], '^(%d+)'))
-  local fields = entry[2]
-  local message, expires = fields[2], tonumber(fields[4])
-  if expires > now then
-    if #out < 3 + 2 * max then
-      table.insert(out, offset)
-      table.insert(out, message)
+local found = 0
+local from = (tonumber(ARGV[1]) + 1) .. '-0'
+-- In pages, until enough live messages are found: a read costs what it returns, not
+-- the length of the stream.
+local page = math.max(max, 16)
+while found < max do
+  local entries = redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', page)
+  for _, entry in ipairs(entries) do
+    local offset = tonumber(string.match(entry[1], '^(%d+)'))
+    local fields = entry[2]
+    if tonumber(fields[4]) > now then
+      if found < max then
+        table.insert(out, offset)
+        table.insert(out, fields[2])
+        found = found + 1
+      end
+    else
+      redis.call('XDEL', KEYS[2], entry[1])
+      expired = expired + 1
+      lost = math.max(lost, offset)
     end
-  else
-    redis.call('XDEL', KEYS[2], entry[1])
-    expired = expired + 1
-    lost = math.max(lost, offset)
   end
+  if #entries < page then
+    break
+  end
+  from = '(' .. entries[#entries][1]
 end
 -- A stream that expired whole took its unread messages with it.
-if #entries == 0 and next - 1 > lost and redis.call('EXISTS', KEYS[2]) == 0 then
+if found == 0 and expired == 0 and next - 1 > lost and redis.call('EXISTS', KEYS[2]) == 0 then
   lost = next - 1
   redis.call('HSET', KEYS[1], 'lost', lost)
   out[2] = lost
