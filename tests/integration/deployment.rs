@@ -117,7 +117,7 @@ fn the_kubernetes_manifests_agree_with_the_config_they_mount() {
     let bundled = copy.split_whitespace().nth(1).expect("cp source");
     let bundled_dir = bundled.trim_end_matches("/*.wasm");
     assert!(
-        dockerfile.contains(&format!("COPY --from=build /out/plugins {bundled_dir}")),
+        dockerfile.contains(&format!("COPY --from=binary /out/plugins {bundled_dir}")),
         "the image keeps its plugins in {bundled_dir}"
     );
 
@@ -136,7 +136,7 @@ fn the_kubernetes_manifests_agree_with_the_config_they_mount() {
     }
     assert!(
         dockerfile.contains(&format!(
-            "COPY --from=build --chown=10001:10001 /out/plugins {plugins_dir}"
+            "COPY --from=binary --chown=10001:10001 /out/plugins {plugins_dir}"
         )),
         "the image alone serves its config: its plugins_dir holds the bundled plugins"
     );
@@ -210,37 +210,37 @@ impl Drop for Process {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_fleet_config_serves_and_answers_the_probes() {
-    let redis = RedisServer::start();
-    let app = TestUpstream::start("app").await;
-    let (port, admin) = (free_port(), free_port());
+/// The fleet config with the test's ports, upstream and (when given) plugins and cache
+/// directories in place of the Deployment's.
+fn fleet_config(
+    (port, admin): (u16, u16),
+    app: std::net::SocketAddr,
+    dirs: Option<(&Path, &Path)>,
+) -> String {
     let config = std::fs::read_to_string(root().join("deploy/kubernetes/weir.toml"))
         .expect("the fleet config");
-    let plugins = root()
-        .join("target/plugins")
-        .canonicalize()
-        .expect("the built plugins");
-    let dir = TempDir::new();
-    let config = config
+    let mut config = config
         .replace("0.0.0.0:8080", &format!("127.0.0.1:{port}"))
         .replace("0.0.0.0:9901", &format!("127.0.0.1:{admin}"))
-        .replace("\"/var/lib/weir/plugins\"", &format!("{:?}", plugins))
-        .replace(
-            "\"/var/cache/weir/cache\"",
-            &format!("{:?}", dir.path().join("cache")),
-        )
-        .replace("\"app:8080\"", &format!("\"{}\"", app.addr));
+        .replace("\"app:8080\"", &format!("\"{app}\""));
+    if let Some((plugins, cache)) = dirs {
+        config = config
+            .replace("\"/var/lib/weir/plugins\"", &format!("{plugins:?}"))
+            .replace("\"/var/cache/weir/cache\"", &format!("{cache:?}"));
+    }
     assert!(
-        config.contains(&app.addr.to_string()),
+        config.contains(&app.to_string()),
         "the fleet config's upstream is app:8080"
     );
-    let path = dir.path().join("weir.toml");
-    std::fs::write(&path, config).expect("write the config");
+    config
+}
+
+/// Runs `command` (a gateway on the fleet config, its secrets in the environment) until
+/// dropped, and checks it serves as the Deployment expects: ready and live on the admin
+/// port, a request proxied with its rate-limit budget in `redis`.
+async fn serves_as_deployed(mut command: Command, (port, admin): (u16, u16), redis: &RedisServer) {
     let _weir = Process(
-        Command::new(WEIR)
-            .arg("run")
-            .arg(&path)
+        command
             .env("WEIR_ADMIN_TOKEN", "a-token-for-the-test")
             .env("REDIS_URL", redis.url())
             .stdout(Stdio::null())
@@ -250,7 +250,7 @@ async fn the_fleet_config_serves_and_answers_the_probes() {
     );
     let client = TestClient::default();
     let ready = format!("http://127.0.0.1:{admin}/ready");
-    let up = eventually(Duration::from_secs(30), || async {
+    let up = eventually(Duration::from_secs(60), || async {
         client
             .try_send(get(&ready, &[]))
             .await
@@ -271,4 +271,168 @@ async fn the_fleet_config_serves_and_answers_the_probes() {
         Some(":1"),
         "the budget lives in Redis"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fleet_config_serves_and_answers_the_probes() {
+    let redis = RedisServer::start();
+    let app = TestUpstream::start("app").await;
+    let ports = (free_port(), free_port());
+    let plugins = root()
+        .join("target/plugins")
+        .canonicalize()
+        .expect("the built plugins");
+    let dir = TempDir::new();
+    let cache = dir.path().join("cache");
+    let path = dir.path().join("weir.toml");
+    let config = fleet_config(ports, app.addr, Some((&plugins, &cache)));
+    std::fs::write(&path, config).expect("write the config");
+    let mut command = Command::new(WEIR);
+    command.arg("run").arg(&path);
+    serves_as_deployed(command, ports, &redis).await;
+}
+
+/// The static binary the README's test command builds before the tests, for the image.
+const STATIC_BINARY: &str = "target/x86_64-unknown-linux-musl/debug/weir";
+
+/// Runs `buildah` with its storage under `storage` (vfs: no mounts, no privileges beyond
+/// root's); its standard output, trimmed.
+fn buildah(storage: &Path, args: &[&str]) -> String {
+    let output = Command::new("buildah")
+        .arg("--root")
+        .arg(storage.join("root"))
+        .arg("--runroot")
+        .arg(storage.join("run"))
+        .args(["--storage-driver", "vfs"])
+        .args(args)
+        .output()
+        .expect("buildah must be installed (`apt-get install buildah`; .ci/run does)");
+    assert!(
+        output.status.success(),
+        "buildah {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// The Dockerfile builds offline (its empty base needs no registry) from the static
+/// binary, the plugins and a CA bundle in the context's `image/`; the image runs as its
+/// user, and the gateway, chrooted into the image's files alone, serves the fleet config
+/// as the Deployment expects.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_image_builds_offline_and_serves_from_its_own_files() {
+    let binary = root().join(STATIC_BINARY);
+    assert!(
+        binary.exists(),
+        "{STATIC_BINARY}: the README's test command builds it first \
+         (cargo build --target x86_64-unknown-linux-musl --bin weir)"
+    );
+    let dir = TempDir::new();
+    let context = dir.path().join("context");
+    let copy = |from: &Path, to: &str| {
+        let to = context.join(to);
+        std::fs::create_dir_all(to.parent().expect("a parent")).expect("mkdir");
+        std::fs::copy(from, &to).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    };
+    copy(&root().join("Dockerfile"), "Dockerfile");
+    let config = "deploy/kubernetes/weir.toml";
+    copy(&root().join(config), config);
+    copy(&binary, "image/weir");
+    for plugin in std::fs::read_dir(root().join("target/plugins")).expect("the built plugins") {
+        let path = plugin.expect("a plugin").path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            let name = path.file_name().expect("a name").to_string_lossy();
+            copy(&path, &format!("image/plugins/{name}"));
+        }
+    }
+    let roots = context.join("image/ca-certificates.crt");
+    std::fs::write(
+        &roots,
+        weir_tests::tls::SignedCertificate::for_names(&["ca"]).ca_pem,
+    )
+    .expect("a CA bundle");
+    std::fs::create_dir_all(context.join("image/empty")).expect("mkdir");
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.exists(),
+        "/bin/busybox: `apt-get install busybox-static` (.ci/run does)"
+    );
+    copy(busybox, "image/busybox");
+
+    let storage = dir.path().join("storage");
+    let context = context.display().to_string();
+    let dockerfile = format!("{context}/Dockerfile");
+    let build = [
+        "bud",
+        "--isolation",
+        "chroot",
+        "--build-arg",
+        "BINARY=prebuilt",
+        "-t",
+        "weir-test",
+        "-f",
+        &dockerfile,
+        &context,
+    ];
+    buildah(&storage, &build);
+    let format = "{{.OCIv1.Config.User}} {{.OCIv1.Config.Entrypoint}} {{.OCIv1.Config.Cmd}}";
+    let described = buildah(
+        &storage,
+        &[
+            "inspect",
+            "--type",
+            "image",
+            "--format",
+            format,
+            "weir-test",
+        ],
+    );
+    assert_eq!(
+        described,
+        "10001:10001 [/usr/local/bin/weir run] [/etc/weir/weir.toml]"
+    );
+    let container = buildah(&storage, &["from", "weir-test"]);
+    let rootfs = PathBuf::from(buildah(&storage, &["mount", &container]));
+    // The commands the Deployment runs in the image are there: the init container's seeding
+    // of the plugins volume, the preStop pause.
+    let deployment = (manifests("deployment.yaml").into_iter())
+        .find(|doc| doc["kind"].as_str() == Some("Deployment"))
+        .expect("the Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let seed = named(&pod["initContainers"], "name", "plugins");
+    let container_spec = named(&pod["containers"], "name", "weir");
+    let pause = &container_spec["lifecycle"]["preStop"]["exec"]["command"];
+    for command in [&seed["command"], pause] {
+        let mut args: Vec<String> = (command.as_vec().into_iter().flatten())
+            .map(|arg| text(arg, "a command's argument").to_string())
+            .collect();
+        if args[0] == "sleep" {
+            args[1] = "0".into();
+        }
+        let ran = Command::new("chroot")
+            .arg("--userspec=10001:10001")
+            .arg(&rootfs)
+            .args(&args)
+            .status()
+            .expect("chroot");
+        assert!(ran.success(), "{args:?} in the image");
+    }
+
+    // The image's own config, with the test's ports and upstream in place.
+    let redis = RedisServer::start();
+    let app = TestUpstream::start("app").await;
+    let ports = (free_port(), free_port());
+    std::fs::write(
+        rootfs.join("etc/weir/weir.toml"),
+        fleet_config(ports, app.addr, None),
+    )
+    .expect("write the config");
+    let mut command = Command::new("chroot");
+    command.arg("--userspec=10001:10001").arg(&rootfs).args([
+        "/usr/local/bin/weir",
+        "run",
+        "/etc/weir/weir.toml",
+    ]);
+    serves_as_deployed(command, ports, &redis).await;
+    buildah(&storage, &["rm", &container]);
 }
