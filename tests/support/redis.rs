@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -46,25 +46,8 @@ impl RedisServer {
     /// 127.0.0.1 signed by a CA made for the test; the CA's certificate is `dir/ca.pem`.
     /// (The plain port stays open for the test's own commands.)
     pub fn start_tls(dir: &Path) -> (Self, u16) {
-        let signed = SignedCertificate::for_names(&["127.0.0.1"]);
-        let write = |name: &str, pem: String| {
-            let path = dir.join(name);
-            std::fs::write(&path, pem).expect("write a PEM file");
-            path.display().to_string()
-        };
-        write("ca.pem", signed.ca_pem);
         let tls_port = crate::free_port();
-        let args = [
-            "--tls-port".to_string(),
-            tls_port.to_string(),
-            "--tls-cert-file".to_string(),
-            write("cert.pem", signed.certificate.pem()),
-            "--tls-key-file".to_string(),
-            write("key.pem", signed.key.serialize_pem()),
-            "--tls-auth-clients".to_string(),
-            "no".to_string(),
-        ];
-        (Self::start_with(args.to_vec()), tls_port)
+        (Self::start_with(tls_arguments(dir, tls_port)), tls_port)
     }
 
     /// [`RedisServer::start`], with more `redis-server` arguments.
@@ -165,6 +148,37 @@ impl RedisServer {
         let n = stream.read(&mut reply).ok()?;
         Some(String::from_utf8_lossy(&reply[..n]).into_owned())
     }
+}
+
+/// The TLS arguments of a server on `tls_port` with a certificate for 127.0.0.1 signed by
+/// the CA of `dir/ca.pem` (made on the first call for `dir`), trusting that CA as a client
+/// (a replica of a TLS master, a sentinel) and not asking clients for certificates.
+fn tls_arguments(dir: &Path, tls_port: u16) -> Vec<String> {
+    let write = |name: &str, pem: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).expect("write a PEM file");
+        path.display().to_string()
+    };
+    if !dir.join("ca.pem").exists() {
+        let signed = SignedCertificate::for_names(&["127.0.0.1"]);
+        write("ca.pem", signed.ca_pem);
+        write("cert.pem", signed.certificate.pem());
+        write("key.pem", signed.key.serialize_pem());
+    }
+    let path = |name: &str| dir.join(name).display().to_string();
+    [
+        "--tls-port".to_string(),
+        tls_port.to_string(),
+        "--tls-cert-file".to_string(),
+        path("cert.pem"),
+        "--tls-key-file".to_string(),
+        path("key.pem"),
+        "--tls-ca-cert-file".to_string(),
+        path("ca.pem"),
+        "--tls-auth-clients".to_string(),
+        "no".to_string(),
+    ]
+    .to_vec()
 }
 
 impl Drop for RedisServer {
@@ -295,63 +309,106 @@ pub struct RedisSentinel {
     pub replica: RedisServer,
     /// The sentinel.
     pub sentinel: RedisServer,
+    /// The ports the sentinel knows the replica and itself by: their TLS ports when they
+    /// speak TLS.
+    replica_port: u16,
+    sentinel_url: String,
     _dir: TempDir,
 }
 
 impl RedisSentinel {
     /// Starts the three and waits until the sentinel knows the replica.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// [`RedisSentinel::start`], everything over TLS: the sentinel's clients, the
+    /// sentinel's and the replica's links to the master, the master's clients; each
+    /// server's certificate is signed by the CA of [`RedisSentinel::ca_file`].
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Self {
         let dir = TempDir::new();
-        let master = RedisServer::start();
-        let replica = RedisServer::start_with(vec![
+        // The TLS arguments of a server, and the port others reach it by.
+        let reach = |port: u16| -> (Vec<String>, u16) {
+            match tls {
+                true => {
+                    let tls_port = crate::free_port();
+                    let mut args = tls_arguments(dir.path(), tls_port);
+                    args.extend(["--tls-replication".into(), "yes".into()]);
+                    (args, tls_port)
+                }
+                false => (Vec::new(), port),
+            }
+        };
+        let master_port = crate::free_port();
+        let (args, master_reached) = reach(master_port);
+        let master = RedisServer::start_from(None, master_port, args);
+        let replica_port = crate::free_port();
+        let (mut args, replica_reached) = reach(replica_port);
+        args.extend([
             "--replicaof".into(),
             "127.0.0.1".into(),
-            master.addr.port().to_string(),
+            master_reached.to_string(),
+            "--replica-announce-port".into(),
+            replica_reached.to_string(),
         ]);
+        let replica = RedisServer::start_from(None, replica_port, args);
         let config = dir.path().join("sentinel.conf");
-        let port = master.addr.port();
         let rules = format!(
-            "sentinel monitor weir 127.0.0.1 {port} 1\n\
+            "sentinel monitor weir 127.0.0.1 {master_reached} 1\n\
              sentinel down-after-milliseconds weir 2000\n\
              sentinel failover-timeout weir 5000\n"
         );
         std::fs::write(&config, rules).expect("write sentinel.conf");
-        let sentinel = RedisServer::start_from(
-            Some(config.display().to_string()),
-            crate::free_port(),
-            vec!["--sentinel".into()],
-        );
-        let replica_port = replica.addr.port().to_string();
+        let sentinel_port = crate::free_port();
+        let (mut args, sentinel_reached) = reach(sentinel_port);
+        args.push("--sentinel".into());
+        let sentinel =
+            RedisServer::start_from(Some(config.display().to_string()), sentinel_port, args);
+        let replica_at = replica_reached.to_string();
         let deadline = Instant::now() + Duration::from_secs(30);
         while !sentinel
             .reply("SENTINEL REPLICAS weir")
-            .is_some_and(|replicas| replicas.contains(&replica_port))
+            .is_some_and(|replicas| replicas.contains(&replica_at))
             || !replica
                 .reply("INFO replication")
                 .is_some_and(|info| info.contains("master_link_status:up"))
         {
             assert!(
                 Instant::now() < deadline,
-                "the sentinel did not find the replica"
+                "the sentinel did not find the replica at {replica_at}: {:?}, {:?}",
+                sentinel.reply("SENTINEL REPLICAS weir"),
+                replica.reply("INFO replication"),
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+        let scheme = if tls { "rediss" } else { "redis" };
         Self {
             master,
             replica,
             sentinel,
+            replica_port: replica_reached,
+            sentinel_url: format!("{scheme}://127.0.0.1:{sentinel_reached}"),
             _dir: dir,
         }
     }
 
+    /// The CA every server's certificate is signed by, with TLS.
+    pub fn ca_file(&self) -> PathBuf {
+        self._dir.path().join("ca.pem")
+    }
+
     /// The sentinel as `[state.redis] url` takes it with `sentinel_master = "weir"`.
     pub fn url(&self) -> String {
-        self.sentinel.url()
+        self.sentinel_url.clone()
     }
 
     /// Waits until the sentinel names the replica as the master.
     pub fn wait_for_failover(&self) {
-        let replica_port = self.replica.addr.port().to_string();
+        let replica_port = self.replica_port.to_string();
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self
             .sentinel

@@ -184,8 +184,11 @@ impl RedisConfig {
         if self.cluster && self.sentinel_master.is_some() {
             bail!("state.redis: cluster and sentinel_master exclude each other");
         }
-        if self.sentinel_master.is_some() && tls > 0 {
-            bail!("state.redis: rediss:// (TLS) is not supported with sentinel_master yet");
+        // The sentinels' scheme is the master's too: all TLS, or none.
+        if self.sentinel_master.is_some() && tls > 0 && tls < urls.len() {
+            bail!(
+                "state.redis: with sentinel_master, the sentinels' URLs are all rediss:// (TLS) or none"
+            );
         }
         // A brace would move the Redis Cluster hash tag of a value and of its namespace's
         // index into the prefix, apart: every kv write would then fail.

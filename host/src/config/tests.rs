@@ -28,6 +28,9 @@ fn redis_settings_the_gateway_cannot_serve_are_refused_at_load() {
     };
     assert!(state("url = { value = \"redis://127.0.0.1:6379\" }").is_ok());
     assert!(state("url = { value = \"rediss://a:6379,rediss://b:6379\" }\ncluster = true").is_ok());
+    assert!(
+        state("url = { value = \"rediss://a:1,rediss://b:1\" }\nsentinel_master = \"m\"").is_ok()
+    );
     let http = state("url = { value = \"http://127.0.0.1:6379\" }").unwrap_err();
     assert!(http.to_string().contains("redis://"), "{http}");
     let refused = [
@@ -44,7 +47,7 @@ fn redis_settings_the_gateway_cannot_serve_are_refused_at_load() {
             "exclude",
         ),
         (
-            "url = { value = \"rediss://a:1\" }\nsentinel_master = \"m\"",
+            "url = { value = \"rediss://a:1,redis://b:1\" }\nsentinel_master = \"m\"",
             "sentinel_master",
         ),
     ];

@@ -21,10 +21,10 @@ use redis::aio::{
 };
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
-    AsyncConnectionConfig, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, RedisResult,
-    TlsCertificates, Value,
+    AsyncConnectionConfig, Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, RedisFuture,
+    RedisResult, TlsCertificates, TlsMode, Value,
 };
 
 use crate::config::RedisConfig;
@@ -128,11 +128,7 @@ impl Link {
                 })
             }
             (false, Some(master)) => {
-                let first = urls[0].into_connection_info().context("state.redis.url")?;
-                let node = SentinelNodeConnectionInfo::default()
-                    .set_redis_connection_info(first.redis_settings().clone());
-                let sentinels =
-                    SentinelClient::build(urls, master, Some(node), SentinelServerType::Master)?;
+                let sentinels = sentinel_client(&urls, master, tls)?;
                 Ok(Self::Sentinel(Arc::new(SentinelLink {
                     sentinels: tokio::sync::Mutex::new(sentinels),
                     config: AsyncConnectionConfig::new()
@@ -243,6 +239,47 @@ impl Link {
                 .into()),
         }
     }
+}
+
+/// A client of the sentinels at `urls` for the master `master`. The first URL's user,
+/// password and database are the sentinels' and the master's; `rediss://` URLs speak TLS
+/// to the sentinels and to the master they name, verified against `tls` (else the
+/// system's roots).
+fn sentinel_client(
+    urls: &[&str],
+    master: &str,
+    tls: Option<TlsCertificates>,
+) -> anyhow::Result<SentinelClient> {
+    let infos = (urls.iter())
+        .map(|url| url.into_connection_info())
+        .collect::<RedisResult<Vec<_>>>()
+        .context("state.redis.url")?;
+    let first = infos[0].redis_settings().clone();
+    let secure = matches!(infos[0].addr(), ConnectionAddr::TcpTls { .. });
+    let addrs = infos.iter().map(|info| info.addr().clone());
+    let mut builder = SentinelClientBuilder::new(addrs, master, SentinelServerType::Master)?
+        .set_client_to_redis_db(first.db());
+    if let Some(user) = first.username() {
+        builder = builder
+            .set_client_to_redis_username(user)
+            .set_client_to_sentinel_username(user);
+    }
+    if let Some(password) = first.password() {
+        builder = builder
+            .set_client_to_redis_password(password)
+            .set_client_to_sentinel_password(password);
+    }
+    if secure {
+        builder = builder
+            .set_client_to_redis_tls_mode(TlsMode::Secure)
+            .set_client_to_sentinel_tls_mode(TlsMode::Secure);
+        if let Some(tls) = tls {
+            builder = builder
+                .set_client_to_redis_certificates(tls.clone())
+                .set_client_to_sentinel_certificates(tls);
+        }
+    }
+    Ok(builder.build()?)
 }
 
 impl SentinelLink {

@@ -186,11 +186,27 @@ async fn budgets_survive_a_cluster_master_failing_over_to_its_replica() {
 /// through the sentinel and every budget goes on from where it was.
 #[tokio::test(flavor = "multi_thread")]
 async fn budgets_survive_a_sentinel_failover() {
-    let mut redis = RedisSentinel::start();
+    budgets_survive_the_failover_of(RedisSentinel::start(), "").await;
+}
+
+/// The same over TLS: to the sentinel, and to each master it names, verified against the
+/// configured CA.
+#[tokio::test(flavor = "multi_thread")]
+async fn budgets_survive_a_sentinel_failover_over_tls() {
+    let redis = RedisSentinel::start_tls();
+    let ca = format!("ca_file = {:?}\n", redis.ca_file());
+    assert!(redis.url().starts_with("rediss://"));
+    budgets_survive_the_failover_of(redis, &ca).await;
+}
+
+/// Two users spend half their budgets through `redis`'s sentinel (`[state.redis]` lines
+/// `extra` besides); its master is killed once replicated; after the failover each has
+/// exactly half left.
+async fn budgets_survive_the_failover_of(mut redis: RedisSentinel, extra: &str) {
     let upstream = TestUpstream::start("main").await;
     let users = ["user-ada", "user-bob"];
     let settings = format!(
-        "url = {{ value = \"{}\" }}\nsentinel_master = \"weir\"\n",
+        "url = {{ value = \"{}\" }}\nsentinel_master = \"weir\"\n{extra}",
         redis.url()
     );
     let (gw, client) = spend_two_each(&upstream, &settings, &users).await;
@@ -221,11 +237,10 @@ async fn spend_two_each(
     (gw, client)
 }
 
-/// Kills `master` once it has replicated what it holds (`WAIT`); `lost`, whose budget it
+/// Kills `master` once its replicas have acknowledged all it holds; `lost`, whose budget it
 /// held, is refused while no replica has taken over.
 async fn fail_over(gw: &TestGateway, client: &TestClient, master: &mut RedisServer, lost: &str) {
-    let replicated = master.command("WAIT 1 2000");
-    assert_eq!(replicated.as_deref(), Some(":1"), "replicated");
+    assert!(master.wait_for_replicas(), "replicated");
     master.stop();
     let refused = statuses(client, &gw.url("/rl"), 1, &[("x-user", lost)]).await;
     assert_eq!(refused, [503], "{lost} while its master is down");
