@@ -100,25 +100,9 @@ EOF
     done
     # Push (in Redis with that backend), behind auth with the driver's keys.
     if [[ $backend == redis ]]; then
-        for endpoint in connect devices publish; do
-            cat <<EOF
-
-[[routes]]
-name = "push-$endpoint"
-push = "$endpoint"
-match.path_prefix = "/push/$endpoint"
-[[routes.filters]]
-plugin = "auth.wasm"
-config.api_key = { keys = [$PUSH_KEYS] }
-EOF
-        done
+        push_routes push-
     fi
 }
-
-DEVICE_KEY=bench-device-key
-SERVER_KEY=bench-server-key
-sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
-PUSH_KEYS="{ consumer = \"bench\", sha256 = \"$(sha "$DEVICE_KEY")\" }, { consumer = \"server\", sha256 = \"$(sha "$SERVER_KEY")\" }"
 
 # start BACKEND: starts an instance on free ports and waits until it serves; sets PID and
 # PORT.

@@ -147,3 +147,28 @@ else:
 open(doc, "w").write(text)
 PY
 }
+
+# The API keys of the push benchmarks' devices and business server.
+DEVICE_KEY=bench-device-key
+SERVER_KEY=bench-server-key
+
+# push_routes [NAME_PREFIX]: the three push routes (connect, devices, publish), each behind
+# auth.wasm with the devices' (consumer "bench") and the server's (consumer "server") keys.
+push_routes() {
+    local endpoint keys sha_device sha_server
+    sha_device=$(printf '%s' "$DEVICE_KEY" | sha256sum | cut -d' ' -f1)
+    sha_server=$(printf '%s' "$SERVER_KEY" | sha256sum | cut -d' ' -f1)
+    keys="{ consumer = \"bench\", sha256 = \"$sha_device\" }, { consumer = \"server\", sha256 = \"$sha_server\" }"
+    for endpoint in connect devices publish; do
+        cat <<EOF
+
+[[routes]]
+name = "${1:-}$endpoint"
+push = "$endpoint"
+match.path_prefix = "/push/$endpoint"
+[[routes.filters]]
+plugin = "auth.wasm"
+config.api_key = { keys = [$keys] }
+EOF
+    done
+}

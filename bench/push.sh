@@ -64,11 +64,6 @@ SHM=/dev/shm
 FAST_STORE=$(mktemp -d "$SHM/weir-push.XXXXXX")
 trap 'status=$?; rm -rf "$FAST_STORE"; (exit $status); cleanup' EXIT
 
-DEVICE_KEY=bench-device-key
-SERVER_KEY=bench-server-key
-sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
-KEYS="{ consumer = \"bench\", sha256 = \"$(sha "$DEVICE_KEY")\" }, { consumer = \"server\", sha256 = \"$(sha "$SERVER_KEY")\" }"
-
 # config FILE PORT ADMIN STORE
 config() {
     cat > "$1" <<EOF
@@ -89,18 +84,7 @@ idle_timeout_ms = 600000
 [push]
 store = "$4"
 EOF
-    for endpoint in connect devices publish; do
-        cat >> "$1" <<EOF
-
-[[routes]]
-name = "$endpoint"
-push = "$endpoint"
-match.path_prefix = "/push/$endpoint"
-[[routes.filters]]
-plugin = "auth.wasm"
-config.api_key = { keys = [$KEYS] }
-EOF
-    done
+    push_routes >> "$1"
 }
 
 # start NAME CONFIG: runs the gateway, sets WEIR_PID and PORT once it answers.
