@@ -24,7 +24,7 @@ use crate::config::admin::AdminHosts;
 use crate::gateway::Gateway;
 use crate::metrics::escape_label as esc;
 use crate::reload::Reloader;
-use crate::resilience::{CircuitState, Load, Record, ScopeKind};
+use crate::resilience::{Bulkhead, CircuitState, Load, Record, ScopeKind};
 use crate::time::now_ms;
 
 /// Serves one admin request: reads the gateway `reloader` reloads, and reloads it.
@@ -283,6 +283,7 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
         let _ = writeln!(out, "# HELP weir_state_backend_up 1 when the state backend answers.\n# TYPE weir_state_backend_up gauge\nweir_state_backend_up{{backend=\"{}\"}} {}", state.backend, u8::from(state.healthy));
         let _ = writeln!(out, "# HELP weir_state_backend_outages_total Times the state backend became unreachable.\n# TYPE weir_state_backend_outages_total counter\nweir_state_backend_outages_total{{backend=\"{}\"}} {}", state.backend, state.outages);
         render_circuits(out, &live_records(gateway), &gateway.resilience.load);
+        render_bulkheads(out, &gateway.resilience.bulkheads.all());
         let connections = &gateway.connections;
         let _ = writeln!(out, "# HELP weir_connections_open Client connections open now.\n# TYPE weir_connections_open gauge\nweir_connections_open {}", connections.open());
         let _ = writeln!(out, "# HELP weir_connections_parked Idle keep-alive connections that gave back their buffers and hold only their socket.\n# TYPE weir_connections_parked gauge\nweir_connections_parked {}", connections.parked());
@@ -302,6 +303,46 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
 }
 
 /// The circuits' states and transitions, and the gateway's load.
+/// Each bulkhead's requests in and waiting now, and what it admitted, queued and refused.
+fn render_bulkheads(out: &mut String, bulkheads: &[Arc<Bulkhead>]) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let gauges: [(&str, &str, fn(&Bulkhead) -> u64); 2] = [
+        ("weir_bulkhead_active", "Requests in a bulkhead now.", |b| {
+            b.active() as u64
+        }),
+        (
+            "weir_bulkhead_waiting",
+            "Requests waiting for a place in a bulkhead now.",
+            |b| b.waiting() as u64,
+        ),
+    ];
+    let counters: [(&str, &str, fn(&Bulkhead) -> u64); 3] = [
+        (
+            "weir_bulkhead_admitted_total",
+            "Requests a bulkhead let in.",
+            |b| b.counts.admitted.load(Relaxed),
+        ),
+        (
+            "weir_bulkhead_queued_total",
+            "Requests that waited for a place in a bulkhead.",
+            |b| b.counts.queued.load(Relaxed),
+        ),
+        (
+            "weir_bulkhead_rejected_total",
+            "Requests a bulkhead refused (503).",
+            |b| b.counts.rejected.load(Relaxed),
+        ),
+    ];
+    for (kind, metrics) in [("gauge", &gauges[..]), ("counter", &counters[..])] {
+        for (name, help, value) in metrics {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for b in bulkheads {
+                let _ = writeln!(out, "{name}{{bulkhead=\"{}\"}} {}", esc(&b.name), value(b));
+            }
+        }
+    }
+}
+
 fn render_circuits(out: &mut String, records: &[Arc<Record>], load: &Load) {
     const STATES: [CircuitState; 3] = [
         CircuitState::Closed,

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 pub mod admin;
 pub mod bounds;
+mod bulkhead;
 mod defaults;
 mod limits;
 mod paths;
@@ -22,6 +23,7 @@ pub mod state;
 mod tests;
 mod upstream;
 
+pub use bulkhead::BulkheadConfig;
 pub use limits::LimitsConfig;
 pub use paths::{EscapedSlashes, PathParameters, PathPolicy};
 pub use route::{FailurePolicy, FilterConfig, MatchConfig, RouteConfig};
@@ -56,6 +58,9 @@ pub struct Config {
     /// restart.
     #[serde(default)]
     pub push: push::PushConfig,
+    /// Named bulkheads that routes share: concurrency caps with a bounded wait.
+    #[serde(default)]
+    pub bulkheads: BTreeMap<String, BulkheadConfig>,
     /// The directory the config file lives in; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -245,6 +250,7 @@ impl Config {
             secrets: BTreeMap::new(),
             state: StateConfig::default(),
             push: push::PushConfig::default(),
+            bulkheads: BTreeMap::new(),
             base_dir: PathBuf::new(),
         }
     }
@@ -344,6 +350,11 @@ impl Config {
                 if !path.starts_with('/') {
                     bail!("route {:?}: path {path:?} must start with /", route.name);
                 }
+            }
+            if let Some(name) = &route.bulkhead
+                && !self.bulkheads.contains_key(name)
+            {
+                bail!("route {:?}: unknown bulkhead {name:?}", route.name);
             }
             if let Some(host) = &route.host_rewrite {
                 http::HeaderValue::from_str(host)

@@ -48,6 +48,8 @@ pub enum ErrorKind {
     PluginTimeout,
     /// The gateway is shutting down or out of a resource (503).
     Unavailable,
+    /// The route's bulkhead is full (503, with `Retry-After`).
+    Overloaded,
 }
 
 impl ErrorKind {
@@ -66,6 +68,7 @@ impl ErrorKind {
             Self::PluginFailed => "filter_failed",
             Self::PluginTimeout => "filter_timeout",
             Self::Unavailable => "unavailable",
+            Self::Overloaded => "overloaded",
         }
     }
 
@@ -77,7 +80,7 @@ impl ErrorKind {
             Self::BadRequest | Self::ClientAborted => StatusCode::BAD_REQUEST,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnknownUpstream | Self::PluginFailed => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::NoHealthyTarget | Self::PluginTimeout | Self::Unavailable => {
+            Self::NoHealthyTarget | Self::PluginTimeout | Self::Unavailable | Self::Overloaded => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::UpstreamFailed => StatusCode::BAD_GATEWAY,
@@ -94,6 +97,7 @@ impl ErrorKind {
             Self::UpstreamFailed => "the upstream could not be reached or answered badly",
             Self::UpstreamTimeout => "the upstream did not answer in time",
             Self::Unavailable => "the gateway cannot take this request now",
+            Self::Overloaded => "the route has as many requests as it takes; try again later",
             Self::NoRoute
             | Self::BodyTooLarge
             | Self::BadRequest
@@ -114,7 +118,7 @@ impl ErrorKind {
                 ErrorSource::Upstream
             }
             Self::PluginFailed | Self::PluginTimeout | Self::UnknownUpstream => ErrorSource::Plugin,
-            Self::Unavailable => ErrorSource::Internal,
+            Self::Unavailable | Self::Overloaded => ErrorSource::Internal,
         }
     }
 }

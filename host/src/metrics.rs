@@ -80,6 +80,8 @@ pub struct RouteMetrics {
     pub request_failed: Repeats,
     /// The "upstream failed" warning.
     pub upstream_failed: Repeats,
+    /// Requests its bulkhead refused.
+    pub overloaded: AtomicU64,
 }
 
 impl Default for RouteMetrics {
@@ -89,6 +91,7 @@ impl Default for RouteMetrics {
             latency: Histogram::default(),
             request_failed: Repeats::default(),
             upstream_failed: Repeats::default(),
+            overloaded: AtomicU64::new(0),
         }
     }
 }
@@ -211,6 +214,14 @@ impl Metrics {
                         i + 100
                     );
                 }
+            }
+        }
+        out.push_str("# HELP weir_route_overloaded_total Requests a route's bulkhead refused.\n# TYPE weir_route_overloaded_total counter\n");
+        for entry in self.routes.iter() {
+            let n = entry.overloaded.load(Ordering::Relaxed);
+            if n > 0 {
+                let route = escape_label(entry.key());
+                let _ = writeln!(out, "weir_route_overloaded_total{{route=\"{route}\"}} {n}");
             }
         }
         out.push_str("# HELP weir_request_duration_seconds Time from request to response headers.\n# TYPE weir_request_duration_seconds histogram\n");

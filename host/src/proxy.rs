@@ -2,6 +2,7 @@
 //! filters → log. Errors become responses in one place (`GatewayError::into_response`).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -20,6 +21,7 @@ use crate::gateway::Gateway;
 use crate::headers::{Peer, REQUEST_ID, add_forwarded, remove_hop_by_hop};
 use crate::hygiene;
 use crate::push::api::PushRequest;
+use crate::resilience::{Bulkhead, Refused};
 use crate::snapshot::{Route, Snapshot};
 use crate::upstream::health::InFlight;
 use crate::upstream::{Upstream, UpstreamResponse};
@@ -60,6 +62,20 @@ impl Gateway {
                 format!("no route for {}", request.uri().path()),
             );
             return self.unrouted(error, &request_id, started);
+        };
+
+        // The route's bulkhead: a place, or a wait for one (boxed: the rare path), or 503.
+        let _place = match route.bulkhead.as_deref() {
+            None => None,
+            Some(bulkhead) => match bulkhead.try_enter() {
+                Some(place) => Some(place),
+                None => match Box::pin(bulkhead.wait()).await {
+                    Ok(place) => Some(place),
+                    Err(refused) => {
+                        return overloaded(route, bulkhead, refused, &request_id, started);
+                    }
+                },
+            },
         };
 
         let method = request.method().clone();
@@ -109,6 +125,34 @@ impl Gateway {
             .record(response.status().as_u16(), started.elapsed());
         response
     }
+}
+
+/// The answer to a request its route's bulkhead refused: 503 with `Retry-After`.
+fn overloaded(
+    route: &Route,
+    bulkhead: &Bulkhead,
+    refused: Refused,
+    request_id: &str,
+    started: Instant,
+) -> Response<ProxyBody> {
+    let detail = match refused {
+        Refused::Full => "its waiting room is full",
+        Refused::TimedOut => "no place came free in time",
+    };
+    let error = GatewayError::new(
+        ErrorKind::Overloaded,
+        format!("bulkhead {:?}: {detail}", bulkhead.name),
+    );
+    tracing::debug!(request_id, route = %route.name, error = %error, "request refused");
+    let mut response = error.into_response(request_id);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, bulkhead.retry_after_secs().into());
+    route
+        .metrics
+        .record(response.status().as_u16(), started.elapsed());
+    route.metrics.overloaded.fetch_add(1, Ordering::Relaxed);
+    response
 }
 
 async fn proxy(

@@ -13,7 +13,7 @@ use crate::plugin::{
 };
 use crate::push::decision::{FailOpen, PushRouter};
 use crate::push::vendor::{TokenCache, Vendors};
-use crate::resilience::{Record, Resilience, ScopeKind};
+use crate::resilience::{Bulkhead, Record, Resilience, ScopeKind};
 use crate::router::Router;
 use crate::state::StateBackend;
 use crate::upstream::Upstream;
@@ -43,6 +43,8 @@ pub struct Route {
     pub metrics: Arc<RouteMetrics>,
     /// The outcomes of its upstream calls and its circuit.
     pub record: Arc<Record>,
+    /// The bulkhead that caps its requests in flight, if it names one.
+    pub bulkhead: Option<Arc<Bulkhead>>,
 }
 
 /// Everything a request needs, immutable.
@@ -214,6 +216,8 @@ impl Snapshot {
                 log_repeat_interval_ms: config.server.log_repeat_interval_ms,
                 metrics: cx.metrics.route(&route.name),
                 record: cx.resilience.record(ScopeKind::Route, &route.name),
+                bulkhead: (route.bulkhead.as_ref())
+                    .map(|name| cx.resilience.bulkheads.get(name, config.bulkheads[name])),
             });
         }
         let push_vendors = Vendors::build(&config, &upstreams, &cx.push_tokens)

@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod balancing;
+mod bulkhead;
 mod config_fuzz;
 mod degradation;
 mod deployment;

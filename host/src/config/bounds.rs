@@ -38,6 +38,13 @@ pub fn validate(config: &Config) -> anyhow::Result<()> {
     for (name, upstream) in &config.upstreams {
         validate_upstream(name, upstream)?;
     }
+    for (name, bulkhead) in &config.bulkheads {
+        if bulkhead.max_concurrent == 0 {
+            bail!("bulkheads.{name}.max_concurrent must be at least 1");
+        }
+        let key = format!("bulkheads.{name}.queue_timeout_ms");
+        duration(&key, bulkhead.queue_timeout_ms, 1)?;
+    }
     for route in &config.routes {
         if let Some(ms) = route.timeout_ms {
             duration(&format!("route {:?}: timeout_ms", route.name), ms, 1)?;

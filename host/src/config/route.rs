@@ -26,6 +26,9 @@ pub struct RouteConfig {
     pub timeout_ms: Option<u64>,
     /// The `Host` sent upstream (default: the authority the client addressed, canonical).
     pub host_rewrite: Option<String>,
+    /// The `[bulkheads]` entry that caps this route's requests in flight (with every other
+    /// route that names it); none by default.
+    pub bulkhead: Option<String>,
     /// The filter chain, in order.
     #[serde(default)]
     pub filters: Vec<FilterConfig>,

@@ -1,8 +1,9 @@
 //! What the gateway keeps for resilience filters (the `upstreams` import): the outcome of
 //! every upstream call per upstream and per route, the circuit cells that breaker filters
-//! move, and the gateway's load. The record outlives snapshots, like target health: a
+//! move, and the gateway's load; and the routes' bulkheads. The record outlives snapshots, like target health: a
 //! reload neither forgets recent failures nor closes an open circuit.
 
+mod bulkhead;
 mod circuit;
 mod load;
 mod outcomes;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
+pub use bulkhead::{Bulkhead, BulkheadCounts, Bulkheads, Place, Refused};
 pub use circuit::{Circuit, CircuitState, CircuitStatus};
 pub use load::{Load, LoadGuard};
 pub use outcomes::{OutcomeLog, WindowStats};
@@ -54,6 +56,8 @@ pub struct Resilience {
     routes: DashMap<String, Arc<Record>>,
     /// Requests in flight and recent upstream latency, gateway-wide.
     pub load: Load,
+    /// The routes' bulkheads.
+    pub bulkheads: Bulkheads,
 }
 
 impl Resilience {
