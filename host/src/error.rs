@@ -131,6 +131,8 @@ pub struct GatewayError {
     /// A human-readable detail for the log. The client sees it only for its own mistakes;
     /// otherwise it gets the kind's fixed message (no upstream or plugin internals).
     pub detail: String,
+    /// When the client may try again, in seconds (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl GatewayError {
@@ -139,7 +141,14 @@ impl GatewayError {
         Self {
             kind,
             detail: detail.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client to try again after `secs` seconds.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// The response the client gets: status from the kind, JSON body with the stable code,
@@ -164,6 +173,9 @@ impl GatewayError {
         headers.insert("x-weir-error", HeaderValue::from_static(self.kind.code()));
         if let Ok(id) = HeaderValue::from_str(request_id) {
             headers.insert("x-request-id", id);
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, secs.into());
         }
         response
     }

@@ -285,6 +285,21 @@ async fn call_upstream(
     upstream: &Upstream,
     ex: &mut Exchange,
 ) -> Result<UpstreamResponse, GatewayError> {
+    // The upstream's cap on requests in flight, held until the response's head.
+    let _place = match upstream.bulkhead.as_deref() {
+        None => None,
+        Some(bulkhead) => match bulkhead.try_enter() {
+            Some(place) => Some(place),
+            None => Some(Box::pin(bulkhead.wait()).await.map_err(|_| {
+                let detail = format!(
+                    "upstream {:?}: its requests in flight are at the cap",
+                    upstream.name
+                );
+                GatewayError::new(ErrorKind::Overloaded, detail)
+                    .retry_after(bulkhead.retry_after_secs())
+            })?),
+        },
+    };
     let target = upstream.pick(|| hash_key(&route.hash_on, ex))?;
     let mut request = upstream_request(ex, upstream.protocol(), route.host_rewrite.as_deref());
     if let Some(upgrade) = ex

@@ -130,11 +130,16 @@ impl Snapshot {
         let mut upstreams = BTreeMap::new();
         for (name, upstream) in &config.upstreams {
             let record = cx.resilience.record(ScopeKind::Upstream, name);
+            let bulkhead = (upstream.bulkhead()).map(|limits| {
+                cx.resilience
+                    .bulkheads
+                    .get(&format!("upstream:{name}"), limits)
+            });
             let built = Upstream::new(
                 name,
                 upstream,
                 cx.health,
-                record,
+                (record, bulkhead),
                 (config.server.workers(), &config.base_dir),
             )
             .await

@@ -137,3 +137,37 @@ async fn a_flooded_route_does_not_slow_or_fail_another() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_cap_bounds_its_requests_in_flight_from_every_route() {
+    let shared = TestUpstream::start("shared").await;
+    shared.set_delay(Duration::from_millis(1500));
+    let config = format!(
+        "[upstreams.shared]\ntargets = [\"{}\"]\nmax_requests = 2\nmax_pending = 0\n\
+         [[routes]]\nname = \"a\"\nupstream = \"shared\"\nmatch.path_prefix = \"/a\"\n\
+         [[routes]]\nname = \"b\"\nupstream = \"shared\"\nmatch.path_prefix = \"/b\"\n",
+        shared.addr
+    );
+    let gw = TestGateway::start(&config, &[]).await;
+    let calls = (0..6).map(|i| {
+        let url = gw.url(if i % 2 == 0 { "/a" } else { "/b" });
+        tokio::spawn(async move {
+            let reply = TestClient::http1().get(&url).await;
+            let code = reply.header("x-weir-error").map(str::to_string);
+            (reply.status.as_u16(), code)
+        })
+    });
+    let mut statuses = Vec::new();
+    for call in calls.collect::<Vec<_>>() {
+        statuses.push(call.await.expect("a call"));
+    }
+    let ok = statuses.iter().filter(|(status, _)| *status == 200).count();
+    assert_eq!(ok, 2, "{statuses:?}");
+    assert!(
+        (statuses.iter().filter(|(status, _)| *status != 200))
+            .all(|(status, code)| *status == 503 && code.as_deref() == Some("overloaded")),
+        "{statuses:?}"
+    );
+    assert_eq!(shared.hits(), 2);
+    gw.shutdown().await;
+}

@@ -38,12 +38,28 @@ pub fn validate(config: &Config) -> anyhow::Result<()> {
     for (name, upstream) in &config.upstreams {
         validate_upstream(name, upstream)?;
     }
-    for (name, bulkhead) in &config.bulkheads {
+    // A cap and its wait: a bulkhead's, or an upstream's `max_requests`.
+    let upstream_caps = (config.upstreams.iter()).filter_map(|(name, u)| {
+        let keys = (
+            format!("upstreams.{name}.max_requests"),
+            format!("upstreams.{name}.pending_timeout_ms"),
+        );
+        Some((keys, u.bulkhead()?))
+    });
+    let caps = (config.bulkheads.iter())
+        .map(|(name, b)| {
+            let keys = (
+                format!("bulkheads.{name}.max_concurrent"),
+                format!("bulkheads.{name}.queue_timeout_ms"),
+            );
+            (keys, *b)
+        })
+        .chain(upstream_caps);
+    for ((cap, wait), bulkhead) in caps {
         if bulkhead.max_concurrent == 0 {
-            bail!("bulkheads.{name}.max_concurrent must be at least 1");
+            bail!("{cap} must be at least 1");
         }
-        let key = format!("bulkheads.{name}.queue_timeout_ms");
-        duration(&key, bulkhead.queue_timeout_ms, 1)?;
+        duration(&wait, bulkhead.queue_timeout_ms, 1)?;
     }
     for route in &config.routes {
         if let Some(ms) = route.timeout_ms {

@@ -74,3 +74,8 @@ pub(super) fn consecutive_failures() -> u32 {
 pub(super) fn ejection_ms() -> u64 {
     10_000
 }
+
+/// How long a request waits for a place under an upstream's `max_requests`.
+pub(super) fn pending_timeout_ms() -> u64 {
+    1000
+}

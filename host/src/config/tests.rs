@@ -59,3 +59,32 @@ fn redis_settings_the_gateway_cannot_serve_are_refused_at_load() {
         );
     }
 }
+
+#[test]
+fn bulkheads_are_checked_at_load() {
+    let config = |extra: &str| {
+        parse(&format!(
+            "[upstreams.u]\ntargets = [\"127.0.0.1:1\"]\n{extra}\n\
+             [[routes]]\nname = \"r\"\nupstream = \"u\"\nbulkhead = \"b\"\n"
+        ))
+    };
+    assert!(config("[bulkheads.b]\nmax_concurrent = 8").is_ok());
+    let refused = [
+        ("", "unknown bulkhead"),
+        (
+            "[bulkheads.b]\nmax_concurrent = 0",
+            "bulkheads.b.max_concurrent",
+        ),
+        (
+            "[bulkheads.b]\nmax_concurrent = 1\nqueue_timeout_ms = 0",
+            "bulkheads.b.queue_timeout_ms",
+        ),
+    ];
+    for (extra, reason) in refused {
+        let refusal = config(extra).unwrap_err();
+        assert!(
+            format!("{refusal:#}").contains(reason),
+            "{extra}: {refusal:#}"
+        );
+    }
+}

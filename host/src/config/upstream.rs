@@ -38,6 +38,26 @@ pub struct UpstreamConfig {
     pub passive: PassiveConfig,
     /// TLS to the targets; plain TCP when absent.
     pub tls: Option<UpstreamTlsConfig>,
+    /// Requests in flight to the upstream at once, from every route (HTTP/1: its
+    /// connections in use); no cap when absent.
+    pub max_requests: Option<u32>,
+    /// Requests that may wait for one of those places (default: as many as
+    /// `max_requests`); beyond them a request is refused at once (503 `overloaded`).
+    pub max_pending: Option<u32>,
+    /// How long a request waits for a place (default 1000 ms).
+    #[serde(default = "defaults::pending_timeout_ms")]
+    pub pending_timeout_ms: u64,
+}
+
+impl UpstreamConfig {
+    /// The cap on requests in flight, as a bulkhead, when `max_requests` is given.
+    pub fn bulkhead(&self) -> Option<super::BulkheadConfig> {
+        self.max_requests.map(|max| super::BulkheadConfig {
+            max_concurrent: max,
+            max_queued: self.max_pending,
+            queue_timeout_ms: self.pending_timeout_ms,
+        })
+    }
 }
 
 /// One target of an upstream.

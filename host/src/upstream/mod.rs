@@ -30,7 +30,7 @@ use crate::config::{
     HealthCheckConfig, LbPolicy, PassiveConfig, UpstreamConfig, UpstreamProtocol, millis,
 };
 use crate::error::{ErrorKind, GatewayError};
-use crate::resilience::Record;
+use crate::resilience::{Bulkhead, Record};
 use crate::time::now_ms;
 
 /// One target of an upstream.
@@ -73,6 +73,8 @@ pub struct Upstream {
     pub health_check: Option<HealthCheckConfig>,
     /// The outcomes of its calls and its circuit.
     pub record: Arc<Record>,
+    /// The cap on its requests in flight (`max_requests`), if any.
+    pub bulkhead: Option<Arc<Bulkhead>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -100,7 +102,7 @@ impl Upstream {
         name: &str,
         config: &UpstreamConfig,
         registry: &HealthRegistry,
-        record: Arc<Record>,
+        (record, bulkhead): (Arc<Record>, Option<Arc<Bulkhead>>),
         (workers, base_dir): (usize, &std::path::Path),
     ) -> anyhow::Result<Self> {
         let mut targets = Vec::with_capacity(config.targets.len());
@@ -151,6 +153,7 @@ impl Upstream {
             passive: config.passive.clone(),
             health_check: config.health_check.clone(),
             record,
+            bulkhead,
         })
     }
 
