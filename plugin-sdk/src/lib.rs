@@ -72,6 +72,7 @@ macro_rules! impl_header_reads {
 }
 
 mod changes;
+pub mod client_ip;
 mod context;
 mod decision;
 pub mod duration;

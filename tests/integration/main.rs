@@ -16,6 +16,7 @@ mod filters;
 mod hmac_signature;
 mod host_interfaces;
 mod hygiene;
+mod ip_restriction;
 mod polyglot;
 mod process;
 mod protocol_convert;

@@ -6,8 +6,8 @@ use serde::Deserialize;
 use weir_plugin_sdk::duration;
 use weir_plugin_sdk::host::limits::{Algorithm, Policy};
 
-use crate::client_ip::TrustedProxies;
 use crate::key::KeyPart;
+use weir_plugin_sdk::client_ip::TrustedProxies;
 
 /// The config as written in the gateway config.
 #[derive(Debug, Deserialize)]

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use sha2::{Digest, Sha256};
 use weir_plugin_sdk::Request;
 
-use crate::client_ip::TrustedProxies;
+use weir_plugin_sdk::client_ip::TrustedProxies;
 
 /// Values longer than this enter the key as their SHA-256, so that a client cannot blow up
 /// the backend's key size with a long header.
@@ -55,15 +55,7 @@ impl KeyPart {
 /// be crafted to look like another combination.
 pub fn caller_key(parts: &[KeyPart], request: &Request, trusted: &TrustedProxies) -> String {
     let client_ip = || {
-        // Only read when some proxy is trusted: otherwise it is the client's claim.
-        let forwarded = match trusted.is_empty() {
-            true => Vec::new(),
-            false => request.header_all("x-forwarded-for"),
-        };
-        let forwarded = forwarded.iter().filter_map(|v| std::str::from_utf8(v).ok());
-        trusted
-            .client_ip(request.client_addr(), forwarded)
-            .map_or_else(|| request.client_addr().to_string(), |ip| ip.to_string())
+        (trusted.of(request)).map_or_else(|| request.client_addr().to_string(), |ip| ip.to_string())
     };
     let mut key = String::new();
     for part in parts {

@@ -11,7 +11,6 @@
 //! ```
 //! Needs the grant `limits`. See `docs/plugins/rate-limit.md`.
 
-mod client_ip;
 mod config;
 mod fields;
 mod key;

@@ -1,10 +1,13 @@
 //! The client's IP address: the TCP peer, or, when the peer is a trusted proxy, the
 //! right-most address in `X-Forwarded-For` that is not itself a trusted proxy (the usual
-//! rule: every hop appends, so only entries added by trusted hops can be believed).
+//! rule: every hop appends, so only entries added by trusted hops can be believed). One
+//! rule for every filter that keys or decides on the client's address.
 
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
+
+use crate::Request;
 
 /// The networks whose `X-Forwarded-For` entries are believed.
 #[derive(Debug, Default)]
@@ -27,6 +30,17 @@ impl TrustedProxies {
     /// Whether no proxy is trusted (then `X-Forwarded-For` is never read).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The client address of `request`; `None` when its peer address is unparsable.
+    pub fn of(&self, request: &Request) -> Option<IpAddr> {
+        // Only read when some proxy is trusted: otherwise it is the client's claim.
+        let forwarded = match self.is_empty() {
+            true => Vec::new(),
+            false => request.header_all("x-forwarded-for"),
+        };
+        let forwarded = forwarded.iter().filter_map(|v| std::str::from_utf8(v).ok());
+        self.client_ip(request.client_addr(), forwarded)
     }
 
     fn trusts(&self, ip: &IpAddr) -> bool {
