@@ -96,6 +96,12 @@ async fn the_readme_requests_get_their_answers() {
     assert_eq!(r.json()["headers"]["x-gateway"], "weir");
     assert!(r.json()["headers"].get("cookie").is_none());
 
+    // ip-restriction: the test client is on loopback, which /internal allows.
+    assert_eq!(
+        client.get(&example.url("/internal/status")).await.status,
+        200
+    );
+
     // auth
     let r = client
         .send(get(
