@@ -41,7 +41,7 @@ if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null || ! command -v 
 fi
 need curl python3 nginx wrk h2load openssl sha256sum
 ensure_weir
-for plugin in headers auth hmac-signature rate-limit degradation protocol-convert; do
+for plugin in headers auth hmac-signature rate-limit ip-restriction degradation protocol-convert; do
     [[ -f $PLUGINS/$plugin.wasm ]] || die "$PLUGINS/$plugin.wasm not found"
 done
 
@@ -119,6 +119,9 @@ max_connections_per_ip = 100000
 [upstreams.up]
 targets = ["127.0.0.1:$UPSTREAM_PORT"]
 
+[bulkheads.bench]
+max_concurrent = 100000
+
 # Requests with "x-bench: filtered" go through the headers filter ...
 [[routes]]
 name = "headers"
@@ -191,6 +194,23 @@ match = { headers = { "x-bench" = "rate-limit" } }
 plugin = "rate-limit.wasm"
 grants = ["limits"]
 config = { limits = [{ limit = 1000000000, window = "1s" }] }
+
+# ip-restriction: the client (loopback) is judged against a deny list and passes.
+[[routes]]
+name = "ip-restriction-only"
+upstream = "up"
+match = { headers = { "x-bench" = "ip-restriction" } }
+
+[[routes.filters]]
+plugin = "ip-restriction.wasm"
+config = { deny = ["192.0.2.0/24", "2001:db8::/32"] }
+
+# A bulkhead that is never full: the cost of taking and giving back a place.
+[[routes]]
+name = "bulkhead"
+upstream = "up"
+match = { headers = { "x-bench" = "bulkhead" } }
+bulkhead = "bench"
 
 # The degradation filter on a healthy upstream: the breaker reads the circuit and the record
 # on every request, shedding reads the load; with the cache fallback, every 2xx is also
@@ -331,6 +351,8 @@ TARGETS=(
     "weir + auth (API key) alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: auth^$CREDENTIALS"
     "weir + hmac-signature alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: hmac^$CREDENTIALS"
     "weir + rate-limit alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: rate-limit^$CREDENTIALS"
+    "weir + ip-restriction alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: ip-restriction"
+    "weir passthrough in a bulkhead|http://127.0.0.1:$WEIR_PORT/hello|x-bench: bulkhead"
     "weir + auth, hmac-signature, rate-limit|http://127.0.0.1:$WEIR_PORT/hello|$CHAIN_HEADERS"
     "weir + auth, hmac-signature, rate-limit, degradation|http://127.0.0.1:$WEIR_PORT/hello|x-bench: chain4^$CREDENTIALS"
     "nginx, POST 4 KiB|http://127.0.0.1:$NGINX_PORT/hello||$TMP/post.lua"
