@@ -303,10 +303,13 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
 }
 
 /// The circuits' states and transitions, and the gateway's load.
+/// A bulkhead metric: its name, its help and how to read it.
+type BulkheadMetric = (&'static str, &'static str, fn(&Bulkhead) -> u64);
+
 /// Each bulkhead's requests in and waiting now, and what it admitted, queued and refused.
 fn render_bulkheads(out: &mut String, bulkheads: &[Arc<Bulkhead>]) {
     use std::sync::atomic::Ordering::Relaxed;
-    let gauges: [(&str, &str, fn(&Bulkhead) -> u64); 2] = [
+    let gauges: [BulkheadMetric; 2] = [
         ("weir_bulkhead_active", "Requests in a bulkhead now.", |b| {
             b.active() as u64
         }),
@@ -316,7 +319,7 @@ fn render_bulkheads(out: &mut String, bulkheads: &[Arc<Bulkhead>]) {
             |b| b.waiting() as u64,
         ),
     ];
-    let counters: [(&str, &str, fn(&Bulkhead) -> u64); 3] = [
+    let counters: [BulkheadMetric; 3] = [
         (
             "weir_bulkhead_admitted_total",
             "Requests a bulkhead let in.",
