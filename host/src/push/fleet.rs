@@ -7,7 +7,8 @@
 //! On the channel `<prefix>push:wake`, lines separated by `\n`:
 //! - `w`, then device ids: messages were stored for these devices (published by the
 //!   store, within each publish, before its answer is kept);
-//! - `r`, an instance's id, a device id: the device connected to that instance.
+//! - `r`, an instance's id, a device id, when the connection started (ms since the Unix
+//!   epoch): the device connected to that instance; older connections elsewhere close.
 //!
 //! Pub/sub loses what is published while an instance is not subscribed; every
 //! (re)subscription is followed by a wake of every connection on this instance, which
@@ -60,12 +61,12 @@ impl Fleet {
         found.unwrap_or(false)
     }
 
-    /// Records that connection `id` of this instance holds `device`, and tells the other
-    /// instances to close theirs. (Two calls: in a cluster the channel and the presence
-    /// key route to different nodes.)
-    pub async fn announce(&self, device: &str, id: u64) {
+    /// Records that connection `id` of this instance, started at `since_ms`, holds `device`,
+    /// and tells the other instances to close older ones. (Two calls: in a cluster the
+    /// channel and the presence key route to different nodes.)
+    pub async fn announce(&self, device: &str, id: u64, since_ms: u64) {
         let (key, holder) = (&self.store.presence_key(device), &self.holder(id));
-        let line = &format!("r\n{}\n{device}", self.instance);
+        let line = &format!("r\n{}\n{device}\n{since_ms}", self.instance);
         let channel = &self.store.channel();
         let client = self.store.client();
         let held = client

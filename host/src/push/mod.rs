@@ -40,6 +40,8 @@ pub struct Live {
     /// Woken when a newer connection of the same device replaces this one.
     pub replaced: Notify,
     id: u64,
+    /// When it started (ms since the Unix epoch), to tell it from a newer one elsewhere.
+    since_ms: u64,
 }
 
 /// The push subsystem of one gateway.
@@ -195,8 +197,11 @@ impl PushService {
                 let (Some(instance), Some(device)) = (parts.next(), parts.next()) else {
                     return;
                 };
+                // A connection newer than the one announced stays (a late line).
+                let since = parts.next().and_then(|s| s.parse::<u64>().ok());
+                let older = |live: &Arc<Live>| since.is_none_or(|since| live.since_ms <= since);
                 if instance != me
-                    && let Some((_, old)) = self.live.remove(device)
+                    && let Some((_, old)) = self.live.remove_if(device, |_, live| older(live))
                 {
                     old.replaced.notify_one();
                 }
@@ -211,13 +216,14 @@ impl PushService {
             wake: Notify::new(),
             replaced: Notify::new(),
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            since_ms: crate::time::now_ms(),
         });
         if let Some(old) = self.live.insert(device.to_string(), live.clone()) {
             old.replaced.notify_one();
         }
         if let Some(fleet) = self.fleet.clone() {
-            let (device, id) = (device.to_string(), live.id);
-            tokio::spawn(async move { fleet.announce(&device, id).await });
+            let (device, id, since) = (device.to_string(), live.id, live.since_ms);
+            tokio::spawn(async move { fleet.announce(&device, id, since).await });
         }
         live
     }
@@ -288,5 +294,30 @@ impl PushService {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_late_announcement_never_closes_a_newer_connection() {
+        let dir = std::env::temp_dir();
+        let config = PushConfig::default();
+        let service = PushService::start(&config, &dir, PushBackend::Embedded(false))
+            .expect("a push service");
+        let live = service.attach("phone");
+        let since = live.since_ms;
+        // Another instance announces a connection that started before this one.
+        service.on_fleet_line("me", &format!("r\nother\nphone\n{}", since - 1));
+        assert!(service.online("phone").await, "the newer connection stays");
+        // This instance's own announcement is not a replacement.
+        service.on_fleet_line("me", &format!("r\nme\nphone\n{}", since + 1));
+        assert!(service.online("phone").await);
+        // A connection that started later elsewhere replaces this one.
+        service.on_fleet_line("me", &format!("r\nother\nphone\n{}", since + 1));
+        assert!(!service.online("phone").await, "replaced");
+        live.replaced.notified().await;
     }
 }

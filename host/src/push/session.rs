@@ -34,6 +34,12 @@ const STORE_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 /// How long a session lasts with a store that keeps failing before it closes.
 const STORE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The answer to a frame the store could not serve now; the device sends it again.
+const STORE_UNAVAILABLE: ServerFrame<'static> = ServerFrame::Error {
+    code: "store_unavailable",
+    message: "the push store failed; send it again",
+};
+
 /// Sleeps until `at`, or forever without one.
 async fn until(at: Option<Instant>) {
     match at {
@@ -219,8 +225,9 @@ impl PushService {
                     send(ServerFrame::Gap { from, to }.event()).await,
                     Ok(Ok(()))
                 );
-                // What is gone cannot be acked by the device: it is acked here.
-                ok &= store.ack(start.device.clone(), to).await.is_ok();
+                // What is gone cannot be acked by the device: it is acked here (if the
+                // store fails now, the gap is told again on the device's next connect).
+                let _ = store.ack(start.device.clone(), to).await;
                 sent = sent.max(to);
             }
             for stored in &backlog.entries {
@@ -321,10 +328,10 @@ impl PushService {
                 failing = None;
                 if let Some((from, to)) = backlog.lost {
                     send!(ServerFrame::Gap { from, to });
-                    // What is gone cannot be acked by the device: it is acked here.
-                    match store.ack(device.to_string(), to).await {
-                        Ok(now) => acked = acked.max(now),
-                        Err(_) => return "store failed",
+                    // What is gone cannot be acked by the device: it is acked here (if the
+                    // store fails now, the gap is told again on the next read).
+                    if let Ok(now) = store.ack(device.to_string(), to).await {
+                        acked = acked.max(now);
                     }
                     sent = sent.max(acked);
                 }
@@ -388,7 +395,7 @@ impl PushService {
                                     Ok(now) => acked = now,
                                     // The device acks again (its next ack covers this one).
                                     Err(_) => {
-                                        send!(ServerFrame::Error { code: "store_unavailable", message: "the push store failed; ack again" });
+                                        send!(STORE_UNAVAILABLE);
                                         continue;
                                     }
                                 }
@@ -400,7 +407,7 @@ impl PushService {
                         }
                         Ok(ClientFrame::Devices) => match store.devices(start.user.clone()).await {
                             Ok(devices) => send!(ServerFrame::Devices { devices: &devices }),
-                            Err(_) => return "store failed",
+                            Err(_) => send!(STORE_UNAVAILABLE),
                         },
                         Ok(ClientFrame::Register(registration)) => {
                             match self.register(&start.user, registration).await {
@@ -412,7 +419,7 @@ impl PushService {
                             match store.unbind(start.user.clone(), other.clone()).await {
                                 Ok(true) => send!(ServerFrame::Unbound { device: &other }),
                                 Ok(false) => send!(super::api::unknown_device().frame()),
-                                Err(_) => return "store failed",
+                                Err(_) => send!(STORE_UNAVAILABLE),
                             }
                         }
                         Err(e) => send!(ServerFrame::Error { code: "malformed", message: &e.to_string() }),
