@@ -171,3 +171,36 @@ async fn an_upstream_cap_bounds_its_requests_in_flight_from_every_route() {
     assert_eq!(shared.hits(), 2);
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_keeps_the_places_taken_unless_the_limits_change() {
+    let slow = TestUpstream::start("slow").await;
+    slow.set_delay(Duration::from_millis(2000));
+    let config = |max: u32, extra: &str| {
+        format!(
+            "[bulkheads.one]\nmax_concurrent = {max}\nmax_queued = 0\n\
+             [upstreams.slow]\ntargets = [\"{}\"]\n\
+             [[routes]]\nname = \"slow\"\nupstream = \"slow\"\nbulkhead = \"one\"\n{extra}",
+            slow.addr
+        )
+    };
+    let gw = TestGateway::start(&config(1, ""), &[]).await;
+    let admin = TestClient::default();
+    let url = gw.url("/");
+    let held = tokio::spawn(async move { TestClient::http1().get(&url).await.status });
+    let taken = weir_tests::eventually(Duration::from_secs(5), || async { slow.hits() == 1 });
+    assert!(taken.await, "the first request holds the place");
+    // Another change, the same limits: the place taken stays taken.
+    gw.write_config(&config(1, "timeout_ms = 5000\n"));
+    assert_eq!(gw.reload(&admin).await.status, 200);
+    let refused = TestClient::http1().get(&gw.url("/")).await;
+    assert_eq!(refused.status, 503, "still full after the reload");
+    // New limits: a new bulkhead, with room (the request in the old one finishes there).
+    gw.write_config(&config(2, ""));
+    assert_eq!(gw.reload(&admin).await.status, 200);
+    let url = gw.url("/");
+    let admitted = tokio::spawn(async move { TestClient::http1().get(&url).await.status });
+    assert_eq!(held.await.expect("the held request"), 200);
+    assert_eq!(admitted.await.expect("the new request"), 200);
+    gw.shutdown().await;
+}
