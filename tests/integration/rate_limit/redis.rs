@@ -48,20 +48,22 @@ async fn two_gateways_share_one_budget_in_redis() {
     assert_eq!(keys, ":1", "the budget lives in Redis");
 }
 
-/// Three instances loaded at once, each by its own clients, share one budget of 100 a
-/// second per algorithm (a route each), from 50 ms into a window to 50 ms before the end of
-/// the next: a fixed window admits 2 × 100, a token bucket its full bucket and what 1.9 s
-/// refill (100 + 190), a sliding window 100 in the first window and, in the second, what
-/// the first's share leaves (95): each within 2%.
+/// Three instances loaded at once, each by its own clients (a request every 5 ms each:
+/// six times the limit), share one budget of 100 a second per algorithm (a route each), for
+/// 10 s: from 50 ms into a window to 50 ms before the end of the tenth. A fixed window
+/// admits 10 × 100; a token bucket its full bucket and what 9.9 s refill (100 + 990); a
+/// sliding window 100 in the first window, 100 in each of the eight after it (as the
+/// previous window's share slides out), and 95 in the last, which ends at 95%: each within
+/// 2%.
 #[tokio::test(flavor = "multi_thread")]
 async fn each_algorithm_holds_its_budget_across_three_instances_loaded_at_once() {
     let redis = RedisServer::start();
     let upstream = TestUpstream::start("main").await;
     let state = redis_state(&redis, "reject");
     let algorithms = [
-        ("fixed_window", 200),
-        ("token_bucket", 290),
-        ("sliding_window", 195),
+        ("fixed_window", 1000),
+        ("token_bucket", 1090),
+        ("sliding_window", 995),
     ];
     let mut config = format!(
         "{state}\n[upstreams.main]\ntargets = [\"{}\"]\n",
@@ -83,7 +85,7 @@ async fn each_algorithm_holds_its_budget_across_three_instances_loaded_at_once()
     // machine's.
     let now = now_ms();
     let start = now - now % 1000 + 1050;
-    let end = start + 1900;
+    let end = start + 9900;
     tokio::time::sleep(Duration::from_millis(start - now)).await;
     let mut loads = Vec::new();
     for gw in &fleet {
@@ -95,6 +97,7 @@ async fn each_algorithm_holds_its_budget_across_three_instances_loaded_at_once()
                     if client.get(&url).await.status == StatusCode::OK {
                         admitted += 1;
                     }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 (algorithm, admitted)
             }));
