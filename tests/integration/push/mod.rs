@@ -124,6 +124,18 @@ impl PushClient {
 
     /// `method` on `/push/<path>` with the API key `key` and a JSON body.
     pub async fn call(&self, method: &str, path: &str, key: &str, body: &Value) -> Reply {
+        (self.try_call(method, path, key, body).await)
+            .expect("request failed at the transport level")
+    }
+
+    /// [`PushClient::call`], a transport error returned.
+    pub async fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: &Value,
+    ) -> anyhow::Result<Reply> {
         let body = if body.is_null() {
             String::new()
         } else {
@@ -132,7 +144,7 @@ impl PushClient {
         let url = self.url(&format!("/push/{path}"));
         let headers = [("x-api-key", key), ("content-type", "application/json")];
         self.client
-            .send(request(method, &url, &headers, body))
+            .try_send(request(method, &url, &headers, body))
             .await
     }
 

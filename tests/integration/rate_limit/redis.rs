@@ -48,8 +48,8 @@ async fn two_gateways_share_one_budget_in_redis() {
     assert_eq!(keys, ":1", "the budget lives in Redis");
 }
 
-/// Three instances loaded at once, each by its own clients (a request every 5 ms each:
-/// six times the limit), share one budget of 100 a second per algorithm (a route each), for
+/// Three instances loaded at once, each by its own clients (a request every 10 ms each:
+/// three times the limit), share one budget of 100 a second per algorithm (a route each), for
 /// 10 s: from 50 ms into a window to 50 ms before the end of the tenth. A fixed window
 /// admits 10 × 100; a token bucket its full bucket and what 9.9 s refill (100 + 990); a
 /// sliding window 100 in the first window, 100 in each of the eight after it (as the
@@ -97,7 +97,7 @@ async fn each_algorithm_holds_its_budget_across_three_instances_loaded_at_once()
                     if client.get(&url).await.status == StatusCode::OK {
                         admitted += 1;
                     }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 (algorithm, admitted)
             }));
