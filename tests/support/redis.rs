@@ -83,7 +83,10 @@ impl RedisServer {
     /// Starts the server again on the same port, empty, and waits until it answers.
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "redis-server is already running");
+        // A replica writes the snapshot it receives into its working directory: the system
+        // temp dir, not the source tree.
         let child = Command::new("redis-server")
+            .current_dir(std::env::temp_dir())
             .args(&self.config)
             .args(["--port", &self.addr.port().to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
