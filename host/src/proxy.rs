@@ -67,14 +67,9 @@ impl Gateway {
         // The route's bulkhead: a place, or a wait for one (boxed: the rare path), or 503.
         let _place = match route.bulkhead.as_deref() {
             None => None,
-            Some(bulkhead) => match bulkhead.try_enter() {
-                Some(place) => Some(place),
-                None => match Box::pin(bulkhead.wait()).await {
-                    Ok(place) => Some(place),
-                    Err(refused) => {
-                        return overloaded(route, bulkhead, refused, &request_id, started);
-                    }
-                },
+            Some(bulkhead) => match bulkhead.enter().await {
+                Ok(place) => Some(place),
+                Err(refused) => return overloaded(route, bulkhead, refused, &request_id, started),
             },
         };
 
@@ -142,12 +137,10 @@ fn overloaded(
     let error = GatewayError::new(
         ErrorKind::Overloaded,
         format!("bulkhead {:?}: {detail}", bulkhead.name),
-    );
+    )
+    .retry_after(bulkhead.retry_after_secs());
     tracing::debug!(request_id, route = %route.name, error = %error, "request refused");
-    let mut response = error.into_response(request_id);
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, bulkhead.retry_after_secs().into());
+    let response = error.into_response(request_id);
     route
         .metrics
         .record(response.status().as_u16(), started.elapsed());
@@ -288,17 +281,14 @@ async fn call_upstream(
     // The upstream's cap on requests in flight, held until the response's head.
     let _place = match upstream.bulkhead.as_deref() {
         None => None,
-        Some(bulkhead) => match bulkhead.try_enter() {
-            Some(place) => Some(place),
-            None => Some(Box::pin(bulkhead.wait()).await.map_err(|_| {
-                let detail = format!(
-                    "upstream {:?}: its requests in flight are at the cap",
-                    upstream.name
-                );
-                GatewayError::new(ErrorKind::Overloaded, detail)
-                    .retry_after(bulkhead.retry_after_secs())
-            })?),
-        },
+        Some(bulkhead) => Some(bulkhead.enter().await.map_err(|_| {
+            let detail = format!(
+                "upstream {:?}: its requests in flight are at the cap",
+                upstream.name
+            );
+            GatewayError::new(ErrorKind::Overloaded, detail)
+                .retry_after(bulkhead.retry_after_secs())
+        })?),
     };
     let target = upstream.pick(|| hash_key(&route.hash_on, ex))?;
     let mut request = upstream_request(ex, upstream.protocol(), route.host_rewrite.as_deref());

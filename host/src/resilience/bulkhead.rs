@@ -66,6 +66,15 @@ impl Bulkhead {
         Some(place)
     }
 
+    /// A place: at once if one is free, else after a wait (boxed: the rare path, kept out
+    /// of every caller's future).
+    pub async fn enter(&self) -> Result<Place<'_>, Refused> {
+        match self.try_enter() {
+            Some(place) => Ok(place),
+            None => Box::pin(self.wait()).await,
+        }
+    }
+
     /// A place after waiting for one (call after [`Bulkhead::try_enter`] found none).
     pub async fn wait(&self) -> Result<Place<'_>, Refused> {
         let queued = self.waiting.fetch_add(1, Ordering::AcqRel);
