@@ -1,5 +1,6 @@
 //! The admin listener (loopback by default): `GET /plugins`, `/routes`, `/upstreams`,
-//! `/circuits`, `/metrics` (Prometheus text), `/status`; `POST /reload` reloads now;
+//! `/circuits`, `/cache`, `/metrics` (Prometheus text), `/status`; `POST /reload` reloads now;
+//! `POST /cache/purge` purges cached responses by key or prefix, on every instance;
 //! `GET /live` and `/ready` for an orchestrator's probes.
 //!
 //! Every request but the probes passes two gates before it is routed: its `Host` (and
@@ -22,6 +23,7 @@ use subtle::ConstantTimeEq;
 use crate::body::{ProxyBody, full_body};
 use crate::config::admin::AdminHosts;
 use crate::gateway::Gateway;
+use crate::http_cache::Purge;
 use crate::metrics::escape_label as esc;
 use crate::reload::Reloader;
 use crate::resilience::{Bulkhead, CircuitState, Load, Record, ScopeKind};
@@ -66,6 +68,8 @@ pub async fn handle(reloader: Arc<Reloader>, request: Request<Incoming>) -> Resp
             json_response(StatusCode::OK, &status)
         }
         (&Method::GET, "/metrics") => metrics(gateway),
+        (&Method::GET, "/cache") => json_response(StatusCode::OK, &json!(gateway.cache.status())),
+        (&Method::POST, "/cache/purge") => purge(gateway, request).await,
         (&Method::POST, "/reload") => match reloader.reload().await {
             Ok(generation) => json_response(StatusCode::OK, &json!({ "generation": generation })),
             Err(reason) => json_response(
@@ -74,6 +78,56 @@ pub async fn handle(reloader: Arc<Reloader>, request: Request<Incoming>) -> Resp
             ),
         },
         _ => json_response(StatusCode::NOT_FOUND, &json!({ "error": "not_found" })),
+    }
+}
+
+/// The largest body `POST /cache/purge` reads.
+const MAX_PURGE_BODY: usize = 64 << 10;
+
+/// `POST /cache/purge` with `{"key": "<key>"}` or `{"prefix": "<prefix>"}`: the entries of
+/// that key (or every key that starts with the prefix), in every namespace and on every
+/// instance sharing the Redis level. 400 for a body that names neither; 503 when Redis
+/// could not record the purge (this instance's memory is purged all the same).
+async fn purge(gateway: &Gateway, request: Request<Incoming>) -> Response<ProxyBody> {
+    use http_body_util::BodyExt;
+    let bad = |message: String| {
+        json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({ "error": "bad_purge", "message": message }),
+        )
+    };
+    let limited = http_body_util::Limited::new(request.into_body(), MAX_PURGE_BODY);
+    let body = match tokio::time::timeout(Duration::from_secs(10), limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) => return bad(format!("reading the body: {e}")),
+        Err(_) => return bad("the body did not arrive within 10 s".into()),
+    };
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Asked {
+        key: Option<String>,
+        prefix: Option<String>,
+    }
+    let asked: Asked = match serde_json::from_slice(&body) {
+        Ok(asked) => asked,
+        Err(e) => return bad(format!("the body is not a purge: {e}")),
+    };
+    let (name, prefix) = match (asked.key, asked.prefix) {
+        (Some(key), None) if !key.is_empty() => (key, false),
+        (None, Some(prefix)) => (prefix, true),
+        _ => return bad("give one of a non-empty \"key\" or a \"prefix\"".into()),
+    };
+    let purge = Purge {
+        name,
+        prefix,
+        at_ms: now_ms(),
+    };
+    match gateway.cache.purge(purge).await {
+        Ok(purged) => json_response(StatusCode::OK, &json!({ "purged": purged })),
+        Err(e) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({ "error": "purge_incomplete", "message": format!("{e:?}") }),
+        ),
     }
 }
 
@@ -262,6 +316,52 @@ fn circuits(gateway: &Gateway) -> serde_json::Value {
     })
 }
 
+/// The response cache's usage and counters.
+fn render_cache(out: &mut String, c: &crate::http_cache::CacheStatus) {
+    let _ = writeln!(
+        out,
+        "# HELP weir_cache_entries Responses cached in memory.\n# TYPE weir_cache_entries gauge\nweir_cache_entries {}",
+        c.entries
+    );
+    let _ = writeln!(
+        out,
+        "# HELP weir_cache_bytes Bytes of the responses cached in memory.\n# TYPE weir_cache_bytes gauge\nweir_cache_bytes {}",
+        c.bytes
+    );
+    let _ = writeln!(
+        out,
+        "# HELP weir_cache_lookups_total Cache lookups by where they were answered.\n# TYPE weir_cache_lookups_total counter"
+    );
+    for (level, n) in [
+        ("memory", c.memory_hits),
+        ("redis", c.shared_hits),
+        ("miss", c.misses),
+    ] {
+        let _ = writeln!(out, "weir_cache_lookups_total{{result=\"{level}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP weir_cache_fills_total Turns at filling a missed key: led, answered by another's fill, or passed.\n# TYPE weir_cache_fills_total counter"
+    );
+    for (turn, n) in [
+        ("lead", c.fills_led),
+        ("waited", c.fills_waited),
+        ("pass", c.fills_passed),
+    ] {
+        let _ = writeln!(out, "weir_cache_fills_total{{turn=\"{turn}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP weir_cache_stores_total Responses stored.\n# TYPE weir_cache_stores_total counter\nweir_cache_stores_total {}",
+        c.stores
+    );
+    let _ = writeln!(
+        out,
+        "# HELP weir_cache_redis_errors_total Calls to the cache's Redis level that failed.\n# TYPE weir_cache_redis_errors_total counter\nweir_cache_redis_errors_total {}",
+        c.shared_errors
+    );
+}
+
 fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
     let snapshot = gateway.snapshot();
     let now = now_ms();
@@ -292,6 +392,7 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
         let _ = writeln!(out, "# HELP weir_tunnels_open Upgraded connections spliced through now.\n# TYPE weir_tunnels_open gauge\nweir_tunnels_open {}", gateway.tunnels.load(std::sync::atomic::Ordering::Relaxed));
         let _ = writeln!(out, "# HELP weir_buffered_body_bytes Body bytes held for filters now.\n# TYPE weir_buffered_body_bytes gauge\nweir_buffered_body_bytes {}", gateway.buffers.used());
         gateway.push.render_metrics(out);
+        render_cache(out, &gateway.cache.status());
         let _ = writeln!(out, "# HELP weir_snapshot_generation The live snapshot.\n# TYPE weir_snapshot_generation gauge\nweir_snapshot_generation {}", snapshot.generation);
     });
     let mut response = Response::new(full_body(Bytes::from(text)));

@@ -12,6 +12,7 @@ use serde::Deserialize;
 pub mod admin;
 pub mod bounds;
 mod bulkhead;
+mod cache;
 mod defaults;
 mod limits;
 mod paths;
@@ -24,6 +25,7 @@ mod tests;
 mod upstream;
 
 pub use bulkhead::BulkheadConfig;
+pub use cache::CacheConfig;
 pub use limits::LimitsConfig;
 pub use paths::{EscapedSlashes, PathParameters, PathPolicy};
 pub use route::{FailurePolicy, FilterConfig, MatchConfig, RouteConfig};
@@ -61,6 +63,9 @@ pub struct Config {
     /// Named bulkheads that routes share: concurrency caps with a bounded wait.
     #[serde(default)]
     pub bulkheads: BTreeMap<String, BulkheadConfig>,
+    /// The response cache's bounds. Changing them needs a restart.
+    #[serde(default)]
+    pub cache: CacheConfig,
     /// The directory the config file lives in; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -251,6 +256,7 @@ impl Config {
             state: StateConfig::default(),
             push: push::PushConfig::default(),
             bulkheads: BTreeMap::new(),
+            cache: CacheConfig::default(),
             base_dir: PathBuf::new(),
         }
     }
@@ -284,6 +290,7 @@ impl Config {
         self.server.limits.validate()?;
         admin::validate(&self.server)?;
         bounds::validate(self)?;
+        self.cache.validate()?;
         let rt = &self.runtime;
         sandbox::validate(
             &rt.results,

@@ -11,9 +11,11 @@ use crate::admission::Admission;
 use crate::body::BufferBudget;
 use crate::config::{Config, StateBackendKind};
 use crate::headers::RequestIds;
+use crate::http_cache::ResponseCache;
 use crate::metrics::Metrics;
 use crate::plugin::PluginRuntime;
 use crate::push::{PushBackend, PushService};
+use crate::redis_link::RedisClient;
 use crate::resilience::Resilience;
 use crate::snapshot::Snapshot;
 use crate::state::StateBackend;
@@ -39,6 +41,8 @@ pub struct Gateway {
     pub(crate) connections: Arc<Admission>,
     /// Push: devices' connections and the message store.
     pub push: Arc<PushService>,
+    /// The response cache that caching filters store into.
+    pub cache: Arc<ResponseCache>,
 }
 
 impl Gateway {
@@ -59,6 +63,7 @@ impl Gateway {
             tunnels: Arc::default(),
             connections: Arc::default(),
             push: PushService::start(&config.push, &config.base_dir, push_backend(config))?,
+            cache: ResponseCache::start(&config.cache, shared_cache(config)?),
         })
     }
 
@@ -70,6 +75,17 @@ impl Gateway {
     /// Makes `snapshot` the live one; requests in flight finish on the one they loaded.
     pub(crate) fn swap(&self, snapshot: Arc<Snapshot>) {
         self.snapshot.store(snapshot);
+    }
+}
+
+/// The Redis the response cache shares its entries through: the state backend's, unless
+/// `cache.shared` is off.
+fn shared_cache(config: &Config) -> anyhow::Result<Option<RedisClient>> {
+    match (config.state.backend, &config.state.redis) {
+        (StateBackendKind::Redis, Some(redis)) if config.cache.shared => Ok(Some(
+            RedisClient::new(redis, &config.base_dir, config.server.workers())?,
+        )),
+        _ => Ok(None),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod exchange; // a request on its way through a route, lent to filters
 pub mod filters; // running a route's filter chain over a request and its response
 pub mod gateway; // the live snapshot and the long-lived services
 pub mod headers; // hop-by-hop removal, X-Forwarded-*, request ids
+pub mod http_cache; // the response cache caching filters store into: memory, Redis, coalescing
 pub mod hygiene; // one canonical path and authority before routing
 pub mod metrics; // lock-free counters and histograms, Prometheus text
 pub mod plugin; // the Wasm runtime: engine, loading, instance pools, host imports

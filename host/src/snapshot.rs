@@ -96,6 +96,8 @@ pub struct BuildContext<'a> {
     pub state: Arc<dyn StateBackend>,
     /// Push vendors' access tokens, kept across snapshots.
     pub push_tokens: Arc<TokenCache>,
+    /// The response cache, for `cache`.
+    pub cache: Arc<crate::http_cache::ResponseCache>,
 }
 
 impl Snapshot {
@@ -157,6 +159,7 @@ impl Snapshot {
             secrets,
             upstreams: upstreams.clone(),
             resilience: cx.resilience.clone(),
+            cache: cx.cache.clone(),
             http_max_response_bytes: config.runtime.http_max_response_bytes,
         });
 

@@ -112,10 +112,10 @@ pub mod router_bindings {
         export_macro_name: "export_router_guest",
         additional_derives: [PartialEq, Eq, Hash],
         with: {
-            "weir:gateway/types@0.2.2": crate::bindings::weir::gateway::types,
-            "weir:gateway/log@0.2.2": crate::bindings::weir::gateway::log,
-            "weir:gateway/clock@0.2.2": crate::bindings::weir::gateway::clock,
-            "weir:gateway/kv@0.2.2": crate::bindings::weir::gateway::kv,
+            "weir:gateway/types@0.2.3": crate::bindings::weir::gateway::types,
+            "weir:gateway/log@0.2.3": crate::bindings::weir::gateway::log,
+            "weir:gateway/clock@0.2.3": crate::bindings::weir::gateway::clock,
+            "weir:gateway/kv@0.2.3": crate::bindings::weir::gateway::kv,
         },
     });
 }

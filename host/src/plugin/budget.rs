@@ -45,6 +45,8 @@ pub(crate) struct CallBudget {
     resumed_on: AtomicU64,
     resumed_cpu_ns: AtomicU64,
     resumed_at_ns: AtomicU64,
+    /// Time the call was excused from its wall-clock stop (waits on other requests).
+    excused_ns: AtomicU64,
 }
 
 /// A number for the current thread (thread ids have no stable integer form).
@@ -70,6 +72,7 @@ impl CallBudget {
         self.limit_ns
             .store(limit.as_nanos() as u64, Ordering::Relaxed);
         self.used_ns.store(0, Ordering::Relaxed);
+        self.excused_ns.store(0, Ordering::Relaxed);
         // No thread is numbered 0: the first slice is timed by the wall clock.
         self.resumed_on.store(0, Ordering::Relaxed);
         self.resumed_at_ns.store(monotonic_ns(), Ordering::Relaxed);
@@ -98,6 +101,24 @@ impl CallBudget {
         self.resumed_cpu_ns
             .store(thread_cpu_ns(), Ordering::Relaxed);
         self.resumed_at_ns.store(monotonic_ns(), Ordering::Relaxed);
+    }
+
+    /// Runs `wait` (a host call's wait on another request, at most `longest`) outside the
+    /// budget: the slice before it is counted, the wait is not, the slice after it starts
+    /// afresh; and the call's wall-clock stop moves out by `longest`.
+    pub(crate) async fn excuse<F: Future>(&self, longest: Duration, wait: F) -> F::Output {
+        let ran = self.ran();
+        self.used_ns.fetch_add(ran, Ordering::Relaxed);
+        self.excused_ns
+            .fetch_add(longest.as_nanos() as u64, Ordering::Relaxed);
+        let output = wait.await;
+        self.resumed();
+        output
+    }
+
+    /// The time the call was excused from its wall-clock stop.
+    pub(crate) fn excused(&self) -> Duration {
+        Duration::from_nanos(self.excused_ns.load(Ordering::Relaxed))
     }
 
     /// What is left of the budget now.

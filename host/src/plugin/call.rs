@@ -17,7 +17,7 @@ use super::bindings::router::{
     Delivery, DeviceFacts, MessageFacts, PushRouter, PushRouterPre, RouterInfo,
 };
 use super::bindings::{FilterInfo, FilterPlugin, FilterPluginPre, RequestAction, ResponseAction};
-use super::budget;
+use super::budget::{self, CallBudget};
 use super::failure::{FailureKind, FilterFailure};
 use super::imports::{Caller, HostState};
 use super::results::Bounded;
@@ -242,7 +242,8 @@ async fn call<R: Bounded>(
 ) -> Result<R, FilterFailure> {
     warm.store.data_mut().memory.clear();
     budget::start(&mut warm.store, deadline);
-    let returned = match within_stop(limits.stop(deadline), export(warm)).await {
+    let budget = warm.store.data().budget.clone();
+    let returned = match within_stop(limits.stop(deadline), &budget, export(warm)).await {
         Some(Ok(returned)) => returned,
         Some(Err(error)) => {
             let memory_refused = warm.store.data().memory.refused();
@@ -259,15 +260,24 @@ async fn call<R: Bounded>(
     }
 }
 
-/// Runs `call` under a wall-clock stop of `stop`; `None` when it did not end in time. Most
-/// calls end in their first poll, without waiting on anything: the stop's timer is armed
-/// only for a call that has to wait, so that they pay nothing for it.
-async fn within_stop<F: Future>(stop: Duration, call: F) -> Option<F::Output> {
+/// Runs `call` under a wall-clock stop of `stop` (moved out by the waits `budget` excused);
+/// `None` when it did not end in time. Most calls end in their first poll, without waiting
+/// on anything: the stop's timer is armed only for a call that has to wait, so that they
+/// pay nothing for it.
+async fn within_stop<F: Future>(stop: Duration, budget: &CallBudget, call: F) -> Option<F::Output> {
     let started = tokio::time::Instant::now();
     let mut call = std::pin::pin!(call);
     let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
-    match first {
-        Poll::Ready(output) => Some(output),
-        Poll::Pending => tokio::time::timeout_at(started + stop, call).await.ok(),
+    if let Poll::Ready(output) = first {
+        return Some(output);
+    }
+    loop {
+        let until = started + stop + budget.excused();
+        match tokio::time::timeout_at(until, call.as_mut()).await {
+            Ok(output) => return Some(output),
+            // A wait excused meanwhile moved the stop.
+            Err(_) if started + stop + budget.excused() > until => {}
+            Err(_) => return None,
+        }
     }
 }

@@ -19,6 +19,8 @@ pub enum Grant {
     Kv,
     /// `limits`: rate limits, in the filter's namespace.
     Limits,
+    /// `cache`: the response cache, in the filter's namespace.
+    Cache,
     /// `upstreams`: read and move the outcome records and circuits of upstreams and routes.
     Upstreams,
     /// `secrets:<name>`: read one named secret.
@@ -39,12 +41,13 @@ impl FromStr for Grant {
             None if grant == "kv" => Self::Kv,
             None if grant == "limits" => Self::Limits,
             None if grant == "upstreams" => Self::Upstreams,
+            None if grant == "cache" => Self::Cache,
             Some(("secrets", name)) => Self::Secret(name.to_string()),
             Some(("http", name)) => Self::Http(name.to_string()),
             Some(("files", dir)) => Self::Files(dir.to_string()),
             _ => {
                 return Err(format!(
-                    "unknown grant {grant:?} (log, clock, kv, limits, upstreams, \
+                    "unknown grant {grant:?} (log, clock, kv, limits, upstreams, cache, \
                      secrets:<name>, http:<upstream>, files:<dir>)"
                 ));
             }
@@ -60,11 +63,12 @@ pub struct Grants {
     pub(crate) kv: bool,
     pub(crate) limits: bool,
     pub(crate) upstreams: bool,
+    pub(crate) cache: bool,
     pub(crate) secrets: BTreeSet<String>,
     pub(crate) http: BTreeSet<String>,
     /// Directories preopened read-only: (where on the host, the path the plugin uses).
     pub(crate) files: Vec<(PathBuf, String)>,
-    /// Whose `kv` keys and rate limits these are (assigned by the config, never by the
+    /// Whose `kv` keys, rate limits and cache entries these are (assigned by the config, never by the
     /// plugin).
     pub(crate) namespace: String,
 }
@@ -86,6 +90,7 @@ impl Grants {
                 Grant::Kv => g.kv = true,
                 Grant::Limits => g.limits = true,
                 Grant::Upstreams => g.upstreams = true,
+                Grant::Cache => g.cache = true,
                 Grant::Secret(name) if config.secrets.contains_key(&name) => {
                     g.secrets.insert(name);
                 }

@@ -187,6 +187,7 @@ impl PluginRuntime {
             secrets: Default::default(),
             upstreams: Default::default(),
             resilience: Default::default(),
+            cache: crate::http_cache::ResponseCache::start(&Default::default(), None),
             http_max_response_bytes: 0,
         });
         let caller = Caller::new("(loading)", ("", ""), &Grants::default(), services);

@@ -129,6 +129,7 @@ impl Reloader {
             metrics: &gateway.metrics,
             state: gateway.state.clone(),
             push_tokens: gateway.push.tokens.clone(),
+            cache: gateway.cache.clone(),
         };
         let snapshot = match Snapshot::build(config, generation, cx).await {
             Ok(s) => Arc::new(s),

@@ -3,6 +3,7 @@
 //! function of [`crate::host`] is one call of this trait.
 
 use crate::HostError;
+use crate::bindings::weir::gateway::cache::Turn;
 use crate::bindings::weir::gateway::http::OutboundRequest;
 use crate::bindings::weir::gateway::limits::{Decision, Policy};
 use crate::bindings::weir::gateway::log::Level;
@@ -10,7 +11,7 @@ use crate::bindings::weir::gateway::types::Response;
 use crate::bindings::weir::gateway::upstreams::{
     CircuitState as State, CircuitStatus, GatewayLoad, Scope, WindowStats,
 };
-use crate::bindings::weir::gateway::{clock, http, kv, limits, log, secrets, upstreams};
+use crate::bindings::weir::gateway::{cache, clock, http, kv, limits, log, secrets, upstreams};
 
 /// What a host call returns.
 pub(crate) type HostResult<T> = Result<T, HostError>;
@@ -34,6 +35,11 @@ pub(crate) trait Host {
     fn admit_probe(&self, scope: &Scope, max: u32) -> HostResult<bool>;
     fn probe_done(&self, scope: &Scope, success: bool) -> HostResult<u32>;
     fn load(&self) -> GatewayLoad;
+    fn cache_get(&self, key: &str) -> Option<Vec<u8>>;
+    fn cache_fill(&self, key: &str, wait_ms: u32) -> Turn;
+    fn cache_put(&self, key: &str, value: &[u8], ttl_ms: u64) -> HostResult<()>;
+    fn cache_release(&self, key: &str, pass_ms: u32);
+    fn cache_delete(&self, key: &str) -> HostResult<bool>;
 }
 
 /// The gateway's imports.
@@ -90,6 +96,21 @@ impl Host for Imports {
     }
     fn load(&self) -> GatewayLoad {
         upstreams::load()
+    }
+    fn cache_get(&self, key: &str) -> Option<Vec<u8>> {
+        cache::get(key)
+    }
+    fn cache_fill(&self, key: &str, wait_ms: u32) -> Turn {
+        cache::fill(key, wait_ms)
+    }
+    fn cache_put(&self, key: &str, value: &[u8], ttl_ms: u64) -> HostResult<()> {
+        cache::put(key, value, ttl_ms)
+    }
+    fn cache_release(&self, key: &str, pass_ms: u32) {
+        cache::release(key, pass_ms)
+    }
+    fn cache_delete(&self, key: &str) -> HostResult<bool> {
+        cache::delete(key)
     }
 }
 

@@ -7,6 +7,7 @@
 //! thread.
 
 pub(crate) mod backend;
+pub mod cache;
 pub mod kv;
 pub mod secrets;
 

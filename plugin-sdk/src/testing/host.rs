@@ -7,6 +7,7 @@ use std::rc::Rc;
 use super::upstreams::Upstreams;
 use crate::HostError;
 use crate::host::backend::{Host, HostResult};
+use crate::host::cache::Turn;
 use crate::host::http::{OutboundRequest, Response};
 use crate::host::limits::{Decision, Policy};
 use crate::host::log::Level;
@@ -39,6 +40,9 @@ pub struct FakeHost {
     now_ms: Cell<u64>,
     secrets: RefCell<HashMap<String, Vec<u8>>>,
     kv: RefCell<HashMap<String, (Vec<u8>, Option<u64>)>>,
+    cache: RefCell<HashMap<String, (Vec<u8>, Option<u64>)>>,
+    /// Cache keys being filled (by the one request a native test plays), or passed until.
+    fills: RefCell<HashMap<String, Option<u64>>>,
     windows: RefCell<HashMap<String, (u64, u64)>>,
     failures: RefCell<HashMap<&'static str, HostError>>,
     http: RefCell<Option<HttpHandler>>,
@@ -60,6 +64,8 @@ impl FakeHost {
             now_ms: Cell::new(1_000_000_000_000),
             secrets: RefCell::default(),
             kv: RefCell::default(),
+            cache: RefCell::default(),
+            fills: RefCell::default(),
             windows: RefCell::default(),
             failures: RefCell::default(),
             http: RefCell::default(),
@@ -118,6 +124,16 @@ impl FakeHost {
     /// The value under `key` in kv, if present and not expired.
     pub fn kv_value(&self, key: &str) -> Option<Vec<u8>> {
         self.kv_get(key).ok().flatten()
+    }
+
+    /// The value under `key` in the cache, if present and not expired.
+    pub fn cached(&self, key: &str) -> Option<Vec<u8>> {
+        self.cache_get(key)
+    }
+
+    /// Whether a fill of `key` is open (led, and neither put nor released).
+    pub fn filling(&self, key: &str) -> bool {
+        matches!(self.fills.borrow().get(key), Some(None))
     }
 
     /// The requests sent through `http`, in order.
@@ -307,6 +323,53 @@ impl Host for FakeHost {
     fn probe_done(&self, scope: &Scope, success: bool) -> HostResult<u32> {
         self.check("upstreams")?;
         Ok(self.upstreams.probe_done(scope, success))
+    }
+
+    fn cache_get(&self, key: &str) -> Option<Vec<u8>> {
+        let now = self.now_ms.get();
+        let cache = self.cache.borrow();
+        let live = cache
+            .get(key)
+            .filter(|(_, expires)| expires.is_none_or(|e| e > now));
+        live.map(|(value, _)| value.clone())
+    }
+
+    /// Plays the one request of a native test and the gateway's other requests: a key
+    /// nobody fills is led (and marked filling); a key being filled answers with its
+    /// stored value, as a waiter would get it, or `Pass`; a passed key passes.
+    fn cache_fill(&self, key: &str, _wait_ms: u32) -> Turn {
+        let now = self.now_ms.get();
+        let filling = self.fills.borrow().get(key).copied();
+        match filling {
+            Some(None) => self.cache_get(key).map_or(Turn::Pass, Turn::Filled),
+            Some(Some(until)) if until > now => Turn::Pass,
+            _ => {
+                self.fills.borrow_mut().insert(key.to_string(), None);
+                Turn::Lead
+            }
+        }
+    }
+
+    fn cache_put(&self, key: &str, value: &[u8], ttl_ms: u64) -> HostResult<()> {
+        self.check("cache")?;
+        let entry = (value.to_vec(), self.expiry(Some(ttl_ms)));
+        self.cache.borrow_mut().insert(key.to_string(), entry);
+        self.fills.borrow_mut().remove(key);
+        Ok(())
+    }
+
+    fn cache_release(&self, key: &str, pass_ms: u32) {
+        let until = self.now_ms.get() + u64::from(pass_ms);
+        let mut fills = self.fills.borrow_mut();
+        match pass_ms {
+            0 => fills.remove(key),
+            _ => fills.insert(key.to_string(), Some(until)),
+        };
+    }
+
+    fn cache_delete(&self, key: &str) -> HostResult<bool> {
+        self.check("cache")?;
+        Ok(self.cache.borrow_mut().remove(key).is_some())
     }
 
     fn load(&self) -> GatewayLoad {

@@ -1,6 +1,7 @@
 //! The host side of the plugin contract: the per-store state and one module per host
 //! interface. Each interface checks the plugin's grant first and denies by default.
 
+mod cache;
 mod clock;
 mod http;
 mod kv;
@@ -34,6 +35,8 @@ pub struct HostServices {
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
     /// Upstream outcomes, circuits and load, for `upstreams`.
     pub resilience: Arc<Resilience>,
+    /// The response cache, for `cache`.
+    pub cache: Arc<crate::http_cache::ResponseCache>,
     /// The largest upstream response body `http` hands back (`runtime.http_max_response_bytes`).
     pub http_max_response_bytes: usize,
 }
