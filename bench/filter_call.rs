@@ -14,7 +14,6 @@ use weir::metrics::FilterMetrics;
 use weir::plugin::{
     CallLimits, FilterSettings, FilterSlot, Grants, HostServices, PluginRuntime, RequestView,
 };
-use weir::state::LocalBackend;
 
 fn request() -> RequestView {
     let request = http::Request::builder()
@@ -57,13 +56,7 @@ async fn slot(runtime: &PluginRuntime, max_idle: usize) -> FilterSlot {
         limits: CallLimits::from_runtime(&RuntimeConfig::default()),
         backoff: Default::default(),
     };
-    let services = Arc::new(HostServices {
-        state: Arc::new(LocalBackend::default()),
-        secrets: Default::default(),
-        upstreams: Default::default(),
-        resilience: Default::default(),
-        http_max_response_bytes: RuntimeConfig::default().http_max_response_bytes,
-    });
+    let services = Arc::new(HostServices::isolated());
     FilterSlot::new(
         plugin,
         ("bench", "bench"),

@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod balancing;
 mod bulkhead;
+mod cache;
 mod config_fuzz;
 mod degradation;
 mod deployment;

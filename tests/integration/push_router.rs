@@ -45,13 +45,7 @@ fn settings(config: &str, deadline_ms: u64) -> FilterSettings {
 }
 
 fn services() -> Arc<HostServices> {
-    Arc::new(HostServices {
-        state: Arc::new(weir::state::LocalBackend::default()),
-        secrets: Default::default(),
-        upstreams: Default::default(),
-        resilience: Default::default(),
-        http_max_response_bytes: 0,
-    })
+    Arc::new(HostServices::isolated())
 }
 
 async fn router(plugin: Arc<LoadedPlugin>, config: &str, deadline_ms: u64) -> RouterSlot {

@@ -11,7 +11,8 @@ pub struct CacheConfig {
     /// Bytes of entries (keys and values) kept in memory; the least recently used go
     /// first beyond it (default 64 MiB).
     pub memory_bytes: usize,
-    /// The largest entry stored (default 8 MiB).
+    /// The largest entry stored (default 2 MiB; at most `memory_bytes / 16`, the share of
+    /// one of the memory level's shards).
     pub max_entry_bytes: usize,
     /// The longest an entry is kept, whatever a filter asks (default 1 day).
     pub max_ttl_ms: u64,
@@ -32,7 +33,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             memory_bytes: 64 << 20,
-            max_entry_bytes: 8 << 20,
+            max_entry_bytes: 2 << 20,
             max_ttl_ms: 86_400_000,
             max_wait_ms: 5_000,
             fill_lease_ms: 30_000,

@@ -181,15 +181,8 @@ impl PluginRuntime {
 impl PluginRuntime {
     /// Reads a plugin's metadata from a throwaway, unconfigured instance with no grants.
     pub(crate) async fn read_metadata(&self, pre: &PluginPre) -> anyhow::Result<PluginInfo> {
-        let services = Arc::new(HostServices {
-            // Nothing is granted: the backend is never called, so it needs no sweeper.
-            state: Arc::new(crate::state::LocalBackend::default()),
-            secrets: Default::default(),
-            upstreams: Default::default(),
-            resilience: Default::default(),
-            cache: crate::http_cache::ResponseCache::start(&Default::default(), None),
-            http_max_response_bytes: 0,
-        });
+        // Nothing is granted: the services are never called.
+        let services = Arc::new(HostServices::isolated());
         let caller = Caller::new("(loading)", ("", ""), &Grants::default(), services);
         let limits = self.load_limits;
         let mut warm = new_instance(pre, caller, self.load_memory, &limits)

@@ -41,6 +41,22 @@ pub struct HostServices {
     pub http_max_response_bytes: usize,
 }
 
+impl HostServices {
+    /// Services backed by nothing shared: an embedded state backend, no secrets, no
+    /// upstreams, a cache of the default bounds. For reading a plugin's metadata (nothing
+    /// is granted then), and for tools and tests that run a plugin alone.
+    pub fn isolated() -> Self {
+        Self {
+            state: Arc::new(crate::state::LocalBackend::default()),
+            secrets: BTreeMap::new(),
+            upstreams: BTreeMap::new(),
+            resilience: Arc::default(),
+            cache: crate::http_cache::ResponseCache::start(&Default::default(), None),
+            http_max_response_bytes: crate::config::sandbox::default_http_max_response_bytes(),
+        }
+    }
+}
+
 /// Who is calling: one configured filter.
 pub(crate) struct Caller {
     /// The plugin's name, for logs.
