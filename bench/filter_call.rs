@@ -52,6 +52,7 @@ async fn slot(runtime: &PluginRuntime, max_idle: usize) -> FilterSlot {
         deadline: Duration::from_millis(20),
         memory_bytes: 32 << 20,
         max_body: 1 << 20,
+        stream_oversized: false,
         max_idle,
         limits: CallLimits::from_runtime(&RuntimeConfig::default()),
         backoff: Default::default(),

@@ -83,8 +83,11 @@ pub async fn on_response(
             continue;
         }
         let (parts, body) = response.into_parts();
-        // A body read for the filter lives in the view during the call, trailers and all.
-        let (streamed, buffered, trailers) = if slot.phases.response_body {
+        // A body read for the filter lives in the view during the call, trailers and all;
+        // one declared over its limit streams past a filter that allows it.
+        let oversized = slot.settings.stream_oversized
+            && declared_len(&parts.headers) > slot.settings.max_body as u64;
+        let (streamed, buffered, trailers) = if slot.phases.response_body && !oversized {
             let (bytes, trailers) = Box::pin(collect(
                 body,
                 slot.settings.max_body,
@@ -122,6 +125,13 @@ pub async fn on_response(
         }
     }
     Ok(response)
+}
+
+/// The `Content-Length` a response declares (0 when it declares none).
+fn declared_len(headers: &HeaderMap) -> u64 {
+    (headers.get(http::header::CONTENT_LENGTH))
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Applies a filter's failure policy: fail-open logs and goes on, fail-closed ends the

@@ -291,6 +291,7 @@ fn filter_settings(
         deadline: millis(filter.deadline_ms.unwrap_or(rt.deadline_ms).max(1)),
         memory_bytes: (filter.memory_mib.unwrap_or(rt.memory_mib) << 20) as usize,
         max_body: filter.max_body_bytes.unwrap_or(rt.max_body_bytes),
+        stream_oversized: filter.stream_oversized_responses,
         max_idle: rt.pool_max_idle,
         limits: CallLimits::from_runtime(rt),
         backoff: rt.backoff,

@@ -77,11 +77,16 @@ impl Origin {
                 .body(Full::new(Bytes::new()))
                 .unwrap();
         }
+        let body = match path.as_str() {
+            // Over the filter's 1 MiB body limit.
+            "/large" => Bytes::from(vec![b'x'; 2 << 20]),
+            _ => Bytes::from(format!("{path} #{n}")),
+        };
         Response::builder()
             .header("cache-control", cache_control)
             .header("etag", etag)
             .header("content-type", "text/plain")
-            .body(Full::new(Bytes::from(format!("{path} #{n}"))))
+            .body(Full::new(body))
             .unwrap()
     }
 }
@@ -92,7 +97,7 @@ fn config(origin: std::net::SocketAddr, state: &str) -> String {
         "[upstreams.origin]\ntargets = [\"{origin}\"]\n{state}\
          [[routes]]\nname = \"cached\"\nupstream = \"origin\"\nmatch.path_prefix = \"/\"\n\
          [[routes.filters]]\nplugin = \"cache.wasm\"\ngrants = [\"cache\", \"clock\"]\n\
-         config = {{ jitter = 0 }}\n"
+         stream_oversized_responses = true\nconfig = {{ jitter = 0 }}\n"
     )
 }
 

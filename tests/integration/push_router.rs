@@ -38,6 +38,7 @@ fn settings(config: &str, deadline_ms: u64) -> FilterSettings {
         deadline: Duration::from_millis(deadline_ms),
         memory_bytes: (rt.memory_mib << 20) as usize,
         max_body: rt.max_body_bytes,
+        stream_oversized: false,
         max_idle: rt.pool_max_idle,
         limits: CallLimits::from_runtime(&rt),
         backoff: rt.backoff,

@@ -73,6 +73,11 @@ pub struct FilterConfig {
     pub memory_mib: Option<u64>,
     /// Overrides the runtime's default body buffer limit.
     pub max_body_bytes: Option<usize>,
+    /// A response whose `Content-Length` is over the body buffer limit streams past the
+    /// filter, which sees its headers and no body, instead of failing the request (default
+    /// false). For filters that leave large bodies alone, such as a cache.
+    #[serde(default)]
+    pub stream_oversized_responses: bool,
     /// The `kv`/`limits` namespace (default: the plugin file name).
     pub namespace: Option<String>,
 }

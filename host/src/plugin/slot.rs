@@ -60,6 +60,8 @@ pub struct FilterSettings {
     pub memory_bytes: usize,
     /// The largest body buffered for it.
     pub max_body: usize,
+    /// Whether a response declared larger than `max_body` streams past it (headers only).
+    pub stream_oversized: bool,
     /// Warm instances kept per worker.
     pub max_idle: usize,
     /// The wall-clock stop and the result bounds of its calls.
