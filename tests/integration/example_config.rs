@@ -80,6 +80,10 @@ impl Example {
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
+
+    fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -101,6 +105,26 @@ async fn the_readme_requests_get_their_answers() {
         client.get(&example.url("/internal/status")).await.status,
         200
     );
+
+    // cache: a MISS, then a HIT of the same answer; a purge by prefix empties it.
+    let first = client.get(&example.url("/cached/report")).await;
+    assert_eq!(first.header("x-cache"), Some("MISS"));
+    let hit = client.get(&example.url("/cached/report")).await;
+    assert_eq!(
+        (hit.header("x-cache"), &hit.body),
+        (Some("HIT"), &first.body)
+    );
+    let site = example.url("/cached/").replace("http://", "");
+    let purge = format!(r#"{{"prefix": "{site}"}}"#);
+    let purged = client
+        .send(weir_tests::post_json(
+            &example.admin_url("/cache/purge"),
+            &purge,
+        ))
+        .await;
+    assert_eq!(purged.json()["purged"], 1);
+    let again = client.get(&example.url("/cached/report")).await;
+    assert_eq!(again.header("x-cache"), Some("MISS"));
 
     // auth
     let r = client
@@ -133,10 +157,7 @@ async fn the_readme_requests_get_their_answers() {
             "circuit-open"
         ]
     );
-    let circuits = client
-        .get(&format!("http://127.0.0.1:{}/circuits", example.admin))
-        .await
-        .json();
+    let circuits = client.get(&example.admin_url("/circuits")).await.json();
     let offline = circuits["circuits"]
         .as_array()
         .and_then(|all| all.iter().find(|c| c["name"] == "offline"))
