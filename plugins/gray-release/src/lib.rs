@@ -101,8 +101,10 @@ impl GrayRelease {
         if let Some(side) = (s.override_cookie.as_ref()).and_then(|c| forced(cookie(request, c))) {
             return (side, Reason::Cookie);
         }
-        let consumer = request.variable("consumer");
-        if consumer.is_some_and(|c| s.canary_consumers.contains(&c)) {
+        // A host call: made only when consumers are listed.
+        let listed =
+            || (request.variable("consumer")).is_some_and(|c| s.canary_consumers.contains(&c));
+        if !s.canary_consumers.is_empty() && listed() {
             return (Side::Canary, Reason::Consumer);
         }
         let (key, reason) = match self.sticky_key(request) {
