@@ -1,7 +1,8 @@
-//! The admin listener (loopback by default): `GET /plugins`, `/routes`, `/upstreams`,
-//! `/circuits`, `/cache`, `/metrics` (Prometheus text), `/status`; `POST /reload` reloads now;
-//! `POST /cache/purge` purges cached responses by key or prefix, on every instance;
-//! `GET /live` and `/ready` for an orchestrator's probes.
+//! The admin listener (loopback by default): `GET /plugins`, `/routes`,
+//! `/routes/<name>/split`, `/upstreams`, `/circuits`, `/cache`, `/metrics` (Prometheus
+//! text), `/status`; `POST /reload` reloads now; `POST /cache/purge` purges cached
+//! responses by key or prefix, on every instance; `GET /live` and `/ready` for an
+//! orchestrator's probes.
 //!
 //! Every request but the probes passes two gates before it is routed: its `Host` (and
 //! `Origin`, when a browser sent one) must be on the admin host allow-list, so that a web
@@ -17,6 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
+use percent_encoding::percent_decode_str;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
@@ -70,6 +72,7 @@ pub async fn handle(reloader: Arc<Reloader>, request: Request<Incoming>) -> Resp
         (&Method::GET, "/metrics") => metrics(gateway),
         (&Method::GET, "/cache") => json_response(StatusCode::OK, &json!(gateway.cache.status())),
         (&Method::POST, "/cache/purge") => purge(gateway, request).await,
+        (&Method::GET, path) if path.starts_with("/routes/") => route_split(gateway, path),
         (&Method::POST, "/reload") => match reloader.reload().await {
             Ok(generation) => json_response(StatusCode::OK, &json!({ "generation": generation })),
             Err(reason) => json_response(
@@ -236,6 +239,65 @@ fn routes(gateway: &Gateway) -> serde_json::Value {
         })
         .collect();
     json!({ "generation": snapshot.generation, "routes": routes })
+}
+
+/// `GET /routes/<name>/split` (the name percent-encoded): the route's [`split`], or 404.
+fn route_split(gateway: &Gateway, path: &str) -> Response<ProxyBody> {
+    let name = (path.strip_prefix("/routes/"))
+        .and_then(|rest| rest.strip_suffix("/split"))
+        .and_then(|name| percent_decode_str(name).decode_utf8().ok());
+    let Some(name) = name else {
+        return json_response(StatusCode::NOT_FOUND, &json!({ "error": "not_found" }));
+    };
+    match split(gateway, &name) {
+        Some(split) => json_response(StatusCode::OK, &split),
+        None => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({ "error": "unknown_route", "message": format!("no route named {name:?}") }),
+        ),
+    }
+}
+
+/// How a route's upstream calls are split between upstreams since the process started
+/// (the counts survive reloads): per upstream that was called, and the route's own
+/// upstream always, the calls, the failed ones, the share of the route's calls and the
+/// latency. `None` when the live snapshot has no route of that name.
+fn split(gateway: &Gateway, name: &str) -> Option<serde_json::Value> {
+    let snapshot = gateway.snapshot();
+    let route = snapshot.routes.iter().find(|r| r.name == name)?;
+    let own = route.upstream.as_ref().map(|u| u.name.as_str());
+    let called: Vec<_> = (route.upstream_calls.iter())
+        .filter(|(upstream, calls)| calls.requests() > 0 || Some(upstream.as_str()) == own)
+        .collect();
+    let total: u64 = called.iter().map(|(_, calls)| calls.requests()).sum();
+    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+    let upstreams: Vec<_> = called
+        .iter()
+        .map(|(upstream, calls)| {
+            let (requests, errors) = (calls.requests(), calls.errors());
+            let ratio = |n: u64, of: u64| if of == 0 { 0.0 } else { n as f64 / of as f64 };
+            let latency = calls.latency();
+            json!({
+                "name": upstream,
+                "requests": requests,
+                "errors": errors,
+                "share": ratio(requests, total),
+                "error_rate": ratio(errors, requests),
+                "latency_ms": {
+                    "mean": ms(latency.mean()),
+                    "p50": ms(latency.quantile(0.5)),
+                    "p99": ms(latency.quantile(0.99)),
+                },
+            })
+        })
+        .collect();
+    Some(json!({
+        "route": route.name,
+        "upstream": own,
+        "generation": snapshot.generation,
+        "requests": total,
+        "upstreams": upstreams,
+    }))
 }
 
 fn upstreams(gateway: &Gateway) -> serde_json::Value {

@@ -56,6 +56,39 @@ impl Histogram {
             .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
     }
 
+    /// The observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// The mean observation, if there is any.
+    pub fn mean(&self) -> Option<Duration> {
+        let count = self.count();
+        let sum = self.sum_ns.load(Ordering::Relaxed);
+        (count > 0).then(|| Duration::from_nanos(sum / count))
+    }
+
+    /// An estimate of the `q` quantile (0 to 1) as Prometheus' `histogram_quantile` makes
+    /// it: linear within the bucket that holds it; the highest bound when it lies above
+    /// every bound. `None` with no observation.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        let count = self.count();
+        if count == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * count as f64;
+        let (mut below, mut lower) = (0u64, 0.0);
+        for (&bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            let n = bucket.load(Ordering::Relaxed);
+            if n > 0 && (below + n) as f64 >= rank {
+                let within = (rank - below as f64) / n as f64;
+                return Some(Duration::from_secs_f64(lower + (bound - lower) * within));
+            }
+            (below, lower) = (below + n, bound);
+        }
+        Some(Duration::from_secs_f64(lower))
+    }
+
     /// Renders the histogram; `labels` are already escaped.
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
@@ -106,6 +139,43 @@ impl RouteMetrics {
     }
 }
 
+/// The calls of one route to one upstream: how many, how many failed, how long each took
+/// (from the upstream's pick to its response headers). Kept per (route, upstream) so that
+/// the sides of a split (a canary beside its stable upstream) can be compared.
+#[derive(Debug, Default)]
+pub struct UpstreamCallMetrics {
+    ok: AtomicU64,
+    errors: AtomicU64,
+    latency: Histogram,
+}
+
+impl UpstreamCallMetrics {
+    /// Records a finished call; `failed` for a 5xx answer or a call that failed.
+    pub fn record(&self, failed: bool, elapsed: Duration) {
+        match failed {
+            true => &self.errors,
+            false => &self.ok,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        self.latency.observe(elapsed);
+    }
+
+    /// The calls so far.
+    pub fn requests(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed) + self.errors()
+    }
+
+    /// Of those, the failed ones.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Their latencies.
+    pub fn latency(&self) -> &Histogram {
+        &self.latency
+    }
+}
+
 /// Per-filter call counts, times, decisions and failures.
 #[derive(Debug, Default)]
 pub struct FilterMetrics {
@@ -148,6 +218,7 @@ impl FilterMetrics {
 pub struct Metrics {
     routes: DashMap<String, Arc<RouteMetrics>>,
     filters: DashMap<(String, String), Arc<FilterMetrics>>,
+    upstream_calls: DashMap<(String, String), Arc<UpstreamCallMetrics>>,
     reloads_ok: AtomicU64,
     reloads_refused: AtomicU64,
 }
@@ -162,6 +233,15 @@ impl Metrics {
     pub fn filter(&self, route: &str, plugin: &str) -> Arc<FilterMetrics> {
         self.filters
             .entry((route.to_string(), plugin.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    /// The calls of a route to an upstream: one per route and upstream of the config (a
+    /// filter may send a request to any upstream), so the label set stays bounded.
+    pub fn upstream_calls(&self, route: &str, upstream: &str) -> Arc<UpstreamCallMetrics> {
+        self.upstream_calls
+            .entry((route.to_string(), upstream.to_string()))
             .or_default()
             .clone()
     }
@@ -232,6 +312,7 @@ impl Metrics {
                 &format!("route=\"{}\"", escape_label(entry.key())),
             );
         }
+        self.render_upstream_calls(&mut out);
         out.push_str("# HELP weir_filter_call_duration_seconds Time of one filter call.\n# TYPE weir_filter_call_duration_seconds histogram\n");
         for entry in self.filters.iter() {
             let (route, plugin) = entry.key();
@@ -284,6 +365,35 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// The calls of each route to each upstream that it called at least once.
+    fn render_upstream_calls(&self, out: &mut String) {
+        let called = || self.upstream_calls.iter().filter(|e| e.requests() > 0);
+        out.push_str("# HELP weir_route_upstream_requests_total Upstream calls by route, upstream and outcome (error: a 5xx answer or a failed call).\n# TYPE weir_route_upstream_requests_total counter\n");
+        for entry in called() {
+            let (route, upstream) = entry.key();
+            let (route, upstream) = (escape_label(route), escape_label(upstream));
+            let errors = entry.errors();
+            for (outcome, n) in [("ok", entry.requests() - errors), ("error", errors)] {
+                let _ = writeln!(
+                    out,
+                    "weir_route_upstream_requests_total{{route=\"{route}\",upstream=\"{upstream}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
+        out.push_str("# HELP weir_route_upstream_duration_seconds Time from an upstream's pick to its response headers, by route and upstream.\n# TYPE weir_route_upstream_duration_seconds histogram\n");
+        for entry in called() {
+            let (route, upstream) = entry.key();
+            let (route, upstream) = (escape_label(route), escape_label(upstream));
+            entry.latency.render(
+                out,
+                "weir_route_upstream_duration_seconds",
+                &format!("route=\"{route}\",upstream=\"{upstream}\""),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,5 +402,47 @@ mod tests {
     fn label_values_are_escaped() {
         assert_eq!(escape_label("plain"), "plain");
         assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn quantiles_interpolate_within_their_bucket() {
+        let h = Histogram::default();
+        assert_eq!(h.quantile(0.5), None);
+        assert_eq!(h.mean(), None);
+        // 90 observations in (5 ms, 10 ms], 10 in (50 ms, 100 ms].
+        for _ in 0..90 {
+            h.observe(Duration::from_millis(8));
+        }
+        for _ in 0..10 {
+            h.observe(Duration::from_millis(80));
+        }
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+        let p50 = ms(h.quantile(0.5)).unwrap();
+        assert!((p50 - (5.0 + 5.0 * 50.0 / 90.0)).abs() < 1e-6, "{p50}");
+        let p99 = ms(h.quantile(0.99)).unwrap();
+        assert!((p99 - (50.0 + 50.0 * 9.0 / 10.0)).abs() < 1e-6, "{p99}");
+        assert_eq!(ms(h.mean()).map(f64::round), Some(15.0));
+        // Above every bound: the highest bound.
+        let slow = Histogram::default();
+        slow.observe(Duration::from_secs(60));
+        assert_eq!(slow.quantile(0.5), Some(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn upstream_calls_render_only_once_called() {
+        let metrics = Metrics::default();
+        let canary = metrics.upstream_calls("api", "canary");
+        metrics.upstream_calls("api", "unused");
+        canary.record(false, Duration::from_millis(3));
+        canary.record(true, Duration::from_millis(3));
+        let text = metrics.render(|_| {});
+        for line in [
+            "weir_route_upstream_requests_total{route=\"api\",upstream=\"canary\",outcome=\"ok\"} 1",
+            "weir_route_upstream_requests_total{route=\"api\",upstream=\"canary\",outcome=\"error\"} 1",
+            "weir_route_upstream_duration_seconds_count{route=\"api\",upstream=\"canary\"} 2",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert!(!text.contains("unused"), "{text}");
     }
 }

@@ -232,7 +232,10 @@ async fn forward(
             )
         })?,
     };
-    let mut sent = match call_upstream(gateway, route, upstream, ex).await {
+    let started = Instant::now();
+    let result = call_upstream(gateway, route, upstream, ex).await;
+    count_call(route, upstream, &result, started);
+    let mut sent = match result {
         Ok(sent) => sent,
         Err(error) if error.kind.source() == ErrorSource::Upstream => {
             let interval = route.log_repeat_interval_ms;
@@ -268,6 +271,25 @@ async fn forward(
     let idle = millis(limits.upstream_body_idle_timeout_ms);
     let response = Response::from_parts(parts, Either::Left(body.streamed(idle)));
     Ok((response, Some(sent.in_flight)))
+}
+
+/// Counts a call in the route's calls to `upstream` (the split a gray release is judged
+/// by): failed when the answer is a 5xx or the call failed, unless the client was at fault.
+fn count_call(
+    route: &Route,
+    upstream: &Upstream,
+    result: &Result<UpstreamResponse, GatewayError>,
+    started: Instant,
+) {
+    let Some(calls) = route.upstream_calls.get(&upstream.name) else {
+        return;
+    };
+    let failed = match result {
+        Ok(sent) => sent.response.status().is_server_error(),
+        Err(error) if error.kind.source() == ErrorSource::Client => return,
+        Err(_) => true,
+    };
+    calls.record(failed, started.elapsed());
 }
 
 /// Picks a target and sends the filtered request to it; the outcome goes into the route's

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::push::PushEndpoint;
 use crate::config::{Config, FailurePolicy, FilterConfig, HashOn, millis};
-use crate::metrics::{Metrics, RouteMetrics};
+use crate::metrics::{Metrics, RouteMetrics, UpstreamCallMetrics};
 use crate::plugin::{
     CallLimits, FilterSettings, FilterSlot, Grants, HostServices, LoadedPlugin, RouterSlot,
 };
@@ -41,6 +41,8 @@ pub struct Route {
     pub log_repeat_interval_ms: u64,
     /// Requests and latency.
     pub metrics: Arc<RouteMetrics>,
+    /// Its calls to each upstream of the config, by name (a filter may choose any).
+    pub upstream_calls: BTreeMap<String, Arc<UpstreamCallMetrics>>,
     /// The outcomes of its upstream calls and its circuit.
     pub record: Arc<Record>,
     /// The bulkhead that caps its requests in flight, if it names one.
@@ -223,6 +225,9 @@ impl Snapshot {
                 filters,
                 log_repeat_interval_ms: config.server.log_repeat_interval_ms,
                 metrics: cx.metrics.route(&route.name),
+                upstream_calls: (upstreams.keys())
+                    .map(|name| (name.clone(), cx.metrics.upstream_calls(&route.name, name)))
+                    .collect(),
                 record: cx.resilience.record(ScopeKind::Route, &route.name),
                 bulkhead: (route.bulkhead.as_ref())
                     .map(|name| cx.resilience.bulkheads.get(name, config.bulkheads[name])),

@@ -148,9 +148,11 @@ async fn circuits_and_their_metrics_follow_the_live_config() {
 
 /// Every endpoint and method the admin listener knows, with what it answers when the
 /// request gets through.
-const ENDPOINTS: [(&str, &str, u16); 10] = [
+const ENDPOINTS: [(&str, &str, u16); 12] = [
     ("GET", "/plugins", 200),
     ("GET", "/routes", 200),
+    ("GET", "/routes/r/split", 200),
+    ("GET", "/routes/nope/split", 404),
     ("GET", "/upstreams", 200),
     ("GET", "/circuits", 200),
     ("GET", "/status", 200),
@@ -338,6 +340,20 @@ async fn metric_label_values_are_escaped() {
         text.contains(r#"weir_upstream_target_healthy{upstream="u\"q","#),
         "{text}"
     );
+    assert!(
+        text.contains(r#"weir_route_upstream_requests_total{route="we\"ird\nroute\\",upstream="u\"q",outcome="ok"} 1"#),
+        "{text}"
+    );
+    // The split of that route, its name percent-encoded in the path.
+    let split = client
+        .get(&gw.admin_url("/routes/we%22ird%0Aroute%5C/split"))
+        .await;
+    assert_eq!(split.status, 200);
+    let split = split.json();
+    assert_eq!(split["route"], "we\"ird\nroute\\");
+    assert_eq!(split["upstreams"][0]["name"], "u\"q");
+    assert_eq!(split["upstreams"][0]["requests"], 1);
+    assert_eq!(split["upstreams"][0]["share"], 1.0);
     // Every sample line is `name{labels} value`: nothing a name holds can break a line.
     for line in text
         .lines()

@@ -14,6 +14,7 @@ mod example_config;
 mod exhaustion;
 mod failures;
 mod filters;
+mod gray_release;
 mod hmac_signature;
 mod host_interfaces;
 mod hygiene;
