@@ -126,6 +126,19 @@ async fn the_readme_requests_get_their_answers() {
     let again = client.get(&example.url("/cached/report")).await;
     assert_eq!(again.header("x-cache"), Some("MISS"));
 
+    // gray-release: a user stays on one side; the override header forces the canary.
+    let side = |r: &weir_tests::Reply| r.header("x-weir-gray").map(str::to_string);
+    let user = get(&example.url("/gray"), &[("cookie", "uid=42")]);
+    let first = side(&client.send(user).await);
+    for _ in 0..3 {
+        let user = get(&example.url("/gray"), &[("cookie", "uid=42")]);
+        assert_eq!(side(&client.send(user).await), first);
+    }
+    let forced = get(&example.url("/gray"), &[("x-gray", "canary")]);
+    assert_eq!(side(&client.send(forced).await).as_deref(), Some("canary"));
+    let split = client.get(&example.admin_url("/routes/gray/split")).await;
+    assert_eq!(split.status, 200);
+
     // auth
     let r = client
         .send(get(
