@@ -41,7 +41,7 @@ if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null || ! command -v 
 fi
 need curl python3 nginx wrk h2load openssl sha256sum
 ensure_weir
-for plugin in headers auth hmac-signature rate-limit ip-restriction degradation protocol-convert; do
+for plugin in headers auth hmac-signature rate-limit ip-restriction cache gray-release degradation protocol-convert; do
     [[ -f $PLUGINS/$plugin.wasm ]] || die "$PLUGINS/$plugin.wasm not found"
 done
 
@@ -117,6 +117,10 @@ watch = false
 max_connections_per_ip = 100000
 
 [upstreams.up]
+targets = ["127.0.0.1:$UPSTREAM_PORT"]
+
+# The same server under a second name: the canary of the gray-release route.
+[upstreams.up-canary]
 targets = ["127.0.0.1:$UPSTREAM_PORT"]
 
 [bulkheads.bench]
@@ -204,6 +208,40 @@ match = { headers = { "x-bench" = "ip-restriction" } }
 [[routes.filters]]
 plugin = "ip-restriction.wasm"
 config = { deny = ["192.0.2.0/24", "2001:db8::/32"] }
+
+# cache: /hello is stored once (ttl_ms: the upstream sends no caching fields) and every
+# request after is a hit, answered without the upstream.
+[[routes]]
+name = "cache-hit"
+upstream = "up"
+match = { headers = { "x-bench" = "cache-hit" } }
+
+[[routes.filters]]
+plugin = "cache.wasm"
+grants = ["cache", "clock"]
+config = { ttl_ms = 3600000 }
+
+# cache on responses it cannot store (no caching fields, no default TTL): every request
+# looks the key up, goes upstream, and has its response read by the filter.
+[[routes]]
+name = "cache-pass"
+upstream = "up"
+match = { headers = { "x-bench" = "cache-pass" } }
+
+[[routes.filters]]
+plugin = "cache.wasm"
+grants = ["cache", "clock"]
+
+# gray-release: the client (one loopback address) is hashed to a side at 5%; the canary is
+# the same server under a second name.
+[[routes]]
+name = "gray-release-only"
+upstream = "up"
+match = { headers = { "x-bench" = "gray-release" } }
+
+[[routes.filters]]
+plugin = "gray-release.wasm"
+config = { canary = "up-canary", weight = 5, sticky = "client_ip" }
 
 # A bulkhead that is never full: the cost of taking and giving back a place.
 [[routes]]
@@ -335,6 +373,11 @@ curl -sf -D - -o /dev/null "${chain_args[@]}" "http://127.0.0.1:$WEIR_PORT/hello
 [[ $(curl -s -o /dev/null -w '%{http_code}' -H 'x-bench: chain' "http://127.0.0.1:$WEIR_PORT/hello") == 401 ]] \
     || die "weir + chain: an unauthenticated request was not refused"
 
+# The cache route answers from the cache after the first request.
+curl -sf -o /dev/null -H 'x-bench: cache-hit' "http://127.0.0.1:$WEIR_PORT/hello"
+curl -sf -D - -o /dev/null -H 'x-bench: cache-hit' "http://127.0.0.1:$WEIR_PORT/hello" \
+    | grep -qi '^x-cache: HIT' || die "weir + cache: the second request was not a hit"
+
 # The conversions answer what the demo's services answer.
 [[ $(curl -sf -H 'x-bench: json-rpc' "http://127.0.0.1:$WEIR_PORT/users/1") == '{"id":1,"name":"Ada Lovelace"}' ]] \
     || die "weir + protocol-convert: GET /users/1 did not become a JSON-RPC call"
@@ -352,6 +395,9 @@ TARGETS=(
     "weir + hmac-signature alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: hmac^$CREDENTIALS"
     "weir + rate-limit alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: rate-limit^$CREDENTIALS"
     "weir + ip-restriction alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: ip-restriction"
+    "weir + cache, hit (no upstream)|http://127.0.0.1:$WEIR_PORT/hello|x-bench: cache-hit"
+    "weir + cache, nothing storable (every request upstream)|http://127.0.0.1:$WEIR_PORT/hello|x-bench: cache-pass"
+    "weir + gray-release alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: gray-release"
     "weir passthrough in a bulkhead|http://127.0.0.1:$WEIR_PORT/hello|x-bench: bulkhead"
     "weir + auth, hmac-signature, rate-limit|http://127.0.0.1:$WEIR_PORT/hello|$CHAIN_HEADERS"
     "weir + auth, hmac-signature, rate-limit, degradation|http://127.0.0.1:$WEIR_PORT/hello|x-bench: chain4^$CREDENTIALS"
