@@ -26,6 +26,7 @@ mod push_router;
 mod rate_limit;
 mod reload;
 mod request_hygiene;
+mod request_validation;
 mod routing;
 mod sandbox;
 mod shutdown;
