@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod balancing;
+mod bot_rules;
 mod bulkhead;
 mod config_fuzz;
 mod degradation;
