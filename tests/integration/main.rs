@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod balancing;
+mod bot_rules;
 mod bulkhead;
 mod cache;
 mod config_fuzz;
@@ -28,6 +29,7 @@ mod push_router;
 mod rate_limit;
 mod reload;
 mod request_hygiene;
+mod request_validation;
 mod routing;
 mod sandbox;
 mod shutdown;
