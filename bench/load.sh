@@ -41,7 +41,7 @@ if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null || ! command -v 
 fi
 need curl python3 nginx wrk h2load openssl sha256sum
 ensure_weir
-for plugin in headers auth hmac-signature rate-limit ip-restriction cache gray-release degradation protocol-convert; do
+for plugin in headers auth hmac-signature rate-limit ip-restriction request-validation bot-rules cache gray-release degradation protocol-convert; do
     [[ -f $PLUGINS/$plugin.wasm ]] || die "$PLUGINS/$plugin.wasm not found"
 done
 
@@ -208,6 +208,28 @@ match = { headers = { "x-bench" = "ip-restriction" } }
 [[routes.filters]]
 plugin = "ip-restriction.wasm"
 config = { deny = ["192.0.2.0/24", "2001:db8::/32"] }
+
+# request-validation: a GET whose query and header are checked against typed rules.
+[[routes]]
+name = "request-validation-only"
+upstream = "up"
+match = { headers = { "x-bench" = "request-validation" } }
+
+[[routes.filters]]
+plugin = "request-validation.wasm"
+config = { query = { limit = { type = "integer", minimum = 1, maximum = 100 } }, headers = { x-bench = { required = true, pattern = "^[a-z-]+$" } } }
+
+# bot-rules: a browser-like request passes the User-Agent and header rules and a budget
+# it never reaches.
+[[routes]]
+name = "bot-rules-only"
+upstream = "up"
+match = { headers = { "x-bench" = "bot-rules" } }
+
+[[routes.filters]]
+plugin = "bot-rules.wasm"
+grants = ["limits", "kv"]
+config = { deny_user_agents = ["^curl/"], require_headers = ["browser"], budget = { limit = 1000000000, window = "1s" }, escalation = { strikes = 5, deny_for = "1m" } }
 
 # cache: /hello is stored once (ttl_ms: the upstream sends no caching fields) and every
 # request after is a hit, answered without the upstream.
@@ -395,6 +417,8 @@ TARGETS=(
     "weir + hmac-signature alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: hmac^$CREDENTIALS"
     "weir + rate-limit alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: rate-limit^$CREDENTIALS"
     "weir + ip-restriction alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: ip-restriction"
+    "weir + request-validation alone (query, header)|http://127.0.0.1:$WEIR_PORT/hello?limit=10|x-bench: request-validation"
+    "weir + bot-rules alone (agent, headers, budget)|http://127.0.0.1:$WEIR_PORT/hello|x-bench: bot-rules^user-agent: Mozilla/5.0^accept: */*^accept-language: en^accept-encoding: gzip"
     "weir + cache, hit (no upstream)|http://127.0.0.1:$WEIR_PORT/hello|x-bench: cache-hit"
     "weir + cache, nothing storable (every request upstream)|http://127.0.0.1:$WEIR_PORT/hello|x-bench: cache-pass"
     "weir + gray-release alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: gray-release"

@@ -106,6 +106,53 @@ async fn the_readme_requests_get_their_answers() {
         200
     );
 
+    // request-validation: a good order passes; a bad one names each field and rule.
+    let order = |path: &str, version: &str, body: &'static str| {
+        let headers = [
+            ("x-api-version", version),
+            ("content-type", "application/json"),
+        ];
+        weir_tests::request("POST", &example.url(path), &headers, body)
+    };
+    let good = order("/orders/7", "2", r#"{"items":[{"sku":"ABC-1","qty":2}]}"#);
+    assert_eq!(client.send(good).await.status, 200);
+    let bad = order(
+        "/orders/0?dry_run=maybe",
+        "v2",
+        r#"{"items":[{"sku":"abc","qty":0}]}"#,
+    );
+    let refused = client.send(bad).await;
+    assert_eq!(refused.status, 400);
+    let fields: Vec<String> = (refused.json()["errors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+    .iter()
+    .map(|e| e["field"].as_str().unwrap_or_default().to_string())
+    .collect();
+    for field in [
+        "path.id",
+        "query.dry_run",
+        "header.x-api-version",
+        "/items/0/qty",
+    ] {
+        assert!(fields.iter().any(|f| f == field), "{field} in {fields:?}");
+    }
+
+    // bot-rules: no User-Agent is refused; a browser's headers pass.
+    let bot = client.get(&example.url("/site/hello")).await;
+    assert_eq!(bot.header("x-weir-error"), Some("bot_denied"));
+    let browser = [
+        ("user-agent", "Mozilla/5.0"),
+        ("accept", "*/*"),
+        ("accept-language", "en"),
+        ("accept-encoding", "gzip"),
+    ];
+    let person = client
+        .send(get(&example.url("/site/hello"), &browser))
+        .await;
+    assert_eq!(person.status, 200);
+
     // cache: a MISS, then a HIT of the same answer; a purge by prefix empties it.
     let first = client.get(&example.url("/cached/report")).await;
     assert_eq!(first.header("x-cache"), Some("MISS"));
