@@ -17,6 +17,7 @@ mod defaults;
 mod limits;
 mod paths;
 pub mod push;
+mod retry;
 mod route;
 pub mod sandbox;
 pub mod state;
@@ -28,6 +29,7 @@ pub use bulkhead::BulkheadConfig;
 pub use cache::CacheConfig;
 pub use limits::LimitsConfig;
 pub use paths::{EscapedSlashes, PathParameters, PathPolicy};
+pub use retry::{RetryConfig, RetryOn};
 pub use route::{FailurePolicy, FilterConfig, MatchConfig, RouteConfig};
 pub use state::{RedisConfig, StateBackendKind, StateConfig, Unavailable};
 pub use upstream::{

@@ -133,6 +133,9 @@ pub struct GatewayError {
     pub detail: String,
     /// When the client may try again, in seconds (`Retry-After`).
     pub retry_after: Option<u64>,
+    /// The request never reached the upstream (no connection could be opened): trying it
+    /// again cannot apply it twice.
+    pub unsent: bool,
 }
 
 impl GatewayError {
@@ -142,7 +145,14 @@ impl GatewayError {
             kind,
             detail: detail.into(),
             retry_after: None,
+            unsent: false,
         }
+    }
+
+    /// The same error, marked as one whose request never reached the upstream.
+    pub fn unsent(mut self) -> Self {
+        self.unsent = true;
+        self
     }
 
     /// The same error, telling the client to try again after `secs` seconds.

@@ -183,7 +183,7 @@ fn unusable(
 }
 
 /// Buffers the request body (once) up to `max`; 413 beyond it.
-async fn buffer_request(ex: &mut Exchange, max: usize) -> Result<Bytes, GatewayError> {
+pub(crate) async fn buffer_request(ex: &mut Exchange, max: usize) -> Result<Bytes, GatewayError> {
     let body = std::mem::replace(&mut ex.body, full_body(Bytes::new()));
     let (bytes, trailers) = collect(
         body,

@@ -115,6 +115,8 @@ pub struct RouteMetrics {
     pub upstream_failed: Repeats,
     /// Requests its bulkhead refused.
     pub overloaded: AtomicU64,
+    /// Upstream calls it tried again.
+    pub retries: AtomicU64,
 }
 
 impl Default for RouteMetrics {
@@ -125,6 +127,7 @@ impl Default for RouteMetrics {
             request_failed: Repeats::default(),
             upstream_failed: Repeats::default(),
             overloaded: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
         }
     }
 }
@@ -302,6 +305,14 @@ impl Metrics {
             if n > 0 {
                 let route = escape_label(entry.key());
                 let _ = writeln!(out, "weir_route_overloaded_total{{route=\"{route}\"}} {n}");
+            }
+        }
+        out.push_str("# HELP weir_route_retries_total Upstream calls a route tried again.\n# TYPE weir_route_retries_total counter\n");
+        for entry in self.routes.iter() {
+            let n = entry.retries.load(Ordering::Relaxed);
+            if n > 0 {
+                let route = escape_label(entry.key());
+                let _ = writeln!(out, "weir_route_retries_total{{route=\"{route}\"}} {n}");
             }
         }
         out.push_str("# HELP weir_request_duration_seconds Time from request to response headers.\n# TYPE weir_request_duration_seconds histogram\n");

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -11,7 +11,7 @@ use http::{Request, Response, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
 
-use crate::body::{ProxyBody, full_body};
+use crate::body::{Buffered, ProxyBody, Upload, full_body};
 use crate::config::push::PushEndpoint;
 use crate::config::{HashOn, UpstreamProtocol, millis};
 use crate::error::{ErrorKind, ErrorSource, GatewayError};
@@ -21,10 +21,10 @@ use crate::gateway::Gateway;
 use crate::headers::{Peer, REQUEST_ID, add_forwarded, remove_hop_by_hop};
 use crate::hygiene;
 use crate::push::api::PushRequest;
-use crate::resilience::{Bulkhead, Refused};
+use crate::resilience::{Bulkhead, Refused, failure_of};
 use crate::snapshot::{Route, Snapshot};
 use crate::upstream::health::InFlight;
-use crate::upstream::{Upstream, UpstreamResponse};
+use crate::upstream::{Target, Upstream, UpstreamResponse};
 
 impl Gateway {
     /// Serves one request from `client`. Never fails: every error is a response.
@@ -292,8 +292,10 @@ fn count_call(
     calls.record(failed, started.elapsed());
 }
 
-/// Picks a target and sends the filtered request to it; the outcome goes into the route's
-/// record (the upstream keeps its own) and the gateway's load.
+/// Picks a target and sends the filtered request to it, and again to another target while
+/// the route's retry policy and the upstream's retry budget allow (the whole within the
+/// route's timeout); each try's outcome goes into the route's record (the upstream keeps its
+/// own) and the gateway's load.
 async fn call_upstream(
     gateway: &Gateway,
     route: &Route,
@@ -312,7 +314,13 @@ async fn call_upstream(
                 .retry_after(bulkhead.retry_after_secs())
         })?),
     };
-    let target = upstream.pick(|| hash_key(&route.hash_on, ex))?;
+    // A body a retry may have to send again is held, when its declared length allows.
+    if let Some(policy) = route.retry.as_ref().filter(|_| ex.upgrade.is_none()) {
+        let declared = http_body::Body::size_hint(&ex.body).exact();
+        if declared.is_some_and(|n| n > 0 && n <= policy.buffer_body as u64) {
+            Box::pin(filters::buffer_request(ex, policy.buffer_body)).await?;
+        }
+    }
     let mut request = upstream_request(ex, upstream.protocol(), route.host_rewrite.as_deref());
     if let Some(upgrade) = ex
         .upgrade
@@ -321,18 +329,75 @@ async fn call_upstream(
     {
         upgrade.restore(request.headers_mut());
     }
+    let retry = (route.retry.as_ref())
+        .filter(|_| ex.upgrade.is_none())
+        .and_then(|policy| Some((policy, Replay::of(&request)?)));
+    let Some((policy, replay)) = retry else {
+        let target = upstream.pick(|| hash_key(&route.hash_on, ex))?;
+        return try_once(
+            gateway,
+            route,
+            (upstream, &target),
+            request,
+            route.timeout,
+            ex.upload.as_deref(),
+        )
+        .await;
+    };
+    let deadline = Instant::now() + route.timeout;
+    let mut held = upstream.retry_budget.request();
+    let mut tried = Vec::new();
+    let mut retries = 0;
+    loop {
+        let target = upstream.pick_other(|| hash_key(&route.hash_on, ex), &tried)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let timeout = policy.per_try_timeout.map_or(left, |t| t.min(left));
+        let upload = ex.upload.as_deref();
+        let result = try_once(
+            gateway,
+            route,
+            (upstream, &target),
+            request,
+            timeout,
+            upload,
+        )
+        .await;
+        let failure = failure_of(&result, |sent| sent.response.status());
+        let again = retries < policy.retries
+            && failure.is_some_and(|f| policy.retries(&replay.method, f))
+            && Instant::now() < deadline;
+        if !again || !upstream.retry_budget.retry(&mut held, policy) {
+            return result;
+        }
+        retries += 1;
+        route.metrics.retries.fetch_add(1, Ordering::Relaxed);
+        tried.push(target);
+        // The failed answer (its connection, its body) goes before the pause.
+        drop(result);
+        let pause = policy.backoff(retries);
+        tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+        request = replay.request();
+    }
+}
+
+/// One try: the request sent to `target` within `timeout`, its outcome recorded.
+async fn try_once(
+    gateway: &Gateway,
+    route: &Route,
+    (upstream, target): (&Upstream, &Target),
+    request: Request<ProxyBody>,
+    timeout: Duration,
+    upload: Option<&Upload>,
+) -> Result<UpstreamResponse, GatewayError> {
     let started = Instant::now();
-    let result = upstream.send(&target, request, route.timeout, ex.upload.as_deref());
+    let result = upstream.send(target, request, timeout, upload);
     let result = result.await;
     // A client's fault (a broken-off or stalled upload) is not the upstream's.
     let latency = match &result {
         Ok(sent) => Some((sent.latency, sent.response.status().is_server_error())),
         Err(error) if error.kind.source() == ErrorSource::Client => None,
         Err(_) => {
-            let latency = ex
-                .upload
-                .as_ref()
-                .map_or_else(|| started.elapsed(), |upload| upload.since_end(started));
+            let latency = upload.map_or_else(|| started.elapsed(), |u| u.since_end(started));
             Some((latency, true))
         }
     };
@@ -341,6 +406,46 @@ async fn call_upstream(
         gateway.resilience.load.observe(latency);
     }
     result
+}
+
+/// What it takes to send a request again: its head, and its body when that is held in
+/// full (or empty). A streamed body is sent once.
+struct Replay {
+    method: http::Method,
+    uri: http::Uri,
+    version: http::Version,
+    headers: http::HeaderMap,
+    body: Buffered,
+}
+
+impl Replay {
+    /// The replay of `request`, unless its body streams.
+    fn of(request: &Request<ProxyBody>) -> Option<Self> {
+        let body = match request.body() {
+            Either::Right(held) => held.clone(),
+            Either::Left(streamed) if http_body::Body::is_end_stream(streamed) => {
+                Buffered::default()
+            }
+            Either::Left(_) => return None,
+        };
+        Some(Self {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            version: request.version(),
+            headers: request.headers().clone(),
+            body,
+        })
+    }
+
+    /// The request again.
+    fn request(&self) -> Request<ProxyBody> {
+        let mut request = Request::new(Either::Right(self.body.clone()));
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.version_mut() = self.version;
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
 }
 
 /// Moves the (filtered) request into the form the upstream's protocol wants, with the

@@ -47,6 +47,8 @@ pub struct Route {
     pub record: Arc<Record>,
     /// The bulkhead that caps its requests in flight, if it names one.
     pub bulkhead: Option<Arc<Bulkhead>>,
+    /// Its retries of failed upstream calls, if it has a policy.
+    pub retry: Option<crate::resilience::RetryPolicy>,
 }
 
 /// Everything a request needs, immutable.
@@ -231,6 +233,10 @@ impl Snapshot {
                 record: cx.resilience.record(ScopeKind::Route, &route.name),
                 bulkhead: (route.bulkhead.as_ref())
                     .map(|name| cx.resilience.bulkheads.get(name, config.bulkheads[name])),
+                retry: route
+                    .retry
+                    .as_ref()
+                    .map(crate::resilience::RetryPolicy::new),
             });
         }
         let push_vendors = Vendors::build(&config, &upstreams, &cx.push_tokens)

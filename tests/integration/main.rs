@@ -30,6 +30,7 @@ mod rate_limit;
 mod reload;
 mod request_hygiene;
 mod request_validation;
+mod retries;
 mod routing;
 mod sandbox;
 mod shutdown;

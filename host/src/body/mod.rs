@@ -41,7 +41,7 @@ pub type ProxyBody = Either<Streamed, Buffered>;
 
 /// A body held in memory, and its trailers if it had any (a gRPC reply's `grpc-status`
 /// must reach the client after a filter read the body).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Buffered {
     data: Option<Bytes>,
     /// Boxed: most bodies have none, and every response carries this type.

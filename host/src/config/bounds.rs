@@ -65,6 +65,9 @@ pub fn validate(config: &Config) -> anyhow::Result<()> {
         if let Some(ms) = route.timeout_ms {
             duration(&format!("route {:?}: timeout_ms", route.name), ms, 1)?;
         }
+        if let Some(retry) = &route.retry {
+            retry.validate(&route.name)?;
+        }
         for filter in &route.filters {
             if let Some(ms) = filter.deadline_ms {
                 let key = format!(

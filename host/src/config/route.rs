@@ -29,6 +29,8 @@ pub struct RouteConfig {
     /// The `[bulkheads]` entry that caps this route's requests in flight (with every other
     /// route that names it); none by default.
     pub bulkhead: Option<String>,
+    /// Retries of failed upstream calls (none unless the table is given).
+    pub retry: Option<super::RetryConfig>,
     /// The filter chain, in order.
     #[serde(default)]
     pub filters: Vec<FilterConfig>,

@@ -7,6 +7,7 @@ mod bulkhead;
 mod circuit;
 mod load;
 mod outcomes;
+mod retry;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ pub use bulkhead::{Bulkhead, BulkheadCounts, Bulkheads, Place, Refused};
 pub use circuit::{Circuit, CircuitState, CircuitStatus};
 pub use load::{Load, LoadGuard};
 pub use outcomes::{OutcomeLog, WindowStats};
+pub use retry::{Failure, InBudget, RetryBudget, RetryPolicy, failure_of};
 
 /// What a record is kept for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -56,10 +56,12 @@ impl Balancer {
         &self,
         targets: &[std::sync::Arc<Target>],
         hash_key: impl FnOnce() -> Vec<u8>,
-        now_ms: u64,
+        (now_ms, skip): (u64, &[usize]),
     ) -> Option<usize> {
         let n = targets.len();
-        let available = |i: usize| targets[i].weight > 0 && targets[i].health.is_available(now_ms);
+        let available = |i: usize| {
+            targets[i].weight > 0 && targets[i].health.is_available(now_ms) && !skip.contains(&i)
+        };
         match self {
             Self::RoundRobin(next) => {
                 let start = next.fetch_add(1, Ordering::Relaxed);

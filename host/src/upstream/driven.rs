@@ -38,6 +38,13 @@ pub enum DrivenError {
     Http(hyper::Error),
 }
 
+impl DrivenError {
+    /// Whether no connection could be opened (the request was never sent).
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Self::Connect(_) | Self::ConnectTimeout(_))
+    }
+}
+
 impl std::fmt::Display for DrivenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

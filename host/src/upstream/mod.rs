@@ -75,6 +75,8 @@ pub struct Upstream {
     pub record: Arc<Record>,
     /// The cap on its requests in flight (`max_requests`), if any.
     pub bulkhead: Option<Arc<Bulkhead>>,
+    /// Its requests and retries in flight, which bound the routes' retries.
+    pub retry_budget: crate::resilience::RetryBudget,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -154,6 +156,7 @@ impl Upstream {
             health_check: config.health_check.clone(),
             record,
             bulkhead,
+            retry_budget: Default::default(),
         })
     }
 
@@ -175,15 +178,37 @@ impl Upstream {
 
     /// Picks a target by the policy; `hash_key` is called only for consistent hashing.
     pub fn pick(&self, hash_key: impl FnOnce() -> Vec<u8>) -> Result<Arc<Target>, GatewayError> {
-        self.balancer
-            .pick(&self.targets, hash_key, now_ms())
-            .map(|i| self.targets[i].clone())
-            .ok_or_else(|| {
-                GatewayError::new(
-                    ErrorKind::NoHealthyTarget,
-                    format!("no healthy target in upstream {:?}", self.name),
-                )
-            })
+        self.pick_other(hash_key, &[])
+    }
+
+    /// Picks a target by the policy, other than `tried` while another is available (a
+    /// retry goes elsewhere), else any.
+    pub fn pick_other(
+        &self,
+        hash_key: impl FnOnce() -> Vec<u8>,
+        tried: &[Arc<Target>],
+    ) -> Result<Arc<Target>, GatewayError> {
+        let skip: Vec<usize> = (self.targets.iter().enumerate())
+            .filter(|(_, t)| tried.iter().any(|tried| Arc::ptr_eq(t, tried)))
+            .map(|(i, _)| i)
+            .collect();
+        let now = now_ms();
+        // The key is made once, however many picks need it.
+        let (mut hash_key, mut key) = (Some(hash_key), None::<Vec<u8>>);
+        let mut hash = || {
+            key.get_or_insert_with(|| hash_key.take().map_or_else(Vec::new, |f| f()))
+                .clone()
+        };
+        let picked = match self.balancer.pick(&self.targets, &mut hash, (now, &skip)) {
+            None if !skip.is_empty() => self.balancer.pick(&self.targets, &mut hash, (now, &[])),
+            picked => picked,
+        };
+        picked.map(|i| self.targets[i].clone()).ok_or_else(|| {
+            GatewayError::new(
+                ErrorKind::NoHealthyTarget,
+                format!("no healthy target in upstream {:?}", self.name),
+            )
+        })
     }
 
     /// Sends a request to a target and waits up to `timeout` for the response headers,
@@ -217,10 +242,13 @@ impl Upstream {
                     timeout.as_millis()
                 ),
             )),
-            Some(Err(e)) => Err(GatewayError::new(
-                ErrorKind::UpstreamFailed,
-                format!("upstream {:?}: {e}", self.name),
-            )),
+            Some(Err((unsent, e))) => {
+                let error = GatewayError::new(
+                    ErrorKind::UpstreamFailed,
+                    format!("upstream {:?}: {e}", self.name),
+                );
+                Err(if unsent { error.unsent() } else { error })
+            }
             Some(Ok(response)) => Ok(response),
         };
         let ok = match &outcome {
@@ -241,12 +269,13 @@ impl Upstream {
 
     /// One exchange with `target`: on a driven connection when the upstream has them and
     /// the request is no upgrade (hyper's upgrades need the pooled client), else through
-    /// the worker's pooled client.
+    /// the worker's pooled client. An error says whether the request was never sent (no
+    /// connection could be opened), and what happened.
     async fn exchange(
         &self,
         target: &Target,
         mut request: Request<ProxyBody>,
-    ) -> Result<Response<UpstreamBody>, String> {
+    ) -> Result<Response<UpstreamBody>, (bool, String)> {
         let driven = self
             .driven
             .as_ref()
@@ -259,10 +288,10 @@ impl Upstream {
                 .authority(target.authority.clone())
                 .path_and_query(path)
                 .build()
-                .map_err(|e| format!("bad request target: {e}"))?;
+                .map_err(|e| (true, format!("bad request target: {e}")))?;
             return (self.client().request(request).await)
                 .map(|r| r.map(UpstreamBody::Pooled))
-                .map_err(|e| describe(&e));
+                .map_err(|e| (e.is_connect(), describe(&e)));
         };
         // A driven connection writes the URI as it is: the origin form, and a `Host`.
         let origin = (request.uri().path_and_query().cloned())
@@ -270,13 +299,13 @@ impl Upstream {
         *request.uri_mut() = Uri::from(origin);
         if !request.headers().contains_key(header::HOST) {
             let host = HeaderValue::from_str(target.authority.as_str())
-                .map_err(|e| format!("bad target authority: {e}"))?;
+                .map_err(|e| (true, format!("bad target authority: {e}")))?;
             request.headers_mut().insert(header::HOST, host);
         }
         pool.send(target.addr, request)
             .await
             .map(|r| r.map(UpstreamBody::Driven))
-            .map_err(|e| e.to_string())
+            .map_err(|e| (e.is_connect(), e.to_string()))
     }
 
     /// Sends a request to the next available target and reads the whole response, with a
