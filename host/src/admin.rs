@@ -1,7 +1,8 @@
 //! The admin listener (loopback by default): `GET /plugins`, `/routes`,
 //! `/routes/<name>/split`, `/upstreams`, `/circuits`, `/cache`, `/metrics` (Prometheus
-//! text), `/status`; `POST /reload` reloads now; `POST /cache/purge` purges cached
-//! responses by key or prefix, on every instance; `GET /live` and `/ready` for an
+//! text), `/status`, `/generations`; `POST /reload` reloads now; `POST /rollback` serves a
+//! kept generation again; `POST /config` publishes a config (token required); `POST
+//! /cache/purge` purges cached responses by key or prefix, on every instance; `GET /live` and `/ready` for an
 //! orchestrator's probes.
 //!
 //! Every request but the probes passes two gates before it is routed: its `Host` (and
@@ -27,7 +28,7 @@ use crate::config::admin::AdminHosts;
 use crate::gateway::Gateway;
 use crate::http_cache::Purge;
 use crate::metrics::escape_label as esc;
-use crate::reload::Reloader;
+use crate::reload::{Reloader, RollbackError};
 use crate::resilience::{Bulkhead, CircuitState, Load, Record, ScopeKind};
 use crate::time::now_ms;
 
@@ -73,6 +74,12 @@ pub async fn handle(reloader: Arc<Reloader>, request: Request<Incoming>) -> Resp
         (&Method::GET, "/cache") => json_response(StatusCode::OK, &json!(gateway.cache.status())),
         (&Method::POST, "/cache/purge") => purge(gateway, request).await,
         (&Method::GET, path) if path.starts_with("/routes/") => route_split(gateway, path),
+        (&Method::GET, "/generations") => json_response(
+            StatusCode::OK,
+            &json!({ "generations": reloader.generations() }),
+        ),
+        (&Method::POST, "/rollback") => rollback(&reloader, request).await,
+        (&Method::POST, "/config") => publish(&reloader, request).await,
         (&Method::POST, "/reload") => match reloader.reload().await {
             Ok(generation) => json_response(StatusCode::OK, &json!({ "generation": generation })),
             Err(reason) => json_response(
@@ -84,26 +91,105 @@ pub async fn handle(reloader: Arc<Reloader>, request: Request<Incoming>) -> Resp
     }
 }
 
-/// The largest body `POST /cache/purge` reads.
+/// The largest body `POST /cache/purge` and `POST /rollback` read.
 const MAX_PURGE_BODY: usize = 64 << 10;
+
+/// The largest config `POST /config` reads.
+const MAX_CONFIG_BODY: usize = 1 << 20;
+
+/// A request body of at most `max` bytes, read within 10 s; the refusal otherwise.
+async fn read_body(request: Request<Incoming>, max: usize) -> Result<Bytes, Response<ProxyBody>> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(request.into_body(), max);
+    match tokio::time::timeout(Duration::from_secs(10), limited.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) => Err(bad_request("bad_body", format!("reading the body: {e}"))),
+        Err(_) => Err(bad_request(
+            "bad_body",
+            "the body did not arrive within 10 s".into(),
+        )),
+    }
+}
+
+fn bad_request(code: &str, message: String) -> Response<ProxyBody> {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({ "error": code, "message": message }),
+    )
+}
+
+/// `POST /rollback` with `{"generation": N}`: serves a kept generation again (its config
+/// and plugins as they were) until the files change again. 404 for a generation not kept,
+/// 422 when its snapshot is refused now.
+async fn rollback(reloader: &Reloader, request: Request<Incoming>) -> Response<ProxyBody> {
+    let body = match read_body(request, MAX_PURGE_BODY).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Asked {
+        generation: u64,
+    }
+    let asked: Asked = match serde_json::from_slice(&body) {
+        Ok(asked) => asked,
+        Err(e) => return bad_request("bad_rollback", format!("give {{\"generation\": N}}: {e}")),
+    };
+    match reloader.rollback(asked.generation).await {
+        Ok(generation) => json_response(StatusCode::OK, &json!({ "generation": generation })),
+        Err(RollbackError::NotKept(n)) => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({ "error": "unknown_generation", "message": format!("generation {n} is not kept") }),
+        ),
+        Err(RollbackError::Refused(reason)) => json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({ "error": "rollback_refused", "message": reason }),
+        ),
+    }
+}
+
+/// `POST /config` with a whole config file (TOML): checked and applied as a file reload
+/// is, until the files change again. Only with `server.admin_token` set (403 otherwise):
+/// whoever publishes a config can run any plugin the plugins directory holds.
+async fn publish(reloader: &Reloader, request: Request<Incoming>) -> Response<ProxyBody> {
+    if reloader
+        .gateway()
+        .snapshot()
+        .config
+        .server
+        .admin_token
+        .is_none()
+    {
+        return json_response(
+            StatusCode::FORBIDDEN,
+            &json!({ "error": "token_required", "message": "POST /config needs server.admin_token" }),
+        );
+    }
+    let body = match read_body(request, MAX_CONFIG_BODY).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return bad_request("bad_config", "the config is not UTF-8".into());
+    };
+    match reloader.publish(text).await {
+        Ok(generation) => json_response(StatusCode::OK, &json!({ "generation": generation })),
+        Err(reason) => json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({ "error": "config_refused", "message": reason }),
+        ),
+    }
+}
 
 /// `POST /cache/purge` with `{"key": "<key>"}` or `{"prefix": "<prefix>"}`: the entries of
 /// that key (or every key that starts with the prefix), in every namespace and on every
 /// instance sharing the Redis level. 400 for a body that names neither; 503 when Redis
 /// could not record the purge (this instance's memory is purged all the same).
 async fn purge(gateway: &Gateway, request: Request<Incoming>) -> Response<ProxyBody> {
-    use http_body_util::BodyExt;
-    let bad = |message: String| {
-        json_response(
-            StatusCode::BAD_REQUEST,
-            &json!({ "error": "bad_purge", "message": message }),
-        )
-    };
-    let limited = http_body_util::Limited::new(request.into_body(), MAX_PURGE_BODY);
-    let body = match tokio::time::timeout(Duration::from_secs(10), limited.collect()).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) => return bad(format!("reading the body: {e}")),
-        Err(_) => return bad("the body did not arrive within 10 s".into()),
+    let bad = |message: String| bad_request("bad_purge", message);
+    let body = match read_body(request, MAX_PURGE_BODY).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
     };
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -224,6 +310,10 @@ fn routes(gateway: &Gateway) -> serde_json::Value {
                 .collect();
             json!({
                 "name": route.name,
+                "version": config.version,
+                "deprecated": config.deprecated.as_ref().map(|d| json!({
+                    "since": d.since, "sunset": d.sunset, "link": d.link,
+                })),
                 "match": {
                     "host": config.matches.host,
                     "path": config.matches.path,

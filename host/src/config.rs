@@ -14,6 +14,7 @@ pub mod bounds;
 mod bulkhead;
 mod cache;
 mod defaults;
+mod lifecycle;
 mod limits;
 mod paths;
 pub mod push;
@@ -27,6 +28,7 @@ mod upstream;
 
 pub use bulkhead::BulkheadConfig;
 pub use cache::CacheConfig;
+pub use lifecycle::{DeprecationConfig, DeprecationFields};
 pub use limits::LimitsConfig;
 pub use paths::{EscapedSlashes, PathParameters, PathPolicy};
 pub use retry::{RetryConfig, RetryOn};
@@ -110,6 +112,10 @@ pub struct ServerConfig {
     /// Watch the config file and the plugins directory and reload on change (default true).
     #[serde(default = "defaults::yes")]
     pub watch: bool,
+    /// Generations (config and plugins, compiled) kept for `GET /generations` and
+    /// `POST /rollback` (default 10, at least 1).
+    #[serde(default = "defaults::keep_generations")]
+    pub keep_generations: usize,
     /// Proxy worker threads, each with its own runtime, listener (`SO_REUSEPORT`) and
     /// upstream connections (default: one per core).
     pub workers: Option<usize>,
@@ -247,6 +253,7 @@ impl Config {
                 log_repeat_interval_ms: defaults::log_repeat_interval_ms(),
                 trust_request_id: false,
                 watch: false,
+                keep_generations: defaults::keep_generations(),
                 workers: None,
                 paths: PathPolicy::default(),
                 limits: LimitsConfig::default(),

@@ -177,7 +177,11 @@ async fn proxy(
     };
 
     // Response filters, in reverse chain order.
-    let response = filters::on_response(route, upto, &mut ex, response).await?;
+    let mut response = filters::on_response(route, upto, &mut ex, response).await?;
+    // A deprecated route says so on every answer (RFC 9745, RFC 8594).
+    for (name, value) in &route.deprecation {
+        response.headers_mut().append(name.clone(), value.clone());
+    }
     drop(in_flight);
     Ok(response)
 }

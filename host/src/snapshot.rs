@@ -49,6 +49,8 @@ pub struct Route {
     pub bulkhead: Option<Arc<Bulkhead>>,
     /// Its retries of failed upstream calls, if it has a policy.
     pub retry: Option<crate::resilience::RetryPolicy>,
+    /// The fields its responses carry while it is deprecated.
+    pub deprecation: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 /// Everything a request needs, immutable.
@@ -237,6 +239,7 @@ impl Snapshot {
                     .retry
                     .as_ref()
                     .map(crate::resilience::RetryPolicy::new),
+                deprecation: deprecation_fields(route).map_err(fail)?,
             });
         }
         let push_vendors = Vendors::build(&config, &upstreams, &cx.push_tokens)
@@ -252,6 +255,31 @@ impl Snapshot {
             created_at: SystemTime::now(),
         })
     }
+}
+
+/// The response fields of a deprecated route, ready to send.
+fn deprecation_fields(
+    route: &crate::config::RouteConfig,
+) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, String> {
+    let Some(deprecated) = &route.deprecated else {
+        return Ok(Vec::new());
+    };
+    let fields = deprecated
+        .fields(&route.name)
+        .map_err(|e| format!("{e:#}"))?;
+    let named = |name: &'static str, value: &str| {
+        http::HeaderValue::from_str(value)
+            .map(|v| (http::HeaderName::from_static(name), v))
+            .map_err(|e| format!("route {:?}: {name}: {e}", route.name))
+    };
+    let mut out = vec![named("deprecation", &fields.deprecation)?];
+    if let Some(sunset) = &fields.sunset {
+        out.push(named("sunset", sunset)?);
+    }
+    for link in &fields.links {
+        out.push(named("link", link)?);
+    }
+    Ok(out)
 }
 
 /// A refusal that names a plugin file.

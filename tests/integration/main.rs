@@ -20,6 +20,7 @@ mod hmac_signature;
 mod host_interfaces;
 mod hygiene;
 mod ip_restriction;
+mod lifecycle;
 mod polyglot;
 mod process;
 mod protocol_convert;

@@ -68,6 +68,9 @@ pub fn validate(config: &Config) -> anyhow::Result<()> {
         if let Some(retry) = &route.retry {
             retry.validate(&route.name)?;
         }
+        if let Some(deprecated) = &route.deprecated {
+            deprecated.fields(&route.name)?;
+        }
         for filter in &route.filters {
             if let Some(ms) = filter.deadline_ms {
                 let key = format!(

@@ -11,6 +11,9 @@ pub(super) fn yes() -> bool {
 pub(super) fn shutdown_grace_ms() -> u64 {
     30_000
 }
+pub(super) fn keep_generations() -> usize {
+    10
+}
 pub(super) fn log_repeat_interval_ms() -> u64 {
     10_000
 }

@@ -31,6 +31,12 @@ pub struct RouteConfig {
     pub bulkhead: Option<String>,
     /// Retries of failed upstream calls (none unless the table is given).
     pub retry: Option<super::RetryConfig>,
+    /// The API version the route serves (a label for the admin API, the access log and
+    /// the `weir_requests_total` metrics' readers), e.g. `v2`.
+    pub version: Option<String>,
+    /// When set, the route is deprecated: its responses carry `Deprecation`, `Sunset` and
+    /// `Link` fields.
+    pub deprecated: Option<super::DeprecationConfig>,
     /// The filter chain, in order.
     #[serde(default)]
     pub filters: Vec<FilterConfig>,

@@ -11,6 +11,7 @@
 //! statuses the admin API shows); the [`Gateway`] it reloads keeps only the live snapshot
 //! and the long-lived services.
 
+mod generations;
 mod status;
 mod watch;
 
@@ -26,6 +27,8 @@ use crate::plugin::LoadedPlugin;
 use crate::snapshot::{BuildContext, Snapshot};
 use crate::upstream::spawn_health_checks;
 
+pub use generations::GenerationSummary;
+use generations::{Generations, Source};
 use status::{Ledger, PluginFiles};
 pub use status::{PluginStatus, ReloadStatus};
 pub use watch::watch;
@@ -45,6 +48,17 @@ pub struct Reloader {
     lock: tokio::sync::Mutex<()>,
     /// The generation of the live snapshot.
     generation: AtomicU64,
+    /// The last generations, for rollback.
+    generations: Generations,
+}
+
+/// Why a rollback was not made.
+#[derive(Debug)]
+pub enum RollbackError {
+    /// That generation is not kept (too old, or never was).
+    NotKept(u64),
+    /// Building its snapshot again was refused (a restart-only setting differs, say).
+    Refused(String),
 }
 
 impl Reloader {
@@ -61,9 +75,10 @@ impl Reloader {
             ledger: Ledger::default(),
             lock: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
+            generations: Generations::default(),
         });
         let _one_at_a_time = reloader.lock.lock().await;
-        reloader.apply(config).await.map_err(anyhow::Error::msg)?;
+        (reloader.apply(config, Source::Files).await).map_err(anyhow::Error::msg)?;
         drop(_one_at_a_time);
         Ok(reloader)
     }
@@ -79,13 +94,49 @@ impl Reloader {
         // The config is read under the lock: see the module's doc.
         let _one_at_a_time = self.lock.lock().await;
         match Config::load(&self.config_path) {
-            Ok(config) => self.apply(config).await,
+            Ok(config) => self.apply(config, Source::Files).await,
             Err(e) => {
                 let reason = format!("{e:#}");
                 self.refused(None, &reason);
                 Err(reason)
             }
         }
+    }
+
+    /// Serves generation `number` again (its config and plugins as they were), until
+    /// the files change again. Returns the new generation.
+    pub async fn rollback(&self, number: u64) -> Result<u64, RollbackError> {
+        let _one_at_a_time = self.lock.lock().await;
+        let kept = (self.generations.get(number)).ok_or(RollbackError::NotKept(number))?;
+        let (config, plugins) = (kept.config.clone(), kept.plugins.clone());
+        (self
+            .install(config, plugins, Source::Rollback(number))
+            .await)
+            .map_err(RollbackError::Refused)
+    }
+
+    /// Applies config `text` (checked as a file reload is, relative paths against the
+    /// config file's directory) with the plugins directory, until the files change again.
+    pub async fn publish(&self, text: &str) -> Result<u64, String> {
+        let _one_at_a_time = self.lock.lock().await;
+        let base_dir = (self.config_path.parent())
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        match Config::parse(text, base_dir) {
+            Ok(config) => self.apply(config, Source::Published).await,
+            Err(e) => {
+                let reason = format!("published config: {e:#}");
+                self.refused(None, &reason);
+                Err(reason)
+            }
+        }
+    }
+
+    /// What `GET /generations` shows: the kept generations, newest first.
+    pub fn generations(&self) -> Vec<GenerationSummary> {
+        self.generations
+            .list(self.generation.load(Ordering::Relaxed))
     }
 
     /// What `GET /plugins` shows.
@@ -100,7 +151,19 @@ impl Reloader {
 
     /// Builds a snapshot from `config` and the plugins directory and swaps it in; the
     /// reload lock held.
-    async fn apply(&self, config: Config) -> Result<u64, String> {
+    async fn apply(&self, config: Config, source: Source) -> Result<u64, String> {
+        let plugins = self.load_plugin_files(&config.plugins_dir()).await;
+        self.install(config, plugins, source).await
+    }
+
+    /// Builds a snapshot from `config` and `plugins` and swaps it in, recording the
+    /// generation; the reload lock held.
+    async fn install(
+        &self,
+        config: Config,
+        plugins: PluginFiles,
+        source: Source,
+    ) -> Result<u64, String> {
         let gateway = &self.gateway;
         let live = gateway.snapshot();
         if live.generation > 0 {
@@ -120,8 +183,8 @@ impl Reloader {
                 );
             }
         }
-        let plugins = self.load_plugin_files(&config.plugins_dir()).await;
         let generation = self.generation.load(Ordering::Relaxed) + 1;
+        let kept = config.clone();
         let cx = BuildContext {
             plugins: &plugins,
             health: &gateway.health,
@@ -145,6 +208,9 @@ impl Reloader {
         gateway.metrics.record_reload(true);
         self.generation.store(generation, Ordering::Relaxed);
         gateway.swap(snapshot.clone());
+        let keep = snapshot.config.server.keep_generations;
+        let path = self.config_path.display().to_string();
+        (self.generations).record((generation, &source, &path), kept, plugins, keep);
         spawn_health_checks(snapshot.upstreams.values());
         if let Some(vendors) = &snapshot.push_vendors {
             vendors.spawn(gateway.push.clone());
