@@ -153,10 +153,11 @@ async fn a_services_healthy_targets_are_answered_in_json_and_in_the_sdk_text_gra
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_clients_network_chooses_its_regions_targets() {
-    // Targets by address only: no health check, so each is available.
+    // The near region's target is a real, health-checked server; the others are addresses
+    // only (no health check: each is available).
+    let near = TestUpstream::start_at("near", ip("127.0.0.4")).await;
     let config = format!(
-        "[upstreams.near]\ntargets = [\"127.0.0.4:80\"]\n\
-         [upstreams.far]\ntargets = [\"127.0.0.5:80\", \"[2001:db8::5]:80\"]\n\
+        "{}[upstreams.far]\ntargets = [\"127.0.0.5:80\", \"[2001:db8::5]:80\"]\n\
          [upstreams.other]\ntargets = [\"127.0.0.6:80\"]\n\
          {ROUTE}[httpdns]\n\
          trusted_proxies = [\"127.0.0.1\"]\n\
@@ -164,7 +165,8 @@ async fn the_clients_network_chooses_its_regions_targets() {
          [httpdns.regions]\n\"127.0.0.0/8\" = \"local\"\n\"198.51.100.0/24\" = \"far\"\n\
          [httpdns.services]\n\
          \"app.example\" = {{ upstream = \"other\", regions = {{ local = \"near\", far = \"far\" }} }}\n\
-         \"gw.example\" = {{ fleet = true }}\n"
+         \"gw.example\" = {{ fleet = true }}\n",
+        upstream("near", &[&near])
     );
     let gw = TestGateway::start(&config, &[]).await;
     let client = TestClient::http1();
@@ -193,6 +195,15 @@ async fn the_clients_network_chooses_its_regions_targets() {
     assert_eq!(
         String::from_utf8_lossy(&by_param.body),
         "2001:db8::5|198.51.100.9"
+    );
+    // A region whose upstream has no healthy target gets the service's default.
+    near.set_mode(Mode::Failing);
+    let fell_back = eventually(Duration::from_secs(5), || async {
+        ask("dn=app.example", None).await.body == "127.0.0.6|127.0.0.1"
+    });
+    assert!(
+        fell_back.await,
+        "the default upstream answers for the failing region"
     );
     // The fleet's own addresses, ports dropped.
     let fleet = ask("dn=gw.example", None).await;
