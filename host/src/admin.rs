@@ -323,6 +323,7 @@ fn routes(gateway: &Gateway) -> serde_json::Value {
                 },
                 "upstream": route.upstream.as_ref().map(|u| &u.name),
                 "push": route.push,
+                "httpdns": route.httpdns,
                 "timeout_ms": route.timeout.as_millis() as u64,
                 "filters": filters,
             })
@@ -550,6 +551,7 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
         let _ = writeln!(out, "# HELP weir_buffered_body_bytes Body bytes held for filters now.\n# TYPE weir_buffered_body_bytes gauge\nweir_buffered_body_bytes {}", gateway.buffers.used());
         gateway.push.render_metrics(out);
         render_cache(out, &gateway.cache.status());
+        gateway.httpdns.render(out);
         let _ = writeln!(out, "# HELP weir_snapshot_generation The live snapshot.\n# TYPE weir_snapshot_generation gauge\nweir_snapshot_generation {}", snapshot.generation);
     });
     let mut response = Response::new(full_body(Bytes::from(text)));

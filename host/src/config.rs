@@ -14,6 +14,7 @@ pub mod bounds;
 mod bulkhead;
 mod cache;
 mod defaults;
+pub mod httpdns;
 mod lifecycle;
 mod limits;
 mod paths;
@@ -70,6 +71,9 @@ pub struct Config {
     /// The response cache's bounds. Changing them needs a restart.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// What routes with `httpdns = true` answer: services, regions, signing keys.
+    #[serde(default)]
+    pub httpdns: httpdns::HttpDnsConfig,
     /// The directory the config file lives in; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -266,6 +270,7 @@ impl Config {
             push: push::PushConfig::default(),
             bulkheads: BTreeMap::new(),
             cache: CacheConfig::default(),
+            httpdns: httpdns::HttpDnsConfig::default(),
             base_dir: PathBuf::new(),
         }
     }
@@ -344,17 +349,24 @@ impl Config {
                 );
             }
         }
+        self.httpdns.validate(
+            |name| self.upstreams.contains_key(name),
+            |name| self.secrets.contains_key(name),
+        )?;
         let mut names = BTreeSet::new();
         for route in &self.routes {
             if !names.insert(route.name.as_str()) {
                 bail!("route name {:?} is used twice", route.name);
             }
-            match (&route.upstream, route.push) {
-                (Some(upstream), None) if !self.upstreams.contains_key(upstream) => {
+            match (&route.upstream, route.push, route.httpdns) {
+                (Some(upstream), None, false) if !self.upstreams.contains_key(upstream) => {
                     bail!("route {:?}: unknown upstream {upstream:?}", route.name)
                 }
-                (Some(_), None) | (None, Some(_)) => {}
-                _ => bail!("route {:?}: give upstream or push, one of them", route.name),
+                (Some(_), None, false) | (None, Some(_), false) | (None, None, true) => {}
+                _ => bail!(
+                    "route {:?}: give upstream, push or httpdns = true, one of them",
+                    route.name
+                ),
             }
             if route.matches.path.is_some() && route.matches.path_prefix.is_some() {
                 bail!("route {:?}: give path or path_prefix, not both", route.name);

@@ -50,6 +50,15 @@ pub enum ErrorKind {
     Unavailable,
     /// The route's bulkhead is full (503, with `Retry-After`).
     Overloaded,
+    /// An HttpDNS request asks for more names than `httpdns.max_names` (400).
+    TooManyNames,
+    /// An HttpDNS resolver that requires signatures got an unsigned request (403).
+    SignatureRequired,
+    /// An HttpDNS request's signature does not verify, names an unknown key, or its
+    /// expiry is too far ahead (403).
+    InvalidSignature,
+    /// An HttpDNS request's signature has expired (403).
+    SignatureExpired,
 }
 
 impl ErrorKind {
@@ -69,6 +78,10 @@ impl ErrorKind {
             Self::PluginTimeout => "filter_timeout",
             Self::Unavailable => "unavailable",
             Self::Overloaded => "overloaded",
+            Self::TooManyNames => "too_many_names",
+            Self::SignatureRequired => "signature_required",
+            Self::InvalidSignature => "invalid_signature",
+            Self::SignatureExpired => "signature_expired",
         }
     }
 
@@ -77,7 +90,10 @@ impl ErrorKind {
         match self {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BadRequest | Self::ClientAborted => StatusCode::BAD_REQUEST,
+            Self::BadRequest | Self::ClientAborted | Self::TooManyNames => StatusCode::BAD_REQUEST,
+            Self::SignatureRequired | Self::InvalidSignature | Self::SignatureExpired => {
+                StatusCode::FORBIDDEN
+            }
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnknownUpstream | Self::PluginFailed => StatusCode::INTERNAL_SERVER_ERROR,
             Self::NoHealthyTarget | Self::PluginTimeout | Self::Unavailable | Self::Overloaded => {
@@ -102,7 +118,11 @@ impl ErrorKind {
             | Self::BodyTooLarge
             | Self::BadRequest
             | Self::RequestTimeout
-            | Self::ClientAborted => "the request was refused",
+            | Self::ClientAborted
+            | Self::TooManyNames
+            | Self::SignatureRequired
+            | Self::InvalidSignature
+            | Self::SignatureExpired => "the request was refused",
         }
     }
 
@@ -113,7 +133,11 @@ impl ErrorKind {
             | Self::BodyTooLarge
             | Self::BadRequest
             | Self::RequestTimeout
-            | Self::ClientAborted => ErrorSource::Client,
+            | Self::ClientAborted
+            | Self::TooManyNames
+            | Self::SignatureRequired
+            | Self::InvalidSignature
+            | Self::SignatureExpired => ErrorSource::Client,
             Self::NoHealthyTarget | Self::UpstreamFailed | Self::UpstreamTimeout => {
                 ErrorSource::Upstream
             }

@@ -12,6 +12,7 @@ use crate::body::BufferBudget;
 use crate::config::{Config, StateBackendKind};
 use crate::headers::RequestIds;
 use crate::http_cache::ResponseCache;
+use crate::httpdns::HttpDnsCounters;
 use crate::metrics::Metrics;
 use crate::plugin::PluginRuntime;
 use crate::push::{PushBackend, PushService};
@@ -43,6 +44,8 @@ pub struct Gateway {
     pub push: Arc<PushService>,
     /// The response cache that caching filters store into.
     pub cache: Arc<ResponseCache>,
+    /// HttpDNS answers and refusals, kept across snapshots.
+    pub httpdns: HttpDnsCounters,
 }
 
 impl Gateway {
@@ -64,6 +67,7 @@ impl Gateway {
             connections: Arc::default(),
             push: PushService::start(&config.push, &config.base_dir, push_backend(config))?,
             cache: ResponseCache::start(&config.cache, shared_cache(config)?),
+            httpdns: HttpDnsCounters::default(),
         })
     }
 

@@ -12,6 +12,7 @@ pub mod filters; // running a route's filter chain over a request and its respon
 pub mod gateway; // the live snapshot and the long-lived services
 pub mod headers; // hop-by-hop removal, X-Forwarded-*, request ids
 pub mod http_cache; // the response cache caching filters store into: memory, Redis, coalescing
+pub mod httpdns; // which healthy addresses serve a name, answered over HTTP
 pub mod hygiene; // one canonical path and authority before routing
 pub mod metrics; // lock-free counters and histograms, Prometheus text
 pub mod plugin; // the Wasm runtime: engine, loading, instance pools, host imports

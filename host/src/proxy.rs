@@ -161,10 +161,16 @@ async fn proxy(
         RequestOutcome::Continue => None,
     };
 
-    // The answer: a filter's, a push endpoint's, or the upstream's (the gateway's error
-    // response when the upstream failed, so that a response filter can degrade it).
+    // The answer: a filter's, a push endpoint's, the HttpDNS endpoint's, or the upstream's
+    // (the gateway's error response when the upstream failed, so that a response filter
+    // can degrade it).
     let (response, upto, in_flight) = match (answered, route.push) {
         (Some((response, index)), _) => (response, index, None),
+        (None, None) if route.httpdns => {
+            let peer = ex.client.addr.ip();
+            let answer = snapshot.httpdns.answer(&ex.parts, peer, &gateway.httpdns)?;
+            (answer, route.filters.len(), None)
+        }
         // Boxed: push is the rare route, and its state must not weigh on every request.
         (None, Some(endpoint)) => {
             let push = serve_push(gateway, snapshot, route, endpoint, &mut ex);

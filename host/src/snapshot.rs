@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::push::PushEndpoint;
 use crate::config::{Config, FailurePolicy, FilterConfig, HashOn, millis};
+use crate::httpdns::HttpDns;
 use crate::metrics::{Metrics, RouteMetrics, UpstreamCallMetrics};
 use crate::plugin::{
     CallLimits, FilterSettings, FilterSlot, Grants, HostServices, LoadedPlugin, RouterSlot,
@@ -27,6 +28,8 @@ pub struct Route {
     pub upstream: Option<Arc<Upstream>>,
     /// The push endpoint that serves it instead of an upstream.
     pub push: Option<PushEndpoint>,
+    /// Whether the snapshot's HttpDNS endpoint serves it instead of an upstream.
+    pub httpdns: bool,
     /// A publish route's router (the default policy when none is configured).
     pub push_router: Option<Arc<dyn PushRouter>>,
     /// What consistent hashing hashes on this route's upstream.
@@ -67,6 +70,8 @@ pub struct Snapshot {
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
     /// The push vendor channels, when any is configured.
     pub push_vendors: Option<Arc<Vendors>>,
+    /// The HttpDNS endpoint (`[httpdns]`), for routes with `httpdns = true`.
+    pub httpdns: HttpDns,
     /// The plugin files it uses, by file name.
     pub plugins: BTreeMap<String, Arc<LoadedPlugin>>,
     /// When it was built.
@@ -117,6 +122,7 @@ impl Snapshot {
             upstreams: BTreeMap::new(),
             plugins: BTreeMap::new(),
             push_vendors: None,
+            httpdns: HttpDns::default(),
             created_at: SystemTime::now(),
         }
     }
@@ -222,6 +228,7 @@ impl Snapshot {
                 name: route.name.clone(),
                 timeout: route.timeout_ms.map_or(timeout, millis),
                 push: route.push,
+                httpdns: route.httpdns,
                 push_router,
                 host_rewrite: route.host_rewrite.clone(),
                 upstream,
@@ -244,9 +251,12 @@ impl Snapshot {
         }
         let push_vendors = Vendors::build(&config, &upstreams, &cx.push_tokens)
             .map_err(|e| fail(format!("{e:#}")))?;
+        let httpdns =
+            HttpDns::build(&config.httpdns, &upstreams, &services.secrets).map_err(fail)?;
         Ok(Self {
             generation,
             push_vendors,
+            httpdns,
             config: Arc::new(config),
             router,
             routes,

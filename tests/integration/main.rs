@@ -18,6 +18,7 @@ mod filters;
 mod gray_release;
 mod hmac_signature;
 mod host_interfaces;
+mod httpdns;
 mod hygiene;
 mod ip_restriction;
 mod lifecycle;

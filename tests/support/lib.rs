@@ -80,7 +80,22 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    serve_at([127, 0, 0, 1].into(), handler).await
+}
+
+/// Like [`serve`], on a free port of `ip` (any loopback address: `127.0.0.2` for a second
+/// host, where a test needs targets on distinct IPs).
+pub async fn serve_at<F, Fut, B>(
+    ip: std::net::IpAddr,
+    handler: F,
+) -> (SocketAddr, tokio::task::JoinHandle<()>)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip, 0))
         .await
         .expect("bind a test server");
     let addr = listener.local_addr().expect("local addr");
@@ -140,6 +155,11 @@ pub struct TestUpstream {
 impl TestUpstream {
     /// Starts one on a free port.
     pub async fn start(name: &str) -> Self {
+        Self::start_at(name, [127, 0, 0, 1].into()).await
+    }
+
+    /// Starts one on a free port of `ip` (a loopback address).
+    pub async fn start_at(name: &str, ip: std::net::IpAddr) -> Self {
         let hits = Arc::new(AtomicUsize::new(0));
         let mode = Arc::new(AtomicU64::new(Mode::Healthy as u64));
         let delay_ms = Arc::new(AtomicU64::new(0));
@@ -149,7 +169,7 @@ impl TestUpstream {
             delay_ms.clone(),
             name.to_string(),
         );
-        let (addr, task) = serve(move |req| {
+        let (addr, task) = serve_at(ip, move |req| {
             let (h, m, d, n) = (h.clone(), m.clone(), d.clone(), n.clone());
             async move { upstream_reply(req, &h, &m, &d, &n).await }
         })

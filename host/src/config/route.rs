@@ -15,10 +15,13 @@ pub struct RouteConfig {
     /// What requests the route takes.
     #[serde(default, rename = "match")]
     pub matches: MatchConfig,
-    /// The upstream that serves it (or `push`).
+    /// The upstream that serves it (or `push`, or `httpdns`).
     pub upstream: Option<String>,
     /// The push endpoint that serves it instead of an upstream.
     pub push: Option<PushEndpoint>,
+    /// Answer HttpDNS queries (`[httpdns]`) instead of an upstream (default false).
+    #[serde(default)]
+    pub httpdns: bool,
     /// A publish route's push router: a plugin implementing the `push-router` world,
     /// with its config, grants, failure policy and limits (default: the built-in policy).
     pub push_router: Option<FilterConfig>,

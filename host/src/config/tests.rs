@@ -88,3 +88,55 @@ fn bulkheads_are_checked_at_load() {
         );
     }
 }
+
+#[test]
+fn httpdns_settings_that_cannot_work_are_refused_naming_the_key() {
+    let base = "[upstreams.app]\ntargets = [\"127.0.0.1:1\"]\n[upstreams.eu]\ntargets = [\"127.0.0.2:1\"]\n\
+                [secrets.k]\nvalue = \"s\"\n";
+    let httpdns = |settings: &str| parse(&format!("{base}[httpdns]\n{settings}\n"));
+    let good = "fleet = [\"192.0.2.1:443\"]\nregions = { \"10.0.0.0/8\" = \"eu\" }\n\
+                keys = { k1 = \"k\" }\nrequire_signature = true\n\
+                services = { \"api.example\" = \"app\", \"gw.example\" = { fleet = true }, \
+                \"app.example\" = { upstream = \"app\", regions = { eu = \"eu\" } } }";
+    assert!(httpdns(good).is_ok(), "{:?}", httpdns(good).err());
+    let refused = [
+        ("ttl_s = 0", "httpdns.ttl_s"),
+        ("max_names = 65", "httpdns.max_names"),
+        ("max_expiry_s = 0", "httpdns.max_expiry_s"),
+        ("fleet = [\"gw.example\"]", "httpdns.fleet"),
+        ("regions = { \"10.0.0.0/33\" = \"eu\" }", "httpdns.regions"),
+        ("trusted_proxies = [\"x\"]", "trusted_proxies"),
+        ("keys = { k1 = \"nope\" }", "httpdns.keys.k1"),
+        ("require_signature = true", "httpdns.require_signature"),
+        ("services = { \"API\" = \"app\" }", "not a service name"),
+        (
+            "services = { \"a\" = \"nope\" }",
+            "httpdns.services.a.upstream",
+        ),
+        (
+            "services = { \"a\" = { fleet = true } }",
+            "httpdns.fleet addresses",
+        ),
+        ("services = { \"a\" = { } }", "give upstream or fleet"),
+        (
+            "services = { \"a\" = { upstream = \"app\", regions = { eu = \"nope\" } } }",
+            "httpdns.services.a.regions.eu",
+        ),
+        (
+            "services = { \"a\" = { upstream = \"app\", regions = { mars = \"eu\" } } }",
+            "region \"mars\"",
+        ),
+    ];
+    for (settings, key) in refused {
+        let error = httpdns(settings).expect_err(settings).to_string();
+        assert!(error.contains(key), "{settings}: {error}");
+    }
+    let route = |extra: &str| {
+        parse(&format!(
+            "{base}[[routes]]\nname = \"d\"\nhttpdns = true\n{extra}"
+        ))
+    };
+    assert!(route("").is_ok());
+    let both = route("upstream = \"app\"\n").unwrap_err().to_string();
+    assert!(both.contains("one of them"), "{both}");
+}

@@ -118,7 +118,7 @@ async fn a_router_is_only_for_publish_routes_and_a_route_has_an_upstream_or_push
     )
     .await;
     assert!(
-        refused.contains("give upstream or push, one of them"),
+        refused.contains("give upstream, push or httpdns = true, one of them"),
         "{refused}"
     );
 }
