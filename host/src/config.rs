@@ -20,6 +20,7 @@ pub mod push;
 mod route;
 pub mod sandbox;
 pub mod state;
+mod tcp;
 #[cfg(test)]
 mod tests;
 mod upstream;
@@ -30,9 +31,10 @@ pub use limits::LimitsConfig;
 pub use paths::{EscapedSlashes, PathParameters, PathPolicy};
 pub use route::{FailurePolicy, FilterConfig, MatchConfig, RouteConfig};
 pub use state::{RedisConfig, StateBackendKind, StateConfig, Unavailable};
+pub use tcp::{ProxyProtocol, TcpConfig};
 pub use upstream::{
-    HashOn, HealthCheckConfig, LbPolicy, PassiveConfig, TargetConfig, UpstreamConfig,
-    UpstreamProtocol, UpstreamTlsConfig,
+    HashOn, HealthCheckConfig, HealthCheckKind, LbPolicy, PassiveConfig, TargetConfig,
+    UpstreamConfig, UpstreamProtocol, UpstreamTlsConfig,
 };
 
 /// The whole config file.
@@ -66,6 +68,10 @@ pub struct Config {
     /// The response cache's bounds. Changing them needs a restart.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// TCP listeners proxied to upstreams (L4). Read at startup: changing them needs a
+    /// restart.
+    #[serde(default)]
+    pub tcp: Vec<TcpConfig>,
     /// The directory the config file lives in; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -257,6 +263,7 @@ impl Config {
             push: push::PushConfig::default(),
             bulkheads: BTreeMap::new(),
             cache: CacheConfig::default(),
+            tcp: Vec::new(),
             base_dir: PathBuf::new(),
         }
     }
@@ -290,6 +297,7 @@ impl Config {
         self.server.limits.validate()?;
         admin::validate(&self.server)?;
         bounds::validate(self)?;
+        tcp::validate(self)?;
         self.cache.validate()?;
         let rt = &self.runtime;
         sandbox::validate(
