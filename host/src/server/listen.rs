@@ -111,7 +111,6 @@ pub(super) struct Bound {
 
 /// Binds `SO_REUSEPORT` listeners on `addrs` for each of `count` workers (`what` names
 /// them in errors); returns the bound addresses and each worker's listeners.
-#[allow(clippy::type_complexity)]
 fn bind_per_worker(
     addrs: &[SocketAddr],
     count: usize,
