@@ -39,7 +39,7 @@ if ! command -v nginx >/dev/null || ! command -v iperf3 >/dev/null || [[ ! -f $S
     $SUDO apt-get update
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y nginx libnginx-mod-stream iperf3
 fi
-need curl python3 nginx iperf3
+need curl python3 nginx iperf3 ss
 [[ -f $STREAM_MODULE ]] || die "$STREAM_MODULE not found (apt-get install libnginx-mod-stream)"
 ensure_weir
 
@@ -94,12 +94,14 @@ EOF
 
 # --- servers ----------------------------------------------------------------------------
 
-# wait_port NAME PID PORT: until PORT on 127.0.0.1 accepts, the process dies, or 60 s.
+# wait_port NAME PID PORT: until something listens on PORT of 127.0.0.1, the process dies,
+# or 60 s. Checked with `ss`, not by connecting: a connection through a proxy would reach
+# the iperf3 server as a test that never starts.
 wait_port() {
     local name=$1 pid=$2 port=$3
     for _ in $(seq 600); do
         kill -0 "$pid" 2>/dev/null || die "$name exited during startup"
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        if [[ -n $(ss -Hltn "sport = :$port") ]]; then
             log "$name is up (port $port)"
             return 0
         fi
@@ -122,8 +124,10 @@ PIDS+=($!)
 WEIR_PID=$!
 wait_port weir "$WEIR_PID" "$WEIR_TCP_PORT"
 
-# nginx's processes: the master and its workers.
+# nginx's processes: the master and its workers (forked once it has bound its listener).
+for _ in $(seq 100); do pgrep -P "$NGINX_PID" >/dev/null && break; sleep 0.1; done
 NGINX_PIDS=("$NGINX_PID" $(pgrep -P "$NGINX_PID"))
+[[ ${#NGINX_PIDS[@]} -gt 1 ]] || die "nginx started no worker"
 
 # --- runs -------------------------------------------------------------------------------
 
