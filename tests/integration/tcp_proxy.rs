@@ -177,6 +177,8 @@ async fn bytes_round_trip_and_connections_spread_over_the_targets() {
     })
     .await;
     assert!(counted, "{}", gw.metrics(&client).await);
+    // Closed first, so that the admin listener has no keep-alive connection to drain.
+    drop(client);
     gw.shutdown().await;
 }
 
@@ -239,6 +241,8 @@ async fn a_dead_target_is_skipped_after_a_failed_connect_or_a_health_check() {
     let text = gw.metrics(&client).await;
     let failures = "weir_tcp_connect_failures_total{listener=\"checked\",reason=\"connect\"}";
     assert_eq!(sample(&text, failures), Some(0), "never tried: {text}");
+    // Closed first, so that the admin listener has no keep-alive connection to drain.
+    drop(client);
     gw.shutdown().await;
 }
 
@@ -316,6 +320,8 @@ async fn the_cap_refuses_the_extra_connection_and_frees_its_place() {
     let third = open_echoing(addr).await;
     assert_eq!(echo.connections(), 3);
     drop((second, third));
+    // Closed first, so that the admin listener has no keep-alive connection to drain.
+    drop(client);
     gw.shutdown().await;
 }
 
@@ -396,6 +402,8 @@ async fn a_target_that_never_accepts_fails_the_connect_timeout() {
     let text = gw.metrics(&client).await;
     let timeouts = "weir_tcp_connect_failures_total{listener=\"hole\",reason=\"timeout\"}";
     assert_eq!(sample(&text, timeouts), Some(1), "{text}");
+    // Closed first, so that the admin listener has no keep-alive connection to drain.
+    drop(client);
     gw.shutdown().await;
 }
 
@@ -425,6 +433,8 @@ async fn a_reload_moves_new_connections_to_the_upstreams_new_targets() {
     before.read_exact(&mut back).await.expect("still echoing");
     assert_eq!(&back, b"still");
     drop(before);
+    // Closed first, so that the admin listener has no keep-alive connection to drain.
+    drop(client);
     gw.shutdown().await;
 }
 
