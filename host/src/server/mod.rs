@@ -4,9 +4,9 @@
 //! finish within the grace period, then closes what is left.
 //!
 //! The proxy runs thread-per-core: each worker thread has its own current-thread runtime,
-//! its own `SO_REUSEPORT` listener on every gateway and `[[tcp]]` address, and its own upstream
-//! connections, so a request never crosses threads. The admin listener, health checks and
-//! reloads run on the caller's runtime.
+//! its own `SO_REUSEPORT` listener on every gateway and `[[tcp]]` address, and its own
+//! upstream connections, so a request never crosses threads. The admin listener, health
+//! checks and reloads run on the caller's runtime.
 
 use std::future::Future;
 use std::net::SocketAddr;
