@@ -23,6 +23,7 @@ mod retry;
 mod route;
 pub mod sandbox;
 pub mod state;
+mod tcp;
 #[cfg(test)]
 mod tests;
 mod upstream;
@@ -35,9 +36,10 @@ pub use paths::{EscapedSlashes, PathParameters, PathPolicy};
 pub use retry::{RetryConfig, RetryOn};
 pub use route::{FailurePolicy, FilterConfig, MatchConfig, RouteConfig};
 pub use state::{RedisConfig, StateBackendKind, StateConfig, Unavailable};
+pub use tcp::{ProxyProtocol, TcpConfig};
 pub use upstream::{
-    HashOn, HealthCheckConfig, LbPolicy, PassiveConfig, TargetConfig, UpstreamConfig,
-    UpstreamProtocol, UpstreamTlsConfig,
+    HashOn, HealthCheckConfig, HealthCheckKind, LbPolicy, PassiveConfig, TargetConfig,
+    UpstreamConfig, UpstreamProtocol, UpstreamTlsConfig,
 };
 
 /// The whole config file.
@@ -74,6 +76,10 @@ pub struct Config {
     /// What routes with `httpdns = true` answer: services, regions, signing keys.
     #[serde(default)]
     pub httpdns: httpdns::HttpDnsConfig,
+    /// TCP listeners proxied to upstreams (L4). Read at startup: changing them needs a
+    /// restart.
+    #[serde(default)]
+    pub tcp: Vec<TcpConfig>,
     /// The directory the config file lives in; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -271,6 +277,7 @@ impl Config {
             bulkheads: BTreeMap::new(),
             cache: CacheConfig::default(),
             httpdns: httpdns::HttpDnsConfig::default(),
+            tcp: Vec::new(),
             base_dir: PathBuf::new(),
         }
     }
@@ -304,6 +311,7 @@ impl Config {
         self.server.limits.validate()?;
         admin::validate(&self.server)?;
         bounds::validate(self)?;
+        tcp::validate(self)?;
         self.cache.validate()?;
         let rt = &self.runtime;
         sandbox::validate(

@@ -26,6 +26,7 @@ pub mod router; // routes compiled into a matcher
 pub mod server; // listeners, per-core workers, HTTP/1.1 and h2c, graceful shutdown
 pub mod snapshot; // one immutable, validated view of config + plugins
 pub mod state; // kv and rate-limit backends behind one trait
+pub mod tcp; // L4: TCP connections of `[[tcp]]` listeners spliced to upstream targets
 pub mod time; // the wall clock and the one monotonic clock
 pub mod upgrade; // upgrades (WebSocket) spliced through
 pub mod upstream; // upstream pools, load balancing, health

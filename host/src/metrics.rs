@@ -179,6 +179,118 @@ impl UpstreamCallMetrics {
     }
 }
 
+/// One `[[tcp]]` listener's connections and bytes.
+#[derive(Debug, Default)]
+pub struct TcpMetrics {
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Connections accepted under the cap so far.
+    pub accepted: AtomicU64,
+    /// Connections closed at accept by the cap.
+    pub refused: AtomicU64,
+    /// Bytes read from clients (and sent on to targets).
+    pub bytes_in: AtomicU64,
+    /// Bytes read from targets (and sent on to clients).
+    pub bytes_out: AtomicU64,
+    /// Connections to a target that failed, timed out, or found no available target, by
+    /// [`TcpFailure`].
+    failures: [AtomicU64; TcpFailure::ALL.len()],
+}
+
+/// Why a `[[tcp]]` listener could not reach a target for a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpFailure {
+    /// The connect failed (refused, unreachable).
+    Connect = 0,
+    /// The connect took longer than `connect_timeout_ms`.
+    Timeout = 1,
+    /// No target was available (or the upstream is gone).
+    NoTarget = 2,
+}
+
+impl TcpFailure {
+    /// Every reason, in label order.
+    pub const ALL: [Self; 3] = [Self::Connect, Self::Timeout, Self::NoTarget];
+
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::NoTarget => "no_target",
+        }
+    }
+}
+
+impl TcpMetrics {
+    /// Counts a failed attempt to reach a target.
+    pub fn failed(&self, why: TcpFailure) {
+        self.failures[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The failed attempts for `why` so far.
+    pub fn failures(&self, why: TcpFailure) -> u64 {
+        self.failures[why as usize].load(Ordering::Relaxed)
+    }
+
+    /// Renders every listener's series.
+    fn render(out: &mut String, listeners: &DashMap<String, Arc<TcpMetrics>>) {
+        type Read = fn(&TcpMetrics) -> &AtomicU64;
+        let series: [(&str, &str, &str, Read); 5] = [
+            (
+                "weir_tcp_connections_open",
+                "gauge",
+                "TCP proxy connections open now, by listener.",
+                |m| &m.open,
+            ),
+            (
+                "weir_tcp_connections_total",
+                "counter",
+                "TCP proxy connections accepted under the cap, by listener.",
+                |m| &m.accepted,
+            ),
+            (
+                "weir_tcp_connections_refused_total",
+                "counter",
+                "TCP proxy connections closed at accept by the listener's max_connections.",
+                |m| &m.refused,
+            ),
+            (
+                "weir_tcp_received_bytes_total",
+                "counter",
+                "Bytes read from TCP proxy clients and sent on to targets, by listener.",
+                |m| &m.bytes_in,
+            ),
+            (
+                "weir_tcp_sent_bytes_total",
+                "counter",
+                "Bytes read from targets and sent on to TCP proxy clients, by listener.",
+                |m| &m.bytes_out,
+            ),
+        ];
+        for (name, kind, help, read) in series {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for entry in listeners.iter() {
+                let listener = escape_label(entry.key());
+                let n = read(entry.value()).load(Ordering::Relaxed);
+                let _ = writeln!(out, "{name}{{listener=\"{listener}\"}} {n}");
+            }
+        }
+        out.push_str("# HELP weir_tcp_connect_failures_total TCP proxy connections that reached no target, by listener and reason (connect, timeout, no_target).\n# TYPE weir_tcp_connect_failures_total counter\n");
+        for entry in listeners.iter() {
+            let listener = escape_label(entry.key());
+            for why in TcpFailure::ALL {
+                let _ = writeln!(
+                    out,
+                    "weir_tcp_connect_failures_total{{listener=\"{listener}\",reason=\"{}\"}} {}",
+                    why.label(),
+                    entry.failures(why)
+                );
+            }
+        }
+    }
+}
+
 /// Per-filter call counts, times, decisions and failures.
 #[derive(Debug, Default)]
 pub struct FilterMetrics {
@@ -222,6 +334,7 @@ pub struct Metrics {
     routes: DashMap<String, Arc<RouteMetrics>>,
     filters: DashMap<(String, String), Arc<FilterMetrics>>,
     upstream_calls: DashMap<(String, String), Arc<UpstreamCallMetrics>>,
+    tcp: DashMap<String, Arc<TcpMetrics>>,
     reloads_ok: AtomicU64,
     reloads_refused: AtomicU64,
 }
@@ -247,6 +360,11 @@ impl Metrics {
             .entry((route.to_string(), upstream.to_string()))
             .or_default()
             .clone()
+    }
+
+    /// The metrics of a `[[tcp]]` listener.
+    pub fn tcp(&self, listener: &str) -> Arc<TcpMetrics> {
+        self.tcp.entry(listener.to_string()).or_default().clone()
     }
 
     /// Counts a reload attempt.
@@ -324,6 +442,7 @@ impl Metrics {
             );
         }
         self.render_upstream_calls(&mut out);
+        TcpMetrics::render(&mut out, &self.tcp);
         out.push_str("# HELP weir_filter_call_duration_seconds Time of one filter call.\n# TYPE weir_filter_call_duration_seconds histogram\n");
         for entry in self.filters.iter() {
             let (route, plugin) = entry.key();
@@ -455,5 +574,25 @@ mod tests {
             assert!(text.contains(line), "{line} in {text}");
         }
         assert!(!text.contains("unused"), "{text}");
+    }
+
+    #[test]
+    fn tcp_listeners_render_their_series() {
+        let metrics = Metrics::default();
+        let pg = metrics.tcp("pg");
+        pg.open.fetch_add(2, Ordering::Relaxed);
+        pg.bytes_in.fetch_add(10, Ordering::Relaxed);
+        pg.failed(TcpFailure::Timeout);
+        let text = metrics.render(|_| {});
+        for line in [
+            "weir_tcp_connections_open{listener=\"pg\"} 2",
+            "weir_tcp_received_bytes_total{listener=\"pg\"} 10",
+            "weir_tcp_sent_bytes_total{listener=\"pg\"} 0",
+            "weir_tcp_connect_failures_total{listener=\"pg\",reason=\"timeout\"} 1",
+            "weir_tcp_connect_failures_total{listener=\"pg\",reason=\"no_target\"} 0",
+            "# TYPE weir_tcp_connections_refused_total counter",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

@@ -37,6 +37,7 @@ mod routing;
 mod sandbox;
 mod shutdown;
 mod state_hardening;
+mod tcp_proxy;
 mod upgrade;
 mod upstream_errors;
 mod upstream_pool;

@@ -376,6 +376,21 @@ impl TestGateway {
         format!("http://{}{path}", self.admin)
     }
 
+    /// The bound address of the `[[tcp]]` listener `name`.
+    pub fn tcp_addr(&self, name: &str) -> SocketAddr {
+        let running = self.running.as_ref().expect("the gateway runs");
+        (running.tcp.iter())
+            .find(|(n, _)| n == name)
+            .map(|(_, addr)| *addr)
+            .unwrap_or_else(|| panic!("no [[tcp]] listener {name:?}"))
+    }
+
+    /// The admin API's `/metrics` text.
+    pub async fn metrics(&self, client: &TestClient) -> String {
+        let reply = client.get(&self.admin_url("/metrics")).await;
+        String::from_utf8_lossy(&reply.body).into_owned()
+    }
+
     /// Replaces the config (atomically) with `base_config() + config`.
     pub fn write_config(&self, config: &str) {
         write_atomic(

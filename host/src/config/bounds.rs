@@ -131,7 +131,7 @@ fn validate_upstream(name: &str, upstream: &UpstreamConfig) -> anyhow::Result<()
 }
 
 /// A duration in milliseconds must lie in `min..=MAX_MS`.
-fn duration(key: &str, ms: u64, min: u64) -> anyhow::Result<()> {
+pub(super) fn duration(key: &str, ms: u64, min: u64) -> anyhow::Result<()> {
     if ms < min {
         bail!("{key} must be at least {min} ms");
     }

@@ -140,3 +140,68 @@ fn httpdns_settings_that_cannot_work_are_refused_naming_the_key() {
     let both = route("upstream = \"app\"\n").unwrap_err().to_string();
     assert!(both.contains("one of them"), "{both}");
 }
+
+#[test]
+fn tcp_listeners_are_checked_at_load_with_the_key_named() {
+    let upstreams = "[upstreams.db]\ntargets = [\"127.0.0.1:5432\"]\n\
+                     [upstreams.secure]\ntargets = [\"127.0.0.1:443\"]\n[upstreams.secure.tls]\n";
+    let tcp = |entries: &str| parse(&format!("{upstreams}{entries}"));
+    let one = "[[tcp]]\nname = \"pg\"\nlisten = \"127.0.0.1:6432\"\nupstream = \"db\"\n";
+    let config = tcp(one).unwrap();
+    let pg = &config.tcp[0];
+    assert_eq!(
+        (
+            pg.connect_timeout_ms,
+            pg.idle_timeout_ms,
+            pg.max_connections
+        ),
+        (1_000, 600_000, 10_000)
+    );
+    assert_eq!((pg.buffer_bytes, pg.proxy_protocol), (16 << 10, None));
+    let v2 = tcp(&format!("{one}proxy_protocol = \"v2\"\n")).unwrap();
+    assert_eq!(v2.tcp[0].proxy_protocol, Some(ProxyProtocol::V2));
+    let refused = [
+        (
+            one.replace("\"db\"", "\"nope\""),
+            "tcp \"pg\": upstream: unknown upstream \"nope\"",
+        ),
+        (one.replace("\"db\"", "\"secure\""), "speaks no TLS"),
+        (
+            format!("{one}max_connections = 0\n"),
+            "tcp \"pg\": max_connections must be at least 1",
+        ),
+        (
+            format!("{one}idle_timeout_ms = 0\n"),
+            "tcp \"pg\": idle_timeout_ms must be at least 1",
+        ),
+        (
+            format!("{one}connect_timeout_ms = 0\n"),
+            "tcp \"pg\": connect_timeout_ms",
+        ),
+        (
+            format!("{one}buffer_bytes = 10\n"),
+            "tcp \"pg\": buffer_bytes",
+        ),
+        (format!("{one}proxy_protocol = \"v1\"\n"), "proxy_protocol"),
+        (format!("{one}{one}"), "tcp name \"pg\" is used twice"),
+        (
+            format!("{one}{}", one.replace("\"pg\"", "\"pg2\"")),
+            "tcp \"pg2\": listen: 127.0.0.1:6432 is taken by tcp \"pg\": listen already",
+        ),
+        (
+            one.replace("127.0.0.1:6432", "127.0.0.1:1"),
+            "is taken by server.listen",
+        ),
+        (
+            one.replace("127.0.0.1:6432", "127.0.0.1:9901"),
+            "is taken by server.admin",
+        ),
+    ];
+    for (text, why) in refused {
+        let error = format!("{:#}", tcp(&text).unwrap_err());
+        assert!(error.contains(why), "{why:?} in {error:?}");
+    }
+    // Port 0 is a free port each time: two such listeners do not clash.
+    let any = one.replace("127.0.0.1:6432", "127.0.0.1:0");
+    assert!(tcp(&format!("{any}{}", any.replace("\"pg\"", "\"pg2\""))).is_ok());
+}

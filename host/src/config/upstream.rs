@@ -155,6 +155,10 @@ pub struct UpstreamTlsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckConfig {
+    /// What a check is: an HTTP GET of `path` (default), or a TCP connect (for targets
+    /// that speak no HTTP, behind a `[[tcp]]` listener).
+    #[serde(default)]
+    pub kind: HealthCheckKind,
     /// The path to GET (default `/health`).
     #[serde(default = "defaults::health_path")]
     pub path: String,
@@ -170,6 +174,18 @@ pub struct HealthCheckConfig {
     /// Failures in a row that make a healthy target unhealthy (default 3).
     #[serde(default = "defaults::unhealthy_threshold")]
     pub unhealthy_threshold: u32,
+}
+
+/// What an active health check does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthCheckKind {
+    /// GET `path`: a 2xx or 3xx answer within the timeout is healthy.
+    #[default]
+    Http,
+    /// Connect: a connection established within the timeout is healthy (it is closed at
+    /// once).
+    Tcp,
 }
 
 /// Passive ejection: a target that fails this many requests in a row (connect errors,

@@ -177,6 +177,11 @@ impl Reloader {
                     "server.listen changed: the new addresses take effect after a restart"
                 );
             }
+            if live.config.tcp != config.tcp {
+                tracing::warn!(
+                    "[[tcp]] changed: the new listeners take effect after a restart (their upstreams follow reloads)"
+                );
+            }
             if live.config.state != config.state {
                 tracing::warn!(
                     "[state] changed: the new state backend takes effect after a restart"

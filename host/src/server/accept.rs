@@ -29,6 +29,32 @@ impl AcceptBackoff {
         (pause, first)
     }
 
+    /// Accepts the next connection from `listener`, pausing after each failure and logging
+    /// the start and the end of each burst of them.
+    pub async fn accept(
+        &mut self,
+        listener: &tokio::net::TcpListener,
+    ) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+        loop {
+            match listener.accept().await {
+                Ok(accepted) => {
+                    if let Some((failures, lasted)) = self.succeeded() {
+                        let lasted_ms = lasted.as_millis() as u64;
+                        tracing::warn!(failures, lasted_ms, "accept works again");
+                    }
+                    return accepted;
+                }
+                Err(e) => {
+                    let (pause, first) = self.failed();
+                    if first {
+                        tracing::warn!(error = %e, "accept failed; backing off");
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+
     /// Records a success; returns the burst that it ends (failures, how long), if any.
     pub fn succeeded(&mut self) -> Option<(u32, Duration)> {
         let failures = std::mem::take(&mut self.failures);

@@ -1,6 +1,6 @@
 //! Binding and serving: one listener on the control runtime (admin, side services), or
-//! `SO_REUSEPORT` listeners on per-core worker threads (the proxy), each with its own
-//! current-thread runtime.
+//! `SO_REUSEPORT` listeners on per-core worker threads (the proxy and the `[[tcp]]`
+//! listeners), each with its own current-thread runtime.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,6 +17,7 @@ use crate::admission::Admission;
 use crate::body::ProxyBody;
 use crate::config::LimitsConfig;
 use crate::headers::Peer;
+use crate::tcp::TcpProxy;
 
 use super::serve::accept_loop;
 
@@ -52,20 +53,70 @@ where
 }
 
 /// Starts `count` worker threads, each serving every address in `addrs` through its own
-/// `SO_REUSEPORT` listener. Every socket is bound here, so errors surface before serving;
-/// a port 0 is resolved by the first worker's socket and shared by the others.
+/// `SO_REUSEPORT` listener, and each `[[tcp]]` listener's address the same way. Every
+/// socket is bound here, so errors surface before serving; a port 0 is resolved by the
+/// first worker's socket and shared by the others. Returns the bound gateway addresses,
+/// the bound `[[tcp]]` addresses (in the order of `tcp`) and the threads.
 pub(super) fn serve_per_core<F, Fut>(
     (addrs, backlog): (&[SocketAddr], u32),
     count: usize,
     handler: F,
     admit: (LimitsSource, Arc<Admission>),
+    tcp: &[Arc<TcpProxy>],
     stopped: &watch::Receiver<bool>,
     grace: Duration,
-) -> anyhow::Result<(Vec<SocketAddr>, Vec<std::thread::JoinHandle<()>>)>
+) -> anyhow::Result<Bound>
 where
     F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + Unpin + 'static,
     Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
 {
+    let (bound, per_worker) = bind_per_worker(addrs, count, backlog, "gateway")?;
+    for addr in &bound {
+        tracing::info!(%addr, workers = count, "gateway listening (HTTP/1.1, h2c)");
+    }
+    let tcp_addrs: Vec<SocketAddr> = tcp.iter().map(|p| p.config().listen).collect();
+    let (tcp_bound, tcp_per_worker) = bind_per_worker(&tcp_addrs, count, backlog, "tcp")?;
+    for (addr, proxy) in tcp_bound.iter().zip(tcp) {
+        let (name, upstream) = (&proxy.config().name, &proxy.config().upstream);
+        tracing::info!(%addr, listener = %name, %upstream, workers = count, "TCP proxy listening");
+    }
+    let mut threads = Vec::with_capacity(count);
+    let workers = per_worker.into_iter().zip(tcp_per_worker);
+    for (index, (listeners, tcp_listeners)) in workers.enumerate() {
+        let (handler, stopped, admit) = (handler.clone(), stopped.clone(), admit.clone());
+        let tcp: Vec<_> = tcp_listeners.into_iter().zip(tcp.iter().cloned()).collect();
+        let thread = std::thread::Builder::new()
+            .name(format!("weir-worker-{}", index + 1))
+            .spawn(move || {
+                run_worker(index + 1, (listeners, tcp), handler, admit, stopped, grace)
+            })?;
+        threads.push(thread);
+    }
+    Ok(Bound {
+        listen: bound,
+        tcp: tcp_bound,
+        threads,
+    })
+}
+
+/// What [`serve_per_core`] bound and started.
+pub(super) struct Bound {
+    /// The gateway addresses.
+    pub listen: Vec<SocketAddr>,
+    /// The `[[tcp]]` listeners' addresses.
+    pub tcp: Vec<SocketAddr>,
+    /// The worker threads.
+    pub threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Binds `SO_REUSEPORT` listeners on `addrs` for each of `count` workers (`what` names
+/// them in errors); returns the bound addresses and each worker's listeners.
+fn bind_per_worker(
+    addrs: &[SocketAddr],
+    count: usize,
+    backlog: u32,
+    what: &str,
+) -> anyhow::Result<(Vec<SocketAddr>, Vec<Vec<std::net::TcpListener>>)> {
     let mut bound: Vec<SocketAddr> = addrs.to_vec();
     let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..count).map(|_| Vec::new()).collect();
     for listeners in &mut per_worker {
@@ -79,29 +130,22 @@ where
             socket.set_reuseaddr(true)?;
             socket
                 .bind(*addr)
-                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (gateway): {e}"))?;
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({what}): {e}"))?;
             *addr = socket.local_addr()?;
             listeners.push(socket.listen(backlog)?.into_std()?);
         }
     }
-    for addr in &bound {
-        tracing::info!(%addr, workers = count, "gateway listening (HTTP/1.1, h2c)");
-    }
-    let mut threads = Vec::with_capacity(count);
-    for (index, listeners) in per_worker.into_iter().enumerate() {
-        let (handler, stopped, admit) = (handler.clone(), stopped.clone(), admit.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("weir-worker-{}", index + 1))
-            .spawn(move || run_worker(index + 1, listeners, handler, admit, stopped, grace))?;
-        threads.push(thread);
-    }
-    Ok((bound, threads))
+    Ok((bound, per_worker))
 }
 
-/// One worker thread: a current-thread runtime serving its listeners until `stopped`.
+/// One worker thread: a current-thread runtime serving its listeners (the gateway's and
+/// the `[[tcp]]` ones) until `stopped`.
 fn run_worker<F, Fut>(
     index: usize,
-    listeners: Vec<std::net::TcpListener>,
+    (listeners, tcp): (
+        Vec<std::net::TcpListener>,
+        Vec<(std::net::TcpListener, Arc<TcpProxy>)>,
+    ),
     handler: F,
     (limits, admission): (LimitsSource, Arc<Admission>),
     stopped: watch::Receiver<bool>,
@@ -137,6 +181,17 @@ fn run_worker<F, Fut>(
                 }
                 Err(e) => {
                     tracing::error!(worker = index, error = %e, "worker cannot use its listener")
+                }
+            }
+        }
+        for (listener, proxy) in tcp {
+            match TcpListener::from_std(listener) {
+                Ok(listener) => {
+                    let accepting = super::tcp::accept_loop(listener, proxy, stopped.clone(), grace);
+                    loops.push(tokio::spawn(accepting));
+                }
+                Err(e) => {
+                    tracing::error!(worker = index, error = %e, "worker cannot use its TCP listener")
                 }
             }
         }

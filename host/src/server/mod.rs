@@ -1,11 +1,12 @@
 //! Listeners: HTTP/1.1 and HTTP/2 (h2c, by prior knowledge or preface) on the gateway
-//! addresses, the admin listener, and the optional demo upstream. Shutdown stops accepting,
-//! lets in-flight requests finish within the grace period, then closes what is left.
+//! addresses, the `[[tcp]]` listeners (L4), the admin listener, and the optional demo
+//! upstream. Shutdown stops accepting, lets in-flight requests (and TCP connections)
+//! finish within the grace period, then closes what is left.
 //!
 //! The proxy runs thread-per-core: each worker thread has its own current-thread runtime,
-//! its own `SO_REUSEPORT` listener on every gateway address, and its own upstream
-//! connections, so a request never crosses threads. The admin listener, health checks and
-//! reloads run on the caller's runtime.
+//! its own `SO_REUSEPORT` listener on every gateway and `[[tcp]]` address, and its own
+//! upstream connections, so a request never crosses threads. The admin listener, health
+//! checks and reloads run on the caller's runtime.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ mod accept;
 mod connection;
 mod listen;
 mod serve;
+mod tcp;
 
 pub use listen::LimitsSource;
 use listen::{listen, serve_per_core};
@@ -40,6 +42,8 @@ pub struct Running {
     pub listen: Vec<SocketAddr>,
     /// The admin listener's address.
     pub admin: SocketAddr,
+    /// The `[[tcp]]` listeners' names and addresses (ports resolved), in config order.
+    pub tcp: Vec<(String, SocketAddr)>,
     /// The demo upstream's address, when configured.
     pub demo: Option<SocketAddr>,
     stop: watch::Sender<bool>,
@@ -142,14 +146,21 @@ pub async fn start_with(config_path: &Path, demo: Option<SideService>) -> anyhow
     let handler = move |request, client| proxy_gateway.clone().handle(request, client);
     let live = gateway.clone();
     let limits: LimitsSource = Arc::new(move || live.snapshot().config.server.limits.clone());
-    let (addrs, workers) = serve_per_core(
+    let tcp: Vec<_> = (snapshot.config.tcp.iter())
+        .map(|config| crate::tcp::TcpProxy::new(config.clone(), gateway.clone()))
+        .collect();
+    let bound = serve_per_core(
         (&server.listen, server.limits.listen_backlog),
         server.workers(),
         handler,
         (limits, gateway.connections.clone()),
+        &tcp,
         &stopped,
         grace,
     )?;
+    let tcp = (tcp.iter().zip(bound.tcp))
+        .map(|(proxy, addr)| (proxy.config().name.clone(), addr))
+        .collect();
 
     let watcher = if server.watch {
         Some(crate::reload::watch(reloader.clone())?)
@@ -158,12 +169,13 @@ pub async fn start_with(config_path: &Path, demo: Option<SideService>) -> anyhow
     };
     Ok(Running {
         gateway,
-        listen: addrs,
+        listen: bound.listen,
         admin,
+        tcp,
         demo,
         stop,
         tasks,
-        workers,
+        workers: bound.threads,
         _watcher: watcher,
     })
 }

@@ -46,23 +46,8 @@ pub(super) async fn accept_loop<F, Fut>(
     let mut backoff = AcceptBackoff::default();
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, client) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of
-                        // spinning, and say so once per burst.
-                        let (pause, first) = backoff.failed();
-                        if first {
-                            tracing::warn!(error = %e, "accept failed; backing off");
-                        }
-                        tokio::time::sleep(pause).await;
-                        continue;
-                    }
-                };
-                if let Some((failures, lasted)) = backoff.succeeded() {
-                    tracing::warn!(failures, lasted_ms = lasted.as_millis() as u64, "accept works again");
-                }
+            // Out of file descriptors and the like: backs off instead of spinning.
+            (stream, client) = backoff.accept(&listener) => {
                 let limits = limits();
                 let Some(admitted) = admission.admit(client.ip(), limits.max_connections, limits.max_connections_per_ip) else {
                     // Closed at once: over a cap, a connection holds nothing.

@@ -1,6 +1,6 @@
-//! Target health: active checks (a GET every interval, thresholds in both directions) and
-//! passive ejection (failures in a row take a target out for a while). The state of a
-//! target outlives config reloads: it is keyed by upstream name and address.
+//! Target health: active checks (a GET or a TCP connect every interval, thresholds in both
+//! directions) and passive ejection (failures in a row take a target out for a while). The
+//! state of a target outlives config reloads: it is keyed by upstream name and address.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 
 use dashmap::DashMap;
 
-use crate::config::{HealthCheckConfig, PassiveConfig, millis};
+use crate::config::{HealthCheckConfig, HealthCheckKind, PassiveConfig, millis};
 use crate::time::now_ms;
 
 use super::Upstream;
@@ -171,9 +171,16 @@ pub fn spawn_checks(upstream: &Arc<Upstream>) {
                 let config = config.clone();
                 let target = target.clone();
                 async move {
-                    let ok = upstream
-                        .probe(&target, &config.path, millis(config.timeout_ms))
-                        .await;
+                    let timeout = millis(config.timeout_ms);
+                    let ok = match config.kind {
+                        HealthCheckKind::Http => {
+                            upstream.probe(&target, &config.path, timeout).await
+                        }
+                        HealthCheckKind::Tcp => {
+                            let connect = tokio::net::TcpStream::connect(target.addr);
+                            matches!(tokio::time::timeout(timeout, connect).await, Ok(Ok(_)))
+                        }
+                    };
                     if let Some(now_healthy) = target.health.record_check(ok, &config) {
                         tracing::warn!(
                             upstream = %upstream.name,

@@ -308,6 +308,32 @@ impl Upstream {
             .map_err(|e| (e.is_connect(), e.to_string()))
     }
 
+    /// Opens a TCP connection to `target` within `timeout` (for a `[[tcp]]` listener), with
+    /// `TCP_NODELAY` set. The outcome feeds passive ejection as a request's would (a failed
+    /// connect is a failure), and the returned mark counts the connection in the target's
+    /// in-flight load (least connections) until it is dropped.
+    pub async fn connect(
+        &self,
+        target: &Target,
+        timeout: Duration,
+    ) -> Result<(tokio::net::TcpStream, InFlight), ConnectError> {
+        let in_flight = target.health.start();
+        let result = match tokio::time::timeout(
+            timeout,
+            tokio::net::TcpStream::connect(target.addr),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(e)) => Err(ConnectError::Failed(e)),
+            Err(_) => Err(ConnectError::TimedOut),
+        };
+        target.health.record(result.is_ok(), &self.passive);
+        let stream = result?;
+        let _ = stream.set_nodelay(true);
+        Ok((stream, in_flight))
+    }
+
     /// Sends a request to the next available target and reads the whole response, with a
     /// cap on the body size (for plugins' outbound calls).
     pub async fn call(
@@ -352,6 +378,24 @@ impl Upstream {
                 ok
             }
             _ => false,
+        }
+    }
+}
+
+/// Why a connection to a target was not established.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// The connect failed (refused, unreachable).
+    Failed(std::io::Error),
+    /// It took longer than the connect timeout.
+    TimedOut,
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Failed(e) => write!(f, "connect failed: {e}"),
+            Self::TimedOut => f.write_str("connect timed out"),
         }
     }
 }
