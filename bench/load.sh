@@ -231,6 +231,13 @@ plugin = "bot-rules.wasm"
 grants = ["limits", "kv"]
 config = { deny_user_agents = ["^curl/"], require_headers = ["browser"], budget = { limit = 1000000000, window = "1s" }, escalation = { strikes = 5, deny_for = "1m" } }
 
+# httpdns: a text answer of the "up" upstream's targets, served by the gateway (no upstream
+# call).
+[[routes]]
+name = "httpdns-only"
+httpdns = true
+match = { headers = { "x-bench" = "httpdns" } }
+
 # cache: /hello is stored once (ttl_ms: the upstream sends no caching fields) and every
 # request after is a hit, answered without the upstream.
 [[routes]]
@@ -324,6 +331,9 @@ config = { mode = "grpc", descriptor = "$ROOT/examples/grpc/greeter.binpb", serv
 [[routes]]
 name = "passthrough"
 upstream = "up"
+
+[httpdns]
+services = { "bench.weir" = "up" }
 EOF
 
 # --- servers ----------------------------------------------------------------------------
@@ -419,6 +429,7 @@ TARGETS=(
     "weir + ip-restriction alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: ip-restriction"
     "weir + request-validation alone (query, header)|http://127.0.0.1:$WEIR_PORT/hello?limit=10|x-bench: request-validation"
     "weir + bot-rules alone (agent, headers, budget)|http://127.0.0.1:$WEIR_PORT/hello|x-bench: bot-rules^user-agent: Mozilla/5.0^accept: */*^accept-language: en^accept-encoding: gzip"
+    "weir httpdns (text answer, no upstream call)|http://127.0.0.1:$WEIR_PORT/d?dn=bench.weir&ttl=1&clientip=1|x-bench: httpdns"
     "weir + cache, hit (no upstream)|http://127.0.0.1:$WEIR_PORT/hello|x-bench: cache-hit"
     "weir + cache, nothing storable (every request upstream)|http://127.0.0.1:$WEIR_PORT/hello|x-bench: cache-pass"
     "weir + gray-release alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: gray-release"

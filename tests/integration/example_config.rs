@@ -13,6 +13,7 @@ const WEIR: &str = env!("CARGO_BIN_EXE_weir-under-test");
 struct Example {
     child: Child,
     port: u16,
+    tcp: u16,
     admin: u16,
     _dir: TempDir,
 }
@@ -31,12 +32,14 @@ impl Example {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let text = std::fs::read_to_string(root.join("weir.toml")).expect("weir.toml");
         let (port, demo, admin, offline) = (free_port(), free_port(), free_port(), free_port());
+        let tcp = free_port();
         let root = root.canonicalize().expect("the repository root");
         let text = text
             .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
             .replace("127.0.0.1:8081", &format!("127.0.0.1:{demo}"))
             .replace("127.0.0.1:9901", &format!("127.0.0.1:{admin}"))
             .replace("127.0.0.1:8099", &format!("127.0.0.1:{offline}"))
+            .replace("127.0.0.1:8082", &format!("127.0.0.1:{tcp}"))
             .replace(
                 "\"target/plugins\"",
                 &format!("{:?}", root.join("target/plugins")),
@@ -59,6 +62,7 @@ impl Example {
         let example = Self {
             child,
             port,
+            tcp,
             admin,
             _dir: dir,
         };
@@ -185,6 +189,31 @@ async fn the_readme_requests_get_their_answers() {
     assert_eq!(side(&client.send(forced).await).as_deref(), Some("canary"));
     let split = client.get(&example.admin_url("/routes/gray/split")).await;
     assert_eq!(split.status, 200);
+
+    // httpdns: the demo's healthy address, in the SDKs' text grammar and in JSON.
+    let text = client
+        .get(&example.url("/d?dn=demo.weir&ttl=1&clientip=1"))
+        .await;
+    assert_eq!(
+        String::from_utf8_lossy(&text.body),
+        "127.0.0.1,60|127.0.0.1"
+    );
+    let json = client
+        .get(&example.url("/d?dn=demo.weir&format=json"))
+        .await
+        .json();
+    assert_eq!(json["ips"][0], "127.0.0.1");
+
+    // API versions: v1 is deprecated, v2 is not.
+    let v1 = client.get(&example.url("/api/v1/users")).await;
+    assert_eq!(v1.header("deprecation"), Some("@1793491200"));
+    assert!(v1.header("sunset").is_some() && v1.header("link").is_some());
+    let v2 = client.get(&example.url("/api/v2/users")).await;
+    assert!(v2.header("deprecation").is_none());
+
+    // L4: the TCP listener reaches the demo server byte for byte.
+    let through = format!("http://127.0.0.1:{}/hello", example.tcp);
+    assert_eq!(client.get(&through).await.status, 200);
 
     // auth
     let r = client
