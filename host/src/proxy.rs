@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 
 use crate::body::{Buffered, ProxyBody, Upload, full_body};
 use crate::config::push::PushEndpoint;
-use crate::config::{HashOn, UpstreamProtocol, millis};
+use crate::config::{HashOn, LbPolicy, UpstreamProtocol, millis};
 use crate::error::{ErrorKind, ErrorSource, GatewayError};
 use crate::exchange::Exchange;
 use crate::filters::{self, RequestOutcome};
@@ -324,6 +324,9 @@ async fn call_upstream(
                 .retry_after(bulkhead.retry_after_secs())
         })?),
     };
+    // The key consistent hashing picks by, read before the request is moved out.
+    let key = (upstream.policy == LbPolicy::ConsistentHash).then(|| hash_key(&route.hash_on, ex));
+    let key = || key.clone().unwrap_or_default();
     // A body a retry may have to send again is held, when its declared length allows.
     if let Some(policy) = route.retry.as_ref().filter(|_| ex.upgrade.is_none()) {
         let declared = http_body::Body::size_hint(&ex.body).exact();
@@ -343,7 +346,7 @@ async fn call_upstream(
         .filter(|_| ex.upgrade.is_none())
         .and_then(|policy| Some((policy, Replay::of(&request)?)));
     let Some((policy, replay)) = retry else {
-        let target = upstream.pick(|| hash_key(&route.hash_on, ex))?;
+        let target = upstream.pick(key)?;
         return try_once(
             gateway,
             route,
@@ -359,7 +362,7 @@ async fn call_upstream(
     let mut tried = Vec::new();
     let mut retries = 0;
     loop {
-        let target = upstream.pick_other(|| hash_key(&route.hash_on, ex), &tried)?;
+        let target = upstream.pick_other(key, &tried)?;
         let left = deadline.saturating_duration_since(Instant::now());
         let timeout = policy.per_try_timeout.map_or(left, |t| t.min(left));
         let upload = ex.upload.as_deref();
