@@ -481,28 +481,41 @@ fn render_cache(out: &mut String, c: &crate::http_cache::CacheStatus) {
         "# HELP weir_cache_bytes Bytes of the responses cached in memory.\n# TYPE weir_cache_bytes gauge\nweir_cache_bytes {}",
         c.bytes
     );
-    let _ = writeln!(
-        out,
-        "# HELP weir_cache_lookups_total Cache lookups by where they were answered.\n# TYPE weir_cache_lookups_total counter"
+    let series =
+        |out: &mut String, (name, help, label): (&str, &str, &str), values: [(&str, u64); 3]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (value, n) in values {
+                let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+            }
+        };
+    let lookups = (
+        "weir_cache_lookups_total",
+        "Cache lookups by where they were answered.",
+        "result",
     );
-    for (level, n) in [
-        ("memory", c.memory_hits),
-        ("redis", c.shared_hits),
-        ("miss", c.misses),
-    ] {
-        let _ = writeln!(out, "weir_cache_lookups_total{{result=\"{level}\"}} {n}");
-    }
-    let _ = writeln!(
+    series(
         out,
-        "# HELP weir_cache_fills_total Turns at filling a missed key: led, answered by another's fill, or passed.\n# TYPE weir_cache_fills_total counter"
+        lookups,
+        [
+            ("memory", c.memory_hits),
+            ("redis", c.shared_hits),
+            ("miss", c.misses),
+        ],
     );
-    for (turn, n) in [
-        ("lead", c.fills_led),
-        ("waited", c.fills_waited),
-        ("pass", c.fills_passed),
-    ] {
-        let _ = writeln!(out, "weir_cache_fills_total{{turn=\"{turn}\"}} {n}");
-    }
+    let fills = (
+        "weir_cache_fills_total",
+        "Turns at filling a missed key: led, answered by another's fill, or passed.",
+        "turn",
+    );
+    series(
+        out,
+        fills,
+        [
+            ("lead", c.fills_led),
+            ("waited", c.fills_waited),
+            ("pass", c.fills_passed),
+        ],
+    );
     let _ = writeln!(
         out,
         "# HELP weir_cache_stores_total Responses stored.\n# TYPE weir_cache_stores_total counter\nweir_cache_stores_total {}",
