@@ -251,7 +251,8 @@ grants = ["cache", "clock"]
 config = { ttl_ms = 3600000 }
 
 # cache on responses it cannot store (no caching fields, no default TTL): every request
-# looks the key up, goes upstream, and has its response read by the filter.
+# looks the key up, goes upstream, and has its response read by the filter. A namespace of
+# its own: the hit route's entry for /hello must not answer it.
 [[routes]]
 name = "cache-pass"
 upstream = "up"
@@ -260,6 +261,7 @@ match = { headers = { "x-bench" = "cache-pass" } }
 [[routes.filters]]
 plugin = "cache.wasm"
 grants = ["cache", "clock"]
+namespace = "cache-pass"
 
 # gray-release: the client (one loopback address) is hashed to a side at 5%; the canary is
 # the same server under a second name.
@@ -405,6 +407,9 @@ curl -sf -D - -o /dev/null "${chain_args[@]}" "http://127.0.0.1:$WEIR_PORT/hello
 [[ $(curl -s -o /dev/null -w '%{http_code}' -H 'x-bench: chain' "http://127.0.0.1:$WEIR_PORT/hello") == 401 ]] \
     || die "weir + chain: an unauthenticated request was not refused"
 
+# The cache route answers from the cache after the first request; the other never does.
+[[ $(curl -s -D - -o /dev/null -H 'x-bench: cache-pass' "http://127.0.0.1:$WEIR_PORT/hello" | tr -d '\r' | grep -i '^x-cache:') == "x-cache: MISS" ]] \
+    || die "weir + cache, nothing storable: not a miss"
 # The cache route answers from the cache after the first request.
 curl -sf -o /dev/null -H 'x-bench: cache-hit' "http://127.0.0.1:$WEIR_PORT/hello"
 curl -sf -D - -o /dev/null -H 'x-bench: cache-hit' "http://127.0.0.1:$WEIR_PORT/hello" \
