@@ -14,8 +14,6 @@ const SHARDS: usize = 16;
 /// One stored value and when it goes.
 struct Stored {
     value: Bytes,
-    /// When it was stored, in ms since the Unix epoch (for purges that came later).
-    stored_ms: u64,
     expires: Instant,
 }
 
@@ -78,12 +76,12 @@ impl MemoryLevel {
         lock(&self.shards[shard_of(key)])
     }
 
-    /// The value under `key` and when it was stored, if present and not expired; it
-    /// becomes the most recently used.
-    pub(super) fn get(&self, key: &str, now: Instant) -> Option<(Bytes, u64)> {
+    /// The value under `key`, if present and not expired; it becomes the most recently
+    /// used.
+    pub(super) fn get(&self, key: &str, now: Instant) -> Option<Bytes> {
         let mut shard = self.shard(key);
         match shard.entries.to_back(key) {
-            Some(stored) if stored.expires > now => Some((stored.value.clone(), stored.stored_ms)),
+            Some(stored) if stored.expires > now => Some(stored.value.clone()),
             Some(_) => {
                 shard.remove(key);
                 None
@@ -94,7 +92,7 @@ impl MemoryLevel {
 
     /// Stores `value` under `key` until `expires`, letting the least recently used entries
     /// of its shard go to make room. A value larger than a shard is not kept.
-    pub(super) fn put(&self, key: &str, value: Bytes, stored_ms: u64, expires: Instant) {
+    pub(super) fn put(&self, key: &str, value: Bytes, expires: Instant) {
         let size = cost(key, &value);
         let mut shard = self.shard(key);
         shard.remove(key);
@@ -108,11 +106,7 @@ impl MemoryLevel {
             shard.bytes -= cost(&old_key, &old.value);
         }
         shard.bytes += size;
-        let stored = Stored {
-            value,
-            stored_ms,
-            expires,
-        };
+        let stored = Stored { value, expires };
         shard.entries.insert(key.to_string(), stored);
     }
 
@@ -166,29 +160,26 @@ mod tests {
             .filter(|k| shard_of(k) == 0)
             .take(3)
             .collect();
-        level.put(&keys[0], value.clone(), 1, later(60_000));
-        level.put(&keys[1], value.clone(), 2, later(60_000));
+        level.put(&keys[0], value.clone(), later(60_000));
+        level.put(&keys[1], value.clone(), later(60_000));
         // Reading the first makes the second the least recently used.
-        assert_eq!(
-            level.get(&keys[0], Instant::now()).map(|(_, at)| at),
-            Some(1)
-        );
-        level.put(&keys[2], value.clone(), 3, later(60_000));
+        assert_eq!(level.get(&keys[0], Instant::now()), Some(value.clone()));
+        level.put(&keys[2], value.clone(), later(60_000));
         assert!(level.get(&keys[1], Instant::now()).is_none(), "evicted");
         assert!(level.get(&keys[0], Instant::now()).is_some());
         assert!(level.get(&keys[2], Instant::now()).is_some());
         assert_eq!(level.usage(), (2, 2 * 166));
         // Too large for a shard: not kept, and nothing else is pushed out for it.
-        level.put("big", Bytes::from(vec![0; 500]), 4, later(60_000));
+        level.put("big", Bytes::from(vec![0; 500]), later(60_000));
         assert_eq!(level.usage(), (2, 2 * 166));
     }
 
     #[test]
     fn expired_entries_read_as_absent_and_purges_match_by_key() {
         let level = MemoryLevel::new(1 << 20);
-        level.put("GET:a/1", Bytes::from_static(b"1"), 0, later(60_000));
-        level.put("GET:a/2", Bytes::from_static(b"2"), 0, later(60_000));
-        level.put("GET:b/1", Bytes::from_static(b"3"), 0, Instant::now());
+        level.put("GET:a/1", Bytes::from_static(b"1"), later(60_000));
+        level.put("GET:a/2", Bytes::from_static(b"2"), later(60_000));
+        level.put("GET:b/1", Bytes::from_static(b"3"), Instant::now());
         assert!(
             level
                 .get("GET:b/1", Instant::now() + Duration::from_millis(1))

@@ -159,7 +159,7 @@ impl ResponseCache {
     /// a miss.
     pub async fn get(&self, namespace: &str, name: &str) -> Option<Bytes> {
         let key = names::key(namespace, name);
-        if let Some((value, _)) = self.memory.get(&key, Instant::now()) {
+        if let Some(value) = self.memory.get(&key, Instant::now()) {
             self.counters.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Some(value);
         }
@@ -168,7 +168,7 @@ impl ResponseCache {
                 Ok(Some(found)) => {
                     self.counters.shared_hits.fetch_add(1, Ordering::Relaxed);
                     let expires = Instant::now() + found.ttl;
-                    (self.memory).put(&key, found.value.clone(), found.stored_ms, expires);
+                    (self.memory).put(&key, found.value.clone(), expires);
                     return Some(found.value);
                 }
                 Ok(None) => {}
@@ -243,8 +243,7 @@ impl ResponseCache {
         }
         let ttl = ttl.min(Duration::from_millis(self.config.max_ttl_ms));
         let stored_ms = crate::time::now_ms();
-        self.memory
-            .put(&key, value.clone(), stored_ms, Instant::now() + ttl);
+        (self.memory).put(&key, value.clone(), Instant::now() + ttl);
         self.counters.stores.fetch_add(1, Ordering::Relaxed);
         // The waiters read it from memory: they need not wait for Redis.
         self.fills.end(&key, request, None, Instant::now());
@@ -311,5 +310,41 @@ impl ResponseCache {
             filling: self.fills.len(),
             shared_errors: n(&c.shared_errors),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_entry_over_the_bound_is_refused_and_its_fill_ended() {
+        let config = CacheConfig {
+            max_entry_bytes: 8,
+            ..CacheConfig::default()
+        };
+        let cache = ResponseCache::start(&config, None);
+        let wait = Duration::from_millis(10);
+        assert_eq!(cache.fill("ns", "k", "r1", wait).await, Fill::Lead);
+        let big = Bytes::from_static(b"123456789");
+        let refused = cache
+            .put("ns", ("k", "r1"), big, Duration::from_secs(60))
+            .await;
+        assert!(
+            matches!(refused, Err(CacheError::Invalid(_))),
+            "{refused:?}"
+        );
+        assert_eq!(cache.get("ns", "k").await, None);
+        // The fill ended: the next request leads at once instead of waiting.
+        assert_eq!(cache.fill("ns", "k", "r2", wait).await, Fill::Lead);
+        let small = Bytes::from_static(b"1234");
+        assert!(
+            cache
+                .put("ns", ("k", "r2"), small.clone(), Duration::from_secs(60))
+                .await
+                .is_ok()
+        );
+        assert_eq!(cache.get("ns", "k").await, Some(small));
+        assert_eq!(cache.get("other", "k").await, None, "namespaces apart");
     }
 }

@@ -77,8 +77,6 @@ impl Purge {
 /// An entry found in Redis.
 pub(super) struct Found {
     pub(super) value: Bytes,
-    /// When it was stored, ms since the Unix epoch.
-    pub(super) stored_ms: u64,
     /// How long Redis keeps it still.
     pub(super) ttl: Duration,
 }
@@ -137,7 +135,6 @@ impl SharedLevel {
         }
         Ok(Some(Found {
             value: Bytes::copy_from_slice(value),
-            stored_ms,
             ttl: Duration::from_millis(ttl_ms),
         }))
     }

@@ -268,7 +268,8 @@ impl Cache {
         let mut pending = Pending {
             key,
             mode,
-            fields: fields(request),
+            // A pass stores nothing: the rules' fields are read for fills only.
+            fields: if mode == Mode::Pass { Vec::new() } else { fields(request) },
             if_none_match: None,
             if_modified_since: None,
         };
