@@ -31,6 +31,7 @@ fn request() -> RequestView {
         body: None,
         authority: Some("api.example.com".into()),
         client: "127.0.0.1:50000".parse().expect("an address"),
+        scheme: "http",
         request_id: "0123456789abcdef".into(),
         variables: Vec::new(),
         upstream: None,

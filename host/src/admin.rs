@@ -565,6 +565,7 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
         gateway.push.render_metrics(out);
         render_cache(out, &gateway.cache.status());
         gateway.httpdns.render(out);
+        gateway.tls.render(out);
         let _ = writeln!(out, "# HELP weir_snapshot_generation The live snapshot.\n# TYPE weir_snapshot_generation gauge\nweir_snapshot_generation {}", snapshot.generation);
     });
     let mut response = Response::new(full_body(Bytes::from(text)));

@@ -26,6 +26,7 @@ pub mod state;
 mod tcp;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 mod upstream;
 
 pub use bulkhead::BulkheadConfig;
@@ -80,6 +81,10 @@ pub struct Config {
     /// restart.
     #[serde(default)]
     pub tcp: Vec<TcpConfig>,
+    /// HTTPS listeners and their certificates. The listeners are bound at start; the
+    /// certificates are read again on every reload.
+    #[serde(default)]
+    pub tls: tls::TlsConfig,
     /// The directory the config file lives in; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -89,7 +94,7 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Addresses to serve HTTP/1.1 and HTTP/2 (h2c) on.
+    /// Addresses to serve HTTP/1.1 and HTTP/2 (h2c) on, in clear text (HTTPS: `tls.listen`).
     pub listen: Vec<SocketAddr>,
     /// The admin listener's address (default `127.0.0.1:9901`).
     #[serde(default = "defaults::admin")]
@@ -278,6 +283,7 @@ impl Config {
             cache: CacheConfig::default(),
             httpdns: httpdns::HttpDnsConfig::default(),
             tcp: Vec::new(),
+            tls: tls::TlsConfig::default(),
             base_dir: PathBuf::new(),
         }
     }
@@ -305,9 +311,10 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        if self.server.listen.is_empty() {
-            bail!("server.listen needs at least one address");
+        if self.server.listen.is_empty() && self.tls.listen.is_empty() {
+            bail!("server.listen (or tls.listen) needs at least one address");
         }
+        self.tls.validate(&self.server)?;
         self.server.limits.validate()?;
         admin::validate(&self.server)?;
         bounds::validate(self)?;

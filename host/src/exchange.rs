@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 
 use crate::body::{BufferBudget, ProxyBody, Reservation, Streamed, Upload};
 use crate::config::{LimitsConfig, millis};
-use crate::headers::{Peer, remove_hop_by_hop};
+use crate::headers::{Peer, remove_hop_by_hop, set_client_certificate};
 use crate::plugin::{RequestView, Variables};
 use crate::upgrade::Upgrade;
 
@@ -61,6 +61,7 @@ impl Exchange {
         let upgrade = Upgrade::take(&mut request, &limits.upgrades);
         let (mut parts, body) = request.into_parts();
         remove_hop_by_hop(&mut parts.headers);
+        set_client_certificate(&mut parts.headers, &client);
         let idle = millis(limits.body_idle_timeout_ms);
         // Most requests have no body: they need no upload record and no timers.
         let (body, upload) = if body.is_end_stream() {
@@ -92,6 +93,7 @@ impl Exchange {
             body,
             authority: self.authority.take(),
             client: self.client.addr,
+            scheme: self.client.scheme(),
             request_id: std::mem::take(&mut self.request_id),
             variables: std::mem::take(&mut self.variables),
             upstream: self.upstream.take(),

@@ -20,6 +20,7 @@ use crate::redis_link::RedisClient;
 use crate::resilience::Resilience;
 use crate::snapshot::Snapshot;
 use crate::state::StateBackend;
+use crate::tls::{Resumption, TlsCounters};
 use crate::upstream::health::HealthRegistry;
 
 /// A running gateway's state. Cheap to share: handlers hold an `Arc<Gateway>`.
@@ -46,6 +47,10 @@ pub struct Gateway {
     pub cache: Arc<ResponseCache>,
     /// HttpDNS answers and refusals, kept across snapshots.
     pub httpdns: HttpDnsCounters,
+    /// TLS session resumption state, shared by every snapshot's terminator.
+    pub(crate) tls_resumption: Resumption,
+    /// TLS handshakes on the `[tls]` listeners, by outcome.
+    pub tls: TlsCounters,
 }
 
 impl Gateway {
@@ -68,6 +73,8 @@ impl Gateway {
             push: PushService::start(&config.push, &config.base_dir, push_backend(config))?,
             cache: ResponseCache::start(&config.cache, shared_cache(config)?),
             httpdns: HttpDnsCounters::default(),
+            tls_resumption: Resumption::new()?,
+            tls: TlsCounters::default(),
         })
     }
 

@@ -8,12 +8,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::admission::Admitted;
+use crate::tls::TlsSession;
 
 /// `x-request-id`.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_CLIENT_CERT: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -71,6 +73,8 @@ pub struct Peer {
     /// connection (an upgraded tunnel, a device's push session) holds it too, so that the
     /// place is given back only when all of them are done.
     pub place: Option<Arc<Admitted>>,
+    /// The TLS session the connection runs over; none in clear text.
+    pub tls: Option<Arc<TlsSession>>,
 }
 
 impl Peer {
@@ -78,18 +82,27 @@ impl Peer {
     pub fn new(addr: SocketAddr) -> Self {
         let ip = HeaderValue::from_str(&addr.ip().to_string())
             .unwrap_or(HeaderValue::from_static("unknown"));
-        let node = match addr.ip() {
-            std::net::IpAddr::V4(ip) => ip.to_string(),
-            std::net::IpAddr::V6(ip) => format!("\"[{ip}]\""),
-        };
-        let forwarded = HeaderValue::from_str(&format!("for={node};proto=http"))
-            .unwrap_or(HeaderValue::from_static("for=unknown;proto=http"));
         Self {
             addr,
             ip,
-            forwarded,
+            forwarded: forwarded_element(addr, "http"),
             place: None,
+            tls: None,
         }
+    }
+
+    /// The peer of a connection that runs over `session`.
+    pub fn over_tls(self, session: TlsSession) -> Self {
+        Self {
+            forwarded: forwarded_element(self.addr, "https"),
+            tls: Some(Arc::new(session)),
+            ..self
+        }
+    }
+
+    /// The scheme the client used: `https` over TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// The peer, holding its connection's place under the caps.
@@ -98,6 +111,26 @@ impl Peer {
             place: Some(place),
             ..self
         }
+    }
+}
+
+/// The `Forwarded` element of a client at `addr` that used `proto`.
+fn forwarded_element(addr: SocketAddr, proto: &str) -> HeaderValue {
+    let node = match addr.ip() {
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("\"[{ip}]\""),
+    };
+    HeaderValue::from_str(&format!("for={node};proto={proto}"))
+        .unwrap_or(HeaderValue::from_static("for=unknown"))
+}
+
+/// Replaces whatever `X-Forwarded-Client-Cert` the client sent (a claim nobody checked)
+/// with the identity of the certificate its TLS handshake verified, if any.
+pub fn set_client_certificate(headers: &mut HeaderMap, peer: &Peer) {
+    headers.remove(&X_FORWARDED_CLIENT_CERT);
+    let identity = peer.tls.as_ref().and_then(|tls| tls.client.as_ref());
+    if let Some(identity) = identity {
+        headers.insert(X_FORWARDED_CLIENT_CERT.clone(), identity.header.clone());
     }
 }
 
@@ -121,7 +154,8 @@ pub fn add_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<&str>) {
     };
     let forwarded = append_element(headers, &header::FORWARDED, &element);
     headers.insert(header::FORWARDED, forwarded);
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    let proto = HeaderValue::from_static(peer.scheme());
+    headers.insert(X_FORWARDED_PROTO.clone(), proto);
     if let Some(value) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
         headers.insert(X_FORWARDED_HOST.clone(), value);
     }

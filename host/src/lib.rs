@@ -23,11 +23,12 @@ pub mod reload; // watching files and swapping snapshots
 pub mod repeats; // repeated warnings logged once per interval, with a count
 pub mod resilience; // upstream outcomes, circuit cells and load, for resilience filters
 pub mod router; // routes compiled into a matcher
-pub mod server; // listeners, per-core workers, HTTP/1.1 and h2c, graceful shutdown
+pub mod server; // listeners, per-core workers, HTTP/1.1, h2c and HTTPS, graceful shutdown
 pub mod snapshot; // one immutable, validated view of config + plugins
 pub mod state; // kv and rate-limit backends behind one trait
 pub mod tcp; // L4: TCP connections of `[[tcp]]` listeners spliced to upstream targets
 pub mod time; // the wall clock and the one monotonic clock
+pub mod tls; // TLS termination: certificates by SNI, ALPN, client certificates
 pub mod upgrade; // upgrades (WebSocket) spliced through
 pub mod upstream; // upstream pools, load balancing, health
 pub mod worker; // which proxy worker thread runs the current code

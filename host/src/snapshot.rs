@@ -17,6 +17,7 @@ use crate::push::vendor::{TokenCache, Vendors};
 use crate::resilience::{Bulkhead, Record, Resilience, ScopeKind};
 use crate::router::Router;
 use crate::state::StateBackend;
+use crate::tls::{Resumption, Terminator};
 use crate::upstream::Upstream;
 use crate::upstream::health::HealthRegistry;
 
@@ -72,6 +73,9 @@ pub struct Snapshot {
     pub push_vendors: Option<Arc<Vendors>>,
     /// The HttpDNS endpoint (`[httpdns]`), for routes with `httpdns = true`.
     pub httpdns: HttpDns,
+    /// What terminates TLS on the `[tls]` listeners, with the certificates read for this
+    /// snapshot.
+    pub tls: Option<Arc<Terminator>>,
     /// The plugin files it uses, by file name.
     pub plugins: BTreeMap<String, Arc<LoadedPlugin>>,
     /// When it was built.
@@ -109,6 +113,8 @@ pub struct BuildContext<'a> {
     pub push_tokens: Arc<TokenCache>,
     /// The response cache, for `cache`.
     pub cache: Arc<crate::http_cache::ResponseCache>,
+    /// TLS session resumption state, kept across snapshots.
+    pub tls_resumption: &'a Resumption,
 }
 
 impl Snapshot {
@@ -123,6 +129,7 @@ impl Snapshot {
             plugins: BTreeMap::new(),
             push_vendors: None,
             httpdns: HttpDns::default(),
+            tls: None,
             created_at: SystemTime::now(),
         }
     }
@@ -253,10 +260,13 @@ impl Snapshot {
             .map_err(|e| fail(format!("{e:#}")))?;
         let httpdns =
             HttpDns::build(&config.httpdns, &upstreams, &services.secrets).map_err(fail)?;
+        let tls = Terminator::build(&config.tls, &config.base_dir, cx.tls_resumption)
+            .map_err(|e| fail(format!("{e:#}")))?;
         Ok(Self {
             generation,
             push_vendors,
             httpdns,
+            tls,
             config: Arc::new(config),
             router,
             routes,

@@ -38,6 +38,7 @@ mod sandbox;
 mod shutdown;
 mod state_hardening;
 mod tcp_proxy;
+mod tls;
 mod upgrade;
 mod upstream_errors;
 mod upstream_pool;

@@ -70,6 +70,7 @@ pub(super) fn validate(config: &Config) -> anyhow::Result<()> {
     let server = &config.server;
     let mut taken: Vec<(SocketAddr, String)> = (server.listen.iter())
         .map(|a| (*a, "server.listen".to_string()))
+        .chain((config.tls.listen.iter()).map(|a| (*a, "tls.listen".to_string())))
         .chain([(server.admin, "server.admin".to_string())])
         .chain(
             server

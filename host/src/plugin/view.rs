@@ -21,6 +21,8 @@ pub struct RequestView {
     pub authority: Option<String>,
     /// The TCP peer.
     pub client: SocketAddr,
+    /// `https` over TLS, else `http`.
+    pub scheme: &'static str,
     /// The request id.
     pub request_id: String,
     /// Variables set by the filters so far.

@@ -182,6 +182,9 @@ impl Reloader {
                     "[[tcp]] changed: the new listeners take effect after a restart (their upstreams follow reloads)"
                 );
             }
+            if live.config.tls.listen != config.tls.listen {
+                tracing::warn!("tls.listen changed: the new listeners take effect after a restart");
+            }
             if live.config.state != config.state {
                 tracing::warn!(
                     "[state] changed: the new state backend takes effect after a restart"
@@ -198,6 +201,7 @@ impl Reloader {
             state: gateway.state.clone(),
             push_tokens: gateway.push.tokens.clone(),
             cache: gateway.cache.clone(),
+            tls_resumption: &gateway.tls_resumption,
         };
         let snapshot = match Snapshot::build(config, generation, cx).await {
             Ok(s) => Arc::new(s),

@@ -1,4 +1,5 @@
-//! Watching the config file and the plugins directory. Files may be symlinks, as in a
+//! Watching the config file, the plugins directory and the TLS files (certificates, keys,
+//! client CAs named by the config at start). Files may be symlinks, as in a
 //! Kubernetes ConfigMap mount (`weir.toml -> ..data/weir.toml`, `..data -> ..2026_01_01…`,
 //! swapped by renaming a new `..data` over the old): a change of `..data` in a watched
 //! directory counts as a change of every file.
@@ -17,8 +18,9 @@ const DEBOUNCE: Duration = Duration::from_millis(100);
 /// new set of files at once; the visible files are symlinks through it.
 const ATOMIC_DATA_LINK: &str = "..data";
 
-/// Watches the config file and the plugins directory; reloads on change, debounced. A change
-/// of `..data` in either directory (an atomic swap of symlinked files) counts as a change.
+/// Watches the config file, the plugins directory and the TLS files; reloads on change,
+/// debounced. A change of `..data` in a watched directory (an atomic swap of symlinked
+/// files) counts as a change.
 /// The watch ends when the returned watcher is dropped.
 pub fn watch(reloader: Arc<Reloader>) -> anyhow::Result<notify::RecommendedWatcher> {
     let snapshot = reloader.gateway().snapshot();
@@ -43,6 +45,10 @@ pub fn watch(reloader: Arc<Reloader>) -> anyhow::Result<notify::RecommendedWatch
         .as_ref()
         .and_then(|t| t.parent())
         .map(Path::to_path_buf);
+    let tls_files = tls_files(&snapshot.config);
+    let tls_dirs: std::collections::BTreeSet<PathBuf> = (tls_files.iter())
+        .filter_map(|f| f.parent().map(Path::to_path_buf))
+        .collect();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
@@ -58,6 +64,7 @@ pub fn watch(reloader: Arc<Reloader>) -> anyhow::Result<notify::RecommendedWatch
                 || swapped
                 || (name.is_some() && name.map(|n| n.to_os_string()) == config_name)
                 || config_target.as_deref() == Some(p.as_path())
+                || (name.is_some() && tls_files.contains(&resolved(p)))
         });
         if relevant {
             let _ = tx.send(());
@@ -70,6 +77,11 @@ pub fn watch(reloader: Arc<Reloader>) -> anyhow::Result<notify::RecommendedWatch
     {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the config file's target directory");
     }
+    for dir in tls_dirs {
+        if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch a TLS file's directory");
+        }
+    }
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
             // Debounce: wait for a quiet period, coalescing the burst into one reload.
@@ -78,6 +90,33 @@ pub fn watch(reloader: Arc<Reloader>) -> anyhow::Result<notify::RecommendedWatch
         }
     });
     Ok(watcher)
+}
+
+/// The TLS files `config` names (certificates, keys, the client CAs), each as its
+/// directory resolved and its name, so that a replaced file is still recognised.
+fn tls_files(config: &crate::config::Config) -> Vec<PathBuf> {
+    let tls = &config.tls;
+    let named = (tls.certificates.iter())
+        .flat_map(|c| [&c.cert_file, &c.key_file])
+        .chain(tls.client_auth.as_ref().map(|auth| &auth.ca_file));
+    named
+        .map(|file| resolved(&config.base_dir.join(file)))
+        .collect()
+}
+
+/// `path` with its directory made canonical (the file itself may not exist just now).
+fn resolved(path: &Path) -> PathBuf {
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            std::fs::canonicalize(dir).map_or_else(|_| path.to_path_buf(), |d| d.join(name))
+        }
+        _ => path.to_path_buf(),
+    }
 }
 
 /// The `.wasm` files of a directory, by file name (hidden and temporary files skipped).

@@ -19,6 +19,7 @@ use crate::config::LimitsConfig;
 use crate::headers::Peer;
 use crate::tcp::TcpProxy;
 
+use super::TlsSource;
 use super::serve::accept_loop;
 
 /// Binds `addr` and serves it with `handler` until `stopped` flips; returns the bound
@@ -42,7 +43,7 @@ where
     // The admin and demo listeners serve a few operators: the default limits suit them.
     let limits: LimitsSource = Arc::new(LimitsConfig::default);
     let task = tokio::spawn(accept_loop(
-        listener,
+        (listener, None),
         handler,
         limits,
         Arc::default(),
@@ -52,17 +53,33 @@ where
     Ok((addr, task))
 }
 
-/// Starts `count` worker threads, each serving every address in `addrs` through its own
-/// `SO_REUSEPORT` listener, and each `[[tcp]]` listener's address the same way. Every
-/// socket is bound here, so errors surface before serving; a port 0 is resolved by the
-/// first worker's socket and shared by the others. Returns the bound gateway addresses,
-/// the bound `[[tcp]]` addresses (in the order of `tcp`) and the threads.
+/// The addresses the proxy workers serve.
+pub(super) struct Addresses<'a> {
+    /// Clear-text HTTP (`server.listen`).
+    pub plain: &'a [SocketAddr],
+    /// HTTPS (`tls.listen`), and where its connections find their terminator.
+    pub tls: (&'a [SocketAddr], TlsSource),
+    /// The `[[tcp]]` listeners.
+    pub tcp: &'a [Arc<TcpProxy>],
+    /// The accept backlog of every socket.
+    pub backlog: u32,
+}
+
+/// One worker's sockets: HTTP ones (over TLS with a source), and `[[tcp]]` ones.
+struct WorkerSockets {
+    http: Vec<(std::net::TcpListener, Option<TlsSource>)>,
+    tcp: Vec<(std::net::TcpListener, Arc<TcpProxy>)>,
+}
+
+/// Starts `count` worker threads, each serving every address of `addresses` through its
+/// own `SO_REUSEPORT` listener. Every socket is bound here, so errors surface before
+/// serving; a port 0 is resolved by the first worker's socket and shared by the others.
+/// Returns the bound addresses (each kind in config order) and the threads.
 pub(super) fn serve_per_core<F, Fut>(
-    (addrs, backlog): (&[SocketAddr], u32),
+    addresses: Addresses<'_>,
     count: usize,
     handler: F,
     admit: (LimitsSource, Arc<Admission>),
-    tcp: &[Arc<TcpProxy>],
     stopped: &watch::Receiver<bool>,
     grace: Duration,
 ) -> anyhow::Result<Bound>
@@ -70,10 +87,27 @@ where
     F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + Unpin + 'static,
     Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
 {
+    let Addresses {
+        plain: addrs,
+        tls: (tls_addrs, tls),
+        tcp,
+        backlog,
+    } = addresses;
     let (bound, per_worker) = bind_per_worker(addrs, count, backlog, "gateway")?;
     for addr in &bound {
         tracing::info!(%addr, workers = count, "gateway listening (HTTP/1.1, h2c)");
     }
+    let (tls_bound, tls_per_worker) = bind_per_worker(tls_addrs, count, backlog, "tls")?;
+    for addr in &tls_bound {
+        tracing::info!(%addr, workers = count, "gateway listening (HTTPS: HTTP/1.1, h2)");
+    }
+    // A worker's listeners: clear text, then TLS.
+    let per_worker = (per_worker.into_iter().zip(tls_per_worker)).map(|(plain, secure)| {
+        let plain = plain.into_iter().map(|l| (l, None));
+        plain
+            .chain(secure.into_iter().map(|l| (l, Some(tls.clone()))))
+            .collect::<Vec<_>>()
+    });
     let tcp_addrs: Vec<SocketAddr> = tcp.iter().map(|p| p.config().listen).collect();
     let (tcp_bound, tcp_per_worker) = bind_per_worker(&tcp_addrs, count, backlog, "tcp")?;
     for (addr, proxy) in tcp_bound.iter().zip(tcp) {
@@ -81,19 +115,19 @@ where
         tracing::info!(%addr, listener = %name, %upstream, workers = count, "TCP proxy listening");
     }
     let mut threads = Vec::with_capacity(count);
-    let workers = per_worker.into_iter().zip(tcp_per_worker);
-    for (index, (listeners, tcp_listeners)) in workers.enumerate() {
+    let workers = per_worker.zip(tcp_per_worker);
+    for (index, (http, tcp_listeners)) in workers.enumerate() {
         let (handler, stopped, admit) = (handler.clone(), stopped.clone(), admit.clone());
-        let tcp: Vec<_> = tcp_listeners.into_iter().zip(tcp.iter().cloned()).collect();
+        let tcp = tcp_listeners.into_iter().zip(tcp.iter().cloned()).collect();
+        let sockets = WorkerSockets { http, tcp };
         let thread = std::thread::Builder::new()
             .name(format!("weir-worker-{}", index + 1))
-            .spawn(move || {
-                run_worker(index + 1, (listeners, tcp), handler, admit, stopped, grace)
-            })?;
+            .spawn(move || run_worker(index + 1, sockets, handler, admit, stopped, grace))?;
         threads.push(thread);
     }
     Ok(Bound {
         listen: bound,
+        tls: tls_bound,
         tcp: tcp_bound,
         threads,
     })
@@ -103,6 +137,8 @@ where
 pub(super) struct Bound {
     /// The gateway addresses.
     pub listen: Vec<SocketAddr>,
+    /// The `[tls]` listeners' addresses.
+    pub tls: Vec<SocketAddr>,
     /// The `[[tcp]]` listeners' addresses.
     pub tcp: Vec<SocketAddr>,
     /// The worker threads.
@@ -142,10 +178,10 @@ fn bind_per_worker(
 /// the `[[tcp]]` ones) until `stopped`.
 fn run_worker<F, Fut>(
     index: usize,
-    (listeners, tcp): (
-        Vec<std::net::TcpListener>,
-        Vec<(std::net::TcpListener, Arc<TcpProxy>)>,
-    ),
+    WorkerSockets {
+        http: listeners,
+        tcp,
+    }: WorkerSockets,
     handler: F,
     (limits, admission): (LimitsSource, Arc<Admission>),
     stopped: watch::Receiver<bool>,
@@ -167,11 +203,11 @@ fn run_worker<F, Fut>(
     };
     runtime.block_on(async move {
         let mut loops = Vec::new();
-        for listener in listeners {
+        for (listener, tls) in listeners {
             match TcpListener::from_std(listener) {
                 Ok(listener) => {
                     loops.push(tokio::spawn(accept_loop(
-                        listener,
+                        (listener, tls),
                         handler.clone(),
                         limits.clone(),
                         admission.clone(),

@@ -1,5 +1,5 @@
 //! Listeners: HTTP/1.1 and HTTP/2 (h2c, by prior knowledge or preface) on the gateway
-//! addresses, the `[[tcp]]` listeners (L4), the admin listener, and the optional demo
+//! addresses, HTTPS (HTTP/1.1 and h2 by ALPN) on the `[tls]` addresses, the `[[tcp]]` listeners (L4), the admin listener, and the optional demo
 //! upstream. Shutdown stops accepting, lets in-flight requests (and TCP connections)
 //! finish within the grace period, then closes what is left.
 //!
@@ -40,6 +40,8 @@ pub struct Running {
     pub gateway: Arc<Gateway>,
     /// The addresses the proxy listens on (ports resolved when the config said 0).
     pub listen: Vec<SocketAddr>,
+    /// The addresses it listens on over TLS (`tls.listen`, ports resolved).
+    pub tls: Vec<SocketAddr>,
     /// The admin listener's address.
     pub admin: SocketAddr,
     /// The `[[tcp]]` listeners' names and addresses (ports resolved), in config order.
@@ -84,6 +86,21 @@ pub fn raise_open_file_limit() -> Option<u64> {
         }
     }
     limit.current
+}
+
+/// Where a `[tls]` listener finds what terminates TLS (the live snapshot's terminator,
+/// with the certificates of the last reload) and counts handshakes.
+#[derive(Clone)]
+pub(crate) struct TlsSource(Arc<Gateway>);
+
+impl TlsSource {
+    fn terminator(&self) -> Option<Arc<crate::tls::Terminator>> {
+        self.0.snapshot().tls.clone()
+    }
+
+    fn counters(&self) -> &crate::tls::TlsCounters {
+        &self.0.tls
+    }
 }
 
 /// A service the server runs on a listener of its own beside the gateway (the `weir`
@@ -149,15 +166,14 @@ pub async fn start_with(config_path: &Path, demo: Option<SideService>) -> anyhow
     let tcp: Vec<_> = (snapshot.config.tcp.iter())
         .map(|config| crate::tcp::TcpProxy::new(config.clone(), gateway.clone()))
         .collect();
-    let bound = serve_per_core(
-        (&server.listen, server.limits.listen_backlog),
-        server.workers(),
-        handler,
-        (limits, gateway.connections.clone()),
-        &tcp,
-        &stopped,
-        grace,
-    )?;
+    let addresses = listen::Addresses {
+        plain: &server.listen,
+        tls: (&snapshot.config.tls.listen, TlsSource(gateway.clone())),
+        tcp: &tcp,
+        backlog: server.limits.listen_backlog,
+    };
+    let admit = (limits, gateway.connections.clone());
+    let bound = serve_per_core(addresses, server.workers(), handler, admit, &stopped, grace)?;
     let tcp = (tcp.iter().zip(bound.tcp))
         .map(|(proxy, addr)| (proxy.config().name.clone(), addr))
         .collect();
@@ -170,6 +186,7 @@ pub async fn start_with(config_path: &Path, demo: Option<SideService>) -> anyhow
     Ok(Running {
         gateway,
         listen: bound.listen,
+        tls: bound.tls,
         admin,
         tcp,
         demo,

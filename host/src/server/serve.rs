@@ -23,15 +23,15 @@ use crate::body::{InFlightHandoff, ProxyBody};
 use crate::config::{LimitsConfig, millis};
 use crate::headers::Peer;
 
-use super::LimitsSource;
 use super::accept::AcceptBackoff;
 use super::connection::{Activity, CountedBody, Sniffed, first_bytes};
+use super::{LimitsSource, TlsSource};
 
 /// Accepts connections until `stop` flips, serving each with `handler` (upgrades such as
 /// WebSocket included) under the connection limits; then asks every connection to finish
 /// gracefully and waits for them, up to `grace`.
 pub(super) async fn accept_loop<F, Fut>(
-    listener: TcpListener,
+    (listener, tls): (TcpListener, Option<TlsSource>),
     handler: F,
     limits: LimitsSource,
     admission: Arc<Admission>,
@@ -57,12 +57,26 @@ pub(super) async fn accept_loop<F, Fut>(
                 let _ = stream.set_nodelay(true);
                 let admitted = Arc::new(admitted);
                 let peer = Peer::new(client).holding(admitted.clone());
-                let connection = serve_connection(stream, peer, handler.clone(), limits, stop.clone(), grace);
-                let open = open.clone();
-                tokio::spawn(async move {
-                    connection.await;
-                    drop((admitted, open));
-                });
+                let ending = (stop.clone(), grace);
+                let held = (admitted, open.clone());
+                // One task type per kind, so that a clear-text connection's task is not as
+                // large as a TLS one's.
+                match &tls {
+                    None => {
+                        let connection = serve_connection(stream, peer, handler.clone(), limits, ending);
+                        tokio::spawn(async move {
+                            connection.await;
+                            drop(held);
+                        });
+                    }
+                    Some(tls) => {
+                        let connection = serve_tls(stream, peer, tls.clone(), handler.clone(), limits, ending);
+                        tokio::spawn(async move {
+                            connection.await;
+                            drop(held);
+                        });
+                    }
+                }
             }
             _ = stop.changed() => break,
         }
@@ -84,8 +98,7 @@ async fn serve_connection<F, Fut>(
     peer: Peer,
     handler: F,
     limits: LimitsConfig,
-    stop: watch::Receiver<bool>,
-    grace: Duration,
+    (stop, grace): (watch::Receiver<bool>, Duration),
 ) where
     F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + Unpin + 'static,
     Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
@@ -96,6 +109,105 @@ async fn serve_connection<F, Fut>(
         return;
     };
     let place = peer.place.clone();
+    let (service, activity) = counted_service(peer, handler);
+    let mut ending = Ending {
+        client,
+        activity,
+        idle: millis(limits.idle_timeout_ms),
+        stop,
+        grace,
+    };
+    let result = if io.is_h2() {
+        serve_h2(io, service, &limits, &mut ending).await
+    } else {
+        let release = millis(limits.idle_release_ms);
+        serve_http1(
+            io,
+            service,
+            (&http1_builder(&limits), release),
+            &mut ending,
+            place,
+        )
+        .await
+    };
+    if let Err(e) = result {
+        tracing::debug!(%client, error = %e, "connection ended with an error");
+    }
+}
+
+/// Serves one connection of a `[tls]` listener: the handshake within its timeout (with
+/// the live snapshot's certificates), then HTTP/2 or HTTP/1.1 as ALPN settled. Idle
+/// connections are not parked: their TLS state stays with them until the idle timeout.
+async fn serve_tls<F, Fut>(
+    stream: tokio::net::TcpStream,
+    peer: Peer,
+    tls: TlsSource,
+    handler: F,
+    limits: LimitsConfig,
+    (stop, grace): (watch::Receiver<bool>, Duration),
+) where
+    F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + Unpin + 'static,
+    Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
+{
+    let client = peer.addr;
+    let Some(terminator) = tls.terminator() else {
+        tracing::debug!(%client, "connection closed: [tls] has no listener in the live config");
+        return;
+    };
+    let outcome = terminator.accept(stream).await;
+    tls.counters().count(&outcome);
+    let (stream, session) = match outcome {
+        Ok(accepted) => accepted,
+        Err(failure) => {
+            tracing::debug!(%client, ?failure, "TLS handshake failed");
+            return;
+        }
+    };
+    let h2 = session.h2;
+    let (service, activity) = counted_service(peer.over_tls(session), handler);
+    let mut ending = Ending {
+        client,
+        activity,
+        idle: millis(limits.idle_timeout_ms),
+        stop,
+        grace,
+    };
+    let result = if h2 {
+        serve_h2(stream, service, &limits, &mut ending).await
+    } else {
+        let connection = http1_builder(&limits)
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut connection = std::pin::pin!(connection);
+        match ending
+            .drive(connection.as_mut(), None, |c| c.graceful_shutdown())
+            .await
+        {
+            Ended::Done(result) => result,
+            Ended::Released => Ok(()),
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%client, error = %e, "connection ended with an error");
+    }
+}
+
+/// The service of one connection: `handler` for each request, each request counted in the
+/// connection's activity (returned) until its response is sent.
+fn counted_service<F, Fut>(
+    peer: Peer,
+    handler: F,
+) -> (
+    impl HttpService<Incoming, ResBody = CountedBody<ProxyBody>, Error = Infallible, Future: Send>
+    + Send
+    + Unpin
+    + 'static,
+    Arc<Activity>,
+)
+where
+    F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + Unpin + 'static,
+    Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
+{
     let activity = Activity::new();
     let requests = activity.clone();
     // (hyper keeps a slot as large as this future for as long as a connection is served:
@@ -115,37 +227,43 @@ async fn serve_connection<F, Fut>(
             Ok::<_, Infallible>(response.map(|body| CountedBody::new(body, exchange)))
         }
     });
-    let mut ending = Ending {
-        client,
-        activity,
-        idle: millis(limits.idle_timeout_ms),
-        stop,
-        grace,
-    };
-    let result = if io.is_h2() {
-        let connection = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .keep_alive_interval(millis(limits.h2_ping_interval_ms))
-            .keep_alive_timeout(millis(limits.h2_ping_timeout_ms))
-            .max_concurrent_streams(limits.h2_max_concurrent_streams)
-            .serve_connection(TokioIo::new(io), service);
-        // Boxed: an HTTP/1.1 connection's task must not be as large as HTTP/2's state.
-        let mut connection = Box::pin(connection);
-        match (ending.drive(connection.as_mut(), None, |c| c.graceful_shutdown())).await {
-            Ended::Done(result) => result,
-            Ended::Released => Ok(()),
-        }
-    } else {
-        let mut builder = http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(millis(limits.header_read_timeout_ms));
-        let release = millis(limits.idle_release_ms);
-        serve_http1(io, service, (&builder, release), &mut ending, place).await
-    };
-    if let Err(e) = result {
-        tracing::debug!(%client, error = %e, "connection ended with an error");
+    (service, activity)
+}
+
+/// HTTP/2 on `io` until it ends.
+async fn serve_h2<I, S>(
+    io: I,
+    service: S,
+    limits: &LimitsConfig,
+    ending: &mut Ending,
+) -> Result<(), hyper::Error>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    S: HttpService<Incoming, ResBody = CountedBody<ProxyBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(millis(limits.h2_ping_interval_ms))
+        .keep_alive_timeout(millis(limits.h2_ping_timeout_ms))
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .serve_connection(TokioIo::new(io), service);
+    // Boxed: an HTTP/1.1 connection's task must not be as large as HTTP/2's state.
+    let mut connection = Box::pin(connection);
+    match (ending.drive(connection.as_mut(), None, |c| c.graceful_shutdown())).await {
+        Ended::Done(result) => result,
+        Ended::Released => Ok(()),
     }
+}
+
+/// The HTTP/1.1 settings of every connection.
+fn http1_builder(limits: &LimitsConfig) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(millis(limits.header_read_timeout_ms));
+    builder
 }
 
 /// HTTP/1.1, served by hyper while requests come. After `release` without one, the

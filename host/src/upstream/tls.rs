@@ -10,8 +10,7 @@ use anyhow::Context;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::RootCertStore;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 
 use crate::config::{UpstreamConfig, UpstreamProtocol, UpstreamTlsConfig, millis};
 
@@ -45,14 +44,8 @@ pub fn connector(
     }
     if let Some(file) = &tls.ca_file {
         let path = base_dir.join(file);
-        let certs = CertificateDer::pem_file_iter(&path)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .with_context(|| format!("upstream {name:?}: ca_file {}", path.display()))?;
-        anyhow::ensure!(
-            !certs.is_empty(),
-            "upstream {name:?}: ca_file {} has no certificate",
-            path.display()
-        );
+        let certs = crate::tls::pem::certificates(&path)
+            .with_context(|| format!("upstream {name:?}: ca_file"))?;
         for cert in certs {
             roots
                 .add(cert)

@@ -91,8 +91,7 @@ impl HostRequest for HostState {
     }
 
     fn scheme(&mut self, this: Resource<RequestView>) -> wasmtime::Result<String> {
-        self.request(&this)?;
-        Ok("http".to_string())
+        Ok(self.request(&this)?.scheme.to_string())
     }
 
     fn header(

@@ -34,6 +34,10 @@ struct Config {
     /// Keep this text as the private context in `on-request` and append what
     /// `on-response` reads back to `x-context`.
     context: Option<String>,
+    /// Tell the upstream what the filter sees of the connection: the scheme in
+    /// `x-tester-scheme`, the client certificate's field in `x-tester-client-cert`.
+    #[serde(default)]
+    report_connection: bool,
 }
 
 struct Tester {
@@ -100,6 +104,12 @@ impl Filter for Tester {
         let mut changes = RequestChanges::new().set_variable("tester.seen", request.path());
         for (name, value) in &self.config.set_request_headers {
             changes = changes.set_header(name, value.as_bytes());
+        }
+        if self.config.report_connection {
+            let cert = request.header("x-forwarded-client-cert");
+            changes = changes
+                .set_header("x-tester-scheme", request.scheme().as_bytes())
+                .set_header("x-tester-client-cert", cert.as_deref().unwrap_or("none"));
         }
         if let Some(path) = &self.config.rewrite_path {
             changes = changes.set_path(path.clone());
