@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Load benchmark: wrk against the demo upstream (reference), nginx as a reverse proxy,
 # weir passthrough, weir + the headers filter, and weir + the security chain (auth API key,
-# hmac-signature, rate-limit on the local backend), all on loopback on this machine.
+# hmac-signature, rate-limit on the local backend), each other filter alone, and nginx and
+# weir terminating TLS with the same certificate (keep-alive, and a handshake per request),
+# all on loopback on this machine.
 #
 #   bench/load.sh                               # defaults: DURATION=10s CONNECTIONS="64 256"
 #   SKIP_BUILD=1 DURATION=30s CONNECTIONS="32 128 512" IDLE_CONNECTIONS=10000 bench/load.sh
@@ -47,8 +49,16 @@ done
 
 # --- ports ------------------------------------------------------------------------------
 
-# Five distinct free ports, picked by the kernel (all sockets held open until all are bound).
-read -r UPSTREAM_PORT NGINX_PORT WEIR_PORT ADMIN_PORT NGINX_H2_PORT < <(free_ports 5)
+# Distinct free ports, picked by the kernel (all sockets held open until all are bound).
+read -r UPSTREAM_PORT NGINX_PORT WEIR_PORT ADMIN_PORT NGINX_H2_PORT NGINX_TLS_PORT WEIR_TLS_PORT \
+    < <(free_ports 7)
+
+# One certificate for both TLS servers: ECDSA P-256, as most sites now serve.
+mkdir -p "$TMP/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' \
+    -keyout "$TMP/tls/key.pem" -out "$TMP/tls/cert.pem" 2> "$TMP/openssl.log" \
+    || die "openssl could not make the certificate: $(cat "$TMP/openssl.log")"
 
 # --- configs ----------------------------------------------------------------------------
 
@@ -86,6 +96,20 @@ $(nginx_temp_paths)
         }
     }
 
+    # TLS 1.2/1.3 with the same certificate as weir's, a session cache as weir has.
+    server {
+        listen 127.0.0.1:$NGINX_TLS_PORT ssl;
+        ssl_certificate $TMP/tls/cert.pem;
+        ssl_certificate_key $TMP/tls/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;
+        location / {
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+
     # HTTP/2 without TLS (prior knowledge), for the h2c row.
     server {
         listen 127.0.0.1:$NGINX_H2_PORT http2;
@@ -111,6 +135,11 @@ listen = ["127.0.0.1:$WEIR_PORT"]
 admin = "127.0.0.1:$ADMIN_PORT"
 plugins_dir = "$PLUGINS"
 watch = false
+
+# The TLS rows: the same certificate as nginx's.
+[tls]
+listen = ["127.0.0.1:$WEIR_TLS_PORT"]
+certificates = [{ cert_file = "$TMP/tls/cert.pem", key_file = "$TMP/tls/key.pem" }]
 
 # The idle-connection row opens IDLE_CONNECTIONS from one address.
 [server.limits]
@@ -368,6 +397,12 @@ PIDS+=($!)
 WEIR_PID=$!
 wait_for weir "$!" "http://127.0.0.1:$WEIR_PORT/hello"
 
+# Both TLS listeners answer over TLS with the certificate made above.
+for port in "$NGINX_TLS_PORT" "$WEIR_TLS_PORT"; do
+    curl -sf -o /dev/null --cacert "$TMP/tls/cert.pem" "https://127.0.0.1:$port/hello" \
+        || die "no HTTPS answer on port $port"
+done
+
 # Check the routes do what the table says: the filter sets x-served-by, passthrough doesn't.
 curl -sf -D - -o /dev/null -H 'x-bench: filtered' "http://127.0.0.1:$WEIR_PORT/hello" \
     | grep -qi '^x-served-by: weir' || die "weir + headers filter: no x-served-by header"
@@ -441,6 +476,10 @@ TARGETS=(
     "weir passthrough in a bulkhead|http://127.0.0.1:$WEIR_PORT/hello|x-bench: bulkhead"
     "weir + auth, hmac-signature, rate-limit|http://127.0.0.1:$WEIR_PORT/hello|$CHAIN_HEADERS"
     "weir + auth, hmac-signature, rate-limit, degradation|http://127.0.0.1:$WEIR_PORT/hello|x-bench: chain4^$CREDENTIALS"
+    "nginx over TLS (keep-alive)|https://127.0.0.1:$NGINX_TLS_PORT/hello|"
+    "weir passthrough over TLS (keep-alive)|https://127.0.0.1:$WEIR_TLS_PORT/hello|"
+    "nginx over TLS, a handshake per request|https://127.0.0.1:$NGINX_TLS_PORT/hello|connection: close"
+    "weir passthrough over TLS, a handshake per request|https://127.0.0.1:$WEIR_TLS_PORT/hello|connection: close"
     "nginx, POST 4 KiB|http://127.0.0.1:$NGINX_PORT/hello||$TMP/post.lua"
     "weir passthrough, POST 4 KiB|http://127.0.0.1:$WEIR_PORT/hello||$TMP/post.lua"
     "weir + hmac-signature, POST 4 KiB (body read, content-digest checked)|http://127.0.0.1:$WEIR_PORT/hello|$POST_HEADERS|$TMP/post.lua"
@@ -545,6 +584,11 @@ fi
     echo "\"proxy CPU µs/req\" is the proxy's user + system CPU time over the run (from"
     echo "\`/proc/PID/stat\`: the weir process; nginx's master and workers) divided by the requests"
     echo "served: what one request costs the proxy, the figure that holds on a busy box."
+    echo "The TLS rows terminate TLS with one ECDSA P-256 certificate (made by openssl for the run)"
+    echo "in both proxies; wrk (OpenSSL) settles TLS 1.3 with the same cipher on both. The"
+    echo "\"handshake per request\" rows send \`connection: close\`: each request is a new TCP"
+    echo "connection and a new TLS handshake, so their req/s are handshakes/s (the same wrk client"
+    echo "against both proxies, with whatever session resumption its OpenSSL attempts)."
     echo "nginx: \`worker_processes auto\`,"
     echo "upstream \`keepalive 256\`, HTTP/1.1 to the upstream, no access log. weir: release build,"
     echo "default settings (one proxy worker thread per core), \`RUST_LOG=warn\`."

@@ -14,6 +14,7 @@ struct Example {
     child: Child,
     port: u16,
     tcp: u16,
+    tls: u16,
     admin: u16,
     _dir: TempDir,
 }
@@ -32,7 +33,7 @@ impl Example {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let text = std::fs::read_to_string(root.join("weir.toml")).expect("weir.toml");
         let (port, demo, admin, offline) = (free_port(), free_port(), free_port(), free_port());
-        let tcp = free_port();
+        let (tcp, tls) = (free_port(), free_port());
         let root = root.canonicalize().expect("the repository root");
         let text = text
             .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
@@ -40,6 +41,7 @@ impl Example {
             .replace("127.0.0.1:9901", &format!("127.0.0.1:{admin}"))
             .replace("127.0.0.1:8099", &format!("127.0.0.1:{offline}"))
             .replace("127.0.0.1:8082", &format!("127.0.0.1:{tcp}"))
+            .replace("127.0.0.1:8443", &format!("127.0.0.1:{tls}"))
             .replace(
                 "\"target/plugins\"",
                 &format!("{:?}", root.join("target/plugins")),
@@ -63,6 +65,7 @@ impl Example {
             child,
             port,
             tcp,
+            tls,
             admin,
             _dir: dir,
         };
@@ -210,6 +213,26 @@ async fn the_readme_requests_get_their_answers() {
     assert!(v1.header("sunset").is_some() && v1.header("link").is_some());
     let v2 = client.get(&example.url("/api/v2/users")).await;
     assert!(v2.header("deprecation").is_none());
+
+    // HTTPS with the demo certificate, checked by curl against the demo CA, over HTTP/2.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let port = example.tls;
+    let curl = tokio::task::spawn_blocking(move || {
+        Command::new("curl")
+            .args(["-s", "--max-time", "10", "--http2", "--cacert"])
+            .arg(root.join("examples/tls/ca.pem"))
+            .arg("--resolve")
+            .arg(format!("localhost:{port}:127.0.0.1"))
+            .args(["-w", "\n%{http_version}"])
+            .arg(format!("https://localhost:{port}/echo/hi"))
+            .output()
+            .expect("curl runs")
+    })
+    .await
+    .expect("join");
+    let text = String::from_utf8_lossy(&curl.stdout);
+    assert!(text.ends_with("\n2"), "{text}");
+    assert!(text.contains("\"x-forwarded-proto\":\"https\""), "{text}");
 
     // L4: the TCP listener reaches the demo server byte for byte.
     let through = format!("http://127.0.0.1:{}/hello", example.tcp);
