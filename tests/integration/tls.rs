@@ -286,6 +286,22 @@ async fn https_requests_reach_the_upstream_as_https_over_h2_and_http1() {
         );
     }
 
+    // The certificate's end is in the metrics, for alerts before it comes.
+    let metrics = gw.metrics(&TestClient::default()).await;
+    let pem = certs.path("site.pem").display().to_string();
+    let line = (metrics.lines())
+        .find(|l| l.starts_with("weir_tls_certificate_not_after_seconds") && l.contains(&pem))
+        .unwrap_or_else(|| panic!("no expiry line for {pem}"));
+    let not_after: i64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("a number");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time");
+    assert!(not_after > now.as_secs() as i64 + 86_400, "{line}");
+
     // The same upstream over the clear-text listener says http.
     let plain = TestClient::default().get(&gw.url("/who")).await;
     assert_eq!(seen(&plain, "x-forwarded-proto"), "http");

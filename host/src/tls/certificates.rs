@@ -18,6 +18,8 @@ use crate::config::tls::CertificateConfig;
 pub struct SniCertificates {
     /// In config order; never empty.
     certified: Vec<Arc<CertifiedKey>>,
+    /// Each certificate file and when its leaf expires (Unix seconds), in config order.
+    pub expiry: Vec<(String, i64)>,
 }
 
 impl SniCertificates {
@@ -30,6 +32,7 @@ impl SniCertificates {
         provider: &CryptoProvider,
     ) -> anyhow::Result<Self> {
         let mut certified = Vec::with_capacity(configs.len());
+        let mut expiry = Vec::with_capacity(configs.len());
         for config in configs {
             let (cert_file, key_file) = (
                 base_dir.join(&config.cert_file),
@@ -39,6 +42,14 @@ impl SniCertificates {
             let key = super::pem::private_key(&key_file).context("tls.certificates")?;
             webpki::EndEntityCert::try_from(&chain[0])
                 .map_err(|e| anyhow::anyhow!("tls.certificates: {}: {e:?}", cert_file.display()))?;
+            let not_after = super::identity::not_after(&chain[0]).with_context(|| {
+                format!(
+                    "tls.certificates: {}: unreadable validity",
+                    cert_file.display()
+                )
+            })?;
+            warn_if_expiring(&cert_file, not_after);
+            expiry.push((cert_file.display().to_string(), not_after));
             let key = CertifiedKey::from_der(chain, key, provider).map_err(|e| {
                 anyhow::anyhow!(
                     "tls.certificates: {} and {}: {e}",
@@ -49,7 +60,7 @@ impl SniCertificates {
             certified.push(Arc::new(key));
         }
         anyhow::ensure!(!certified.is_empty(), "tls.certificates is empty");
-        Ok(Self { certified })
+        Ok(Self { certified, expiry })
     }
 
     /// The certificate for `name`: the first valid for it, else the first.
@@ -64,6 +75,22 @@ impl SniCertificates {
             covers(leaf, wanted)
         };
         (self.certified.iter().find(valid)).unwrap_or(&self.certified[0])
+    }
+}
+
+/// Certificates this close to their end are warned about at every load.
+const EXPIRY_WARNING_SECS: i64 = 14 * 86_400;
+
+/// Logs a warning when the certificate of `file` has expired or expires within two weeks:
+/// it is served all the same (clients decide), but an operator should know.
+fn warn_if_expiring(file: &Path, not_after: i64) {
+    let now = crate::time::now_ms() as i64 / 1000;
+    let file = file.display();
+    if not_after <= now {
+        tracing::warn!(%file, not_after, "a TLS certificate has expired: clients will refuse it");
+    } else if not_after - now < EXPIRY_WARNING_SECS {
+        let days = (not_after - now) / 86_400;
+        tracing::warn!(%file, days, "a TLS certificate expires within two weeks");
     }
 }
 

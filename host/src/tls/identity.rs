@@ -59,6 +59,12 @@ impl ClientIdentity {
     }
 }
 
+/// When the certificate `der` expires (Unix seconds); none when it cannot be parsed.
+pub fn not_after(der: &[u8]) -> Option<i64> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
 /// `value` as a quoted-string: `"` and `\` escaped, so that `,`, `;` and `=` inside it
 /// never split the field.
 fn quoted(value: &str) -> String {

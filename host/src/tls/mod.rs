@@ -49,6 +49,8 @@ impl Resumption {
 pub struct Terminator {
     config: Arc<ServerConfig>,
     handshake_timeout: Duration,
+    /// Each certificate file and when its leaf expires (Unix seconds).
+    expiry: Vec<(String, i64)>,
 }
 
 /// The facts of one TLS connection that requests over it carry.
@@ -112,6 +114,7 @@ impl Terminator {
         };
         let resolver =
             certificates::SniCertificates::load(&config.certificates, base_dir, &provider)?;
+        let expiry = resolver.expiry.clone();
         let mut server = builder.with_cert_resolver(Arc::new(resolver));
         server.alpn_protocols = config.alpn.iter().map(|p| p.id().to_vec()).collect();
         server.session_storage = resumption.cache.clone();
@@ -119,6 +122,7 @@ impl Terminator {
         Ok(Some(Arc::new(Self {
             config: Arc::new(server),
             handshake_timeout: millis(config.handshake_timeout_ms),
+            expiry,
         })))
     }
 
@@ -141,6 +145,21 @@ impl Terminator {
                 .and_then(|leaf| ClientIdentity::from_der(leaf)),
         };
         Ok((stream, session))
+    }
+}
+
+impl Terminator {
+    /// Writes when each certificate expires, in the Prometheus text format.
+    pub fn render_expiry(&self, out: &mut String) {
+        use std::fmt::Write;
+        out.push_str("# HELP weir_tls_certificate_not_after_seconds When each served certificate expires (Unix time).\n# TYPE weir_tls_certificate_not_after_seconds gauge\n");
+        for (file, not_after) in &self.expiry {
+            let file = crate::metrics::escape_label(file);
+            let _ = writeln!(
+                out,
+                "weir_tls_certificate_not_after_seconds{{file=\"{file}\"}} {not_after}"
+            );
+        }
     }
 }
 
