@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use weir_tests::plugins::TESTER;
@@ -606,5 +606,50 @@ async fn old_versions_stalled_handshakes_and_clear_text_are_closed_and_counted()
         .await
         .expect("served");
     assert_eq!(reply.status, 200);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_websocket_upgrade_over_tls_is_spliced_through() {
+    use crate::upgrade::{ACCEPT, KEY, read_head, websocket_echo};
+    let (upstream, seen) = websocket_echo().await;
+    let certs = Certs::new();
+    let site = SignedCertificate::for_names(&["localhost"]);
+    let config = format!(
+        "{}{}",
+        tls_table("", &certs.write("site", &site)),
+        one_route(upstream, "")
+    );
+    let gw = TestGateway::start(&config, &[]).await;
+    let config = client(&[&site.ca_pem], &[b"http/1.1"], None, false);
+    let mut stream = connect(tls_addr(&gw), config, "localhost")
+        .await
+        .expect("a handshake");
+    let handshake = format!(
+        "GET /chat HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(handshake.as_bytes()).await.expect("send");
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains(&format!(
+        "sec-websocket-accept: {}",
+        ACCEPT.to_ascii_lowercase()
+    )));
+    for message in [&b"hello"[..], &b"over tls"[..]] {
+        stream.write_all(message).await.expect("send");
+        let mut echoed = vec![0u8; message.len()];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut echoed))
+            .await
+            .expect("echo in time")
+            .expect("read the echo");
+        assert_eq!(echoed, message);
+    }
+    drop(stream);
+    let upstream_head = seen.await.expect("the upstream's head");
+    assert!(
+        upstream_head.contains("x-forwarded-proto: https"),
+        "{upstream_head}"
+    );
     gw.shutdown().await;
 }
