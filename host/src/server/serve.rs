@@ -61,20 +61,14 @@ pub(super) async fn accept_loop<F, Fut>(
                 let held = (admitted, open.clone());
                 // One task type per kind, so that a clear-text connection's task is not as
                 // large as a TLS one's.
+                let handler = handler.clone();
                 match &tls {
                     None => {
-                        let connection = serve_connection(stream, peer, handler.clone(), limits, ending);
-                        tokio::spawn(async move {
-                            connection.await;
-                            drop(held);
-                        });
+                        spawn_holding(serve_connection(stream, peer, handler, limits, ending), held)
                     }
                     Some(tls) => {
-                        let connection = serve_tls(stream, peer, tls.clone(), handler.clone(), limits, ending);
-                        tokio::spawn(async move {
-                            connection.await;
-                            drop(held);
-                        });
+                        let tls = tls.clone();
+                        spawn_holding(serve_tls(stream, peer, tls, handler, limits, ending), held)
                     }
                 }
             }
@@ -88,6 +82,19 @@ pub(super) async fn accept_loop<F, Fut>(
             "grace period over; closing the connections left"
         );
     }
+}
+
+/// Runs `connection` on a task of its own, holding `held` (its place under the caps, its
+/// mark in the drain) until it ends.
+fn spawn_holding<C, H>(connection: C, held: H)
+where
+    C: Future<Output = ()> + Send + 'static,
+    H: Send + 'static,
+{
+    tokio::spawn(async move {
+        connection.await;
+        drop(held);
+    });
 }
 
 /// Serves one connection: its first bytes within the first-byte timeout, then HTTP/1.1 or
