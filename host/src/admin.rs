@@ -66,8 +66,12 @@ pub async fn handle(reloader: Arc<Reloader>, request: Request<Incoming>) -> Resp
         (&Method::GET, "/circuits") => json_response(StatusCode::OK, &circuits(gateway)),
         (&Method::GET, "/push") => json_response(StatusCode::OK, &gateway.push.stats().await),
         (&Method::GET, "/status") => {
-            let status =
-                json!({ "reload": reloader.last_reload(), "state": gateway.state.status() });
+            // `generation`: the one serving now, whatever the last reload attempt was.
+            let status = json!({
+                "generation": gateway.snapshot().generation,
+                "reload": reloader.last_reload(),
+                "state": gateway.state.status(),
+            });
             json_response(StatusCode::OK, &status)
         }
         (&Method::GET, "/metrics") => metrics(gateway),

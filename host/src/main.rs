@@ -1,5 +1,6 @@
 //! The `weir` command: `weir [run] [CONFIG]` serves (default `weir.toml`);
-//! `weir check CONFIG` validates a config and its plugins and exits;
+//! `weir check [CONFIG]` validates a config and its plugins and exits;
+//! `weir version` prints the gateway's version and the plugin contract's;
 //! `weir demo-upstream ADDR` serves only the built-in echo upstream (for benchmarks).
 
 use std::io::IsTerminal;
@@ -12,8 +13,10 @@ use tracing_subscriber::EnvFilter;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "usage: weir [run] [CONFIG]         serve (default config: weir.toml)
-       weir check CONFIG            validate a config and its plugins, then exit
-       weir demo-upstream ADDR      serve only the built-in echo upstream";
+       weir check [CONFIG]          validate a config and its plugins, then exit
+       weir version                 print the gateway's and the plugin contract's versions
+       weir demo-upstream ADDR      serve only the built-in echo upstream
+       weir help                    print this";
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -26,15 +29,28 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (command, config) = match args.as_slice() {
         [] => ("run", "weir.toml"),
-        [flag] if flag == "-h" || flag == "--help" => {
+        [flag] if flag == "-h" || flag == "--help" || flag == "help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        [cmd] if cmd == "run" => ("run", "weir.toml"),
+        [flag] if flag == "version" || flag == "-V" || flag == "--version" => {
+            let contract = weir::plugin::CONTRACT;
+            println!(
+                "weir {} (plugin contract {contract})",
+                env!("CARGO_PKG_VERSION")
+            );
+            return ExitCode::SUCCESS;
+        }
+        [cmd] if cmd == "run" || cmd == "check" => (cmd.as_str(), "weir.toml"),
+        [cmd] if cmd == "demo-upstream" => {
+            eprintln!("weir demo-upstream needs an address\n{USAGE}");
+            return ExitCode::from(2);
+        }
         [cmd, arg] if cmd == "run" || cmd == "check" || cmd == "demo-upstream" => {
             (cmd.as_str(), arg.as_str())
         }
-        [path] => ("run", path.as_str()),
+        // A path, not a command misspelt: `weir chek` is an error, `weir my.toml` serves.
+        [path] if path.ends_with(".toml") || path.contains('/') => ("run", path.as_str()),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

@@ -180,6 +180,59 @@ fn bad_config_is_refused_at_startup_naming_the_file() {
     assert!(stderr.contains("unknown upstream \"nope\""), "{stderr}");
 }
 
+/// `weir check` says what is wrong and nothing about serving (nothing serves), reads
+/// `weir.toml` when given no file, and `help` and `version` are commands, not config paths.
+#[test]
+fn the_command_line_says_what_it_does() {
+    let dir = TempDir::new();
+    let config_path = dir.path().join("weir.toml");
+    std::fs::write(&config_path, "[server]\nlisten = [\"127.0.0.1:0\"]\nplugins_dir = \".\"\n[[routes]]\nname = \"r\"\nupstream = \"nope\"\n").unwrap();
+    let run = |args: &[&str]| {
+        let output = Command::new(WEIR)
+            .args(args)
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run weir");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (
+            output.status.code(),
+            text(&output.stdout),
+            text(&output.stderr),
+        )
+    };
+    let (code, stdout, stderr) = run(&["check"]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("weir.toml") && stderr.contains("unknown upstream \"nope\""),
+        "{stderr}"
+    );
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        !all.contains("keeps serving"),
+        "nothing serves during a check: {all}"
+    );
+    assert!(
+        !all.contains('\u{1b}'),
+        "no colour codes into a pipe: {all:?}"
+    );
+
+    let (code, stdout, _) = run(&["help"]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.starts_with("usage: weir"), "{stdout}");
+    let (code, stdout, _) = run(&["version"]);
+    assert_eq!(code, Some(0));
+    let want = format!(
+        "weir {} (plugin contract {})",
+        env!("CARGO_PKG_VERSION"),
+        weir::plugin::CONTRACT
+    );
+    assert_eq!(stdout.trim(), want);
+    let (code, _, stderr) = run(&["chek"]);
+    assert_eq!(code, Some(2), "a misspelt command is not a config path");
+    assert!(stderr.contains("usage: weir"), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn out_of_file_descriptors_backs_off_logs_once_and_recovers() {
     let up = TestUpstream::start("up").await;

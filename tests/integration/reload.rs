@@ -219,6 +219,11 @@ async fn config_reload_applies_and_bad_config_is_refused() {
             .contains("weir.toml"),
         "{status}"
     );
+    assert_eq!(
+        status["generation"], generation,
+        "the serving generation: {status}"
+    );
+    assert_eq!(status["reload"]["generation"], generation, "{status}");
     assert_eq!(color().await.as_deref(), Some("green"));
 
     // A config the plugin refuses (unknown field): refused with the plugin named.

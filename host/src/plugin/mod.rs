@@ -37,3 +37,19 @@ pub use loader::{LoadedPlugin, PluginInfo, PluginKind, content_hash};
 pub use router::RouterSlot;
 pub use slot::{FilterSettings, FilterSlot, Phases};
 pub use view::{RequestView, ResponseView, Variables};
+
+/// The contract plugins are built against: the WIT package and its version (`wit/`).
+pub const CONTRACT: &str = "weir:gateway@0.2.3";
+
+#[cfg(test)]
+mod contract_tests {
+    #[test]
+    fn the_contract_is_the_wit_package() {
+        let wit = include_str!("../../../wit/world.wit");
+        let package = format!("package {};", super::CONTRACT);
+        assert!(
+            wit.lines().any(|line| line == package),
+            "wit/world.wit: not {package}"
+        );
+    }
+}

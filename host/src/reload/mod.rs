@@ -287,9 +287,15 @@ impl Reloader {
 
     /// Records a refused reload.
     fn refused(&self, plugin_file: Option<&str>, reason: &str) {
-        tracing::error!(config = %self.config_path.display(), plugin = plugin_file.unwrap_or("-"), reason, "reload refused; the live snapshot keeps serving");
+        // The generation serving now (a rollback may serve an older one than the last built).
+        let generation = self.gateway.snapshot().generation;
+        if generation > 0 {
+            tracing::error!(config = %self.config_path.display(), plugin = plugin_file.unwrap_or("-"), reason, generation, "reload refused; the live snapshot keeps serving");
+        } else {
+            // Nothing serves yet: the caller (start, `weir check`) reports the error.
+            tracing::debug!(config = %self.config_path.display(), plugin = plugin_file.unwrap_or("-"), reason, "config refused");
+        }
         self.gateway.metrics.record_reload(false);
-        let generation = self.generation.load(Ordering::Relaxed);
         self.ledger.refused(generation, plugin_file, reason);
     }
 }
