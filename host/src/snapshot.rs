@@ -326,10 +326,35 @@ fn resolve(
     let plugin = match cx.plugins.get(&filter.plugin) {
         Some(Ok(plugin)) => plugin.clone(),
         Some(Err(reason)) => return Err(refuse(reason.clone())),
-        None => return Err(refuse("no such file in plugins_dir".into())),
+        None => return Err(refuse(missing_plugin(&filter.plugin, config, cx.plugins))),
     };
     let settings = filter_settings(config, filter, grants).map_err(&refuse)?;
     Ok((plugin, settings, refuse))
+}
+
+/// Why `file` is not there: the directory it was looked for in, and the file meant if
+/// one differs only in case or `-`/`_` (Cargo writes `block_filter.wasm` for the package
+/// `block-filter`), else what the directory holds.
+fn missing_plugin(
+    file: &str,
+    config: &Config,
+    present: &BTreeMap<String, Result<Arc<LoadedPlugin>, String>>,
+) -> String {
+    let dir = config.plugins_dir();
+    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+    let folded = |name: &str| name.to_ascii_lowercase().replace('_', "-");
+    if let Some(meant) = present.keys().find(|name| folded(name) == folded(file)) {
+        return format!("no such file in {} (did you mean {meant}?)", dir.display());
+    }
+    let names: Vec<&str> = present.keys().take(20).map(String::as_str).collect();
+    match names.is_empty() {
+        true => format!("no such file in {} (it holds no .wasm file)", dir.display()),
+        false => format!(
+            "no such file in {} (it holds {})",
+            dir.display(),
+            names.join(", ")
+        ),
+    }
 }
 
 fn filter_settings(

@@ -8,7 +8,47 @@ use crate::{Filter, FilterInfo, Request, RequestDecision, ResponseDecision, Resp
 #[doc(hidden)]
 pub fn parse_config<C: serde::de::DeserializeOwned>(json: &str) -> Result<C, String> {
     let json = if json.trim().is_empty() { "{}" } else { json };
-    serde_json::from_str(json).map_err(|e| format!("invalid config: {e}"))
+    let mut reader = serde_json::Deserializer::from_str(json);
+    serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        // The JSON is the gateway's rendering of the TOML table: its line and column would
+        // point nowhere the author can look, the field's path does.
+        let inner = e.inner();
+        let message = inner.to_string();
+        let place = format!(" at line {} column {}", inner.line(), inner.column());
+        let message = message.strip_suffix(&place).unwrap_or(&message);
+        match e.path().to_string().as_str() {
+            "." => format!("invalid config: {message}"),
+            path => format!("invalid config: {path}: {message}"),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_config;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Config {
+        limits: Vec<Limit>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Limit {
+        window: u64,
+    }
+
+    #[test]
+    fn config_errors_name_the_field_not_a_json_column() {
+        let error = parse_config::<Config>(r#"{"limits":[{"window":"1s"}]}"#).unwrap_err();
+        assert!(error.starts_with("invalid config: limits[0].window: invalid type"), "{error}");
+        assert!(!error.contains("column"), "{error}");
+        let error = parse_config::<Config>(r#"{"limits":[],"nonsense":1}"#).unwrap_err();
+        assert!(error.contains("unknown field `nonsense`"), "{error}");
+        assert!(!error.contains("column"), "{error}");
+    }
 }
 
 /// Builds the filter from its config text (the `configure` export).

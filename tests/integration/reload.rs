@@ -635,3 +635,62 @@ async fn after_a_burst_of_writes_and_reloads_the_last_file_is_live() {
     assert_eq!(live.config.routes[0].name, "write-39");
     gw.shutdown().await;
 }
+
+/// The first hour of a plugin author: a native library renamed `.wasm`, a file name that
+/// is Cargo's spelling rather than the config's, a plugins directory that is not there —
+/// each is refused in one line that says what is wrong and where.
+#[tokio::test(flavor = "multi_thread")]
+async fn plugin_mistakes_are_named_plainly() {
+    let up = TestUpstream::start("up").await;
+    let filter = "[[routes.filters]]\nplugin = \"block-filter.wasm\"\n";
+    let started = TestGateway::try_start(
+        &one_route(up.addr, filter),
+        &[("block_filter.wasm", TESTER)],
+    )
+    .await;
+    let message = refusal(started, "a misspelt plugin").await;
+    assert!(
+        message.contains("did you mean block_filter.wasm?"),
+        "{message}"
+    );
+    assert!(
+        message.contains("plugins"),
+        "names the directory: {message}"
+    );
+
+    let gw = TestGateway::start(&one_route(up.addr, ""), &[]).await;
+    let client = TestClient::default();
+    // An ELF file (what `cargo build` without the Wasm target gives) renamed .wasm.
+    let mut native = b"\x7fELF\x02\x01\x01\x00".to_vec();
+    native.resize(4096, 0);
+    write_atomic(&gw.plugins_dir.join("native.wasm"), &native);
+    let named = eventually(WAIT, || async {
+        let plugins = client.get(&gw.admin_url("/plugins")).await.json();
+        plugins.to_string().contains("an ELF binary")
+    })
+    .await;
+    let plugins = client.get(&gw.admin_url("/plugins")).await.json();
+    assert!(named, "{plugins}");
+    let error = plugins.to_string();
+    assert!(
+        error.contains("7f 45 4c 46") && error.contains("wasm32-wasip2"),
+        "{error}"
+    );
+    gw.shutdown().await;
+
+    let missing = format!(
+        "{}{}",
+        weir_tests::base_config()
+            .replace("plugins_dir = \"plugins\"", "plugins_dir = \"no-such-dir\""),
+        one_route(up.addr, "")
+    );
+    let message = refusal(
+        TestGateway::start_full(&missing, &[]).await,
+        "a missing plugins_dir",
+    )
+    .await;
+    assert!(
+        message.contains("no-such-dir is not a directory"),
+        "{message}"
+    );
+}

@@ -226,12 +226,29 @@ fn compile_cached(
     if let Some(component) = cache.load(engine, name) {
         return Ok(component);
     }
+    if !bytes.starts_with(b"\0asm") {
+        let start: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        let what = if bytes.starts_with(b"\x7fELF") {
+            " (an ELF binary: a native library?)"
+        } else {
+            ""
+        };
+        anyhow::bail!(
+            "not a Wasm file: it begins with {}{what}, not 00 61 73 6d; build the plugin with --target wasm32-wasip2",
+            start.join(" ")
+        );
+    }
     if is_core_module(bytes) {
         anyhow::bail!("this is a core Wasm module, not a component (build it for wasm32-wasip2)");
     }
+    // Compiling a large component (a Python one is tens of MB) takes seconds: say so.
+    let started = std::time::Instant::now();
+    tracing::info!(plugin = name, bytes = bytes.len(), "compiling plugin");
     let component = Component::new(engine, bytes)
-        .map_err(anyhow::Error::from)
+        .map_err(|e| anyhow::anyhow!("{}", first_line(&format!("{e:#}"))))
         .context("not a valid Wasm component")?;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(plugin = name, elapsed_ms, "compiled plugin");
     let written = component
         .serialize()
         .map_err(std::io::Error::other)
@@ -240,6 +257,11 @@ fn compile_cached(
         tracing::warn!(dir = %cache.dir().display(), error = %e, "cannot cache compiled plugin");
     }
     Ok(component)
+}
+
+/// The first line of `text`: wasmtime's errors may carry multi-line dumps.
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
 }
 
 /// Core modules start with version 1 in the preamble; components with a layer of 1.

@@ -152,7 +152,17 @@ impl Reloader {
     /// Builds a snapshot from `config` and the plugins directory and swaps it in; the
     /// reload lock held.
     async fn apply(&self, config: Config, source: Source) -> Result<u64, String> {
-        let plugins = self.load_plugin_files(&config.plugins_dir()).await;
+        let dir = config.plugins_dir();
+        if !dir.is_dir() {
+            let reason = format!(
+                "config {}: server.plugins_dir {} is not a directory",
+                self.config_path.display(),
+                dir.display()
+            );
+            self.refused(None, &reason);
+            return Err(reason);
+        }
+        let plugins = self.load_plugin_files(&dir).await;
         self.install(config, plugins, source).await
     }
 
