@@ -61,6 +61,9 @@ pub async fn handle(reloader: Arc<Reloader>, request: Request<Incoming>) -> Resp
             StatusCode::OK,
             &json!({ "plugins": reloader.plugin_statuses(), "filters": filters(gateway) }),
         ),
+        (&Method::GET, "/config") => {
+            json_response(StatusCode::OK, &gateway.snapshot().config.redacted())
+        }
         (&Method::GET, "/routes") => json_response(StatusCode::OK, &routes(gateway)),
         (&Method::GET, "/upstreams") => json_response(StatusCode::OK, &upstreams(gateway)),
         (&Method::GET, "/circuits") => json_response(StatusCode::OK, &circuits(gateway)),

@@ -19,6 +19,7 @@ mod lifecycle;
 mod limits;
 mod paths;
 pub mod push;
+mod redact;
 mod retry;
 mod route;
 pub mod sandbox;
@@ -44,7 +45,7 @@ pub use upstream::{
 };
 
 /// The whole config file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Listeners, admin address, plugins directory.
@@ -91,7 +92,7 @@ pub struct Config {
 }
 
 /// Listeners and process-wide settings. Changing `listen` or `admin` needs a restart.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Addresses to serve HTTP/1.1 and HTTP/2 (h2c) on, in clear text (HTTPS: `tls.listen`).
@@ -152,7 +153,7 @@ impl ServerConfig {
 }
 
 /// Defaults for filters and limits of the Wasm runtime.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
     /// Default wall-clock budget of one filter call, host calls included (default 20 ms).
@@ -217,7 +218,8 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// Where a secret's value comes from.
+/// Where a secret's value comes from. Serialized (for `GET /config`) with a written value
+/// redacted; an environment variable's name is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum SecretConfig {
@@ -226,6 +228,21 @@ pub enum SecretConfig {
     /// Read from this environment variable when the config loads.
     Env(String),
 }
+
+impl serde::Serialize for SecretConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(1))?;
+        match self {
+            Self::Value(_) => map.serialize_entry("value", REDACTED)?,
+            Self::Env(var) => map.serialize_entry("env", var)?,
+        }
+        map.end()
+    }
+}
+
+/// What `GET /config` shows in place of a secret.
+pub const REDACTED: &str = "[redacted]";
 
 impl SecretConfig {
     /// The value; `what` names the secret in the error.

@@ -87,6 +87,27 @@ async fn admin_token_is_required_when_configured() {
         ))
         .await;
     assert_eq!(right.status, 200);
+    // The effective config, with the token itself redacted.
+    let config = client
+        .send(weir_tests::get(
+            &gw.admin_url("/config"),
+            &[("authorization", "Bearer let-me-in")],
+        ))
+        .await;
+    assert_eq!(config.status, 200);
+    let shown = config.json();
+    assert_eq!(
+        shown["server"]["admin_token"]["value"], "[redacted]",
+        "{shown}"
+    );
+    assert!(
+        !config.body.windows(9).any(|w| w == b"let-me-in"),
+        "{shown}"
+    );
+    assert_eq!(
+        shown["server"]["limits"]["idle_timeout_ms"], 60_000,
+        "defaults filled in"
+    );
     // The proxy itself is not affected.
     assert_eq!(client.get(&gw.url("/")).await.status, 200);
     gw.shutdown().await;
@@ -148,8 +169,9 @@ async fn circuits_and_their_metrics_follow_the_live_config() {
 
 /// Every endpoint and method the admin listener knows, with what it answers when the
 /// request gets through.
-const ENDPOINTS: [(&str, &str, u16); 12] = [
+const ENDPOINTS: [(&str, &str, u16); 13] = [
     ("GET", "/plugins", 200),
+    ("GET", "/config", 200),
     ("GET", "/routes", 200),
     ("GET", "/routes/r/split", 200),
     ("GET", "/routes/nope/split", 404),

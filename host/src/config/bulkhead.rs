@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 /// One bulkhead, shared by every route that names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BulkheadConfig {
     /// Requests in at once (from routing to the response's head), at least 1.

@@ -5,7 +5,7 @@ use anyhow::bail;
 use serde::Deserialize;
 
 /// The response cache's bounds.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
     /// Bytes of entries (keys and values) kept in memory; the least recently used go

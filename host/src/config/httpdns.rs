@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 /// `[httpdns]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpDnsConfig {
     /// Service name → where its addresses come from (an upstream, or the fleet).
@@ -56,7 +56,7 @@ impl Default for HttpDnsConfig {
 }
 
 /// Where a service's addresses come from.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(untagged)]
 pub enum ServiceConfig {
     /// The healthy targets of this upstream.
@@ -66,7 +66,7 @@ pub enum ServiceConfig {
 }
 
 /// `[httpdns.services.<name>]` as a table.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceTable {
     /// The upstream answered by default.

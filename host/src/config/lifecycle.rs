@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// `deprecated = { ... }` on a route.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeprecationConfig {
     /// When the route was (or will be) deprecated, RFC 3339 (`2026-11-01T00:00:00Z`).

@@ -6,7 +6,7 @@ use anyhow::bail;
 use serde::Deserialize;
 
 /// Connection, timeout and buffering limits of the proxy listeners.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Open client connections, all workers together (default 10 000); beyond it a new

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 /// What to do with `%2F`, `%5C` and a literal `\` in a path.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EscapedSlashes {
     /// Refuse the request with 400 (the default).
@@ -17,7 +17,7 @@ pub enum EscapedSlashes {
 }
 
 /// What to do with `;` parameters in path segments (`/a;jsessionid=1/b`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PathParameters {
     /// Refuse the request with 400 (the default).
@@ -30,7 +30,7 @@ pub enum PathParameters {
 }
 
 /// How request paths are normalised; `[server.paths]` in the config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PathPolicy {
     /// `%2F`, `%5C` and `\` (default `reject`).

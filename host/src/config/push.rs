@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 /// `[push]`. Changing `store` or `history` needs a restart.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PushConfig {
     /// The embedded store's file (default `<config dir>/.weir-push.redb`).
@@ -56,7 +56,7 @@ pub struct PushConfig {
 
 /// `[push.vendors]`: the vendor channels configured; a device whose platform has none is
 /// served by its long connection only.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VendorsConfig {
     /// Apple Push Notification service (HTTP/2, token-based).
@@ -70,7 +70,7 @@ pub struct VendorsConfig {
 }
 
 /// `[push.vendors.apns]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApnsConfig {
     /// The named upstream (`api.push.apple.com:443`, TLS, protocol `h2`).
@@ -93,7 +93,7 @@ fn alert() -> String {
 }
 
 /// `[push.vendors.fcm]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FcmConfig {
     /// The named upstream (`fcm.googleapis.com:443`, TLS).
@@ -108,7 +108,7 @@ pub struct FcmConfig {
 }
 
 /// `[push.vendors.hms]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HmsConfig {
     /// The named upstream (`push-api.cloud.huawei.com:443`, TLS).
@@ -122,7 +122,7 @@ pub struct HmsConfig {
 }
 
 /// `[push.vendors.mi]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MiConfig {
     /// The named upstream (`api.xmpush.xiaomi.com:443`, TLS).
@@ -134,7 +134,7 @@ pub struct MiConfig {
 }
 
 /// `[push.feedback]`: pruned tokens are reported here.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackConfig {
     /// The named upstream.

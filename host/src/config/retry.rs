@@ -6,7 +6,7 @@ use anyhow::bail;
 use serde::Deserialize;
 
 /// A failure a route may retry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RetryOn {
     /// The target could not be connected to: the request was never sent, so any method is
@@ -28,7 +28,7 @@ pub enum RetryOn {
 }
 
 /// A route's retry policy.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
     /// Tries after the first (default 2); each goes to another target when there is one.

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::push::PushEndpoint;
 
 /// A route: what it matches, where it goes, which filters run.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// A unique name, used in logs, metrics and by filters.
@@ -46,7 +46,7 @@ pub struct RouteConfig {
 }
 
 /// Match conditions; all given conditions must hold.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchConfig {
     /// The host (without port); `*.example.com` matches any subdomain.
@@ -63,7 +63,7 @@ pub struct MatchConfig {
 }
 
 /// One filter in a route's chain.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterConfig {
     /// The plugin file in the plugins directory (`headers.wasm`).

@@ -12,7 +12,7 @@ use serde::Deserialize;
 /// the call, before anything is converted or applied; `max_lifted_bytes` bounds the copy
 /// wasmtime makes while lifting the result out of the guest (aliasing included), before it
 /// is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ResultLimits {
     /// Headers in one list (set, append, response headers, a response's headers; default 256).
@@ -50,7 +50,7 @@ impl Default for ResultLimits {
 /// trap, oversized result) is not run until a back-off elapses; its failure policy answers
 /// at once meanwhile. The back-off doubles each time the filter fails again right after
 /// it, up to `max_ms`; a successful call resets it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackoffConfig {
     /// Failures in a row that back a filter off (default 5; 0 turns back-off off).
@@ -74,7 +74,7 @@ impl Default for BackoffConfig {
 /// `[runtime.pool]`: the sizes of one slot of the pooling allocator (every plugin
 /// instance takes one) and what a slot keeps resident for reuse. A plugin whose module is
 /// larger than a slot cannot be instantiated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolLimits {
     /// Elements of one table (default 200 000).

@@ -10,7 +10,7 @@ use super::{SecretConfig, defaults};
 
 /// `[state.kv]`: what one namespace (one plugin file, or one configured `namespace`) may
 /// keep in `kv`. The same quota applies to every namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KvQuotaConfig {
     /// Live keys per namespace (default 10 000); a new key beyond it is refused.
@@ -43,7 +43,7 @@ impl KvQuotaConfig {
 }
 
 /// `[state.local]`: bounds of the embedded backend (also the Redis outage fallback).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LocalStateConfig {
     /// `kv` keys across all namespaces (default 1 000 000); when full, expired keys are
@@ -98,7 +98,7 @@ pub fn validate_namespace(route: &str, namespace: &str) -> anyhow::Result<()> {
 
 /// Where plugin state lives: in the process (the default), or in Redis so that several
 /// gateway instances share rate-limit budgets, replay nonces and other `kv` data.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     /// `local` (embedded, the default) or `redis`.
@@ -115,7 +115,7 @@ pub struct StateConfig {
 }
 
 /// The state backends.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StateBackendKind {
     /// In this process: lock-free per key, nothing to install.
@@ -126,7 +126,7 @@ pub enum StateBackendKind {
 }
 
 /// How to reach Redis and what to do when it cannot be reached.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://[user:password@]host:port[/db]` (`rediss://` for TLS); a secret

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::Config;
 
 /// One TCP listener and the upstream its connections go to.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TcpConfig {
     /// The listener's name, unique among `[[tcp]]` entries (the metrics' `listener` label).
@@ -39,7 +39,7 @@ pub struct TcpConfig {
 }
 
 /// The PROXY protocol versions a `[[tcp]]` listener can send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub enum ProxyProtocol {
     /// Version 2, the binary header (haproxy's proxy-protocol.txt §2.2).
     #[serde(rename = "v2")]

@@ -10,7 +10,7 @@ use anyhow::bail;
 use serde::Deserialize;
 
 /// HTTPS listeners and what they present.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// Addresses to serve HTTPS on (HTTP/1.1 and HTTP/2, by ALPN). Changing them needs a
@@ -37,7 +37,7 @@ pub struct TlsConfig {
 }
 
 /// A certificate chain and its private key, as PEM files.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CertificateConfig {
     /// The certificate chain, leaf first (PEM).
@@ -47,7 +47,7 @@ pub struct CertificateConfig {
 }
 
 /// Client-certificate verification.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientAuthConfig {
     /// The CAs whose certificates clients may present (PEM).
@@ -59,7 +59,7 @@ pub struct ClientAuthConfig {
 }
 
 /// A protocol offered by ALPN.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub enum Alpn {
     /// HTTP/2 (RFC 9113).
     #[serde(rename = "h2")]
@@ -80,7 +80,7 @@ impl Alpn {
 }
 
 /// The lowest TLS version a listener accepts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub enum TlsVersion {
     /// TLS 1.2 and 1.3.
     #[default]

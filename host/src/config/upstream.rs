@@ -5,7 +5,7 @@ use serde::Deserialize;
 use super::defaults;
 
 /// A named upstream: targets and how to pick one.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// The targets, `ip:port` or `host:port` (resolved when the config loads).
@@ -61,7 +61,7 @@ impl UpstreamConfig {
 }
 
 /// One target of an upstream.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(untagged)]
 pub enum TargetConfig {
     /// Just an address, weight 1.
@@ -94,7 +94,7 @@ impl TargetConfig {
 }
 
 /// Load-balancing policies.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LbPolicy {
     /// Each target in turn.
@@ -111,7 +111,7 @@ pub enum LbPolicy {
 }
 
 /// What `consistent_hash` hashes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HashOn {
     /// The client's IP address.
@@ -124,7 +124,7 @@ pub enum HashOn {
 }
 
 /// Protocol spoken to the upstream's targets.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UpstreamProtocol {
     /// HTTP/1.1 with keep-alive.
@@ -138,7 +138,7 @@ pub enum UpstreamProtocol {
 
 /// `[upstreams.<name>.tls]`: TLS to the targets (rustls). The targets' certificates are
 /// verified against the public web roots and `ca_file`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamTlsConfig {
     /// The name the targets' certificate must carry, also sent as SNI (default: the
@@ -152,7 +152,7 @@ pub struct UpstreamTlsConfig {
 }
 
 /// Active health checks.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckConfig {
     /// What a check is: an HTTP GET of `path` (default), or a TCP connect (for targets
@@ -177,7 +177,7 @@ pub struct HealthCheckConfig {
 }
 
 /// What an active health check does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthCheckKind {
     /// GET `path`: a 2xx or 3xx answer within the timeout is healthy.
@@ -190,7 +190,7 @@ pub enum HealthCheckKind {
 
 /// Passive ejection: a target that fails this many requests in a row (connect errors,
 /// timeouts, 5xx when `on_5xx`) is taken out for `ejection_ms`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PassiveConfig {
     /// Failures in a row that eject a target (default 5; 0 turns ejection off).
