@@ -61,6 +61,7 @@ pub async fn handle(reloader: Arc<Reloader>, request: Request<Incoming>) -> Resp
             StatusCode::OK,
             &json!({ "plugins": reloader.plugin_statuses(), "filters": filters(gateway) }),
         ),
+        (&Method::GET, path) if path.starts_with("/plugins/") => plugin_detail(&reloader, path),
         (&Method::GET, "/config") => {
             json_response(StatusCode::OK, &gateway.snapshot().config.redacted())
         }
@@ -340,6 +341,52 @@ fn routes(gateway: &Gateway) -> serde_json::Value {
 }
 
 /// `GET /routes/<name>/split` (the name percent-encoded): the route's [`split`], or 404.
+/// `GET /plugins/<file>`: the file's status, and each filter of the live config that runs
+/// it: its route, grants, limits, back-off, decisions, failures by kind and latency by
+/// phase (counted since the process started; the counts survive reloads).
+fn plugin_detail(reloader: &Reloader, path: &str) -> Response<ProxyBody> {
+    let file = (path.strip_prefix("/plugins/"))
+        .and_then(|name| percent_decode_str(name).decode_utf8().ok())
+        .unwrap_or_default();
+    let status = (reloader.plugin_statuses().into_iter()).find(|p| p.file == file);
+    let snapshot = reloader.gateway().snapshot();
+    let mut filters = Vec::new();
+    for (route, config) in snapshot.routes.iter().zip(&snapshot.config.routes) {
+        for (slot, filter) in route.filters.iter().zip(&config.filters) {
+            if slot.plugin.file_name != file {
+                continue;
+            }
+            let settings = &slot.settings;
+            filters.push(json!({
+                "route": route.name,
+                "grants": filter.grants,
+                "phases": slot.phases,
+                "limits": {
+                    "failure": settings.failure,
+                    "deadline_ms": settings.deadline.as_millis() as u64,
+                    "memory_bytes": settings.memory_bytes,
+                    "max_body_bytes": settings.max_body,
+                    "warm_instances_per_worker": settings.max_idle,
+                },
+                "warm_instances": slot.idle_instances(),
+                "backoff": slot.backoff_status(),
+                "decisions_and_failures": slot.metrics.counts(),
+                "calls": slot.metrics.phases(),
+            }));
+        }
+    }
+    match status {
+        None if filters.is_empty() => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({ "error": "unknown_plugin", "message": format!("no plugin file {file:?}") }),
+        ),
+        status => json_response(
+            StatusCode::OK,
+            &json!({ "plugin": status, "filters": filters }),
+        ),
+    }
+}
+
 fn route_split(gateway: &Gateway, path: &str) -> Response<ProxyBody> {
     let name = (path.strip_prefix("/routes/"))
         .and_then(|rest| rest.strip_suffix("/split"))

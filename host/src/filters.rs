@@ -16,7 +16,7 @@ use crate::body::{ProxyBody, full_body};
 use crate::config::FailurePolicy;
 use crate::error::{ErrorKind, GatewayError};
 use crate::exchange::Exchange;
-use crate::metrics::Decision;
+use crate::metrics::{CallPhase, Decision};
 use crate::plugin::{
     FailureKind, FilterFailure, FilterSlot, RequestAction, RequestChanges, ResponseAction,
     ResponseView, strip_length,
@@ -53,11 +53,13 @@ pub async fn on_request(route: &Route, ex: &mut Exchange) -> Result<RequestOutco
         ex.give_back(request);
         match outcome {
             Ok(RequestAction::Continue(changes)) => match apply_request(ex, changes) {
-                Ok(()) => slot.record_success(started.elapsed(), Decision::Continue),
+                Ok(()) => {
+                    slot.record_success(started.elapsed(), Decision::Continue, CallPhase::Request)
+                }
                 Err(failure) => unusable(route, slot, failure, &ex.request_id)?,
             },
             Ok(RequestAction::Respond(response)) => {
-                slot.record_success(started.elapsed(), Decision::Respond);
+                slot.record_success(started.elapsed(), Decision::Respond, CallPhase::Request);
                 let response = Box::new(response);
                 return Ok(RequestOutcome::Respond { response, index });
             }
@@ -115,10 +117,10 @@ pub async fn on_response(
         match outcome {
             Ok(ResponseAction::Continue(changes)) => {
                 changes.apply(&mut response);
-                slot.record_success(started.elapsed(), Decision::Continue);
+                slot.record_success(started.elapsed(), Decision::Continue, CallPhase::Response);
             }
             Ok(ResponseAction::Replace(replacement)) => {
-                slot.record_success(started.elapsed(), Decision::Respond);
+                slot.record_success(started.elapsed(), Decision::Respond, CallPhase::Response);
                 response = replacement;
             }
             Err(failure) => fail(route, slot, failure, &ex.request_id)?,

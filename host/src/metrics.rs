@@ -291,15 +291,40 @@ impl TcpMetrics {
     }
 }
 
-/// Per-filter call counts, times, decisions and failures.
+/// Per-filter call counts, times (by phase), decisions and failures.
 #[derive(Debug, Default)]
 pub struct FilterMetrics {
-    calls: Histogram,
+    calls: [Histogram; CallPhase::ALL.len()],
     continued: AtomicU64,
     responded: AtomicU64,
     failures: [AtomicU64; FailureKind::ALL.len()],
     /// The "filter failed" warning.
     pub failed: Repeats,
+}
+
+/// Which export of a plugin a call ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallPhase {
+    /// `on-request`.
+    Request,
+    /// `on-response`.
+    Response,
+    /// A push router's `route`.
+    Route,
+}
+
+impl CallPhase {
+    /// Every phase, in label order.
+    pub const ALL: [CallPhase; 3] = [Self::Request, Self::Response, Self::Route];
+
+    /// The `phase` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Request => "request",
+            Self::Response => "response",
+            Self::Route => "route",
+        }
+    }
 }
 
 /// What a filter decided, for metrics.
@@ -313,8 +338,8 @@ pub enum Decision {
 
 impl FilterMetrics {
     /// Records a successful call.
-    pub fn record_call(&self, elapsed: Duration, decision: Decision) {
-        self.calls.observe(elapsed);
+    pub fn record_call(&self, elapsed: Duration, decision: Decision, phase: CallPhase) {
+        self.calls[phase as usize].observe(elapsed);
         match decision {
             Decision::Continue => &self.continued,
             Decision::Respond => &self.responded,
@@ -325,6 +350,35 @@ impl FilterMetrics {
     /// Records a failed call.
     pub fn record_failure(&self, kind: FailureKind) {
         self.failures[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Each phase that ran at least once: its calls and their latency (mean, p50, p99, in
+    /// ms), for the admin API.
+    pub fn phases(&self) -> serde_json::Value {
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+        let phases = (CallPhase::ALL.iter().zip(&self.calls))
+            .filter(|(_, calls)| calls.count() > 0)
+            .map(|(phase, calls)| {
+                let latency = serde_json::json!({
+                    "mean": ms(calls.mean()),
+                    "p50": ms(calls.quantile(0.5)),
+                    "p99": ms(calls.quantile(0.99)),
+                });
+                let entry = serde_json::json!({ "calls": calls.count(), "latency_ms": latency });
+                (phase.label().to_string(), entry)
+            });
+        serde_json::Value::Object(phases.collect())
+    }
+
+    /// Decisions (`continue`, `respond`) and failures by kind, for the admin API.
+    pub fn counts(&self) -> serde_json::Value {
+        let failures = (FailureKind::ALL.iter().zip(&self.failures))
+            .map(|(kind, n)| (kind.label().to_string(), n.load(Ordering::Relaxed).into()));
+        serde_json::json!({
+            "continue": self.continued.load(Ordering::Relaxed),
+            "respond": self.responded.load(Ordering::Relaxed),
+            "failures": serde_json::Value::Object(failures.collect()),
+        })
     }
 }
 
@@ -447,11 +501,13 @@ impl Metrics {
         for entry in self.filters.iter() {
             let (route, plugin) = entry.key();
             let (route, plugin) = (escape_label(route), escape_label(plugin));
-            entry.calls.render(
-                &mut out,
-                "weir_filter_call_duration_seconds",
-                &format!("route=\"{route}\",plugin=\"{plugin}\""),
-            );
+            for (phase, calls) in CallPhase::ALL.iter().zip(&entry.calls) {
+                if calls.count() > 0 {
+                    let phase = phase.label();
+                    let labels = format!("route=\"{route}\",plugin=\"{plugin}\",phase=\"{phase}\"");
+                    calls.render(&mut out, "weir_filter_call_duration_seconds", &labels);
+                }
+            }
         }
         out.push_str("# HELP weir_filter_decisions_total Filter decisions.\n# TYPE weir_filter_decisions_total counter\n");
         for entry in self.filters.iter() {

@@ -58,6 +58,42 @@ async fn admin_reports_routes_upstreams_and_metrics() {
         )),
         "{text}"
     );
+    assert!(
+        text.contains(
+            "weir_filter_call_duration_seconds_count{route=\"api\",plugin=\"headers\",phase=\"response\"} 3"
+        ),
+        "{text}"
+    );
+
+    // One plugin file: its status and the filters that run it, with their counts.
+    let detail = client.get(&gw.admin_url("/plugins/headers.wasm")).await;
+    assert_eq!(detail.status, 200);
+    let detail = detail.json();
+    assert_eq!(detail["plugin"]["state"], "active", "{detail}");
+    let filter = &detail["filters"][0];
+    assert_eq!(filter["route"], "api", "{detail}");
+    assert_eq!(filter["calls"]["response"]["calls"], 3, "{detail}");
+    assert!(
+        filter["calls"]["request"].is_null(),
+        "never called on requests: {detail}"
+    );
+    assert!(
+        filter["calls"]["response"]["latency_ms"]["p99"]
+            .as_f64()
+            .is_some(),
+        "{detail}"
+    );
+    assert_eq!(filter["decisions_and_failures"]["continue"], 3, "{detail}");
+    assert_eq!(
+        filter["decisions_and_failures"]["failures"]["deadline"], 0,
+        "{detail}"
+    );
+    assert!(
+        filter["limits"]["deadline_ms"].as_u64().is_some(),
+        "{detail}"
+    );
+    let missing = client.get(&gw.admin_url("/plugins/nope.wasm")).await;
+    assert_eq!(missing.status, 404);
     assert_eq!(client.get(&gw.admin_url("/nope")).await.status, 404);
     gw.shutdown().await;
 }

@@ -13,7 +13,7 @@ use super::idle::{Evict, IdleBudget};
 use super::imports::{Caller, HostServices};
 use super::loader::{LoadedPlugin, PluginKind};
 use super::slot::FilterSettings;
-use crate::metrics::{Decision, FilterMetrics};
+use crate::metrics::{CallPhase, Decision, FilterMetrics};
 
 /// One worker's idle instances, each with its stamp in the gateway-wide budget.
 type Pool = Mutex<Vec<(u64, Warm)>>;
@@ -147,8 +147,8 @@ impl Instances {
     }
 
     /// Counts a call whose outcome the gateway used: metrics, and the back-off is reset.
-    pub(crate) fn record_success(&self, elapsed: Duration, decision: Decision) {
-        self.metrics.record_call(elapsed, decision);
+    pub(crate) fn record_success(&self, elapsed: Duration, decision: Decision, phase: CallPhase) {
+        self.metrics.record_call(elapsed, decision, phase);
         self.backoff.success();
     }
 

@@ -13,7 +13,7 @@ use super::imports::HostServices;
 use super::loader::{LoadedPlugin, PluginKind};
 use super::pool::Instances;
 use super::slot::FilterSettings;
-use crate::metrics::{Decision, FilterMetrics};
+use crate::metrics::{CallPhase, Decision, FilterMetrics};
 use crate::push::decision::{
     Decided, Delivery, DeviceFacts, MessageFacts, Platform, Priority, PushRouter,
 };
@@ -76,7 +76,7 @@ impl RouterSlot {
         let result = warm.decide(deadline, limits, facts).await;
         let delivery = self.instances.finish(warm, result).map(delivery_from_wit)?;
         self.instances
-            .record_success(started.elapsed(), Decision::Continue);
+            .record_success(started.elapsed(), Decision::Continue, CallPhase::Route);
         Ok(delivery)
     }
 

@@ -18,7 +18,7 @@ use super::pool::Instances;
 use super::view::{RequestView, ResponseView};
 use crate::config::FailurePolicy;
 use crate::config::sandbox::BackoffConfig;
-use crate::metrics::{Decision, FilterMetrics};
+use crate::metrics::{CallPhase, Decision, FilterMetrics};
 
 /// The phases a configured filter takes part in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -188,8 +188,8 @@ impl FilterSlot {
 
     /// Counts a call whose outcome the gateway used: metrics, and the filter's back-off is
     /// reset. (A call whose output is unusable counts as a failure instead.)
-    pub fn record_success(&self, elapsed: Duration, decision: Decision) {
-        self.instances.record_success(elapsed, decision);
+    pub fn record_success(&self, elapsed: Duration, decision: Decision, phase: CallPhase) {
+        self.instances.record_success(elapsed, decision, phase);
     }
 
     /// Counts a failure that happened after the call (the gateway could not use what the
