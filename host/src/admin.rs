@@ -620,9 +620,7 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
         render_cache(out, &gateway.cache.status());
         gateway.httpdns.render(out);
         gateway.tls.render(out);
-        if let Some(tls) = &snapshot.tls {
-            tls.render_expiry(out);
-        }
+        crate::tls::render_expiry(out, snapshot.tls.as_deref());
         let _ = writeln!(out, "# HELP weir_snapshot_generation The live snapshot.\n# TYPE weir_snapshot_generation gauge\nweir_snapshot_generation {}", snapshot.generation);
     });
     let mut response = Response::new(full_body(Bytes::from(text)));

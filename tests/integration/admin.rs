@@ -426,3 +426,54 @@ async fn metric_label_values_are_escaped() {
     }
     gw.shutdown().await;
 }
+
+/// The Grafana dashboard in `deploy/grafana` asks only for metric families the gateway
+/// exports (a histogram by its `_bucket`, `_sum` or `_count` series).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_grafana_dashboard_asks_only_for_exported_metrics() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/grafana/weir.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the dashboard")).expect("JSON");
+    fn exprs(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, inner) in map {
+                    match (key.as_str(), inner) {
+                        ("expr", serde_json::Value::String(e)) => out.push(e.clone()),
+                        _ => exprs(inner, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| exprs(i, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    exprs(&dashboard, &mut found);
+    assert!(found.len() >= 10, "{found:?}");
+
+    let up = TestUpstream::start("up").await;
+    let gw = admin_gateway(&up, "").await;
+    let metrics = gw.metrics(&TestClient::default()).await;
+    let families: std::collections::BTreeMap<&str, &str> = (metrics.lines())
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    let name = regex::Regex::new(r"weir_[a-z0-9_]+").expect("a regex");
+    for expr in &found {
+        for m in name.find_iter(expr) {
+            let series = m.as_str();
+            let known = families.contains_key(series)
+                || ["_bucket", "_sum", "_count"].iter().any(|suffix| {
+                    series
+                        .strip_suffix(suffix)
+                        .is_some_and(|base| families.get(base) == Some(&"histogram"))
+                });
+            assert!(
+                known,
+                "{series} (in {expr}) is not exported; families: {families:?}"
+            );
+        }
+    }
+    gw.shutdown().await;
+}

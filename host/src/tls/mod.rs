@@ -148,18 +148,17 @@ impl Terminator {
     }
 }
 
-impl Terminator {
-    /// Writes when each certificate expires, in the Prometheus text format.
-    pub fn render_expiry(&self, out: &mut String) {
-        use std::fmt::Write;
-        out.push_str("# HELP weir_tls_certificate_not_after_seconds When each served certificate expires (Unix time).\n# TYPE weir_tls_certificate_not_after_seconds gauge\n");
-        for (file, not_after) in &self.expiry {
-            let file = crate::metrics::escape_label(file);
-            let _ = writeln!(
-                out,
-                "weir_tls_certificate_not_after_seconds{{file=\"{file}\"}} {not_after}"
-            );
-        }
+/// Writes when each certificate of `terminator` expires, in the Prometheus text format
+/// (the family's header alone without TLS listeners).
+pub fn render_expiry(out: &mut String, terminator: Option<&Terminator>) {
+    use std::fmt::Write;
+    out.push_str("# HELP weir_tls_certificate_not_after_seconds When each served certificate expires (Unix time).\n# TYPE weir_tls_certificate_not_after_seconds gauge\n");
+    for (file, not_after) in terminator.iter().flat_map(|t| &t.expiry) {
+        let file = crate::metrics::escape_label(file);
+        let _ = writeln!(
+            out,
+            "weir_tls_certificate_not_after_seconds{{file=\"{file}\"}} {not_after}"
+        );
     }
 }
 
