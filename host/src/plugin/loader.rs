@@ -119,10 +119,12 @@ impl PluginRuntime {
         let cached = self.cache_name(&hash);
         let engine = self.engine.clone();
         let cache = self.cache.clone();
-        let component =
-            tokio::task::spawn_blocking(move || compile_cached(&engine, &bytes, &cache, &cached))
-                .await
-                .context("compiler task failed")??;
+        let file = file_name.to_string();
+        let component = tokio::task::spawn_blocking(move || {
+            compile_cached(&engine, &bytes, &cache, (&cached, &file))
+        })
+        .await
+        .context("compiler task failed")??;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -216,12 +218,12 @@ impl PluginRuntime {
 }
 
 /// Loads the compiled artifact `name` from the cache if it is there and authenticates,
-/// otherwise compiles and caches it.
+/// otherwise compiles (saying so, naming `file`) and caches it.
 fn compile_cached(
     engine: &wasmtime::Engine,
     bytes: &[u8],
     cache: &ArtifactCache,
-    name: &str,
+    (name, file): (&str, &str),
 ) -> anyhow::Result<Component> {
     if let Some(component) = cache.load(engine, name) {
         return Ok(component);
@@ -243,12 +245,12 @@ fn compile_cached(
     }
     // Compiling a large component (a Python one is tens of MB) takes seconds: say so.
     let started = std::time::Instant::now();
-    tracing::info!(plugin = name, bytes = bytes.len(), "compiling plugin");
+    tracing::info!(plugin = file, bytes = bytes.len(), "compiling plugin");
     let component = Component::new(engine, bytes)
         .map_err(|e| anyhow::anyhow!("{}", first_line(&format!("{e:#}"))))
         .context("not a valid Wasm component")?;
     let elapsed_ms = started.elapsed().as_millis() as u64;
-    tracing::info!(plugin = name, elapsed_ms, "compiled plugin");
+    tracing::info!(plugin = file, elapsed_ms, "compiled plugin");
     let written = component
         .serialize()
         .map_err(std::io::Error::other)
