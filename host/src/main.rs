@@ -1,5 +1,6 @@
 //! The `weir` command: `weir [run] [CONFIG]` serves (default `weir.toml`);
 //! `weir check [CONFIG]` validates a config and its plugins and exits;
+//! `weir plugin new|build|test` scaffolds, builds and tests a filter crate;
 //! `weir version` prints the gateway's version and the plugin contract's;
 //! `weir demo-upstream ADDR` serves only the built-in echo upstream (for benchmarks).
 
@@ -9,12 +10,15 @@ use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 
+mod scaffold;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "usage: weir [run] [CONFIG]         serve (default config: weir.toml)
        weir check [CONFIG]          validate a config and its plugins, then exit
        weir version                 print the gateway's and the plugin contract's versions
+       weir plugin new NAME         write a filter crate (see weir plugin help)
        weir demo-upstream ADDR      serve only the built-in echo upstream
        weir help                    print this";
 
@@ -27,6 +31,15 @@ fn main() -> ExitCode {
         )
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "plugin") {
+        return match scaffold::run(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("weir plugin: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let (command, config) = match args.as_slice() {
         [] => ("run", "weir.toml"),
         [flag] if flag == "-h" || flag == "--help" || flag == "help" => {

@@ -35,6 +35,7 @@ mod request_validation;
 mod retries;
 mod routing;
 mod sandbox;
+mod scaffold;
 mod shutdown;
 mod state_hardening;
 mod tcp_proxy;
