@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 pub mod admin;
 pub mod bounds;
+pub mod buffer;
 mod bulkhead;
 mod cache;
 mod defaults;
@@ -80,6 +81,10 @@ pub struct Config {
     /// restart.
     #[serde(default)]
     pub tcp: Vec<TcpConfig>,
+    /// Where buffered routes keep their requests (`[buffer]`). Changing `store` needs a
+    /// restart.
+    #[serde(default)]
+    pub buffer: buffer::BufferStoreConfig,
     /// The directory the config file lives in; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -278,6 +283,7 @@ impl Config {
             cache: CacheConfig::default(),
             httpdns: httpdns::HttpDnsConfig::default(),
             tcp: Vec::new(),
+            buffer: buffer::BufferStoreConfig::default(),
             base_dir: PathBuf::new(),
         }
     }
@@ -402,6 +408,9 @@ impl Config {
                             route.name
                         )
                     })?;
+            }
+            if let Some(buffer) = &route.buffer {
+                buffer.validate(route)?;
             }
             for filter in &route.filters {
                 self.validate_filter(&route.name, filter)?;

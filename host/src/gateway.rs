@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 
 use crate::admission::Admission;
 use crate::body::BufferBudget;
+use crate::buffer::{BufferBackend, BufferService};
 use crate::config::{Config, StateBackendKind};
 use crate::headers::RequestIds;
 use crate::http_cache::ResponseCache;
@@ -46,6 +47,8 @@ pub struct Gateway {
     pub cache: Arc<ResponseCache>,
     /// HttpDNS answers and refusals, kept across snapshots.
     pub httpdns: HttpDnsCounters,
+    /// Buffered routes' store and drainers.
+    pub buffer: Arc<BufferService>,
 }
 
 impl Gateway {
@@ -68,6 +71,7 @@ impl Gateway {
             push: PushService::start(&config.push, &config.base_dir, push_backend(config))?,
             cache: ResponseCache::start(&config.cache, shared_cache(config)?),
             httpdns: HttpDnsCounters::default(),
+            buffer: BufferService::start(&config.buffer, &config.base_dir, buffer_backend(config))?,
         })
     }
 
@@ -101,5 +105,17 @@ fn push_backend(config: &Config) -> PushBackend<'_> {
             PushBackend::Redis(redis, config.server.workers())
         }
         _ => PushBackend::Embedded(config.routes.iter().any(|r| r.push.is_some())),
+    }
+}
+
+/// Where buffered routes keep their requests: in Redis with the Redis state backend (a
+/// fleet drains one queue), else in the embedded store, opened at start when a route
+/// buffers.
+fn buffer_backend(config: &Config) -> BufferBackend<'_> {
+    match (config.state.backend, &config.state.redis) {
+        (StateBackendKind::Redis, Some(redis)) => {
+            BufferBackend::Redis(redis, config.server.workers())
+        }
+        _ => BufferBackend::Embedded(config.routes.iter().any(|r| r.buffer.is_some())),
     }
 }
