@@ -151,18 +151,19 @@ async fn deliver(
         end(name, store, lane, &claim, true, status, route).await;
         return;
     };
-    let renewing = async {
-        let every = millis(config.lease_ms / 3).max(Duration::from_millis(100));
-        loop {
-            tokio::time::sleep(every).await;
-            if let Ok(false) = store.renew(name, &claim).await {
-                tracing::warn!(route = %name, ticket = %claim.ticket, "buffer: a claim was taken over while its delivery ran");
+    // The claim is renewed every third of its lease while the attempt runs.
+    let every = millis(config.lease_ms / 3).max(Duration::from_millis(100));
+    let attempt = attempt(route, &entry, &claim.ticket);
+    let mut attempt = std::pin::pin!(attempt);
+    let attempt = loop {
+        tokio::select! {
+            attempt = &mut attempt => break attempt,
+            () = tokio::time::sleep(every) => {
+                if let Ok(false) = store.renew(name, &claim).await {
+                    tracing::warn!(route = %name, ticket = %claim.ticket, "buffer: a claim was taken over while its delivery ran");
+                }
             }
         }
-    };
-    let attempt = tokio::select! {
-        attempt = attempt(route, &entry, &claim.ticket) => attempt,
-        () = renewing => unreachable_renewal(),
     };
     let attempts = claim.attempts + 1;
     match attempt {
@@ -186,20 +187,14 @@ async fn deliver(
                 + backoff(config.backoff_base_ms, config.backoff_max_ms, attempts);
             tracing::debug!(route = %name, ticket = %claim.ticket, attempts, %error, "buffer: delivery retried later");
             match store.retry(name, &claim, attempts, at, error).await {
-                Ok(()) => lane.count.retried.fetch_add(1, Ordering::Relaxed),
+                Ok(()) => drop(lane.count.retried.fetch_add(1, Ordering::Relaxed)),
                 Err(e) => {
                     tracing::warn!(route = %name, error = %e, "buffer: recording a retry failed");
                     store.release(name, &claim);
-                    return;
                 }
-            };
+            }
         }
     }
-}
-
-/// The renewal loop never ends by itself.
-fn unreachable_renewal() -> Attempt {
-    Attempt::Failed("the lease renewal stopped".into())
 }
 
 /// Stores a final outcome and counts it.
