@@ -34,8 +34,9 @@ pub(super) async fn run(
     mut stopping: watch::Receiver<bool>,
     poll: Duration,
 ) {
-    let mut pace = Pacer::default();
+    let mut bucket = Bucket::default();
     let mut failures = 0u32;
+    let mut depth_read: Option<Instant> = None;
     loop {
         if *stopping.borrow() {
             return;
@@ -52,8 +53,11 @@ pub(super) async fn run(
             wait(&lane, &mut plan, &mut stopping, poll).await;
             continue;
         }
+        // Claimed only as the rate allows, so that nothing claimed waits on the rate (a
+        // claim waiting unrenewed could lapse).
+        let allowed = bucket.take(config.rate, free).await;
         let now = crate::time::now_ms();
-        let claimed = match store.claim(&name, free, config.lease_ms, now).await {
+        let claimed = match store.claim(&name, allowed, config.lease_ms, now).await {
             Ok(claimed) => {
                 failures = 0;
                 claimed
@@ -66,7 +70,11 @@ pub(super) async fn run(
                 Vec::new()
             }
         };
-        if let Ok((pending, dead)) = store.depth(&name).await {
+        bucket.give_back(allowed - claimed.len());
+        if depth_read.is_none_or(|at| at.elapsed() >= poll)
+            && let Ok((pending, dead)) = store.depth(&name).await
+        {
+            depth_read = Some(Instant::now());
             lane.pending.store(pending, Ordering::Relaxed);
             lane.dead_kept.store(dead, Ordering::Relaxed);
         }
@@ -75,7 +83,6 @@ pub(super) async fn run(
             continue;
         }
         for claim in claimed {
-            pace.wait(config.rate).await;
             lane.in_flight.fetch_add(1, Ordering::Relaxed);
             let (store, lane, route, name) =
                 (store.clone(), lane.clone(), route.clone(), name.clone());
@@ -104,23 +111,45 @@ async fn wait(
     }
 }
 
-/// Spaces deliveries `1/rate` s apart (no burst beyond one).
+/// The rate's token bucket: `rate` tokens a second, holding at most a tenth of a second's
+/// worth (at least one).
 #[derive(Default)]
-struct Pacer {
-    next: Option<Instant>,
+struct Bucket {
+    /// Tokens, and when they were counted (`None`: full).
+    tokens: Option<(f64, Instant)>,
 }
 
-impl Pacer {
-    async fn wait(&mut self, rate: u32) {
+impl Bucket {
+    /// Waits for a token, then takes as many as there are, up to `want` (`want` at once
+    /// when `rate` is 0: no limit).
+    async fn take(&mut self, rate: u32, want: usize) -> usize {
         if rate == 0 {
-            return;
+            return want;
         }
-        let now = Instant::now();
-        let at = self.next.map_or(now, |next| next.max(now));
-        if at > now {
-            tokio::time::sleep_until(at).await;
+        let rate = f64::from(rate);
+        let cap = (rate / 10.0).max(1.0);
+        let mut tokens = self.count(rate, cap);
+        if tokens < 1.0 {
+            tokio::time::sleep(Duration::from_secs_f64((1.0 - tokens) / rate)).await;
+            tokens = self.count(rate, cap);
         }
-        self.next = Some(at + Duration::from_secs_f64(1.0 / f64::from(rate)));
+        let taken = (tokens.floor() as usize).min(want).max(1);
+        self.tokens = Some((tokens - taken as f64, Instant::now()));
+        taken
+    }
+
+    /// Returns tokens taken and not used.
+    fn give_back(&mut self, unused: usize) {
+        if let Some((tokens, _)) = &mut self.tokens {
+            *tokens += unused as f64;
+        }
+    }
+
+    fn count(&self, rate: f64, cap: f64) -> f64 {
+        match self.tokens {
+            None => cap,
+            Some((tokens, at)) => (tokens + at.elapsed().as_secs_f64() * rate).min(cap),
+        }
     }
 }
 

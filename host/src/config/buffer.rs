@@ -50,7 +50,8 @@ pub struct BufferConfig {
     pub max_pending: u64,
     /// Deliveries in flight at once, per route and instance (default 8).
     pub concurrency: usize,
-    /// Deliveries started per second, per route and instance (default 100; 0: no limit).
+    /// Deliveries started per second, per route and instance, with a burst of a tenth of
+    /// a second's worth (default 100; 0: no limit).
     pub rate: u32,
     /// Deliveries of one request before it is dead (default 5).
     pub max_attempts: u32,

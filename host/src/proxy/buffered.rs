@@ -32,10 +32,9 @@ pub(super) async fn serve(
     let method = ex.parts.method.clone();
     let reading = method == Method::GET || method == Method::HEAD;
     if let Some(ticket) = buffer.ticket_of(ex.parts.uri.path()).filter(|_| reading) {
-        return Ok((
-            status(gateway, &route.name, ticket, &ex.request_id).await?,
-            None,
-        ));
+        let status = status(gateway, &route.name, ticket, &ex.request_id);
+        let status = tokio::time::timeout(route.timeout, status).await;
+        return Ok((status.map_err(|_| unanswered(route))??, None));
     }
     if !buffer.methods.contains(&method) {
         return forward(gateway, snapshot, route, ex).await;
@@ -70,13 +69,15 @@ pub(super) async fn serve(
     };
     let ticket = new_ticket()
         .ok_or_else(|| GatewayError::new(ErrorKind::Unavailable, "no randomness for a ticket"))?;
+    // The store answers within the route's timeout, or the write is refused (503).
     let accepted = gateway.buffer.accept(
         &route.name,
         &ticket,
         entry.encode(),
         buffer.config.max_pending,
     );
-    match accepted.await {
+    let accepted = tokio::time::timeout(route.timeout, accepted).await;
+    match accepted.map_err(|_| unanswered(route))? {
         Ok(()) => {}
         Err(Refusal::Full) => {
             let detail = format!(
@@ -121,6 +122,16 @@ async fn status(
             Err(GatewayError::new(ErrorKind::Unavailable, e.to_string()))
         }
     }
+}
+
+/// The store did not answer within the route's timeout.
+fn unanswered(route: &Route) -> GatewayError {
+    let detail = format!(
+        "route {:?}: the buffer store did not answer within {} ms",
+        route.name,
+        route.timeout.as_millis()
+    );
+    GatewayError::new(ErrorKind::Unavailable, detail)
 }
 
 fn too_large(max: usize) -> GatewayError {
