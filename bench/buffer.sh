@@ -28,6 +28,7 @@ WEIR=${WEIR:-"$ROOT/target/release/weir"}
 DOC="$ROOT/docs/benchmarks.md"
 COMMAND="DURATION=$DURATION CONNECTIONS=\"$CONNECTIONS\" DRAIN_CONCURRENCY=$DRAIN_CONCURRENCY STORES=\"$STORES\" bench/buffer.sh"
 START_SECONDS=$SECONDS
+LOAD_BEFORE=$(cut -d" " -f1-3 /proc/loadavg)
 
 NAME=buffer
 # shellcheck source=bench/common.sh
@@ -108,7 +109,7 @@ for store in $STORES; do
 
         log "$store, $connections connections: accepting for ${DURATION}s"
         before=$(cpu_ticks "$weir_pid")
-        wrk -t2 -c"$connections" -d"${DURATION}s" -s "$TMP/post.lua" \
+        wrk -t2 -c"$connections" -d"${DURATION}s" --latency -s "$TMP/post.lua" \
             "http://127.0.0.1:$WEIR_PORT/orders/new" > "$TMP/wrk-$store-$connections.txt"
         after=$(cpu_ticks "$weir_pid")
         rps=$(awk '/Requests\/sec/ { print $2 }' "$TMP/wrk-$store-$connections.txt")
@@ -137,6 +138,7 @@ section="$TMP/section.md"
     echo "Command: \`$COMMAND\` (the release binary; wrk -t2 on the same cores; a ~100-byte JSON"
     echo "POST to a buffered route, every write fsync'd before its \`202\`; the drain delivers to"
     echo "the built-in demo upstream on loopback; Redis with \`appendfsync always\`)."
+    echo "Load average before the run: $LOAD_BEFORE (the cores may be shared with other work: one run, not a best of several)."
     echo
     echo "| store | connections | accepted writes/s | p99 | refused | gateway CPU µs/write | stored | drained/s |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
