@@ -69,6 +69,7 @@ pub async fn handle(reloader: Arc<Reloader>, request: Request<Incoming>) -> Resp
         (&Method::GET, "/upstreams") => json_response(StatusCode::OK, &upstreams(gateway)),
         (&Method::GET, "/circuits") => json_response(StatusCode::OK, &circuits(gateway)),
         (&Method::GET, "/push") => json_response(StatusCode::OK, &gateway.push.stats().await),
+        (&Method::GET, "/buffers") => json_response(StatusCode::OK, &gateway.buffer.stats().await),
         (&Method::GET, "/status") => {
             // `generation`: the one serving now, whatever the last reload attempt was.
             let status = json!({
@@ -617,6 +618,7 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
         let _ = writeln!(out, "# HELP weir_tunnels_open Upgraded connections spliced through now.\n# TYPE weir_tunnels_open gauge\nweir_tunnels_open {}", gateway.tunnels.load(std::sync::atomic::Ordering::Relaxed));
         let _ = writeln!(out, "# HELP weir_buffered_body_bytes Body bytes held for filters now.\n# TYPE weir_buffered_body_bytes gauge\nweir_buffered_body_bytes {}", gateway.buffers.used());
         gateway.push.render_metrics(out);
+        gateway.buffer.render_metrics(out);
         render_cache(out, &gateway.cache.status());
         gateway.httpdns.render(out);
         gateway.tls.render(out);

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 pub mod admin;
 pub mod bounds;
+pub mod buffer;
 mod bulkhead;
 mod cache;
 mod defaults;
@@ -86,6 +87,10 @@ pub struct Config {
     /// certificates are read again on every reload.
     #[serde(default)]
     pub tls: tls::TlsConfig,
+    /// Where buffered routes keep their requests (`[buffer]`). Changing `store` needs a
+    /// restart.
+    #[serde(default)]
+    pub buffer: buffer::BufferStoreConfig,
     /// The directory the config file lives in; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -301,6 +306,7 @@ impl Config {
             httpdns: httpdns::HttpDnsConfig::default(),
             tcp: Vec::new(),
             tls: tls::TlsConfig::default(),
+            buffer: buffer::BufferStoreConfig::default(),
             base_dir: PathBuf::new(),
         }
     }
@@ -426,6 +432,9 @@ impl Config {
                             route.name
                         )
                     })?;
+            }
+            if let Some(buffer) = &route.buffer {
+                buffer.validate(route)?;
             }
             for filter in &route.filters {
                 self.validate_filter(&route.name, filter)?;

@@ -59,6 +59,8 @@ pub enum ErrorKind {
     InvalidSignature,
     /// An HttpDNS request's signature has expired (403).
     SignatureExpired,
+    /// A buffered route knows no such ticket (404).
+    UnknownTicket,
 }
 
 impl ErrorKind {
@@ -82,13 +84,14 @@ impl ErrorKind {
             Self::SignatureRequired => "signature_required",
             Self::InvalidSignature => "invalid_signature",
             Self::SignatureExpired => "signature_expired",
+            Self::UnknownTicket => "unknown_ticket",
         }
     }
 
     /// The response status.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::NoRoute | Self::UnknownTicket => StatusCode::NOT_FOUND,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadRequest | Self::ClientAborted | Self::TooManyNames => StatusCode::BAD_REQUEST,
             Self::SignatureRequired | Self::InvalidSignature | Self::SignatureExpired => {
@@ -122,7 +125,8 @@ impl ErrorKind {
             | Self::TooManyNames
             | Self::SignatureRequired
             | Self::InvalidSignature
-            | Self::SignatureExpired => "the request was refused",
+            | Self::SignatureExpired
+            | Self::UnknownTicket => "the request was refused",
         }
     }
 
@@ -137,7 +141,8 @@ impl ErrorKind {
             | Self::TooManyNames
             | Self::SignatureRequired
             | Self::InvalidSignature
-            | Self::SignatureExpired => ErrorSource::Client,
+            | Self::SignatureExpired
+            | Self::UnknownTicket => ErrorSource::Client,
             Self::NoHealthyTarget | Self::UpstreamFailed | Self::UpstreamTimeout => {
                 ErrorSource::Upstream
             }

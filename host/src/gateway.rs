@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 
 use crate::admission::Admission;
 use crate::body::BufferBudget;
+use crate::buffer::{BufferBackend, BufferService};
 use crate::config::{Config, StateBackendKind};
 use crate::headers::RequestIds;
 use crate::http_cache::ResponseCache;
@@ -51,6 +52,8 @@ pub struct Gateway {
     pub(crate) tls_resumption: Resumption,
     /// TLS handshakes on the `[tls]` listeners, by outcome.
     pub tls: TlsCounters,
+    /// Buffered routes' store and drainers.
+    pub buffer: Arc<BufferService>,
 }
 
 impl Gateway {
@@ -75,6 +78,7 @@ impl Gateway {
             httpdns: HttpDnsCounters::default(),
             tls_resumption: Resumption::new()?,
             tls: TlsCounters::default(),
+            buffer: BufferService::start(&config.buffer, &config.base_dir, buffer_backend(config))?,
         })
     }
 
@@ -108,5 +112,17 @@ fn push_backend(config: &Config) -> PushBackend<'_> {
             PushBackend::Redis(redis, config.server.workers())
         }
         _ => PushBackend::Embedded(config.routes.iter().any(|r| r.push.is_some())),
+    }
+}
+
+/// Where buffered routes keep their requests: in Redis with the Redis state backend (a
+/// fleet drains one queue), else in the embedded store, opened at start when a route
+/// buffers.
+fn buffer_backend(config: &Config) -> BufferBackend<'_> {
+    match (config.state.backend, &config.state.redis) {
+        (StateBackendKind::Redis, Some(redis)) => {
+            BufferBackend::Redis(redis, config.server.workers())
+        }
+        _ => BufferBackend::Embedded(config.routes.iter().any(|r| r.buffer.is_some())),
     }
 }

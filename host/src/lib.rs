@@ -5,6 +5,7 @@
 pub mod admin; // the admin listener: plugins, routes, upstreams, metrics
 pub mod admission; // caps on open client connections, in all and per address
 pub mod body; // bodies held in full, with their trailers
+pub mod buffer; // writes stored and answered 202 with a ticket, delivered later
 pub mod config; // the TOML config: types, defaults, validation
 pub mod error; // one error type and the one place it becomes a response
 pub mod exchange; // a request on its way through a route, lent to filters

@@ -26,6 +26,8 @@ use crate::snapshot::{Route, Snapshot};
 use crate::upstream::health::InFlight;
 use crate::upstream::{Target, Upstream, UpstreamResponse};
 
+mod buffered;
+
 impl Gateway {
     /// Serves one request from `client`. Never fails: every error is a response.
     pub async fn handle(
@@ -175,6 +177,12 @@ async fn proxy(
         (None, Some(endpoint)) => {
             let push = serve_push(gateway, snapshot, route, endpoint, &mut ex);
             (Box::pin(push).await, route.filters.len(), None)
+        }
+        // Boxed: a buffered route's write is stored instead of sent.
+        (None, None) if route.buffer.is_some() => {
+            let served = buffered::serve(gateway, snapshot, route, &mut ex);
+            let (response, in_flight) = Box::pin(served).await?;
+            (response, route.filters.len(), in_flight)
         }
         (None, None) => {
             let (response, in_flight) = forward(gateway, snapshot, route, &mut ex).await?;

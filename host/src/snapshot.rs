@@ -55,6 +55,8 @@ pub struct Route {
     pub retry: Option<crate::resilience::RetryPolicy>,
     /// The fields its responses carry while it is deprecated.
     pub deprecation: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Its buffer, when it answers writes with `202` and a ticket.
+    pub buffer: Option<Arc<crate::buffer::BufferRoute>>,
 }
 
 /// Everything a request needs, immutable.
@@ -231,9 +233,17 @@ impl Snapshot {
             let timeout = upstream
                 .as_ref()
                 .map_or(Duration::ZERO, |u| u.request_timeout);
+            let timeout = route.timeout_ms.map_or(timeout, millis);
+            let buffer =
+                match (&route.buffer, &upstream) {
+                    (Some(buffer), Some(upstream)) => Some(Arc::new(
+                        crate::buffer::BufferRoute::new(route, buffer, upstream.clone(), timeout),
+                    )),
+                    _ => None,
+                };
             routes.push(Route {
                 name: route.name.clone(),
-                timeout: route.timeout_ms.map_or(timeout, millis),
+                timeout,
                 push: route.push,
                 httpdns: route.httpdns,
                 push_router,
@@ -254,6 +264,7 @@ impl Snapshot {
                     .as_ref()
                     .map(crate::resilience::RetryPolicy::new),
                 deprecation: deprecation_fields(route).map_err(fail)?,
+                buffer,
             });
         }
         let push_vendors = Vendors::build(&config, &upstreams, &cx.push_tokens)

@@ -193,6 +193,36 @@ async fn the_readme_requests_get_their_answers() {
     let split = client.get(&example.admin_url("/routes/gray/split")).await;
     assert_eq!(split.status, 200);
 
+    // buffer: a write is 202 with a ticket, which soon says delivered with the demo's answer.
+    let key = [("x-api-key", "demo-key")];
+    let queued = weir_tests::request(
+        "POST",
+        &example.url("/queued/orders"),
+        &key,
+        "{\"order\": 1}",
+    );
+    let accepted = client.send(queued).await;
+    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+    let ticket = accepted.json()["ticket"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let status_url = example.url(&format!("/queued/tickets/{ticket}"));
+    assert_eq!(
+        accepted.header("location"),
+        Some(format!("/queued/tickets/{ticket}").as_str())
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let status = client.send(get(&status_url, &key)).await.json();
+            status["status"] == "delivered" && status["response"]["status"] == 200
+        })
+        .await,
+        "the buffered write was delivered"
+    );
+    let buffers = client.get(&example.admin_url("/buffers")).await.json();
+    assert_eq!(buffers["routes"]["queued"]["delivered"], 1, "{buffers}");
+
     // httpdns: the demo's healthy address, in the SDKs' text grammar and in JSON.
     let text = client
         .get(&example.url("/d?dn=demo.weir&ttl=1&clientip=1"))

@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod balancing;
 mod bot_rules;
+mod buffer;
 mod bulkhead;
 mod cache;
 mod config_fuzz;

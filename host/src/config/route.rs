@@ -34,6 +34,9 @@ pub struct RouteConfig {
     pub bulkhead: Option<String>,
     /// Retries of failed upstream calls (none unless the table is given).
     pub retry: Option<super::RetryConfig>,
+    /// Buffer writes: store them, answer `202` with a ticket and deliver them to the
+    /// upstream later (none unless the table is given).
+    pub buffer: Option<super::buffer::BufferConfig>,
     /// The API version the route serves (a label for the admin API, the access log and
     /// the `weir_requests_total` metrics' readers), e.g. `v2`.
     pub version: Option<String>,

@@ -234,6 +234,10 @@ impl Reloader {
         if let Some(vendors) = &snapshot.push_vendors {
             vendors.spawn(gateway.push.clone());
         }
+        let buffered = (snapshot.routes.iter())
+            .filter_map(|r| Some((r.name.clone(), r.buffer.clone()?)))
+            .collect();
+        gateway.buffer.follow(buffered);
         tracing::info!(
             generation,
             routes = snapshot.routes.len(),

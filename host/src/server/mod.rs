@@ -59,6 +59,7 @@ impl Running {
     /// every listener is closed.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        self.gateway.buffer.stop();
         for task in self.tasks {
             let _ = task.await;
         }
@@ -69,6 +70,8 @@ impl Running {
             }
         })
         .await;
+        let grace = self.gateway.snapshot().config.server.shutdown_grace_ms;
+        self.gateway.buffer.settled(millis(grace)).await;
         tracing::info!("gateway stopped");
     }
 }
