@@ -136,6 +136,10 @@ admin = "127.0.0.1:$ADMIN_PORT"
 plugins_dir = "$PLUGINS"
 watch = false
 
+# The access-log row: its route alone logs, to a file (the cost of the log on against off).
+[access_log]
+path = "$TMP/access.log"
+
 # The TLS rows: the same certificate as nginx's.
 [tls]
 listen = ["127.0.0.1:$WEIR_TLS_PORT"]
@@ -197,6 +201,13 @@ match = { headers = { "x-bench" = "hmac-body" } }
 plugin = "hmac-signature.wasm"
 grants = ["secrets:bench_hmac", "clock"]
 config = { keys = { bench = "bench_hmac" }, content_digest = "when_body", replay_protection = false, clock_skew_secs = 86400 }
+
+# ... passthrough with its requests in the access log (a file) ...
+[[routes]]
+name = "access-log"
+upstream = "up"
+access_log = true
+match = { headers = { "x-bench" = "access-log" } }
 
 # ... and each of the three alone, for its own cost.
 [[routes]]
@@ -450,6 +461,11 @@ curl -sf -o /dev/null -H 'x-bench: cache-hit' "http://127.0.0.1:$WEIR_PORT/hello
 curl -sf -D - -o /dev/null -H 'x-bench: cache-hit' "http://127.0.0.1:$WEIR_PORT/hello" \
     | grep -qi '^x-cache: HIT' || die "weir + cache: the second request was not a hit"
 
+# The access-log route writes its requests, and only it does.
+curl -sf -o /dev/null -H 'x-bench: access-log' "http://127.0.0.1:$WEIR_PORT/hello"
+for _ in $(seq 50); do [[ -s $TMP/access.log ]] && break; sleep 0.1; done
+[[ $(wc -l < "$TMP/access.log") == 1 ]] || die "weir access log: not one line for one logged request"
+
 # The conversions answer what the demo's services answer.
 [[ $(curl -sf -H 'x-bench: json-rpc' "http://127.0.0.1:$WEIR_PORT/users/1") == '{"id":1,"name":"Ada Lovelace"}' ]] \
     || die "weir + protocol-convert: GET /users/1 did not become a JSON-RPC call"
@@ -463,6 +479,7 @@ TARGETS=(
     "nginx (reverse proxy)|http://127.0.0.1:$NGINX_PORT/hello|"
     "weir passthrough|http://127.0.0.1:$WEIR_PORT/hello|"
     "weir + headers filter|http://127.0.0.1:$WEIR_PORT/hello|x-bench: filtered"
+    "weir passthrough, access log on (JSON lines to a file)|http://127.0.0.1:$WEIR_PORT/hello|x-bench: access-log"
     "weir + auth (API key) alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: auth^$CREDENTIALS"
     "weir + hmac-signature alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: hmac^$CREDENTIALS"
     "weir + rate-limit alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: rate-limit^$CREDENTIALS"

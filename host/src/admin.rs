@@ -622,6 +622,7 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
         render_cache(out, &gateway.cache.status());
         gateway.httpdns.render(out);
         gateway.tls.render(out);
+        gateway.access_log.render(out);
         crate::tls::render_expiry(out, snapshot.tls.as_deref());
         let _ = writeln!(out, "# HELP weir_snapshot_generation The live snapshot.\n# TYPE weir_snapshot_generation gauge\nweir_snapshot_generation {}", snapshot.generation);
     });

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+mod access_log;
 pub mod admin;
 pub mod bounds;
 pub mod buffer;
@@ -31,6 +32,7 @@ mod tests;
 pub mod tls;
 mod upstream;
 
+pub use access_log::AccessLogConfig;
 pub use bulkhead::BulkheadConfig;
 pub use cache::CacheConfig;
 pub use lifecycle::{DeprecationConfig, DeprecationFields};
@@ -91,6 +93,9 @@ pub struct Config {
     /// restart.
     #[serde(default)]
     pub buffer: buffer::BufferStoreConfig,
+    /// The access log: one JSON object per request.
+    #[serde(default)]
+    pub access_log: AccessLogConfig,
     /// The directory the config file lives in; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -307,6 +312,7 @@ impl Config {
             tcp: Vec::new(),
             tls: tls::TlsConfig::default(),
             buffer: buffer::BufferStoreConfig::default(),
+            access_log: AccessLogConfig::default(),
             base_dir: PathBuf::new(),
         }
     }
@@ -338,6 +344,7 @@ impl Config {
             bail!("server.listen (or tls.listen) needs at least one address");
         }
         self.tls.validate(&self.server)?;
+        self.access_log.validate()?;
         self.server.limits.validate()?;
         admin::validate(&self.server)?;
         bounds::validate(self)?;

@@ -11,6 +11,7 @@ use http_body::Body as _;
 use http_body_util::Either;
 use hyper::body::Incoming;
 
+use crate::access_log::AccessNotes;
 use crate::body::{BufferBudget, ProxyBody, Reservation, Streamed, Upload};
 use crate::config::{LimitsConfig, millis};
 use crate::headers::{Peer, remove_hop_by_hop, set_client_certificate};
@@ -44,6 +45,8 @@ pub struct Exchange {
     pub buffered: Reservation,
     /// The budget's size (`server.limits.max_buffered_bytes`).
     pub max_buffered: usize,
+    /// What the access log needs from the way, when this request is logged.
+    pub log: Option<Box<AccessNotes>>,
 }
 
 impl Exchange {
@@ -83,6 +86,7 @@ impl Exchange {
             upload,
             buffered: Reservation::new(buffers.clone()),
             max_buffered: limits.max_buffered_bytes,
+            log: None,
         }
     }
 

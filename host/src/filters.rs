@@ -11,6 +11,7 @@ use http::header::HeaderMap;
 use http_body::Body;
 use http_body_util::{BodyExt, Either};
 
+use crate::access_log::FilterOutcome;
 use crate::body::{Buffered, Reservation, StreamError};
 use crate::body::{ProxyBody, full_body};
 use crate::config::FailurePolicy;
@@ -54,16 +55,18 @@ pub async fn on_request(route: &Route, ex: &mut Exchange) -> Result<RequestOutco
         match outcome {
             Ok(RequestAction::Continue(changes)) => match apply_request(ex, changes) {
                 Ok(()) => {
-                    slot.record_success(started.elapsed(), Decision::Continue, CallPhase::Request)
+                    slot.record_success(started.elapsed(), Decision::Continue, CallPhase::Request);
+                    note(ex, slot, CONTINUE);
                 }
-                Err(failure) => unusable(route, slot, failure, &ex.request_id)?,
+                Err(failure) => unusable(route, slot, failure, ex)?,
             },
             Ok(RequestAction::Respond(response)) => {
                 slot.record_success(started.elapsed(), Decision::Respond, CallPhase::Request);
+                note(ex, slot, RESPOND);
                 let response = Box::new(response);
                 return Ok(RequestOutcome::Respond { response, index });
             }
-            Err(failure) => fail(route, slot, failure, &ex.request_id)?,
+            Err(failure) => fail(route, slot, failure, ex)?,
         }
     }
     Ok(RequestOutcome::Continue)
@@ -118,12 +121,14 @@ pub async fn on_response(
             Ok(ResponseAction::Continue(changes)) => {
                 changes.apply(&mut response);
                 slot.record_success(started.elapsed(), Decision::Continue, CallPhase::Response);
+                note(ex, slot, CONTINUE);
             }
             Ok(ResponseAction::Replace(replacement)) => {
                 slot.record_success(started.elapsed(), Decision::Respond, CallPhase::Response);
+                note(ex, slot, RESPOND);
                 response = replacement;
             }
-            Err(failure) => fail(route, slot, failure, &ex.request_id)?,
+            Err(failure) => fail(route, slot, failure, ex)?,
         }
     }
     Ok(response)
@@ -144,9 +149,10 @@ fn fail(
     route: &Route,
     slot: &FilterSlot,
     failure: FilterFailure,
-    request_id: &str,
+    ex: &mut Exchange,
 ) -> Result<(), GatewayError> {
-    let plugin = slot.plugin.info.name.as_str();
+    note(ex, slot, || format!("failed:{}", failure.kind.label()));
+    let (plugin, request_id) = (slot.plugin.info.name.as_str(), ex.request_id.as_str());
     let (kind, reason, policy) = (
         failure.kind.label(),
         &failure.message,
@@ -178,11 +184,26 @@ fn unusable(
     route: &Route,
     slot: &FilterSlot,
     failure: FilterFailure,
-    request_id: &str,
+    ex: &mut Exchange,
 ) -> Result<(), GatewayError> {
     slot.record_failure(&failure);
-    fail(route, slot, failure, request_id)
+    fail(route, slot, failure, ex)
 }
+
+/// Notes what `slot` decided for the access log, when the request is logged.
+fn note(ex: &mut Exchange, slot: &FilterSlot, decision: impl FnOnce() -> String) {
+    if let Some(notes) = ex.log.as_mut() {
+        let filter = slot.plugin.info.name.clone();
+        notes.filters.push(FilterOutcome {
+            filter,
+            decision: decision(),
+        });
+    }
+}
+
+/// The decisions the access log writes.
+const CONTINUE: fn() -> String = || "continue".to_string();
+const RESPOND: fn() -> String = || "respond".to_string();
 
 /// Buffers the request body (once) up to `max`; 413 beyond it.
 pub(crate) async fn buffer_request(ex: &mut Exchange, max: usize) -> Result<Bytes, GatewayError> {

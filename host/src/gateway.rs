@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicU64;
 
 use arc_swap::ArcSwap;
 
+use crate::access_log::AccessLog;
 use crate::admission::Admission;
 use crate::body::BufferBudget;
 use crate::buffer::{BufferBackend, BufferService};
@@ -54,6 +55,8 @@ pub struct Gateway {
     pub tls: TlsCounters,
     /// Buffered routes' store and drainers.
     pub buffer: Arc<BufferService>,
+    /// The access log's writer.
+    pub access_log: Arc<AccessLog>,
 }
 
 impl Gateway {
@@ -79,6 +82,7 @@ impl Gateway {
             tls_resumption: Resumption::new()?,
             tls: TlsCounters::default(),
             buffer: BufferService::start(&config.buffer, &config.base_dir, buffer_backend(config))?,
+            access_log: Arc::new(AccessLog::start(&config.access_log, &config.base_dir)?),
         })
     }
 

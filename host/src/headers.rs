@@ -12,6 +12,8 @@ use crate::tls::TlsSession;
 
 /// `x-request-id`.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `traceparent` (W3C Trace Context).
+pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");

@@ -2,6 +2,7 @@
 //!
 //! The life of one request is [`Gateway::handle`] (in `proxy.rs`); everything else serves it.
 
+pub mod access_log; // one JSON line per request, written off the request path
 pub mod admin; // the admin listener: plugins, routes, upstreams, metrics
 pub mod admission; // caps on open client connections, in all and per address
 pub mod body; // bodies held in full, with their trailers

@@ -11,6 +11,7 @@ use http::{Request, Response, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
 
+use crate::access_log::{self, AccessNotes, AccessRecord};
 use crate::body::{Buffered, ProxyBody, Upload, full_body};
 use crate::config::push::PushEndpoint;
 use crate::config::{HashOn, LbPolicy, UpstreamProtocol, millis};
@@ -18,7 +19,7 @@ use crate::error::{ErrorKind, ErrorSource, GatewayError};
 use crate::exchange::Exchange;
 use crate::filters::{self, RequestOutcome};
 use crate::gateway::Gateway;
-use crate::headers::{Peer, REQUEST_ID, add_forwarded, remove_hop_by_hop};
+use crate::headers::{Peer, REQUEST_ID, TRACEPARENT, add_forwarded, remove_hop_by_hop};
 use crate::hygiene;
 use crate::push::api::PushRequest;
 use crate::resilience::{Bulkhead, Refused, failure_of};
@@ -78,7 +79,11 @@ impl Gateway {
         let method = request.method().clone();
         // A clone shares the request's bytes: no copy on the hot path.
         let uri = request.uri().clone();
-        let exchange = Exchange::new(
+        let logged = route.access_log && sampled(snapshot.config.access_log.sample);
+        let trace = (logged.then(|| request.headers().get(&TRACEPARENT)))
+            .flatten()
+            .and_then(|v| access_log::trace_id(v.to_str().ok()?));
+        let mut exchange = Exchange::new(
             request,
             client,
             request_id.clone(),
@@ -86,7 +91,10 @@ impl Gateway {
             &self.buffers,
             &server.limits,
         );
-        let response = match proxy(self.as_ref(), &snapshot, route, exchange).await {
+        if logged {
+            exchange.log = Some(Box::default());
+        }
+        let response = match proxy(self.as_ref(), &snapshot, route, &mut exchange).await {
             Ok(response) => response,
             Err(error) => {
                 let source = error.kind.source();
@@ -101,11 +109,18 @@ impl Gateway {
                 error.into_response(&request_id)
             }
         };
+        let mut response = response;
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
         route.metrics.record(status, elapsed);
-        // The path only: a query may carry credentials (`?apikey=`).
-        tracing::debug!(target: "weir::access", request_id, route = %route.name, %method, path = uri.path(), status, micros = elapsed.as_micros() as u64);
+        if let Some(notes) = exchange.log.take() {
+            let redact = &snapshot.config.access_log.redact_query;
+            let mut record = access_record(&exchange, *notes, route, (&method, &uri), redact);
+            (record.status, record.trace_id) = (status, trace);
+            record.at_ms = crate::time::now_ms().saturating_sub(elapsed.as_millis() as u64);
+            let pending = access_log::Pending::new(record, started, self.access_log.clone());
+            response.extensions_mut().insert(pending);
+        }
         response
     }
 
@@ -154,11 +169,11 @@ async fn proxy(
     gateway: &Gateway,
     snapshot: &Snapshot,
     route: &Route,
-    mut ex: Exchange,
+    ex: &mut Exchange,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     // Request filters, in chain order; one may answer at once. They see the client's own
     // `X-Forwarded-For` (what trusted-proxy logic needs); the gateway's come after them.
-    let answered = match filters::on_request(route, &mut ex).await? {
+    let answered = match filters::on_request(route, ex).await? {
         RequestOutcome::Respond { response, index } => Some((*response, index)),
         RequestOutcome::Continue => None,
     };
@@ -175,23 +190,23 @@ async fn proxy(
         }
         // Boxed: push is the rare route, and its state must not weigh on every request.
         (None, Some(endpoint)) => {
-            let push = serve_push(gateway, snapshot, route, endpoint, &mut ex);
+            let push = serve_push(gateway, snapshot, route, endpoint, ex);
             (Box::pin(push).await, route.filters.len(), None)
         }
         // Boxed: a buffered route's write is stored instead of sent.
         (None, None) if route.buffer.is_some() => {
-            let served = buffered::serve(gateway, snapshot, route, &mut ex);
+            let served = buffered::serve(gateway, snapshot, route, ex);
             let (response, in_flight) = Box::pin(served).await?;
             (response, route.filters.len(), in_flight)
         }
         (None, None) => {
-            let (response, in_flight) = forward(gateway, snapshot, route, &mut ex).await?;
+            let (response, in_flight) = forward(gateway, snapshot, route, ex).await?;
             (response, route.filters.len(), in_flight)
         }
     };
 
     // Response filters, in reverse chain order.
-    let mut response = filters::on_response(route, upto, &mut ex, response).await?;
+    let mut response = filters::on_response(route, upto, ex, response).await?;
     // A deprecated route says so on every answer (RFC 9745, RFC 8594).
     for (name, value) in &route.deprecation {
         response.headers_mut().append(name.clone(), value.clone());
@@ -253,6 +268,9 @@ async fn forward(
     let started = Instant::now();
     let result = call_upstream(gateway, route, upstream, ex).await;
     count_call(route, upstream, &result, started);
+    if let (Some(notes), Ok(sent)) = (ex.log.as_mut(), &result) {
+        notes.upstream_latency = Some(sent.latency);
+    }
     let mut sent = match result {
         Ok(sent) => sent,
         Err(error) if error.kind.source() == ErrorSource::Upstream => {
@@ -355,6 +373,7 @@ async fn call_upstream(
         .and_then(|policy| Some((policy, Replay::of(&request)?)));
     let Some((policy, replay)) = retry else {
         let target = upstream.pick(key)?;
+        note_target(ex, &target);
         return try_once(
             gateway,
             route,
@@ -371,6 +390,7 @@ async fn call_upstream(
     let mut retries = 0;
     loop {
         let target = upstream.pick_other(key, &tried)?;
+        note_target(ex, &target);
         let left = deadline.saturating_duration_since(Instant::now());
         let timeout = policy.per_try_timeout.map_or(left, |t| t.min(left));
         let upload = ex.upload.as_deref();
@@ -399,6 +419,53 @@ async fn call_upstream(
         tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
         request = replay.request();
     }
+}
+
+/// Notes the target a try goes to, for the access log.
+fn note_target(ex: &mut Exchange, target: &Target) {
+    if let Some(notes) = ex.log.as_mut() {
+        notes.upstream = Some(target.addr);
+    }
+}
+
+/// Whether a request is among the `sample` share of requests logged.
+fn sampled(sample: f64) -> bool {
+    sample >= 1.0 || fastrand::f64() < sample
+}
+
+/// The access log's record of a request, as far as the response head (the body's bytes
+/// and the whole time are the server's to add).
+fn access_record(
+    ex: &Exchange,
+    notes: AccessNotes,
+    route: &Route,
+    (method, uri): (&http::Method, &http::Uri),
+    redact: &[String],
+) -> Box<AccessRecord> {
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let variables = (ex.variables.iter())
+        .filter(|(key, _)| !key.starts_with(crate::plugin::CONTEXT_PREFIX))
+        .cloned()
+        .collect();
+    Box::new(AccessRecord {
+        time: String::new(),
+        at_ms: 0,
+        request_id: ex.request_id.clone(),
+        route: route.name.clone(),
+        method: method.to_string(),
+        path: access_log::redacted_path(path, redact),
+        scheme: ex.client.scheme(),
+        status: 0,
+        bytes_in: ex.upload.as_ref().map_or(0, |u| u.received()),
+        bytes_out: 0,
+        client_ip: ex.client.addr.ip(),
+        upstream: notes.upstream,
+        upstream_ms: notes.upstream_latency.map(|d| d.as_secs_f64() * 1e3),
+        total_ms: 0.0,
+        filters: notes.filters,
+        variables,
+        trace_id: None,
+    })
 }
 
 /// One try: the request sent to `target` within `timeout`, its outcome recorded.

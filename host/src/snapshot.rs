@@ -55,6 +55,8 @@ pub struct Route {
     pub retry: Option<crate::resilience::RetryPolicy>,
     /// The fields its responses carry while it is deprecated.
     pub deprecation: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Whether its requests are logged (`access_log`, or the route's own switch).
+    pub access_log: bool,
     /// Its buffer, when it answers writes with `202` and a ticket.
     pub buffer: Option<Arc<crate::buffer::BufferRoute>>,
 }
@@ -264,6 +266,7 @@ impl Snapshot {
                     .as_ref()
                     .map(crate::resilience::RetryPolicy::new),
                 deprecation: deprecation_fields(route).map_err(fail)?,
+                access_log: route.access_log.unwrap_or(config.access_log.enabled),
                 buffer,
             });
         }

@@ -2,6 +2,7 @@
 //! ports: the gateway (in this process, over real sockets), upstreams, and plugins built
 //! from source by `build.rs`.
 
+mod access_log;
 mod admin;
 mod auth;
 mod balancing;

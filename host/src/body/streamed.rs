@@ -6,7 +6,7 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -54,6 +54,7 @@ pub struct Upload {
     ended: watch::Sender<Option<Instant>>,
     fault: AtomicU8,
     limit: Duration,
+    received: AtomicU64,
 }
 
 /// How a client failed its upload.
@@ -72,12 +73,18 @@ impl Upload {
             ended: watch::Sender::new(None),
             fault: AtomicU8::new(0),
             limit,
+            received: AtomicU64::new(0),
         }
     }
 
     /// The longest the upload may take.
     pub fn limit(&self) -> Duration {
         self.limit
+    }
+
+    /// Body bytes read from the client so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
 
     /// When the upload ended, if it has.
@@ -302,6 +309,11 @@ impl Body for Streamed {
         match frame {
             Some(Ok(frame)) => {
                 this.progressed = true;
+                if let (Some(upload), Some(data)) = (&this.upload, frame.data_ref()) {
+                    upload
+                        .received
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
                 if this.inner.is_end_stream() {
                     this.end_upload();
                 }

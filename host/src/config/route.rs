@@ -43,6 +43,9 @@ pub struct RouteConfig {
     /// When set, the route is deprecated: its responses carry `Deprecation`, `Sunset` and
     /// `Link` fields.
     pub deprecated: Option<super::DeprecationConfig>,
+    /// Log this route's requests (`true`) or not (`false`), whatever `access_log.enabled`
+    /// says; unset, it says.
+    pub access_log: Option<bool>,
     /// The filter chain, in order.
     #[serde(default)]
     pub filters: Vec<FilterConfig>,

@@ -38,6 +38,9 @@ pub use router::RouterSlot;
 pub use slot::{FilterSettings, FilterSlot, Phases};
 pub use view::{RequestView, ResponseView, Variables};
 
+/// The prefix of filters' private contexts among the variables (never logged or shown).
+pub const CONTEXT_PREFIX: &str = context::PREFIX;
+
 /// The contract plugins are built against: the WIT package and its version (`wit/`).
 pub const CONTRACT: &str = "weir:gateway@0.2.3";
 

@@ -13,6 +13,8 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::access_log::Pending;
+
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -224,23 +226,42 @@ impl Drop for EndMark {
     }
 }
 
-/// A response body that keeps its exchange going on until it is sent (or dropped).
+/// A response body that keeps its exchange going on until it is sent (or dropped), and,
+/// when the request is logged, counts the bytes sent and finishes its access log record
+/// then.
 pub struct CountedBody<B> {
     body: B,
     _exchange: EndMark,
+    /// The record waiting for the body's end, and the bytes sent so far (boxed: most
+    /// responses are not logged).
+    logged: Option<Box<(Pending, u64)>>,
 }
 
 impl<B> CountedBody<B> {
-    /// `body`, its exchange's end marked by `exchange`.
-    pub fn new(body: B, exchange: EndMark) -> Self {
+    /// `body`, its exchange's end marked by `exchange`; `pending` logged when it ends.
+    pub fn new(body: B, exchange: EndMark, pending: Option<Pending>) -> Self {
         Self {
             body,
             _exchange: exchange,
+            logged: pending.map(|p| Box::new((p, 0))),
         }
     }
 }
 
-impl<B: http_body::Body + Unpin> http_body::Body for CountedBody<B> {
+impl<B> Drop for CountedBody<B> {
+    fn drop(&mut self) {
+        if let Some(logged) = self.logged.take() {
+            let (pending, sent) = *logged;
+            pending.finish(sent);
+        }
+    }
+}
+
+impl<B> http_body::Body for CountedBody<B>
+where
+    B: http_body::Body + Unpin,
+    B::Data: bytes::Buf,
+{
     type Data = B::Data;
     type Error = B::Error;
 
@@ -248,7 +269,14 @@ impl<B: http_body::Body + Unpin> http_body::Body for CountedBody<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let (Some(logged), Poll::Ready(Some(Ok(frame)))) = (this.logged.as_mut(), &polled)
+            && let Some(data) = frame.data_ref()
+        {
+            logged.1 += bytes::Buf::remaining(data) as u64;
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -18,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::access_log::Pending;
 use crate::admission::{Admission, Admitted};
 use crate::body::{InFlightHandoff, ProxyBody};
 use crate::config::{LimitsConfig, millis};
@@ -231,7 +232,8 @@ where
             } else {
                 drop(request_guard);
             }
-            Ok::<_, Infallible>(response.map(|body| CountedBody::new(body, exchange)))
+            let logged = response.extensions_mut().remove::<Pending>();
+            Ok::<_, Infallible>(response.map(|body| CountedBody::new(body, exchange, logged)))
         }
     });
     (service, activity)
