@@ -55,7 +55,7 @@ read -r UPSTREAM_PORT NGINX_PORT WEIR_PORT ADMIN_PORT NGINX_H2_PORT NGINX_TLS_PO
 
 # One certificate for both TLS servers: ECDSA P-256, as most sites now serve.
 mkdir -p "$TMP/tls"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
     -subj /CN=localhost -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' \
     -keyout "$TMP/tls/key.pem" -out "$TMP/tls/cert.pem" 2> "$TMP/openssl.log" \
     || die "openssl could not make the certificate: $(cat "$TMP/openssl.log")"
