@@ -79,19 +79,7 @@ impl RedisBufferStore {
         keys: &[String],
         args: &[&[u8]],
     ) -> Result<T, StoreError> {
-        let result = self
-            .redis
-            .call(idempotent, |mut connection| async move {
-                let mut invocation = script.prepare_invoke();
-                for key in keys {
-                    invocation.key(key);
-                }
-                for arg in args {
-                    invocation.arg(*arg);
-                }
-                invocation.invoke_async(&mut connection).await
-            })
-            .await;
+        let result = self.redis.script(script, idempotent, (keys, args)).await;
         result.map_err(|e| match e {
             RedisFailure::Data(detail) | RedisFailure::Unavailable(detail) => StoreError(detail),
         })

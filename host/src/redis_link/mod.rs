@@ -84,6 +84,27 @@ impl RedisClient {
         .map(drop)
     }
 
+    /// Runs a Lua `script` with `keys` and `args` through [`Self::call`] (tried again after
+    /// a failover as `idempotent` allows).
+    pub async fn script<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        idempotent: bool,
+        (keys, args): (&[String], &[&[u8]]),
+    ) -> Result<T, RedisFailure> {
+        self.call(idempotent, |mut connection| async move {
+            let mut invocation = script.prepare_invoke();
+            for key in keys {
+                invocation.key(key);
+            }
+            for arg in args {
+                invocation.arg(*arg);
+            }
+            invocation.invoke_async(&mut connection).await
+        })
+        .await
+    }
+
     /// Runs `op` on a connection within the timeout. If it could not reach its node or
     /// found it a replica, the link reconnects (a sentinel link finds the master again)
     /// and `op` is tried once more, when that cannot count twice: `op` is `idempotent`,

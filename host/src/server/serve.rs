@@ -118,13 +118,7 @@ async fn serve_connection<F, Fut>(
     };
     let place = peer.place.clone();
     let (service, activity) = counted_service(peer, handler);
-    let mut ending = Ending {
-        client,
-        activity,
-        idle: millis(limits.idle_timeout_ms),
-        stop,
-        grace,
-    };
+    let mut ending = Ending::new(client, activity, &limits, (stop, grace));
     let result = if io.is_h2() {
         serve_h2(io, service, &limits, &mut ending).await
     } else {
@@ -173,13 +167,7 @@ async fn serve_tls<F, Fut>(
     };
     let h2 = session.h2;
     let (service, activity) = counted_service(peer.over_tls(session), handler);
-    let mut ending = Ending {
-        client,
-        activity,
-        idle: millis(limits.idle_timeout_ms),
-        stop,
-        grace,
-    };
+    let mut ending = Ending::new(client, activity, &limits, (stop, grace));
     let result = if h2 {
         serve_h2(stream, service, &limits, &mut ending).await
     } else {
@@ -348,6 +336,23 @@ struct Ending {
 }
 
 impl Ending {
+    /// The ending of a connection from `client`, idle after `limits.idle_timeout_ms`.
+    fn new(
+        client: std::net::SocketAddr,
+        activity: Arc<Activity>,
+        limits: &LimitsConfig,
+        (stop, grace): (watch::Receiver<bool>, Duration),
+    ) -> Self {
+        let idle = millis(limits.idle_timeout_ms);
+        Self {
+            client,
+            activity,
+            idle,
+            stop,
+            grace,
+        }
+    }
+
     /// Runs `connection` until it ends; `shut_down` asks it to finish gracefully. With
     /// `release`, a connection idle for that long is shut down with its socket kept open
     /// (the flag set), to be parked.

@@ -117,19 +117,7 @@ impl RedisPushStore {
         keys: &[String],
         args: &[&[u8]],
     ) -> Result<T, StoreError> {
-        let result = self
-            .redis
-            .call(false, |mut connection| async move {
-                let mut invocation = script.prepare_invoke();
-                for key in keys {
-                    invocation.key(key);
-                }
-                for arg in args {
-                    invocation.arg(*arg);
-                }
-                invocation.invoke_async(&mut connection).await
-            })
-            .await;
+        let result = self.redis.script(script, false, (keys, args)).await;
         result.map_err(failed)
     }
 
