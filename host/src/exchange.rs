@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use crate::access_log::AccessNotes;
 use crate::body::{BufferBudget, ProxyBody, Reservation, Streamed, Upload};
 use crate::config::{LimitsConfig, millis};
-use crate::headers::{Peer, remove_hop_by_hop, set_client_certificate};
+use crate::headers::{Peer, continue_trace, remove_hop_by_hop, set_client_certificate};
 use crate::plugin::{RequestView, Variables};
 use crate::upgrade::Upgrade;
 
@@ -47,6 +47,8 @@ pub struct Exchange {
     pub max_buffered: usize,
     /// What the access log needs from the way, when this request is logged.
     pub log: Option<Box<AccessNotes>>,
+    /// The W3C trace the request is part of (continued, or started here).
+    pub trace_id: String,
 }
 
 impl Exchange {
@@ -65,6 +67,7 @@ impl Exchange {
         let (mut parts, body) = request.into_parts();
         remove_hop_by_hop(&mut parts.headers);
         set_client_certificate(&mut parts.headers, &client);
+        let trace_id = continue_trace(&mut parts.headers);
         let idle = millis(limits.body_idle_timeout_ms);
         // Most requests have no body: they need no upload record and no timers.
         let (body, upload) = if body.is_end_stream() {
@@ -87,6 +90,7 @@ impl Exchange {
             buffered: Reservation::new(buffers.clone()),
             max_buffered: limits.max_buffered_bytes,
             log: None,
+            trace_id,
         }
     }
 

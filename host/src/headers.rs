@@ -219,11 +219,119 @@ impl RequestIds {
     }
 }
 
+/// `tracestate` (W3C Trace Context).
+static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
+/// Makes the gateway a hop of the request's W3C trace (Trace Context §3): a valid
+/// `traceparent` keeps its trace id and flags and gets the gateway's own span id as the
+/// parent of what follows (its `tracestate` kept); none, or an invalid one, starts a new
+/// sampled trace (and a `tracestate` that came with an invalid one is dropped). Returns
+/// the trace id (32 hex digits).
+pub fn continue_trace(headers: &mut HeaderMap) -> String {
+    let incoming = headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok());
+    let (trace, flags) = match incoming.and_then(parse_traceparent) {
+        Some((trace, flags)) => (trace.to_string(), flags.to_string()),
+        None => {
+            headers.remove(&TRACESTATE);
+            let mut trace = String::with_capacity(32);
+            push_hex(&mut trace, fastrand::u64(1..), 16);
+            push_hex(&mut trace, fastrand::u64(..), 16);
+            (trace, "01".to_string())
+        }
+    };
+    let mut value = String::with_capacity(55);
+    value.push_str("00-");
+    value.push_str(&trace);
+    value.push('-');
+    push_hex(&mut value, fastrand::u64(1..), 16);
+    value.push('-');
+    value.push_str(&flags);
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(TRACEPARENT.clone(), value);
+    }
+    trace
+}
+
+/// The trace id and flags of a valid version-00 `traceparent`
+/// (`00-<32 hex>-<16 hex>-<2 hex>`, ids not all zero, lower-case hex).
+fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
+    let mut parts = value.trim().split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, len: usize| {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
+    let valid = version == "00"
+        && parts.next().is_none()
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && nonzero(trace)
+        && nonzero(parent);
+    valid.then_some((trace, flags))
+}
+
 /// Appends the low `digits` hex digits of `value`, zero-padded.
 fn push_hex(out: &mut String, value: u64, digits: u32) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for shift in (0..digits).rev() {
         out.push(char::from(HEX[((value >> (shift * 4)) & 0xf) as usize]));
+    }
+}
+
+#[cfg(test)]
+mod trace_tests {
+    use super::*;
+
+    #[test]
+    fn a_valid_traceparent_is_continued_with_the_gateways_span() {
+        // The example of W3C Trace Context §3.2.
+        let incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let mut h = HeaderMap::new();
+        h.insert(&TRACEPARENT, HeaderValue::from_static(incoming));
+        h.insert(&TRACESTATE, HeaderValue::from_static("congo=t61rcWkgMzE"));
+        assert_eq!(continue_trace(&mut h), "0af7651916cd43dd8448eb211c80319c");
+        let out = h[&TRACEPARENT].to_str().unwrap().to_string();
+        let (trace, flags) = parse_traceparent(&out).expect("valid");
+        assert_eq!((trace, flags), ("0af7651916cd43dd8448eb211c80319c", "01"));
+        assert_ne!(
+            &out[36..52],
+            "b7ad6b7169203331",
+            "the gateway's span is the new parent"
+        );
+        assert_eq!(h[&TRACESTATE], "congo=t61rcWkgMzE");
+    }
+
+    #[test]
+    fn an_invalid_or_missing_traceparent_starts_a_new_trace() {
+        for bad in [
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "garbage",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(&TRACEPARENT, HeaderValue::from_str(bad).unwrap());
+            h.insert(&TRACESTATE, HeaderValue::from_static("a=b"));
+            let trace = continue_trace(&mut h);
+            let out = h[&TRACEPARENT].to_str().unwrap().to_string();
+            assert_eq!(
+                parse_traceparent(&out).map(|(t, _)| t.to_string()),
+                Some(trace.clone()),
+                "{bad}"
+            );
+            assert!(!bad.contains(&trace), "{bad}: a new trace");
+            assert!(
+                h.get(&TRACESTATE).is_none(),
+                "{bad}: its tracestate dropped"
+            );
+        }
+        let mut h = HeaderMap::new();
+        let trace = continue_trace(&mut h);
+        assert_eq!(trace.len(), 32);
+        assert!(h[&TRACEPARENT].to_str().unwrap().ends_with("-01"));
     }
 }
 

@@ -19,7 +19,7 @@ use crate::error::{ErrorKind, ErrorSource, GatewayError};
 use crate::exchange::Exchange;
 use crate::filters::{self, RequestOutcome};
 use crate::gateway::Gateway;
-use crate::headers::{Peer, REQUEST_ID, TRACEPARENT, add_forwarded, remove_hop_by_hop};
+use crate::headers::{Peer, REQUEST_ID, add_forwarded, remove_hop_by_hop};
 use crate::hygiene;
 use crate::push::api::PushRequest;
 use crate::resilience::{Bulkhead, Refused, failure_of};
@@ -80,9 +80,6 @@ impl Gateway {
         // A clone shares the request's bytes: no copy on the hot path.
         let uri = request.uri().clone();
         let logged = route.access_log && sampled(snapshot.config.access_log.sample);
-        let trace = (logged.then(|| request.headers().get(&TRACEPARENT)))
-            .flatten()
-            .and_then(|v| access_log::trace_id(v.to_str().ok()?));
         let mut exchange = Exchange::new(
             request,
             client,
@@ -116,7 +113,7 @@ impl Gateway {
         if let Some(notes) = exchange.log.take() {
             let redact = &snapshot.config.access_log.redact_query;
             let mut record = access_record(&exchange, *notes, route, (&method, &uri), redact);
-            (record.status, record.trace_id) = (status, trace);
+            record.status = status;
             record.at_ms = crate::time::now_ms().saturating_sub(elapsed.as_millis() as u64);
             let pending = access_log::Pending::new(record, started, self.access_log.clone());
             response.extensions_mut().insert(pending);
@@ -464,7 +461,7 @@ fn access_record(
         total_ms: 0.0,
         filters: notes.filters,
         variables,
-        trace_id: None,
+        trace_id: Some(ex.trace_id.clone()),
     })
 }
 

@@ -1,7 +1,7 @@
 //! The access log: one JSON object per request, with what an operator looks for (route,
 //! status, bytes both ways, client, upstream target and latency, each filter's decision,
 //! the filters' variables, the trace id), credentials in the query redacted, routes
-//! switched off, and sampling.
+//! switched off, and sampling; and the W3C trace context the upstream gets.
 
 use std::time::Duration;
 
@@ -47,7 +47,30 @@ async fn each_request_is_one_json_line_with_what_an_operator_looks_for() {
         ))
         .await;
     assert_eq!(reply.status, 200);
-    assert_eq!(client.send(get(&gw.url("/quiet/x"), &[])).await.status, 200);
+    // W3C trace context: the upstream is a child of the gateway's span in the same trace.
+    let sent = reply.json()["headers"]["traceparent"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        sent.starts_with(&format!("00-{trace}-")) && sent.ends_with("-01"),
+        "{sent}"
+    );
+    assert!(
+        !sent.contains("00f067aa0ba902b7"),
+        "the gateway's span is the parent: {sent}"
+    );
+    // A request without one starts a trace.
+    let quiet = client.send(get(&gw.url("/quiet/x"), &[])).await;
+    assert_eq!(quiet.status, 200);
+    let started = quiet.json()["headers"]["traceparent"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        started.len() == 55 && started.starts_with("00-") && !started.contains(trace),
+        "{started}"
+    );
 
     let written = eventually(Duration::from_secs(10), || async {
         !lines(&log).is_empty()
