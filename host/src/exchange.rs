@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use crate::access_log::AccessNotes;
 use crate::body::{BufferBudget, ProxyBody, Reservation, Streamed, Upload};
 use crate::config::{LimitsConfig, millis};
-use crate::headers::{Peer, continue_trace, remove_hop_by_hop, set_client_certificate};
+use crate::headers::{Peer, TraceId, continue_trace, remove_hop_by_hop, set_client_certificate};
 use crate::plugin::{RequestView, Variables};
 use crate::upgrade::Upgrade;
 
@@ -48,7 +48,7 @@ pub struct Exchange {
     /// What the access log needs from the way, when this request is logged.
     pub log: Option<Box<AccessNotes>>,
     /// The W3C trace the request is part of (continued, or started here).
-    pub trace_id: String,
+    pub trace_id: TraceId,
 }
 
 impl Exchange {

@@ -222,34 +222,54 @@ impl RequestIds {
 /// `tracestate` (W3C Trace Context).
 static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
+/// A W3C trace id: 32 lower-case hex digits, kept inline (no allocation per request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceId([u8; 32]);
+
+impl TraceId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Only ever hex digits: from a checked header, or written by `push_hex`.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
 /// Makes the gateway a hop of the request's W3C trace (Trace Context §3): a valid
 /// `traceparent` keeps its trace id and flags and gets the gateway's own span id as the
 /// parent of what follows (its `tracestate` kept); none, or an invalid one, starts a new
 /// sampled trace (and a `tracestate` that came with an invalid one is dropped). Returns
-/// the trace id (32 hex digits).
-pub fn continue_trace(headers: &mut HeaderMap) -> String {
+/// the trace id. Built on the stack: one allocation, the header value's.
+pub fn continue_trace(headers: &mut HeaderMap) -> TraceId {
+    // `00-<trace: 32>-<span: 16>-<flags: 2>`.
+    let mut value = *b"00-00000000000000000000000000000000-0000000000000000-01";
     let incoming = headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok());
-    let (trace, flags) = match incoming.and_then(parse_traceparent) {
-        Some((trace, flags)) => (trace.to_string(), flags.to_string()),
+    match incoming.and_then(parse_traceparent) {
+        Some((trace, flags)) => {
+            value[3..35].copy_from_slice(trace.as_bytes());
+            value[53..55].copy_from_slice(flags.as_bytes());
+        }
         None => {
             headers.remove(&TRACESTATE);
-            let mut trace = String::with_capacity(32);
-            push_hex(&mut trace, fastrand::u64(1..), 16);
-            push_hex(&mut trace, fastrand::u64(..), 16);
-            (trace, "01".to_string())
+            write_hex(&mut value[3..19], fastrand::u64(1..));
+            write_hex(&mut value[19..35], fastrand::u64(..));
         }
-    };
-    let mut value = String::with_capacity(55);
-    value.push_str("00-");
-    value.push_str(&trace);
-    value.push('-');
-    push_hex(&mut value, fastrand::u64(1..), 16);
-    value.push('-');
-    value.push_str(&flags);
-    if let Ok(value) = HeaderValue::from_str(&value) {
+    }
+    write_hex(&mut value[36..52], fastrand::u64(1..));
+    if let Ok(value) = HeaderValue::from_bytes(&value) {
         headers.insert(TRACEPARENT.clone(), value);
     }
-    trace
+    let mut trace = [0u8; 32];
+    trace.copy_from_slice(&value[3..35]);
+    TraceId(trace)
+}
+
+/// Writes the low `out.len()` (at most 16) hex digits of `value` into `out`, zero-padded.
+fn write_hex(out: &mut [u8], value: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let len = out.len();
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = HEX[((value >> ((len - 1 - i) * 4)) & 0xf) as usize];
+    }
 }
 
 /// The trace id and flags of a valid version-00 `traceparent`
@@ -272,12 +292,12 @@ fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
     valid.then_some((trace, flags))
 }
 
-/// Appends the low `digits` hex digits of `value`, zero-padded.
-fn push_hex(out: &mut String, value: u64, digits: u32) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..digits).rev() {
-        out.push(char::from(HEX[((value >> (shift * 4)) & 0xf) as usize]));
-    }
+/// Appends the low `digits` (at most 16) hex digits of `value`, zero-padded.
+fn push_hex(out: &mut String, value: u64, digits: usize) {
+    let mut buf = [0u8; 16];
+    let digits = &mut buf[..digits.min(16)];
+    write_hex(digits, value);
+    out.extend(digits.iter().map(|&b| char::from(b)));
 }
 
 #[cfg(test)]
@@ -291,7 +311,8 @@ mod trace_tests {
         let mut h = HeaderMap::new();
         h.insert(&TRACEPARENT, HeaderValue::from_static(incoming));
         h.insert(&TRACESTATE, HeaderValue::from_static("congo=t61rcWkgMzE"));
-        assert_eq!(continue_trace(&mut h), "0af7651916cd43dd8448eb211c80319c");
+        let trace = continue_trace(&mut h);
+        assert_eq!(trace.as_str(), "0af7651916cd43dd8448eb211c80319c");
         let out = h[&TRACEPARENT].to_str().unwrap().to_string();
         let (trace, flags) = parse_traceparent(&out).expect("valid");
         assert_eq!((trace, flags), ("0af7651916cd43dd8448eb211c80319c", "01"));
@@ -318,11 +339,11 @@ mod trace_tests {
             let trace = continue_trace(&mut h);
             let out = h[&TRACEPARENT].to_str().unwrap().to_string();
             assert_eq!(
-                parse_traceparent(&out).map(|(t, _)| t.to_string()),
-                Some(trace.clone()),
+                parse_traceparent(&out).map(|(t, _)| t),
+                Some(trace.as_str()),
                 "{bad}"
             );
-            assert!(!bad.contains(&trace), "{bad}: a new trace");
+            assert!(!bad.contains(trace.as_str()), "{bad}: a new trace");
             assert!(
                 h.get(&TRACESTATE).is_none(),
                 "{bad}: its tracestate dropped"
@@ -330,8 +351,9 @@ mod trace_tests {
         }
         let mut h = HeaderMap::new();
         let trace = continue_trace(&mut h);
-        assert_eq!(trace.len(), 32);
-        assert!(h[&TRACEPARENT].to_str().unwrap().ends_with("-01"));
+        assert!(trace.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+        let out = h[&TRACEPARENT].to_str().unwrap().to_string();
+        assert_eq!(parse_traceparent(&out), Some((trace.as_str(), "01")));
     }
 }
 

@@ -91,7 +91,7 @@ impl Gateway {
         if logged {
             exchange.log = Some(Box::default());
         }
-        let response = match proxy(self.as_ref(), &snapshot, route, &mut exchange).await {
+        let mut response = match proxy(self.as_ref(), &snapshot, route, &mut exchange).await {
             Ok(response) => response,
             Err(error) => {
                 let source = error.kind.source();
@@ -106,7 +106,6 @@ impl Gateway {
                 error.into_response(&request_id)
             }
         };
-        let mut response = response;
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
         route.metrics.record(status, elapsed);
@@ -461,7 +460,7 @@ fn access_record(
         total_ms: 0.0,
         filters: notes.filters,
         variables,
-        trace_id: Some(ex.trace_id.clone()),
+        trace_id: Some(ex.trace_id.as_str().to_string()),
     })
 }
 
