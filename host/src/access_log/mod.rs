@@ -125,12 +125,23 @@ impl AccessLog {
         }
     }
 
-    /// Waits (up to `timeout`) until everything handed over so far is written.
+    /// Waits (up to `timeout`) until everything handed over so far is written; a writer
+    /// that is stuck (its queue full all along) is given up on at the deadline.
     pub fn flush(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
         let (ack, acked) = std::sync::mpsc::channel();
-        if self.tx.send(Message::Flush(ack)).is_ok() {
-            let _ = acked.recv_timeout(timeout);
+        let mut message = Message::Flush(ack);
+        loop {
+            match self.tx.try_send(message) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
+                    message = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(_) => return,
+            }
         }
+        let _ = acked.recv_timeout(deadline.saturating_duration_since(Instant::now()));
     }
 
     /// Writes the counters in the Prometheus text format.
@@ -256,6 +267,54 @@ pub fn redacted_path(path_and_query: &str, redact: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record() -> Box<AccessRecord> {
+        Box::new(AccessRecord {
+            time: String::new(),
+            at_ms: 0,
+            request_id: "r".into(),
+            route: "api".into(),
+            method: "GET".into(),
+            path: "/".into(),
+            scheme: "http",
+            status: 200,
+            bytes_in: 0,
+            bytes_out: 0,
+            client_ip: [127, 0, 0, 1].into(),
+            upstream: None,
+            upstream_ms: None,
+            total_ms: 0.0,
+            filters: Vec::new(),
+            variables: BTreeMap::new(),
+            trace_id: None,
+        })
+    }
+
+    /// A writer that has fallen behind (here: one that never reads) costs a request
+    /// nothing: the queue's bound drops the records and counts them, and a flush gives up
+    /// at its deadline.
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        let log = AccessLog {
+            tx,
+            written: Arc::default(),
+            dropped: AtomicU64::new(0),
+            writer: Mutex::new(None),
+        };
+        for _ in 0..5 {
+            log.log(record());
+        }
+        assert_eq!(log.dropped.load(Ordering::Relaxed), 3);
+        let started = Instant::now();
+        log.flush(Duration::from_millis(50));
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(50) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        drop(rx);
+    }
 
     #[test]
     fn credentials_in_the_query_are_redacted() {
