@@ -623,6 +623,9 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
         gateway.httpdns.render(out);
         gateway.tls.render(out);
         gateway.access_log.render(out);
+        if let Some(tracer) = &gateway.tracer {
+            tracer.render(out);
+        }
         crate::tls::render_expiry(out, snapshot.tls.as_deref());
         let _ = writeln!(out, "# HELP weir_snapshot_generation The live snapshot.\n# TYPE weir_snapshot_generation gauge\nweir_snapshot_generation {}", snapshot.generation);
     });

@@ -27,6 +27,7 @@ mod route;
 pub mod sandbox;
 pub mod state;
 mod tcp;
+mod telemetry;
 #[cfg(test)]
 mod tests;
 pub mod tls;
@@ -42,6 +43,7 @@ pub use retry::{RetryConfig, RetryOn};
 pub use route::{FailurePolicy, FilterConfig, MatchConfig, RouteConfig};
 pub use state::{RedisConfig, StateBackendKind, StateConfig, Unavailable};
 pub use tcp::{ProxyProtocol, TcpConfig};
+pub use telemetry::TracingConfig;
 pub use upstream::{
     HashOn, HealthCheckConfig, HealthCheckKind, LbPolicy, PassiveConfig, TargetConfig,
     UpstreamConfig, UpstreamProtocol, UpstreamTlsConfig,
@@ -96,6 +98,9 @@ pub struct Config {
     /// The access log: one JSON object per request.
     #[serde(default)]
     pub access_log: AccessLogConfig,
+    /// Spans exported over OTLP (`[tracing]`).
+    #[serde(default)]
+    pub tracing: TracingConfig,
     /// The directory the config file lives in; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -313,6 +318,7 @@ impl Config {
             tls: tls::TlsConfig::default(),
             buffer: buffer::BufferStoreConfig::default(),
             access_log: AccessLogConfig::default(),
+            tracing: TracingConfig::default(),
             base_dir: PathBuf::new(),
         }
     }
@@ -345,6 +351,7 @@ impl Config {
         }
         self.tls.validate(&self.server)?;
         self.access_log.validate()?;
+        self.tracing.validate()?;
         self.server.limits.validate()?;
         admin::validate(&self.server)?;
         bounds::validate(self)?;

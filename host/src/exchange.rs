@@ -14,8 +14,11 @@ use hyper::body::Incoming;
 use crate::access_log::AccessNotes;
 use crate::body::{BufferBudget, ProxyBody, Reservation, Streamed, Upload};
 use crate::config::{LimitsConfig, millis};
-use crate::headers::{Peer, TraceId, continue_trace, remove_hop_by_hop, set_client_certificate};
+use crate::headers::{
+    Peer, TraceContext, continue_trace, remove_hop_by_hop, set_client_certificate,
+};
 use crate::plugin::{RequestView, Variables};
+use crate::telemetry::SpanNotes;
 use crate::upgrade::Upgrade;
 
 /// A request on its way through the chain.
@@ -47,14 +50,16 @@ pub struct Exchange {
     pub max_buffered: usize,
     /// What the access log needs from the way, when this request is logged.
     pub log: Option<Box<AccessNotes>>,
-    /// The W3C trace the request is part of (continued, or started here).
-    pub trace_id: TraceId,
+    /// The request's place in its W3C trace (continued, or started here).
+    pub trace: TraceContext,
+    /// What its spans need from the way, when its trace is sampled and exported.
+    pub spans: Option<Box<SpanNotes>>,
 }
 
 impl Exchange {
     /// Takes a request in: the upgrade it asks for set aside (when the config allows it),
     /// hop-by-hop headers (which reach neither a filter nor the upstream) removed, the body
-    /// put under the body timeouts.
+    /// put under the body timeouts; a new trace is started sampled when `sample_new`.
     pub fn new(
         mut request: Request<Incoming>,
         client: Peer,
@@ -62,12 +67,13 @@ impl Exchange {
         authority: Option<String>,
         buffers: &Arc<BufferBudget>,
         limits: &LimitsConfig,
+        sample_new: bool,
     ) -> Self {
         let upgrade = Upgrade::take(&mut request, &limits.upgrades);
         let (mut parts, body) = request.into_parts();
         remove_hop_by_hop(&mut parts.headers);
         set_client_certificate(&mut parts.headers, &client);
-        let trace_id = continue_trace(&mut parts.headers);
+        let trace = continue_trace(&mut parts.headers, sample_new);
         let idle = millis(limits.body_idle_timeout_ms);
         // Most requests have no body: they need no upload record and no timers.
         let (body, upload) = if body.is_end_stream() {
@@ -90,7 +96,8 @@ impl Exchange {
             buffered: Reservation::new(buffers.clone()),
             max_buffered: limits.max_buffered_bytes,
             log: None,
-            trace_id,
+            trace,
+            spans: None,
         }
     }
 

@@ -49,24 +49,24 @@ pub async fn on_request(route: &Route, ex: &mut Exchange) -> Result<RequestOutco
         } else {
             None
         };
-        let started = Instant::now();
+        let call = Call::start(CallPhase::Request);
         let (request, outcome) = slot.on_request(ex.lend(body)).await;
         ex.give_back(request);
         match outcome {
             Ok(RequestAction::Continue(changes)) => match apply_request(ex, changes) {
                 Ok(()) => {
-                    slot.record_success(started.elapsed(), Decision::Continue, CallPhase::Request);
-                    note(ex, slot, CONTINUE);
+                    slot.record_success(call.elapsed(), Decision::Continue, call.phase);
+                    note(ex, slot, call, CONTINUE);
                 }
-                Err(failure) => unusable(route, slot, failure, ex)?,
+                Err(failure) => unusable(route, slot, failure, ex, call)?,
             },
             Ok(RequestAction::Respond(response)) => {
-                slot.record_success(started.elapsed(), Decision::Respond, CallPhase::Request);
-                note(ex, slot, RESPOND);
+                slot.record_success(call.elapsed(), Decision::Respond, call.phase);
+                note(ex, slot, call, RESPOND);
                 let response = Box::new(response);
                 return Ok(RequestOutcome::Respond { response, index });
             }
-            Err(failure) => fail(route, slot, failure, ex)?,
+            Err(failure) => fail(route, slot, failure, ex, call)?,
         }
     }
     Ok(RequestOutcome::Continue)
@@ -110,7 +110,7 @@ pub async fn on_response(
             body: buffered,
             trailers,
         };
-        let started = Instant::now();
+        let call = Call::start(CallPhase::Response);
         let (request, view, outcome) = slot.on_response(ex.lend(None), view).await;
         ex.give_back(request);
         let body = streamed.unwrap_or_else(|| {
@@ -120,15 +120,15 @@ pub async fn on_response(
         match outcome {
             Ok(ResponseAction::Continue(changes)) => {
                 changes.apply(&mut response);
-                slot.record_success(started.elapsed(), Decision::Continue, CallPhase::Response);
-                note(ex, slot, CONTINUE);
+                slot.record_success(call.elapsed(), Decision::Continue, call.phase);
+                note(ex, slot, call, CONTINUE);
             }
             Ok(ResponseAction::Replace(replacement)) => {
-                slot.record_success(started.elapsed(), Decision::Respond, CallPhase::Response);
-                note(ex, slot, RESPOND);
+                slot.record_success(call.elapsed(), Decision::Respond, call.phase);
+                note(ex, slot, call, RESPOND);
                 response = replacement;
             }
-            Err(failure) => fail(route, slot, failure, ex)?,
+            Err(failure) => fail(route, slot, failure, ex, call)?,
         }
     }
     Ok(response)
@@ -150,8 +150,11 @@ fn fail(
     slot: &FilterSlot,
     failure: FilterFailure,
     ex: &mut Exchange,
+    call: Call,
 ) -> Result<(), GatewayError> {
-    note(ex, slot, || format!("failed:{}", failure.kind.label()));
+    note(ex, slot, call, || {
+        format!("failed:{}", failure.kind.label())
+    });
     let (plugin, request_id) = (slot.plugin.info.name.as_str(), ex.request_id.as_str());
     let (kind, reason, policy) = (
         failure.kind.label(),
@@ -185,18 +188,48 @@ fn unusable(
     slot: &FilterSlot,
     failure: FilterFailure,
     ex: &mut Exchange,
+    call: Call,
 ) -> Result<(), GatewayError> {
     slot.record_failure(&failure);
-    fail(route, slot, failure, ex)
+    fail(route, slot, failure, ex, call)
 }
 
-/// Notes what `slot` decided for the access log, when the request is logged.
-fn note(ex: &mut Exchange, slot: &FilterSlot, decision: impl FnOnce() -> String) {
+/// One filter call: when it began, and in which phase.
+#[derive(Clone, Copy)]
+struct Call {
+    started: Instant,
+    phase: CallPhase,
+}
+
+impl Call {
+    /// A call in `phase`, beginning now.
+    fn start(phase: CallPhase) -> Self {
+        Self {
+            started: Instant::now(),
+            phase,
+        }
+    }
+
+    /// Its time so far.
+    fn elapsed(self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+}
+
+/// Notes what `slot` decided in `call` for the access log and the request's spans, when the
+/// request is logged or traced.
+fn note(ex: &mut Exchange, slot: &FilterSlot, call: Call, decision: impl FnOnce() -> String) {
+    if ex.log.is_none() && ex.spans.is_none() {
+        return;
+    }
+    let (filter, decision) = (&slot.plugin.info.name, decision());
+    if let Some(spans) = ex.spans.as_mut() {
+        spans.filter_call(filter, call.phase.label(), call.started, &decision);
+    }
     if let Some(notes) = ex.log.as_mut() {
-        let filter = slot.plugin.info.name.clone();
         notes.filters.push(FilterOutcome {
-            filter,
-            decision: decision(),
+            filter: filter.clone(),
+            decision,
         });
     }
 }

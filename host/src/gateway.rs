@@ -22,6 +22,7 @@ use crate::redis_link::RedisClient;
 use crate::resilience::Resilience;
 use crate::snapshot::Snapshot;
 use crate::state::StateBackend;
+use crate::telemetry::Tracer;
 use crate::tls::{Resumption, TlsCounters};
 use crate::upstream::health::HealthRegistry;
 
@@ -57,6 +58,8 @@ pub struct Gateway {
     pub buffer: Arc<BufferService>,
     /// The access log's writer.
     pub access_log: Arc<AccessLog>,
+    /// Where sampled requests' spans go (`[tracing]` with an `otlp_endpoint`).
+    pub tracer: Option<Arc<Tracer>>,
 }
 
 impl Gateway {
@@ -83,6 +86,7 @@ impl Gateway {
             tls: TlsCounters::default(),
             buffer: BufferService::start(&config.buffer, &config.base_dir, buffer_backend(config))?,
             access_log: Arc::new(AccessLog::start(&config.access_log, &config.base_dir)?),
+            tracer: Tracer::start(&config.tracing, config.server.log_repeat_interval_ms)?,
         })
     }
 

@@ -234,33 +234,75 @@ impl TraceId {
     }
 }
 
+/// A request's place in its W3C trace.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceContext {
+    /// The trace (continued, or started here).
+    pub trace_id: TraceId,
+    /// The caller's span: the parent id of the `traceparent` the request came with.
+    pub parent: Option<u64>,
+    /// The span id sent on to the upstream as its parent.
+    pub span: u64,
+    /// Whether the trace is sampled (its flags' bit 0).
+    pub sampled: bool,
+}
+
 /// Makes the gateway a hop of the request's W3C trace (Trace Context §3): a valid
 /// `traceparent` keeps its trace id and flags and gets the gateway's own span id as the
 /// parent of what follows (its `tracestate` kept); none, or an invalid one, starts a new
-/// sampled trace (and a `tracestate` that came with an invalid one is dropped). Returns
-/// the trace id. Built on the stack: one allocation, the header value's.
-pub fn continue_trace(headers: &mut HeaderMap) -> TraceId {
+/// trace, sampled when `sample_new` (and a `tracestate` that came with an invalid one is
+/// dropped). Built on the stack: one allocation, the header value's.
+pub fn continue_trace(headers: &mut HeaderMap, sample_new: bool) -> TraceContext {
     // `00-<trace: 32>-<span: 16>-<flags: 2>`.
     let mut value = *b"00-00000000000000000000000000000000-0000000000000000-01";
     let incoming = headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok());
-    match incoming.and_then(parse_traceparent) {
-        Some((trace, flags)) => {
+    let (parent, sampled) = match incoming.and_then(parse_traceparent) {
+        Some((trace, parent, flags)) => {
             value[3..35].copy_from_slice(trace.as_bytes());
             value[53..55].copy_from_slice(flags.as_bytes());
+            let sampled = u8::from_str_radix(flags, 16).is_ok_and(|f| f & 1 == 1);
+            (u64::from_str_radix(parent, 16).ok(), sampled)
         }
         None => {
             headers.remove(&TRACESTATE);
             write_hex(&mut value[3..19], fastrand::u64(1..));
             write_hex(&mut value[19..35], fastrand::u64(..));
+            if !sample_new {
+                value[54] = b'0';
+            }
+            (None, sample_new)
         }
-    }
-    write_hex(&mut value[36..52], fastrand::u64(1..));
+    };
+    let span = fastrand::u64(1..);
+    write_hex(&mut value[36..52], span);
     if let Ok(value) = HeaderValue::from_bytes(&value) {
         headers.insert(TRACEPARENT.clone(), value);
     }
     let mut trace = [0u8; 32];
     trace.copy_from_slice(&value[3..35]);
-    TraceId(trace)
+    TraceContext {
+        trace_id: TraceId(trace),
+        parent,
+        span,
+        sampled,
+    }
+}
+
+/// Makes `span` the parent id of the `traceparent` in `headers` (a retry is a span of its
+/// own).
+pub fn set_trace_parent(headers: &mut HeaderMap, span: u64) {
+    let Some(current) = headers.get(&TRACEPARENT) else {
+        return;
+    };
+    let mut value = [0u8; 55];
+    if current.len() != value.len() {
+        return;
+    }
+    value.copy_from_slice(current.as_bytes());
+    write_hex(&mut value[36..52], span);
+    if let Ok(value) = HeaderValue::from_bytes(&value) {
+        headers.insert(TRACEPARENT.clone(), value);
+    }
 }
 
 /// Writes the low `out.len()` (at most 16) hex digits of `value` into `out`, zero-padded.
@@ -272,9 +314,9 @@ fn write_hex(out: &mut [u8], value: u64) {
     }
 }
 
-/// The trace id and flags of a valid version-00 `traceparent`
+/// The trace id, parent id and flags of a valid version-00 `traceparent`
 /// (`00-<32 hex>-<16 hex>-<2 hex>`, ids not all zero, lower-case hex).
-fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
+fn parse_traceparent(value: &str) -> Option<(&str, &str, &str)> {
     let mut parts = value.trim().split('-');
     let (version, trace, parent, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -289,7 +331,7 @@ fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
         && hex(flags, 2)
         && nonzero(trace)
         && nonzero(parent);
-    valid.then_some((trace, flags))
+    valid.then_some((trace, parent, flags))
 }
 
 /// Appends the low `digits` (at most 16) hex digits of `value`, zero-padded.
@@ -311,17 +353,33 @@ mod trace_tests {
         let mut h = HeaderMap::new();
         h.insert(&TRACEPARENT, HeaderValue::from_static(incoming));
         h.insert(&TRACESTATE, HeaderValue::from_static("congo=t61rcWkgMzE"));
-        let trace = continue_trace(&mut h);
-        assert_eq!(trace.as_str(), "0af7651916cd43dd8448eb211c80319c");
-        let out = h[&TRACEPARENT].to_str().unwrap().to_string();
-        let (trace, flags) = parse_traceparent(&out).expect("valid");
-        assert_eq!((trace, flags), ("0af7651916cd43dd8448eb211c80319c", "01"));
-        assert_ne!(
-            &out[36..52],
-            "b7ad6b7169203331",
-            "the gateway's span is the new parent"
+        let trace = continue_trace(&mut h, false);
+        assert_eq!(trace.trace_id.as_str(), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(trace.parent, Some(0xb7ad6b7169203331));
+        assert!(
+            trace.sampled,
+            "the caller's flag, not the gateway's own choice"
         );
+        let out = h[&TRACEPARENT].to_str().unwrap().to_string();
+        let (trace_id, parent, flags) = parse_traceparent(&out).expect("valid");
+        assert_eq!(
+            (trace_id, flags),
+            ("0af7651916cd43dd8448eb211c80319c", "01")
+        );
+        assert_eq!(parent, format!("{:016x}", trace.span), "the gateway's span");
+        assert_ne!(parent, "b7ad6b7169203331");
         assert_eq!(h[&TRACESTATE], "congo=t61rcWkgMzE");
+
+        // An unsampled caller stays unsampled; a retry's span replaces the parent.
+        let unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+        h.insert(&TRACEPARENT, HeaderValue::from_static(unsampled));
+        assert!(!continue_trace(&mut h, true).sampled);
+        set_trace_parent(&mut h, 0xabc);
+        let out = h[&TRACEPARENT].to_str().unwrap();
+        assert_eq!(
+            parse_traceparent(out),
+            Some(("0af7651916cd43dd8448eb211c80319c", "0000000000000abc", "00"))
+        );
     }
 
     #[test]
@@ -336,24 +394,33 @@ mod trace_tests {
             let mut h = HeaderMap::new();
             h.insert(&TRACEPARENT, HeaderValue::from_str(bad).unwrap());
             h.insert(&TRACESTATE, HeaderValue::from_static("a=b"));
-            let trace = continue_trace(&mut h);
+            let trace = continue_trace(&mut h, true);
             let out = h[&TRACEPARENT].to_str().unwrap().to_string();
             assert_eq!(
-                parse_traceparent(&out).map(|(t, _)| t),
-                Some(trace.as_str()),
+                parse_traceparent(&out).map(|(t, _, _)| t),
+                Some(trace.trace_id.as_str()),
                 "{bad}"
             );
-            assert!(!bad.contains(trace.as_str()), "{bad}: a new trace");
+            assert!(!bad.contains(trace.trace_id.as_str()), "{bad}: a new trace");
+            assert_eq!(trace.parent, None);
             assert!(
                 h.get(&TRACESTATE).is_none(),
                 "{bad}: its tracestate dropped"
             );
         }
-        let mut h = HeaderMap::new();
-        let trace = continue_trace(&mut h);
-        assert!(trace.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
-        let out = h[&TRACEPARENT].to_str().unwrap().to_string();
-        assert_eq!(parse_traceparent(&out), Some((trace.as_str(), "01")));
+        for sample in [true, false] {
+            let mut h = HeaderMap::new();
+            let trace = continue_trace(&mut h, sample);
+            let id = trace.trace_id.as_str();
+            assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+            let out = h[&TRACEPARENT].to_str().unwrap().to_string();
+            let flags = if sample { "01" } else { "00" };
+            assert_eq!(
+                parse_traceparent(&out).map(|(t, _, f)| (t, f)),
+                Some((id, flags))
+            );
+            assert_eq!(trace.sampled, sample);
+        }
     }
 }
 

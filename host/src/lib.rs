@@ -29,6 +29,7 @@ pub mod server; // listeners, per-core workers, HTTP/1.1, h2c and HTTPS, gracefu
 pub mod snapshot; // one immutable, validated view of config + plugins
 pub mod state; // kv and rate-limit backends behind one trait
 pub mod tcp; // L4: TCP connections of `[[tcp]]` listeners spliced to upstream targets
+pub mod telemetry; // spans of sampled requests, exported over OTLP
 pub mod time; // the wall clock and the one monotonic clock
 pub mod tls; // TLS termination: certificates by SNI, ALPN, client certificates
 pub mod upgrade; // upgrades (WebSocket) spliced through

@@ -19,11 +19,12 @@ use crate::error::{ErrorKind, ErrorSource, GatewayError};
 use crate::exchange::Exchange;
 use crate::filters::{self, RequestOutcome};
 use crate::gateway::Gateway;
-use crate::headers::{Peer, REQUEST_ID, add_forwarded, remove_hop_by_hop};
+use crate::headers::{Peer, REQUEST_ID, add_forwarded, remove_hop_by_hop, set_trace_parent};
 use crate::hygiene;
 use crate::push::api::PushRequest;
 use crate::resilience::{Bulkhead, Refused, failure_of};
 use crate::snapshot::{Route, Snapshot};
+use crate::telemetry::{PendingSpans, RequestSummary, SpanNotes};
 use crate::upstream::health::InFlight;
 use crate::upstream::{Target, Upstream, UpstreamResponse};
 
@@ -87,9 +88,13 @@ impl Gateway {
             authority,
             &self.buffers,
             &server.limits,
+            sampled(snapshot.config.tracing.sample),
         );
         if logged {
             exchange.log = Some(Box::default());
+        }
+        if self.tracer.is_some() && exchange.trace.sampled {
+            exchange.spans = Some(Box::new(SpanNotes::new(exchange.trace, started)));
         }
         let mut response = match proxy(self.as_ref(), &snapshot, route, &mut exchange).await {
             Ok(response) => response,
@@ -115,6 +120,19 @@ impl Gateway {
             record.status = status;
             record.at_ms = crate::time::now_ms().saturating_sub(elapsed.as_millis() as u64);
             let pending = access_log::Pending::new(record, started, self.access_log.clone());
+            response.extensions_mut().insert(pending);
+        }
+        if let (Some(notes), Some(tracer)) = (exchange.spans.take(), &self.tracer) {
+            let request = RequestSummary {
+                method,
+                route: route.name.clone(),
+                path: uri.path().to_string(),
+                scheme: exchange.client.scheme(),
+                status,
+                client: exchange.client.addr.ip(),
+                request_id,
+            };
+            let pending = PendingSpans::new(notes, request, tracer.clone());
             response.extensions_mut().insert(pending);
         }
         response
@@ -370,7 +388,8 @@ async fn call_upstream(
     let Some((policy, replay)) = retry else {
         let target = upstream.pick(key)?;
         note_target(ex, &target);
-        return try_once(
+        let started = Instant::now();
+        let result = try_once(
             gateway,
             route,
             (upstream, &target),
@@ -379,6 +398,8 @@ async fn call_upstream(
             ex.upload.as_deref(),
         )
         .await;
+        note_try(ex, (upstream, &target), started, &result);
+        return result;
     };
     let deadline = Instant::now() + route.timeout;
     let mut held = upstream.retry_budget.request();
@@ -390,6 +411,7 @@ async fn call_upstream(
         let left = deadline.saturating_duration_since(Instant::now());
         let timeout = policy.per_try_timeout.map_or(left, |t| t.min(left));
         let upload = ex.upload.as_deref();
+        let started = Instant::now();
         let result = try_once(
             gateway,
             route,
@@ -399,6 +421,7 @@ async fn call_upstream(
             upload,
         )
         .await;
+        note_try(ex, (upstream, &target), started, &result);
         let failure = failure_of(&result, |sent| sent.response.status());
         let again = retries < policy.retries
             && failure.is_some_and(|f| policy.retries(&replay.method, f))
@@ -414,6 +437,25 @@ async fn call_upstream(
         let pause = policy.backoff(retries);
         tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
         request = replay.request();
+        if let Some(spans) = ex.spans.as_mut() {
+            set_trace_parent(request.headers_mut(), spans.retry_span());
+        }
+    }
+}
+
+/// Notes a try that began at `started` for the request's spans, when it is traced.
+fn note_try(
+    ex: &mut Exchange,
+    (upstream, target): (&Upstream, &Target),
+    started: Instant,
+    result: &Result<UpstreamResponse, GatewayError>,
+) {
+    if let Some(spans) = ex.spans.as_mut() {
+        let outcome = match result {
+            Ok(sent) => Ok(sent.response.status().as_u16()),
+            Err(error) => Err(error.to_string()),
+        };
+        spans.upstream_try(&upstream.name, target.addr, started, outcome);
     }
 }
 
@@ -460,7 +502,7 @@ fn access_record(
         total_ms: 0.0,
         filters: notes.filters,
         variables,
-        trace_id: Some(ex.trace_id.as_str().to_string()),
+        trace_id: Some(ex.trace.trace_id.as_str().to_string()),
     })
 }
 

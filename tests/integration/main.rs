@@ -24,6 +24,7 @@ mod httpdns;
 mod hygiene;
 mod ip_restriction;
 mod lifecycle;
+mod otlp;
 mod polyglot;
 mod process;
 mod protocol_convert;

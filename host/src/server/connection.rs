@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::access_log::Pending;
+use crate::telemetry::PendingSpans;
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -227,32 +228,57 @@ impl Drop for EndMark {
 }
 
 /// A response body that keeps its exchange going on until it is sent (or dropped), and,
-/// when the request is logged, counts the bytes sent and finishes its access log record
-/// then.
+/// when the request is logged or traced, counts the bytes sent and then finishes its
+/// access log record and its spans.
 pub struct CountedBody<B> {
     body: B,
     _exchange: EndMark,
-    /// The record waiting for the body's end, and the bytes sent so far (boxed: most
-    /// responses are not logged).
-    logged: Option<Box<(Pending, u64)>>,
+    /// What waits for the body's end (boxed: most responses are neither logged nor traced).
+    epilogue: Option<Box<Epilogue>>,
+}
+
+/// What a response's end finishes, and the bytes sent so far.
+pub struct Epilogue {
+    log: Option<Pending>,
+    spans: Option<PendingSpans>,
+    sent: u64,
+}
+
+impl Epilogue {
+    /// What `response` asks to be finished at its end (taken out of its extensions).
+    pub fn take<B>(response: &mut http::Response<B>) -> Option<Box<Self>> {
+        let extensions = response.extensions_mut();
+        let (log, spans) = (extensions.remove(), extensions.remove());
+        (log.is_some() || spans.is_some()).then(|| {
+            Box::new(Self {
+                log,
+                spans,
+                sent: 0,
+            })
+        })
+    }
 }
 
 impl<B> CountedBody<B> {
-    /// `body`, its exchange's end marked by `exchange`; `pending` logged when it ends.
-    pub fn new(body: B, exchange: EndMark, pending: Option<Pending>) -> Self {
+    /// `body`, its exchange's end marked by `exchange`; `epilogue` finished when it ends.
+    pub fn new(body: B, exchange: EndMark, epilogue: Option<Box<Epilogue>>) -> Self {
         Self {
             body,
             _exchange: exchange,
-            logged: pending.map(|p| Box::new((p, 0))),
+            epilogue,
         }
     }
 }
 
 impl<B> Drop for CountedBody<B> {
     fn drop(&mut self) {
-        if let Some(logged) = self.logged.take() {
-            let (pending, sent) = *logged;
-            pending.finish(sent);
+        if let Some(epilogue) = self.epilogue.take() {
+            if let Some(log) = &epilogue.log {
+                log.finish(epilogue.sent);
+            }
+            if let Some(spans) = &epilogue.spans {
+                spans.finish();
+            }
         }
     }
 }
@@ -271,10 +297,10 @@ where
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.body).poll_frame(cx);
-        if let (Some(logged), Poll::Ready(Some(Ok(frame)))) = (this.logged.as_mut(), &polled)
+        if let (Some(epilogue), Poll::Ready(Some(Ok(frame)))) = (this.epilogue.as_mut(), &polled)
             && let Some(data) = frame.data_ref()
         {
-            logged.1 += bytes::Buf::remaining(data) as u64;
+            epilogue.sent += bytes::Buf::remaining(data) as u64;
         }
         polled
     }

@@ -73,6 +73,9 @@ impl Running {
         // What the last requests logged is written before the process may exit.
         let log = self.gateway.access_log.clone();
         let _ = tokio::task::spawn_blocking(move || log.flush(Duration::from_secs(5))).await;
+        if let Some(tracer) = &self.gateway.tracer {
+            tracer.flush(Duration::from_secs(5)).await;
+        }
         let grace = self.gateway.snapshot().config.server.shutdown_grace_ms;
         self.gateway.buffer.settled(millis(grace)).await;
         tracing::info!("gateway stopped");

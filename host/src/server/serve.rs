@@ -18,14 +18,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::access_log::Pending;
 use crate::admission::{Admission, Admitted};
 use crate::body::{InFlightHandoff, ProxyBody};
 use crate::config::{LimitsConfig, millis};
 use crate::headers::Peer;
 
 use super::accept::AcceptBackoff;
-use super::connection::{Activity, CountedBody, Sniffed, first_bytes};
+use super::connection::{Activity, CountedBody, Epilogue, Sniffed, first_bytes};
 use super::{LimitsSource, TlsSource};
 
 /// Accepts connections until `stop` flips, serving each with `handler` (upgrades such as
@@ -220,8 +219,8 @@ where
             } else {
                 drop(request_guard);
             }
-            let logged = response.extensions_mut().remove::<Pending>();
-            Ok::<_, Infallible>(response.map(|body| CountedBody::new(body, exchange, logged)))
+            let epilogue = Epilogue::take(&mut response);
+            Ok::<_, Infallible>(response.map(|body| CountedBody::new(body, exchange, epilogue)))
         }
     });
     (service, activity)
