@@ -51,7 +51,7 @@ done
 
 # Distinct free ports, picked by the kernel (all sockets held open until all are bound).
 read -r UPSTREAM_PORT NGINX_PORT WEIR_PORT ADMIN_PORT NGINX_H2_PORT NGINX_TLS_PORT WEIR_TLS_PORT \
-    < <(free_ports 7)
+    OTLP_PORT < <(free_ports 8)
 
 # One certificate for both TLS servers: ECDSA P-256, as most sites now serve.
 mkdir -p "$TMP/tls"
@@ -139,6 +139,14 @@ watch = false
 # The access-log row: its route alone logs, to a file (the cost of the log on against off).
 [access_log]
 path = "$TMP/access.log"
+
+# The traced row: its requests carry a sampled \`traceparent\`; no other request is sampled
+# (\`sample = 0\`). Spans go to bench/otlp_sink.py.
+[tracing]
+otlp_endpoint = "http://127.0.0.1:$OTLP_PORT/v1/traces"
+sample = 0.0
+max_queue_spans = 65536
+max_batch_spans = 2048
 
 # The TLS rows: the same certificate as nginx's.
 [tls]
@@ -403,6 +411,10 @@ PIDS+=($!)
 NGINX_PID=$!
 wait_for nginx "$!" "http://127.0.0.1:$NGINX_PORT/hello"
 
+python3 "$ROOT/bench/otlp_sink.py" "$OTLP_PORT" > "$TMP/otlp-sink.log" 2>&1 &
+PIDS+=($!)
+wait_for "OTLP sink" "$!" "http://127.0.0.1:$OTLP_PORT/count"
+
 RUST_LOG=${RUST_LOG:-warn} "$WEIR" run "$TMP/weir-bench.toml" > "$TMP/weir.log" 2>&1 &
 PIDS+=($!)
 WEIR_PID=$!
@@ -466,6 +478,12 @@ curl -sf -o /dev/null -H 'x-bench: access-log' "http://127.0.0.1:$WEIR_PORT/hell
 for _ in $(seq 50); do [[ -s $TMP/access.log ]] && break; sleep 0.1; done
 [[ $(wc -l < "$TMP/access.log") == 1 ]] || die "weir access log: not one line for one logged request"
 
+# A sampled request's spans reach the collector; an unsampled one's do not.
+TRACEPARENT="traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+curl -sf -o /dev/null -H "$TRACEPARENT" "http://127.0.0.1:$WEIR_PORT/hello"
+for _ in $(seq 50); do [[ $(curl -s "http://127.0.0.1:$OTLP_PORT/count") != "0 0" ]] && break; sleep 0.1; done
+[[ $(curl -s "http://127.0.0.1:$OTLP_PORT/count") != "0 0" ]] || die "weir tracing: no spans exported"
+
 # The conversions answer what the demo's services answer.
 [[ $(curl -sf -H 'x-bench: json-rpc' "http://127.0.0.1:$WEIR_PORT/users/1") == '{"id":1,"name":"Ada Lovelace"}' ]] \
     || die "weir + protocol-convert: GET /users/1 did not become a JSON-RPC call"
@@ -480,6 +498,7 @@ TARGETS=(
     "weir passthrough|http://127.0.0.1:$WEIR_PORT/hello|"
     "weir + headers filter|http://127.0.0.1:$WEIR_PORT/hello|x-bench: filtered"
     "weir passthrough, access log on (JSON lines to a file)|http://127.0.0.1:$WEIR_PORT/hello|x-bench: access-log"
+    "weir passthrough, traced (2 spans per request over OTLP)|http://127.0.0.1:$WEIR_PORT/hello|$TRACEPARENT"
     "weir + auth (API key) alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: auth^$CREDENTIALS"
     "weir + hmac-signature alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: hmac^$CREDENTIALS"
     "weir + rate-limit alone|http://127.0.0.1:$WEIR_PORT/hello|x-bench: rate-limit^$CREDENTIALS"
@@ -606,6 +625,9 @@ fi
     echo "\"handshake per request\" rows send \`connection: close\`: each request is a new TCP"
     echo "connection and a new TLS handshake, so their req/s are handshakes/s (the same wrk client"
     echo "against both proxies, with whatever session resumption its OpenSSL attempts)."
+    echo "The traced row sends a sampled \`traceparent\`: each request is a server span and a client"
+    echo "span, exported over OTLP/HTTP (protobuf, batches of up to 2 048) to \`bench/otlp_sink.py\`;"
+    echo "its CPU (encoding, sending) is in the weir process, the sink's is not counted."
     echo "nginx: \`worker_processes auto\`,"
     echo "upstream \`keepalive 256\`, HTTP/1.1 to the upstream, no access log. weir: release build,"
     echo "default settings (one proxy worker thread per core), \`RUST_LOG=warn\`."
@@ -725,6 +747,19 @@ done
             'BEGIN { printf "| %s | %.1f | %.1f | %.1f |\n", p, b / 1024, a / 1024, k }'
     done
 } >> "$SECTION"
+
+# What became of the traced row's spans: exported, or lost (dropped at a full queue, or a
+# failed export), which would make that row cheaper than it is.
+SPANS=$(curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" \
+    | awk '/^weir_trace_spans_[a-z]+_total / { sub(/^weir_trace_spans_/, "", $1); sub(/_total$/, "", $1); printf "%s %s, ", $1, $2 }')
+read -r EXPORTS _ < <(curl -s "http://127.0.0.1:$OTLP_PORT/count")
+{
+    echo
+    echo "Spans of the traced rows: ${SPANS%, } (the sink took $EXPORTS exports)."
+} >> "$SECTION"
+if grep -Eq '(dropped|failed) [1-9]' <<< "$SPANS"; then
+    ODD+=("spans lost in the traced rows: ${SPANS%, }")
+fi
 
 # Anything the servers logged at warn or above during the run is worth a look.
 for f in upstream weir nginx; do
