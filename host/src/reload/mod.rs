@@ -195,6 +195,13 @@ impl Reloader {
             if live.config.tls.listen != config.tls.listen {
                 tracing::warn!("tls.listen changed: the new listeners take effect after a restart");
             }
+            let (mut was, now) = (live.config.tracing.clone(), &config.tracing);
+            was.sample = now.sample;
+            if was != *now {
+                tracing::warn!(
+                    "[tracing] changed: only `sample` follows reloads, the rest takes effect after a restart"
+                );
+            }
             if live.config.state != config.state {
                 tracing::warn!(
                     "[state] changed: the new state backend takes effect after a restart"
