@@ -105,8 +105,12 @@ async fn a_scaffolded_filter_tests_builds_and_goes_live_when_copied() {
 
 /// A Python or JavaScript scaffold: its `weir plugin test` runs its two cases in a
 /// gateway, it is self-contained (the contract is in its `wit/`), and it goes live when
-/// copied. Returns its directory.
-async fn a_componentized_scaffold(name: &'static str, lang: &'static [&'static str]) -> TempDir {
+/// copied and listed with `filter_extra`. Returns its directory.
+async fn a_componentized_scaffold(
+    name: &'static str,
+    lang: &'static [&'static str],
+    filter_extra: &str,
+) -> TempDir {
     let (dir, wasm, tested) = scaffold(name, lang).await;
     assert!(
         tested.contains("test result: ok. 2 passed; 0 failed"),
@@ -116,22 +120,22 @@ async fn a_componentized_scaffold(name: &'static str, lang: &'static [&'static s
         dir.path().join(name).join("wit/world.wit").is_file(),
         "self-contained"
     );
-    goes_live_when_copied(name, &wasm, "memory_mib = 64\n").await;
+    goes_live_when_copied(name, &wasm, filter_extra).await;
     dir
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scaffolded_python_filter_tests_builds_and_goes_live_when_copied() {
-    a_componentized_scaffold("stamp-py", &["--lang", "python"]).await;
+    // A Python component needs more than the default 32 MiB.
+    a_componentized_scaffold("stamp-py", &["--lang", "python"], "memory_mib = 64\n").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scaffolded_javascript_filter_tests_builds_and_goes_live_when_copied() {
-    let dir = a_componentized_scaffold("stamp-js", &["--lang", "js"]).await;
-
-    // A case that expects what the filter does not do fails the command, and says why
-    // (in one language only: the harness is the same for both, and a build takes seconds).
+    // The default memory cap does for a JavaScript one.
+    let dir = a_componentized_scaffold("stamp-js", &["--lang", "js"], "").await;
     let filter_dir = dir.path().join("stamp-js");
+
     // Without componentize-js (no node_modules, none on PATH) the build says what to do.
     let bare = Command::new(WEIR)
         .args(["plugin", "build"])
@@ -146,6 +150,8 @@ async fn a_scaffolded_javascript_filter_tests_builds_and_goes_live_when_copied()
         "{error}"
     );
 
+    // A case that expects what the filter does not do fails the command, and says why
+    // (in one language only: the harness is the same for both, and a build takes seconds).
     let cases = filter_dir.join("plugin-test.toml");
     let text = std::fs::read_to_string(&cases).expect("read the cases");
     let wrong = text.replacen("= \"blue\" } }", "= \"green\" } }", 1);
