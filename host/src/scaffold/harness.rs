@@ -21,8 +21,8 @@ use serde::Deserialize;
 /// The file of cases, in the filter's directory.
 pub(super) const CASES: &str = "plugin-test.toml";
 
-/// How long one case's request may take (the first one waits for the compiled plugin
-/// only after the gateway has started, so this is the filter's time, not the compiler's).
+/// How long one case's request may take. The gateway compiles the plugin before it starts
+/// serving, so this bounds the filter and the echo, not the compiler.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest response body a case reads.

@@ -72,6 +72,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                     _ => bail!("unknown option {option}\n{USAGE}"),
                 }
             }
+            if sdk.is_some() && lang != Lang::Rust {
+                bail!("--sdk is the Rust SDK: a Python or JavaScript filter needs none");
+            }
             let made = new(name, lang, &dir, sdk)?;
             println!(
                 "{}: a filter; next: cd {} && weir plugin test && weir plugin build",
