@@ -149,12 +149,18 @@ fn tool(lang: Lang, dir: &Path) -> anyhow::Result<Command> {
             if runs(&mut Command::new("componentize-py")) {
                 return Ok(Command::new("componentize-py"));
             }
-            let script = "import sys; from componentize_py import script; \
-                          sys.argv[0] = 'componentize-py'; sys.exit(script())";
-            let mut python = Command::new("python3");
-            python.args(["-c", script]);
-            if runs(&mut Command::new("python3").args(["-c", script])) {
-                return Ok(python);
+            // The package has no `__main__`: `python3 -m componentize_py` does not run.
+            let module = || {
+                let mut python = Command::new("python3");
+                python.args([
+                    "-c",
+                    "import sys; from componentize_py import script; \
+                     sys.argv[0] = 'componentize-py'; sys.exit(script())",
+                ]);
+                python
+            };
+            if runs(&mut module()) {
+                return Ok(module());
             }
             bail!(
                 "componentize-py is not installed: pip install componentize-py=={COMPONENTIZE_PY}"
