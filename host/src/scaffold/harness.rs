@@ -93,12 +93,16 @@ pub(super) fn run(dir: &Path, name: &str, wasm: &Path) -> anyhow::Result<()> {
     }
     if suite.filter.contains_key("plugin") {
         bail!(
-            "{}: [filter] names no plugin: it is {name}.wasm",
+            "{}: [filter] must not name the plugin: it is {name}.wasm",
             file.display()
         );
     }
     let work = dir.join(".weir");
     let plugins = work.join("plugins");
+    // Only this component: the gateway would load any other file left in the directory.
+    if plugins.exists() {
+        std::fs::remove_dir_all(&plugins).with_context(|| format!("{}", plugins.display()))?;
+    }
     std::fs::create_dir_all(&plugins).with_context(|| format!("{}", plugins.display()))?;
     let plugin_file = format!("{name}.wasm");
     std::fs::copy(wasm, plugins.join(&plugin_file)).context("copy the component")?;
@@ -115,7 +119,11 @@ pub(super) fn run(dir: &Path, name: &str, wasm: &Path) -> anyhow::Result<()> {
             suite.cases.len()
         );
         let gateway = weir::server::start(&config).await?;
-        let url = format!("http://{}", gateway.listen[0]);
+        let listen = gateway
+            .listen
+            .first()
+            .context("the gateway listens nowhere")?;
+        let url = format!("http://{listen}");
         let mut failed = 0;
         for case in &suite.cases {
             match check(&url, case).await {

@@ -76,8 +76,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 bail!("--sdk is the Rust SDK: a Python or JavaScript filter needs none");
             }
             let made = new(name, lang, &dir, sdk)?;
+            // componentize-js comes into the project's node_modules.
+            let install = match lang {
+                Lang::Componentized(Componentized::Js) => "npm install && ",
+                _ => "",
+            };
             println!(
-                "{}: a filter; next: cd {} && weir plugin test && weir plugin build",
+                "{}: a filter; next: cd {} && {install}weir plugin test && weir plugin build",
                 made.display(),
                 made.display()
             );
