@@ -53,16 +53,18 @@ async fn the_greeter_serves(greeter: Greeter, wasm: &Path) {
         blocked,
     } = greeter;
     let up = TestUpstream::start("up").await;
-    let config = one_route(
-        up.addr,
-        &format!(
-            "[[routes.filters]]\nplugin = \"{name}.wasm\"\nconfig = {{ greeting = \"hi from {name}\" }}\n\
+    // One route to `up` through the greeter configured with `config`.
+    let route = |config: &str| {
+        let filter = format!(
+            "[[routes.filters]]\nplugin = \"{name}.wasm\"\nconfig = {config}\n\
              memory_mib = 64\ndeadline_ms = 1000\n"
-        ),
-    );
+        );
+        one_route(up.addr, &filter)
+    };
     let file = format!("{name}.wasm");
     let wasm_path = wasm.to_string_lossy().into_owned();
-    let gw = TestGateway::start(&config, &[(file.as_str(), wasm_path.as_str())]).await;
+    let greeting = format!("{{ greeting = \"hi from {name}\" }}");
+    let gw = TestGateway::start(&route(&greeting), &[(file.as_str(), wasm_path.as_str())]).await;
     let client = TestClient::default();
 
     let r = client.get(&gw.url("/greet")).await;
@@ -80,6 +82,19 @@ async fn the_greeter_serves(greeter: Greeter, wasm: &Path) {
 
     let status = gw.plugin_status(&client).await;
     assert_eq!(status[&file]["name"], name);
+
+    // A config the filter refuses (`configure`'s error: raised in Python, thrown in
+    // JavaScript) refuses the reload with the filter's own message.
+    gw.write_config(&route("{ colour = \"red\" }"));
+    let refused = gw.reload(&client).await;
+    assert_ne!(refused.status, 200);
+    let message = refused.json()["message"].as_str().map(str::to_string);
+    assert!(
+        message
+            .as_ref()
+            .is_some_and(|m| m.contains("unknown key: colour")),
+        "{message:?}"
+    );
     gw.shutdown().await;
 }
 
