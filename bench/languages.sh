@@ -20,13 +20,15 @@ DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-16}
 THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-2s}
+# Every filter's memory cap (a Python component needs more than the default 32).
+MEMORY_MIB=${MEMORY_MIB:-64}
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP_TMP=${KEEP_TMP:-0}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WEIR=${WEIR:-"${CARGO_TARGET_DIR:-$ROOT/target}/release/weir"}
 DOC="$ROOT/docs/benchmarks.md"
-COMMAND="DURATION=$DURATION CONNECTIONS=$CONNECTIONS bench/languages.sh"
+COMMAND="DURATION=$DURATION CONNECTIONS=$CONNECTIONS MEMORY_MIB=$MEMORY_MIB bench/languages.sh"
 COMPONENTIZE_JS=@bytecodealliance/componentize-js@0.23.0
 JSTOOLS="$ROOT/target/jstools"
 
@@ -99,7 +101,7 @@ match = { headers = { "x-lang" = "$lang" } }
 [[routes.filters]]
 plugin = "bench-$lang.wasm"
 config = { header = "x-bench", value = "$lang" }
-memory_mib = 64
+memory_mib = $MEMORY_MIB
 EOF
     done
 } > "$TMP/weir.toml"
@@ -149,6 +151,21 @@ print(f"{s / n * 1e6:.3f} {int(n)}" if n else "0 0")
 ' "$1"
 }
 
+# failures ROUTE: the failed filter calls on ROUTE so far, by kind (`memory=3 trap=1`), or
+# `none`.
+failures() {
+    curl -sf "http://127.0.0.1:$ADMIN_PORT/metrics" | python3 -c '
+import re, sys
+route, kinds = sys.argv[1], {}
+for line in sys.stdin:
+    m = re.match(r"weir_plugin_failures_total\{([^}]*)\} (\S+)", line)
+    if m and f"route=\"{route}\"" in m.group(1) and float(m.group(2)) > 0:
+        kind = re.search(r"kind=\"([^\"]*)\"", m.group(1)).group(1)
+        kinds[kind] = kinds.get(kind, 0) + int(float(m.group(2)))
+print(" ".join(f"{k}={n}" for k, n in sorted(kinds.items())) or "none")
+' "$1"
+}
+
 # wrk_run LANG DURATION: requests/s and mean latency of wrk on the LANG route.
 wrk_run() {
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$2" --latency -H "x-lang: $1" \
@@ -156,7 +173,7 @@ wrk_run() {
         || die "wrk failed on $1: $(cat "$TMP/wrk-$1.log")"
 }
 
-declare -A RPS LATENCY CALL_US CALLS COMPILE_MS
+declare -A RPS LATENCY CALL_US CALLS COMPILE_MS FAILED NON_2XX
 for lang in none "${LANGS[@]}"; do
     log "$lang: warm-up $WARMUP, then $DURATION"
     wrk_run "$lang" "$WARMUP"
@@ -164,6 +181,7 @@ for lang in none "${LANGS[@]}"; do
     wrk_run "$lang" "$DURATION"
     RPS[$lang]=$(awk '/^Requests\/sec/ { printf "%.0f", $2 }' "$TMP/wrk-$lang.log")
     LATENCY[$lang]=$(awk '/^    Latency/ { print $2; exit }' "$TMP/wrk-$lang.log")
+    NON_2XX[$lang]=$(awk '/Non-2xx/ { print $NF }' "$TMP/wrk-$lang.log")
     if [[ $lang != none ]]; then
         # The mean over the measured run alone: (sum - sum before) / (count - count before).
         read -r mean_all count_all < <(mean_call_us "$lang")
@@ -172,6 +190,8 @@ for lang in none "${LANGS[@]}"; do
 m1, c1, m0, c0 = map(float, sys.argv[1:])
 print(f'{(m1 * c1 - m0 * c0) / (c1 - c0):.1f}')" "$mean_all" "$count_all" "$mean_before" "$count_before")
         CALLS[$lang]=$((count_all - count_before))
+        # Over warm-up and run: a failed call answers by the route's failure policy.
+        FAILED[$lang]=$(failures "$lang")
         COMPILE_MS[$lang]=$(grep 'compiled plugin' "$TMP/weir.log" | grep "bench-$lang.wasm" \
             | sed -n 's/.*elapsed_ms=\([0-9]*\).*/\1/p' | head -1)
     fi
@@ -185,15 +205,15 @@ TOOLS="componentize-py $(componentize-py --version 2>/dev/null | awk '{print $2}
     echo "<!-- languages:begin -->"
     echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($CPU), loopback, one gateway (release build, worker per core), wrk -t$THREADS -c$CONNECTIONS for $DURATION per row after $WARMUP of warm-up, \`GET /hello\` of the demo upstream, load average $LOAD_BEFORE before the run; $TOOLS. Command: \`$COMMAND\`."
     echo
-    echo "| filter (the scaffold's: set one header) | mean call | calls measured | requests/s | mean latency | component | build | gateway compile |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    echo "| none (the gateway alone) | – | – | ${RPS[none]} | ${LATENCY[none]} | – | – | – |"
+    echo "| filter (the scaffold's: set one header) | mean call | calls measured | failed calls | requests/s | non-2xx | mean latency | component | build | gateway compile |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| none (the gateway alone) | – | – | – | ${RPS[none]} | ${NON_2XX[none]:-0} | ${LATENCY[none]} | – | – | – |"
     for lang in "${LANGS[@]}"; do
         size_kib=$(( SIZE[$lang] / 1024 ))
-        echo "| ${LABEL[$lang]} | ${CALL_US[$lang]} µs | ${CALLS[$lang]} | ${RPS[$lang]} | ${LATENCY[$lang]} | $size_kib KiB | ${BUILD_S[$lang]} s | ${COMPILE_MS[$lang]:-?} ms |"
+        echo "| ${LABEL[$lang]} | ${CALL_US[$lang]} µs | ${CALLS[$lang]} | ${FAILED[$lang]} | ${RPS[$lang]} | ${NON_2XX[$lang]:-0} | ${LATENCY[$lang]} | $size_kib KiB | ${BUILD_S[$lang]} s | ${COMPILE_MS[$lang]:-?} ms |"
     done
     echo
-    echo "The mean call is the gateway's \`weir_filter_call_duration_seconds\` (sum / count over the measured run): one \`on-request\` through a pooled, warm instance, host calls included. The build is \`weir plugin build\` (Rust: an incremental release build with a warm dependency cache); the gateway compile is Cranelift's, once per component (then cached on disk)."
+    echo "The mean call is the gateway's \`weir_filter_call_duration_seconds\` (sum / count over the measured run): one \`on-request\` through a pooled, warm instance, host calls included. Failed calls (\`weir_plugin_failures_total\` by kind, warm-up included) are answered by the route's failure policy (here \`fail_closed\`: a 500), which wrk counts as non-2xx; every filter has \`memory_mib = $MEMORY_MIB\`. The build is \`weir plugin build\` (Rust: an incremental release build with a warm dependency cache); the gateway compile is Cranelift's, once per component (then cached on disk)."
     echo "<!-- languages:end -->"
 } > "$TMP/section.md"
 replace_section "$DOC" languages "$TMP/section.md" '## Filter languages (`bench/languages.sh`)'

@@ -132,7 +132,8 @@ async fn a_scaffolded_python_filter_tests_builds_and_goes_live_when_copied() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scaffolded_javascript_filter_tests_builds_and_goes_live_when_copied() {
-    // The default memory cap does for a JavaScript one.
+    // A few calls of a JavaScript one fit in the default memory cap (its memory grows with
+    // each call: production wants more, see the plugin guide).
     let dir = a_componentized_scaffold("stamp-js", &["--lang", "js"], "").await;
     let filter_dir = dir.path().join("stamp-js");
 
