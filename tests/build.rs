@@ -1,7 +1,8 @@
 //! Builds the test plugins (well-behaved and hostile, the crates under `tests/plugins/`) and
 //! the bundled plugins (the crates under `plugins/`, found as `host/build.rs` finds them) as
 //! components, and writes their paths as constants for the tests. Fails when a constant is
-//! used by no test under `integration/`: a plugin built for nothing is a test gone missing.
+//! used by no test under `integration/` (nor by the support code the tests share):
+//! a plugin built for nothing is a test gone missing.
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,7 @@ fn main() {
         "wit",
         "tests/plugins",
         "tests/integration",
+        "tests/support",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
@@ -47,15 +49,23 @@ fn main() {
             "PYTHON_PLUGIN_DIR",
             "tests/python-plugin",
         ),
+        (
+            "The JavaScript test plugin's source.",
+            "JS_PLUGIN_DIR",
+            "tests/js-plugin",
+        ),
     ];
     for (doc, ident, dir) in dirs {
         consts.push((doc.to_string(), ident.to_string(), root.join(dir)));
     }
 
-    let unused = unused(&consts, &root.join("tests/integration"));
+    let unused = unused(
+        &consts,
+        &[root.join("tests/integration"), root.join("tests/support")],
+    );
     assert!(
         unused.is_empty(),
-        "no test under tests/integration uses {}: use it in a test, or remove what it names",
+        "no test under tests/integration (or support code) uses {}: use it in a test, or remove what it names",
         unused.join(", ")
     );
     let text: String = consts
@@ -74,10 +84,12 @@ fn main() {
     }
 }
 
-/// The constants whose name appears, as a whole word, in no `.rs` file under `dir`.
-fn unused(consts: &[(String, String, PathBuf)], dir: &Path) -> Vec<String> {
+/// The constants whose name appears, as a whole word, in no `.rs` file under `dirs`.
+fn unused(consts: &[(String, String, PathBuf)], dirs: &[PathBuf]) -> Vec<String> {
     let mut sources = Vec::new();
-    read_sources(dir, &mut sources);
+    for dir in dirs {
+        read_sources(dir, &mut sources);
+    }
     consts
         .iter()
         .map(|(_, ident, _)| ident)

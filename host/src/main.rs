@@ -1,6 +1,6 @@
 //! The `weir` command: `weir [run] [CONFIG]` serves (default `weir.toml`);
 //! `weir check [CONFIG]` validates a config and its plugins and exits;
-//! `weir plugin new|build|test` scaffolds, builds and tests a filter crate;
+//! `weir plugin new|build|test` scaffolds, builds and tests a filter (Rust, Python, JS);
 //! `weir version` prints the gateway's version and the plugin contract's;
 //! `weir demo-upstream ADDR` serves only the built-in echo upstream (for benchmarks).
 
@@ -18,19 +18,25 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const USAGE: &str = "usage: weir [run] [CONFIG]         serve (default config: weir.toml)
        weir check [CONFIG]          validate a config and its plugins, then exit
        weir version                 print the gateway's and the plugin contract's versions
-       weir plugin new NAME         write a filter crate (see weir plugin help)
+       weir plugin new NAME         write a filter: Rust, Python or JS (see weir plugin help)
        weir demo-upstream ADDR      serve only the built-in echo upstream
        weir help                    print this";
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `weir plugin test` runs a gateway of its own: its info lines would bury the results.
+    let level = if args.first().is_some_and(|a| a == "plugin") {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         // Colours only on a terminal: a log file or collector gets plain text.
         .with_ansi(std::io::stdout().is_terminal())
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level)),
         )
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "plugin") {
         return match scaffold::run(&args[1..]) {
             Ok(()) => ExitCode::SUCCESS,

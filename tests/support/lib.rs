@@ -20,6 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
 pub mod config;
+pub mod guest_tools;
 pub mod otlp;
 pub mod redis;
 pub mod tls;

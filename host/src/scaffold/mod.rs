@@ -1,30 +1,65 @@
-//! `weir plugin new|build|test`: the first minute of a plugin author. `new` writes a Rust
-//! filter crate that builds, tests and loads as it is; `build` makes its component
-//! (`<name>.wasm`, named as the config will name it); `test` runs its unit tests natively.
+//! `weir plugin new|build|test`: the first minute of a plugin author. `new` writes a filter
+//! in Rust, Python or JavaScript that builds, tests and loads as it is; `build` makes its
+//! component (`<name>.wasm`, named as the config will name it); `test` runs its tests: a
+//! Rust crate's unit tests natively, a Python or JavaScript filter's `plugin-test.toml`
+//! in a gateway (`harness`).
+
+mod componentize;
+mod harness;
+mod rust;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, bail};
 
-const USAGE: &str =
-    "usage: weir plugin new NAME [--dir DIR] [--sdk PATH]   write a Rust filter crate in DIR/NAME
-       weir plugin build [DIR]                         build DIR's component as DIR/NAME.wasm
-       weir plugin test [DIR]                          run DIR's unit tests (natively)";
+use componentize::Lang as Componentized;
 
-/// The templates of a Rust filter crate: (path in the crate, text).
-const RUST: [(&str, &str); 4] = [
-    ("Cargo.toml", include_str!("rust/Cargo.toml.in")),
-    ("src/lib.rs", include_str!("rust/lib.rs.in")),
-    ("README.md", include_str!("rust/README.md.in")),
-    (".gitignore", include_str!("rust/gitignore.in")),
-];
+const USAGE: &str = "usage: weir plugin new NAME [--lang rust|python|js] [--dir DIR] [--sdk PATH]
+                                         write a filter in DIR/NAME (default: Rust in .;
+                                         --sdk: the plugin SDK, for Rust)
+       weir plugin build [DIR]           build DIR's component as DIR/NAME.wasm
+       weir plugin test [DIR]            test DIR's filter: Rust natively (cargo test),
+                                         Python and JS in a gateway (plugin-test.toml)";
+
+/// The languages a filter is scaffolded in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lang {
+    Rust,
+    Componentized(Componentized),
+}
+
+impl Lang {
+    fn parse(name: &str) -> anyhow::Result<Self> {
+        Ok(match name {
+            "rust" => Lang::Rust,
+            "python" | "py" => Lang::Componentized(Componentized::Python),
+            "js" | "javascript" => Lang::Componentized(Componentized::Js),
+            _ => bail!("--lang {name}: rust, python or js"),
+        })
+    }
+
+    /// The language of the filter in `dir`, by its project file.
+    fn of(dir: &Path) -> anyhow::Result<Self> {
+        if dir.join("Cargo.toml").is_file() {
+            return Ok(Lang::Rust);
+        }
+        for lang in [Componentized::Python, Componentized::Js] {
+            if dir.join(lang.project_file()).is_file() {
+                return Ok(Lang::Componentized(lang));
+            }
+        }
+        bail!(
+            "{}: no Cargo.toml, pyproject.toml or package.json (run weir plugin in a filter's directory)",
+            dir.display()
+        )
+    }
+}
 
 /// Runs `weir plugin ARGS`.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args {
         [cmd, name, rest @ ..] if cmd == "new" => {
-            let (mut dir, mut sdk) = (PathBuf::from("."), None);
+            let (mut dir, mut sdk, mut lang) = (PathBuf::from("."), None, Lang::Rust);
             let mut options = rest.iter();
             while let Some(option) = options.next() {
                 let value = options
@@ -33,21 +68,21 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 match option.as_str() {
                     "--dir" => dir = PathBuf::from(value?),
                     "--sdk" => sdk = Some(PathBuf::from(value?)),
-                    "--lang" if value.as_ref().is_ok_and(|v| *v == "rust") => {}
-                    "--lang" => bail!(
-                        "only --lang rust is scaffolded so far (a Python filter: see tests/python-plugin)"
-                    ),
+                    "--lang" => lang = Lang::parse(value?)?,
                     _ => bail!("unknown option {option}\n{USAGE}"),
                 }
             }
-            let sdk = match sdk {
-                Some(sdk) => sdk,
-                None => find_sdk()
-                    .context("cannot find the plugin SDK: pass --sdk /path/to/weir/plugin-sdk")?,
+            if sdk.is_some() && lang != Lang::Rust {
+                bail!("--sdk is the Rust SDK: a Python or JavaScript filter needs none");
+            }
+            let made = new(name, lang, &dir, sdk)?;
+            // componentize-js comes into the project's node_modules.
+            let install = match lang {
+                Lang::Componentized(Componentized::Js) => "npm install && ",
+                _ => "",
             };
-            let made = new(name, &dir, &sdk)?;
             println!(
-                "{}: a filter crate; next: cd {} && weir plugin test && weir plugin build",
+                "{}: a filter; next: cd {} && {install}weir plugin test && weir plugin build",
                 made.display(),
                 made.display()
             );
@@ -55,17 +90,23 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
         [cmd, rest @ ..] if cmd == "build" || cmd == "test" => {
             let dir = PathBuf::from(rest.first().map_or(".", String::as_str));
-            match cmd.as_str() {
-                "build" => build(&dir).map(|wasm| println!("{}", wasm.display())),
-                _ => cargo(&dir, &["test"]),
+            match (cmd.as_str(), Lang::of(&dir)?) {
+                ("build", lang) => build(lang, &dir).map(|wasm| println!("{}", wasm.display())),
+                (_, Lang::Rust) => rust::test(&dir),
+                (_, Lang::Componentized(lang)) => {
+                    let wasm = componentize::build(lang, &dir)?;
+                    let name = componentize::project_name(lang, &dir)?;
+                    harness::run(&dir, &name, &wasm)
+                }
             }
         }
         _ => bail!("{USAGE}"),
     }
 }
 
-/// Writes the crate `name` in `dir/name`, depending on the SDK at `sdk`; returns its path.
-pub fn new(name: &str, dir: &Path, sdk: &Path) -> anyhow::Result<PathBuf> {
+/// Writes the filter `name` in `lang` in `dir/name` (a Rust crate depends on the SDK at
+/// `sdk`, or the one found from here); returns its path.
+fn new(name: &str, lang: Lang, dir: &Path, sdk: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && name
             .chars()
@@ -73,22 +114,20 @@ pub fn new(name: &str, dir: &Path, sdk: &Path) -> anyhow::Result<PathBuf> {
     if !valid {
         bail!("plugin name {name:?}: lower-case letters, digits and '-', starting with a letter");
     }
-    let sdk =
-        std::fs::canonicalize(sdk).with_context(|| format!("the SDK at {}", sdk.display()))?;
-    if !sdk.join("Cargo.toml").is_file() || !sdk.join("../wit").is_dir() {
-        bail!(
-            "{} is not the plugin SDK of a Weir checkout (it needs ../wit beside it)",
-            sdk.display()
-        );
-    }
     let root = dir.join(name);
     if root.exists() {
         bail!("{} exists already", root.display());
     }
-    for (path, template) in RUST {
+    let (files, sdk): (Vec<_>, _) = match lang {
+        Lang::Rust => (rust::FILES.to_vec(), Some(rust::sdk_path(sdk)?)),
+        Lang::Componentized(lang) => (lang.files().collect(), None),
+    };
+    let sdk = sdk.map(|s| s.display().to_string()).unwrap_or_default();
+    for (path, template) in files {
         let text = template
             .replace("{{name}}", name)
-            .replace("{{sdk}}", &sdk.display().to_string());
+            .replace("{{sdk}}", &sdk)
+            .replace("{{componentize_js}}", componentize::COMPONENTIZE_JS);
         let file = root.join(path);
         if let Some(parent) = file.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("{}", parent.display()))?;
@@ -98,70 +137,10 @@ pub fn new(name: &str, dir: &Path, sdk: &Path) -> anyhow::Result<PathBuf> {
     Ok(root)
 }
 
-/// Builds the crate in `dir` for `wasm32-wasip2` and copies its component to
-/// `dir/<package name>.wasm` (Cargo writes `-` as `_`); returns that path.
-pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
-    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).with_context(|| {
-        format!(
-            "{}: no Cargo.toml (run weir plugin build in the crate)",
-            dir.display()
-        )
-    })?;
-    let name = package_name(&manifest).context("Cargo.toml has no [package] name")?;
-    cargo(dir, &["build", "--release", "--target", "wasm32-wasip2"])?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| dir.join("target"), PathBuf::from);
-    let built = target
-        .join("wasm32-wasip2/release")
-        .join(format!("{}.wasm", name.replace('-', "_")));
-    let wasm = dir.join(format!("{name}.wasm"));
-    std::fs::copy(&built, &wasm)
-        .with_context(|| format!("copy {} to {}", built.display(), wasm.display()))?;
-    Ok(wasm)
-}
-
-/// Runs `cargo ARGS` in `dir`; a missing Wasm target is named with its fix.
-fn cargo(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let output = Command::new("cargo").args(args).current_dir(dir).status();
-    let status = output.context("cannot run cargo")?;
-    if status.success() {
-        return Ok(());
+/// Builds the filter in `dir`; returns its component's path.
+fn build(lang: Lang, dir: &Path) -> anyhow::Result<PathBuf> {
+    match lang {
+        Lang::Rust => rust::build(dir),
+        Lang::Componentized(lang) => componentize::build(lang, dir),
     }
-    if args.contains(&"wasm32-wasip2") && !wasm_target_installed() {
-        bail!("the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2");
-    }
-    bail!("cargo {} failed ({status})", args.join(" "))
-}
-
-fn wasm_target_installed() -> bool {
-    Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .is_ok_and(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .any(|l| l == "wasm32-wasip2")
-        })
-}
-
-/// `name = "…"` of the manifest's `[package]` table.
-fn package_name(manifest: &str) -> Option<String> {
-    let value: toml::Value = toml::from_str(manifest).ok()?;
-    Some(value.get("package")?.get("name")?.as_str()?.to_string())
-}
-
-/// The SDK of the Weir checkout this program or the current directory is in: the first
-/// `plugin-sdk` found walking up from either.
-fn find_sdk() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok();
-    let starts = [
-        std::env::current_dir().ok(),
-        exe.and_then(|e| e.parent().map(Path::to_path_buf)),
-    ];
-    starts.into_iter().flatten().find_map(|start| {
-        start
-            .ancestors()
-            .map(|d| d.join("plugin-sdk"))
-            .find(|sdk| sdk.join("Cargo.toml").is_file() && sdk.join("../wit").is_dir())
-    })
 }
