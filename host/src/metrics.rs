@@ -298,6 +298,8 @@ pub struct FilterMetrics {
     continued: AtomicU64,
     responded: AtomicU64,
     failures: [AtomicU64; FailureKind::ALL.len()],
+    /// Instances retired between calls because their memory grew (see `plugin/memory.rs`).
+    retired: AtomicU64,
     /// The "filter failed" warning.
     pub failed: Repeats,
 }
@@ -347,6 +349,11 @@ impl FilterMetrics {
         .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records an instance retired for its memory's growth.
+    pub fn record_retired(&self) {
+        self.retired.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Records a failed call.
     pub fn record_failure(&self, kind: FailureKind) {
         self.failures[kind as usize].fetch_add(1, Ordering::Relaxed);
@@ -378,6 +385,7 @@ impl FilterMetrics {
             "continue": self.continued.load(Ordering::Relaxed),
             "respond": self.responded.load(Ordering::Relaxed),
             "failures": serde_json::Value::Object(failures.collect()),
+            "instances_retired": self.retired.load(Ordering::Relaxed),
         })
     }
 }
@@ -534,6 +542,16 @@ impl Metrics {
                     kind.label()
                 );
             }
+        }
+        out.push_str("# HELP weir_plugin_instances_retired_total Instances retired between calls because their memory grew through half the headroom they started with.\n# TYPE weir_plugin_instances_retired_total counter\n");
+        for entry in self.filters.iter() {
+            let (route, plugin) = entry.key();
+            let (route, plugin) = (escape_label(route), escape_label(plugin));
+            let n = entry.value().retired.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "weir_plugin_instances_retired_total{{route=\"{route}\",plugin=\"{plugin}\"}} {n}"
+            );
         }
         out.push_str("# HELP weir_reloads_total Reload attempts by result.\n# TYPE weir_reloads_total counter\n");
         let _ = writeln!(

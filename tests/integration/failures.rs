@@ -117,6 +117,37 @@ async fn memory_bomb_is_capped() {
     gw.shutdown().await;
 }
 
+/// A guest that leaks 256 KiB per call (its memory only grows) would fail a call at its
+/// 16 MiB cap after a few dozen calls; its instances are retired between calls instead,
+/// once half their headroom is gone, and no call fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_that_leaks_is_retired_before_it_fails_a_call() {
+    let up = TestUpstream::start("up").await;
+    let gw = hostile_gateway_with(&up, "leak", "fail_closed", 1000).await;
+    let client = TestClient::default();
+    for i in 0..200 {
+        let reply = client
+            .send(get(
+                &gw.url("/leak"),
+                &[("x-attack", "1"), ("x-leak-kib", "256")],
+            ))
+            .await;
+        assert_eq!(reply.status, 200, "call {i}: {:?}", reply.body);
+    }
+    assert_eq!(failures_metric(&gw, "memory").await, 0);
+    let text =
+        String::from_utf8_lossy(&client.get(&gw.admin_url("/metrics")).await.body).into_owned();
+    let retired: u64 = (text.lines())
+        .find_map(|l| {
+            l.strip_prefix("weir_plugin_instances_retired_total{route=\"r\",plugin=\"hostile\"} ")
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    // 200 calls of 256 KiB is 50 MiB: at least three instances' worth of 8 MiB.
+    assert!(retired >= 3, "{retired} retired");
+    gw.shutdown().await;
+}
+
 /// A fixed 24 MiB allocation (the tester's `x-kv-size` value, made before its `kv` call)
 /// fails under the filter's own `memory_mib = 16` and fits under `memory_mib = 32`.
 #[tokio::test(flavor = "multi_thread")]

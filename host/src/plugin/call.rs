@@ -132,6 +132,17 @@ impl Exports {
 }
 
 impl Warm {
+    /// Marks the instance ready: the memory it has now is what it starts its calls with.
+    pub(crate) fn ready(&mut self) {
+        self.store.data_mut().memory.ready();
+    }
+
+    /// Whether its memory has grown through half the headroom it started with (see
+    /// [`MemoryCap::worn`](super::memory::MemoryCap::worn)).
+    pub(crate) fn worn(&self) -> bool {
+        self.store.data().memory.worn()
+    }
+
     /// Tags the instance's log lines with the request they serve.
     pub(crate) fn serve(&mut self, request_id: &str) {
         let id = &mut self.store.data_mut().request_id;

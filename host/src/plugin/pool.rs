@@ -209,8 +209,14 @@ impl Instances {
     }
 
     /// Keeps the instance warm for the next call on this worker, within the per-plugin and
-    /// the gateway-wide budgets.
+    /// the gateway-wide budgets; retires it instead when its memory has grown through half
+    /// its headroom (a guest that leaks per call would otherwise fail a call at the cap).
     pub(crate) fn release(&self, warm: Warm) {
+        if warm.worn() {
+            self.metrics.record_retired();
+            tracing::debug!(plugin = %self.plugin.info.name, "instance retired: its memory grew through half its headroom");
+            return;
+        }
         let budget = &self.idle.budget;
         let stamp = budget.stamp();
         let kept = match self.own_pool().lock() {
@@ -254,7 +260,10 @@ impl Instances {
             )
             .await?;
         match configured {
-            Ok(()) => Ok(warm),
+            Ok(()) => {
+                warm.ready();
+                Ok(warm)
+            }
             Err(message) => Err(FilterFailure {
                 kind: FailureKind::Instantiate,
                 message: format!("configure refused the config: {message}"),

@@ -35,7 +35,7 @@ impl Filter for Hostile {
     fn new(config: Config) -> Result<Self, String> {
         match config.mode.as_str() {
             "loop" | "memory" | "panic" | "sleep" | "headers" | "time" | "response-panic"
-            | "recurse" | "steal" => Ok(Self { mode: config.mode }),
+            | "recurse" | "steal" | "leak" => Ok(Self { mode: config.mode }),
             "sleep-configure" => {
                 std::thread::sleep(Duration::from_secs(10));
                 Ok(Self { mode: config.mode })
@@ -84,6 +84,12 @@ impl Filter for Hostile {
             "steal" => steal(request),
             "loop" => spin(),
             "memory" => hoard(),
+            "leak" => {
+                // Never freed: the instance's memory grows by this much with every call.
+                let kib = number("x-leak-kib", 64);
+                std::hint::black_box(Box::leak(vec![1u8; kib << 10].into_boxed_slice()));
+                RequestDecision::proceed()
+            }
             "sleep" => {
                 std::thread::sleep(Duration::from_millis(number("x-sleep-ms", 10_000) as u64));
                 RequestDecision::proceed()
