@@ -166,6 +166,12 @@ print(" ".join(f"{k}={n}" for k, n in sorted(kinds.items())) or "none")
 ' "$1"
 }
 
+# retired ROUTE: the instances retired on ROUTE so far because their memory grew.
+retired() {
+    curl -sf "http://127.0.0.1:$ADMIN_PORT/metrics" \
+        | awk -v r="route=\"$1\"" 'index($0, "weir_plugin_instances_retired_total{" r) == 1 { n += $2 } END { print n + 0 }'
+}
+
 # wrk_run LANG DURATION: requests/s and mean latency of wrk on the LANG route.
 wrk_run() {
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$2" --latency -H "x-lang: $1" \
@@ -173,7 +179,7 @@ wrk_run() {
         || die "wrk failed on $1: $(cat "$TMP/wrk-$1.log")"
 }
 
-declare -A RPS LATENCY CALL_US CALLS COMPILE_MS FAILED NON_2XX
+declare -A RPS LATENCY CALL_US CALLS COMPILE_MS FAILED NON_2XX RETIRED
 for lang in none "${LANGS[@]}"; do
     log "$lang: warm-up $WARMUP, then $DURATION"
     wrk_run "$lang" "$WARMUP"
@@ -192,6 +198,7 @@ print(f'{(m1 * c1 - m0 * c0) / (c1 - c0):.1f}')" "$mean_all" "$count_all" "$mean
         CALLS[$lang]=$((count_all - count_before))
         # Over warm-up and run: a failed call answers by the route's failure policy.
         FAILED[$lang]=$(failures "$lang")
+        RETIRED[$lang]=$(retired "$lang")
         COMPILE_MS[$lang]=$(grep 'compiled plugin' "$TMP/weir.log" | grep "bench-$lang.wasm" \
             | sed -n 's/.*elapsed_ms=\([0-9]*\).*/\1/p' | head -1)
     fi
@@ -205,15 +212,15 @@ TOOLS="componentize-py $(componentize-py --version 2>/dev/null | awk '{print $2}
     echo "<!-- languages:begin -->"
     echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($CPU), loopback, one gateway (release build, worker per core), wrk -t$THREADS -c$CONNECTIONS for $DURATION per row after $WARMUP of warm-up, \`GET /hello\` of the demo upstream, load average $LOAD_BEFORE before the run; $TOOLS. Command: \`$COMMAND\`."
     echo
-    echo "| filter (the scaffold's: set one header) | mean call | calls measured | failed calls | requests/s | non-2xx | mean latency | component | build | gateway compile |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    echo "| none (the gateway alone) | – | – | – | ${RPS[none]} | ${NON_2XX[none]:-0} | ${LATENCY[none]} | – | – | – |"
+    echo "| filter (the scaffold's: set one header) | mean call | calls measured | failed calls | instances retired | requests/s | non-2xx | mean latency | component | build | gateway compile |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| none (the gateway alone) | – | – | – | – | ${RPS[none]} | ${NON_2XX[none]:-0} | ${LATENCY[none]} | – | – | – |"
     for lang in "${LANGS[@]}"; do
         size_kib=$(( SIZE[$lang] / 1024 ))
-        echo "| ${LABEL[$lang]} | ${CALL_US[$lang]} µs | ${CALLS[$lang]} | ${FAILED[$lang]} | ${RPS[$lang]} | ${NON_2XX[$lang]:-0} | ${LATENCY[$lang]} | $size_kib KiB | ${BUILD_S[$lang]} s | ${COMPILE_MS[$lang]:-?} ms |"
+        echo "| ${LABEL[$lang]} | ${CALL_US[$lang]} µs | ${CALLS[$lang]} | ${FAILED[$lang]} | ${RETIRED[$lang]} | ${RPS[$lang]} | ${NON_2XX[$lang]:-0} | ${LATENCY[$lang]} | $size_kib KiB | ${BUILD_S[$lang]} s | ${COMPILE_MS[$lang]:-?} ms |"
     done
     echo
-    echo "The mean call is the gateway's \`weir_filter_call_duration_seconds\` (sum / count over the measured run): one \`on-request\` through a pooled, warm instance, host calls included. Failed calls (\`weir_plugin_failures_total\` by kind, warm-up included) are answered by the route's failure policy (here \`fail_closed\`: a 500), which wrk counts as non-2xx; every filter has \`memory_mib = $MEMORY_MIB\`. The build is \`weir plugin build\` (Rust: an incremental release build with a warm dependency cache); the gateway compile is Cranelift's, once per component (then cached on disk)."
+    echo "The mean call is the gateway's \`weir_filter_call_duration_seconds\` (sum / count over the measured run): one \`on-request\` through a pooled, warm instance, host calls included. Failed calls (\`weir_plugin_failures_total\` by kind, warm-up included) are answered by the route's failure policy (here \`fail_closed\`: a 500), which wrk counts as non-2xx. An instance whose memory grew through half the headroom it started with is retired between calls (\`weir_plugin_instances_retired_total\`, warm-up included) and a new one takes its place; every filter has \`memory_mib = $MEMORY_MIB\`. The build is \`weir plugin build\` (Rust: an incremental release build with a warm dependency cache); the gateway compile is Cranelift's, once per component (then cached on disk)."
     echo "<!-- languages:end -->"
 } > "$TMP/section.md"
 replace_section "$DOC" languages "$TMP/section.md" '## Filter languages (`bench/languages.sh`)'
