@@ -88,7 +88,9 @@ impl Gateway {
             authority,
             &self.buffers,
             &server.limits,
-            sampled(snapshot.config.tracing.sample),
+            // A new trace is flagged sampled only where its spans are recorded: a backend
+            // that honours the flag would otherwise keep traces with no root.
+            self.tracer.is_some() && sampled(snapshot.config.tracing.sample),
         );
         if logged {
             exchange.log = Some(Box::default());

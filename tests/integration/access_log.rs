@@ -60,7 +60,7 @@ async fn each_request_is_one_json_line_with_what_an_operator_looks_for() {
         !sent.contains("00f067aa0ba902b7"),
         "the gateway's span is the parent: {sent}"
     );
-    // A request without one starts a trace.
+    // A request without one starts a trace, unsampled: no collector records its spans.
     let quiet = client.send(get(&gw.url("/quiet/x"), &[])).await;
     assert_eq!(quiet.status, 200);
     let started = quiet.json()["headers"]["traceparent"][0]
@@ -68,7 +68,10 @@ async fn each_request_is_one_json_line_with_what_an_operator_looks_for() {
         .unwrap_or_default()
         .to_string();
     assert!(
-        started.len() == 55 && started.starts_with("00-") && !started.contains(trace),
+        started.len() == 55
+            && started.starts_with("00-")
+            && started.ends_with("-00")
+            && !started.contains(trace),
         "{started}"
     );
 

@@ -113,6 +113,13 @@ async fn a_sampled_request_is_a_server_span_with_its_filters_and_upstream_try_as
         "the upstream's parent is the try's span"
     );
 
+    // No `traceparent`: a new trace, sampled (`sample` defaults to 1), its server span a root.
+    let reply = client.send(get(&gw.url("/new"), &[])).await;
+    let started = sent_traceparent(&reply);
+    assert!(started.ends_with("-01"), "a new trace, sampled: {started}");
+    let spans = collector.trace(&started[3..35], 4, WAIT).await;
+    assert_eq!(one(&spans, "GET traced").parent_span_id, "", "{spans:#?}");
+
     // A filter's answer: its decision, and no upstream try.
     let trace = "0af7651916cd43dd8448eb211c80319c";
     let traceparent = format!("00-{trace}-b7ad6b7169203331-01");

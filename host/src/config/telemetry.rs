@@ -14,7 +14,8 @@ use super::SecretConfig;
 #[serde(deny_unknown_fields)]
 pub struct TracingConfig {
     /// The collector's OTLP/HTTP traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`
-    /// (default: none, no spans are exported; trace context is propagated all the same).
+    /// (default: none, no spans are exported; trace context is propagated all the same, new
+    /// traces unsampled).
     pub otlp_endpoint: Option<String>,
     /// Headers sent with every export (a collector's API key, say); their values are
     /// secrets.
