@@ -1,7 +1,9 @@
 //! The admin API: routes, upstreams and metrics reflect the live snapshot and traffic.
 
 use weir_tests::plugins::HEADERS;
-use weir_tests::{TestClient, TestGateway, TestUpstream, one_route, raw_head, raw_status};
+use weir_tests::{
+    TestClient, TestGateway, TestUpstream, free_port, one_route, raw_head, raw_status,
+};
 
 /// A gateway with one filterless route to `up` and `server_extra` in `[server]`.
 async fn admin_gateway(up: &TestUpstream, server_extra: &str) -> TestGateway {
@@ -453,7 +455,13 @@ async fn the_grafana_dashboard_asks_only_for_exported_metrics() {
     assert!(found.len() >= 10, "{found:?}");
 
     let up = TestUpstream::start("up").await;
-    let gw = admin_gateway(&up, "").await;
+    // With `[tracing]`, for its counters (nothing listens there; no span is sent).
+    let config = format!(
+        "[tracing]\notlp_endpoint = \"http://127.0.0.1:{}/v1/traces\"\n{}",
+        free_port(),
+        one_route(up.addr, "")
+    );
+    let gw = TestGateway::start(&config, &[]).await;
     let metrics = gw.metrics(&TestClient::default()).await;
     let families: std::collections::BTreeMap<&str, &str> = (metrics.lines())
         .filter_map(|l| l.strip_prefix("# TYPE "))
