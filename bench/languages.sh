@@ -136,19 +136,20 @@ done
 
 # --- load -------------------------------------------------------------------------------
 
-# mean_call_us ROUTE: the mean filter call time on ROUTE so far, in microseconds.
-mean_call_us() {
+# mean_us FAMILY ROUTE: the mean of the histogram FAMILY (`weir_filter_call_duration_seconds`,
+# `weir_plugin_instantiate_duration_seconds`) on ROUTE so far in microseconds, and its count.
+mean_us() {
     curl -sf "http://127.0.0.1:$ADMIN_PORT/metrics" | python3 -c '
 import re, sys
-route = sys.argv[1]
+family, route = sys.argv[1], sys.argv[2]
 total = {"sum": 0.0, "count": 0.0}
 for line in sys.stdin:
-    m = re.match(r"weir_filter_call_duration_seconds_(sum|count)\{([^}]*)\} (\S+)", line)
+    m = re.match(family + r"_(sum|count)\{([^}]*)\} (\S+)", line)
     if m and f"route=\"{route}\"" in m.group(2):
         total[m.group(1)] += float(m.group(3))
 s, n = total["sum"], total["count"]
 print(f"{s / n * 1e6:.3f} {int(n)}" if n else "0 0")
-' "$1"
+' "$1" "$2"
 }
 
 # failures ROUTE: the failed filter calls on ROUTE so far, by kind (`memory=3 trap=1`), or
@@ -179,18 +180,18 @@ wrk_run() {
         || die "wrk failed on $1: $(cat "$TMP/wrk-$1.log")"
 }
 
-declare -A RPS LATENCY CALL_US CALLS COMPILE_MS FAILED NON_2XX RETIRED
+declare -A RPS LATENCY CALL_US CALLS COMPILE_MS FAILED NON_2XX RETIRED MADE
 for lang in none "${LANGS[@]}"; do
     log "$lang: warm-up $WARMUP, then $DURATION"
     wrk_run "$lang" "$WARMUP"
-    before=$(mean_call_us "$lang")
+    before=$(mean_us weir_filter_call_duration_seconds "$lang")
     wrk_run "$lang" "$DURATION"
     RPS[$lang]=$(awk '/^Requests\/sec/ { printf "%.0f", $2 }' "$TMP/wrk-$lang.log")
     LATENCY[$lang]=$(awk '/^    Latency/ { print $2; exit }' "$TMP/wrk-$lang.log")
     NON_2XX[$lang]=$(awk '/Non-2xx/ { print $NF }' "$TMP/wrk-$lang.log")
     if [[ $lang != none ]]; then
         # The mean over the measured run alone: (sum - sum before) / (count - count before).
-        read -r mean_all count_all < <(mean_call_us "$lang")
+        read -r mean_all count_all < <(mean_us weir_filter_call_duration_seconds "$lang")
         read -r mean_before count_before <<< "$before"
         CALL_US[$lang]=$(python3 -c "import sys
 m1, c1, m0, c0 = map(float, sys.argv[1:])
@@ -199,6 +200,9 @@ print(f'{(m1 * c1 - m0 * c0) / (c1 - c0):.1f}')" "$mean_all" "$count_all" "$mean
         # Over warm-up and run: a failed call answers by the route's failure policy.
         FAILED[$lang]=$(failures "$lang")
         RETIRED[$lang]=$(retired "$lang")
+        # Every instance made, the first at load included: instantiation and configure.
+        read -r made_us made < <(mean_us weir_plugin_instantiate_duration_seconds "$lang")
+        MADE[$lang]="$made ($(python3 -c "import sys; print(f'{float(sys.argv[1]) / 1e3:.1f}')" "$made_us") ms)"
         COMPILE_MS[$lang]=$(grep 'compiled plugin' "$TMP/weir.log" | grep "bench-$lang.wasm" \
             | sed -n 's/.*elapsed_ms=\([0-9]*\).*/\1/p' | head -1)
     fi
@@ -212,15 +216,15 @@ TOOLS="componentize-py $(componentize-py --version 2>/dev/null | awk '{print $2}
     echo "<!-- languages:begin -->"
     echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($CPU), loopback, one gateway (release build, worker per core), wrk -t$THREADS -c$CONNECTIONS for $DURATION per row after $WARMUP of warm-up, \`GET /hello\` of the demo upstream, load average $LOAD_BEFORE before the run; $TOOLS. Command: \`$COMMAND\`."
     echo
-    echo "| filter (the scaffold's: set one header) | mean call | calls measured | failed calls | instances retired | requests/s | non-2xx | mean latency | component | build | gateway compile |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    echo "| none (the gateway alone) | – | – | – | – | ${RPS[none]} | ${NON_2XX[none]:-0} | ${LATENCY[none]} | – | – | – |"
+    echo "| filter (the scaffold's: set one header) | mean call | calls measured | failed calls | instances retired | instances made (mean time to ready) | requests/s | non-2xx | mean latency | component | build | gateway compile |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| none (the gateway alone) | – | – | – | – | – | ${RPS[none]} | ${NON_2XX[none]:-0} | ${LATENCY[none]} | – | – | – |"
     for lang in "${LANGS[@]}"; do
         size_kib=$(( SIZE[$lang] / 1024 ))
-        echo "| ${LABEL[$lang]} | ${CALL_US[$lang]} µs | ${CALLS[$lang]} | ${FAILED[$lang]} | ${RETIRED[$lang]} | ${RPS[$lang]} | ${NON_2XX[$lang]:-0} | ${LATENCY[$lang]} | $size_kib KiB | ${BUILD_S[$lang]} s | ${COMPILE_MS[$lang]:-?} ms |"
+        echo "| ${LABEL[$lang]} | ${CALL_US[$lang]} µs | ${CALLS[$lang]} | ${FAILED[$lang]} | ${RETIRED[$lang]} | ${MADE[$lang]} | ${RPS[$lang]} | ${NON_2XX[$lang]:-0} | ${LATENCY[$lang]} | $size_kib KiB | ${BUILD_S[$lang]} s | ${COMPILE_MS[$lang]:-?} ms |"
     done
     echo
-    echo "The mean call is the gateway's \`weir_filter_call_duration_seconds\` (sum / count over the measured run): one \`on-request\` through a pooled, warm instance, host calls included. Failed calls (\`weir_plugin_failures_total\` by kind, warm-up included) are answered by the route's failure policy (here \`fail_closed\`: a 500), which wrk counts as non-2xx. An instance whose memory grew through half the headroom it started with is retired between calls (\`weir_plugin_instances_retired_total\`, warm-up included) and a new one takes its place; every filter has \`memory_mib = $MEMORY_MIB\`. The build is \`weir plugin build\` (Rust: an incremental release build with a warm dependency cache); the gateway compile is Cranelift's, once per component (then cached on disk)."
+    echo "The mean call is the gateway's \`weir_filter_call_duration_seconds\` (sum / count over the measured run): one \`on-request\` through a pooled, warm instance, host calls included. Failed calls (\`weir_plugin_failures_total\` by kind, warm-up included) are answered by the route's failure policy (here \`fail_closed\`: a 500), which wrk counts as non-2xx. An instance whose memory grew through half the headroom it started with is retired between calls (\`weir_plugin_instances_retired_total\`, warm-up included) and a new one takes its place; instances made counts each new instance (the first at load, one per call that found none warm, one per retirement), and its time is \`weir_plugin_instantiate_duration_seconds\` (instantiation and \`configure\`); every filter has \`memory_mib = $MEMORY_MIB\`. The build is \`weir plugin build\` (Rust: an incremental release build with a warm dependency cache); the gateway compile is Cranelift's, once per component (then cached on disk)."
     echo "<!-- languages:end -->"
 } > "$TMP/section.md"
 replace_section "$DOC" languages "$TMP/section.md" '## Filter languages (`bench/languages.sh`)'

@@ -343,8 +343,8 @@ fn routes(gateway: &Gateway) -> serde_json::Value {
 
 /// `GET /routes/<name>/split` (the name percent-encoded): the route's [`split`], or 404.
 /// `GET /plugins/<file>`: the file's status, and each filter of the live config that runs
-/// it: its route, grants, limits, back-off, decisions, failures by kind and latency by
-/// phase (counted since the process started; the counts survive reloads).
+/// it: its route, grants, limits, back-off, decisions, failures by kind, latency by
+/// phase and the instances made (counted since the process started; the counts survive reloads).
 fn plugin_detail(reloader: &Reloader, path: &str) -> Response<ProxyBody> {
     let file = (path.strip_prefix("/plugins/"))
         .and_then(|name| percent_decode_str(name).decode_utf8().ok())
@@ -373,6 +373,7 @@ fn plugin_detail(reloader: &Reloader, path: &str) -> Response<ProxyBody> {
                 "backoff": slot.backoff_status(),
                 "decisions_and_failures": slot.metrics.counts(),
                 "calls": slot.metrics.phases(),
+                "instantiations": slot.metrics.instantiations(),
             }));
         }
     }

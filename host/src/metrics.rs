@@ -89,6 +89,16 @@ impl Histogram {
         Some(Duration::from_secs_f64(lower))
     }
 
+    /// The mean, p50 and p99 in milliseconds (null with no observation).
+    pub fn summary_ms(&self) -> serde_json::Value {
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+        serde_json::json!({
+            "mean": ms(self.mean()),
+            "p50": ms(self.quantile(0.5)),
+            "p99": ms(self.quantile(0.99)),
+        })
+    }
+
     /// Renders the histogram; `labels` are already escaped.
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
@@ -300,6 +310,8 @@ pub struct FilterMetrics {
     failures: [AtomicU64; FailureKind::ALL.len()],
     /// Instances retired between calls because their memory grew (see `plugin/memory.rs`).
     retired: AtomicU64,
+    /// New instances: instantiation and `configure`, timed.
+    instantiations: Histogram,
     /// The "filter failed" warning.
     pub failed: Repeats,
 }
@@ -354,6 +366,11 @@ impl FilterMetrics {
         self.retired.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records a new instance, ready after `elapsed` (instantiated and configured).
+    pub fn record_instantiation(&self, elapsed: Duration) {
+        self.instantiations.observe(elapsed);
+    }
+
     /// Records a failed call.
     pub fn record_failure(&self, kind: FailureKind) {
         self.failures[kind as usize].fetch_add(1, Ordering::Relaxed);
@@ -362,19 +379,21 @@ impl FilterMetrics {
     /// Each phase that ran at least once: its calls and their latency (mean, p50, p99, in
     /// ms), for the admin API.
     pub fn phases(&self) -> serde_json::Value {
-        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
         let phases = (CallPhase::ALL.iter().zip(&self.calls))
             .filter(|(_, calls)| calls.count() > 0)
             .map(|(phase, calls)| {
-                let latency = serde_json::json!({
-                    "mean": ms(calls.mean()),
-                    "p50": ms(calls.quantile(0.5)),
-                    "p99": ms(calls.quantile(0.99)),
-                });
-                let entry = serde_json::json!({ "calls": calls.count(), "latency_ms": latency });
+                let entry =
+                    serde_json::json!({ "calls": calls.count(), "latency_ms": calls.summary_ms() });
                 (phase.label().to_string(), entry)
             });
         serde_json::Value::Object(phases.collect())
+    }
+
+    /// New instances made (the first at load, then one per call that found none warm) and
+    /// how long each took to be ready (mean, p50, p99, in ms), for the admin API.
+    pub fn instantiations(&self) -> serde_json::Value {
+        let made = &self.instantiations;
+        serde_json::json!({ "count": made.count(), "latency_ms": made.summary_ms() })
     }
 
     /// Decisions (`continue`, `respond`) and failures by kind, for the admin API.
@@ -551,6 +570,20 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "weir_plugin_instances_retired_total{{route=\"{route}\",plugin=\"{plugin}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP weir_plugin_instantiate_duration_seconds Time to make a filter instance ready (instantiation and configure).\n# TYPE weir_plugin_instantiate_duration_seconds histogram\n");
+        for entry in self.filters.iter() {
+            let (route, plugin) = entry.key();
+            let labels = format!(
+                "route=\"{}\",plugin=\"{}\"",
+                escape_label(route),
+                escape_label(plugin)
+            );
+            (entry.value().instantiations).render(
+                &mut out,
+                "weir_plugin_instantiate_duration_seconds",
+                &labels,
             );
         }
         out.push_str("# HELP weir_reloads_total Reload attempts by result.\n# TYPE weir_reloads_total counter\n");

@@ -86,6 +86,14 @@ async fn admin_reports_routes_upstreams_and_metrics() {
         "{detail}"
     );
     assert_eq!(filter["decisions_and_failures"]["continue"], 3, "{detail}");
+    // One instance, made at load, served the three calls warm.
+    assert_eq!(filter["instantiations"]["count"], 1, "{detail}");
+    assert!(
+        filter["instantiations"]["latency_ms"]["mean"]
+            .as_f64()
+            .is_some_and(|ms| ms > 0.0),
+        "{detail}"
+    );
     assert_eq!(
         filter["decisions_and_failures"]["failures"]["deadline"], 0,
         "{detail}"

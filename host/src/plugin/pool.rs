@@ -237,6 +237,7 @@ impl Instances {
             kind: FailureKind::Instantiate,
             message: format!("{e:#}"),
         };
+        let started = std::time::Instant::now();
         let settings = &self.settings;
         let (pre, memory, limits) = (&self.plugin.pre, settings.memory_bytes, &settings.limits);
         let first = new_instance(pre, self.caller.clone(), memory, limits).await;
@@ -262,6 +263,7 @@ impl Instances {
         match configured {
             Ok(()) => {
                 warm.ready();
+                self.metrics.record_instantiation(started.elapsed());
                 Ok(warm)
             }
             Err(message) => Err(FilterFailure {
