@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::{HttpService, service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::admission::{Admission, Admitted};
@@ -63,8 +63,9 @@ pub(super) async fn accept_loop<F, Fut>(
                 // large as a TLS one's.
                 let handler = handler.clone();
                 match &tls {
+                    // Owns `held`: a parked connection carries it to the task it waits on.
                     None => {
-                        spawn_holding(serve_connection(stream, peer, handler, limits, ending), held)
+                        tokio::spawn(serve_connection(stream, peer, handler, limits, ending, held));
                     }
                     Some(tls) => {
                         let tls = tls.clone();
@@ -84,12 +85,13 @@ pub(super) async fn accept_loop<F, Fut>(
     }
 }
 
-/// Runs `connection` on a task of its own, holding `held` (its place under the caps, its
-/// mark in the drain) until it ends.
-fn spawn_holding<C, H>(connection: C, held: H)
+/// What a connection holds until it ends: its place under the caps, its mark in the drain.
+type Held = (Arc<Admitted>, watch::Receiver<()>);
+
+/// Runs `connection` on a task of its own, holding `held` until it ends.
+fn spawn_holding<C>(connection: C, held: Held)
 where
     C: Future<Output = ()> + Send + 'static,
-    H: Send + 'static,
 {
     tokio::spawn(async move {
         connection.await;
@@ -99,13 +101,15 @@ where
 
 /// Serves one connection: its first bytes within the first-byte timeout, then HTTP/1.1 or
 /// HTTP/2 (told apart by those bytes, so that each connection holds only its own protocol's
-/// state) until the client closes, the connection idles out, or the gateway stops.
+/// state) until the client closes, the connection idles out, or the gateway stops. An idle
+/// HTTP/1.1 connection ends this task and waits parked on a small one of its own.
 async fn serve_connection<F, Fut>(
     stream: tokio::net::TcpStream,
     peer: Peer,
     handler: F,
     limits: LimitsConfig,
     (stop, grace): (watch::Receiver<bool>, Duration),
+    held: Held,
 ) where
     F: Fn(Request<Incoming>, Peer) -> Fut + Clone + Send + Sync + Unpin + 'static,
     Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
@@ -115,24 +119,24 @@ async fn serve_connection<F, Fut>(
         tracing::debug!(%client, "connection closed: no request within the first-byte timeout");
         return;
     };
-    let place = peer.place.clone();
     let (service, activity) = counted_service(peer, handler);
     let mut ending = Ending::new(client, activity, &limits, (stop, grace));
-    let result = if io.is_h2() {
-        serve_h2(io, service, &limits, &mut ending).await
-    } else {
-        let release = millis(limits.idle_release_ms);
-        serve_http1(
-            io,
-            service,
-            (&http1_builder(&limits), release),
-            &mut ending,
-            place,
-        )
-        .await
+    if io.is_h2() {
+        if let Err(e) = serve_h2(io, service, &limits, &mut ending).await {
+            tracing::debug!(%client, error = %e, "connection ended with an error");
+        }
+        return;
+    }
+    let connection = Http1 {
+        service,
+        ending,
+        builder: http1_builder(&limits),
+        release: millis(limits.idle_release_ms),
+        keep_open: io.keep_open().clone(),
+        held,
     };
-    if let Err(e) = result {
-        tracing::debug!(%client, error = %e, "connection ended with an error");
+    if let Some((stream, connection)) = connection.serve(io).await {
+        connection.park(stream);
     }
 }
 
@@ -262,57 +266,83 @@ fn http1_builder(limits: &LimitsConfig) -> http1::Builder {
     builder
 }
 
-/// HTTP/1.1, served by hyper while requests come. After `release` without one, the
-/// connection is parked: hyper's state and buffers are given back and only the socket is
-/// kept, until the client sends again (then a new hyper connection takes over with what
-/// the last one read ahead), the idle timeout, or the gateway stops.
-async fn serve_http1<S, B>(
-    mut io: Sniffed,
-    mut service: S,
-    (builder, release): (&http1::Builder, Duration),
-    ending: &mut Ending,
-    place: Option<Arc<Admitted>>,
-) -> Result<(), hyper::Error>
+/// An HTTP/1.1 connection between hyper's turns on it: what it keeps while parked.
+struct Http1<S> {
+    service: S,
+    ending: Ending,
+    builder: http1::Builder,
+    /// Quiet for this long, it is parked.
+    release: Duration,
+    /// Set while hyper is shut down to park: the socket stays open.
+    keep_open: Arc<AtomicBool>,
+    held: Held,
+}
+
+impl<S, B> Http1<S>
 where
-    S: HttpService<Incoming, ResBody = B> + Unpin,
+    S: HttpService<Incoming, ResBody = B> + Send + Unpin + 'static,
+    S::Future: Send,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     B: http_body::Body + Send + 'static,
+    B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    loop {
-        let keep_open = io.keep_open().clone();
-        // Boxed, so that a parked connection's task does not keep hyper's state.
-        let mut connection = Box::new(
-            builder
-                .serve_connection(TokioIo::new(io), service)
-                .with_upgrades(),
-        );
-        // Boxed too: its timers and select state are dead weight while parked.
-        let released = Box::pin(ending.drive(
-            Pin::new(&mut *connection),
-            Some((release, &keep_open)),
-            |c| c.graceful_shutdown(),
-        ));
-        if let Ended::Done(result) = released.await {
-            return result;
-        }
-        // `None`: the connection was upgraded, and the tunnel has the socket.
-        let Some(parts) = connection.into_parts() else {
-            return Ok(());
-        };
-        service = parts.service;
-        let stream = parts.io.into_inner().into_stream();
-        // What hyper read ahead, copied: its `Bytes` would keep the whole read buffer.
-        let read_ahead = Bytes::copy_from_slice(&parts.read_buf);
-        drop(parts.read_buf);
-        if read_ahead.is_empty() {
-            let _parked = place.as_ref().map(|p| p.park());
-            if !ending.unparked(&stream).await {
-                return Ok(());
+    /// Serves requests on `io` with hyper until the connection ends (`None`), or has been
+    /// quiet for `release` with nothing read ahead: then hyper's state and buffers are
+    /// given back, and the socket is returned to be parked.
+    async fn serve(mut self, mut io: Sniffed) -> Option<(TcpStream, Self)> {
+        loop {
+            // Boxed: the future waiting on it is smaller, and its state goes in one piece.
+            let mut connection = Box::new(
+                (self.builder)
+                    .serve_connection(TokioIo::new(io), self.service)
+                    .with_upgrades(),
+            );
+            // Boxed too: its timers and select state are over once it is released.
+            let released = Box::pin(self.ending.drive(
+                Pin::new(&mut *connection),
+                Some((self.release, &self.keep_open)),
+                |c| c.graceful_shutdown(),
+            ));
+            if let Ended::Done(result) = released.await {
+                if let Err(e) = result {
+                    let client = self.ending.client;
+                    tracing::debug!(%client, error = %e, "connection ended with an error");
+                }
+                return None;
             }
+            // `None`: the connection was upgraded, and the tunnel has the socket.
+            let parts = connection.into_parts()?;
+            self.service = parts.service;
+            let stream = parts.io.into_inner().into_stream();
+            self.keep_open.store(false, Ordering::Release);
+            if parts.read_buf.is_empty() {
+                return Some((stream, self));
+            }
+            // What hyper read ahead, copied: its `Bytes` would keep the whole read buffer.
+            let read_ahead = Bytes::copy_from_slice(&parts.read_buf);
+            drop(parts.read_buf);
+            io = Sniffed::resume(stream, read_ahead, self.keep_open.clone());
         }
-        keep_open.store(false, Ordering::Release);
-        io = Sniffed::resume(stream, read_ahead, keep_open);
+    }
+
+    /// Waits on a task of its own, as small as a socket and a few timers, until the client
+    /// sends again (then a new task serves it), the connection idles out, or the gateway
+    /// stops. The task that served it ends: its state is as large as hyper's largest.
+    fn park(mut self, stream: TcpStream) {
+        tokio::spawn(async move {
+            let parked = self.held.0.park();
+            let resumed = self.ending.unparked(&stream).await;
+            drop(parked);
+            if resumed {
+                let io = Sniffed::resume(stream, Bytes::new(), self.keep_open.clone());
+                tokio::spawn(async move {
+                    if let Some((stream, connection)) = self.serve(io).await {
+                        connection.park(stream);
+                    }
+                });
+            }
+        });
     }
 }
 
