@@ -55,7 +55,8 @@ def main():
         sock.sendall(request)
         read_answer(sock)
         sockets.append(sock)
-    time.sleep(1.0)
+    # Past the gateway's `idle_release_ms` (1 s) for the last connection too: all parked.
+    time.sleep(3.0)
     after = rss_kib(pids)
     print(f"{n} {before} {after} {(after - before) / n:.2f}")
     for sock in sockets:

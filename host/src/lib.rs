@@ -5,6 +5,7 @@
 pub mod access_log; // one JSON line per request, written off the request path
 pub mod admin; // the admin listener: plugins, routes, upstreams, metrics
 pub mod admission; // caps on open client connections, in all and per address
+pub mod allocator; // the allocator's tuning: freed memory given back soon
 pub mod body; // bodies held in full, with their trailers
 pub mod buffer; // writes stored and answered 202 with a ticket, delivered later
 pub mod config; // the TOML config: types, defaults, validation

@@ -23,6 +23,7 @@ const USAGE: &str = "usage: weir [run] [CONFIG]         serve (default config: w
        weir help                    print this";
 
 fn main() -> ExitCode {
+    weir::allocator::tune();
     let args: Vec<String> = std::env::args().skip(1).collect();
     // `weir plugin test` runs a gateway of its own: its info lines would bury the results.
     let level = if args.first().is_some_and(|a| a == "plugin") {
