@@ -606,6 +606,11 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
             let n = u.retry_budget.exhausted.load(std::sync::atomic::Ordering::Relaxed);
             let _ = writeln!(out, "weir_upstream_retry_budget_exhausted_total{{upstream=\"{}\"}} {n}", esc(&u.name));
         }
+        out.push_str("# HELP weir_upstream_panic_total Requests sent while no target was available, over all targets as if healthy (panic routing).\n# TYPE weir_upstream_panic_total counter\n");
+        for u in snapshot.upstreams.values() {
+            let n = u.panics.load(std::sync::atomic::Ordering::Relaxed);
+            let _ = writeln!(out, "weir_upstream_panic_total{{upstream=\"{}\"}} {n}", esc(&u.name));
+        }
         let state = gateway.state.status();
         let _ = writeln!(out, "# HELP weir_state_backend_up 1 when the state backend answers.\n# TYPE weir_state_backend_up gauge\nweir_state_backend_up{{backend=\"{}\"}} {}", state.backend, u8::from(state.healthy));
         let _ = writeln!(out, "# HELP weir_state_backend_outages_total Times the state backend became unreachable.\n# TYPE weir_state_backend_outages_total counter\nweir_state_backend_outages_total{{backend=\"{}\"}} {}", state.backend, state.outages);

@@ -65,10 +65,10 @@ async fn slow_upstream_is_504() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn failing_health_checks_give_503_and_recovery_restores() {
+async fn failing_health_checks_give_503_without_panic_routing_and_recovery_restores() {
     let up = TestUpstream::start("up").await;
     let config = format!(
-        "[upstreams.u]\ntargets = [\"{}\"]\n\
+        "[upstreams.u]\ntargets = [\"{}\"]\npanic_routing = false\n\
          health_check = {{ path = \"/health\", interval_ms = 50, unhealthy_threshold = 2, healthy_threshold = 2 }}\n\
          [[routes]]\nname = \"r\"\nupstream = \"u\"\n",
         up.addr
@@ -93,6 +93,38 @@ async fn failing_health_checks_give_503_and_recovery_restores() {
             client.get(&gw.url("/")).await.status == 200
         })
         .await
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lone_target_ejected_after_a_burst_of_failures_still_serves_in_panic() {
+    let up = TestUpstream::start("up").await;
+    let config = format!(
+        "[upstreams.u]\ntargets = [\"{}\"]\n\
+         passive = {{ consecutive_failures = 2, ejection_ms = 60000 }}\n\
+         [[routes]]\nname = \"r\"\nupstream = \"u\"\n",
+        up.addr
+    );
+    let gw = TestGateway::start(&config, &[]).await;
+    let client = TestClient::default();
+    // A burst of failures ejects the only target for a minute ...
+    up.set_mode(Mode::Failing);
+    for _ in 0..2 {
+        assert_eq!(client.get(&gw.url("/")).await.status, 500);
+    }
+    let upstreams = client.get(&gw.admin_url("/upstreams")).await.json();
+    assert_eq!(upstreams["upstreams"][0]["targets"][0]["ejected"], true);
+    // ... and once it has recovered, it is still sent the requests: with no target
+    // available, all of them are (panic routing), and that is counted.
+    up.set_mode(Mode::Healthy);
+    for _ in 0..3 {
+        assert_eq!(client.get(&gw.url("/")).await.status, 200);
+    }
+    let metrics = gw.metrics(&client).await;
+    assert!(
+        metrics.contains("weir_upstream_panic_total{upstream=\"u\"} 3"),
+        "{metrics}"
     );
     gw.shutdown().await;
 }

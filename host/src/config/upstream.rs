@@ -47,6 +47,12 @@ pub struct UpstreamConfig {
     /// How long a request waits for a place (default 1000 ms).
     #[serde(default = "defaults::pending_timeout_ms")]
     pub pending_timeout_ms: u64,
+    /// When no target is available (every one ejected or failing its health checks),
+    /// spread the requests over all of them as if healthy rather than refuse them with 503
+    /// (default true: Envoy's panic routing at 0% healthy, nginx's retry of every server
+    /// when all have failed), so that a burst of failures on a lone target is no outage.
+    #[serde(default = "defaults::yes")]
+    pub panic_routing: bool,
 }
 
 impl UpstreamConfig {

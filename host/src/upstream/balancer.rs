@@ -35,6 +35,18 @@ pub enum Balancer {
     ConsistentHash(Vec<(u64, usize)>),
 }
 
+/// Which targets a pick may return.
+#[derive(Debug, Clone, Copy)]
+pub struct Eligible<'a> {
+    /// Now, against which ejections end.
+    pub now_ms: u64,
+    /// Indexes not to pick (tried already).
+    pub skip: &'a [usize],
+    /// Health and ejections ignored: no target is available, and the upstream spreads its
+    /// requests over all of them rather than refuse them (panic routing).
+    pub in_panic: bool,
+}
+
 impl Balancer {
     /// Builds the policy's state for these targets.
     pub fn new(policy: LbPolicy, targets: &[std::sync::Arc<Target>]) -> Self {
@@ -50,17 +62,24 @@ impl Balancer {
         }
     }
 
-    /// Picks a target index; `hash_key` is asked for only by consistent hashing. `None`
-    /// when no target is available.
+    /// Picks a target index among the `eligible`; `hash_key` is asked for only by
+    /// consistent hashing. `None` when no target is eligible.
     pub fn pick(
         &self,
         targets: &[std::sync::Arc<Target>],
         hash_key: impl FnOnce() -> Vec<u8>,
-        (now_ms, skip): (u64, &[usize]),
+        eligible: Eligible<'_>,
     ) -> Option<usize> {
         let n = targets.len();
+        let Eligible {
+            now_ms,
+            skip,
+            in_panic,
+        } = eligible;
         let available = |i: usize| {
-            targets[i].weight > 0 && targets[i].health.is_available(now_ms) && !skip.contains(&i)
+            targets[i].weight > 0
+                && (in_panic || targets[i].health.is_available(now_ms))
+                && !skip.contains(&i)
         };
         match self {
             Self::RoundRobin(next) => {

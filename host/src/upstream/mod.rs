@@ -8,6 +8,7 @@ pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,8 +19,8 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use balancer::Balancer;
 pub use balancer::fnv1a;
+use balancer::{Balancer, Eligible};
 use driven::{DrivenBody, DrivenPool};
 use health::{HealthRegistry, InFlight, TargetHealth};
 use tls::Connector;
@@ -77,6 +78,10 @@ pub struct Upstream {
     pub bulkhead: Option<Arc<Bulkhead>>,
     /// Its requests and retries in flight, which bound the routes' retries.
     pub retry_budget: crate::resilience::RetryBudget,
+    /// Whether, with no target available, requests are spread over all of them.
+    panic_routing: bool,
+    /// Picks made in panic (no target available, health ignored).
+    pub panics: AtomicU64,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -157,6 +162,8 @@ impl Upstream {
             record,
             bulkhead,
             retry_budget: Default::default(),
+            panic_routing: config.panic_routing,
+            panics: AtomicU64::new(0),
         })
     }
 
@@ -199,10 +206,25 @@ impl Upstream {
             key.get_or_insert_with(|| hash_key.take().map_or_else(Vec::new, |f| f()))
                 .clone()
         };
-        let picked = match self.balancer.pick(&self.targets, &mut hash, (now, &skip)) {
-            None if !skip.is_empty() => self.balancer.pick(&self.targets, &mut hash, (now, &[])),
+        let mut pick = |skip: &[usize], in_panic| {
+            let eligible = Eligible {
+                now_ms: now,
+                skip,
+                in_panic,
+            };
+            self.balancer.pick(&self.targets, &mut hash, eligible)
+        };
+        let mut picked = match pick(&skip, false) {
+            None if !skip.is_empty() => pick(&[], false),
             picked => picked,
         };
+        if picked.is_none() && self.panic_routing {
+            // No target is available: all of them, as if healthy, rather than an outage.
+            picked = pick(&skip, true).or_else(|| pick(&[], true));
+            if picked.is_some() {
+                self.panics.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         picked.map(|i| self.targets[i].clone()).ok_or_else(|| {
             GatewayError::new(
                 ErrorKind::NoHealthyTarget,
