@@ -606,7 +606,7 @@ fn metrics(gateway: &Gateway) -> Response<ProxyBody> {
             let n = u.retry_budget.exhausted.load(std::sync::atomic::Ordering::Relaxed);
             let _ = writeln!(out, "weir_upstream_retry_budget_exhausted_total{{upstream=\"{}\"}} {n}", esc(&u.name));
         }
-        out.push_str("# HELP weir_upstream_panic_total Requests sent while no target was available, over all targets as if healthy (panic routing).\n# TYPE weir_upstream_panic_total counter\n");
+        out.push_str("# HELP weir_upstream_panic_total Targets picked while none was available, from all of them as if healthy (panic routing): each try, L4 connection attempt or buffered delivery.\n# TYPE weir_upstream_panic_total counter\n");
         for u in snapshot.upstreams.values() {
             let n = u.panics.load(std::sync::atomic::Ordering::Relaxed);
             let _ = writeln!(out, "weir_upstream_panic_total{{upstream=\"{}\"}} {n}", esc(&u.name));

@@ -16,11 +16,16 @@ pub const PURGE_DELAY_MS: std::ffi::c_long = 100;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Sets the purge delay to [`PURGE_DELAY_MS`], unless the environment sets
-/// `MIMALLOC_PURGE_DELAY`. Called first thing in `main`, before any other thread runs
+/// `MIMALLOC_PURGE_DELAY` (or `MIMALLOC_RESET_DELAY`). Called first thing in `main`,
+/// before any other thread runs
 /// (mimalloc's option setters are not thread-safe).
 #[allow(unsafe_code)]
 pub fn tune() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+    // (`MIMALLOC_RESET_DELAY` is its older name, which mimalloc still reads.)
+    if ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some())
+    {
         return;
     }
     // SAFETY: takes no pointer; called while the process has one thread.
@@ -39,7 +44,8 @@ mod tests {
     fn the_option_set_is_the_purge_delay() {
         // SAFETY: reads an option; takes no pointer.
         let get = || unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        let set = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"];
+        if set.iter().all(|name| std::env::var_os(name).is_none()) {
             assert_eq!(get(), 1000, "mimalloc's default purge delay");
             tune();
             assert_eq!(get(), PURGE_DELAY_MS);

@@ -129,6 +129,44 @@ async fn a_lone_target_ejected_after_a_burst_of_failures_still_serves_in_panic()
     gw.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn in_panic_the_requests_are_spread_over_every_target() {
+    let first = TestUpstream::start("first").await;
+    let second = TestUpstream::start("second").await;
+    let config = format!(
+        "[upstreams.u]\ntargets = [\"{}\", \"{}\"]\n\
+         passive = {{ consecutive_failures = 1, ejection_ms = 60000 }}\n\
+         [[routes]]\nname = \"r\"\nupstream = \"u\"\n",
+        first.addr, second.addr
+    );
+    let gw = TestGateway::start(&config, &[]).await;
+    let client = TestClient::default();
+    // Both fail once (round robin), and both are out for a minute.
+    first.set_mode(Mode::Failing);
+    second.set_mode(Mode::Failing);
+    for _ in 0..2 {
+        assert_eq!(client.get(&gw.url("/")).await.status, 500);
+    }
+    let upstreams = client.get(&gw.admin_url("/upstreams")).await.json();
+    for target in 0..2 {
+        assert_eq!(
+            upstreams["upstreams"][0]["targets"][target]["ejected"], true,
+            "{upstreams}"
+        );
+    }
+    // The first recovers: in panic, round robin still takes turns over both, so one
+    // request in two reaches it (not none, nor all).
+    first.set_mode(Mode::Healthy);
+    let before = (first.hits(), second.hits());
+    let mut served = 0;
+    for _ in 0..6 {
+        served += usize::from(client.get(&gw.url("/")).await.status == 200);
+    }
+    assert_eq!(served, 3);
+    assert_eq!((first.hits() - before.0, second.hits() - before.1), (3, 3));
+    gw.shutdown().await;
+}
+
 /// Targets `good` and `bad` (failing) behind one route, `bad` ejected after two failures in
 /// a row for `ejection_ms`.
 async fn good_and_failing(ejection_ms: u64) -> (TestUpstream, TestUpstream, TestGateway) {

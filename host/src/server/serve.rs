@@ -322,6 +322,9 @@ where
             // What hyper read ahead, copied: its `Bytes` would keep the whole read buffer.
             let read_ahead = Bytes::copy_from_slice(&parts.read_buf);
             drop(parts.read_buf);
+            // The client sent those bytes: the new hyper connection gets a whole release
+            // period to read its request, as a connection leaving its parking does.
+            self.ending.activity.touch();
             io = Sniffed::resume(stream, read_ahead, self.keep_open.clone());
         }
     }

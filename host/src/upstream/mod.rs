@@ -80,7 +80,8 @@ pub struct Upstream {
     pub retry_budget: crate::resilience::RetryBudget,
     /// Whether, with no target available, requests are spread over all of them.
     panic_routing: bool,
-    /// Picks made in panic (no target available, health ignored).
+    /// Targets picked in panic (no target available, health ignored): a request's try,
+    /// an L4 connection attempt, a buffered delivery.
     pub panics: AtomicU64,
 }
 
@@ -206,7 +207,13 @@ impl Upstream {
             key.get_or_insert_with(|| hash_key.take().map_or_else(Vec::new, |f| f()))
                 .clone()
         };
-        let mut pick = |skip: &[usize], in_panic| {
+        // No target available: all of them, as if healthy, rather than an outage. Known
+        // before the pick, so that the balancer turns once per pick as it does otherwise
+        // (a failed pass would move a round robin on, and the panic pass would then
+        // always land on the same half of the targets).
+        let in_panic = self.panic_routing
+            && !(self.targets.iter()).any(|t| t.weight > 0 && t.health.is_available(now));
+        let mut pick = |skip: &[usize]| {
             let eligible = Eligible {
                 now_ms: now,
                 skip,
@@ -214,16 +221,12 @@ impl Upstream {
             };
             self.balancer.pick(&self.targets, &mut hash, eligible)
         };
-        let mut picked = match pick(&skip, false) {
-            None if !skip.is_empty() => pick(&[], false),
+        let picked = match pick(&skip) {
+            None if !skip.is_empty() => pick(&[]),
             picked => picked,
         };
-        if picked.is_none() && self.panic_routing {
-            // No target is available: all of them, as if healthy, rather than an outage.
-            picked = pick(&skip, true).or_else(|| pick(&[], true));
-            if picked.is_some() {
-                self.panics.fetch_add(1, Ordering::Relaxed);
-            }
+        if in_panic && picked.is_some() {
+            self.panics.fetch_add(1, Ordering::Relaxed);
         }
         picked.map(|i| self.targets[i].clone()).ok_or_else(|| {
             GatewayError::new(
