@@ -17,8 +17,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Sets the purge delay to [`PURGE_DELAY_MS`], unless the environment sets
 /// `MIMALLOC_PURGE_DELAY` (or `MIMALLOC_RESET_DELAY`). Called first thing in `main`,
-/// before any other thread runs
-/// (mimalloc's option setters are not thread-safe).
+/// before any other thread runs (mimalloc's option setters are not thread-safe).
 #[allow(unsafe_code)]
 pub fn tune() {
     // (`MIMALLOC_RESET_DELAY` is its older name, which mimalloc still reads.)
