@@ -97,24 +97,43 @@ async fn failing_health_checks_give_503_without_panic_routing_and_recovery_resto
     gw.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_lone_target_ejected_after_a_burst_of_failures_still_serves_in_panic() {
-    let up = TestUpstream::start("up").await;
+/// A gateway with one route to `targets` (round robin), each failing until it has failed
+/// `failures` times in a row and so been ejected for a minute: every target is out.
+async fn all_ejected(
+    targets: &[&TestUpstream],
+    failures: usize,
+    client: &TestClient,
+) -> TestGateway {
+    let addresses: Vec<String> = targets.iter().map(|t| format!("\"{}\"", t.addr)).collect();
     let config = format!(
-        "[upstreams.u]\ntargets = [\"{}\"]\n\
-         passive = {{ consecutive_failures = 2, ejection_ms = 60000 }}\n\
+        "[upstreams.u]\ntargets = [{}]\n\
+         passive = {{ consecutive_failures = {failures}, ejection_ms = 60000 }}\n\
          [[routes]]\nname = \"r\"\nupstream = \"u\"\n",
-        up.addr
+        addresses.join(", ")
     );
     let gw = TestGateway::start(&config, &[]).await;
-    let client = TestClient::default();
-    // A burst of failures ejects the only target for a minute ...
-    up.set_mode(Mode::Failing);
-    for _ in 0..2 {
+    for target in targets {
+        target.set_mode(Mode::Failing);
+    }
+    for _ in 0..failures * targets.len() {
         assert_eq!(client.get(&gw.url("/")).await.status, 500);
     }
     let upstreams = client.get(&gw.admin_url("/upstreams")).await.json();
-    assert_eq!(upstreams["upstreams"][0]["targets"][0]["ejected"], true);
+    for target in 0..targets.len() {
+        assert_eq!(
+            upstreams["upstreams"][0]["targets"][target]["ejected"], true,
+            "{upstreams}"
+        );
+    }
+    gw
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lone_target_ejected_after_a_burst_of_failures_still_serves_in_panic() {
+    let up = TestUpstream::start("up").await;
+    let client = TestClient::default();
+    // A burst of failures ejects the only target for a minute ...
+    let gw = all_ejected(&[&up], 2, &client).await;
     // ... and once it has recovered, it is still sent the requests: with no target
     // available, all of them are (panic routing), and that is counted.
     up.set_mode(Mode::Healthy);
@@ -133,27 +152,9 @@ async fn a_lone_target_ejected_after_a_burst_of_failures_still_serves_in_panic()
 async fn in_panic_the_requests_are_spread_over_every_target() {
     let first = TestUpstream::start("first").await;
     let second = TestUpstream::start("second").await;
-    let config = format!(
-        "[upstreams.u]\ntargets = [\"{}\", \"{}\"]\n\
-         passive = {{ consecutive_failures = 1, ejection_ms = 60000 }}\n\
-         [[routes]]\nname = \"r\"\nupstream = \"u\"\n",
-        first.addr, second.addr
-    );
-    let gw = TestGateway::start(&config, &[]).await;
     let client = TestClient::default();
     // Both fail once (round robin), and both are out for a minute.
-    first.set_mode(Mode::Failing);
-    second.set_mode(Mode::Failing);
-    for _ in 0..2 {
-        assert_eq!(client.get(&gw.url("/")).await.status, 500);
-    }
-    let upstreams = client.get(&gw.admin_url("/upstreams")).await.json();
-    for target in 0..2 {
-        assert_eq!(
-            upstreams["upstreams"][0]["targets"][target]["ejected"], true,
-            "{upstreams}"
-        );
-    }
+    let gw = all_ejected(&[&first, &second], 1, &client).await;
     // The first recovers: in panic, round robin still takes turns over both, so one
     // request in two reaches it (not none, nor all).
     first.set_mode(Mode::Healthy);

@@ -122,9 +122,7 @@ async fn serve_connection<F, Fut>(
     let (service, activity) = counted_service(peer, handler);
     let mut ending = Ending::new(client, activity, &limits, (stop, grace));
     if io.is_h2() {
-        if let Err(e) = serve_h2(io, service, &limits, &mut ending).await {
-            tracing::debug!(%client, error = %e, "connection ended with an error");
-        }
+        log_end(client, serve_h2(io, service, &limits, &mut ending).await);
         return;
     }
     let connection = Http1 {
@@ -186,6 +184,11 @@ async fn serve_tls<F, Fut>(
             Ended::Released => Ok(()),
         }
     };
+    log_end(client, result);
+}
+
+/// Logs how a connection from `client` ended, if with an error.
+fn log_end(client: std::net::SocketAddr, result: Result<(), hyper::Error>) {
     if let Err(e) = result {
         tracing::debug!(%client, error = %e, "connection ended with an error");
     }
@@ -305,10 +308,7 @@ where
                 |c| c.graceful_shutdown(),
             ));
             if let Ended::Done(result) = released.await {
-                if let Err(e) = result {
-                    let client = self.ending.client;
-                    tracing::debug!(%client, error = %e, "connection ended with an error");
-                }
+                log_end(self.ending.client, result);
                 return None;
             }
             // `None`: the connection was upgraded, and the tunnel has the socket.
